@@ -1,0 +1,2 @@
+//! Datapath user space: loads and attaches the XDP/TC programs, owns the BPF maps, builds Maglev
+//! tables and reconciles services and backends into the maps.

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+#! Sets up this machine and runs Herald's main job with the embedded default (no Kubernetes).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+cargo run --release --locked -p speaker -- decode bgp-proto/tests/vectors
