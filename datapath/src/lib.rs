@@ -1,2 +1,7 @@
 //! Datapath user space: loads and attaches the XDP/TC programs, owns the BPF maps, builds Maglev
 //! tables and reconciles services and backends into the maps.
+
+pub mod error;
+pub mod maglev;
+
+pub use error::{Error, Result};

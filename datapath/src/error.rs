@@ -1,0 +1,24 @@
+//! The datapath crate's error type: one enum for the Maglev builder, the loader and reconcile.
+
+/// Everything that can go wrong in the datapath crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The Maglev seed is not base64 of exactly 12 bytes.
+    #[error("invalid Maglev seed: {0}")]
+    InvalidSeed(String),
+    /// The Maglev table size is not one of the supported primes.
+    #[error("invalid Maglev table size {0}: must be one of {sizes:?}", sizes = crate::maglev::TABLE_SIZES)]
+    InvalidTableSize(u32),
+    /// A backend specification could not be parsed or is inconsistent.
+    #[error("invalid backend {0}")]
+    InvalidBackend(String),
+    /// A Maglev table needs at least one backend with a non-zero weight.
+    #[error("no backends with a non-zero weight")]
+    NoBackends,
+    /// A feature that is not written yet.
+    #[error("not implemented: {0}")]
+    NotImplemented(&'static str),
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

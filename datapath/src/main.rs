@@ -1,0 +1,52 @@
+//! The `datapath` command: Maglev table printing and datapath status. Argument parsing and output
+//! only; the work is in the library.
+
+use std::io::Write as _;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use datapath::maglev::{self, Backend, Seed};
+
+/// Herald's eBPF datapath tool.
+#[derive(Parser)]
+#[command(name = "datapath", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a Maglev table, one backend index (position on the command line) per slot.
+    Maglev {
+        /// Table size M (one of Cilium's primes).
+        #[arg(long, default_value_t = maglev::DEFAULT_TABLE_SIZE)]
+        table_size: u32,
+        /// Cluster seed: base64 of 12 bytes.
+        #[arg(long, default_value = maglev::DEFAULT_SEED)]
+        seed: String,
+        /// Backend as IP:PORT/PROTO[@WEIGHT] ([IPv6]:PORT/PROTO for IPv6); repeat for each.
+        #[arg(long = "backend", required = true)]
+        backends: Vec<Backend>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Maglev {
+            table_size,
+            seed,
+            backends,
+        } => {
+            let seed = Seed::from_base64(&seed)?;
+            let table = maglev::build(table_size, &seed, &backends)?;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for slot in table.slots() {
+                writeln!(out, "{slot}").context("writing the table")?;
+            }
+            out.flush().context("writing the table")?;
+        }
+    }
+    Ok(())
+}
