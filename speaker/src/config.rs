@@ -1,0 +1,602 @@
+//! The standalone configuration file: one YAML document per node.
+//!
+//! Owns the schema (`node`, `bgp`), its validation and the error messages that name the offending key
+//! and line. Reading the file is the only I/O here; everything else is pure. Sections that later
+//! components own (`l2`, `ipam`, `services`, `datapath`) are not accepted until those components
+//! are wired in, so a file using them fails loudly instead of being half-applied.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use serde_saphyr::Spanned;
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file that was asked for.
+        path: PathBuf,
+        /// The operating system's reason.
+        source: std::io::Error,
+    },
+    /// The YAML is malformed or a value does not fit its key (the message names key and line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file (or `<input>`).
+        path: String,
+        /// serde-saphyr's rendering, with line, column and a snippet.
+        message: String,
+    },
+    /// The values parse but contradict each other.
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        /// The file (or `<input>`).
+        path: String,
+        /// 1-based line of the offending value.
+        line: u64,
+        /// Dotted key path, e.g. `bgp.peers[1].address`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// A 4-octet autonomous system number (RFC 6793).
+pub type Asn = u32;
+
+/// The whole standalone file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Config {
+    /// This node's identity.
+    pub node: NodeConfig,
+    /// The BGP instance; absent when the node only does L2 announcements.
+    #[serde(default)]
+    pub bgp: Option<BgpConfig>,
+}
+
+/// Identity of the node the speaker runs on.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeConfig {
+    /// Node name, as Kubernetes would know it.
+    pub name: String,
+    /// Node labels, matched by node selectors.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The node's pod CIDRs (advertised by `PodCIDR` advertisements).
+    #[serde(default, rename = "podCIDRs")]
+    pub pod_cidrs: Vec<IpNet>,
+    /// BGP identifier (RFC 4271 §4.2); must not be 0.0.0.0.
+    pub router_id: Ipv4Addr,
+}
+
+/// The node's BGP instance.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BgpConfig {
+    /// Our AS number.
+    #[serde(rename = "localASN")]
+    pub local_asn: Asn,
+    /// Where to accept incoming sessions.
+    #[serde(default)]
+    pub listen: ListenConfig,
+    /// The configured neighbours; connections from anyone else are reset.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+}
+
+/// The passive listening socket.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListenConfig {
+    /// Listening address (`::` accepts IPv4 and IPv6).
+    #[serde(default = "ListenConfig::default_address")]
+    pub address: IpAddr,
+    /// Listening port; 0 disables listening (active sessions only).
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+}
+
+impl ListenConfig {
+    fn default_address() -> IpAddr {
+        IpAddr::from([0u16; 8])
+    }
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        Self {
+            address: Self::default_address(),
+            port: default_bgp_port(),
+        }
+    }
+}
+
+fn default_bgp_port() -> u16 {
+    179
+}
+
+/// The peer's AS: a number, or `internal`/`external` to accept what the peer says within that kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum PeerAsn {
+    /// Exactly this AS.
+    Number(Asn),
+    /// A keyword.
+    Kind(PeerKind),
+}
+
+/// The AS-less ways to name a peer's AS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PeerKind {
+    /// Same AS as ours (iBGP).
+    Internal,
+    /// Any AS other than ours (eBGP).
+    External,
+}
+
+/// An address family the session negotiates (AFI/SAFI, RFC 4760).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+pub enum Family {
+    /// IPv4 unicast (AFI 1, SAFI 1).
+    #[serde(rename = "ipv4-unicast")]
+    Ipv4Unicast,
+    /// IPv6 unicast (AFI 2, SAFI 1).
+    #[serde(rename = "ipv6-unicast")]
+    Ipv6Unicast,
+}
+
+/// One BGP neighbour.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PeerConfig {
+    /// A name for logs and the CLI; defaults to the address.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The neighbour's address.
+    pub address: Spanned<IpAddr>,
+    /// The neighbour's AS.
+    pub asn: PeerAsn,
+    /// The neighbour's TCP port.
+    #[serde(default = "default_bgp_port")]
+    pub port: u16,
+    /// Source address for outgoing connections; the kernel picks one when absent.
+    #[serde(default)]
+    pub local_address: Option<IpAddr>,
+    /// Never connect; only accept the neighbour's connection.
+    #[serde(default)]
+    pub passive: bool,
+    /// Hold, keepalive and connect-retry timers.
+    #[serde(default)]
+    pub timers: TimersConfig,
+    /// A file holding the TCP MD5 key (RFC 2385); its content, trimmed, is the key.
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// eBGP multihop: the TTL of our packets (1 = directly connected, the default).
+    #[serde(default)]
+    pub ebgp_multihop: Option<Ttl>,
+    /// GTSM (RFC 5082): send with TTL 255 and accept only packets with TTL ≥ 255 − (hops − 1).
+    #[serde(default)]
+    pub gtsm: Option<GtsmConfig>,
+    /// Graceful restart (RFC 4724, RFC 8538).
+    #[serde(default)]
+    pub graceful_restart: GracefulRestartConfig,
+    /// BFD bound to this session (RFC 5880/5881/5883).
+    #[serde(default)]
+    pub bfd: Option<BfdConfig>,
+    /// Address families to negotiate; by default the family of the peer's address.
+    #[serde(default)]
+    pub families: Vec<Family>,
+    /// Tear the session down when the peer sends more prefixes than this.
+    #[serde(default)]
+    pub max_prefixes: Option<u32>,
+    /// Keep the session administratively down, sending this RFC 8203 message.
+    #[serde(default)]
+    pub shutdown: Option<String>,
+}
+
+impl PeerConfig {
+    /// The name used in logs and the CLI.
+    pub fn display_name(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.address.value.to_string())
+    }
+
+    /// The families to negotiate: configured ones, or the transport's family.
+    pub fn effective_families(&self) -> BTreeSet<Family> {
+        if self.families.is_empty() {
+            let family = match self.address.value {
+                IpAddr::V4(_) => Family::Ipv4Unicast,
+                IpAddr::V6(_) => Family::Ipv6Unicast,
+            };
+            BTreeSet::from([family])
+        } else {
+            self.families.iter().copied().collect()
+        }
+    }
+}
+
+/// A TTL / hop count in 1..=255.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u16")]
+pub struct Ttl(pub u8);
+
+impl TryFrom<u16> for Ttl {
+    type Error = String;
+    fn try_from(value: u16) -> Result<Self, Self::Error> {
+        match u8::try_from(value) {
+            Ok(ttl) if ttl >= 1 => Ok(Self(ttl)),
+            _ => Err(format!("{value} is not a TTL (1..=255)")),
+        }
+    }
+}
+
+/// GTSM settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GtsmConfig {
+    /// How many hops away the peer may be (1 = directly connected).
+    #[serde(default = "GtsmConfig::default_hops")]
+    pub hops: Ttl,
+}
+
+impl GtsmConfig {
+    fn default_hops() -> Ttl {
+        Ttl(1)
+    }
+}
+
+/// Session timers, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TimersConfig {
+    /// Hold time we propose (RFC 4271 §4.2: 0 or at least 3).
+    #[serde(default = "TimersConfig::default_hold")]
+    pub hold_time_seconds: HoldTime,
+    /// Keepalive interval; by default a third of the negotiated hold time.
+    #[serde(default)]
+    pub keepalive_time_seconds: Option<u16>,
+    /// Delay between connection attempts.
+    #[serde(default = "TimersConfig::default_connect_retry")]
+    pub connect_retry_time_seconds: u16,
+}
+
+impl TimersConfig {
+    fn default_hold() -> HoldTime {
+        HoldTime(90)
+    }
+    fn default_connect_retry() -> u16 {
+        5
+    }
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        Self {
+            hold_time_seconds: Self::default_hold(),
+            keepalive_time_seconds: None,
+            connect_retry_time_seconds: Self::default_connect_retry(),
+        }
+    }
+}
+
+/// A hold time: 0 (no keepalives) or 3..=65535 seconds (RFC 4271 §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u16")]
+pub struct HoldTime(pub u16);
+
+impl TryFrom<u16> for HoldTime {
+    type Error = String;
+    fn try_from(value: u16) -> Result<Self, Self::Error> {
+        if value == 1 || value == 2 {
+            Err(format!(
+                "hold time {value} must be 0 or at least 3 seconds (RFC 4271 §4.2)"
+            ))
+        } else {
+            Ok(Self(value))
+        }
+    }
+}
+
+/// Graceful restart settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GracefulRestartConfig {
+    /// Advertise the GR capability and act as helper.
+    #[serde(default)]
+    pub enabled: bool,
+    /// How long the peer should keep our routes while we restart (≤ 4095 s, a 12-bit field).
+    #[serde(default = "GracefulRestartConfig::default_restart_time")]
+    pub restart_time_seconds: RestartTime,
+}
+
+impl GracefulRestartConfig {
+    fn default_restart_time() -> RestartTime {
+        RestartTime(120)
+    }
+}
+
+impl Default for GracefulRestartConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            restart_time_seconds: Self::default_restart_time(),
+        }
+    }
+}
+
+/// A restart time that fits the capability's 12-bit field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u16")]
+pub struct RestartTime(pub u16);
+
+impl TryFrom<u16> for RestartTime {
+    type Error = String;
+    fn try_from(value: u16) -> Result<Self, Self::Error> {
+        if value > 4095 {
+            Err(format!(
+                "restart time {value} exceeds 4095 seconds (12-bit field, RFC 4724 §3)"
+            ))
+        } else {
+            Ok(Self(value))
+        }
+    }
+}
+
+/// BFD settings for one session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BfdConfig {
+    /// Desired transmit interval in milliseconds.
+    #[serde(default = "BfdConfig::default_interval")]
+    pub min_tx_ms: u32,
+    /// Required receive interval in milliseconds.
+    #[serde(default = "BfdConfig::default_interval")]
+    pub min_rx_ms: u32,
+    /// Detection multiplier.
+    #[serde(default = "BfdConfig::default_multiplier")]
+    pub multiplier: u8,
+    /// Multihop BFD (RFC 5883, UDP 4784) instead of single-hop (RFC 5881, UDP 3784).
+    #[serde(default)]
+    pub multihop: bool,
+}
+
+impl BfdConfig {
+    fn default_interval() -> u32 {
+        300
+    }
+    fn default_multiplier() -> u8 {
+        3
+    }
+}
+
+/// Parses and validates a configuration from YAML text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let config: Config = serde_saphyr::from_str(text).map_err(|error| ConfigError::Parse {
+        path: origin.to_owned(),
+        message: error.to_string(),
+    })?;
+    validate(&config, origin)?;
+    Ok(config)
+}
+
+/// Reads, parses and validates the configuration file at `path`.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
+/// Cross-field rules that serde cannot express.
+fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
+    let Some(bgp) = &config.bgp else {
+        return Ok(());
+    };
+    let invalid = |line: u64, key: String, message: String| ConfigError::Invalid {
+        path: origin.to_owned(),
+        line,
+        key,
+        message,
+    };
+    if config.node.router_id.is_unspecified() {
+        return Err(invalid(
+            0,
+            "node.routerId".into(),
+            "0.0.0.0 is not a valid BGP identifier".into(),
+        ));
+    }
+    if bgp.local_asn == 0 || bgp.local_asn == 23456 {
+        return Err(invalid(
+            0,
+            "bgp.localASN".into(),
+            format!(
+                "{} is reserved (RFC 7607 / RFC 6793 AS_TRANS)",
+                bgp.local_asn
+            ),
+        ));
+    }
+    let mut seen = BTreeMap::new();
+    for (index, peer) in bgp.peers.iter().enumerate() {
+        let line = peer.address.referenced.line();
+        let key = |field: &str| format!("bgp.peers[{index}].{field}");
+        if let Some(first_line) = seen.insert(peer.address.value, line) {
+            return Err(invalid(
+                line,
+                key("address"),
+                format!(
+                    "peer {} is already configured at line {first_line}",
+                    peer.address.value
+                ),
+            ));
+        }
+        let ebgp = match peer.asn {
+            PeerAsn::Number(asn) => asn != bgp.local_asn,
+            PeerAsn::Kind(kind) => kind == PeerKind::External,
+        };
+        if let (Some(hops), Some(_)) = (peer.ebgp_multihop, peer.gtsm)
+            && hops.0 > 1
+        {
+            return Err(invalid(
+                line,
+                key("gtsm"),
+                "GTSM and ebgpMultihop exclude each other; use gtsm.hops for multihop GTSM".into(),
+            ));
+        }
+        if peer.ebgp_multihop.is_some() && !ebgp {
+            return Err(invalid(
+                line,
+                key("ebgpMultihop"),
+                "only applies to eBGP peers".into(),
+            ));
+        }
+        if let (Some(keepalive), hold) = (
+            peer.timers.keepalive_time_seconds,
+            peer.timers.hold_time_seconds,
+        ) && hold.0 != 0
+            && keepalive >= hold.0
+        {
+            return Err(invalid(
+                line,
+                key("timers.keepaliveTimeSeconds"),
+                format!(
+                    "keepalive {keepalive} s must be below the hold time {} s",
+                    hold.0
+                ),
+            ));
+        }
+        if let Some(bfd) = peer.bfd
+            && (bfd.multiplier == 0 || bfd.min_tx_ms == 0 || bfd.min_rx_ms == 0)
+        {
+            return Err(invalid(
+                line,
+                key("bfd"),
+                "intervals and multiplier must be non-zero".into(),
+            ));
+        }
+        if peer.passive && peer.port != default_bgp_port() {
+            return Err(invalid(
+                line,
+                key("port"),
+                "a passive peer never connects, so port is unused".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = "node:\n  name: n1\n  routerId: 10.0.0.1\nbgp:\n  localASN: 65001\n  peers:\n    - address: 10.0.0.254\n      asn: 65000\n";
+
+    fn error_text(yaml: &str) -> String {
+        parse(yaml, "test.yaml")
+            .expect_err("config must be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(MINIMAL, "test.yaml").expect("valid");
+        let bgp = config.bgp.expect("bgp section");
+        assert_eq!(bgp.listen.port, 179);
+        let peer = &bgp.peers[0];
+        assert_eq!(peer.timers.hold_time_seconds, HoldTime(90));
+        assert_eq!(
+            peer.effective_families(),
+            BTreeSet::from([Family::Ipv4Unicast])
+        );
+        assert_eq!(peer.asn, PeerAsn::Number(65000));
+        assert_eq!(peer.display_name(), "10.0.0.254");
+    }
+
+    #[test]
+    fn peer_asn_accepts_keywords() {
+        let yaml = MINIMAL.replace("asn: 65000", "asn: internal");
+        let config = parse(&yaml, "t").expect("valid");
+        assert_eq!(
+            config.bgp.expect("bgp").peers[0].asn,
+            PeerAsn::Kind(PeerKind::Internal)
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let yaml = MINIMAL.replace("asn: 65000", "asn: 65000\n      holdTime: 9");
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("line 9") && text.contains("unknown field `holdTime`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn hold_time_of_two_seconds_is_rejected_at_its_line() {
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      timers:\n        holdTimeSeconds: 2",
+        );
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("line 10") && text.contains("at least 3 seconds"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn duplicate_peer_names_both_lines() {
+        let yaml = format!("{MINIMAL}    - address: 10.0.0.254\n      asn: 65002\n");
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("test.yaml:9: bgp.peers[1].address") && text.contains("line 7"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn sections_of_unwired_components_are_refused() {
+        let text = error_text(&format!("{MINIMAL}datapath:\n  interface: eth0\n"));
+        assert!(text.contains("unknown field `datapath`"), "{text}");
+    }
+
+    #[test]
+    fn keepalive_must_be_below_hold_time() {
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      timers:\n        holdTimeSeconds: 9\n        keepaliveTimeSeconds: 9",
+        );
+        assert!(error_text(&yaml).contains("bgp.peers[0].timers.keepaliveTimeSeconds"));
+    }
+
+    #[test]
+    fn multihop_on_ibgp_is_rejected() {
+        let yaml = MINIMAL.replace("asn: 65000", "asn: 65001\n      ebgpMultihop: 2");
+        assert!(error_text(&yaml).contains("only applies to eBGP peers"));
+    }
+
+    #[test]
+    fn restart_time_is_twelve_bits() {
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      gracefulRestart:\n        enabled: true\n        restartTimeSeconds: 5000",
+        );
+        assert!(error_text(&yaml).contains("exceeds 4095"));
+    }
+
+    #[test]
+    fn missing_file_is_reported_with_its_path() {
+        let error = load(Path::new("/nonexistent/herald.yaml")).expect_err("missing");
+        assert!(error.to_string().contains("/nonexistent/herald.yaml"));
+    }
+}

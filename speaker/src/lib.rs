@@ -1,0 +1,4 @@
+//! Herald's node agent as a library: configuration, BGP instance, advertisements and the ops
+//! surface. `main.rs` only parses the command line and calls in here.
+
+pub mod config;
