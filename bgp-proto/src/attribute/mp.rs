@@ -1,0 +1,216 @@
+//! MP_REACH_NLRI and MP_UNREACH_NLRI (RFC 4760) for IPv4/IPv6 unicast, including IPv6 link-local
+//! next hops (RFC 2545) and IPv6 next hops for IPv4 NLRI (RFC 8950). Other families stay raw.
+//! Pure data and byte conversion.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use bytes::BufMut;
+
+use crate::context::{DecodeContext, EncodeContext};
+use crate::iana::{Afi, Family, Safi};
+use crate::nlri::{self, Ipv4Nlri, Ipv6Nlri};
+
+/// The next hop of an MP_REACH_NLRI attribute.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum NextHop {
+    /// A 4-octet IPv4 next hop.
+    Ipv4(Ipv4Addr),
+    /// A 16-octet global IPv6 next hop, optionally followed by a link-local one (32 octets).
+    Ipv6 {
+        /// Global address.
+        global: Ipv6Addr,
+        /// Link-local address (RFC 2545 §3).
+        link_local: Option<Ipv6Addr>,
+    },
+    /// Any other length (VPN route distinguisher forms, ...), kept verbatim.
+    Raw(Vec<u8>),
+}
+
+impl NextHop {
+    fn decode(b: &[u8]) -> NextHop {
+        match b.len() {
+            4 => NextHop::Ipv4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
+            16 | 32 => {
+                let mut g = [0u8; 16];
+                g.copy_from_slice(&b[..16]);
+                let link_local = (b.len() == 32).then(|| {
+                    let mut l = [0u8; 16];
+                    l.copy_from_slice(&b[16..]);
+                    Ipv6Addr::from(l)
+                });
+                NextHop::Ipv6 { global: Ipv6Addr::from(g), link_local }
+            }
+            _ => NextHop::Raw(b.to_vec()),
+        }
+    }
+
+    /// Encoded length.
+    pub fn len(&self) -> usize {
+        match self {
+            NextHop::Ipv4(_) => 4,
+            NextHop::Ipv6 { link_local: None, .. } => 16,
+            NextHop::Ipv6 { link_local: Some(_), .. } => 32,
+            NextHop::Raw(b) => b.len(),
+        }
+    }
+
+    /// Whether the next hop has no octets (only possible for `Raw`).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn encode(&self, out: &mut impl BufMut) {
+        match self {
+            NextHop::Ipv4(a) => out.put_slice(&a.octets()),
+            NextHop::Ipv6 { global, link_local } => {
+                out.put_slice(&global.octets());
+                if let Some(l) = link_local {
+                    out.put_slice(&l.octets());
+                }
+            }
+            NextHop::Raw(b) => out.put_slice(b),
+        }
+    }
+}
+
+/// NLRI carried in MP_REACH_NLRI / MP_UNREACH_NLRI.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum MpNlri {
+    /// IPv4 unicast prefixes.
+    Ipv4(Vec<Ipv4Nlri>),
+    /// IPv6 unicast prefixes.
+    Ipv6(Vec<Ipv6Nlri>),
+    /// Prefixes of a family this crate does not decode, verbatim.
+    Raw(Vec<u8>),
+}
+
+impl MpNlri {
+    /// Whether there are no prefixes.
+    pub fn is_empty(&self) -> bool {
+        match self {
+            MpNlri::Ipv4(v) => v.is_empty(),
+            MpNlri::Ipv6(v) => v.is_empty(),
+            MpNlri::Raw(v) => v.is_empty(),
+        }
+    }
+
+    fn decode(family: Family, b: &[u8], cx: &DecodeContext) -> Result<MpNlri, nlri::NlriError> {
+        let add_path = cx.add_path(family);
+        Ok(match (family.afi, family.safi) {
+            (Afi::Ipv4, Safi::Unicast) => {
+                let mut v = Vec::new();
+                nlri::decode_ipv4(b, add_path, &mut v)?;
+                MpNlri::Ipv4(v)
+            }
+            (Afi::Ipv6, Safi::Unicast) => {
+                let mut v = Vec::new();
+                nlri::decode_ipv6(b, add_path, &mut v)?;
+                MpNlri::Ipv6(v)
+            }
+            _ => MpNlri::Raw(b.to_vec()),
+        })
+    }
+
+    fn len(&self, add_path: bool) -> usize {
+        match self {
+            MpNlri::Ipv4(v) => nlri::ipv4_len(v, add_path),
+            MpNlri::Ipv6(v) => nlri::ipv6_len(v, add_path),
+            MpNlri::Raw(v) => v.len(),
+        }
+    }
+
+    fn encode(&self, add_path: bool, out: &mut impl BufMut) {
+        match self {
+            MpNlri::Ipv4(v) => nlri::encode_ipv4(v, add_path, out),
+            MpNlri::Ipv6(v) => nlri::encode_ipv6(v, add_path, out),
+            MpNlri::Raw(v) => out.put_slice(v),
+        }
+    }
+}
+
+/// MP_REACH_NLRI: reachable prefixes of one family with their next hop.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MpReach {
+    /// Family of the prefixes.
+    pub family: Family,
+    /// Next hop.
+    pub next_hop: NextHop,
+    /// Reachable prefixes.
+    pub nlri: MpNlri,
+}
+
+/// MP_UNREACH_NLRI: withdrawn prefixes of one family.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MpUnreach {
+    /// Family of the prefixes.
+    pub family: Family,
+    /// Withdrawn prefixes.
+    pub withdrawn: MpNlri,
+}
+
+/// Why an MP attribute could not be parsed; RFC 7606 §7.11 makes every case a session reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MpError {
+    Truncated,
+    NextHopLength,
+    Nlri,
+}
+
+fn family(b: &[u8]) -> Option<Family> {
+    let [a0, a1, s, ..] = b else { return None };
+    Some(Family::new(Afi::from(u16::from_be_bytes([*a0, *a1])), Safi::from(*s)))
+}
+
+impl MpReach {
+    pub(crate) fn decode(b: &[u8], cx: &DecodeContext) -> Result<MpReach, MpError> {
+        let family = family(b).ok_or(MpError::Truncated)?;
+        let nh_len = usize::from(*b.get(3).ok_or(MpError::Truncated)?);
+        let nh = b.get(4..4 + nh_len).ok_or(MpError::Truncated)?;
+        // RFC 7606 §7.11: "If the Length of Next Hop Network Address field of the MP_REACH
+        // attribute is inconsistent with that which was expected, the attribute is considered
+        // malformed."
+        let nh_ok = match (family.afi, family.safi) {
+            (Afi::Ipv4, Safi::Unicast) => matches!(nh_len, 4 | 16 | 32),
+            (Afi::Ipv6, Safi::Unicast) => matches!(nh_len, 16 | 32),
+            _ => true,
+        };
+        if !nh_ok {
+            return Err(MpError::NextHopLength);
+        }
+        // One reserved octet (formerly the SNPA count) follows the next hop.
+        let rest = b.get(4 + nh_len + 1..).ok_or(MpError::Truncated)?;
+        let nlri = MpNlri::decode(family, rest, cx).map_err(|_| MpError::Nlri)?;
+        Ok(MpReach { family, next_hop: NextHop::decode(nh), nlri })
+    }
+
+    pub(crate) fn encoded_len(&self, cx: &EncodeContext) -> usize {
+        5 + self.next_hop.len() + self.nlri.len(cx.add_path(self.family))
+    }
+
+    pub(crate) fn encode(&self, cx: &EncodeContext, out: &mut impl BufMut) {
+        out.put_u16(self.family.afi.into());
+        out.put_u8(self.family.safi.into());
+        out.put_u8(self.next_hop.len() as u8);
+        self.next_hop.encode(out);
+        out.put_u8(0);
+        self.nlri.encode(cx.add_path(self.family), out);
+    }
+}
+
+impl MpUnreach {
+    pub(crate) fn decode(b: &[u8], cx: &DecodeContext) -> Result<MpUnreach, MpError> {
+        let family = family(b).ok_or(MpError::Truncated)?;
+        let withdrawn = MpNlri::decode(family, &b[3..], cx).map_err(|_| MpError::Nlri)?;
+        Ok(MpUnreach { family, withdrawn })
+    }
+
+    pub(crate) fn encoded_len(&self, cx: &EncodeContext) -> usize {
+        3 + self.withdrawn.len(cx.add_path(self.family))
+    }
+
+    pub(crate) fn encode(&self, cx: &EncodeContext, out: &mut impl BufMut) {
+        out.put_u16(self.family.afi.into());
+        out.put_u8(self.family.safi.into());
+        self.withdrawn.encode(cx.add_path(self.family), out);
+    }
+}
