@@ -95,6 +95,14 @@ pub enum Error {
         /// Why, and what to do about it.
         reason: String,
     },
+    /// A node of a lab could not be started.
+    #[error("node {node}: {reason}")]
+    Node {
+        /// Node name.
+        node: String,
+        /// What failed.
+        reason: String,
+    },
     /// The on-disk lab state is missing or inconsistent.
     #[error("lab state: {0}")]
     State(String),

@@ -333,6 +333,20 @@ fn parse_error(what: &str, reason: impl Into<String>) -> Error {
     }
 }
 
+/// `show bgp summary json` of the FRR instance whose vty sockets are in `run_dir` (for tools that
+/// did not start it, such as `lab status`).
+pub fn summary_at(run_dir: &Path) -> Result<Vec<FrrPeer>> {
+    let text = cmd::output(
+        Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(run_dir)
+            .args(["-c", "show bgp summary json"]),
+    )?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| parse_error("bgp summary", e.to_string()))?;
+    parse_summary(&v)
+}
+
 /// Parses `show bgp summary json` (one object per address family, each with `peers`).
 pub fn parse_summary(v: &Value) -> Result<Vec<FrrPeer>> {
     let families = v

@@ -7,12 +7,14 @@
 //! it on disk instead so `lab down` can remove it later). All I/O goes through `ip`, `tc`, `sysctl` and
 //! the daemons' own CLIs (see [`cmd`]); nothing here touches interfaces outside namespaces it created.
 
+pub mod clab;
 pub mod cmd;
 pub mod error;
 pub mod frr;
 pub mod link;
 pub mod netns;
 pub mod process;
+pub mod runner;
 pub mod wait;
 
 pub use error::{Error, Result};
