@@ -1,0 +1,203 @@
+//! `herald-l2`: the L2 announcer as a standalone process, for end-to-end tests and sites that want
+//! ARP/NDP failover without the full speaker. `run` reads an `L2Config` YAML file, announces until
+//! SIGTERM/SIGINT, and can write its status as JSON to a file and serve Prometheus metrics;
+//! `show` prints a status file as the table `speaker l2` shows, as JSON, or as metrics.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arp_responder::config::L2Config;
+use arp_responder::runtime::{L2Responder, store_from_config};
+use arp_responder::status::{Status, render_prometheus, render_table};
+use clap::{Parser, Subcommand};
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{SignalKind, signal};
+
+#[derive(Parser)]
+#[command(about = "Herald L2 announcer (ARP/NDP with leader election)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the announcer.
+    Run {
+        /// L2 configuration (YAML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Write the status snapshot as JSON here every 100 ms (atomically).
+        #[arg(long)]
+        status_file: Option<PathBuf>,
+        /// Serve Prometheus metrics on this address (any path).
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
+    },
+    /// Print a status file written by `run`.
+    Show {
+        /// The status file.
+        #[arg(long)]
+        status_file: PathBuf,
+        /// JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Prometheus text instead of a table.
+        #[arg(long, conflicts_with = "json")]
+        prometheus: bool,
+    },
+}
+
+fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::Show {
+            status_file,
+            json,
+            prometheus,
+        } => {
+            let text = std::fs::read_to_string(&status_file)
+                .with_context(|| format!("reading {}", status_file.display()))?;
+            let status: serde_json::Value =
+                serde_json::from_str(&text).context("parsing status")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status)?);
+                return Ok(());
+            }
+            let status: Status = status_from_json(&status)?;
+            if prometheus {
+                print!("{}", render_prometheus(&status));
+            } else {
+                print!("{}", render_table(&status));
+            }
+            Ok(())
+        }
+        Cmd::Run {
+            config,
+            status_file,
+            metrics,
+        } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(run(config, status_file, metrics))
+        }
+    }
+}
+
+fn status_from_json(v: &serde_json::Value) -> Result<Status> {
+    // Status only derives Serialize (it is an output type); rebuild the fields the renderers use.
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(|x| x.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let b = |x: &serde_json::Value, k: &str| x.get(k).and_then(|y| y.as_bool()).unwrap_or(false);
+    let n = |x: &serde_json::Value, k: &str| x.get(k).and_then(|y| y.as_u64()).unwrap_or(0);
+    let strs = |x: &serde_json::Value, k: &str| -> Vec<String> {
+        x.get(k)
+            .and_then(|y| y.as_array())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut out = Status {
+        node: s("node"),
+        quorum: b(v, "quorum"),
+        lease_valid: b(v, "lease_valid"),
+        ..Status::default()
+    };
+    out.alive_peers = strs(v, "alive_peers");
+    out.members = strs(v, "members");
+    out.heartbeats_sent = n(v, "heartbeats_sent");
+    out.heartbeats_received = n(v, "heartbeats_received");
+    if let Some(d) = v.get("drops").and_then(|d| d.as_object()) {
+        out.drops = d
+            .iter()
+            .map(|(k, x)| (k.clone(), x.as_u64().unwrap_or(0)))
+            .collect();
+    }
+    for x in v
+        .get("vips")
+        .and_then(|x| x.as_array())
+        .into_iter()
+        .flatten()
+    {
+        let vip = x
+            .get("vip")
+            .and_then(|y| y.as_str())
+            .unwrap_or_default()
+            .parse()
+            .context("vip in status")?;
+        out.vips.push(arp_responder::status::VipStatus {
+            vip,
+            services: strs(x, "services"),
+            eligible: strs(x, "eligible"),
+            leader: x.get("leader").and_then(|y| y.as_str()).map(str::to_owned),
+            led_by_me: b(x, "led_by_me"),
+            interfaces: strs(x, "interfaces"),
+            replies_sent: n(x, "replies_sent"),
+            garps_sent: n(x, "garps_sent"),
+        });
+    }
+    Ok(out)
+}
+
+async fn run(
+    config: PathBuf,
+    status_file: Option<PathBuf>,
+    metrics: Option<SocketAddr>,
+) -> Result<()> {
+    let cfg = L2Config::from_yaml_file(&config)?;
+    let store = store_from_config(&cfg)?;
+    let handle = L2Responder::start(cfg, store)?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let listener = match metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?,
+        ),
+        None => None,
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = tick.tick() => {
+                if let Some(path) = &status_file {
+                    let json = serde_json::to_vec_pretty(&handle.status())?;
+                    let tmp = path.with_extension("tmp");
+                    std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
+                    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+                }
+            }
+            Ok((mut conn, _)) = async { match &listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
+                let body = render_prometheus(&handle.status());
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                // Metrics requests are tiny; the request is not read beyond what the kernel buffers.
+                let _ = conn.write_all(resp.as_bytes()).await;
+            }
+        }
+    }
+    handle.shutdown().await;
+    Ok(())
+}
