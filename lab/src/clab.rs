@@ -450,6 +450,29 @@ mod tests {
     }
 
     #[test]
+    fn shipped_bgp_ecmp_topology_validates() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("containerlab/bgp-ecmp.clab.yml");
+        let t = Topology::load(&file).expect("bgp-ecmp.clab.yml is valid");
+        assert_eq!(t.name, "bgp-ecmp");
+        assert_eq!(t.nodes.len(), 8);
+        assert_eq!(t.links.len(), 7);
+        assert_eq!(t.nodes["tor"].program, Program::Frr);
+        assert!(
+            t.nodes["tor"]
+                .bind_for(images::FRR_CONF)
+                .is_some_and(Path::exists)
+        );
+        for n in ["node1", "node2", "node3"] {
+            assert_eq!(t.nodes[n].program, Program::Speaker);
+            assert!(
+                t.nodes[n]
+                    .bind_for(images::SPEAKER_CONF)
+                    .is_some_and(Path::exists)
+            );
+        }
+    }
+
+    #[test]
     fn yaml_errors_carry_a_location_and_bad_links_are_rejected() {
         let err = parse("name: t3\ntopology:\n  nodes: [\n")
             .err()

@@ -269,7 +269,11 @@ impl Runner {
                         .join("binds")
                         .join(images::SPEAKER_CONF.trim_start_matches('/'));
                     let mut c = netns.command(&bin);
-                    c.arg("run").arg("--config").arg(&conf).envs(&node.env).current_dir(&node_dir);
+                    c.arg("run")
+                        .arg("--config")
+                        .arg(&conf)
+                        .envs(&node.env)
+                        .current_dir(&node_dir);
                     let mut child = ChildProcess::spawn("speaker", c, &node_dir)?;
                     std::thread::sleep(SPEAKER_SETTLE);
                     if !child.is_running() {
