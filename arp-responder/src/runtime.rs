@@ -148,6 +148,8 @@ impl L2Responder {
             links: BTreeMap::new(),
             led: BTreeSet::new(),
             leaders: BTreeMap::new(),
+            quorum: false,
+            lease_valid: false,
             groups: SolicitedNodeGroups::default(),
             counters: BTreeMap::new(),
             drops: BTreeMap::new(),
@@ -200,6 +202,8 @@ struct Driver {
     links: BTreeMap<u32, LinkState>,
     led: BTreeSet<IpAddr>,
     leaders: BTreeMap<IpAddr, Option<String>>,
+    quorum: bool,
+    lease_valid: bool,
     schedule: Schedule,
     groups: SolicitedNodeGroups,
     counters: BTreeMap<IpAddr, Counters>,
@@ -428,6 +432,8 @@ impl Driver {
         }
         let changed = new_led != self.led;
         self.led = new_led;
+        self.quorum = outcome.quorum;
+        self.lease_valid = outcome.lease_valid;
         self.leaders = outcome
             .vips
             .into_iter()
@@ -519,7 +525,6 @@ impl Driver {
 
     fn publish(&self) {
         let now = std::time::Instant::now();
-        let outcome = self.election.evaluate(now, &self.vips, &self.led);
         let usable: Vec<String> = self
             .links
             .values()
@@ -528,8 +533,8 @@ impl Driver {
             .collect();
         let status = Status {
             node: self.cfg.node.clone(),
-            quorum: outcome.quorum,
-            lease_valid: outcome.lease_valid,
+            quorum: self.quorum,
+            lease_valid: self.lease_valid,
             members: self.election_members(),
             alive_peers: self
                 .election

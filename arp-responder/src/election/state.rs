@@ -115,6 +115,8 @@ pub struct Election {
     peers: BTreeMap<String, Peer>,
     members: BTreeSet<String>,
     lease_valid_until: Option<Instant>,
+    /// Since when this node has held quorum without interruption.
+    quorum_since: Option<Instant>,
 }
 
 impl Election {
@@ -128,6 +130,7 @@ impl Election {
             peers: BTreeMap::new(),
             members: BTreeSet::new(),
             lease_valid_until: None,
+            quorum_since: None,
         }
     }
 
@@ -227,15 +230,28 @@ impl Election {
     /// Decides, for each VIP, who leads and whether this node answers for it now.
     /// `currently_led` is what this node answers for at the moment (it keeps an IP a peer also
     /// claims only if it already holds it and outranks the peer).
+    ///
+    /// A node takes nothing until it has held quorum for the startup grace, after starting and
+    /// after every loss of quorum (its link was down, say): by then it has heard every live peer's
+    /// claims, so it cannot take an IP a peer it has not heard from yet still answers for.
     pub fn evaluate(
-        &self,
+        &mut self,
         now: Instant,
         vips: &[VipSpec],
         currently_led: &BTreeSet<IpAddr>,
     ) -> Outcome {
         let quorum = self.has_quorum(now);
+        if !quorum {
+            self.quorum_since = None;
+        } else if self.quorum_since.is_none() {
+            self.quorum_since = Some(now);
+        }
+        let grace = self.timing.startup_grace;
         let lease_valid = self.lease_valid_until.is_some_and(|t| now < t);
-        let ready = now.saturating_duration_since(self.started) >= self.timing.startup_grace;
+        let ready = now.saturating_duration_since(self.started) >= grace
+            && self
+                .quorum_since
+                .is_some_and(|q| now.saturating_duration_since(q) >= grace);
         let alive = self.alive_peers(now);
         let mut out = BTreeMap::new();
         for spec in vips {
@@ -279,9 +295,14 @@ impl Election {
     /// quorum window or the lease running out, the startup grace ending).
     pub fn next_deadline(&self, now: Instant) -> Instant {
         let mut t = now + self.timing.heartbeat_interval;
-        let grace = self.started + self.timing.startup_grace;
-        if grace > now {
-            t = t.min(grace);
+        for start in [Some(self.started), self.quorum_since]
+            .into_iter()
+            .flatten()
+        {
+            let grace = start + self.timing.startup_grace;
+            if grace > now {
+                t = t.min(grace);
+            }
         }
         for p in self.peers.values() {
             for d in [self.timing.quorum_window, self.timing.dead_interval] {
@@ -353,6 +374,26 @@ mod tests {
         assert!(bad.validate().is_err());
     }
 
+    /// Peers send heartbeats every 100 ms over [from, to] and `e` evaluates after each round.
+    fn warm(
+        e: &mut Election,
+        peers: &[(&str, &[IpAddr])],
+        vips: &[VipSpec],
+        from: Instant,
+        to: Instant,
+    ) {
+        let mut t = from;
+        let mut seq = 1;
+        while t <= to {
+            for (p, claims) in peers {
+                e.on_heartbeat(t, &hb(p, 1, seq, claims));
+            }
+            e.evaluate(t, vips, &BTreeSet::new());
+            seq += 1;
+            t += 100 * MS;
+        }
+    }
+
     #[test]
     fn exactly_one_node_leads_each_vip_when_views_agree() {
         let t0 = Instant::now();
@@ -363,9 +404,12 @@ mod tests {
         let mut led_count: BTreeMap<IpAddr, usize> = BTreeMap::new();
         for me in ["a", "b", "c"] {
             let mut e = setup(me, t0);
-            for p in ["a", "b", "c"].into_iter().filter(|p| *p != me) {
-                e.on_heartbeat(now, &hb(p, 1, 1, &[]));
-            }
+            let peers: Vec<(&str, &[IpAddr])> = ["a", "b", "c"]
+                .into_iter()
+                .filter(|p| *p != me)
+                .map(|p| (p, &[][..]))
+                .collect();
+            warm(&mut e, &peers, &vips, t0, now);
             for ip in e.evaluate(now, &vips, &BTreeSet::new()).led() {
                 *led_count.entry(ip).or_default() += 1;
             }
@@ -381,8 +425,14 @@ mod tests {
         let vips = [spec(vip, &["a", "b", "c"])];
         let mut b = setup("b", t0);
         let last = t0 + 600 * MS;
-        b.on_heartbeat(last, &hb("a", 1, 1, &[vip]));
-        b.on_heartbeat(last + 300 * MS, &hb("c", 1, 1, &[]));
+        warm(&mut b, &[("a", &[vip]), ("c", &[])], &vips, t0, last);
+        warm(
+            &mut b,
+            &[("c", &[])],
+            &vips,
+            last + 100 * MS,
+            last + 300 * MS,
+        );
         let before = b.evaluate(last + 399 * MS, &vips, &BTreeSet::new());
         assert!(!before.vips[&vip].led_by_me);
         assert_eq!(before.vips[&vip].leader.as_deref(), Some("a"));
@@ -397,28 +447,24 @@ mod tests {
         let t0 = Instant::now();
         let vip = vip_won_by("a");
         let vips = [spec(vip, &["a", "b", "c"])];
-        let start = t0 + 600 * MS;
         let mut a = setup("a", t0);
         let mut b = setup("b", t0);
         let mut c = setup("c", t0);
         // Steady state, then a partition isolates a at `cut` (last heartbeats exchanged then).
-        let cut = start + 100 * MS;
-        a.on_heartbeat(cut, &hb("b", 1, 1, &[]));
-        a.on_heartbeat(cut, &hb("c", 1, 1, &[]));
-        b.on_heartbeat(cut, &hb("a", 1, 1, &[vip]));
-        b.on_heartbeat(cut, &hb("c", 1, 1, &[]));
-        c.on_heartbeat(cut, &hb("a", 1, 1, &[vip]));
-        c.on_heartbeat(cut, &hb("b", 1, 1, &[]));
+        let cut = t0 + 700 * MS;
+        warm(&mut a, &[("b", &[]), ("c", &[])], &vips, t0, cut);
+        warm(&mut b, &[("a", &[vip]), ("c", &[])], &vips, t0, cut);
+        warm(&mut c, &[("a", &[vip]), ("b", &[])], &vips, t0, cut);
         let held = BTreeSet::from([vip]);
         assert!(a.evaluate(cut, &vips, &held).vips[&vip].led_by_me);
         // b and c keep hearing each other.
         let mut step_down = None;
         let mut take_over = None;
-        for ms in 0..1000u64 {
+        for ms in 1..1000u64 {
             let now = cut + Duration::from_millis(ms);
             if ms % 100 == 0 {
-                b.on_heartbeat(now, &hb("c", 1, 2 + ms as u32, &[]));
-                c.on_heartbeat(now, &hb("b", 1, 2 + ms as u32, &[]));
+                b.on_heartbeat(now, &hb("c", 1, 100 + ms as u32, &[]));
+                c.on_heartbeat(now, &hb("b", 1, 100 + ms as u32, &[]));
             }
             if step_down.is_none() && !a.evaluate(now, &vips, &held).vips[&vip].led_by_me {
                 step_down = Some(ms);
@@ -448,13 +494,12 @@ mod tests {
         // a restarted; b still holds the IP from when a was away.
         let mut a = setup("a", t0);
         let now = t0 + 600 * MS;
-        a.on_heartbeat(now, &hb("b", 1, 1, &[vip]));
-        a.on_heartbeat(now, &hb("c", 1, 1, &[]));
+        warm(&mut a, &[("b", &[vip]), ("c", &[])], &vips, t0, now);
         let o = a.evaluate(now, &vips, &BTreeSet::new());
         assert!(!o.vips[&vip].led_by_me);
         assert_eq!(o.vips[&vip].leader.as_deref(), Some("b"));
-        a.on_heartbeat(now + 100 * MS, &hb("b", 1, 2, &[]));
-        assert!(a.evaluate(now + 100 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        a.on_heartbeat(now + 50 * MS, &hb("b", 1, 99, &[]));
+        assert!(a.evaluate(now + 50 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
     }
 
     #[test]
@@ -463,17 +508,39 @@ mod tests {
         let vip = vip_won_by("a");
         let vips = [spec(vip, &["a", "b", "c"])];
         let mut a = setup("a", t0);
-        a.on_heartbeat(t0 + 100 * MS, &hb("b", 1, 1, &[]));
-        assert!(!a.evaluate(t0 + 100 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
-        a.on_heartbeat(t0 + 550 * MS, &hb("b", 1, 2, &[]));
-        assert!(a.evaluate(t0 + 550 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        // Quorum from t0 + 100 ms: nothing before t0 + 600 ms.
+        warm(&mut a, &[("b", &[])], &vips, t0 + 100 * MS, t0 + 500 * MS);
+        assert!(!a.evaluate(t0 + 550 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        a.on_heartbeat(t0 + 600 * MS, &hb("b", 1, 50, &[]));
+        assert!(a.evaluate(t0 + 600 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
         // Lease runs out.
-        a.on_membership(t0, members(&["a", "b", "c"]), Duration::from_millis(560));
-        let o = a.evaluate(t0 + 560 * MS, &vips, &BTreeSet::new());
+        a.on_membership(t0, members(&["a", "b", "c"]), Duration::from_millis(610));
+        let o = a.evaluate(t0 + 610 * MS, &vips, &BTreeSet::new());
         assert!(!o.lease_valid && !o.vips[&vip].led_by_me);
         // Not a member.
-        a.on_membership(t0 + 560 * MS, members(&["b", "c"]), Duration::from_secs(5));
-        assert!(!a.evaluate(t0 + 560 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        a.on_membership(t0 + 610 * MS, members(&["b", "c"]), Duration::from_secs(5));
+        assert!(!a.evaluate(t0 + 610 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+    }
+
+    #[test]
+    fn regaining_quorum_waits_the_grace_before_taking_anything() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("a");
+        let vips = [spec(vip, &["a", "b", "c"])];
+        let mut a = setup("a", t0);
+        warm(&mut a, &[("b", &[]), ("c", &[])], &vips, t0, t0 + 700 * MS);
+        assert!(a.evaluate(t0 + 700 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        // a's link goes down for a second: quorum lost.
+        assert!(!a.evaluate(t0 + 1000 * MS, &vips, &BTreeSet::new()).quorum);
+        // Back: c is heard first; b (which took the IP meanwhile) only 100 ms later. a must not
+        // take the IP before it could have heard b's claim.
+        let back = t0 + 1700 * MS;
+        a.on_heartbeat(back, &hb("c", 1, 90, &[]));
+        assert!(!a.evaluate(back, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        a.on_heartbeat(back + 100 * MS, &hb("b", 1, 91, &[vip]));
+        let o = a.evaluate(back + 100 * MS, &vips, &BTreeSet::new());
+        assert!(!o.vips[&vip].led_by_me);
+        assert_eq!(o.vips[&vip].leader.as_deref(), Some("b"));
     }
 
     #[test]
