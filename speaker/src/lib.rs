@@ -1,4 +1,5 @@
 //! Herald's node agent as a library: configuration, BGP instance, advertisements and the ops
 //! surface. `main.rs` only parses the command line and calls in here.
 
+pub mod bfd;
 pub mod config;

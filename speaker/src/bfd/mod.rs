@@ -1,0 +1,25 @@
+//! Bidirectional Forwarding Detection for BGP sessions: RFC 5880 asynchronous mode over RFC 5881
+//! single-hop (UDP 3784) and RFC 5883 multihop (UDP 4784), IPv4 and IPv6.
+//!
+//! - [`packet`]: the control packet codec (pure; bytes in, bytes out).
+//! - [`session`]: the per-session state machine (pure; time is an input, no sockets, no clock).
+//! - [`io`]: the tokio driver owning the sockets, the clock and the subscriber channels; this is
+//!   the only I/O boundary of the module.
+//!
+//! The BGP driver registers one session per BGP peer that has `bfd` configured with
+//! [`Bfd::register`] and tears the BGP session down when a [`BfdEvent`] reports
+//! [`State::Down`] after [`State::Up`].
+//!
+//! Not implemented: authentication (packets with the A bit are discarded, as RFC 5880 §6.8.6
+//! requires of a session without authentication), demand mode and the echo function (we never
+//! set the D bit and always advertise a Required Min Echo RX Interval of zero).
+
+pub mod error;
+pub mod io;
+pub mod packet;
+pub mod session;
+
+pub use error::{Error, Result};
+pub use io::{Bfd, BfdEvent, BfdSession, SessionKey, SessionSpec};
+pub use packet::{Diagnostic, Packet, Repr, State};
+pub use session::{Input, Output, Prng, Session, SessionConfig};
