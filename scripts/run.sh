@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cargo run --release --locked -p speaker -- decode bgp-proto/tests/vectors
+cargo run --release --locked -p bgp-proto --example decode_sessions -- bgp-proto/tests/vectors
