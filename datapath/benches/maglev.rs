@@ -1,6 +1,9 @@
 //! Maglev table build time: our lazy builder against a direct port of Cilium's N × M-permutation
 //! method, in the same run. `cargo bench -p datapath --bench maglev`.
-#![expect(missing_docs, reason = "criterion_group! generates an undocumented pub fn")]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented pub fn"
+)]
 
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};

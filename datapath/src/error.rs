@@ -15,6 +15,21 @@ pub enum Error {
     /// A Maglev table needs at least one backend with a non-zero weight.
     #[error("no backends with a non-zero weight")]
     NoBackends,
+    /// A map or program the eBPF object should contain is missing.
+    #[error("eBPF object has no map or program named {0}")]
+    MissingObject(String),
+    /// Loading the eBPF object failed (verifier, map creation, pinning).
+    #[error("loading eBPF: {0}")]
+    Ebpf(#[from] aya::EbpfError),
+    /// A map operation failed.
+    #[error("BPF map: {0}")]
+    Map(#[from] aya::maps::MapError),
+    /// A program operation (load, attach, test run) failed.
+    #[error("BPF program: {0}")]
+    Program(#[from] aya::programs::ProgramError),
+    /// A system call or file operation failed.
+    #[error("I/O: {0}")]
+    Io(#[from] std::io::Error),
     /// A feature that is not written yet.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),

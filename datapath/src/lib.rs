@@ -2,6 +2,7 @@
 //! tables and reconciles services and backends into the maps.
 
 pub mod error;
+pub mod loader;
 pub mod maglev;
 
 pub use error::{Error, Result};

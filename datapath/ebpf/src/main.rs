@@ -1,6 +1,69 @@
-//! XDP load balancer and TC DSR programs. Built for `bpfel-unknown-none` by the loader's build script.
+//! Herald's XDP load balancer and TC DSR programs, built for `bpfel-unknown-none` by the loader's
+//! build script. On the host this is an empty binary so workspace tooling can still look at it.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod backend;
+#[cfg(target_arch = "bpf")]
+mod csum;
+#[cfg(target_arch = "bpf")]
+mod geneve;
+#[cfg(target_arch = "bpf")]
+mod lb;
+#[cfg(target_arch = "bpf")]
+mod maglev;
+#[cfg(target_arch = "bpf")]
+mod maps;
+#[cfg(target_arch = "bpf")]
+mod nat;
+#[cfg(target_arch = "bpf")]
+mod parse;
+
+#[cfg(target_arch = "bpf")]
+mod programs {
+    use aya_ebpf::{
+        bindings::xdp_action,
+        macros::{classifier, xdp},
+        programs::{TcContext, XdpContext},
+    };
+
+    /// The load balancer on the node's uplink.
+    #[xdp]
+    pub fn herald_xdp_lb(ctx: XdpContext) -> u32 {
+        crate::lb::run(&ctx)
+    }
+
+    /// Passes every packet: the baseline for per-packet cost and the peer-side program that lets
+    /// native XDP_TX frames leave a veth.
+    #[xdp]
+    pub fn herald_xdp_pass(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_PASS
+    }
+
+    /// Bounces every frame back out (the plain XDP_TX baseline for veth rates).
+    #[xdp]
+    pub fn herald_xdp_tx(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_TX
+    }
+
+    /// Backend node ingress: Geneve decapsulation and reverse-NAT entries.
+    #[classifier]
+    pub fn herald_tc_ingress(ctx: TcContext) -> i32 {
+        crate::backend::ingress(&ctx)
+    }
+
+    /// Backend node egress: replies leave with the service address.
+    #[classifier]
+    pub fn herald_tc_egress(ctx: TcContext) -> i32 {
+        crate::backend::egress(&ctx)
+    }
+
+    #[panic_handler]
+    fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
+        loop {}
+    }
+}
 
 #[cfg(not(target_arch = "bpf"))]
 fn main() {}

@@ -1,0 +1,268 @@
+//! Map names, sizes, and the `#[repr(C)]` keys and values of the datapath's BPF maps. Every struct
+//! is laid out without implicit padding (explicit `_pad` fields), so kernel and user space agree
+//! byte for byte and the verifier never sees uninitialised stack bytes in a key.
+
+/// Services: [`ServiceKey`] → [`ServiceValue`].
+pub const MAP_SERVICES: &str = "HERALD_SVC";
+/// Backends: backend id (`u32`) → [`BackendValue`].
+pub const MAP_BACKENDS: &str = "HERALD_BE";
+/// Maglev tables, flattened: `table_index * M + slot` → backend id.
+pub const MAP_MAGLEV: &str = "HERALD_MAGLEV";
+/// Node configuration: index 0 → [`Config`].
+pub const MAP_CONFIG: &str = "HERALD_CFG";
+/// Flows this LB node has seen: [`FlowKey`] → [`FlowValue`] (LRU).
+pub const MAP_FLOWS: &str = "HERALD_FLOWS";
+/// Reverse NAT on the backend node: reply [`FlowKey`] → [`RevNatValue`] (LRU).
+pub const MAP_REVNAT: &str = "HERALD_RNAT";
+/// Per-CPU counters by [`Counter`] index.
+pub const MAP_COUNTERS: &str = "HERALD_CNT";
+/// Per-CPU per-service counters by service id → [`ServiceCounters`].
+pub const MAP_SVC_COUNTERS: &str = "HERALD_SVCCNT";
+
+/// Most services the maps hold (service ids are `0..MAX_SERVICES`).
+pub const MAX_SERVICES: u32 = 256;
+/// Most backends the maps hold.
+pub const MAX_BACKENDS: u32 = 4096;
+/// Flow LRU size on the LB node.
+pub const MAX_FLOWS: u32 = 65536;
+/// Reverse-NAT LRU size on the backend node.
+pub const MAX_REVNAT: u32 = 65536;
+/// Maglev table slots per service (two per service: active and standby for atomic swaps).
+pub const TABLES_PER_SERVICE: u32 = 2;
+
+/// Service flag: session affinity (the client port is left out of the hash).
+pub const SVC_F_AFFINITY: u32 = 1;
+/// Backend flag: the backend runs on this node (DNAT and pass up instead of encapsulating).
+pub const BE_F_LOCAL: u8 = 1;
+
+/// Key of the service map: (VIP, port, protocol).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct ServiceKey {
+    /// Service address; IPv4 in the first 4 bytes, the rest zero.
+    pub addr: [u8; 16],
+    /// Service port, host byte order.
+    pub port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
+    pub family: u8,
+}
+
+/// Value of the service map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ServiceValue {
+    /// Service id: index into the per-service counters.
+    pub id: u32,
+    /// Active Maglev table index (`0..MAX_SERVICES * TABLES_PER_SERVICE`).
+    pub table: u32,
+    /// `SVC_F_*` flags.
+    pub flags: u32,
+    /// Number of backends (0: drop with `NoBackend`).
+    pub backends: u32,
+}
+
+/// Value of the backend map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct BackendValue {
+    /// Backend address (IPv4 in the first 4 bytes).
+    pub addr: [u8; 16],
+    /// Underlay IPv4 address of the backend's node (Geneve destination).
+    pub node_addr: [u8; 4],
+    /// Backend port, host byte order.
+    pub port: u16,
+    /// Address family of `addr`.
+    pub family: u8,
+    /// `BE_F_*` flags.
+    pub flags: u8,
+    /// MAC of the next hop towards `node_addr` on the uplink.
+    pub next_hop_mac: [u8; 6],
+    /// Explicit padding.
+    pub _pad: [u8; 2],
+}
+
+/// The node's datapath configuration (index 0 of the config map).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Config {
+    /// This node's underlay IPv4 address (outer source of Geneve packets).
+    pub node_addr: [u8; 4],
+    /// MAC of the uplink (outer source MAC).
+    pub node_mac: [u8; 6],
+    /// Uplink MTU: encapsulated packets above it get ICMP fragmentation-needed / packet-too-big.
+    pub mtu: u16,
+    /// Maglev table size M.
+    pub maglev_m: u32,
+    /// IPv4 packet-hash seed (bytes 4–7 of the Maglev seed).
+    pub jhash_v4: u32,
+    /// IPv6 packet-hash seed (bytes 8–11).
+    pub jhash_v6: u32,
+}
+
+/// A connection 5-tuple: key of the LB node's flow LRU and of the backend node's reverse-NAT LRU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    /// Source address (IPv4 in the first 4 bytes).
+    pub saddr: [u8; 16],
+    /// Destination address.
+    pub daddr: [u8; 16],
+    /// Source port, host byte order.
+    pub sport: u16,
+    /// Destination port, host byte order.
+    pub dport: u16,
+    /// IP protocol.
+    pub proto: u8,
+    /// Address family.
+    pub family: u8,
+    /// Explicit padding.
+    pub _pad: [u8; 2],
+}
+
+/// Value of the flow LRU: the backend the flow was sent to.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct FlowValue {
+    /// Backend id.
+    pub backend: u32,
+}
+
+/// Value of the reverse-NAT LRU: what the reply's source must become.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RevNatValue {
+    /// Service address (IPv4 in the first 4 bytes).
+    pub vip: [u8; 16],
+    /// Service port, host byte order.
+    pub port: u16,
+    /// Address family.
+    pub family: u8,
+    /// Explicit padding.
+    pub _pad: u8,
+}
+
+/// Per-service packet and byte counters.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ServiceCounters {
+    /// Packets load-balanced.
+    pub packets: u64,
+    /// Bytes load-balanced (before encapsulation).
+    pub bytes: u64,
+}
+
+/// Indexes of the global counter array: what happened to a packet.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Packets the XDP program looked at.
+    XdpRx = 0,
+    /// Not for a service: passed untouched.
+    NotService = 1,
+    /// Encapsulated to a remote backend and transmitted.
+    Encap = 2,
+    /// DNATed to a local backend and passed up.
+    Local = 3,
+    /// Dropped: the service has no backend.
+    DropNoBackend = 4,
+    /// Malformed or truncated IP/TCP/UDP: passed untouched for the kernel to judge.
+    Malformed = 5,
+    /// Too big once encapsulated: answered with ICMP fragmentation-needed / packet-too-big.
+    IcmpTooBig = 6,
+    /// Encapsulated with the DSR option.
+    DsrOption = 7,
+    /// Geneve DSR packets decapsulated by the TC ingress program.
+    Decap = 8,
+    /// Replies rewritten to the service address by the TC egress program.
+    RevNat = 9,
+    /// Dropped: a packet operation (adjust head/room) failed.
+    DropInternal = 10,
+    /// Passed: IP fragments or IPv6 extension headers (not load-balanced).
+    PassUnsupported = 11,
+}
+
+/// Number of [`Counter`] slots.
+pub const COUNTERS: u32 = 12;
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; COUNTERS as usize] = [
+        Counter::XdpRx,
+        Counter::NotService,
+        Counter::Encap,
+        Counter::Local,
+        Counter::DropNoBackend,
+        Counter::Malformed,
+        Counter::IcmpTooBig,
+        Counter::DsrOption,
+        Counter::Decap,
+        Counter::RevNat,
+        Counter::DropInternal,
+        Counter::PassUnsupported,
+    ];
+
+    /// A stable snake_case name for status output and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Counter::XdpRx => "xdp_rx",
+            Counter::NotService => "not_service",
+            Counter::Encap => "encap",
+            Counter::Local => "local",
+            Counter::DropNoBackend => "drop_no_backend",
+            Counter::Malformed => "malformed",
+            Counter::IcmpTooBig => "icmp_too_big",
+            Counter::DsrOption => "dsr_option",
+            Counter::Decap => "decap",
+            Counter::RevNat => "rev_nat",
+            Counter::DropInternal => "drop_internal",
+            Counter::PassUnsupported => "pass_unsupported",
+        }
+    }
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: each type is `#[repr(C)]`, `Copy`, made of integers and byte arrays only, with
+    // explicit padding fields, so every bit pattern is valid and no byte is uninitialised.
+    unsafe impl aya::Pod for super::ServiceKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ServiceValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::BackendValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::Config {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowKey {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::FlowValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::RevNatValue {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ServiceCounters {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 1 + 1);
+        assert_eq!(size_of::<ServiceValue>(), 16);
+        assert_eq!(size_of::<BackendValue>(), 16 + 4 + 2 + 1 + 1 + 6 + 2);
+        assert_eq!(size_of::<Config>(), 4 + 6 + 2 + 4 + 4 + 4);
+        assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
+        assert_eq!(size_of::<RevNatValue>(), 20);
+        assert_eq!(size_of::<ServiceCounters>(), 16);
+    }
+
+    #[test]
+    fn counter_indexes_are_dense() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+        }
+    }
+}

@@ -1,0 +1,361 @@
+//! The XDP load balancer: service lookup, Maglev backend choice, DNAT, Geneve DSR encapsulation
+//! and XDP_TX, or DNAT and pass for a local backend; ICMP "too big" when encapsulation would
+//! exceed the uplink MTU.
+
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::{bpf_csum_diff, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len},
+    programs::XdpContext,
+};
+use datapath_common::{
+    BE_F_LOCAL, Counter, FAMILY_V4, FlowKey, FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
+    ServiceKey, csum,
+};
+
+use crate::{
+    geneve::{self, Encap, OUTER_FIXED},
+    maglev,
+    maps::{BACKENDS, CONFIG, FLOWS, SCRATCH, SERVICES, count, count_service},
+    nat,
+    parse::{self, Headers, Skip, ptr_at, read, write},
+};
+
+const TCP_SYN: u8 = 0x02;
+const TCP_ACK: u8 = 0x10;
+
+/// The frame length, from the kernel: the verifier rejects arithmetic on `data_end`, which is
+/// what `data_end - data` becomes once LLVM narrows it.
+#[inline(always)]
+fn frame_len(ctx: &XdpContext) -> usize {
+    // SAFETY: plain helper call on our own context.
+    unsafe { bpf_xdp_get_buff_len(ctx.ctx) as usize }
+}
+
+/// What the balancing step decided.
+enum Plan {
+    /// Return this XDP action as is.
+    Verdict(u32),
+    /// Encapsulate as described in the `Encap` filled in by the step.
+    Encap,
+    /// Answer with ICMP too-big carrying this MTU.
+    TooBig(u16),
+}
+
+/// Runs the load balancer on one frame and returns the XDP verdict. The work is split into
+/// out-of-line steps whose stack frames are never live at the same time (BPF allows 512 bytes
+/// for the whole call chain).
+#[inline(always)]
+pub fn run(ctx: &XdpContext) -> u32 {
+    count(Counter::XdpRx);
+    let h = match parse::parse(ctx.data(), ctx.data_end(), 0) {
+        Ok(h) => h,
+        Err(Skip::Other) => {
+            count(Counter::NotService);
+            return xdp_action::XDP_PASS;
+        }
+        Err(Skip::Unsupported) => {
+            count(Counter::PassUnsupported);
+            return xdp_action::XDP_PASS;
+        }
+        Err(Skip::Malformed) => {
+            count(Counter::Malformed);
+            return xdp_action::XDP_PASS;
+        }
+    };
+    // The encapsulation plan lives in a per-CPU scratch slot, not on the stack.
+    let Some(e) = SCRATCH.get_ptr_mut(0) else {
+        return xdp_action::XDP_PASS;
+    };
+    // SAFETY: per-CPU slot owned by this program run; XDP programs do not nest on a CPU.
+    let e = unsafe { &mut *e };
+    e.l2_len = h.l2_len;
+    e.family = h.family;
+    e.with_opt = false;
+    e.vip = h.daddr;
+    e.vport = u16::from_be_bytes(h.dport);
+    match balance(ctx, &h, e) {
+        Plan::Verdict(v) => v,
+        Plan::Encap => transmit(ctx, e),
+        Plan::TooBig(mtu) => {
+            count(Counter::IcmpTooBig);
+            too_big(ctx, &h, mtu)
+        }
+    }
+}
+
+/// Service lookup, backend choice, flow memory and DNAT. Fills `e` when the frame is to be
+/// encapsulated.
+#[inline(never)]
+fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    let Some(cfg) = CONFIG.get(0) else {
+        return Plan::Verdict(xdp_action::XDP_PASS);
+    };
+    let key = ServiceKey {
+        addr: h.daddr,
+        port: u16::from_be_bytes(h.dport),
+        proto: h.proto,
+        family: h.family,
+    };
+    // SAFETY: the value is copied out at once; hash map values are freed by RCU only after this
+    // program returns.
+    let Some(svc) = (unsafe { SERVICES.get(&key) }).copied() else {
+        count(Counter::NotService);
+        return Plan::Verdict(xdp_action::XDP_PASS);
+    };
+    let hash = maglev::flow_hash(h, &svc, cfg.jhash_v4, cfg.jhash_v6);
+    let fkey = FlowKey {
+        saddr: h.saddr,
+        daddr: h.daddr,
+        sport: u16::from_be_bytes(h.sport),
+        dport: u16::from_be_bytes(h.dport),
+        proto: h.proto,
+        family: h.family,
+        _pad: [0; 2],
+    };
+    // A flow this node has seen keeps its backend while that backend exists, even if the table
+    // changed under it; a new flow gets the Maglev choice and is remembered.
+    // SAFETY: copied out at once (see above).
+    let known = unsafe { FLOWS.get(&fkey) }.map(|f| f.backend);
+    let mut seen = false;
+    let mut be_id = 0;
+    if let Some(id) = known {
+        // SAFETY: only tested for presence.
+        if unsafe { BACKENDS.get(&id) }.is_some() {
+            seen = true;
+            be_id = id;
+        }
+    }
+    if !seen {
+        match maglev::select(&svc, hash, cfg.maglev_m) {
+            Some(id) if svc.backends > 0 => be_id = id,
+            _ => {
+                count(Counter::DropNoBackend);
+                return Plan::Verdict(xdp_action::XDP_DROP);
+            }
+        }
+    }
+    // SAFETY: copied out at once (see above).
+    let Some(be) = (unsafe { BACKENDS.get(&be_id) }).copied() else {
+        count(Counter::DropNoBackend);
+        return Plan::Verdict(xdp_action::XDP_DROP);
+    };
+    if be.family != h.family {
+        count(Counter::DropNoBackend);
+        return Plan::Verdict(xdp_action::XDP_DROP);
+    }
+    let frame_len = frame_len(ctx);
+    count_service(svc.id, frame_len as u64);
+
+    if be.flags & BE_F_LOCAL != 0 {
+        if !seen {
+            let _ = FLOWS.insert(&fkey, &FlowValue { backend: be_id }, 0);
+        }
+        if !nat::dnat(start, end, h, &be.addr, be.port) {
+            count(Counter::Malformed);
+            return Plan::Verdict(xdp_action::XDP_PASS);
+        }
+        count(Counter::Local);
+        return Plan::Verdict(xdp_action::XDP_PASS);
+    }
+
+    // The DSR option rides on TCP SYNs, every non-TCP packet, and the first packet of a flow this
+    // node has not seen (another LB node may have carried its SYN before an ECMP change).
+    let syn = h.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
+    e.with_opt = h.proto != IPPROTO_TCP || syn || !seen;
+    let opt_len = e.opt_len();
+    if OUTER_FIXED + opt_len + frame_len > usize::from(cfg.mtu) {
+        let overhead = OUTER_FIXED + opt_len + h.l2_len;
+        return Plan::TooBig(usize::from(cfg.mtu).saturating_sub(overhead) as u16);
+    }
+    if !seen {
+        let _ = FLOWS.insert(&fkey, &FlowValue { backend: be_id }, 0);
+    }
+    if h.l2_len == 18 {
+        if let Some(tci) = read::<2>(start, end, 14) {
+            e.vlan_tci = tci;
+        }
+    }
+    if !nat::dnat(start, end, h, &be.addr, be.port) {
+        count(Counter::Malformed);
+        return Plan::Verdict(xdp_action::XDP_PASS);
+    }
+    e.dst_mac = be.next_hop_mac;
+    e.src_mac = cfg.node_mac;
+    e.src_ip = cfg.node_addr;
+    e.dst_ip = be.node_addr;
+    e.inner_len = frame_len;
+    e.hash = hash;
+    Plan::Encap
+}
+
+/// Makes room for the outer headers, writes them and bounces the frame out.
+#[inline(never)]
+fn transmit(ctx: &XdpContext, e: &Encap) -> u32 {
+    let opt_len = e.opt_len();
+    let push = (e.l2() + OUTER_FIXED + opt_len) as i32;
+    // SAFETY: plain helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -push) } != 0 {
+        count(Counter::DropInternal);
+        return xdp_action::XDP_DROP;
+    }
+    if !geneve::write_outer(ctx.data(), ctx.data_end(), e) {
+        count(Counter::DropInternal);
+        return xdp_action::XDP_DROP;
+    }
+    count(Counter::Encap);
+    if opt_len > 0 {
+        count(Counter::DsrOption);
+    }
+    xdp_action::XDP_TX
+}
+
+/// Turns the frame into an ICMP fragmentation-needed (IPv4) or packet-too-big (IPv6) reply from
+/// the service address to the client, quoting the original IP header and 8 bytes of L4, and sends
+/// it back out. Out of line for the same stack reason as [`transmit`].
+#[inline(never)]
+fn too_big(ctx: &XdpContext, h: &Headers, mtu: u16) -> u32 {
+    if h.family == FAMILY_V4 {
+        too_big_v4(ctx, h, mtu)
+    } else {
+        too_big_v6(ctx, h, mtu)
+    }
+}
+
+/// Grows the head by `grow` bytes and writes the L2 header back to the sender. Returns the new
+/// frame bounds.
+#[inline(always)]
+fn reply_l2(ctx: &XdpContext, l2_len: usize, grow: i32) -> Option<(usize, usize)> {
+    let start = ctx.data();
+    let end = ctx.data_end();
+    let macs = read::<12>(start, end, 0)?;
+    let tag = read::<6>(start, end, 12)?;
+    // SAFETY: plain helper call on our own context.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
+        return None;
+    }
+    let start = ctx.data();
+    let end = ctx.data_end();
+    let swapped = [
+        macs[6], macs[7], macs[8], macs[9], macs[10], macs[11], macs[0], macs[1], macs[2], macs[3],
+        macs[4], macs[5],
+    ];
+    if !write(start, end, 0, swapped) {
+        return None;
+    }
+    if l2_len == 18 {
+        if !write(start, end, 12, tag) {
+            return None;
+        }
+    } else if !write(start, end, 12, [tag[0], tag[1]]) {
+        return None;
+    }
+    Some((start, end))
+}
+
+/// The kernel's one's-complement sum (`bpf_csum_diff`) of `N` bytes (a multiple of 4) of packet
+/// memory at `off`, added to `seed`. Sums are in the kernel's native-load convention; summing
+/// on the stack instead makes LLVM spill past the 512-byte BPF stack.
+#[inline(always)]
+fn kernel_sum<const N: usize>(start: usize, end: usize, off: usize, seed: u32) -> Option<u32> {
+    let p = ptr_at::<[u8; N]>(start, end, off)?;
+    // SAFETY: `p` points at N bytes inside the packet (checked by `ptr_at`); the helper only
+    // reads them.
+    let s = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, p as *mut u32, N as u32, seed) };
+    if s < 0 { None } else { Some(s as u32) }
+}
+
+/// Folds a native-convention sum and complements it, ready to store with `to_ne_bytes`.
+#[inline(always)]
+fn finish(sum: u32) -> [u8; 2] {
+    (!csum::fold(sum)).to_ne_bytes()
+}
+
+/// Cuts the frame to `want` bytes and sends it back.
+#[inline(always)]
+fn trim_and_tx(ctx: &XdpContext, want: usize) -> u32 {
+    let have = frame_len(ctx);
+    // SAFETY: plain helper call on our own context.
+    if want < have && unsafe { bpf_xdp_adjust_tail(ctx.ctx, want as i32 - have as i32) } != 0 {
+        return xdp_action::XDP_DROP;
+    }
+    xdp_action::XDP_TX
+}
+
+#[inline(never)]
+fn too_big_v4(ctx: &XdpContext, h: &Headers, mtu: u16) -> u32 {
+    // RFC 792: the quote is the original IP header plus the first 64 bits of its data.
+    const QUOTE: usize = 28;
+    if h.l4 != h.l3 + 20 {
+        // Options in the original header: not handled here.
+        return xdp_action::XDP_DROP;
+    }
+    let l2 = h.l2_len;
+    let Some((start, end)) = reply_l2(ctx, l2, 28) else {
+        return xdp_action::XDP_DROP;
+    };
+    let qoff = l2 + 28;
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&((20 + 8 + QUOTE) as u16).to_be_bytes());
+    ip[8] = 64;
+    ip[9] = IPPROTO_ICMP;
+    ip[12..16].copy_from_slice(&h.daddr[..4]);
+    ip[16..20].copy_from_slice(&h.saddr[..4]);
+    let c = csum::ipv4_header(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    // Type 3 (unreachable), code 4 (fragmentation needed and DF set), next-hop MTU.
+    let m = mtu.to_be_bytes();
+    let icmp = [3u8, 4, 0, 0, 0, 0, m[0], m[1]];
+    if !write(start, end, l2, ip) || !write(start, end, l2 + 20, icmp) {
+        return xdp_action::XDP_DROP;
+    }
+    let Some(sum) = kernel_sum::<{ 8 + QUOTE }>(start, end, l2 + 20, 0) else {
+        return xdp_action::XDP_DROP;
+    };
+    if !write(start, end, l2 + 22, finish(sum)) {
+        return xdp_action::XDP_DROP;
+    }
+    trim_and_tx(ctx, qoff + QUOTE)
+}
+
+#[inline(never)]
+fn too_big_v6(ctx: &XdpContext, h: &Headers, mtu: u16) -> u32 {
+    const QUOTE: usize = 48;
+    let l2 = h.l2_len;
+    let Some((start, end)) = reply_l2(ctx, l2, 48) else {
+        return xdp_action::XDP_DROP;
+    };
+    let qoff = l2 + 48;
+    let plen = (8 + QUOTE) as u16;
+    let mut ip = [0u8; 8];
+    ip[0] = 0x60;
+    ip[4..6].copy_from_slice(&plen.to_be_bytes());
+    ip[6] = IPPROTO_ICMPV6;
+    ip[7] = 64;
+    let m = mtu.to_be_bytes();
+    // Type 2 (packet too big), code 0, checksum (below), MTU (32 bits).
+    let icmp = [2u8, 0, 0, 0, 0, 0, m[0], m[1]];
+    if !write(start, end, l2, ip)
+        || !write(start, end, l2 + 8, h.daddr)
+        || !write(start, end, l2 + 24, h.saddr)
+        || !write(start, end, l2 + 40, icmp)
+    {
+        return xdp_action::XDP_DROP;
+    }
+    // Pseudo-header: upper-layer length and next header (as 32-bit network-order words), then
+    // the two addresses, then the ICMPv6 message itself.
+    let seed = u32::from_ne_bytes(u32::from(plen).to_be_bytes())
+        .wrapping_add(u32::from_ne_bytes(u32::from(IPPROTO_ICMPV6).to_be_bytes()));
+    let Some(sum) = kernel_sum::<32>(start, end, l2 + 8, seed) else {
+        return xdp_action::XDP_DROP;
+    };
+    let Some(sum) = kernel_sum::<{ 8 + QUOTE }>(start, end, l2 + 40, sum) else {
+        return xdp_action::XDP_DROP;
+    };
+    if !write(start, end, l2 + 42, finish(sum)) {
+        return xdp_action::XDP_DROP;
+    }
+    trim_and_tx(ctx, qoff + QUOTE)
+}

@@ -1,0 +1,70 @@
+//! The BPF maps the programs share with the loader. Names and value types come from
+//! `datapath-common`; sizes are defaults the loader may override before loading.
+
+use aya_ebpf::{
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray},
+};
+use datapath_common::{
+    BackendValue, COUNTERS, Config, FlowKey, FlowValue, MAX_BACKENDS, MAX_FLOWS, MAX_REVNAT,
+    MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceValue, TABLES_PER_SERVICE,
+};
+
+/// Services by (VIP, port, proto).
+#[map(name = "HERALD_SVC")]
+pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(MAX_SERVICES, 0);
+
+/// Backends by id.
+#[map(name = "HERALD_BE")]
+pub static BACKENDS: HashMap<u32, BackendValue> = HashMap::with_max_entries(MAX_BACKENDS, 0);
+
+/// Flattened Maglev tables: `table * M + slot` → backend id. The loader sizes it to
+/// `MAX_SERVICES * TABLES_PER_SERVICE * M`.
+#[map(name = "HERALD_MAGLEV")]
+pub static MAGLEV: Array<u32> = Array::with_max_entries(MAX_SERVICES * TABLES_PER_SERVICE * 251, 0);
+
+/// Node configuration at index 0.
+#[map(name = "HERALD_CFG")]
+pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+/// Flows seen by this LB node.
+#[map(name = "HERALD_FLOWS")]
+pub static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+
+/// Reply tuple → service address, on the backend node.
+#[map(name = "HERALD_RNAT")]
+pub static REVNAT: LruHashMap<FlowKey, RevNatValue> = LruHashMap::with_max_entries(MAX_REVNAT, 0);
+
+/// Global counters.
+#[map(name = "HERALD_CNT")]
+pub static COUNTERS_MAP: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);
+
+/// Per-service counters.
+#[map(name = "HERALD_SVCCNT")]
+pub static SVC_COUNTERS: PerCpuArray<ServiceCounters> =
+    PerCpuArray::with_max_entries(MAX_SERVICES, 0);
+
+/// Per-CPU scratch for the XDP program's encapsulation plan (keeps it off the 512-byte stack).
+#[map(name = "HERALD_SCRATCH")]
+pub static SCRATCH: PerCpuArray<crate::geneve::Encap> = PerCpuArray::with_max_entries(1, 0);
+
+/// Adds one to a global counter.
+#[inline(always)]
+pub fn count(c: datapath_common::Counter) {
+    if let Some(p) = COUNTERS_MAP.get_ptr_mut(c as u32) {
+        // SAFETY: per-CPU slot, valid for the program's run; no other writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}
+
+/// Adds a packet of `bytes` to a service's counters.
+#[inline(always)]
+pub fn count_service(id: u32, bytes: u64) {
+    if let Some(p) = SVC_COUNTERS.get_ptr_mut(id) {
+        // SAFETY: per-CPU slot, valid for the program's run; no other writer on this CPU.
+        unsafe {
+            (*p).packets += 1;
+            (*p).bytes += bytes;
+        }
+    }
+}
