@@ -274,6 +274,16 @@ fn check_open(open: &Open, t: &Value, r: &mut Report) {
     }
 }
 
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn next_hops(nh: &NextHop) -> Vec<String> {
     match nh {
         NextHop::Ipv4(a) => vec![a.to_string()],
@@ -334,14 +344,7 @@ fn check_attribute(i: usize, a: &PathAttribute, t: &Value, cx: &EncodeContext, r
                 .iter()
                 .map(|c| format!("{}:{}", c.0 >> 16, c.0 & 0xffff))
                 .collect();
-            let theirs: Vec<String> = t["communities"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let theirs = strings(&t["communities"]);
             r.eq(&at("communities"), ours, theirs);
         }
         AttrValue::LargeCommunities(ls) => {
@@ -349,26 +352,12 @@ fn check_attribute(i: usize, a: &PathAttribute, t: &Value, cx: &EncodeContext, r
                 .iter()
                 .map(|l| format!("{}:{}:{}", l.global, l.local1, l.local2))
                 .collect();
-            let theirs: Vec<String> = t["large_communities"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let theirs = strings(&t["large_communities"]);
             r.eq(&at("large communities"), ours, theirs);
         }
         AttrValue::ExtendedCommunities(es) => {
             let ours: Vec<String> = es.iter().map(|e| hex_of(&e.0)).collect();
-            let theirs: Vec<String> = t["ext_communities"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let theirs = strings(&t["ext_communities"]);
             r.eq(&at("extended communities"), ours, theirs);
         }
         AttrValue::MpReach(m) => {
@@ -382,14 +371,7 @@ fn check_attribute(i: usize, a: &PathAttribute, t: &Value, cx: &EncodeContext, r
                 u64::from(u8::from(m.family.safi)),
                 num(t, "safi"),
             );
-            let theirs: Vec<String> = t["next_hops"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|v| v.as_str().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let theirs = strings(&t["next_hops"]);
             r.eq(&at("next hops"), next_hops(&m.next_hop), theirs);
             r.eq(
                 &at("nlri"),
@@ -413,6 +395,29 @@ fn check_attribute(i: usize, a: &PathAttribute, t: &Value, cx: &EncodeContext, r
                 prefixes_mp(&m.withdrawn),
                 prefixes_tshark(&t["nlri"]),
             );
+        }
+        AttrValue::Aggregator(g) | AttrValue::As4Aggregator(g) => {
+            r.eq(
+                &at("aggregator as"),
+                u64::from(g.asn),
+                num(t, "aggregator_as"),
+            );
+            r.eq(
+                &at("aggregator address"),
+                g.addr.to_string().as_str(),
+                text(t, "aggregator_addr"),
+            );
+        }
+        AttrValue::OriginatorId(id) => {
+            r.eq(
+                &at("originator id"),
+                id.to_string().as_str(),
+                text(t, "originator_id"),
+            );
+        }
+        AttrValue::ClusterList(ids) => {
+            let ours: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            r.eq(&at("cluster list"), ours, strings(&t["cluster_list"]));
         }
         // Other attributes are covered by the byte comparison above.
         _ => {}
@@ -583,4 +588,109 @@ fn vectors_decode_as_tshark_does_and_reencode_byte_exact() {
         "{failed} of {} vectors disagree:\n{failures}",
         vectors.len()
     );
+}
+
+fn session_contexts(m: &Value, sender: &str, receiver: &str) -> (DecodeContext, EncodeContext) {
+    let vectors = m["vectors"].as_object().expect("vectors object");
+    let meta = vectors
+        .values()
+        .find(|v| v["daemon"] == sender && v["peer"] == receiver && v["type"] == "update")
+        .unwrap_or_else(|| panic!("no UPDATE from {sender} to {receiver}"));
+    contexts(meta)
+}
+
+/// `negotiate` over the captured OPENs yields what each session was configured to have.
+#[test]
+fn negotiated_contexts_match_the_configured_sessions() {
+    let m = manifest();
+    let v4 = bgp_proto::Family::IPV4_UNICAST;
+    let v6 = bgp_proto::Family::IPV6_UNICAST;
+
+    // FRR <-> BIRD: iBGP, 4-octet AS, extended messages, ADD-PATH both families both ways.
+    for (s, r) in [("frr", "bird"), ("bird", "frr")] {
+        let (d, e) = session_contexts(&m, s, r);
+        assert!(
+            d.four_octet_as && d.extended_message && !d.ebgp,
+            "{s}->{r}: {d:?}"
+        );
+        assert!(d.add_path(v4) && d.add_path(v6), "{s}->{r}: {d:?}");
+        assert_eq!(
+            d.add_path, e.add_path,
+            "{s}->{r}: receiver and sender disagree"
+        );
+    }
+    // BIRD <-> ExaBGP: ExaBGP has no 4-octet AS capability, no ADD-PATH.
+    for (s, r) in [("bird", "exabgp"), ("exabgp", "bird")] {
+        let (d, e) = session_contexts(&m, s, r);
+        assert!(
+            !d.four_octet_as && !e.four_octet_as && d.ebgp,
+            "{s}->{r}: {d:?}"
+        );
+        assert!(d.add_path.is_empty(), "{s}->{r}: {d:?}");
+    }
+    // GoBGP <-> FRR: eBGP with ADD-PATH; GoBGP has no extended message capability.
+    for (s, r) in [("gobgp", "frr"), ("frr", "gobgp")] {
+        let (d, _) = session_contexts(&m, s, r);
+        assert!(
+            d.four_octet_as && d.ebgp && !d.extended_message,
+            "{s}->{r}: {d:?}"
+        );
+        assert!(d.add_path(v4) && d.add_path(v6), "{s}->{r}: {d:?}");
+    }
+}
+
+fn sequence(path: &bgp_proto::AsPath) -> Option<Vec<u32>> {
+    let mut out = Vec::new();
+    for s in path.segments() {
+        if s.kind != bgp_proto::SegmentType::AsSequence {
+            return None;
+        }
+        out.extend_from_slice(s.asns);
+    }
+    Some(out)
+}
+
+/// BIRD's UPDATEs to the 2-octet ExaBGP session carry AS_TRANS in AS_PATH and the real path in
+/// AS4_PATH; `merge_as4` must rebuild it as RFC 6793 §4.2.3 says (leading AS_PATH entries beyond
+/// the AS4_PATH count, then AS4_PATH).
+#[test]
+fn as4_path_from_bird_merges_into_the_real_path() {
+    let m = manifest();
+    let mut checked = 0;
+    for (rel, meta) in m["vectors"].as_object().expect("vectors object") {
+        if meta["type"] != "update" {
+            continue;
+        }
+        let (dcx, _) = contexts(meta);
+        let bytes = read_vector(rel);
+        let Ok(Message::Update(mut u)) = Message::decode(&bytes, &dcx).map(|d| d.message) else {
+            continue;
+        };
+        let Some(as4) = u.attributes.iter().find_map(|a| match &a.value {
+            AttrValue::As4Path(p) => sequence(p),
+            _ => None,
+        }) else {
+            continue;
+        };
+        let Some(two) = u.as_path().and_then(sequence) else {
+            continue;
+        };
+        assert!(!dcx.four_octet_as, "{rel}: AS4_PATH on a 4-octet session");
+        assert!(
+            two.contains(&23456),
+            "{rel}: AS_PATH {two:?} without AS_TRANS"
+        );
+        let mut expected = two[..two.len().saturating_sub(as4.len())].to_vec();
+        expected.extend(&as4);
+        u.merge_as4();
+        assert_eq!(u.as_path().and_then(sequence), Some(expected), "{rel}");
+        assert!(
+            u.attributes
+                .iter()
+                .all(|a| !matches!(a.value, AttrValue::As4Path(_))),
+            "{rel}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 2, "only {checked} UPDATEs with AS4_PATH");
 }

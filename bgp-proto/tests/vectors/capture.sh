@@ -304,7 +304,7 @@ neighbor 10.0.0.3 {
 	api { processes [ feed ]; }
 	static {
 		route 192.0.2.0/25 next-hop self origin igp med 10 local-preference 250 community [ 65003:1 no-export no-advertise ] large-community [ 65003:1:1 65003:2:2 ] extended-community [ target:65003:5 origin:10.0.0.4:6 ] path-information 0.0.0.1;
-		route 192.0.2.0/25 next-hop self origin egp med 11 as-path [ 64600 64601 ] path-information 0.0.0.2;
+		route 192.0.2.0/25 next-hop self origin egp med 11 as-path [ 64600 64601 ( 64610 64611 ) ] atomic-aggregate aggregator ( 64601:10.9.9.9 ) originator-id 10.0.0.44 cluster-list [ 10.0.0.45 10.0.0.46 ] path-information 0.0.0.2;
 		route 2001:db8:400::/48 next-hop fd00::4 origin incomplete community [ 65003:6 ] attribute [ 0x19 0xc0 0x000220010db8000000000000000000000004000a ] path-information 0.0.0.7;
 	}
 }
@@ -323,6 +323,7 @@ neighbor 10.0.0.2 {
 	api { processes [ feed ]; }
 	static {
 		route 192.0.2.128/25 next-hop self community [ 65004:1 ] large-community [ 65004:1:1 ] extended-community [ target:65004:7 ] as-path [ 65004 64700 ];
+		route 192.0.2.192/26 next-hop self as-path [ 65004 ( 64701 64702 ) ] atomic-aggregate aggregator ( 64701:10.0.0.4 );
 		route 2001:db8:401::/48 next-hop fd00::4 med 5 community [ 65004:2 ];
 	}
 }
@@ -430,7 +431,6 @@ phase end
 
 kill "${PIDS[0]}" # tcpdump: flush and close the pcap
 sleep 0.5
-cp "$WORK/capture.pcap" "$WORK/phases" /tmp/ 2>/dev/null || true
 $PY "$HERE/extract.py" --pcap "$WORK/capture.pcap" --phases "$WORK/phases" \
 	--versions "$WORK/versions.json" --out "$OUT" \
 	--host frr="${IP4[frr]},${IP6[frr]}" --host bird="${IP4[bird]},${IP6[bird]}" \

@@ -138,6 +138,15 @@ def find(node, key):
     return found
 
 
+def first_of(node, *keys):
+    """The first value found under any of `keys` (tshark names some fields per attribute)."""
+    for k in keys:
+        vals = find(node, k)
+        if vals:
+            return vals[0]
+    fail(f"none of {keys} in {node}")
+
+
 def raws(v):
     """tshark `_raw` entries are [hex, offset, len, mask, type], or a list of those."""
     if not v:
@@ -224,6 +233,14 @@ def decode_attribute(attr, raw):
         out["med"] = int(attr[p + "multi_exit_disc"])
     elif code == 5:
         out["local_pref"] = int(attr[p + "local_pref"])
+    elif code in (7, 18):
+        out["aggregator_as"] = int(first_of(attr, p + "aggregator_as", "bgp.update.path_attribute.as4_aggregator_as"))
+        out["aggregator_addr"] = first_of(attr, p + "aggregator_origin",
+                                          "bgp.update.path_attribute.as4_aggregator_origin")
+    elif code == 9:
+        out["originator_id"] = attr[p + "originator_id"]
+    elif code == 10:
+        out["cluster_list"] = find(attr, "bgp.path_attribute.cluster_id")
     elif code == 8:
         # tshark files well-known communities under another name; the raw entries' offsets
         # restore the wire order. Rendered as "high:low".
