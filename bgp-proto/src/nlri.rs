@@ -144,14 +144,19 @@ pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Resul
             return Err(NlriError::PrefixTooLong);
         }
         let n = usize::from(len).div_ceil(8);
-        let bytes = buf.get(i + 1..i + 1 + n).ok_or(NlriError::Truncated)?;
-        let mut a = [0u8; 4];
-        a[..n].copy_from_slice(bytes);
+        // Fast path: read four octets at once and mask; the octets past the prefix belong to the
+        // next entry and fall under the mask. Near the end of the field, copy only what is there.
+        let raw = match buf.get(i + 1..i + 5) {
+            Some(b) if i + 1 + n <= buf.len() => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            _ => {
+                let bytes = buf.get(i + 1..i + 1 + n).ok_or(NlriError::Truncated)?;
+                let mut a = [0u8; 4];
+                a[..n].copy_from_slice(bytes);
+                u32::from_be_bytes(a)
+            }
+        };
         i += 1 + n;
-        out.push(Nlri {
-            path_id,
-            prefix: Ipv4Prefix { addr: u32::from_be_bytes(a) & mask4(len), len },
-        });
+        out.push(Nlri { path_id, prefix: Ipv4Prefix { addr: raw & mask4(len), len } });
     }
     Ok(())
 }
