@@ -58,6 +58,38 @@ pub struct Config {
     /// The BGP instance; absent when the node only does L2 announcements.
     #[serde(default)]
     pub bgp: Option<BgpConfig>,
+    /// The ops surface: control socket and metrics endpoint.
+    #[serde(default)]
+    pub api: ApiConfig,
+}
+
+/// Where the running speaker answers the CLI and Prometheus.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ApiConfig {
+    /// Unix socket for `speaker peers` and friends.
+    #[serde(default = "ApiConfig::default_control_socket")]
+    pub control_socket: PathBuf,
+    /// `host:port` of the Prometheus `/metrics` endpoint; must be a loopback address. Absent:
+    /// no endpoint.
+    #[serde(default)]
+    pub metrics_address: Option<std::net::SocketAddr>,
+}
+
+impl ApiConfig {
+    /// The default control socket path.
+    pub fn default_control_socket() -> PathBuf {
+        PathBuf::from("/run/herald/speaker.sock")
+    }
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            control_socket: Self::default_control_socket(),
+            metrics_address: None,
+        }
+    }
 }
 
 /// Identity of the node the speaker runs on.
@@ -89,6 +121,52 @@ pub struct BgpConfig {
     /// The configured neighbours; connections from anyone else are reset.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
+    /// What received routes are accepted (`reject-all`, the default, or `accept-all`).
+    #[serde(default)]
+    pub import_policy: crate::bgp::policy::ImportPolicy,
+    /// Prefixes announced to every peer of their family, whatever the services are (tests,
+    /// infrastructure routes).
+    #[serde(default)]
+    pub static_routes: Vec<StaticRoute>,
+    /// Directory for the graceful-restart state file; GR restarting-speaker mode (R bit after
+    /// a crash) needs it.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// A prefix announced unconditionally.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StaticRoute {
+    /// The prefix.
+    pub prefix: IpNet,
+    /// Standard communities, `ASN:VALUE`.
+    #[serde(default)]
+    pub communities: Vec<CommunityValue>,
+    /// MULTI_EXIT_DISC.
+    #[serde(default)]
+    pub med: Option<u32>,
+    /// LOCAL_PREF for iBGP peers.
+    #[serde(default)]
+    pub local_pref: Option<u32>,
+}
+
+/// A standard community written `ASN:VALUE` (each 0..=65535).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub struct CommunityValue(pub u32);
+
+impl TryFrom<String> for CommunityValue {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        let parsed = value
+            .split_once(':')
+            .and_then(|(a, v)| Some((a.parse::<u16>().ok()?, v.parse::<u16>().ok()?)));
+        match parsed {
+            Some((asn, val)) => Ok(Self((u32::from(asn) << 16) | u32::from(val))),
+            None => Err(format!("community {value:?} is not ASN:VALUE with 16-bit parts")),
+        }
+    }
 }
 
 /// The passive listening socket.
@@ -267,6 +345,10 @@ pub struct TimersConfig {
     /// Delay between connection attempts.
     #[serde(default = "TimersConfig::default_connect_retry")]
     pub connect_retry_time_seconds: u16,
+    /// First wait before restarting a failed session; doubled while the peer keeps failing
+    /// (damping, up to 120 s).
+    #[serde(default = "TimersConfig::default_idle_hold")]
+    pub idle_hold_time_seconds: u16,
 }
 
 impl TimersConfig {
@@ -276,6 +358,9 @@ impl TimersConfig {
     fn default_connect_retry() -> u16 {
         5
     }
+    fn default_idle_hold() -> u16 {
+        1
+    }
 }
 
 impl Default for TimersConfig {
@@ -284,6 +369,7 @@ impl Default for TimersConfig {
             hold_time_seconds: Self::default_hold(),
             keepalive_time_seconds: None,
             connect_retry_time_seconds: Self::default_connect_retry(),
+            idle_hold_time_seconds: Self::default_idle_hold(),
         }
     }
 }
@@ -399,14 +485,23 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 
 /// Cross-field rules that serde cannot express.
 fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
-    let Some(bgp) = &config.bgp else {
-        return Ok(());
-    };
     let invalid = |line: u64, key: String, message: String| ConfigError::Invalid {
         path: origin.to_owned(),
         line,
         key,
         message,
+    };
+    if let Some(addr) = config.api.metrics_address
+        && !addr.ip().is_loopback()
+    {
+        return Err(invalid(
+            0,
+            "api.metricsAddress".into(),
+            format!("{addr} is not a loopback address; metrics are served on localhost only"),
+        ));
+    }
+    let Some(bgp) = &config.bgp else {
+        return Ok(());
     };
     if config.node.router_id.is_unspecified() {
         return Err(invalid(
@@ -592,6 +687,28 @@ mod tests {
             "asn: 65000\n      gracefulRestart:\n        enabled: true\n        restartTimeSeconds: 5000",
         );
         assert!(error_text(&yaml).contains("exceeds 4095"));
+    }
+
+    #[test]
+    fn static_routes_and_api_parse() {
+        let yaml = format!(
+            "{MINIMAL}  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n      communities: [\"65000:10\"]\n      med: 5\napi:\n  controlSocket: /tmp/x.sock\n  metricsAddress: 127.0.0.1:9179\n"
+        );
+        let config = parse(&yaml, "t").expect("valid");
+        let bgp = config.bgp.expect("bgp");
+        assert_eq!(bgp.import_policy, crate::bgp::policy::ImportPolicy::AcceptAll);
+        assert_eq!(bgp.static_routes[0].communities, vec![CommunityValue((65000 << 16) | 10)]);
+        assert_eq!(config.api.control_socket, PathBuf::from("/tmp/x.sock"));
+    }
+
+    #[test]
+    fn bad_community_and_public_metrics_address_are_rejected() {
+        let yaml = format!(
+            "{MINIMAL}  staticRoutes:\n    - prefix: 192.0.2.0/24\n      communities: [\"70000:1\"]\n"
+        );
+        assert!(error_text(&yaml).contains("not ASN:VALUE"));
+        let yaml = format!("{MINIMAL}api:\n  metricsAddress: 10.0.0.1:9179\n");
+        assert!(error_text(&yaml).contains("api.metricsAddress"));
     }
 
     #[test]

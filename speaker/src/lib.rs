@@ -1,5 +1,10 @@
 //! Herald's node agent as a library: configuration, BGP instance, advertisements and the ops
 //! surface. `main.rs` only parses the command line and calls in here.
 
+pub mod api;
 pub mod bfd;
+pub mod bgp;
 pub mod config;
+pub mod error;
+
+pub use error::{Error, Result};

@@ -1,0 +1,976 @@
+//! The BGP instance's owner task: one task owns every peer's [`Session`] and runs `select!` over
+//! typed channels (commands from the ops surface, accepted connections, connect results, decoded
+//! messages) and the sessions' earliest deadline. Child tasks only turn I/O into events: a
+//! listener, one connect attempt per peer at most, and a reader plus a writer per connection.
+//!
+//! Also owns configuration reload (sessions whose peering parameters did not change keep
+//! running) and the graceful-restart state file (restart detection for the R bit).
+//!
+//! I/O boundary: the sockets of [`super::listener`], [`super::connect`] and [`super::codec`], and
+//! the state file. Time is tokio's clock, handed to the pure core as `std::time::Instant`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bgp_proto::iana::{CeaseSubcode, ErrorCode, Family as ProtoFamily};
+use bgp_proto::{DecodeContext, Message, Notification};
+use serde::{Deserialize, Serialize};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant as TokioInstant;
+
+use super::codec::{ReadEvent, WriteCommand, read_loop, write_loop};
+use super::connect::{SocketOptions, connect};
+use super::listener;
+use crate::bgp::collision::Direction;
+use crate::bgp::fsm::{self, ConnId, FsmConfig, State};
+use crate::bgp::policy::OriginatedRoute;
+use crate::bgp::session::{GrConfig, Output, Session, SessionConfig};
+use crate::config::{BgpConfig, Config, Family, PeerAsn, PeerConfig, PeerKind};
+use crate::error::{Error, Result};
+
+/// Aborts a task when dropped.
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// A snapshot of one peer for the CLI and metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerStatus {
+    /// Configured name (or the address).
+    pub name: String,
+    /// The peer's address.
+    pub address: IpAddr,
+    /// FSM state.
+    pub state: String,
+    /// Seconds since Established.
+    pub uptime_seconds: Option<u64>,
+    /// Our AS.
+    pub local_asn: u32,
+    /// The peer's AS as configured (`internal`/`external` or a number).
+    pub configured_asn: String,
+    /// The peer's AS from its OPEN.
+    pub remote_asn: Option<u32>,
+    /// The peer's BGP identifier.
+    pub remote_id: Option<String>,
+    /// Negotiated hold time, seconds.
+    pub hold_time: Option<u64>,
+    /// Keepalive interval in use, seconds.
+    pub keepalive_time: Option<u64>,
+    /// Negotiated capabilities.
+    pub capabilities: Vec<String>,
+    /// Negotiated families.
+    pub families: Vec<String>,
+    /// Routes in the Adj-RIB-In (before import policy).
+    pub prefixes_received: usize,
+    /// Routes the import policy accepted.
+    pub prefixes_accepted: usize,
+    /// Stale routes kept for a restarting peer.
+    pub prefixes_stale: usize,
+    /// Routes in the Adj-RIB-Out.
+    pub prefixes_sent: usize,
+    /// UPDATEs received / sent.
+    pub updates_in: u64,
+    /// UPDATEs sent.
+    pub updates_out: u64,
+    /// NOTIFICATIONs received.
+    pub notifications_in: u64,
+    /// NOTIFICATIONs sent.
+    pub notifications_out: u64,
+    /// State changes since start.
+    pub transitions: u64,
+    /// Administratively down (`shutdown:` set).
+    pub admin_down: bool,
+    /// The last error.
+    pub last_error: Option<String>,
+}
+
+/// What a reload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Peers added.
+    pub added: Vec<IpAddr>,
+    /// Peers removed.
+    pub removed: Vec<IpAddr>,
+    /// Peers reset because their peering parameters changed.
+    pub reset: Vec<IpAddr>,
+    /// Peers updated in place (no reset).
+    pub updated: Vec<IpAddr>,
+    /// Changes that need a restart of the speaker to apply.
+    pub ignored: Vec<String>,
+}
+
+/// Requests to the owner task.
+#[derive(Debug)]
+enum Command {
+    Peers(oneshot::Sender<Vec<PeerStatus>>),
+    Reload(Box<Config>, oneshot::Sender<Result<ReloadReport>>),
+    SetOriginated(Vec<OriginatedRoute>),
+    BfdDown(IpAddr),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Events from child tasks.
+#[derive(Debug)]
+enum Event {
+    Connected {
+        peer: IpAddr,
+        attempt: u64,
+        result: Result<TcpStream>,
+    },
+    Read(ConnId, ReadEvent),
+}
+
+impl From<(ConnId, ReadEvent)> for Event {
+    fn from((conn, event): (ConnId, ReadEvent)) -> Self {
+        Event::Read(conn, event)
+    }
+}
+
+/// A handle to the running instance; dropping it stops the instance task.
+#[derive(Debug)]
+pub struct Instance {
+    commands: mpsc::Sender<Command>,
+    task: AbortOnDrop,
+    local_port: Option<u16>,
+}
+
+impl Instance {
+    /// Starts the instance described by `config` (which must have a `bgp` section).
+    pub async fn start(config: Config) -> Result<Self> {
+        let bgp = config
+            .bgp
+            .clone()
+            .ok_or(Error::NotImplemented("a speaker without a bgp section"))?;
+        let restarting = detect_restart(&bgp)?;
+        let listener = if bgp.listen.port == 0 {
+            None
+        } else {
+            Some(listener::bind(bgp.listen.address, bgp.listen.port)?)
+        };
+        let local_port = match &listener {
+            Some(l) => Some(l.local_addr().map_err(|e| Error::io("listener address", e))?.port()),
+            None => None,
+        };
+        let (commands_tx, commands_rx) = mpsc::channel(64);
+        let (events_tx, events_rx) = mpsc::channel(1024);
+        let (accepted_tx, accepted_rx) = mpsc::channel(64);
+        let accept_task = listener
+            .clone()
+            .map(|l| AbortOnDrop(tokio::spawn(listener::accept_loop(l, accepted_tx))));
+        let mut owner = Owner {
+            config,
+            bgp_config: bgp.clone(),
+            listener,
+            _accept_task: accept_task,
+            peers: BTreeMap::new(),
+            conns: HashMap::new(),
+            next_conn: 1,
+            events_tx,
+            restarting,
+            originated: Vec::new(),
+        };
+        owner.originated = owner.static_routes();
+        for peer in bgp.peers.clone() {
+            owner.add_peer(peer)?;
+        }
+        let task = tokio::spawn(owner.run(commands_rx, events_rx, accepted_rx));
+        Ok(Self {
+            commands: commands_tx,
+            task: AbortOnDrop(task),
+            local_port,
+        })
+    }
+
+    /// The port the listener is bound to (useful when configured as an ephemeral port).
+    pub fn local_port(&self) -> Option<u16> {
+        self.local_port
+    }
+
+    /// A cheap clonable handle for the ops surface.
+    pub fn handle(&self) -> InstanceHandle {
+        InstanceHandle {
+            commands: self.commands.clone(),
+        }
+    }
+
+    /// Stops every session (graceful-restart peers see the TCP connection close without a
+    /// NOTIFICATION, so they keep our routes until we are back) and waits for the task.
+    pub async fn shutdown(self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// A clonable handle to send requests to the instance.
+#[derive(Debug, Clone)]
+pub struct InstanceHandle {
+    commands: mpsc::Sender<Command>,
+}
+
+impl InstanceHandle {
+    /// Snapshots of every peer.
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Peers(tx))
+            .await
+            .map_err(|_| Error::InstanceGone)?;
+        rx.await.map_err(|_| Error::InstanceGone)
+    }
+
+    /// Applies a new configuration.
+    pub async fn reload(&self, config: Config) -> Result<ReloadReport> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reload(Box::new(config), tx))
+            .await
+            .map_err(|_| Error::InstanceGone)?;
+        rx.await.map_err(|_| Error::InstanceGone)?
+    }
+
+    /// Replaces the routes originated on top of the configured static routes (the hook for the
+    /// advertisement model).
+    pub async fn set_originated(&self, routes: Vec<OriginatedRoute>) -> Result<()> {
+        self.commands
+            .send(Command::SetOriginated(routes))
+            .await
+            .map_err(|_| Error::InstanceGone)
+    }
+
+    /// BFD reported the path to `peer` down: the session goes down at once (RFC 9384 Cease
+    /// subcode "BFD Down").
+    pub async fn bfd_down(&self, peer: IpAddr) -> Result<()> {
+        self.commands
+            .send(Command::BfdDown(peer))
+            .await
+            .map_err(|_| Error::InstanceGone)
+    }
+}
+
+struct ConnSlot {
+    peer: IpAddr,
+    writer: mpsc::UnboundedSender<WriteCommand>,
+    context: watch::Sender<DecodeContext>,
+    _reader: AbortOnDrop,
+    _writer_task: JoinHandle<()>,
+}
+
+struct PeerSlot {
+    config: PeerConfig,
+    session: Session,
+    options: SocketOptions,
+    connect_task: Option<AbortOnDrop>,
+    attempt: u64,
+}
+
+struct Owner {
+    config: Config,
+    /// `config.bgp`, which `Instance::start` and reloads require.
+    bgp_config: BgpConfig,
+    listener: Option<Arc<TcpListener>>,
+    _accept_task: Option<AbortOnDrop>,
+    peers: BTreeMap<IpAddr, PeerSlot>,
+    conns: HashMap<ConnId, ConnSlot>,
+    next_conn: ConnId,
+    events_tx: mpsc::Sender<Event>,
+    restarting: bool,
+    originated: Vec<OriginatedRoute>,
+}
+
+fn now_std() -> std::time::Instant {
+    TokioInstant::now().into_std()
+}
+
+/// Whether the peer is eBGP under this configuration.
+fn is_ebgp(local_asn: u32, asn: PeerAsn) -> bool {
+    match asn {
+        PeerAsn::Number(n) => n != local_asn,
+        PeerAsn::Kind(kind) => kind == PeerKind::External,
+    }
+}
+
+fn proto_family(family: Family) -> ProtoFamily {
+    match family {
+        Family::Ipv4Unicast => ProtoFamily::IPV4_UNICAST,
+        Family::Ipv6Unicast => ProtoFamily::IPV6_UNICAST,
+    }
+}
+
+/// The parts of a peer's configuration whose change needs a session reset.
+fn peering_parameters(peer: &PeerConfig) -> PeerConfig {
+    let mut p = peer.clone();
+    p.name = None;
+    p.max_prefixes = None;
+    p.shutdown = None;
+    p.graceful_restart.restart_time_seconds = crate::config::RestartTime(0);
+    p.bfd = None;
+    p
+}
+
+fn state_file(bgp: &BgpConfig) -> Option<PathBuf> {
+    bgp.state_dir.as_ref().map(|d| d.join("graceful-restart"))
+}
+
+/// A state file younger than the longest restart time means we are restarting (RFC 4724: set R).
+fn detect_restart(bgp: &BgpConfig) -> Result<bool> {
+    let Some(path) = state_file(bgp) else {
+        return Ok(false);
+    };
+    let max_restart = bgp
+        .peers
+        .iter()
+        .filter(|p| p.graceful_restart.enabled)
+        .map(|p| u64::from(p.graceful_restart.restart_time_seconds.0))
+        .max();
+    let restarting = match (std::fs::metadata(&path), max_restart) {
+        (Ok(meta), Some(max)) => meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age.as_secs() <= max),
+        _ => false,
+    };
+    touch_state_file(&path)?;
+    Ok(restarting)
+}
+
+fn touch_state_file(path: &std::path::Path) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+    }
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    std::fs::write(path, format!("{stamp}\n"))
+        .map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
+impl Owner {
+    fn bgp(&self) -> &BgpConfig {
+        &self.bgp_config
+    }
+
+    fn static_routes(&self) -> Vec<OriginatedRoute> {
+        self.bgp()
+            .static_routes
+            .iter()
+            .map(|r| {
+                let mut route = OriginatedRoute::plain(r.prefix);
+                route.communities = r
+                    .communities
+                    .iter()
+                    .map(|c| bgp_proto::Community(c.0))
+                    .collect();
+                route.med = r.med;
+                route.local_pref = r.local_pref;
+                route
+            })
+            .collect()
+    }
+
+    fn session_config(&self, peer: &PeerConfig) -> SessionConfig {
+        let bgp = self.bgp();
+        let mut fsm = FsmConfig::new(bgp.local_asn, self.config.node.router_id, peer.asn);
+        fsm.hold_time = peer.timers.hold_time_seconds.0;
+        fsm.keepalive_time = peer.timers.keepalive_time_seconds;
+        fsm.connect_retry = Duration::from_secs(u64::from(peer.timers.connect_retry_time_seconds.max(1)));
+        fsm.idle_hold_base = Duration::from_secs(u64::from(peer.timers.idle_hold_time_seconds));
+        fsm.idle_hold_max = Duration::from_secs(120).max(fsm.idle_hold_base);
+        fsm.passive = peer.passive;
+        // Different seeds per peer so their timers do not beat in step.
+        fsm.jitter_seed = match peer.address.value {
+            IpAddr::V4(a) => u64::from(u32::from(a)),
+            IpAddr::V6(a) => u128::from(a) as u64,
+        } ^ u64::from(u32::from(self.config.node.router_id));
+        SessionConfig {
+            fsm,
+            families: peer.effective_families().into_iter().map(proto_family).collect(),
+            import: bgp.import_policy,
+            max_prefixes: peer.max_prefixes,
+            graceful_restart: peer.graceful_restart.enabled.then_some(GrConfig {
+                restart_time: peer.graceful_restart.restart_time_seconds.0,
+                restarting: self.restarting,
+            }),
+            stale_path_time: Duration::from_secs(360),
+        }
+    }
+
+    fn add_peer(&mut self, peer: PeerConfig) -> Result<()> {
+        let address = peer.address.value;
+        let ebgp = is_ebgp(self.bgp().local_asn, peer.asn);
+        let options = SocketOptions::for_peer(&peer, ebgp)?;
+        if let (Some(listener), Some(key)) = (&self.listener, &options.md5_key) {
+            listener::set_peer_key(listener, address, key)?;
+        }
+        let mut session = Session::new(self.session_config(&peer));
+        let now = now_std();
+        let mut outputs = session.set_originated(now, self.originated.clone());
+        outputs.extend(match &peer.shutdown {
+            Some(_) => Vec::new(),
+            None => session.handle(now, fsm::Input::Start),
+        });
+        tracing::info!(peer = %address, name = %peer.display_name(), "peer configured");
+        self.peers.insert(
+            address,
+            PeerSlot {
+                config: peer,
+                session,
+                options,
+                connect_task: None,
+                attempt: 0,
+            },
+        );
+        self.apply(address, outputs);
+        Ok(())
+    }
+
+    fn remove_peer(&mut self, address: IpAddr, notification: Notification) {
+        let now = now_std();
+        if let Some(slot) = self.peers.get_mut(&address) {
+            let outputs = slot.session.handle(now, fsm::Input::Stop { notification });
+            self.apply(address, outputs);
+        }
+        if let (Some(listener), Some(slot)) = (&self.listener, self.peers.get(&address))
+            && slot.options.md5_key.is_some()
+        {
+            let _ = listener::set_peer_key(listener, address, &[]);
+        }
+        self.peers.remove(&address);
+    }
+
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut events: mpsc::Receiver<Event>,
+        mut accepted: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    ) {
+        let heartbeat_every = Duration::from_secs(10);
+        let mut heartbeat = tokio::time::interval(heartbeat_every);
+        loop {
+            let deadline = self
+                .peers
+                .values()
+                .filter_map(|p| p.session.poll_timeout())
+                .min()
+                .map(TokioInstant::from_std);
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown(done)) => {
+                        self.shutdown().await;
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(command) => self.on_command(command),
+                    None => return,
+                },
+                Some(event) = events.recv() => self.on_event(event),
+                Some((stream, peer)) = accepted.recv() => self.on_accepted(stream, peer),
+                () = sleep => self.on_timeout(),
+                _ = heartbeat.tick() => {
+                    if let Some(path) = state_file(self.bgp())
+                        && let Err(error) = touch_state_file(&path)
+                    {
+                        tracing::warn!(%error, "cannot refresh the graceful-restart state file");
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_timeout(&mut self) {
+        let now = now_std();
+        let due: Vec<IpAddr> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.session.poll_timeout().is_some_and(|d| d <= now))
+            .map(|(a, _)| *a)
+            .collect();
+        for address in due {
+            if let Some(slot) = self.peers.get_mut(&address) {
+                let outputs = slot.session.on_timeout(now);
+                self.apply(address, outputs);
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Peers(reply) => {
+                let _ = reply.send(self.status());
+            }
+            Command::Reload(config, reply) => {
+                let _ = reply.send(self.reload(*config));
+            }
+            Command::SetOriginated(routes) => {
+                let mut all = self.static_routes();
+                all.extend(routes);
+                self.originated = all;
+                self.push_originated();
+            }
+            Command::BfdDown(address) => {
+                let now = now_std();
+                if let Some(slot) = self.peers.get_mut(&address) {
+                    let outputs = slot.session.handle(
+                        now,
+                        fsm::Input::Reset {
+                            notification: Notification::cease(CeaseSubcode::BfdDown),
+                            reason: "BFD session down".into(),
+                        },
+                    );
+                    self.apply(address, outputs);
+                }
+            }
+            Command::Shutdown(_) => {}
+        }
+    }
+
+    fn push_originated(&mut self) {
+        let now = now_std();
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for address in addresses {
+            if let Some(slot) = self.peers.get_mut(&address) {
+                let outputs = slot.session.set_originated(now, self.originated.clone());
+                self.apply(address, outputs);
+            }
+        }
+    }
+
+    fn on_event(&mut self, event: Event) {
+        let now = now_std();
+        match event {
+            Event::Connected {
+                peer,
+                attempt,
+                result,
+            } => {
+                let Some(slot) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                if slot.attempt != attempt || slot.connect_task.is_none() {
+                    // An attempt that was abandoned meanwhile.
+                    return;
+                }
+                slot.connect_task = None;
+                match result {
+                    Ok(stream) => self.register(peer, stream, Direction::Outbound),
+                    Err(error) => {
+                        tracing::debug!(%peer, %error, "connect failed");
+                        let outputs = slot.session.handle(now, fsm::Input::ConnectFailed);
+                        self.apply(peer, outputs);
+                    }
+                }
+            }
+            Event::Read(conn, event) => {
+                let Some(peer) = self.conns.get(&conn).map(|c| c.peer) else {
+                    return;
+                };
+                let Some(slot) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                let outputs = match event {
+                    ReadEvent::Message(decoded) => slot.session.received(now, conn, decoded),
+                    ReadEvent::Malformed(error) => {
+                        tracing::warn!(%peer, %error, "malformed message");
+                        let notification = error.notification().cloned().unwrap_or_else(|| {
+                            Notification::new(ErrorCode::MessageHeader, 0)
+                        });
+                        slot.session.handle(now, fsm::Input::Malformed(conn, notification))
+                    }
+                    ReadEvent::Closed(error) => {
+                        tracing::debug!(%peer, ?error, "connection closed");
+                        self.conns.remove(&conn);
+                        slot.session.handle(now, fsm::Input::Disconnected(conn))
+                    }
+                };
+                self.apply(peer, outputs);
+            }
+        }
+    }
+
+    fn on_accepted(&mut self, stream: TcpStream, remote: SocketAddr) {
+        let peer = remote.ip();
+        let Some(slot) = self.peers.get(&peer) else {
+            // Event 15 Tcp_CR_Invalid: not a configured peer.
+            tracing::info!(%remote, "connection from an unconfigured address reset");
+            listener::reset(stream);
+            return;
+        };
+        if let Err(error) = slot.options.apply_to_stream(&stream, remote) {
+            tracing::warn!(%peer, %error, "socket options on accepted connection");
+        }
+        self.register(peer, stream, Direction::Inbound);
+    }
+
+    /// Starts reader and writer tasks for a connection and tells the session.
+    fn register(&mut self, peer: IpAddr, stream: TcpStream, direction: Direction) {
+        let now = now_std();
+        let conn = self.next_conn;
+        self.next_conn += 1;
+        let local = stream
+            .local_addr()
+            .map(|a| a.ip().to_canonical())
+            .unwrap_or(IpAddr::from([0u8; 4]));
+        let _ = stream.set_nodelay(true);
+        let (read_half, write_half) = stream.into_split();
+        let (context_tx, context_rx) = watch::channel(DecodeContext::default());
+        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let reader = AbortOnDrop(tokio::spawn(read_loop(
+            conn,
+            read_half,
+            context_rx,
+            self.events_tx.clone(),
+        )));
+        let writer_task = tokio::spawn(write_loop(write_half, writer_rx));
+        self.conns.insert(
+            conn,
+            ConnSlot {
+                peer,
+                writer: writer_tx,
+                context: context_tx,
+                _reader: reader,
+                _writer_task: writer_task,
+            },
+        );
+        tracing::debug!(%peer, conn, ?direction, %local, "connection up");
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        let outputs = slot.session.connected(now, conn, direction, local);
+        self.apply(peer, outputs);
+    }
+
+    /// Carries out a session's outputs.
+    fn apply(&mut self, peer: IpAddr, outputs: Vec<Output>) {
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        // The decode context must be in place before anything we send can trigger the peer's
+        // next message (our KEEPALIVE answering its OPEN is followed by its UPDATEs).
+        let context = slot.session.decode_context();
+        if let Some(conn) = slot.session.fsm().connection()
+            && let Some(c) = self.conns.get(&conn)
+        {
+            c.context.send_if_modified(|old| {
+                let changed = *old != context;
+                *old = context.clone();
+                changed
+            });
+        }
+        let encode = slot.session.encode_context();
+        for output in outputs {
+            match output {
+                Output::Fsm(fsm::Output::Connect) => {
+                    slot.attempt += 1;
+                    let attempt = slot.attempt;
+                    let events = self.events_tx.clone();
+                    let options = slot.options.clone();
+                    let target = SocketAddr::new(peer, slot.config.port);
+                    let local = slot.config.local_address;
+                    let timeout = Duration::from_secs(u64::from(
+                        slot.config.timers.connect_retry_time_seconds.max(1),
+                    ));
+                    slot.connect_task = Some(AbortOnDrop(tokio::spawn(async move {
+                        let result = connect(target, local, &options, timeout).await;
+                        let _ = events
+                            .send(Event::Connected {
+                                peer,
+                                attempt,
+                                result,
+                            })
+                            .await;
+                    })));
+                }
+                Output::Fsm(fsm::Output::AbortConnect) => slot.connect_task = None,
+                Output::Fsm(fsm::Output::Send(conn, message)) => {
+                    let Some(c) = self.conns.get(&conn) else {
+                        continue;
+                    };
+                    if let Message::Notification(n) = &message {
+                        tracing::warn!(%peer, code = u8::from(n.code), subcode = n.subcode, "sending NOTIFICATION");
+                    }
+                    match message.to_bytes(&encode) {
+                        Ok(bytes) => {
+                            let _ = c.writer.send(WriteCommand::Send(bytes.freeze()));
+                        }
+                        Err(error) => tracing::error!(%peer, %error, "cannot encode message"),
+                    }
+                }
+                Output::Fsm(fsm::Output::Close(conn)) => {
+                    if let Some(c) = self.conns.remove(&conn) {
+                        let _ = c.writer.send(WriteCommand::Close);
+                    }
+                }
+                Output::Fsm(fsm::Output::Established { negotiated, .. }) => {
+                    tracing::info!(%peer, remote_asn = negotiated.remote_asn, hold = negotiated.hold_time, "session established");
+                    if let Some(gr) = slot.session.config().graceful_restart
+                        && gr.restarting
+                    {
+                        // The R bit belongs to the first session after the restart only.
+                        let mut config = slot.session.config().clone();
+                        config.graceful_restart = Some(GrConfig {
+                            restarting: false,
+                            ..gr
+                        });
+                        slot.session.update_config(config);
+                    }
+                }
+                Output::Fsm(fsm::Output::Down { reason, .. }) => {
+                    tracing::warn!(%peer, reason = %reason.describe(), "session down");
+                }
+                Output::Fsm(fsm::Output::StateChange { from, to }) => {
+                    tracing::debug!(%peer, from = from.name(), to = to.name(), "state change");
+                }
+                Output::Fsm(fsm::Output::Received(_)) => {}
+                Output::Routes { updated, withdrawn } => {
+                    tracing::debug!(%peer, updated = updated.len(), withdrawn = withdrawn.len(), "accepted routes changed");
+                }
+            }
+        }
+    }
+
+    fn status(&self) -> Vec<PeerStatus> {
+        let now = now_std();
+        let local_asn = self.bgp().local_asn;
+        self.peers
+            .iter()
+            .map(|(address, slot)| {
+                let fsm = slot.session.fsm();
+                let counters = slot.session.counters();
+                let up = matches!(fsm.state(), State::OpenConfirm | State::Established);
+                let negotiated = fsm.negotiated().filter(|_| up);
+                let (hold, keepalive) = fsm.timers();
+                PeerStatus {
+                    name: slot.config.display_name(),
+                    address: *address,
+                    state: fsm.state().name().to_owned(),
+                    uptime_seconds: fsm
+                        .established_at()
+                        .map(|at| now.saturating_duration_since(at).as_secs()),
+                    local_asn,
+                    configured_asn: match slot.config.asn {
+                        PeerAsn::Number(n) => n.to_string(),
+                        PeerAsn::Kind(PeerKind::Internal) => "internal".into(),
+                        PeerAsn::Kind(PeerKind::External) => "external".into(),
+                    },
+                    remote_asn: negotiated.map(|n| n.remote_asn),
+                    remote_id: fsm
+                        .remote_open()
+                        .filter(|_| up)
+                        .map(|o| o.bgp_id.to_string()),
+                    hold_time: negotiated.map(|_| hold.as_secs()),
+                    keepalive_time: negotiated.map(|_| keepalive.as_secs()),
+                    capabilities: negotiated.map(describe_capabilities).unwrap_or_default(),
+                    families: negotiated
+                        .map(|n| n.families.iter().map(|f| family_name(*f)).collect())
+                        .unwrap_or_default(),
+                    prefixes_received: slot.session.rib_in().len(),
+                    prefixes_accepted: slot.session.rib_in().accepted(),
+                    prefixes_stale: slot.session.rib_in().stale(),
+                    prefixes_sent: slot.session.rib_out().len(),
+                    updates_in: counters.updates_in,
+                    updates_out: counters.updates_out,
+                    notifications_in: counters.notifications_in,
+                    notifications_out: counters.notifications_out,
+                    transitions: fsm.transitions(),
+                    admin_down: fsm.is_admin_down(),
+                    last_error: fsm.last_error().map(str::to_owned),
+                }
+            })
+            .collect()
+    }
+
+    fn reload(&mut self, config: Config) -> Result<ReloadReport> {
+        let Some(new_bgp) = config.bgp.clone() else {
+            return Err(Error::NotImplemented("removing the bgp section at run time"));
+        };
+        let old_bgp = self.bgp().clone();
+        let mut report = ReloadReport::default();
+        let identity_changed = new_bgp.local_asn != old_bgp.local_asn
+            || config.node.router_id != self.config.node.router_id;
+        if new_bgp.listen != old_bgp.listen {
+            report
+                .ignored
+                .push("bgp.listen changes need a restart".to_owned());
+        }
+        if config.api != self.config.api {
+            report.ignored.push("api changes need a restart".to_owned());
+        }
+        let new_peers: BTreeMap<IpAddr, PeerConfig> = new_bgp
+            .peers
+            .iter()
+            .map(|p| (p.address.value, p.clone()))
+            .collect();
+        self.config = config;
+        self.bgp_config = new_bgp.clone();
+        let removed: Vec<IpAddr> = self
+            .peers
+            .keys()
+            .filter(|a| !new_peers.contains_key(a))
+            .copied()
+            .collect();
+        for address in removed {
+            self.remove_peer(address, Notification::cease(CeaseSubcode::PeerDeconfigured));
+            report.removed.push(address);
+        }
+        self.originated = {
+            let mut routes = self.static_routes();
+            // Keep routes pushed through `set_originated` (they are not in the file).
+            let statics: std::collections::BTreeSet<_> = routes.iter().map(|r| r.prefix).collect();
+            routes.extend(
+                self.originated
+                    .iter()
+                    .filter(|r| !statics.contains(&r.prefix) && !old_bgp.static_routes.iter().any(|s| s.prefix == r.prefix))
+                    .cloned(),
+            );
+            routes
+        };
+        for (address, peer) in new_peers {
+            let Some(slot) = self.peers.get_mut(&address) else {
+                self.add_peer(peer)?;
+                report.added.push(address);
+                continue;
+            };
+            let same_peering = !identity_changed
+                && peering_parameters(&slot.config) == peering_parameters(&peer)
+                && new_bgp.import_policy == old_bgp.import_policy;
+            if !same_peering {
+                self.remove_peer(
+                    address,
+                    Notification::cease(CeaseSubcode::OtherConfigurationChange),
+                );
+                self.add_peer(peer)?;
+                report.reset.push(address);
+                continue;
+            }
+            let now = now_std();
+            let mut outputs = Vec::new();
+            let new_config = {
+                let mut c = self.session_config(&peer);
+                // Keep the restart state of the running session.
+                c.graceful_restart = c.graceful_restart.map(|gr| GrConfig {
+                    restarting: slot.session.config().graceful_restart.is_some_and(|g| g.restarting),
+                    ..gr
+                });
+                c
+            };
+            let Some(slot) = self.peers.get_mut(&address) else {
+                continue;
+            };
+            slot.session.update_config(new_config);
+            match (&slot.config.shutdown, &peer.shutdown) {
+                (None, Some(message)) => {
+                    let notification = Notification::shutdown(CeaseSubcode::AdministrativeShutdown, message)
+                        .unwrap_or_else(|_| Notification::cease(CeaseSubcode::AdministrativeShutdown));
+                    outputs.extend(slot.session.handle(now, fsm::Input::Stop { notification }));
+                }
+                (Some(_), None) => outputs.extend(slot.session.handle(now, fsm::Input::Start)),
+                _ => {}
+            }
+            slot.config = peer;
+            self.apply(address, outputs);
+            report.updated.push(address);
+        }
+        self.push_originated();
+        Ok(report)
+    }
+
+    async fn shutdown(&mut self) {
+        let now = now_std();
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for address in addresses {
+            let Some(slot) = self.peers.get_mut(&address) else {
+                continue;
+            };
+            let graceful = slot
+                .session
+                .fsm()
+                .negotiated()
+                .is_some_and(|n| n.graceful_restart.is_some())
+                && slot.session.config().graceful_restart.is_some();
+            if graceful {
+                // Close without a NOTIFICATION: the peer keeps our routes as stale until we
+                // are back (RFC 4724 §4.2), which is what an agent upgrade needs.
+                for conn in slot.session.fsm().connection() {
+                    if let Some(c) = self.conns.remove(&conn) {
+                        let _ = c.writer.send(WriteCommand::Close);
+                    }
+                }
+            } else {
+                let notification = Notification::shutdown(
+                    CeaseSubcode::AdministrativeShutdown,
+                    "speaker stopping",
+                )
+                .unwrap_or_else(|_| Notification::cease(CeaseSubcode::AdministrativeShutdown));
+                let outputs = slot.session.handle(now, fsm::Input::Stop { notification });
+                self.apply(address, outputs);
+            }
+        }
+        // Let the writers flush their last messages.
+        let writers: Vec<JoinHandle<()>> = self.conns.drain().map(|(_, c)| {
+            let _ = c.writer.send(WriteCommand::Close);
+            c._writer_task
+        }).collect();
+        let _ = tokio::time::timeout(Duration::from_secs(2), futures_join(writers)).await;
+    }
+}
+
+async fn futures_join(handles: Vec<JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+/// The name of a family as the CLI shows it.
+pub fn family_name(family: ProtoFamily) -> String {
+    match family {
+        ProtoFamily::IPV4_UNICAST => "ipv4-unicast".into(),
+        ProtoFamily::IPV6_UNICAST => "ipv6-unicast".into(),
+        other => format!("afi{}/safi{}", u16::from(other.afi), u8::from(other.safi)),
+    }
+}
+
+fn describe_capabilities(n: &bgp_proto::Negotiated) -> Vec<String> {
+    let mut caps = Vec::new();
+    for f in &n.families {
+        caps.push(format!("multiprotocol {}", family_name(*f)));
+    }
+    if n.four_octet_as {
+        caps.push("4-octet-as".into());
+    }
+    if n.route_refresh {
+        caps.push("route-refresh".into());
+    }
+    if n.enhanced_route_refresh {
+        caps.push("enhanced-route-refresh".into());
+    }
+    if n.extended_message {
+        caps.push("extended-message".into());
+    }
+    if let Some(gr) = &n.graceful_restart {
+        caps.push(format!(
+            "graceful-restart (peer restart time {} s{})",
+            gr.restart_time,
+            if gr.restart_state() { ", restarting" } else { "" }
+        ));
+    }
+    caps
+}

@@ -1,0 +1,683 @@
+//! One peer's session above the FSM: UPDATE processing into the Adj-RIB-In (import policy,
+//! RFC 7606 treat-as-withdraw, max-prefix), the Adj-RIB-Out (initial advertisement, End-of-RIB,
+//! differences on change, route refresh and enhanced route refresh replays), and graceful restart
+//! (our R/F bits as restarting speaker; as helper, stale routes kept across a peer's restart and
+//! swept on End-of-RIB or when its restart / stale-path time runs out).
+//!
+//! Sans-IO like the FSM: inputs carry the time, outputs are FSM outputs for the driver plus
+//! route changes for the Loc-RIB.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bgp_proto::capability::{GracefulRestart, GracefulRestartFamily};
+use bgp_proto::iana::{CeaseSubcode, Family, RouteRefreshSubtype};
+use bgp_proto::{
+    AttrValue, Capability, Decoded, DecodeContext, EncodeContext, Ipv4Nlri, Ipv6Nlri, Message,
+    MpNlri, MpUnreach, Negotiated, NextHop, Notification, PathAttribute, Rfc7606, RouteRefresh,
+    Update,
+};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+
+use super::collision::Direction;
+use super::fsm::{self, ConnId, DownReason, Fsm, FsmConfig, State};
+use super::policy::{ExportContext, ImportPolicy, OriginatedRoute, export_all};
+use super::rib::{AdjRibIn, AdjRibOut, PathAttrs, RibInEntry, RibOutDiff, family_of, pack_updates};
+
+/// Our graceful restart settings (RFC 4724).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrConfig {
+    /// Restart time we advertise, seconds (≤ 4095).
+    pub restart_time: u16,
+    /// We are restarting: set the Restart State (R) bit and the Forwarding State (F) bits.
+    pub restarting: bool,
+}
+
+/// Configuration of one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionConfig {
+    /// The FSM's configuration; its capabilities are filled from the fields below.
+    pub fsm: FsmConfig,
+    /// Families we negotiate.
+    pub families: BTreeSet<Family>,
+    /// Import policy.
+    pub import: ImportPolicy,
+    /// Reset the session when the peer announces more prefixes than this.
+    pub max_prefixes: Option<u32>,
+    /// Graceful restart, if enabled.
+    pub graceful_restart: Option<GrConfig>,
+    /// How long stale routes wait for End-of-RIB once the restarted peer is back.
+    pub stale_path_time: Duration,
+}
+
+impl SessionConfig {
+    /// The capabilities we advertise (without 4-octet AS, which the FSM adds).
+    pub fn capabilities(&self) -> Vec<Capability> {
+        let mut caps: Vec<Capability> = self
+            .families
+            .iter()
+            .map(|f| Capability::Multiprotocol(*f))
+            .collect();
+        caps.push(Capability::RouteRefresh);
+        caps.push(Capability::EnhancedRouteRefresh);
+        if let Some(gr) = self.graceful_restart {
+            // RFC 4724 §3: Restart State bit "set to 1 ... to indicate that the BGP speaker has
+            // restarted"; per family, the Forwarding State bit says forwarding was preserved. The
+            // node's forwarding (kernel routes, VIPs, eBPF maps) survives the agent, so it is set
+            // when we restart.
+            let family_flags = if gr.restarting { 0x80 } else { 0 };
+            caps.push(Capability::GracefulRestart(GracefulRestart {
+                flags: if gr.restarting { 0x8 } else { 0 },
+                restart_time: gr.restart_time.min(4095),
+                families: self
+                    .families
+                    .iter()
+                    .map(|f| GracefulRestartFamily {
+                        family: *f,
+                        flags: family_flags,
+                    })
+                    .collect(),
+            }));
+        }
+        caps
+    }
+
+    /// The FSM configuration with our capabilities filled in.
+    pub fn fsm_config(&self) -> FsmConfig {
+        let mut fsm = self.fsm.clone();
+        fsm.capabilities = self.capabilities();
+        fsm
+    }
+}
+
+/// What the driver must do, and what the Loc-RIB must learn.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// An FSM output (never [`fsm::Output::Received`]: the session consumes those).
+    Fsm(fsm::Output),
+    /// Accepted routes changed.
+    Routes {
+        /// New or changed accepted routes.
+        updated: Vec<(IpNet, Arc<PathAttrs>)>,
+        /// Accepted routes that went away.
+        withdrawn: Vec<IpNet>,
+    },
+}
+
+/// Message and route counters for the CLI and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// UPDATEs received.
+    pub updates_in: u64,
+    /// UPDATEs sent.
+    pub updates_out: u64,
+    /// NOTIFICATIONs received.
+    pub notifications_in: u64,
+    /// NOTIFICATIONs sent.
+    pub notifications_out: u64,
+    /// UPDATEs handled as withdrawals under RFC 7606.
+    pub treat_as_withdraw: u64,
+    /// Route refresh requests answered.
+    pub refreshes_answered: u64,
+}
+
+/// One peer's session.
+#[derive(Debug)]
+pub struct Session {
+    config: SessionConfig,
+    fsm: Fsm,
+    rib_in: AdjRibIn,
+    rib_out: AdjRibOut,
+    originated: BTreeMap<IpNet, OriginatedRoute>,
+    local_addrs: BTreeMap<ConnId, IpAddr>,
+    peer_gr: Option<GracefulRestart>,
+    stale_deadline: Option<Instant>,
+    counters: Counters,
+}
+
+fn ipv4(n: &Ipv4Nlri) -> Option<IpNet> {
+    Ipv4Net::new(n.prefix.addr(), n.prefix.len()).ok().map(IpNet::V4)
+}
+
+fn ipv6(n: &Ipv6Nlri) -> Option<IpNet> {
+    Ipv6Net::new(n.prefix.addr(), n.prefix.len()).ok().map(IpNet::V6)
+}
+
+fn mp_prefixes(nlri: &MpNlri) -> Vec<IpNet> {
+    match nlri {
+        MpNlri::Ipv4(v) => v.iter().filter_map(ipv4).collect(),
+        MpNlri::Ipv6(v) => v.iter().filter_map(ipv6).collect(),
+        MpNlri::Raw(_) => Vec::new(),
+    }
+}
+
+/// Rewrites an UPDATE per RFC 7606 treat-as-withdraw: every prefix it announces becomes a
+/// withdrawal; withdrawals keep their meaning.
+///
+/// RFC 7606 §2: "the 'treat-as-withdraw' approach ... MUST be handled as though all of the routes
+/// contained in an UPDATE message ... had been withdrawn just as if they had been listed in the
+/// WITHDRAWN ROUTES field (or in the MP_UNREACH_NLRI attribute if appropriate)".
+pub fn treat_as_withdraw(update: Update) -> Update {
+    let mut out = Update {
+        withdrawn: update.withdrawn,
+        ..Update::default()
+    };
+    out.withdrawn.extend(update.nlri);
+    for attr in update.attributes {
+        match attr.value {
+            AttrValue::MpReach(reach) => out.attributes.push(PathAttribute::new(
+                AttrValue::MpUnreach(MpUnreach {
+                    family: reach.family,
+                    withdrawn: reach.nlri,
+                }),
+            )),
+            AttrValue::MpUnreach(_) => out.attributes.push(attr),
+            _ => {}
+        }
+    }
+    out
+}
+
+impl Session {
+    /// A session in Idle.
+    pub fn new(config: SessionConfig) -> Self {
+        Self {
+            fsm: Fsm::new(config.fsm_config()),
+            config,
+            rib_in: AdjRibIn::default(),
+            rib_out: AdjRibOut::default(),
+            originated: BTreeMap::new(),
+            local_addrs: BTreeMap::new(),
+            peer_gr: None,
+            stale_deadline: None,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The FSM (read-only).
+    pub fn fsm(&self) -> &Fsm {
+        &self.fsm
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SessionConfig {
+        &self.config
+    }
+
+    /// Replaces settings that do not affect the peering (import policy, max prefixes, GR restart
+    /// time); the caller resets the session for anything else.
+    pub fn update_config(&mut self, config: SessionConfig) {
+        self.fsm.update_config(config.fsm_config());
+        self.config = config;
+    }
+
+    /// The Adj-RIB-In.
+    pub fn rib_in(&self) -> &AdjRibIn {
+        &self.rib_in
+    }
+
+    /// The Adj-RIB-Out.
+    pub fn rib_out(&self) -> &AdjRibOut {
+        &self.rib_out
+    }
+
+    /// Counters.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// The context to decode the peer's messages with.
+    pub fn decode_context(&self) -> DecodeContext {
+        self.fsm
+            .negotiated()
+            .filter(|_| matches!(self.fsm.state(), State::OpenConfirm | State::Established))
+            .map(Negotiated::decode_context)
+            .unwrap_or_default()
+    }
+
+    /// The context to encode our messages with.
+    pub fn encode_context(&self) -> EncodeContext {
+        self.fsm
+            .negotiated()
+            .filter(|_| matches!(self.fsm.state(), State::OpenConfirm | State::Established))
+            .map(Negotiated::encode_context)
+            .unwrap_or_default()
+    }
+
+    /// When the driver must call [`Session::on_timeout`] next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let fsm = self.fsm.poll_timeout().map(|(at, _)| at);
+        match (fsm, self.stale_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Fires whatever timers are due at `now`.
+    pub fn on_timeout(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        while let Some((at, timer)) = self.fsm.poll_timeout() {
+            if at > now {
+                break;
+            }
+            let outputs = self.fsm.handle(now, fsm::Input::TimerExpired(timer));
+            self.process(now, outputs, &mut out);
+        }
+        if self.stale_deadline.is_some_and(|d| d <= now) {
+            // RFC 4724 §4.2: "If the session does not get re-established within the 'Restart
+            // Time' ... the Receiving Speaker MUST delete all the stale routes"; likewise when
+            // End-of-RIB does not come in time.
+            self.stale_deadline = None;
+            let withdrawn = self.rib_in.sweep_stale(None);
+            if !withdrawn.is_empty() {
+                out.push(Output::Routes {
+                    updated: Vec::new(),
+                    withdrawn,
+                });
+            }
+        }
+        out
+    }
+
+    /// Feeds an FSM input.
+    pub fn handle(&mut self, now: Instant, input: fsm::Input) -> Vec<Output> {
+        let mut out = Vec::new();
+        let outputs = self.fsm.handle(now, input);
+        self.process(now, outputs, &mut out);
+        out
+    }
+
+    /// A TCP connection is up; `local` is our address on it (the next hop we announce).
+    pub fn connected(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        direction: Direction,
+        local: IpAddr,
+    ) -> Vec<Output> {
+        self.local_addrs.insert(conn, local);
+        self.handle(now, fsm::Input::Connected(conn, direction))
+    }
+
+    /// A message arrived (decoded with [`Session::decode_context`]).
+    pub fn received(&mut self, now: Instant, conn: ConnId, decoded: Decoded) -> Vec<Output> {
+        let message = match (decoded.message, decoded.rfc7606) {
+            (Message::Update(update), Rfc7606::TreatAsWithdraw { errors }) => {
+                self.counters.treat_as_withdraw += 1;
+                tracing::warn!(?errors, "UPDATE treated as withdraw (RFC 7606)");
+                Message::Update(treat_as_withdraw(update))
+            }
+            (message, Rfc7606::AttributeDiscard { errors }) => {
+                tracing::warn!(?errors, "attributes discarded (RFC 7606)");
+                message
+            }
+            (message, _) => message,
+        };
+        if matches!(message, Message::Notification(_)) {
+            self.counters.notifications_in += 1;
+        }
+        self.handle(now, fsm::Input::Received(conn, message))
+    }
+
+    /// Replaces the routes we originate; sends the differences if Established.
+    pub fn set_originated(
+        &mut self,
+        now: Instant,
+        routes: impl IntoIterator<Item = OriginatedRoute>,
+    ) -> Vec<Output> {
+        self.originated = routes.into_iter().map(|r| (r.prefix, r)).collect();
+        let mut out = Vec::new();
+        if self.fsm.state() == State::Established {
+            let diff = self.rib_out.replace(self.desired_exports());
+            self.send_diff(&diff, &mut out);
+        }
+        let _ = now;
+        out
+    }
+
+    fn negotiated_families(&self) -> BTreeSet<Family> {
+        self.fsm
+            .negotiated()
+            .map(|n| n.families.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn desired_exports(&self) -> BTreeMap<IpNet, Arc<PathAttrs>> {
+        let Some(negotiated) = self.fsm.negotiated() else {
+            return BTreeMap::new();
+        };
+        let local = self.fsm.connection().and_then(|c| self.local_addrs.get(&c)).copied();
+        let cx = ExportContext::from_local_address(self.config.fsm.local_asn, negotiated.ebgp(), local);
+        let families = self.negotiated_families();
+        export_all(self.originated.values(), &cx, |p| families.contains(&family_of(p)))
+    }
+
+    fn send(&mut self, message: Message, out: &mut Vec<Output>) {
+        if let Some(conn) = self.fsm.connection() {
+            match &message {
+                Message::Update(_) => self.counters.updates_out += 1,
+                Message::Notification(_) => self.counters.notifications_out += 1,
+                _ => {}
+            }
+            out.push(Output::Fsm(fsm::Output::Send(conn, message)));
+        }
+    }
+
+    fn send_diff(&mut self, diff: &RibOutDiff, out: &mut Vec<Output>) {
+        let max = self.encode_context().max_message_len();
+        for update in pack_updates(diff, max) {
+            self.send(Message::Update(update), out);
+        }
+    }
+
+    /// Runs FSM outputs through the session layer.
+    fn process(&mut self, now: Instant, outputs: Vec<fsm::Output>, out: &mut Vec<Output>) {
+        let mut queue: std::collections::VecDeque<fsm::Output> = outputs.into();
+        while let Some(output) = queue.pop_front() {
+            match output {
+                fsm::Output::Received(Message::Update(update)) => {
+                    if let Some(reset) = self.on_update(now, update, out) {
+                        queue.extend(self.fsm.handle(now, reset));
+                    }
+                }
+                fsm::Output::Received(Message::RouteRefresh(rr)) => self.on_route_refresh(rr, out),
+                fsm::Output::Received(_) => {}
+                fsm::Output::Established { conn, negotiated } => {
+                    out.push(Output::Fsm(fsm::Output::Established {
+                        conn,
+                        negotiated: negotiated.clone(),
+                    }));
+                    self.on_established(now, &negotiated, out);
+                }
+                fsm::Output::Down {
+                    reason,
+                    established_for,
+                } => {
+                    self.on_down(now, &reason, out);
+                    out.push(Output::Fsm(fsm::Output::Down {
+                        reason,
+                        established_for,
+                    }));
+                }
+                fsm::Output::Close(conn) => {
+                    self.local_addrs.remove(&conn);
+                    out.push(Output::Fsm(fsm::Output::Close(conn)));
+                }
+                fsm::Output::Send(conn, message) => {
+                    if matches!(message, Message::Notification(_)) {
+                        self.counters.notifications_out += 1;
+                    }
+                    out.push(Output::Fsm(fsm::Output::Send(conn, message)));
+                }
+                other => out.push(Output::Fsm(other)),
+            }
+        }
+    }
+
+    fn on_established(&mut self, now: Instant, negotiated: &Negotiated, out: &mut Vec<Output>) {
+        // Helper side: the restarted peer's new OPEN decides what happens to its stale routes.
+        // RFC 4724 §4.2: "If the Graceful Restart Capability ... is not received in the re-
+        // established session, or ... the 'Forwarding State' bit ... is not set, the Receiving
+        // Speaker MUST immediately remove all the stale routes from the peer that it is
+        // retaining for that address family."
+        let peer_gr = negotiated.graceful_restart.clone();
+        let mut withdrawn = Vec::new();
+        for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+            let keeps = peer_gr.as_ref().is_some_and(|gr| {
+                gr.families
+                    .iter()
+                    .any(|f| f.family == family && f.forwarding_preserved())
+            });
+            if !keeps {
+                withdrawn.extend(self.rib_in.sweep_stale(Some(family)));
+            }
+        }
+        if !withdrawn.is_empty() {
+            out.push(Output::Routes {
+                updated: Vec::new(),
+                withdrawn,
+            });
+        }
+        self.stale_deadline = (self.rib_in.stale() > 0).then(|| now + self.config.stale_path_time);
+        self.peer_gr = peer_gr;
+
+        // Initial advertisement, then End-of-RIB for every family (RFC 4724 §2: "the End-of-RIB
+        // marker ... MUST be sent ... after it completes the initial update").
+        let diff = self.rib_out.replace(self.desired_exports());
+        self.send_diff(&diff, out);
+        for family in self.negotiated_families() {
+            self.send(Message::Update(Update::end_of_rib(family)), out);
+        }
+    }
+
+    fn on_down(&mut self, now: Instant, reason: &DownReason, out: &mut Vec<Output>) {
+        self.rib_out.clear();
+        let peer_gr = self.peer_gr.take();
+        // RFC 4724 §4.2: "When the Receiving Speaker detects termination of the TCP session for a
+        // BGP session with a peer that has advertised the Graceful Restart Capability, it MUST
+        // retain the routes received from the peer for all the address families that were
+        // previously received in the Graceful Restart Capability and MUST mark them as stale".
+        // A NOTIFICATION ends the session for good (we do not negotiate RFC 8538's N bit).
+        let retain = match (&peer_gr, reason.notification()) {
+            (Some(gr), None) if gr.restart_time > 0 => Some(gr),
+            _ => None,
+        };
+        let mut withdrawn = Vec::new();
+        match retain {
+            Some(gr) => {
+                for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
+                    if gr.families.iter().any(|f| f.family == family) {
+                        self.rib_in.mark_stale(family);
+                    } else {
+                        withdrawn.extend(self.rib_in.sweep_family(family));
+                    }
+                }
+                self.stale_deadline =
+                    Some(now + Duration::from_secs(u64::from(gr.restart_time)));
+            }
+            None => {
+                withdrawn = self.rib_in.clear();
+                self.stale_deadline = None;
+            }
+        }
+        if !withdrawn.is_empty() {
+            out.push(Output::Routes {
+                updated: Vec::new(),
+                withdrawn,
+            });
+        }
+    }
+
+    /// Applies an UPDATE to the Adj-RIB-In; returns an AutomaticStop if max-prefix is exceeded.
+    fn on_update(
+        &mut self,
+        _now: Instant,
+        mut update: Update,
+        out: &mut Vec<Output>,
+    ) -> Option<fsm::Input> {
+        self.counters.updates_in += 1;
+        let four_octet = self.fsm.negotiated().is_some_and(|n| n.four_octet_as);
+        if !four_octet {
+            update.merge_as4();
+        }
+        if let Some(family) = update.end_of_rib_family() {
+            // RFC 4724 §4.2: "Once the End-of-RIB marker for an address family is received from
+            // the peer, it MUST immediately remove any routes from the peer that are still marked
+            // as stale for that address family."
+            let withdrawn = self.rib_in.sweep_stale(Some(family));
+            if self.rib_in.stale() == 0 {
+                self.stale_deadline = None;
+            }
+            if !withdrawn.is_empty() {
+                out.push(Output::Routes {
+                    updated: Vec::new(),
+                    withdrawn,
+                });
+            }
+            return None;
+        }
+        let families = self.negotiated_families();
+        let mut withdrawn = Vec::new();
+        let mut gone: Vec<IpNet> = update.withdrawn.iter().filter_map(ipv4).collect();
+        if let Some(unreach) = update.mp_unreach() {
+            gone.extend(mp_prefixes(&unreach.withdrawn));
+        }
+        for prefix in gone {
+            if self.rib_in.remove(&prefix).is_some_and(|e| e.accepted) {
+                withdrawn.push(prefix);
+            }
+        }
+
+        let base: Vec<PathAttribute> = update
+            .attributes
+            .iter()
+            .filter(|a| {
+                !matches!(
+                    a.value,
+                    AttrValue::MpReach(_) | AttrValue::MpUnreach(_) | AttrValue::NextHop(_)
+                )
+            })
+            .cloned()
+            .collect();
+        let mut announced: Vec<(IpNet, NextHop)> = Vec::new();
+        if let Some(nh) = update.next_hop() {
+            announced.extend(
+                update
+                    .nlri
+                    .iter()
+                    .filter_map(ipv4)
+                    .map(|p| (p, NextHop::Ipv4(nh))),
+            );
+        }
+        if let Some(reach) = update.mp_reach() {
+            announced.extend(
+                mp_prefixes(&reach.nlri)
+                    .into_iter()
+                    .map(|p| (p, reach.next_hop.clone())),
+            );
+        }
+        let mut updated = Vec::new();
+        let mut shared: Option<Arc<PathAttrs>> = None;
+        for (prefix, next_hop) in announced {
+            if !families.contains(&family_of(&prefix)) {
+                continue;
+            }
+            let attrs = match &shared {
+                Some(a) if a.next_hop == next_hop => a.clone(),
+                _ => {
+                    let a = Arc::new(PathAttrs {
+                        attributes: base.clone(),
+                        next_hop,
+                    });
+                    shared = Some(a.clone());
+                    a
+                }
+            };
+            let accepted = self.config.import.accepts(&prefix, &attrs);
+            let old = self.rib_in.insert(
+                prefix,
+                RibInEntry {
+                    attrs: attrs.clone(),
+                    accepted,
+                    stale: false,
+                },
+            );
+            if accepted {
+                updated.push((prefix, attrs));
+            } else if old.is_some_and(|o| o.accepted) {
+                withdrawn.push(prefix);
+            }
+        }
+        if !updated.is_empty() || !withdrawn.is_empty() {
+            out.push(Output::Routes { updated, withdrawn });
+        }
+        match self.config.max_prefixes {
+            Some(max) if self.rib_in.len() > max as usize => {
+                // RFC 4486 §4: Cease "Maximum Number of Prefixes Reached" MAY carry "Address
+                // Family Identifier (2 octets), Subsequent Address Family Identifier (1 octet),
+                // and the Upper bound on the number of prefixes received (4 octets)".
+                let mut notification = Notification::cease(CeaseSubcode::MaxPrefixes);
+                let family = families.first().copied().unwrap_or(Family::IPV4_UNICAST);
+                notification.data.extend_from_slice(&u16::from(family.afi).to_be_bytes());
+                notification.data.push(family.safi.into());
+                notification.data.extend_from_slice(&max.to_be_bytes());
+                Some(fsm::Input::Reset {
+                    notification,
+                    reason: format!("peer sent more than {max} prefixes"),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn on_route_refresh(&mut self, rr: RouteRefresh, out: &mut Vec<Output>) {
+        let family = rr.family();
+        if !self.negotiated_families().contains(&family) {
+            return;
+        }
+        match rr.subtype {
+            RouteRefreshSubtype::BeginningOfRefresh => {
+                // RFC 7313 §4: "the receiving speaker MUST ... mark all the routes ... as stale".
+                self.rib_in.mark_stale(family);
+            }
+            RouteRefreshSubtype::EndOfRefresh => {
+                // "Upon receipt of an EoRR message, it MUST immediately remove all the routes
+                // ... that are still marked as stale for that address family."
+                let withdrawn = self.rib_in.sweep_stale(Some(family));
+                if !withdrawn.is_empty() {
+                    out.push(Output::Routes {
+                        updated: Vec::new(),
+                        withdrawn,
+                    });
+                }
+            }
+            _ => {
+                // RFC 2918 §4: the speaker "SHOULD re-advertise to that peer the Adj-RIB-Out";
+                // RFC 7313 §4 brackets the replay with BoRR and EoRR when both support it.
+                self.counters.refreshes_answered += 1;
+                let enhanced = self
+                    .fsm
+                    .negotiated()
+                    .is_some_and(|n| n.enhanced_route_refresh);
+                if enhanced {
+                    self.send(
+                        Message::RouteRefresh(RouteRefresh::new(
+                            family,
+                            RouteRefreshSubtype::BeginningOfRefresh,
+                        )),
+                        out,
+                    );
+                }
+                let diff = RibOutDiff {
+                    announce: self.rib_out.family_routes(family),
+                    withdraw: Vec::new(),
+                };
+                self.send_diff(&diff, out);
+                if enhanced {
+                    self.send(
+                        Message::RouteRefresh(RouteRefresh::new(
+                            family,
+                            RouteRefreshSubtype::EndOfRefresh,
+                        )),
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    /// The peer's graceful restart capability of the current (or last) session.
+    pub fn peer_graceful_restart(&self) -> Option<&GracefulRestart> {
+        self.peer_gr.as_ref()
+    }
+
+    /// When stale routes will be swept if no End-of-RIB arrives.
+    pub fn stale_deadline(&self) -> Option<Instant> {
+        self.stale_deadline
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! Shared helpers for the speaker's end-to-end tests: a two-namespace topology (speaker node and
+//! peer router over one veth pair, IPv4 and IPv6), and a guard around a real `speaker run`
+//! process queried over its control socket. Everything is torn down on drop.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use herald_tests::{ChildProcess, Netns, TestLab, VethPair, wait_until_ok};
+use nix::sys::signal::Signal;
+use speaker::api::control::{Request, Response, request};
+use speaker::bgp::io::instance::PeerStatus;
+
+/// Two namespaces joined by a veth pair: `node` (the speaker) and `peer` (the router).
+pub struct Topology {
+    pub lab: TestLab,
+    pub node: Netns,
+    pub peer: Netns,
+    _link: VethPair,
+    pub node_v4: &'static str,
+    pub peer_v4: &'static str,
+    pub node_v6: &'static str,
+    pub peer_v6: &'static str,
+}
+
+impl Topology {
+    pub fn new(test: &str) -> Self {
+        let lab = TestLab::new(test).expect("test lab");
+        let node = lab.netns("node").expect("node netns");
+        let peer = lab.netns("peer").expect("peer netns");
+        let link = VethPair::create(&node, "eth1", &peer, "eth1").expect("veth");
+        for ns in [&node, &peer] {
+            ns.link_up("lo").expect("lo up");
+            ns.link_up("eth1").expect("eth1 up");
+        }
+        node.addr_add("eth1", "10.77.0.1/29").expect("addr");
+        peer.addr_add("eth1", "10.77.0.2/29").expect("addr");
+        node.addr_add("eth1", "fd77::1/64").expect("addr");
+        peer.addr_add("eth1", "fd77::2/64").expect("addr");
+        Self {
+            lab,
+            node,
+            peer,
+            _link: link,
+            node_v4: "10.77.0.1",
+            peer_v4: "10.77.0.2",
+            node_v6: "fd77::1",
+            peer_v6: "fd77::2",
+        }
+    }
+
+    pub fn dir(&self, role: &str) -> PathBuf {
+        self.lab.subdir(role).expect("subdir")
+    }
+}
+
+/// A running `speaker run` in a namespace.
+pub struct Speaker {
+    pub process: Option<ChildProcess>,
+    pub config: PathBuf,
+    pub socket: PathBuf,
+    dir: PathBuf,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Speaker {
+    /// Writes `yaml` (with `{socket}` replaced by the control socket path) and starts the speaker.
+    pub fn start(ns: &Netns, dir: &Path, yaml: &str) -> Self {
+        let socket = dir.join("speaker.sock");
+        let config = dir.join("speaker.yaml");
+        std::fs::write(&config, yaml.replace("{socket}", &socket.to_string_lossy()))
+            .expect("write config");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let mut me = Self {
+            process: None,
+            config,
+            socket,
+            dir: dir.to_owned(),
+            runtime,
+        };
+        me.spawn(ns);
+        me
+    }
+
+    pub fn spawn(&mut self, ns: &Netns) {
+        let _ = std::fs::remove_file(&self.socket);
+        let config = self.config.to_string_lossy().into_owned();
+        let mut cmd = ns.command(env!("CARGO_BIN_EXE_speaker"));
+        cmd.args(["run", "--config", &config]);
+        cmd.env("RUST_LOG", "speaker=debug,info");
+        let process = ChildProcess::spawn("speaker", cmd, &self.dir).expect("spawn speaker");
+        self.process = Some(process);
+        wait_until_ok("speaker control socket", Duration::from_secs(10), || {
+            self.peers().map(|_| ())
+        })
+        .unwrap_or_else(|e| panic!("speaker did not start: {e}\n{}", self.log()));
+    }
+
+    pub fn log(&self) -> String {
+        self.process
+            .as_ref()
+            .map(|p| p.log_tail(4000))
+            .unwrap_or_default()
+    }
+
+    pub fn peers(&self) -> Result<Vec<PeerStatus>, String> {
+        match self
+            .runtime
+            .block_on(request(&self.socket, &Request::Peers))
+            .map_err(|e| e.to_string())?
+        {
+            Response::Peers { peers } => Ok(peers),
+            other => Err(format!("unexpected {other:?}")),
+        }
+    }
+
+    pub fn peer(&self, address: &str) -> PeerStatus {
+        let ip: std::net::IpAddr = address.parse().expect("ip");
+        self.peers()
+            .expect("peers")
+            .into_iter()
+            .find(|p| p.address == ip)
+            .unwrap_or_else(|| panic!("peer {address} not configured"))
+    }
+
+    pub fn wait_state(&self, address: &str, state: &str, timeout: Duration) -> PeerStatus {
+        let ip: std::net::IpAddr = address.parse().expect("ip");
+        wait_until_ok(&format!("speaker peer {address} {state}"), timeout, || {
+            let peers = self.peers()?;
+            match peers.into_iter().find(|p| p.address == ip) {
+                Some(p) if p.state == state => Ok(p),
+                Some(p) => Err(format!("{} ({:?})", p.state, p.last_error)),
+                None => Err("not configured".into()),
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\nspeaker log:\n{}", self.log()))
+    }
+
+    /// Rewrites the configuration and sends SIGHUP.
+    pub fn reconfigure(&self, yaml: &str) {
+        std::fs::write(&self.config, yaml.replace("{socket}", &self.socket.to_string_lossy()))
+            .expect("write config");
+        if let Some(p) = &self.process {
+            p.signal(Signal::SIGHUP).expect("SIGHUP");
+        }
+    }
+
+    /// Crashes the speaker (SIGKILL) and reaps it.
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.signal(Signal::SIGKILL).expect("SIGKILL");
+            let _ = p.wait_exit(Duration::from_secs(5));
+        }
+    }
+}
+
+/// Minimal speaker YAML: `peers` and `extra_bgp` are raw YAML fragments (indented for `bgp:`).
+pub fn speaker_yaml(router_id: &str, asn: u32, peers: &str, extra_bgp: &str) -> String {
+    format!(
+        "node:\n  name: node\n  routerId: {router_id}\nbgp:\n  localASN: {asn}\n  listen:\n    address: \"::\"\n    port: 179\n{extra_bgp}  peers:\n{peers}api:\n  controlSocket: {{socket}}\n"
+    )
+}
