@@ -473,6 +473,24 @@ mod tests {
     }
 
     #[test]
+    fn shipped_l2_topology_validates() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("containerlab/l2.clab.yml");
+        let t = Topology::load(&file).expect("l2.clab.yml is valid");
+        assert_eq!(t.name, "l2");
+        assert_eq!(t.nodes["sw"].kind, NodeKind::Bridge);
+        assert_eq!(t.links.len(), 6);
+        for n in ["node1", "node2", "node3"] {
+            assert_eq!(t.nodes[n].program, Program::Speaker);
+            assert!(
+                t.nodes[n]
+                    .bind_for(images::L2_CONF)
+                    .is_some_and(Path::exists)
+            );
+            assert!(t.nodes[n].bind_for(images::SPEAKER_CONF).is_none());
+        }
+    }
+
+    #[test]
     fn yaml_errors_carry_a_location_and_bad_links_are_rejected() {
         let err = parse("name: t3\ntopology:\n  nodes: [\n")
             .err()

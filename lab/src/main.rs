@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use herald_lab::clab::{Topology, names_of};
-use herald_lab::runner::{DEFAULT_STATE_ROOT, LabStatus, Runner};
+use herald_lab::runner::{DEFAULT_STATE_ROOT, LabStatus, Runner, UpOptions};
 
 /// Run containerlab topologies with network namespaces (no Docker).
 #[derive(Debug, Parser)]
@@ -26,6 +26,10 @@ enum Cmd {
     Up {
         /// The `.clab.yml` file.
         file: PathBuf,
+        /// Leave out Herald programs (speaker, herald-l2) that are not available yet instead of
+        /// failing; the rest of the topology comes up.
+        #[arg(long)]
+        skip_unavailable: bool,
     },
     /// Remove everything a topology created (also after a crash).
     Down {
@@ -99,27 +103,35 @@ fn print_status(labs: &[LabStatus]) {
                 n.node.name, n.node.program, ns, procs
             );
         }
+        for u in &st.unavailable {
+            println!("  not started on {}: {} ({})", u.node, u.program, u.reason);
+        }
     }
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
     let runner = Runner::new(&cli.state_dir);
     match cli.command {
-        Cmd::Up { file } => {
+        Cmd::Up {
+            file,
+            skip_unavailable,
+        } => {
             let topo = Topology::load(&file)?;
             let lab_dir = runner.lab_dir(&topo.name);
-            let st = runner.up(&topo).with_context(|| {
-                let logs = lab_dir.path().join("nodes");
-                if logs.exists() {
-                    format!(
-                        "lab up {} (node logs kept under {})",
-                        file.display(),
-                        logs.display()
-                    )
-                } else {
-                    format!("lab up {}", file.display())
-                }
-            })?;
+            let st = runner
+                .up_with(&topo, UpOptions { skip_unavailable })
+                .with_context(|| {
+                    let logs = lab_dir.path().join("nodes");
+                    if logs.exists() {
+                        format!(
+                            "lab up {} (node logs kept under {})",
+                            file.display(),
+                            logs.display()
+                        )
+                    } else {
+                        format!("lab up {}", file.display())
+                    }
+                })?;
             print_status(&runner.status(Some(&st.name))?);
         }
         Cmd::Down { file } => {

@@ -10,7 +10,8 @@ use crate::{Error, Result};
 pub enum Program {
     /// zebra + bgpd (+ bfdd/staticd per the bound `daemons` file) with the bound `frr.conf`.
     Frr,
-    /// Herald's speaker with its bound config.
+    /// Herald's speaker image: `speaker run` when `/etc/herald/speaker.yaml` is bound, and the L2
+    /// announcer `herald-l2 run` when `/etc/herald/l2.yaml` is bound (at least one of the two).
     Speaker,
     /// A plain Linux image: nothing runs unless the node has a `cmd`.
     Plain,
@@ -36,6 +37,8 @@ pub const FRR_CONF: &str = "/etc/frr/frr.conf";
 pub const FRR_DAEMONS: &str = "/etc/frr/daemons";
 /// Container path of the speaker's config (what the speaker image's Dockerfile expects).
 pub const SPEAKER_CONF: &str = "/etc/herald/speaker.yaml";
+/// Container path of the L2 announcer's config (`herald-l2 run --config`), also in the image.
+pub const L2_CONF: &str = "/etc/herald/l2.yaml";
 
 /// Image repositories (without registry-independent tag) and the program each stands for. A rule
 /// matches the image's repository exactly or as a path suffix (`quay.io/frrouting/frr:8.4` matches
@@ -47,6 +50,7 @@ const IMAGES: &[(&str, Program)] = &[
     ("busybox", Program::Plain),
     ("debian", Program::Plain),
     ("ubuntu", Program::Plain),
+    ("python", Program::Plain),
     ("nicolaka/netshoot", Program::Plain),
     ("wbitt/network-multitool", Program::Plain),
     ("hellt/network-multitool", Program::Plain),
@@ -81,27 +85,27 @@ pub fn known_images() -> String {
         .join(", ")
 }
 
-/// Finds the speaker binary: `$HERALD_SPEAKER`, then `speaker` beside the running executable (same
-/// cargo target directory), then `$PATH`.
-pub fn speaker_binary() -> Result<PathBuf> {
-    if let Some(p) = std::env::var_os("HERALD_SPEAKER") {
+/// Finds a Herald binary: `$<env_var>`, then `<name>` beside the running executable (same cargo
+/// target directory), then `$PATH`.
+fn herald_binary(name: &str, env_var: &str, hint: &str) -> Result<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
         let p = PathBuf::from(p);
         return if p.is_file() {
             Ok(p)
         } else {
             Err(Error::NotAvailable {
-                what: "speaker".to_owned(),
-                reason: format!("HERALD_SPEAKER={} is not a file", p.display()),
+                what: name.to_owned(),
+                reason: format!("{env_var}={} is not a file", p.display()),
             })
         };
     }
     let beside = std::env::current_exe()
         .ok()
-        .and_then(|e| e.parent().map(|d| d.join("speaker")));
+        .and_then(|e| e.parent().map(|d| d.join(name)));
     let on_path = std::env::var_os("PATH")
         .map(|paths| {
             std::env::split_paths(&paths)
-                .map(|d| d.join("speaker"))
+                .map(|d| d.join(name))
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
@@ -110,12 +114,88 @@ pub fn speaker_binary() -> Result<PathBuf> {
         .chain(on_path)
         .find(|p| Path::new(p).is_file())
         .ok_or_else(|| Error::NotAvailable {
-            what: "speaker".to_owned(),
-            reason:
-                "no speaker binary found (HERALD_SPEAKER, beside `lab`, or on PATH); build it with \
-                 `cargo build -p speaker` — nodes with image herald/speaker cannot start without it"
-                    .to_owned(),
+            what: name.to_owned(),
+            reason: format!(
+                "no {name} binary found ({env_var}, beside `lab`, or on PATH); build it with \
+                 `{hint}`"
+            ),
         })
+}
+
+/// Finds the speaker binary: `$HERALD_SPEAKER`, then `speaker` beside the running executable (same
+/// cargo target directory), then `$PATH`.
+pub fn speaker_binary() -> Result<PathBuf> {
+    herald_binary(
+        "speaker",
+        "HERALD_SPEAKER",
+        "cargo build -p speaker` — nodes with image herald/speaker cannot start without it",
+    )
+}
+
+/// Finds the speaker binary and checks that it has the `run` command the image's entrypoint uses
+/// (the speaker gains it after `check`; until then nodes that need it cannot start).
+pub fn speaker_with_run() -> Result<PathBuf> {
+    let bin = speaker_binary()?;
+    let probe = std::process::Command::new(&bin)
+        .args(["run", "--help"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match probe {
+        Ok(s) if s.success() => Ok(bin),
+        Ok(_) => Err(Error::NotAvailable {
+            what: "speaker run".to_owned(),
+            reason: format!("{} has no `run` command yet", bin.display()),
+        }),
+        Err(e) => Err(Error::Spawn {
+            command: format!("{} run --help", bin.display()),
+            source: e,
+        }),
+    }
+}
+
+/// Finds the L2 announcer: `$HERALD_L2`, then `herald-l2` beside `lab`, then `$PATH`.
+pub fn l2_binary() -> Result<PathBuf> {
+    herald_binary(
+        "herald-l2",
+        "HERALD_L2",
+        "cargo build -p arp-responder` — speaker-image nodes with an l2.yaml bind need it",
+    )
+}
+
+/// Rewrites the container paths of `binds` (container path, host copy) where they appear in a
+/// node's `exec`/`cmd` line, so a line written for the container (`cat /etc/herald/l2.yaml`) reads
+/// the runner's copy. A path matches only as a whole path: followed by the end of the line, a
+/// `/`, whitespace, a quote or one of `;|&)<>:,=`. Longer container paths win over their prefixes.
+pub fn rewrite_bind_paths(line: &str, binds: &[(String, PathBuf)]) -> String {
+    let mut order: Vec<&(String, PathBuf)> = binds.iter().collect();
+    order.sort_by_key(|(c, _)| std::cmp::Reverse(c.len()));
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    'scan: while !rest.is_empty() {
+        for (container, host) in &order {
+            let boundary_before = out.is_empty()
+                || out.ends_with(|c: char| c.is_whitespace() || "'\"=:(,".contains(c));
+            if boundary_before
+                && let Some(after) = rest.strip_prefix(container.as_str())
+                && after
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c.is_whitespace() || "/'\";|&)<>:,=".contains(c))
+            {
+                out.push_str(&host.to_string_lossy());
+                rest = after;
+                continue 'scan;
+            }
+        }
+        let mut chars = rest.chars();
+        if let Some(c) = chars.next() {
+            out.push(c);
+        }
+        rest = chars.as_str();
+    }
+    out
 }
 
 #[cfg(test)]
@@ -141,5 +221,41 @@ mod tests {
         assert_eq!(program_for("alpine@sha256:abcd"), Some(Program::Plain));
         assert_eq!(program_for("ghcr.io/nokia/srlinux"), None);
         assert_eq!(program_for("myfrr"), None);
+        assert_eq!(program_for("python:3.12-alpine"), Some(Program::Plain));
+    }
+
+    #[test]
+    fn bound_container_paths_in_lines_become_host_copies() {
+        let binds = vec![
+            (
+                "/srv/www".to_owned(),
+                PathBuf::from("/run/l/n1/binds/srv/www"),
+            ),
+            (
+                "/srv/www2".to_owned(),
+                PathBuf::from("/run/l/n1/binds/srv/www2"),
+            ),
+            (
+                "/etc/herald/l2.yaml".to_owned(),
+                PathBuf::from("/x/l2.yaml"),
+            ),
+        ];
+        assert_eq!(
+            rewrite_bind_paths("cd /srv/www && python3 -m http.server", &binds),
+            "cd /run/l/n1/binds/srv/www && python3 -m http.server"
+        );
+        assert_eq!(
+            rewrite_bind_paths("ls /srv/www2/x '/srv/www'", &binds),
+            "ls /run/l/n1/binds/srv/www2/x '/run/l/n1/binds/srv/www'"
+        );
+        // Not whole paths: left alone.
+        assert_eq!(
+            rewrite_bind_paths("ls /srv/wwwx /opt/srv/www", &binds),
+            "ls /srv/wwwx /opt/srv/www"
+        );
+        assert_eq!(
+            rewrite_bind_paths("--config=/etc/herald/l2.yaml;", &binds),
+            "--config=/x/l2.yaml;"
+        );
     }
 }

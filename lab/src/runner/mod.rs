@@ -20,13 +20,29 @@ use crate::netns::Netns;
 use crate::process::{ChildProcess, STOP_GRACE};
 use crate::{Error, Result, cmd};
 use images::Program;
-use state::{LabDir, LabState, NodeRecord, Resource};
+use state::{LabDir, LabState, NodeRecord, Resource, Unavailable};
 
 /// Where labs keep state, configs and logs unless told otherwise.
 pub const DEFAULT_STATE_ROOT: &str = "/run/herald-lab";
 
 /// How long a freshly started speaker must stay up to count as started.
 const SPEAKER_SETTLE: Duration = Duration::from_millis(500);
+
+/// Where a `herald-l2` node's status snapshot is written, relative to its node directory.
+pub const L2_STATUS_FILE: &str = "l2-status.json";
+
+/// Spawns `c` as `name` and checks that it is still running after [`SPEAKER_SETTLE`].
+fn start_settled(name: &str, c: Command, node_dir: &Path, node: &str) -> Result<ChildProcess> {
+    let mut child = ChildProcess::spawn(name, c, node_dir)?;
+    std::thread::sleep(SPEAKER_SETTLE);
+    if !child.is_running() {
+        return Err(node_err(
+            node,
+            format!("{name} exited at start\n{}", child.log_tail(2000)),
+        ));
+    }
+    Ok(child)
+}
 
 /// What `down` removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -57,6 +73,18 @@ pub struct LabStatus {
     pub state: LabState,
     /// Per-node status.
     pub nodes: Vec<NodeStatus>,
+}
+
+/// Finds one of Herald's binaries, or says why it is not available.
+type BinaryLookup = fn() -> Result<PathBuf>;
+
+/// How `up` treats programs that are missing on this machine.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpOptions {
+    /// Leave out a node's Herald program (speaker, herald-l2) that is not available instead of
+    /// failing; the node's namespace, links and `exec` lines are still set up, and the omission is
+    /// recorded in [`LabState::unavailable`]. FRR missing is always an error.
+    pub skip_unavailable: bool,
 }
 
 /// The runner, rooted at a state directory.
@@ -92,6 +120,11 @@ impl Runner {
     /// Brings `topo` up. On failure everything created so far is removed again (logs stay in the
     /// lab directory) and the error is returned.
     pub fn up(&self, topo: &Topology) -> Result<LabState> {
+        self.up_with(topo, UpOptions::default())
+    }
+
+    /// [`Runner::up`] with options.
+    pub fn up_with(&self, topo: &Topology, opts: UpOptions) -> Result<LabState> {
         let dir = self.lab_dir(&topo.name);
         if let Some(st) = dir.load()? {
             return Err(Error::State(format!(
@@ -109,7 +142,7 @@ impl Runner {
                 )));
             }
         }
-        self.preflight(topo)?;
+        let unavailable = self.preflight(topo, opts)?;
         make_dir(&self.root)?;
         make_dir(dir.path())?;
         let mut state = LabState {
@@ -125,6 +158,7 @@ impl Runner {
                     env: n.env.clone(),
                 })
                 .collect(),
+            unavailable,
             ..LabState::default()
         };
         dir.save(&state)?;
@@ -144,8 +178,10 @@ impl Runner {
         }
     }
 
-    /// Checks what can be checked before anything is created: programs present, required binds bound.
-    fn preflight(&self, topo: &Topology) -> Result<()> {
+    /// Checks what can be checked before anything is created: programs present, required binds
+    /// bound. Returns the Herald programs left out under `opts.skip_unavailable`.
+    fn preflight(&self, topo: &Topology, opts: UpOptions) -> Result<Vec<Unavailable>> {
+        let mut skipped = Vec::new();
         for node in topo.nodes.values() {
             match node.program {
                 Program::Frr => {
@@ -168,18 +204,43 @@ impl Runner {
                     }
                 }
                 Program::Speaker => {
-                    images::speaker_binary()?;
-                    if node.bind_for(images::SPEAKER_CONF).is_none() {
+                    let wants_speaker = node.bind_for(images::SPEAKER_CONF).is_some();
+                    let wants_l2 = node.bind_for(images::L2_CONF).is_some();
+                    if !wants_speaker && !wants_l2 {
                         return Err(node_err(
                             &node.name,
-                            format!("a speaker node needs a bind to {}", images::SPEAKER_CONF),
+                            format!(
+                                "a speaker-image node needs a bind to {} or {}",
+                                images::SPEAKER_CONF,
+                                images::L2_CONF
+                            ),
                         ));
+                    }
+                    let checks: [(bool, &str, BinaryLookup); 2] = [
+                        (wants_speaker, "speaker", images::speaker_with_run),
+                        (wants_l2, "herald-l2", images::l2_binary),
+                    ];
+                    for (wanted, program, find) in checks {
+                        if !wanted {
+                            continue;
+                        }
+                        match find() {
+                            Ok(_) => {}
+                            Err(e @ Error::NotAvailable { .. }) if opts.skip_unavailable => {
+                                skipped.push(Unavailable {
+                                    node: node.name.clone(),
+                                    program: program.to_owned(),
+                                    reason: e.to_string(),
+                                });
+                            }
+                            Err(e) => return Err(node_err(&node.name, e.to_string())),
+                        }
                     }
                 }
                 Program::Plain | Program::None => {}
             }
         }
-        Ok(())
+        Ok(skipped)
     }
 
     fn build(&self, topo: &Topology, dir: &LabDir, state: &mut LabState) -> Result<()> {
@@ -223,10 +284,12 @@ impl Runner {
             let netns = ns(&node.name)?;
             let node_dir = dir.node_dir(&node.name);
             make_dir(&node_dir)?;
+            let mut bind_copies = Vec::new();
             for bind in &node.binds {
                 let dest = node_dir
                     .join("binds")
                     .join(bind.container.trim_start_matches('/'));
+                bind_copies.push((bind.container.clone(), dest.clone()));
                 if let Some(parent) = dest.parent() {
                     make_dir(parent)?;
                 }
@@ -264,30 +327,51 @@ impl Runner {
                     }
                 }
                 Program::Speaker => {
-                    let bin = images::speaker_binary()?;
-                    let conf = node_dir
-                        .join("binds")
-                        .join(images::SPEAKER_CONF.trim_start_matches('/'));
-                    let mut c = netns.command(&bin);
-                    c.arg("run")
-                        .arg("--config")
-                        .arg(&conf)
-                        .envs(&node.env)
-                        .current_dir(&node_dir);
-                    let mut child = ChildProcess::spawn("speaker", c, &node_dir)?;
-                    std::thread::sleep(SPEAKER_SETTLE);
-                    if !child.is_running() {
-                        return Err(node_err(
-                            &node.name,
-                            format!("speaker exited at start\n{}", child.log_tail(2000)),
-                        ));
+                    let skipped = |program: &str| {
+                        state
+                            .unavailable
+                            .iter()
+                            .any(|u| u.node == node.name && u.program == program)
+                    };
+                    let bound = |container: &str| {
+                        node.bind_for(container).map(|_| {
+                            node_dir
+                                .join("binds")
+                                .join(container.trim_start_matches('/'))
+                        })
+                    };
+                    if let Some(conf) = bound(images::L2_CONF)
+                        && !skipped("herald-l2")
+                    {
+                        let bin = images::l2_binary()?;
+                        let mut c = netns.command(&bin);
+                        c.arg("run")
+                            .arg("--config")
+                            .arg(&conf)
+                            .arg("--status-file")
+                            .arg(node_dir.join(L2_STATUS_FILE))
+                            .envs(&node.env)
+                            .current_dir(&node_dir);
+                        started.push(start_settled("herald-l2", c, &node_dir, &node.name)?);
                     }
-                    started.push(child);
+                    if let Some(conf) = bound(images::SPEAKER_CONF)
+                        && !skipped("speaker")
+                    {
+                        let bin = images::speaker_with_run()?;
+                        let mut c = netns.command(&bin);
+                        c.arg("run")
+                            .arg("--config")
+                            .arg(&conf)
+                            .envs(&node.env)
+                            .current_dir(&node_dir);
+                        started.push(start_settled("speaker", c, &node_dir, &node.name)?);
+                    }
                 }
                 Program::Plain => {
                     if let Some(line) = &node.cmd {
+                        let line = images::rewrite_bind_paths(line, &bind_copies);
                         let mut c = netns.command("sh");
-                        c.args(["-c", line]).envs(&node.env).current_dir(&node_dir);
+                        c.args(["-c", &line]).envs(&node.env).current_dir(&node_dir);
                         started.push(ChildProcess::spawn("cmd", c, &node_dir)?);
                     }
                 }
@@ -306,8 +390,11 @@ impl Runner {
                 )?;
             }
             for line in &node.exec {
+                let rewritten = images::rewrite_bind_paths(line, &bind_copies);
                 let mut c = netns.command("sh");
-                c.args(["-c", line]).envs(&node.env);
+                c.args(["-c", &rewritten])
+                    .envs(&node.env)
+                    .current_dir(&node_dir);
                 cmd::output(&mut c)
                     .map_err(|e| node_err(&node.name, format!("exec `{line}`: {e}")))?;
             }

@@ -44,6 +44,18 @@ pub struct NodeRecord {
     pub env: std::collections::BTreeMap<String, String>,
 }
 
+/// A program a node should run but that was left out by `up` with
+/// [`UpOptions::skip_unavailable`](super::UpOptions), because it is not available on this machine.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unavailable {
+    /// Node name.
+    pub node: String,
+    /// Program name (`speaker`, `herald-l2`).
+    pub program: String,
+    /// Why it is not available.
+    pub reason: String,
+}
+
 /// What a lab consists of on this host.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LabState {
@@ -57,6 +69,9 @@ pub struct LabState {
     pub nodes: Vec<NodeRecord>,
     /// True once `up` finished.
     pub complete: bool,
+    /// Programs left out because they are not available (yet).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<Unavailable>,
 }
 
 /// The state directory of one lab.
