@@ -37,7 +37,7 @@ enum Kind {
     SendNotification(u8, u8),
     SendOther,
     Close,
-    Established,
+    Up,
     Down,
     Received,
 }
@@ -55,7 +55,7 @@ fn kinds(outputs: &[Output]) -> Vec<Kind> {
             }
             Output::Send(..) => Some(Kind::SendOther),
             Output::Close(_) => Some(Kind::Close),
-            Output::Established { .. } => Some(Kind::Established),
+            Output::Established { .. } => Some(Kind::Up),
             Output::Down { .. } => Some(Kind::Down),
             Output::Received(_) => Some(Kind::Received),
             Output::StateChange { .. } => None,
@@ -172,7 +172,7 @@ fn transition_table() {
         (OpenSent, stop(), Idle, vec![SendNotification(6, 2), Close]),
         (OpenSent, Input::Received(CONN, Message::Open(peer_open(65003, PEER_ID, 30))), Idle, vec![SendNotification(2, 2), Close]),
         // OpenConfirm.
-        (OpenConfirm, Input::Received(CONN, Message::Keepalive), Established, vec![Established]),
+        (OpenConfirm, Input::Received(CONN, Message::Keepalive), Established, vec![Up]),
         (OpenConfirm, open_msg(), Idle, vec![SendNotification(5, 2), Close]),
         (OpenConfirm, update_msg(), Idle, vec![SendNotification(5, 2), Close]),
         (OpenConfirm, notification_msg(), Idle, vec![Close]),
@@ -221,8 +221,8 @@ fn timer_table() {
     let table = [
         (Connect, Timer::ConnectRetry, Connect, vec![Abort, Dial]),
         (Active, Timer::ConnectRetry, Connect, vec![Abort, Dial]),
-        (OpenSent, Timer::Hold, Idle, vec![SendNotification(4, 0), Close]),
-        (OpenConfirm, Timer::Hold, Idle, vec![SendNotification(4, 0), Close]),
+        (OpenSent, Timer::Hold, Idle, vec![SendNotification(4, 0), Close, Abort]),
+        (OpenConfirm, Timer::Hold, Idle, vec![SendNotification(4, 0), Close, Abort]),
         (OpenConfirm, Timer::Keepalive, OpenConfirm, vec![SendKeepalive]),
         (Established, Timer::Keepalive, Established, vec![SendKeepalive]),
         (Established, Timer::Hold, Idle, vec![SendNotification(4, 0), Close, Abort, Down]),

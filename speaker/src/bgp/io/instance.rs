@@ -140,7 +140,8 @@ impl From<(ConnId, ReadEvent)> for Event {
 #[derive(Debug)]
 pub struct Instance {
     commands: mpsc::Sender<Command>,
-    task: AbortOnDrop,
+    /// Keeps the owner task alive; aborts it on drop.
+    _task: AbortOnDrop,
     local_port: Option<u16>,
 }
 
@@ -186,7 +187,7 @@ impl Instance {
         let task = tokio::spawn(owner.run(commands_rx, events_rx, accepted_rx));
         Ok(Self {
             commands: commands_tx,
-            task: AbortOnDrop(task),
+            _task: AbortOnDrop(task),
             local_port,
         })
     }
@@ -308,15 +309,21 @@ fn proto_family(family: Family) -> ProtoFamily {
     }
 }
 
-/// The parts of a peer's configuration whose change needs a session reset.
-fn peering_parameters(peer: &PeerConfig) -> PeerConfig {
-    let mut p = peer.clone();
-    p.name = None;
-    p.max_prefixes = None;
-    p.shutdown = None;
-    p.graceful_restart.restart_time_seconds = crate::config::RestartTime(0);
-    p.bfd = None;
-    p
+/// Whether two configurations of a peer describe the same peering, so that a reload may apply
+/// the new one without resetting the session. Names, max-prefix, the shutdown switch, the GR
+/// restart time and BFD are not peering parameters; source positions in the file are ignored.
+fn same_peering(a: &PeerConfig, b: &PeerConfig) -> bool {
+    a.address.value == b.address.value
+        && a.asn == b.asn
+        && a.port == b.port
+        && a.local_address == b.local_address
+        && a.passive == b.passive
+        && a.timers == b.timers
+        && a.password_file == b.password_file
+        && a.ebgp_multihop == b.ebgp_multihop
+        && a.gtsm == b.gtsm
+        && a.graceful_restart.enabled == b.graceful_restart.enabled
+        && a.effective_families() == b.effective_families()
 }
 
 fn state_file(bgp: &BgpConfig) -> Option<PathBuf> {
@@ -849,8 +856,13 @@ impl Owner {
                 report.added.push(address);
                 continue;
             };
+            // A changed key file content counts as a changed peering too.
+            let ebgp = is_ebgp(new_bgp.local_asn, peer.asn);
+            let same_key = SocketOptions::for_peer(&peer, ebgp)
+                .is_ok_and(|o| o.md5_key == slot.options.md5_key);
             let same_peering = !identity_changed
-                && peering_parameters(&slot.config) == peering_parameters(&peer)
+                && same_peering(&slot.config, &peer)
+                && same_key
                 && new_bgp.import_policy == old_bgp.import_policy;
             if !same_peering {
                 self.remove_peer(
@@ -863,13 +875,15 @@ impl Owner {
             }
             let now = now_std();
             let mut outputs = Vec::new();
+            // Keep the restart state of the running session.
+            let restarting = slot
+                .session
+                .config()
+                .graceful_restart
+                .is_some_and(|g| g.restarting);
             let new_config = {
                 let mut c = self.session_config(&peer);
-                // Keep the restart state of the running session.
-                c.graceful_restart = c.graceful_restart.map(|gr| GrConfig {
-                    restarting: slot.session.config().graceful_restart.is_some_and(|g| g.restarting),
-                    ..gr
-                });
+                c.graceful_restart = c.graceful_restart.map(|gr| GrConfig { restarting, ..gr });
                 c
             };
             let Some(slot) = self.peers.get_mut(&address) else {
@@ -909,10 +923,10 @@ impl Owner {
             if graceful {
                 // Close without a NOTIFICATION: the peer keeps our routes as stale until we
                 // are back (RFC 4724 §4.2), which is what an agent upgrade needs.
-                for conn in slot.session.fsm().connection() {
-                    if let Some(c) = self.conns.remove(&conn) {
-                        let _ = c.writer.send(WriteCommand::Close);
-                    }
+                if let Some(conn) = slot.session.fsm().connection()
+                    && let Some(c) = self.conns.remove(&conn)
+                {
+                    let _ = c.writer.send(WriteCommand::Close);
                 }
             } else {
                 let notification = Notification::shutdown(
