@@ -251,13 +251,9 @@ impl Loader {
     }
 }
 
-fn run<P: TestRun<Result = aya::programs::TestRunResult>>(
-    prog: &mut P,
-    input: &[u8],
-    repeat: u32,
-) -> Result<RunResult>
+fn run<P>(prog: &mut P, input: &[u8], repeat: u32) -> Result<RunResult>
 where
-    for<'a> P: TestRun<Opts<'a> = TestRunOptions<'a>>,
+    for<'a> P: TestRun<Opts<'a> = TestRunOptions<'a>, Result = aya::programs::TestRunResult>,
 {
     // Room for the encapsulation headers the program may push.
     let mut out = vec![0u8; input.len() + 256];

@@ -2,7 +2,7 @@
 //! for the XDP load balancer and the backend node's TC programs. Needs root (CI runs as root);
 //! skipped with a message otherwise. Frames are built by hand here and checked field by field.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 use datapath::loader::{LoadConfig, Loader, programs};
 use datapath::maglev::{self, Backend, Proto, Seed};
@@ -46,6 +46,10 @@ fn v4key(addr: [u8; 4]) -> [u8; 16] {
 }
 
 /// Builds Ethernet(+VLAN)/IPv4/TCP-or-UDP with correct checksums.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per header field keeps fixtures readable"
+)]
 fn frame_v4(
     src: [u8; 4],
     dst: [u8; 4],
@@ -712,5 +716,60 @@ fn maglev_table_swap_moves_new_flows() {
             "all new flows to backend 1"
         );
     }
-    let _ = Ipv4Addr::LOCALHOST;
+}
+
+/// Decodes the XDP program's output with scapy's Geneve layer (an independent decoder) and
+/// checks the DSR option's class, type, length, VIP and port.
+#[test]
+fn scapy_decodes_geneve_dsr_option() {
+    if !root() {
+        return;
+    }
+    let python = "/usr/bin/python3";
+    let probe = std::process::Command::new(python)
+        .args(["-c", "import scapy.contrib.geneve"])
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        panic!("scapy (python3-scapy) is required for the Geneve wire check: {probe:?}");
+    }
+    let mut l = lab(1500);
+    let input = frame_v4(CLIENT4, VIP4, 6, 40010, 80, 0x02, b"", None);
+    let out = l
+        .loader
+        .run_xdp(programs::XDP_LB, &input, 1)
+        .expect("run")
+        .data;
+    let script = r#"
+import sys
+from scapy.layers.l2 import Ether
+from scapy.layers.inet import IP, UDP, TCP
+from scapy.contrib.geneve import GENEVE
+frame = Ether(bytes.fromhex(sys.argv[1]))
+g = frame[GENEVE]
+assert frame[UDP].dport == 6081, frame[UDP].dport
+assert g.proto == 0x6558, hex(g.proto)
+assert g.optionlen == 3, g.optionlen
+opt = g.options[0]
+raw = bytes(opt)
+cls = int.from_bytes(raw[0:2], "big"); typ = raw[2]; length = raw[3] & 0x1f
+vip = ".".join(str(b) for b in raw[4:8]); port = int.from_bytes(raw[8:10], "big")
+inner = Ether(bytes(g.payload))
+print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inner_dst={inner[IP].dst}:{inner[TCP].dport}")
+"#;
+    let hexframe: String = out.iter().map(|b| format!("{b:02x}")).collect();
+    let res = std::process::Command::new(python)
+        .args(["-c", script, &hexframe])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        res.status.success(),
+        "scapy failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert!(
+        stdout.starts_with("class=0x014b type=0x81 len=2 vip=10.96.0.1 port=80 inner_dst=10.244."),
+        "scapy saw: {stdout}"
+    );
+    assert!(stdout.trim_end().ends_with(":8080"), "scapy saw: {stdout}");
 }
