@@ -20,29 +20,47 @@ fn v4(a: u8, b: u8, c: u8, len: u8) -> Ipv4Nlri {
 fn base_attrs() -> Vec<PathAttribute> {
     vec![
         PathAttribute::new(AttrValue::Origin(Origin::Igp)),
-        PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[65001, 65002, 4_200_000_000]))),
+        PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[
+            65001,
+            65002,
+            4_200_000_000,
+        ]))),
     ]
 }
 
 /// (a) one IPv4 prefix with NEXT_HOP, MED and three communities.
 fn one_prefix() -> Update {
     let mut attributes = base_attrs();
-    attributes.push(PathAttribute::new(AttrValue::NextHop(Ipv4Addr::new(192, 0, 2, 1))));
+    attributes.push(PathAttribute::new(AttrValue::NextHop(Ipv4Addr::new(
+        192, 0, 2, 1,
+    ))));
     attributes.push(PathAttribute::new(AttrValue::MultiExitDisc(10)));
     attributes.push(PathAttribute::new(AttrValue::Communities(vec![
         Community::new(65001, 100),
         Community::new(65001, 200),
         Community::NO_EXPORT,
     ])));
-    Update { withdrawn: vec![], attributes, nlri: vec![v4(10, 1, 2, 24)] }
+    Update {
+        withdrawn: vec![],
+        attributes,
+        nlri: vec![v4(10, 1, 2, 24)],
+    }
 }
 
 /// (b) 900 IPv4 /24s sharing one set of attributes.
 fn packed() -> Update {
     let mut attributes = base_attrs();
-    attributes.push(PathAttribute::new(AttrValue::NextHop(Ipv4Addr::new(192, 0, 2, 1))));
-    let nlri = (0..900u32).map(|i| v4(10, (i >> 8) as u8, i as u8, 24)).collect();
-    Update { withdrawn: vec![], attributes, nlri }
+    attributes.push(PathAttribute::new(AttrValue::NextHop(Ipv4Addr::new(
+        192, 0, 2, 1,
+    ))));
+    let nlri = (0..900u32)
+        .map(|i| v4(10, (i >> 8) as u8, i as u8, 24))
+        .collect();
+    Update {
+        withdrawn: vec![],
+        attributes,
+        nlri,
+    }
 }
 
 /// (c) IPv6 unicast in MP_REACH_NLRI: global + link-local next hop, 8 /48s, large communities.
@@ -66,31 +84,67 @@ fn ipv6() -> Update {
         })),
     );
     attributes.push(PathAttribute::new(AttrValue::LargeCommunities(vec![
-        LargeCommunity { global: 65001, local1: 1, local2: 2 },
-        LargeCommunity { global: 65001, local1: 3, local2: 4 },
+        LargeCommunity {
+            global: 65001,
+            local1: 1,
+            local2: 2,
+        },
+        LargeCommunity {
+            global: 65001,
+            local1: 3,
+            local2: 4,
+        },
     ])));
-    Update { withdrawn: vec![], attributes, nlri: vec![] }
+    Update {
+        withdrawn: vec![],
+        attributes,
+        nlri: vec![],
+    }
 }
 
 fn cases() -> Vec<(&'static str, Update, u64)> {
-    vec![("a_one_prefix_communities", one_prefix(), 1), ("b_900_slash24", packed(), 900), ("c_ipv6_mp_reach", ipv6(), 8)]
+    vec![
+        ("a_one_prefix_communities", one_prefix(), 1),
+        ("b_900_slash24", packed(), 900),
+        ("c_ipv6_mp_reach", ipv6(), 8),
+    ]
 }
 
 fn decode(c: &mut Criterion) {
-    let ecx = EncodeContext { four_octet_as: true, ..Default::default() };
-    let dcx = DecodeContext { four_octet_as: true, ..Default::default() };
+    let ecx = EncodeContext {
+        four_octet_as: true,
+        ..Default::default()
+    };
+    let dcx = DecodeContext {
+        four_octet_as: true,
+        ..Default::default()
+    };
     for (name, update, prefixes) in cases() {
-        let wire = Message::Update(update).to_bytes(&ecx).expect("encodes").freeze();
+        let wire = Message::Update(update)
+            .to_bytes(&ecx)
+            .expect("encodes")
+            .freeze();
         let mut g = c.benchmark_group(format!("decode/{name}"));
         g.throughput(Throughput::Elements(prefixes));
 
         // Every library must accept the bytes, or the comparison is void.
-        assert!(Message::decode(&wire, &dcx).expect("bgp-proto decodes").rfc7606.is_clean());
+        assert!(
+            Message::decode(&wire, &dcx)
+                .expect("bgp-proto decodes")
+                .rfc7606
+                .is_clean()
+        );
         let rb = rustbgpd_wire::decode_message(&mut wire.clone(), 4096).expect("rustbgpd decodes");
-        let rustbgpd_wire::Message::Update(rb) = rb else { panic!("rustbgpd: not an UPDATE") };
+        let rustbgpd_wire::Message::Update(rb) = rb else {
+            panic!("rustbgpd: not an UPDATE")
+        };
         rb.parse(true, false, &[]).expect("rustbgpd parses");
-        bgpkit_parser::parser::bgp::parse_bgp_message(&mut wire.clone(), false, &bgpkit_parser::models::AsnLength::Bits32)
-            .expect("bgpkit decodes");
+        bgpkit_parser::parser::bgp::parse_bgp_message(
+            &mut wire.clone(),
+            false,
+            &bgpkit_parser::models::AsnLength::Bits32,
+        )
+        .expect("bgpkit decodes");
 
         g.bench_function(BenchmarkId::new("bgp-proto", name), |b| {
             b.iter(|| Message::decode(black_box(&wire), &dcx))
@@ -119,7 +173,10 @@ fn decode(c: &mut Criterion) {
 }
 
 fn encode(c: &mut Criterion) {
-    let ecx = EncodeContext { four_octet_as: true, ..Default::default() };
+    let ecx = EncodeContext {
+        four_octet_as: true,
+        ..Default::default()
+    };
     for (name, update, prefixes) in cases() {
         let msg = Message::Update(update);
         let wire = msg.to_bytes(&ecx).expect("encodes").freeze();
@@ -154,7 +211,9 @@ fn encode(c: &mut Criterion) {
                     rustbgpd_wire::Ipv4UnicastMode::Body,
                 )
                 .expect("builds");
-                rustbgpd_wire::encode_message(&rustbgpd_wire::Message::Update(u)).expect("encodes").len()
+                rustbgpd_wire::encode_message(&rustbgpd_wire::Message::Update(u))
+                    .expect("encodes")
+                    .len()
             })
         });
 
@@ -165,7 +224,11 @@ fn encode(c: &mut Criterion) {
         )
         .expect("decodes");
         g.bench_function(BenchmarkId::new("bgpkit-parser", name), |b| {
-            b.iter(|| black_box(&bk).encode(bgpkit_parser::models::AsnLength::Bits32).map(|b| b.len()))
+            b.iter(|| {
+                black_box(&bk)
+                    .encode(bgpkit_parser::models::AsnLength::Bits32)
+                    .map(|b| b.len())
+            })
         });
         g.finish();
     }

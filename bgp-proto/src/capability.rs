@@ -160,7 +160,7 @@ fn repeated<'a, T>(
     item: impl Fn(&'a [u8]) -> PResult<'a, T>,
     reason: &'static str,
 ) -> Result<Vec<T>> {
-    if value.len() % size != 0 {
+    if !value.len().is_multiple_of(size) {
         return Err(malformed(reason));
     }
     let mut out = Vec::with_capacity(value.len() / size);
@@ -240,7 +240,13 @@ impl Capability {
                 |i| {
                     let (i, family) = family(i)?;
                     let (i, mode) = be_u8(i)?;
-                    Ok((i, AddPathFamily { family, mode: AddPathMode(mode) }))
+                    Ok((
+                        i,
+                        AddPathFamily {
+                            family,
+                            mode: AddPathMode(mode),
+                        },
+                    ))
                 },
                 "ADD-PATH capability length not a multiple of 4",
             )?),
@@ -251,21 +257,37 @@ impl Capability {
                     let (i, afi) = be_u16(i)?;
                     let (i, safi) = be_u16(i)?;
                     let (i, nh) = be_u16(i)?;
-                    Ok((i, ExtendedNextHopFamily { afi: afi.into(), safi, next_hop_afi: nh.into() }))
+                    Ok((
+                        i,
+                        ExtendedNextHopFamily {
+                            afi: afi.into(),
+                            safi,
+                            next_hop_afi: nh.into(),
+                        },
+                    ))
                 },
                 "extended next hop capability length not a multiple of 6",
             )?),
-            CapabilityCode::LongLivedGracefulRestart => Capability::LongLivedGracefulRestart(repeated(
-                value,
-                7,
-                |i| {
-                    let (i, family) = family(i)?;
-                    let (i, flags) = be_u8(i)?;
-                    let (i, stale_time) = be_u24(i)?;
-                    Ok((i, LlgrFamily { family, flags, stale_time }))
-                },
-                "long-lived graceful restart capability length not a multiple of 7",
-            )?),
+            CapabilityCode::LongLivedGracefulRestart => {
+                Capability::LongLivedGracefulRestart(repeated(
+                    value,
+                    7,
+                    |i| {
+                        let (i, family) = family(i)?;
+                        let (i, flags) = be_u8(i)?;
+                        let (i, stale_time) = be_u24(i)?;
+                        Ok((
+                            i,
+                            LlgrFamily {
+                                family,
+                                flags,
+                                stale_time,
+                            },
+                        ))
+                    },
+                    "long-lived graceful restart capability length not a multiple of 7",
+                )?)
+            }
             CapabilityCode::Fqdn => {
                 let parsed: PResult<'_, (&[u8], &[u8])> = (|| {
                     let (i, hl) = be_u8(value)?;
@@ -275,13 +297,17 @@ impl Capability {
                     Ok((i, (host, dom)))
                 })();
                 match parsed {
-                    Ok((rest, (host, dom))) if rest.is_empty() => {
-                        Capability::Fqdn { hostname: host.to_vec(), domain: dom.to_vec() }
-                    }
+                    Ok(([], (host, dom))) => Capability::Fqdn {
+                        hostname: host.to_vec(),
+                        domain: dom.to_vec(),
+                    },
                     _ => return Err(malformed("FQDN capability lengths inconsistent")),
                 }
             }
-            CapabilityCode::Unknown(_) => Capability::Unknown { code, data: value.to_vec() },
+            CapabilityCode::Unknown(_) => Capability::Unknown {
+                code,
+                data: value.to_vec(),
+            },
         };
         Ok(cap)
     }
@@ -404,7 +430,10 @@ mod tests {
         round_trip(Capability::GracefulRestart(GracefulRestart {
             flags: 0xc,
             restart_time: 120,
-            families: vec![GracefulRestartFamily { family: Family::IPV4_UNICAST, flags: 0x80 }],
+            families: vec![GracefulRestartFamily {
+                family: Family::IPV4_UNICAST,
+                flags: 0x80,
+            }],
         }));
         round_trip(Capability::AddPath(vec![AddPathFamily {
             family: Family::IPV6_UNICAST,
@@ -420,15 +449,23 @@ mod tests {
             flags: 0x80,
             stale_time: 0x00ab_cdef,
         }]));
-        round_trip(Capability::Fqdn { hostname: b"node1".to_vec(), domain: vec![] });
-        round_trip(Capability::Unknown { code: 131, data: vec![1, 2, 3] });
+        round_trip(Capability::Fqdn {
+            hostname: b"node1".to_vec(),
+            domain: vec![],
+        });
+        round_trip(Capability::Unknown {
+            code: 131,
+            data: vec![1, 2, 3],
+        });
     }
 
     #[test]
     fn graceful_restart_flags_decode() {
         let mut out = Vec::new();
         Capability::decode_all(&[64, 2, 0xc0, 0x78], &mut out).unwrap();
-        let Capability::GracefulRestart(gr) = &out[0] else { panic!("not GR") };
+        let Capability::GracefulRestart(gr) = &out[0] else {
+            panic!("not GR")
+        };
         assert!(gr.restart_state() && gr.notification());
         assert_eq!(gr.restart_time, 120);
     }

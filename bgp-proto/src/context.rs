@@ -46,7 +46,11 @@ impl DecodeContext {
     /// Largest acceptable message length.
     #[inline]
     pub fn max_message_len(&self) -> usize {
-        if self.extended_message { MAX_EXTENDED_MESSAGE_LEN } else { MAX_MESSAGE_LEN }
+        if self.extended_message {
+            MAX_EXTENDED_MESSAGE_LEN
+        } else {
+            MAX_MESSAGE_LEN
+        }
     }
 }
 
@@ -60,7 +64,11 @@ impl EncodeContext {
     /// Largest message the encoder may produce.
     #[inline]
     pub fn max_message_len(&self) -> usize {
-        if self.extended_message { MAX_EXTENDED_MESSAGE_LEN } else { MAX_MESSAGE_LEN }
+        if self.extended_message {
+            MAX_EXTENDED_MESSAGE_LEN
+        } else {
+            MAX_MESSAGE_LEN
+        }
     }
 }
 
@@ -163,8 +171,11 @@ pub fn negotiate(local: &Open, remote: &Open) -> Negotiated {
     let families = if local_fams.is_empty() && remote_fams.is_empty() {
         vec![Family::IPV4_UNICAST]
     } else {
-        let mut f: Vec<Family> =
-            local_fams.iter().copied().filter(|f| remote_fams.contains(f)).collect();
+        let mut f: Vec<Family> = local_fams
+            .iter()
+            .copied()
+            .filter(|f| remote_fams.contains(f))
+            .collect();
         f.sort();
         f.dedup();
         f
@@ -201,8 +212,10 @@ pub fn negotiate(local: &Open, remote: &Open) -> Negotiated {
             .collect()
     };
     let local_enh = ext_nh(local);
-    let extended_next_hop =
-        ext_nh(remote).into_iter().filter(|e| local_enh.contains(e)).collect();
+    let extended_next_hop = ext_nh(remote)
+        .into_iter()
+        .filter(|e| local_enh.contains(e))
+        .collect();
 
     let gr = |o: &Open| {
         o.capabilities.iter().find_map(|c| match c {
@@ -266,8 +279,14 @@ mod tests {
                 Capability::Multiprotocol(Family::IPV6_UNICAST),
                 Capability::FourOctetAs(65001),
                 Capability::AddPath(vec![
-                    AddPathFamily { family: Family::IPV4_UNICAST, mode: AddPathMode::BOTH },
-                    AddPathFamily { family: Family::IPV6_UNICAST, mode: AddPathMode::RECEIVE },
+                    AddPathFamily {
+                        family: Family::IPV4_UNICAST,
+                        mode: AddPathMode::BOTH,
+                    },
+                    AddPathFamily {
+                        family: Family::IPV6_UNICAST,
+                        mode: AddPathMode::RECEIVE,
+                    },
                 ]),
                 Capability::ExtendedMessage,
                 Capability::RouteRefresh,

@@ -59,7 +59,14 @@ impl Error {
         data: Vec<u8>,
         reason: &'static str,
     ) -> Self {
-        Error::Malformed { notification: Notification { code, subcode, data }, reason }
+        Error::Malformed {
+            notification: Notification {
+                code,
+                subcode,
+                data,
+            },
+            reason,
+        }
     }
 
     pub(crate) fn header(sub: HeaderErrorSubcode, data: Vec<u8>, reason: &'static str) -> Self {

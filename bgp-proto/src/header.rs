@@ -69,7 +69,11 @@ impl Header {
         // OPEN message, ... then the Error Subcode MUST be set to Bad Message Length. The Data field
         // MUST contain the erroneous Length field."
         let bad_len = |reason| {
-            Err(Error::header(HeaderErrorSubcode::BadMessageLength, length.to_be_bytes().to_vec(), reason))
+            Err(Error::header(
+                HeaderErrorSubcode::BadMessageLength,
+                length.to_be_bytes().to_vec(),
+                reason,
+            ))
         };
         let l = usize::from(length);
         if l < HEADER_LEN || l > max_len {
@@ -138,7 +142,11 @@ mod tests {
     fn bad_marker_is_connection_not_synchronized() {
         let mut m = keepalive();
         m[3] = 0;
-        let n = Header::decode(&m, 4096).unwrap_err().notification().cloned().unwrap();
+        let n = Header::decode(&m, 4096)
+            .unwrap_err()
+            .notification()
+            .cloned()
+            .unwrap();
         assert_eq!((u8::from(n.code), n.subcode), (1, 1));
     }
 
@@ -147,7 +155,11 @@ mod tests {
         let mut m = keepalive();
         m[17] = 20;
         m.push(0);
-        let n = Header::decode(&m, 4096).unwrap_err().notification().cloned().unwrap();
+        let n = Header::decode(&m, 4096)
+            .unwrap_err()
+            .notification()
+            .cloned()
+            .unwrap();
         assert_eq!((u8::from(n.code), n.subcode, n.data), (1, 2, vec![0, 20]));
     }
 
@@ -155,7 +167,11 @@ mod tests {
     fn unknown_type_is_bad_message_type() {
         let mut m = keepalive();
         m[18] = 9;
-        let n = Header::decode(&m, 4096).unwrap_err().notification().cloned().unwrap();
+        let n = Header::decode(&m, 4096)
+            .unwrap_err()
+            .notification()
+            .cloned()
+            .unwrap();
         assert_eq!((u8::from(n.code), n.subcode, n.data), (1, 3, vec![9]));
     }
 }

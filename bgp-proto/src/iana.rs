@@ -335,9 +335,15 @@ pub struct Family {
 
 impl Family {
     /// IPv4 unicast.
-    pub const IPV4_UNICAST: Family = Family { afi: Afi::Ipv4, safi: Safi::Unicast };
+    pub const IPV4_UNICAST: Family = Family {
+        afi: Afi::Ipv4,
+        safi: Safi::Unicast,
+    };
     /// IPv6 unicast.
-    pub const IPV6_UNICAST: Family = Family { afi: Afi::Ipv6, safi: Safi::Unicast };
+    pub const IPV6_UNICAST: Family = Family {
+        afi: Afi::Ipv6,
+        safi: Safi::Unicast,
+    };
 
     /// A family from its parts.
     pub const fn new(afi: Afi, safi: Safi) -> Self {

@@ -29,7 +29,12 @@ pub struct RouteRefresh {
 impl RouteRefresh {
     /// A request for `family` with the given subtype.
     pub fn new(family: Family, subtype: RouteRefreshSubtype) -> Self {
-        RouteRefresh { afi: family.afi, subtype, safi: family.safi, orf: Vec::new() }
+        RouteRefresh {
+            afi: family.afi,
+            subtype,
+            safi: family.safi,
+            orf: Vec::new(),
+        }
     }
 
     /// The family.
@@ -52,8 +57,10 @@ impl RouteRefresh {
         // send a NOTIFICATION message with the Error Code of 'ROUTE-REFRESH Message Error' and the
         // subcode of 'Invalid Message Length'. The Data field ... MUST contain the complete
         // ROUTE-REFRESH message."
-        if matches!(subtype, RouteRefreshSubtype::BeginningOfRefresh | RouteRefreshSubtype::EndOfRefresh)
-            && !rest.is_empty()
+        if matches!(
+            subtype,
+            RouteRefreshSubtype::BeginningOfRefresh | RouteRefreshSubtype::EndOfRefresh
+        ) && !rest.is_empty()
         {
             return Err(Error::route_refresh(
                 RouteRefreshErrorSubcode::InvalidMessageLength,
@@ -135,13 +142,15 @@ impl Message {
                 let (u, outcome) = Update::decode(body, cx)?;
                 (Message::Update(u), outcome)
             }
-            MessageType::Notification => {
-                (Message::Notification(Notification::decode(body)?), Rfc7606::Clean)
-            }
+            MessageType::Notification => (
+                Message::Notification(Notification::decode(body)?),
+                Rfc7606::Clean,
+            ),
             MessageType::Keepalive => (Message::Keepalive, Rfc7606::Clean),
-            MessageType::RouteRefresh => {
-                (Message::RouteRefresh(RouteRefresh::decode(body, frame)?), Rfc7606::Clean)
-            }
+            MessageType::RouteRefresh => (
+                Message::RouteRefresh(RouteRefresh::decode(body, frame)?),
+                Rfc7606::Clean,
+            ),
             // Header::decode rejects unknown types.
             MessageType::Unknown(_) => {
                 return Err(Error::header(
@@ -206,7 +215,10 @@ mod tests {
         let cx = EncodeContext::default();
         for m in [
             Message::Keepalive,
-            Message::RouteRefresh(RouteRefresh::new(Family::IPV6_UNICAST, RouteRefreshSubtype::EndOfRefresh)),
+            Message::RouteRefresh(RouteRefresh::new(
+                Family::IPV6_UNICAST,
+                RouteRefreshSubtype::EndOfRefresh,
+            )),
             Message::Notification(Notification::new(ErrorCode::Cease, 2)),
         ] {
             let buf = m.to_bytes(&cx).unwrap();
@@ -218,10 +230,13 @@ mod tests {
 
     #[test]
     fn borr_with_extra_octets_is_route_refresh_error() {
-        let mut m = Message::RouteRefresh(RouteRefresh::new(Family::IPV4_UNICAST, RouteRefreshSubtype::BeginningOfRefresh))
-            .to_bytes(&EncodeContext::default())
-            .unwrap()
-            .to_vec();
+        let mut m = Message::RouteRefresh(RouteRefresh::new(
+            Family::IPV4_UNICAST,
+            RouteRefreshSubtype::BeginningOfRefresh,
+        ))
+        .to_bytes(&EncodeContext::default())
+        .unwrap()
+        .to_vec();
         m.push(0);
         m[17] = 24;
         let e = Message::decode(&m, &DecodeContext::default()).unwrap_err();
@@ -234,16 +249,27 @@ mod tests {
     fn oversized_update_is_rejected_and_buffer_restored() {
         use crate::attribute::{AttrValue, PathAttribute};
         let u = Update {
-            attributes: vec![PathAttribute::new(AttrValue::Unknown { type_code: 99, data: vec![0; 5000] })],
+            attributes: vec![PathAttribute::new(AttrValue::Unknown {
+                type_code: 99,
+                data: vec![0; 5000],
+            })],
             ..Update::default()
         };
         let mut out = BytesMut::from(&b"xy"[..]);
-        let e = Message::Update(u.clone()).encode(&EncodeContext::default(), &mut out).unwrap_err();
+        let e = Message::Update(u.clone())
+            .encode(&EncodeContext::default(), &mut out)
+            .unwrap_err();
         assert!(matches!(e, Error::MessageTooLong { max: 4096, .. }));
         assert_eq!(&out[..], b"xy");
-        let ext = EncodeContext { extended_message: true, ..Default::default() };
+        let ext = EncodeContext {
+            extended_message: true,
+            ..Default::default()
+        };
         let buf = Message::Update(u).to_bytes(&ext).unwrap();
-        let dcx = DecodeContext { extended_message: true, ..Default::default() };
+        let dcx = DecodeContext {
+            extended_message: true,
+            ..Default::default()
+        };
         assert!(Message::decode(&buf, &dcx).is_ok());
         assert!(Message::decode(&buf, &DecodeContext::default()).is_err());
     }

@@ -25,18 +25,29 @@ pub struct Ipv6Prefix {
 
 #[inline]
 fn mask4(len: u8) -> u32 {
-    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    }
 }
 
 #[inline]
 fn mask6(len: u8) -> u128 {
-    if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) }
+    if len == 0 {
+        0
+    } else {
+        u128::MAX << (128 - u32::from(len))
+    }
 }
 
 impl Ipv4Prefix {
     /// A prefix; host bits of `addr` are cleared. `None` if `len > 32`.
     pub fn new(addr: Ipv4Addr, len: u8) -> Option<Self> {
-        (len <= 32).then(|| Ipv4Prefix { addr: u32::from(addr) & mask4(len), len })
+        (len <= 32).then(|| Ipv4Prefix {
+            addr: u32::from(addr) & mask4(len),
+            len,
+        })
     }
 
     /// The network address.
@@ -45,7 +56,10 @@ impl Ipv4Prefix {
     }
 
     /// The prefix length.
-    #[expect(clippy::len_without_is_empty, reason = "a prefix length, not a collection")]
+    #[expect(
+        clippy::len_without_is_empty,
+        reason = "a prefix length, not a collection"
+    )]
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -66,7 +80,10 @@ impl Ipv6Prefix {
     }
 
     /// The prefix length.
-    #[expect(clippy::len_without_is_empty, reason = "a prefix length, not a collection")]
+    #[expect(
+        clippy::len_without_is_empty,
+        reason = "a prefix length, not a collection"
+    )]
     pub fn len(&self) -> u8 {
         self.len
     }
@@ -113,7 +130,10 @@ pub type Ipv6Nlri = Nlri<Ipv6Prefix>;
 impl<P> Nlri<P> {
     /// An entry without a path identifier.
     pub fn new(prefix: P) -> Self {
-        Nlri { path_id: None, prefix }
+        Nlri {
+            path_id: None,
+            prefix,
+        }
     }
 }
 
@@ -135,10 +155,18 @@ fn read_path_id(buf: &[u8], i: &mut usize) -> Result<u32, NlriError> {
 
 /// Decodes a whole IPv4 NLRI field, appending to `out`.
 pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Result<(), NlriError> {
-    out.reserve(if add_path { buf.len() / 8 + 1 } else { buf.len() / 4 + 1 });
+    out.reserve(if add_path {
+        buf.len() / 8 + 1
+    } else {
+        buf.len() / 4 + 1
+    });
     let mut i = 0;
     while i < buf.len() {
-        let path_id = if add_path { Some(read_path_id(buf, &mut i)?) } else { None };
+        let path_id = if add_path {
+            Some(read_path_id(buf, &mut i)?)
+        } else {
+            None
+        };
         let len = *buf.get(i).ok_or(NlriError::Truncated)?;
         if len > 32 {
             return Err(NlriError::PrefixTooLong);
@@ -156,7 +184,13 @@ pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Resul
             }
         };
         i += 1 + n;
-        out.push(Nlri { path_id, prefix: Ipv4Prefix { addr: raw & mask4(len), len } });
+        out.push(Nlri {
+            path_id,
+            prefix: Ipv4Prefix {
+                addr: raw & mask4(len),
+                len,
+            },
+        });
     }
     Ok(())
 }
@@ -166,7 +200,11 @@ pub fn decode_ipv6(buf: &[u8], add_path: bool, out: &mut Vec<Ipv6Nlri>) -> Resul
     out.reserve(buf.len() / 9 + 1);
     let mut i = 0;
     while i < buf.len() {
-        let path_id = if add_path { Some(read_path_id(buf, &mut i)?) } else { None };
+        let path_id = if add_path {
+            Some(read_path_id(buf, &mut i)?)
+        } else {
+            None
+        };
         let len = *buf.get(i).ok_or(NlriError::Truncated)?;
         if len > 128 {
             return Err(NlriError::PrefixTooLong);
@@ -177,7 +215,10 @@ pub fn decode_ipv6(buf: &[u8], add_path: bool, out: &mut Vec<Ipv6Nlri>) -> Resul
         a[..n].copy_from_slice(bytes);
         i += 1 + n;
         let addr = (u128::from_be_bytes(a) & mask6(len)).to_be_bytes();
-        out.push(Nlri { path_id, prefix: Ipv6Prefix { addr, len } });
+        out.push(Nlri {
+            path_id,
+            prefix: Ipv6Prefix { addr, len },
+        });
     }
     Ok(())
 }
@@ -229,7 +270,10 @@ mod tests {
     fn ipv4_decode_clears_host_bits_and_round_trips() {
         let mut out = Vec::new();
         decode_ipv4(&[24, 10, 1, 2, 0, 20, 172, 16, 0xff], false, &mut out).unwrap();
-        assert_eq!(out[0].prefix, Ipv4Prefix::new(Ipv4Addr::new(10, 1, 2, 0), 24).unwrap());
+        assert_eq!(
+            out[0].prefix,
+            Ipv4Prefix::new(Ipv4Addr::new(10, 1, 2, 0), 24).unwrap()
+        );
         assert_eq!(out[1].prefix.len(), 0);
         assert_eq!(out[2].prefix.addr(), Ipv4Addr::new(172, 16, 0xf0, 0));
         let mut buf = Vec::new();
@@ -252,7 +296,10 @@ mod tests {
     #[test]
     fn ipv6_round_trips() {
         let p = Ipv6Prefix::new("2001:db8:1::".parse().unwrap(), 48).unwrap();
-        let list = vec![Nlri { path_id: Some(1), prefix: p }];
+        let list = vec![Nlri {
+            path_id: Some(1),
+            prefix: p,
+        }];
         let mut buf = Vec::new();
         encode_ipv6(&list, true, &mut buf);
         assert_eq!(buf.len(), ipv6_len(&list, true));
@@ -264,9 +311,21 @@ mod tests {
     #[test]
     fn malformed_nlri_is_reported() {
         let mut out = Vec::new();
-        assert_eq!(decode_ipv4(&[33, 1, 2, 3, 4, 5], false, &mut out), Err(NlriError::PrefixTooLong));
-        assert_eq!(decode_ipv4(&[24, 1, 2], false, &mut out), Err(NlriError::Truncated));
-        assert_eq!(decode_ipv4(&[0, 0, 1], true, &mut out), Err(NlriError::Truncated));
-        assert_eq!(decode_ipv6(&[129], false, &mut Vec::new()), Err(NlriError::PrefixTooLong));
+        assert_eq!(
+            decode_ipv4(&[33, 1, 2, 3, 4, 5], false, &mut out),
+            Err(NlriError::PrefixTooLong)
+        );
+        assert_eq!(
+            decode_ipv4(&[24, 1, 2], false, &mut out),
+            Err(NlriError::Truncated)
+        );
+        assert_eq!(
+            decode_ipv4(&[0, 0, 1], true, &mut out),
+            Err(NlriError::Truncated)
+        );
+        assert_eq!(
+            decode_ipv6(&[129], false, &mut Vec::new()),
+            Err(NlriError::PrefixTooLong)
+        );
     }
 }

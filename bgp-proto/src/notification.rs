@@ -25,7 +25,11 @@ pub struct Notification {
 impl Notification {
     /// A NOTIFICATION with no data.
     pub fn new(code: ErrorCode, subcode: u8) -> Self {
-        Notification { code, subcode, data: Vec::new() }
+        Notification {
+            code,
+            subcode,
+            data: Vec::new(),
+        }
     }
 
     /// A Cease NOTIFICATION with the given subcode and no data.
@@ -43,8 +47,10 @@ impl Notification {
     ///
     /// A message longer than 255 octets is cut at the last UTF-8 character boundary that fits.
     pub fn shutdown(subcode: CeaseSubcode, message: &str) -> Result<Self> {
-        if !matches!(subcode, CeaseSubcode::AdministrativeShutdown | CeaseSubcode::AdministrativeReset)
-        {
+        if !matches!(
+            subcode,
+            CeaseSubcode::AdministrativeShutdown | CeaseSubcode::AdministrativeReset
+        ) {
             return Err(Error::Unencodable(
                 "shutdown communication only allowed with Administrative Shutdown or Reset",
             ));
@@ -57,7 +63,11 @@ impl Notification {
         // `end` is at most 255, so it fits the length octet.
         data.push(end as u8);
         data.extend_from_slice(&message.as_bytes()[..end]);
-        Ok(Notification { code: ErrorCode::Cease, subcode: subcode.into(), data })
+        Ok(Notification {
+            code: ErrorCode::Cease,
+            subcode: subcode.into(),
+            data,
+        })
     }
 
     /// The Cease subcode, if this is a Cease NOTIFICATION.
@@ -90,7 +100,9 @@ impl Notification {
             }),
             _ => Err(Error::header(
                 HeaderErrorSubcode::BadMessageLength,
-                ((body.len() + crate::header::HEADER_LEN) as u16).to_be_bytes().to_vec(),
+                ((body.len() + crate::header::HEADER_LEN) as u16)
+                    .to_be_bytes()
+                    .to_vec(),
                 "NOTIFICATION shorter than 21 octets",
             )),
         }
@@ -110,7 +122,8 @@ mod tests {
 
     #[test]
     fn shutdown_communication_round_trips() {
-        let n = Notification::shutdown(CeaseSubcode::AdministrativeShutdown, "maintenance").unwrap();
+        let n =
+            Notification::shutdown(CeaseSubcode::AdministrativeShutdown, "maintenance").unwrap();
         assert_eq!(n.data[0], 11);
         assert_eq!(n.shutdown_communication(), Some("maintenance"));
         let mut buf = Vec::new();

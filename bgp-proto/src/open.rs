@@ -13,7 +13,7 @@ use nom::number::complete::{be_u8, be_u16};
 use crate::PResult;
 use crate::capability::Capability;
 use crate::error::{Error, Result};
-use crate::iana::{AS_TRANS, OptParamType, OpenErrorSubcode};
+use crate::iana::{AS_TRANS, OpenErrorSubcode, OptParamType};
 
 /// How the capabilities were (or will be) spread over optional parameters.
 ///
@@ -107,7 +107,11 @@ impl Open {
         // RFC 7607 §2: "A BGP speaker MUST NOT originate or propagate a route with an AS number of
         // zero ... [an OPEN with My AS zero] MUST be ... Bad Peer AS".
         if my_as == 0 {
-            return Err(Error::open(OpenErrorSubcode::BadPeerAs, Vec::new(), "My AS is zero"));
+            return Err(Error::open(
+                OpenErrorSubcode::BadPeerAs,
+                Vec::new(),
+                "My AS is zero",
+            ));
         }
         // RFC 4271 §6.2: "An implementation MUST reject Hold Time values of one or two seconds."
         if hold_time == 1 || hold_time == 2 {
@@ -135,12 +139,16 @@ impl Open {
             };
             let len = usize::from(u16::from_be_bytes([hi, lo]));
             if params.len() != len {
-                return Err(unspecific("optional parameters length inconsistent with message"));
+                return Err(unspecific(
+                    "optional parameters length inconsistent with message",
+                ));
             }
             params
         } else {
             if rest.len() != usize::from(opt_len) {
-                return Err(unspecific("optional parameters length inconsistent with message"));
+                return Err(unspecific(
+                    "optional parameters length inconsistent with message",
+                ));
             }
             rest
         };
@@ -182,8 +190,15 @@ impl Open {
             input = next;
         }
         // RFC 7607 §2 applies to the 4-octet AS capability as well.
-        if capabilities.iter().any(|c| matches!(c, Capability::FourOctetAs(0))) {
-            return Err(Error::open(OpenErrorSubcode::BadPeerAs, Vec::new(), "4-octet AS is zero"));
+        if capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::FourOctetAs(0)))
+        {
+            return Err(Error::open(
+                OpenErrorSubcode::BadPeerAs,
+                Vec::new(),
+                "4-octet AS is zero",
+            ));
         }
         let layout = if groups.len() <= 1 {
             CapabilityLayout::OneParameter
@@ -228,12 +243,13 @@ impl Open {
     /// Appends the OPEN body (everything after the header).
     pub fn encode_body(&self, out: &mut impl BufMut) -> Result<()> {
         let groups = self.groups()?;
-        let group_lens: Vec<usize> =
-            groups.iter().map(|g| g.iter().map(|c| 2 + c.value_len()).sum()).collect();
+        let group_lens: Vec<usize> = groups
+            .iter()
+            .map(|g| g.iter().map(|c| 2 + c.value_len()).sum())
+            .collect();
         let plain_len: usize = group_lens.iter().map(|l| 2 + l).sum();
-        let extended = self.extended_params
-            || plain_len > 255
-            || group_lens.iter().any(|&l| l > 255);
+        let extended =
+            self.extended_params || plain_len > 255 || group_lens.iter().any(|&l| l > 255);
         out.put_u8(self.version);
         out.put_u16(self.my_as);
         out.put_u16(self.hold_time);
@@ -303,8 +319,14 @@ mod tests {
     #[test]
     fn large_capability_set_switches_to_extended_format() {
         let mut open = sample();
-        open.capabilities.push(Capability::Unknown { code: 200, data: vec![7; 250] });
-        open.capabilities.push(Capability::Unknown { code: 201, data: vec![8; 250] });
+        open.capabilities.push(Capability::Unknown {
+            code: 200,
+            data: vec![7; 250],
+        });
+        open.capabilities.push(Capability::Unknown {
+            code: 201,
+            data: vec![8; 250],
+        });
         let mut buf = Vec::new();
         open.encode_body(&mut buf).unwrap();
         assert_eq!(&buf[9..11], &[255, 255]);

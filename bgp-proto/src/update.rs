@@ -63,7 +63,11 @@ impl Rfc7606 {
 }
 
 fn list_error(reason: &'static str) -> Error {
-    Error::update(UpdateErrorSubcode::MalformedAttributeList, Vec::new(), reason)
+    Error::update(
+        UpdateErrorSubcode::MalformedAttributeList,
+        Vec::new(),
+        reason,
+    )
 }
 
 /// A set of attribute type codes.
@@ -116,7 +120,11 @@ impl Update {
         // If the field is syntactically incorrect, then the Error Subcode MUST be set to Invalid
         // Network Field." RFC 7606 §5.3 keeps that a session reset.
         let invalid_network = |_| {
-            Error::update(UpdateErrorSubcode::InvalidNetworkField, Vec::new(), "malformed IPv4 prefix")
+            Error::update(
+                UpdateErrorSubcode::InvalidNetworkField,
+                Vec::new(),
+                "malformed IPv4 prefix",
+            )
         };
         if !withdrawn_raw.is_empty() {
             nlri::decode_ipv4(withdrawn_raw, v4_add_path, &mut update.withdrawn)
@@ -141,9 +149,13 @@ impl Update {
                 [flags, ty, l, rest @ ..] if flags & AttrFlags::EXTENDED_LENGTH == 0 => {
                     Some((*flags, *ty, usize::from(*l), 3, rest))
                 }
-                [flags, ty, l0, l1, rest @ ..] => {
-                    Some((*flags, *ty, usize::from(u16::from_be_bytes([*l0, *l1])), 4, rest))
-                }
+                [flags, ty, l0, l1, rest @ ..] => Some((
+                    *flags,
+                    *ty,
+                    usize::from(u16::from_be_bytes([*l0, *l1])),
+                    4,
+                    rest,
+                )),
                 _ => None,
             };
             let Some((flags, ty, len, hdr, rest)) = parsed.filter(|p| p.4.len() >= p.2) else {
@@ -196,7 +208,8 @@ impl Update {
                     // attribute MUST be treated as malformed and the 'treat-as-withdraw' approach
                     // used, unless the specification for the attribute mandates different handling
                     // for malformed attributes."
-                    let action = crate::attribute::malformed_action(kind).max(Action::TreatAsWithdraw);
+                    let action =
+                        crate::attribute::malformed_action(kind).max(Action::TreatAsWithdraw);
                     let action = if matches!(kind, AttrType::As4Path | AttrType::As4Aggregator) {
                         Action::AttributeDiscard
                     } else {
@@ -224,7 +237,10 @@ impl Update {
             // it SHALL be discarded using the approach of 'attribute discard'"; §7.9 and §7.10 say
             // the same of ORIGINATOR_ID and CLUSTER_LIST.
             if cx.ebgp
-                && matches!(kind, AttrType::LocalPref | AttrType::OriginatorId | AttrType::ClusterList)
+                && matches!(
+                    kind,
+                    AttrType::LocalPref | AttrType::OriginatorId | AttrType::ClusterList
+                )
             {
                 errors.push(AttributeError {
                     type_code: kind,
@@ -247,7 +263,10 @@ impl Update {
             }
 
             match AttrValue::decode(kind, value, cx) {
-                Ok(value) => update.attributes.push(PathAttribute { flags: attr_flags, value }),
+                Ok(value) => update.attributes.push(PathAttribute {
+                    flags: attr_flags,
+                    value,
+                }),
                 Err(e) if e.action == Action::SessionReset => {
                     return Err(Error::update(e.subcode, whole.to_vec(), e.reason));
                 }
@@ -302,7 +321,10 @@ impl Update {
         }
         let alen = out.len() - attr_start - 2;
         let (Ok(wlen), Ok(alen)) = (u16::try_from(wlen), u16::try_from(alen)) else {
-            return Err(Error::MessageTooLong { len: out.len() - start + 19, max: cx.max_message_len() });
+            return Err(Error::MessageTooLong {
+                len: out.len() - start + 19,
+                max: cx.max_message_len(),
+            });
         };
         out[start..start + 2].copy_from_slice(&wlen.to_be_bytes());
         out[attr_start..attr_start + 2].copy_from_slice(&alen.to_be_bytes());
@@ -314,7 +336,11 @@ impl Update {
     pub fn encoded_len(&self, cx: &EncodeContext) -> usize {
         let ap = cx.add_path(Family::IPV4_UNICAST);
         4 + nlri::ipv4_len(&self.withdrawn, ap)
-            + self.attributes.iter().map(|a| a.encoded_len(cx)).sum::<usize>()
+            + self
+                .attributes
+                .iter()
+                .map(|a| a.encoded_len(cx))
+                .sum::<usize>()
             + nlri::ipv4_len(&self.nlri, ap)
     }
 
@@ -421,7 +447,10 @@ impl Update {
             _ => MpNlri::Raw(Vec::new()),
         };
         Update {
-            attributes: vec![PathAttribute::new(AttrValue::MpUnreach(MpUnreach { family, withdrawn }))],
+            attributes: vec![PathAttribute::new(AttrValue::MpUnreach(MpUnreach {
+                family,
+                withdrawn,
+            }))],
             ..Update::default()
         }
     }
@@ -433,9 +462,12 @@ impl Update {
         }
         match self.attributes.as_slice() {
             [] => Some(Family::IPV4_UNICAST),
-            [PathAttribute { value: AttrValue::MpUnreach(m), .. }] if m.withdrawn.is_empty() => {
-                Some(m.family)
-            }
+            [
+                PathAttribute {
+                    value: AttrValue::MpUnreach(m),
+                    ..
+                },
+            ] if m.withdrawn.is_empty() => Some(m.family),
             _ => None,
         }
     }
@@ -487,7 +519,10 @@ impl Update {
             match &mut a.value {
                 AttrValue::Aggregator(ag) => {
                     if let Some(new) = as4_agg {
-                        *ag = Aggregator { asn: new.asn, addr: new.addr };
+                        *ag = Aggregator {
+                            asn: new.asn,
+                            addr: new.addr,
+                        };
                     }
                 }
                 AttrValue::AsPath(p) => {
@@ -508,7 +543,10 @@ impl Update {
             let mut p4 = AsPath::new();
             // RFC 6793 §4.2.2: confederation segments are not carried in AS4_PATH.
             for s in p.segments() {
-                if matches!(s.kind, crate::iana::SegmentType::AsSequence | crate::iana::SegmentType::AsSet) {
+                if matches!(
+                    s.kind,
+                    crate::iana::SegmentType::AsSequence | crate::iana::SegmentType::AsSet
+                ) {
                     p4.push_segment(s.kind, s.asns);
                 }
             }
@@ -537,20 +575,36 @@ mod tests {
         for f in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
             let eor = Update::end_of_rib(f);
             let mut buf = BytesMut::new();
-            eor.encode_body(&EncodeContext::default(), &mut buf).unwrap();
+            eor.encode_body(&EncodeContext::default(), &mut buf)
+                .unwrap();
             let (back, outcome) = Update::decode(&buf, &DecodeContext::default()).unwrap();
             assert!(outcome.is_clean());
             assert_eq!(back.end_of_rib_family(), Some(f));
         }
-        assert_eq!(Update::end_of_rib(Family::IPV4_UNICAST).encoded_len(&EncodeContext::default()), 4);
+        assert_eq!(
+            Update::end_of_rib(Family::IPV4_UNICAST).encoded_len(&EncodeContext::default()),
+            4
+        );
     }
 
     #[test]
     fn readvertise_sets_partial_and_drops_non_transitive() {
         let mut u = Update {
             attributes: vec![
-                PathAttribute { flags: AttrFlags(0xc0), value: AttrValue::Unknown { type_code: 99, data: vec![1] } },
-                PathAttribute { flags: AttrFlags(0x80), value: AttrValue::Unknown { type_code: 98, data: vec![1] } },
+                PathAttribute {
+                    flags: AttrFlags(0xc0),
+                    value: AttrValue::Unknown {
+                        type_code: 99,
+                        data: vec![1],
+                    },
+                },
+                PathAttribute {
+                    flags: AttrFlags(0x80),
+                    value: AttrValue::Unknown {
+                        type_code: 98,
+                        data: vec![1],
+                    },
+                },
                 PathAttribute::new(AttrValue::Origin(Origin::Igp)),
             ],
             ..Update::default()
@@ -568,22 +622,37 @@ mod tests {
         let mut u = Update {
             attributes: vec![
                 PathAttribute::new(AttrValue::Origin(Origin::Igp)),
-                PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[65001, 4_200_000_000]))),
-                PathAttribute::new(AttrValue::Aggregator(Aggregator { asn: 4_200_000_000, addr: Ipv4Addr::LOCALHOST })),
+                PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[
+                    65001,
+                    4_200_000_000,
+                ]))),
+                PathAttribute::new(AttrValue::Aggregator(Aggregator {
+                    asn: 4_200_000_000,
+                    addr: Ipv4Addr::LOCALHOST,
+                })),
             ],
-            nlri: vec![Ipv4Nlri::new(Ipv4Prefix::new(Ipv4Addr::new(10, 0, 0, 0), 8).unwrap())],
+            nlri: vec![Ipv4Nlri::new(
+                Ipv4Prefix::new(Ipv4Addr::new(10, 0, 0, 0), 8).unwrap(),
+            )],
             ..Update::default()
         };
-        u.attributes.push(PathAttribute::new(AttrValue::NextHop(Ipv4Addr::LOCALHOST)));
+        u.attributes
+            .push(PathAttribute::new(AttrValue::NextHop(Ipv4Addr::LOCALHOST)));
         u.add_as4_for_two_octet_peer();
         let cx2 = EncodeContext::default();
         let mut buf = BytesMut::new();
         u.encode_body(&cx2, &mut buf).unwrap();
         let (mut back, outcome) = Update::decode(&buf, &DecodeContext::default()).unwrap();
         assert!(outcome.is_clean(), "{outcome:?}");
-        assert_eq!(back.as_path(), Some(&AsPath::from_sequence(&[65001, 23456])));
+        assert_eq!(
+            back.as_path(),
+            Some(&AsPath::from_sequence(&[65001, 23456]))
+        );
         back.merge_as4();
-        assert_eq!(back.as_path(), Some(&AsPath::from_sequence(&[65001, 4_200_000_000])));
+        assert_eq!(
+            back.as_path(),
+            Some(&AsPath::from_sequence(&[65001, 4_200_000_000]))
+        );
         assert!(back.attribute(AttrType::As4Path).is_none());
         let agg = back.find(|v| match v {
             AttrValue::Aggregator(a) => Some(a.asn),

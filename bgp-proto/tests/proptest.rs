@@ -40,7 +40,12 @@ fn capability() -> impl Strategy<Value = Capability> {
             })
         }),
         vec((family(), 1u8..4), 0..4).prop_map(|v| Capability::AddPath(
-            v.into_iter().map(|(family, m)| AddPathFamily { family, mode: AddPathMode(m) }).collect()
+            v.into_iter()
+                .map(|(family, m)| AddPathFamily {
+                    family,
+                    mode: AddPathMode(m)
+                })
+                .collect()
         )),
         vec((any::<u16>(), any::<u16>(), any::<u16>()), 0..4).prop_map(|v| {
             Capability::ExtendedNextHop(
@@ -56,7 +61,11 @@ fn capability() -> impl Strategy<Value = Capability> {
         vec((family(), any::<u8>(), 0u32..0x0100_0000), 0..4).prop_map(|v| {
             Capability::LongLivedGracefulRestart(
                 v.into_iter()
-                    .map(|(family, flags, stale_time)| LlgrFamily { family, flags, stale_time })
+                    .map(|(family, flags, stale_time)| LlgrFamily {
+                        family,
+                        flags,
+                        stale_time,
+                    })
                     .collect(),
             )
         }),
@@ -68,32 +77,45 @@ fn capability() -> impl Strategy<Value = Capability> {
 }
 
 fn open() -> impl Strategy<Value = Open> {
-    (1u16.., prop_oneof![Just(0u16), 3u16..], 1u32.., vec(capability(), 0..8), any::<bool>(), 0u8..3)
-        .prop_map(|(my_as, hold_time, id, capabilities, extended_params, layout)| {
-            let layout = match layout {
-                0 => CapabilityLayout::OneParameter,
-                1 => CapabilityLayout::OnePerCapability,
-                _ if capabilities.len() >= 2 => {
-                    CapabilityLayout::Groups(vec![1, capabilities.len() - 1])
+    (
+        1u16..,
+        prop_oneof![Just(0u16), 3u16..],
+        1u32..,
+        vec(capability(), 0..8),
+        any::<bool>(),
+        0u8..3,
+    )
+        .prop_map(
+            |(my_as, hold_time, id, capabilities, extended_params, layout)| {
+                let layout = match layout {
+                    0 => CapabilityLayout::OneParameter,
+                    1 => CapabilityLayout::OnePerCapability,
+                    _ if capabilities.len() >= 2 => {
+                        CapabilityLayout::Groups(vec![1, capabilities.len() - 1])
+                    }
+                    _ => CapabilityLayout::OneParameter,
+                };
+                // Decoding cannot tell the layouts apart for zero or one capability.
+                let layout = if capabilities.len() <= 1 {
+                    CapabilityLayout::OneParameter
+                } else {
+                    layout
+                };
+                let layout = match (&layout, capabilities.len()) {
+                    (CapabilityLayout::Groups(_), 2) => CapabilityLayout::OnePerCapability,
+                    _ => layout,
+                };
+                Open {
+                    version: 4,
+                    my_as,
+                    hold_time,
+                    bgp_id: Ipv4Addr::from(id),
+                    capabilities,
+                    layout,
+                    extended_params,
                 }
-                _ => CapabilityLayout::OneParameter,
-            };
-            // Decoding cannot tell the layouts apart for zero or one capability.
-            let layout = if capabilities.len() <= 1 { CapabilityLayout::OneParameter } else { layout };
-            let layout = match (&layout, capabilities.len()) {
-                (CapabilityLayout::Groups(_), 2) => CapabilityLayout::OnePerCapability,
-                _ => layout,
-            };
-            Open {
-                version: 4,
-                my_as,
-                hold_time,
-                bgp_id: Ipv4Addr::from(id),
-                capabilities,
-                layout,
-                extended_params,
-            }
-        })
+            },
+        )
 }
 
 fn v4_nlri(add_path: bool) -> impl Strategy<Value = Ipv4Nlri> {
@@ -112,7 +134,11 @@ fn v6_nlri(add_path: bool) -> impl Strategy<Value = Ipv6Nlri> {
 
 fn as_path(max_asn: u32, confed: bool) -> impl Strategy<Value = AsPath> {
     let kinds: Vec<u8> = if confed { vec![1, 2, 3, 4] } else { vec![1, 2] };
-    vec((proptest::sample::select(kinds), vec(1..=max_asn, 1..6)), 0..4).prop_map(|segs| {
+    vec(
+        (proptest::sample::select(kinds), vec(1..=max_asn, 1..6)),
+        0..4,
+    )
+    .prop_map(|segs| {
         let mut p = AsPath::new();
         for (k, asns) in segs {
             p.push_segment(SegmentType::from(k), &asns);
@@ -131,13 +157,19 @@ fn attr(four: bool, add_path: bool) -> impl Strategy<Value = AttrValue> {
             next_hop: NextHop::Ipv4(nh),
             nlri: MpNlri::Ipv4(n),
         }),
-        (any::<u128>(), proptest::option::of(any::<u128>()), vec(v6_nlri(add_path), 0..10)).prop_map(
-            |(g, l, n)| MpReach {
+        (
+            any::<u128>(),
+            proptest::option::of(any::<u128>()),
+            vec(v6_nlri(add_path), 0..10)
+        )
+            .prop_map(|(g, l, n)| MpReach {
                 family: Family::IPV6_UNICAST,
-                next_hop: NextHop::Ipv6 { global: Ipv6Addr::from(g), link_local: l.map(Ipv6Addr::from) },
+                next_hop: NextHop::Ipv6 {
+                    global: Ipv6Addr::from(g),
+                    link_local: l.map(Ipv6Addr::from)
+                },
                 nlri: MpNlri::Ipv6(n),
-            }
-        ),
+            }),
         (vec(any::<u8>(), 12..=12), vec(any::<u8>(), 0..30)).prop_map(|(nh, n)| MpReach {
             family: Family::new(Afi::Ipv4, Safi::MplsVpn),
             next_hop: NextHop::Raw(nh),
@@ -145,10 +177,14 @@ fn attr(four: bool, add_path: bool) -> impl Strategy<Value = AttrValue> {
         }),
     ];
     let mp_unreach = prop_oneof![
-        vec(v4_nlri(add_path), 0..10)
-            .prop_map(|n| MpUnreach { family: Family::IPV4_UNICAST, withdrawn: MpNlri::Ipv4(n) }),
-        vec(v6_nlri(add_path), 0..10)
-            .prop_map(|n| MpUnreach { family: Family::IPV6_UNICAST, withdrawn: MpNlri::Ipv6(n) }),
+        vec(v4_nlri(add_path), 0..10).prop_map(|n| MpUnreach {
+            family: Family::IPV4_UNICAST,
+            withdrawn: MpNlri::Ipv4(n)
+        }),
+        vec(v6_nlri(add_path), 0..10).prop_map(|n| MpUnreach {
+            family: Family::IPV6_UNICAST,
+            withdrawn: MpNlri::Ipv6(n)
+        }),
     ];
     let base = prop_oneof![
         (0u8..3).prop_map(|o| AttrValue::Origin(Origin::from(o))),
@@ -157,22 +193,32 @@ fn attr(four: bool, add_path: bool) -> impl Strategy<Value = AttrValue> {
         any::<u32>().prop_map(AttrValue::MultiExitDisc),
         any::<u32>().prop_map(AttrValue::LocalPref),
         Just(AttrValue::AtomicAggregate),
-        (1..=max_asn, addr.clone()).prop_map(|(asn, addr)| AttrValue::Aggregator(Aggregator { asn, addr })),
+        (1..=max_asn, addr.clone())
+            .prop_map(|(asn, addr)| AttrValue::Aggregator(Aggregator { asn, addr })),
         vec(any::<u32>().prop_map(Community), 1..8).prop_map(AttrValue::Communities),
         addr.clone().prop_map(AttrValue::OriginatorId),
         vec(addr.clone(), 1..4).prop_map(AttrValue::ClusterList),
         mp_reach.prop_map(AttrValue::MpReach),
         mp_unreach.prop_map(AttrValue::MpUnreach),
-        vec(any::<[u8; 8]>().prop_map(ExtendedCommunity), 1..5).prop_map(AttrValue::ExtendedCommunities),
+        vec(any::<[u8; 8]>().prop_map(ExtendedCommunity), 1..5)
+            .prop_map(AttrValue::ExtendedCommunities),
         vec(any::<[u8; 20]>().prop_map(Ipv6ExtendedCommunity), 1..3)
             .prop_map(AttrValue::Ipv6ExtendedCommunities),
         vec(
-            (any::<u32>(), any::<u32>(), any::<u32>())
-                .prop_map(|(global, local1, local2)| LargeCommunity { global, local1, local2 }),
+            (any::<u32>(), any::<u32>(), any::<u32>()).prop_map(|(global, local1, local2)| {
+                LargeCommunity {
+                    global,
+                    local1,
+                    local2,
+                }
+            }),
             1..5
         )
         .prop_map(AttrValue::LargeCommunities),
-        (prop_oneof![19u8..=24, 33u8..=40, 100u8..=250], vec(any::<u8>(), 0..300))
+        (
+            prop_oneof![19u8..=24, 33u8..=40, 100u8..=250],
+            vec(any::<u8>(), 0..300)
+        )
             .prop_map(|(type_code, data)| AttrValue::Unknown { type_code, data }),
     ];
     if four {
@@ -211,15 +257,32 @@ fn update(four: bool, add_path: bool) -> impl Strategy<Value = Update> {
                     a
                 })
                 .collect();
-            Update { withdrawn, attributes, nlri }
+            Update {
+                withdrawn,
+                attributes,
+                nlri,
+            }
         })
 }
 
 fn contexts(four: bool, add_path: bool) -> (EncodeContext, DecodeContext) {
-    let fams = if add_path { vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST] } else { vec![] };
+    let fams = if add_path {
+        vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+    } else {
+        vec![]
+    };
     (
-        EncodeContext { four_octet_as: four, extended_message: true, add_path: fams.clone() },
-        DecodeContext { four_octet_as: four, extended_message: true, add_path: fams, ebgp: false },
+        EncodeContext {
+            four_octet_as: four,
+            extended_message: true,
+            add_path: fams.clone(),
+        },
+        DecodeContext {
+            four_octet_as: four,
+            extended_message: true,
+            add_path: fams,
+            ebgp: false,
+        },
     )
 }
 
@@ -228,7 +291,11 @@ fn message(four: bool, add_path: bool) -> impl Strategy<Value = Message> {
         open().prop_map(Message::Open),
         update(four, add_path).prop_map(Message::Update),
         (any::<u8>(), any::<u8>(), vec(any::<u8>(), 0..50)).prop_map(|(c, s, data)| {
-            Message::Notification(Notification { code: c.into(), subcode: s, data })
+            Message::Notification(Notification {
+                code: c.into(),
+                subcode: s,
+                data,
+            })
         }),
         Just(Message::Keepalive),
         (family(), 0u8..3, vec(any::<u8>(), 0..10)).prop_map(|(f, st, orf)| {
@@ -243,11 +310,16 @@ fn message(four: bool, add_path: bool) -> impl Strategy<Value = Message> {
 
 fn check(msg: &Message, four: bool, add_path: bool) -> Result<(), TestCaseError> {
     let (ecx, dcx) = contexts(four, add_path);
-    let wire = msg.to_bytes(&ecx).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let wire = msg
+        .to_bytes(&ecx)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(bgp_proto::frame_len(&wire), Some(wire.len()));
     let decoded = Message::decode(&wire, &dcx).map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&decoded.message, msg);
-    let again = decoded.message.to_bytes(&ecx).map_err(|e| TestCaseError::fail(e.to_string()))?;
+    let again = decoded
+        .message
+        .to_bytes(&ecx)
+        .map_err(|e| TestCaseError::fail(e.to_string()))?;
     prop_assert_eq!(&again[..], &wire[..]);
     Ok(())
 }

@@ -55,7 +55,10 @@ impl<'a> Iterator for Segments<'a> {
         let n = count.min(rest.len());
         let (asns, rest) = rest.split_at(n);
         self.rest = rest;
-        Some(Segment { kind: SegmentType::from((head >> 16) as u8), asns })
+        Some(Segment {
+            kind: SegmentType::from((head >> 16) as u8),
+            asns,
+        })
     }
 }
 
@@ -79,7 +82,8 @@ impl AsPath {
             return;
         }
         for chunk in asns.chunks(0xffff) {
-            self.words.push((u32::from(u8::from(kind)) << 16) | chunk.len() as u32);
+            self.words
+                .push((u32::from(u8::from(kind)) << 16) | chunk.len() as u32);
             self.words.extend_from_slice(chunk);
         }
     }
@@ -109,7 +113,9 @@ impl AsPath {
     /// The first AS of a leading AS_SEQUENCE: the neighbour AS for eBGP routes.
     pub fn first_asn(&self) -> Option<u32> {
         let s = self.segments().next()?;
-        (s.kind == SegmentType::AsSequence).then(|| s.asns.first().copied()).flatten()
+        (s.kind == SegmentType::AsSequence)
+            .then(|| s.asns.first().copied())
+            .flatten()
     }
 
     /// Whether `asn` occurs anywhere (loop detection).
@@ -127,8 +133,10 @@ impl AsPath {
         let lead = self.segments().next();
         match lead {
             Some(s) if s.kind == SegmentType::AsSequence && s.asns.len() + times <= 255 => {
-                words.push((u32::from(u8::from(SegmentType::AsSequence)) << 16)
-                    | (s.asns.len() + times) as u32);
+                words.push(
+                    (u32::from(u8::from(SegmentType::AsSequence)) << 16)
+                        | (s.asns.len() + times) as u32,
+                );
                 words.extend(std::iter::repeat_n(asn, times));
                 words.extend_from_slice(&self.words[1..]);
             }
@@ -143,7 +151,11 @@ impl AsPath {
     }
 
     /// Parses an AS_PATH or AS4_PATH value with `width`-octet ASes (2 or 4).
-    pub(crate) fn decode(mut v: &[u8], width: usize, allow_confed: bool) -> Result<Self, AsPathError> {
+    pub(crate) fn decode(
+        mut v: &[u8],
+        width: usize,
+        allow_confed: bool,
+    ) -> Result<Self, AsPathError> {
         let mut words = Vec::with_capacity(v.len() / width + 1);
         let mut zero = false;
         while !v.is_empty() {
@@ -151,18 +163,21 @@ impl AsPath {
             // successfully parsed segment there is only a single octet remaining", if "the Path
             // Segment Length field of the last segment encountered would cause the Attribute Length
             // to be exceeded", or if "It has a Path Segment Length field of zero".
-            let [ty, count, rest @ ..] = v else { return Err(AsPathError::Malformed) };
+            let [ty, count, rest @ ..] = v else {
+                return Err(AsPathError::Malformed);
+            };
             let kind = SegmentType::from(*ty);
             if matches!(kind, SegmentType::Unknown(_)) || *count == 0 {
                 return Err(AsPathError::Malformed);
             }
-            if !allow_confed
-                && matches!(kind, SegmentType::ConfedSequence | SegmentType::ConfedSet)
+            if !allow_confed && matches!(kind, SegmentType::ConfedSequence | SegmentType::ConfedSet)
             {
                 return Err(AsPathError::Confed);
             }
             let n = usize::from(*count);
-            let Some(body) = rest.get(..n * width) else { return Err(AsPathError::Malformed) };
+            let Some(body) = rest.get(..n * width) else {
+                return Err(AsPathError::Malformed);
+            };
             words.push((u32::from(*ty) << 16) | n as u32);
             if width == 4 {
                 for c in body.chunks_exact(4) {
@@ -288,7 +303,9 @@ mod tests {
 
     #[test]
     fn decode_encode_both_widths() {
-        let wire4 = [2, 2, 0, 0, 0xfd, 0xe9, 0xfa, 0x56, 0xea, 0x00, 1, 1, 0, 0, 0, 7];
+        let wire4 = [
+            2, 2, 0, 0, 0xfd, 0xe9, 0xfa, 0x56, 0xea, 0x00, 1, 1, 0, 0, 0, 7,
+        ];
         let p = AsPath::decode(&wire4, 4, true).unwrap();
         let segs: Vec<_> = p.segments().collect();
         assert_eq!(segs[0].asns, &[65001, 4_200_000_000]);
@@ -306,11 +323,26 @@ mod tests {
     #[test]
     fn malformed_paths_are_rejected() {
         assert_eq!(AsPath::decode(&[2], 2, true), Err(AsPathError::Malformed));
-        assert_eq!(AsPath::decode(&[2, 0], 2, true), Err(AsPathError::Malformed));
-        assert_eq!(AsPath::decode(&[2, 2, 0, 1], 2, true), Err(AsPathError::Malformed));
-        assert_eq!(AsPath::decode(&[9, 1, 0, 1], 2, true), Err(AsPathError::Malformed));
-        assert_eq!(AsPath::decode(&[2, 1, 0, 0], 2, true), Err(AsPathError::ZeroAs));
-        assert_eq!(AsPath::decode(&[3, 1, 0, 1], 2, false), Err(AsPathError::Confed));
+        assert_eq!(
+            AsPath::decode(&[2, 0], 2, true),
+            Err(AsPathError::Malformed)
+        );
+        assert_eq!(
+            AsPath::decode(&[2, 2, 0, 1], 2, true),
+            Err(AsPathError::Malformed)
+        );
+        assert_eq!(
+            AsPath::decode(&[9, 1, 0, 1], 2, true),
+            Err(AsPathError::Malformed)
+        );
+        assert_eq!(
+            AsPath::decode(&[2, 1, 0, 0], 2, true),
+            Err(AsPathError::ZeroAs)
+        );
+        assert_eq!(
+            AsPath::decode(&[3, 1, 0, 1], 2, false),
+            Err(AsPathError::Confed)
+        );
     }
 
     #[test]
@@ -331,7 +363,10 @@ mod tests {
         let as_path = AsPath::from_sequence(&[65001, 23456, 23456, 65002]);
         let as4 = AsPath::from_sequence(&[4_200_000_000, 4_200_000_001, 65002]);
         let merged = merge_as4_path(&as_path, &as4);
-        assert_eq!(merged, AsPath::from_sequence(&[65001, 4_200_000_000, 4_200_000_001, 65002]));
+        assert_eq!(
+            merged,
+            AsPath::from_sequence(&[65001, 4_200_000_000, 4_200_000_001, 65002])
+        );
         // AS4_PATH longer than AS_PATH: ignored.
         let short = AsPath::from_sequence(&[23456]);
         assert_eq!(merge_as4_path(&short, &as4), short);

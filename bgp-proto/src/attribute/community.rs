@@ -122,7 +122,15 @@ mod tests {
     fn community_names_and_display() {
         assert_eq!(Community::NO_EXPORT.to_string(), "NO_EXPORT");
         assert_eq!(Community::new(65000, 100).to_string(), "65000:100");
-        assert_eq!(LargeCommunity { global: 1, local1: 2, local2: 3 }.to_string(), "1:2:3");
+        assert_eq!(
+            LargeCommunity {
+                global: 1,
+                local1: 2,
+                local2: 3
+            }
+            .to_string(),
+            "1:2:3"
+        );
         let rt = ExtendedCommunity::route_target(65000, 7);
         assert_eq!((rt.type_high(), rt.sub_type()), (0, 2));
         assert!(rt.is_transitive());

@@ -178,7 +178,9 @@ pub(crate) fn malformed_action(ty: AttrType) -> Action {
     use AttrType as T;
     match ty {
         // §7.6 ATOMIC_AGGREGATE, §7.7 AGGREGATOR: "attribute discard"; RFC 6793 §6 for AS4_*.
-        T::AtomicAggregate | T::Aggregator | T::As4Path | T::As4Aggregator => Action::AttributeDiscard,
+        T::AtomicAggregate | T::Aggregator | T::As4Path | T::As4Aggregator => {
+            Action::AttributeDiscard
+        }
         // §7.11: "the 'session reset' approach or the 'AFI/SAFI disable' approach MUST be used".
         T::MpReachNlri | T::MpUnreachNlri => Action::SessionReset,
         _ => Action::TreatAsWithdraw,
@@ -186,7 +188,12 @@ pub(crate) fn malformed_action(ty: AttrType) -> Action {
 }
 
 fn fault(ty: AttrType, subcode: UpdateErrorSubcode, reason: &'static str) -> AttributeError {
-    AttributeError { type_code: ty, subcode, action: malformed_action(ty), reason }
+    AttributeError {
+        type_code: ty,
+        subcode,
+        action: malformed_action(ty),
+        reason,
+    }
 }
 
 fn len_err(ty: AttrType, reason: &'static str) -> AttributeError {
@@ -205,7 +212,7 @@ fn chunks<const N: usize, T>(
     reason: &'static str,
     f: impl Fn(&[u8; N]) -> T,
 ) -> Result<Vec<T>, AttributeError> {
-    if v.is_empty() || v.len() % N != 0 {
+    if v.is_empty() || !v.len().is_multiple_of(N) {
         return Err(len_err(ty, reason));
     }
     Ok(v.chunks_exact(N)
@@ -256,7 +263,13 @@ impl AttrValue {
             // values, or if the attribute length is not 1, the attribute is malformed" (treat-as-withdraw).
             T::Origin => match v {
                 [o @ 0..=2] => AttrValue::Origin(Origin::from(*o)),
-                [_] => return Err(fault(ty, UpdateErrorSubcode::InvalidOrigin, "undefined ORIGIN")),
+                [_] => {
+                    return Err(fault(
+                        ty,
+                        UpdateErrorSubcode::InvalidOrigin,
+                        "undefined ORIGIN",
+                    ));
+                }
                 _ => return Err(len_err(ty, "ORIGIN length is not 1")),
             },
             // RFC 7606 §7.2: "An AS_PATH is considered malformed if an unrecognized segment type
@@ -269,10 +282,18 @@ impl AttrValue {
                         // RFC 7607 §2: "An UPDATE message that contains the AS number of zero in the
                         // AS_PATH attribute MUST be considered as malformed and be handled by the
                         // procedures specified in [RFC7606]."
-                        return Err(fault(ty, UpdateErrorSubcode::MalformedAsPath, "AS 0 in AS_PATH"));
+                        return Err(fault(
+                            ty,
+                            UpdateErrorSubcode::MalformedAsPath,
+                            "AS 0 in AS_PATH",
+                        ));
                     }
                     Err(_) => {
-                        return Err(fault(ty, UpdateErrorSubcode::MalformedAsPath, "malformed AS_PATH"));
+                        return Err(fault(
+                            ty,
+                            UpdateErrorSubcode::MalformedAsPath,
+                            "malformed AS_PATH",
+                        ));
                     }
                 }
             }
@@ -303,10 +324,12 @@ impl AttrValue {
                     asn: u32::from(u16::from_be_bytes([*a, *b])),
                     addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
                 }),
-                (true, [a, b, c, d, ip @ ..]) if ip.len() == 4 => AttrValue::Aggregator(Aggregator {
-                    asn: u32::from_be_bytes([*a, *b, *c, *d]),
-                    addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                }),
+                (true, [a, b, c, d, ip @ ..]) if ip.len() == 4 => {
+                    AttrValue::Aggregator(Aggregator {
+                        asn: u32::from_be_bytes([*a, *b, *c, *d]),
+                        addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+                    })
+                }
                 _ => return Err(len_err(ty, "AGGREGATOR length wrong for the AS width")),
             },
             // RFC 7606 §7.8: "The COMMUNITIES attribute SHALL be considered malformed if its length
@@ -363,7 +386,13 @@ impl AttrValue {
             // AS_CONFED_SET" or fails the AS_PATH checks; "the malformed attribute [is] discarded".
             T::As4Path => match AsPath::decode(v, 4, false) {
                 Ok(p) => AttrValue::As4Path(p),
-                Err(_) => return Err(fault(ty, UpdateErrorSubcode::OptionalAttributeError, "malformed AS4_PATH")),
+                Err(_) => {
+                    return Err(fault(
+                        ty,
+                        UpdateErrorSubcode::OptionalAttributeError,
+                        "malformed AS4_PATH",
+                    ));
+                }
             },
             T::As4Aggregator => match v {
                 [a, b, c, d, ip @ ..] if ip.len() == 4 => AttrValue::As4Aggregator(Aggregator {
@@ -392,7 +421,10 @@ impl AttrValue {
                     local2: u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
                 },
             )?),
-            T::Unknown(code) => AttrValue::Unknown { type_code: code, data: v.to_vec() },
+            T::Unknown(code) => AttrValue::Unknown {
+                type_code: code,
+                data: v.to_vec(),
+            },
         })
     }
 
@@ -465,13 +497,20 @@ impl PathAttribute {
     /// An attribute with the standard flags for its type (unknown types: optional transitive).
     pub fn new(value: AttrValue) -> Self {
         let flags = expected_flags(value.type_code()).unwrap_or(AttrFlags::OPTIONAL_TRANSITIVE.0);
-        PathAttribute { flags: AttrFlags(flags), value }
+        PathAttribute {
+            flags: AttrFlags(flags),
+            value,
+        }
     }
 
     /// Encoded length including the attribute header.
     pub fn encoded_len(&self, cx: &EncodeContext) -> usize {
         let len = self.value.encoded_len(cx);
-        len + if len > 255 || self.flags.extended_length() { 4 } else { 3 }
+        len + if len > 255 || self.flags.extended_length() {
+            4
+        } else {
+            3
+        }
     }
 
     /// Appends flags, type, length and value.
@@ -501,8 +540,14 @@ mod tests {
     use super::*;
 
     fn round_trip(value: AttrValue, cx4: bool) {
-        let ecx = EncodeContext { four_octet_as: cx4, ..Default::default() };
-        let dcx = DecodeContext { four_octet_as: cx4, ..Default::default() };
+        let ecx = EncodeContext {
+            four_octet_as: cx4,
+            ..Default::default()
+        };
+        let dcx = DecodeContext {
+            four_octet_as: cx4,
+            ..Default::default()
+        };
         let a = PathAttribute::new(value);
         let mut buf = Vec::new();
         a.encode(&ecx, &mut buf).unwrap();
@@ -515,26 +560,75 @@ mod tests {
     #[test]
     fn values_round_trip() {
         round_trip(AttrValue::Origin(Origin::Incomplete), false);
-        round_trip(AttrValue::AsPath(AsPath::from_sequence(&[65001, 65002])), false);
-        round_trip(AttrValue::AsPath(AsPath::from_sequence(&[4_200_000_000])), true);
+        round_trip(
+            AttrValue::AsPath(AsPath::from_sequence(&[65001, 65002])),
+            false,
+        );
+        round_trip(
+            AttrValue::AsPath(AsPath::from_sequence(&[4_200_000_000])),
+            true,
+        );
         round_trip(AttrValue::NextHop(Ipv4Addr::new(192, 0, 2, 1)), false);
         round_trip(AttrValue::MultiExitDisc(10), false);
         round_trip(AttrValue::LocalPref(100), false);
         round_trip(AttrValue::AtomicAggregate, false);
-        round_trip(AttrValue::Aggregator(Aggregator { asn: 65001, addr: Ipv4Addr::LOCALHOST }), false);
-        round_trip(AttrValue::Aggregator(Aggregator { asn: 4_200_000_000, addr: Ipv4Addr::LOCALHOST }), true);
-        round_trip(AttrValue::Communities(vec![Community::NO_EXPORT, Community::new(1, 2)]), false);
-        round_trip(AttrValue::OriginatorId(Ipv4Addr::new(1, 1, 1, 1)), false);
-        round_trip(AttrValue::ClusterList(vec![Ipv4Addr::new(1, 1, 1, 1)]), false);
-        round_trip(AttrValue::ExtendedCommunities(vec![ExtendedCommunity::route_target(1, 2)]), false);
-        round_trip(AttrValue::As4Path(AsPath::from_sequence(&[4_200_000_000])), false);
-        round_trip(AttrValue::As4Aggregator(Aggregator { asn: 7, addr: Ipv4Addr::LOCALHOST }), false);
-        round_trip(AttrValue::Ipv6ExtendedCommunities(vec![Ipv6ExtendedCommunity([3; 20])]), false);
         round_trip(
-            AttrValue::LargeCommunities(vec![LargeCommunity { global: 1, local1: 2, local2: 3 }]),
+            AttrValue::Aggregator(Aggregator {
+                asn: 65001,
+                addr: Ipv4Addr::LOCALHOST,
+            }),
             false,
         );
-        round_trip(AttrValue::Unknown { type_code: 35, data: vec![0, 0, 0, 1] }, false);
+        round_trip(
+            AttrValue::Aggregator(Aggregator {
+                asn: 4_200_000_000,
+                addr: Ipv4Addr::LOCALHOST,
+            }),
+            true,
+        );
+        round_trip(
+            AttrValue::Communities(vec![Community::NO_EXPORT, Community::new(1, 2)]),
+            false,
+        );
+        round_trip(AttrValue::OriginatorId(Ipv4Addr::new(1, 1, 1, 1)), false);
+        round_trip(
+            AttrValue::ClusterList(vec![Ipv4Addr::new(1, 1, 1, 1)]),
+            false,
+        );
+        round_trip(
+            AttrValue::ExtendedCommunities(vec![ExtendedCommunity::route_target(1, 2)]),
+            false,
+        );
+        round_trip(
+            AttrValue::As4Path(AsPath::from_sequence(&[4_200_000_000])),
+            false,
+        );
+        round_trip(
+            AttrValue::As4Aggregator(Aggregator {
+                asn: 7,
+                addr: Ipv4Addr::LOCALHOST,
+            }),
+            false,
+        );
+        round_trip(
+            AttrValue::Ipv6ExtendedCommunities(vec![Ipv6ExtendedCommunity([3; 20])]),
+            false,
+        );
+        round_trip(
+            AttrValue::LargeCommunities(vec![LargeCommunity {
+                global: 1,
+                local1: 2,
+                local2: 3,
+            }]),
+            false,
+        );
+        round_trip(
+            AttrValue::Unknown {
+                type_code: 35,
+                data: vec![0, 0, 0, 1],
+            },
+            false,
+        );
     }
 
     #[test]
@@ -553,12 +647,16 @@ mod tests {
     fn malformed_values_get_rfc7606_actions() {
         let cx = DecodeContext::default();
         let e = AttrValue::decode(AttrType::Origin, &[3], &cx).unwrap_err();
-        assert_eq!((e.action, e.subcode), (Action::TreatAsWithdraw, UpdateErrorSubcode::InvalidOrigin));
+        assert_eq!(
+            (e.action, e.subcode),
+            (Action::TreatAsWithdraw, UpdateErrorSubcode::InvalidOrigin)
+        );
         let e = AttrValue::decode(AttrType::AtomicAggregate, &[1], &cx).unwrap_err();
         assert_eq!(e.action, Action::AttributeDiscard);
         let e = AttrValue::decode(AttrType::Communities, &[], &cx).unwrap_err();
         assert_eq!(e.action, Action::TreatAsWithdraw);
-        let e = AttrValue::decode(AttrType::MpReachNlri, &[0, 2, 1, 4, 1, 2, 3, 4, 0], &cx).unwrap_err();
+        let e = AttrValue::decode(AttrType::MpReachNlri, &[0, 2, 1, 4, 1, 2, 3, 4, 0], &cx)
+            .unwrap_err();
         assert_eq!(e.action, Action::SessionReset);
     }
 }

@@ -38,7 +38,10 @@ impl NextHop {
                     l.copy_from_slice(&b[16..]);
                     Ipv6Addr::from(l)
                 });
-                NextHop::Ipv6 { global: Ipv6Addr::from(g), link_local }
+                NextHop::Ipv6 {
+                    global: Ipv6Addr::from(g),
+                    link_local,
+                }
             }
             _ => NextHop::Raw(b.to_vec()),
         }
@@ -48,8 +51,13 @@ impl NextHop {
     pub fn len(&self) -> usize {
         match self {
             NextHop::Ipv4(_) => 4,
-            NextHop::Ipv6 { link_local: None, .. } => 16,
-            NextHop::Ipv6 { link_local: Some(_), .. } => 32,
+            NextHop::Ipv6 {
+                link_local: None, ..
+            } => 16,
+            NextHop::Ipv6 {
+                link_local: Some(_),
+                ..
+            } => 32,
             NextHop::Raw(b) => b.len(),
         }
     }
@@ -158,7 +166,10 @@ pub(crate) enum MpError {
 
 fn family(b: &[u8]) -> Option<Family> {
     let [a0, a1, s, ..] = b else { return None };
-    Some(Family::new(Afi::from(u16::from_be_bytes([*a0, *a1])), Safi::from(*s)))
+    Some(Family::new(
+        Afi::from(u16::from_be_bytes([*a0, *a1])),
+        Safi::from(*s),
+    ))
 }
 
 impl MpReach {
@@ -180,7 +191,11 @@ impl MpReach {
         // One reserved octet (formerly the SNPA count) follows the next hop.
         let rest = b.get(4 + nh_len + 1..).ok_or(MpError::Truncated)?;
         let nlri = MpNlri::decode(family, rest, cx).map_err(|_| MpError::Nlri)?;
-        Ok(MpReach { family, next_hop: NextHop::decode(nh), nlri })
+        Ok(MpReach {
+            family,
+            next_hop: NextHop::decode(nh),
+            nlri,
+        })
     }
 
     pub(crate) fn encoded_len(&self, cx: &EncodeContext) -> usize {
