@@ -4,5 +4,6 @@
 pub mod error;
 pub mod loader;
 pub mod maglev;
+pub mod reconcile;
 
 pub use error::{Error, Result};

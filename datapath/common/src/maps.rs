@@ -37,7 +37,7 @@ pub const BE_F_LOCAL: u8 = 1;
 
 /// Key of the service map: (VIP, port, protocol).
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ServiceKey {
     /// Service address; IPv4 in the first 4 bytes, the rest zero.
     pub addr: [u8; 16],
