@@ -5,5 +5,6 @@ pub mod error;
 pub mod loader;
 pub mod maglev;
 pub mod reconcile;
+pub mod status;
 
 pub use error::{Error, Result};

@@ -29,6 +29,15 @@ enum Command {
         #[arg(long = "backend", required = true)]
         backends: Vec<Backend>,
     },
+    /// Print services, backends and counters from the pinned maps of a running datapath.
+    Status {
+        /// bpffs directory the maps are pinned in.
+        #[arg(long, default_value = "/sys/fs/bpf/herald")]
+        pin_dir: std::path::PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -46,6 +55,15 @@ fn main() -> anyhow::Result<()> {
                 writeln!(out, "{slot}").context("writing the table")?;
             }
             out.flush().context("writing the table")?;
+        }
+        Command::Status { pin_dir, json } => {
+            let status = datapath::status::Status::read_pinned(&pin_dir)
+                .with_context(|| format!("reading maps pinned in {}", pin_dir.display()))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&status.to_json())?);
+            } else {
+                print!("{}", status.to_text());
+            }
         }
     }
     Ok(())

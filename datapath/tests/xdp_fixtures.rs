@@ -773,3 +773,66 @@ print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inne
     );
     assert!(stdout.trim_end().ends_with(":8080"), "scapy saw: {stdout}");
 }
+
+/// Maps pinned in bpffs survive the loader (an agent restart): a second loader reuses them, and
+/// `datapath status --json` reads them.
+#[test]
+fn pinned_maps_survive_reload_and_status_reads_them() {
+    if !root() {
+        return;
+    }
+    let dir = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/herald-test-pinned-{}",
+        std::process::id()
+    ));
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let key = ServiceKey {
+        addr: v4key(VIP4),
+        port: 8080,
+        proto: 6,
+        family: FAMILY_V4,
+    };
+    {
+        let mut first = Loader::load(&LoadConfig {
+            maglev_m: M,
+            pin_dir: Some(dir.clone()),
+        })
+        .expect("load pinned");
+        first
+            .put_service(
+                &key,
+                &ServiceValue {
+                    id: 7,
+                    table: 14,
+                    flags: 0,
+                    backends: 1,
+                },
+            )
+            .expect("service");
+    }
+    let second = Loader::load(&LoadConfig {
+        maglev_m: M,
+        pin_dir: Some(dir.clone()),
+    })
+    .expect("reload pinned");
+    let services = second.services().expect("services");
+    assert_eq!(services.len(), 1, "service survived the reload");
+    assert_eq!(services[0].1.id, 7);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_datapath"))
+        .args(["status", "--json", "--pin-dir"])
+        .arg(&dir)
+        .output()
+        .expect("run datapath status");
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(v["services"][0]["vip"], "10.96.0.1");
+    assert_eq!(v["services"][0]["port"], 8080);
+    assert_eq!(v["services"][0]["id"], 7);
+    assert!(v["counters"]["xdp_rx"].is_u64());
+}

@@ -1,0 +1,130 @@
+//! `datapath status`: reads the pinned maps of a running datapath (no programs loaded) and renders
+//! services, backends and counters as text or JSON. I/O: bpf() reads of pinned maps only.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::Path;
+
+use aya::maps::{HashMap, Map, MapData, PerCpuArray};
+use datapath_common::{
+    BackendValue, Counter, FAMILY_V4, MAP_BACKENDS, MAP_COUNTERS, MAP_SERVICES, MAP_SVC_COUNTERS,
+    ServiceCounters, ServiceKey, ServiceValue,
+};
+use serde_json::json;
+
+use crate::error::Result;
+
+/// A snapshot of the datapath's maps.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Services with their per-service counters.
+    pub services: Vec<(ServiceKey, ServiceValue, ServiceCounters)>,
+    /// Backends by id.
+    pub backends: Vec<(u32, BackendValue)>,
+    /// Global counters summed over CPUs.
+    pub counters: Vec<(Counter, u64)>,
+}
+
+fn ip(addr: &[u8; 16], family: u8) -> IpAddr {
+    if family == FAMILY_V4 {
+        IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*addr))
+    }
+}
+
+impl Status {
+    /// Reads the maps pinned under `dir` by [`crate::loader::Loader`].
+    pub fn read_pinned(dir: &Path) -> Result<Self> {
+        let svc: HashMap<MapData, ServiceKey, ServiceValue> =
+            HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join(MAP_SERVICES))?))?;
+        let be: HashMap<MapData, u32, BackendValue> =
+            HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join(MAP_BACKENDS))?))?;
+        let cnt: PerCpuArray<MapData, u64> =
+            PerCpuArray::try_from(Map::PerCpuArray(MapData::from_pin(dir.join(MAP_COUNTERS))?))?;
+        let scnt: PerCpuArray<MapData, ServiceCounters> = PerCpuArray::try_from(Map::PerCpuArray(
+            MapData::from_pin(dir.join(MAP_SVC_COUNTERS))?,
+        ))?;
+        let mut out = Status::default();
+        for item in svc.iter() {
+            let (k, v) = item?;
+            let per_cpu = scnt.get(&v.id, 0)?;
+            let c = per_cpu
+                .iter()
+                .fold(ServiceCounters::default(), |a, c| ServiceCounters {
+                    packets: a.packets + c.packets,
+                    bytes: a.bytes + c.bytes,
+                });
+            out.services.push((k, v, c));
+        }
+        out.services.sort_by_key(|(k, _, _)| *k);
+        for item in be.iter() {
+            out.backends.push(item?);
+        }
+        out.backends.sort_by_key(|(id, _)| *id);
+        for c in Counter::ALL {
+            out.counters
+                .push((c, cnt.get(&(c as u32), 0)?.iter().sum()));
+        }
+        Ok(out)
+    }
+
+    /// Human-readable rendering.
+    pub fn to_text(&self) -> String {
+        let mut s = String::from("SERVICES\n");
+        for (k, v, c) in &self.services {
+            s += &format!(
+                "  {}:{} proto {} id {} table {} backends {} affinity {} packets {} bytes {}\n",
+                ip(&k.addr, k.family),
+                k.port,
+                k.proto,
+                v.id,
+                v.table,
+                v.backends,
+                v.flags & datapath_common::SVC_F_AFFINITY != 0,
+                c.packets,
+                c.bytes
+            );
+        }
+        s += "BACKENDS\n";
+        for (id, b) in &self.backends {
+            s += &format!(
+                "  {id}: {}:{} node {} local {}\n",
+                ip(&b.addr, b.family),
+                b.port,
+                Ipv4Addr::from(b.node_addr),
+                b.flags & datapath_common::BE_F_LOCAL != 0
+            );
+        }
+        s += "COUNTERS\n";
+        for (c, v) in &self.counters {
+            s += &format!("  {:18} {v}\n", c.name());
+        }
+        s
+    }
+
+    /// JSON rendering.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "services": self.services.iter().map(|(k, v, c)| json!({
+                "vip": ip(&k.addr, k.family).to_string(),
+                "port": k.port,
+                "proto": k.proto,
+                "id": v.id,
+                "table": v.table,
+                "backends": v.backends,
+                "affinity": v.flags & datapath_common::SVC_F_AFFINITY != 0,
+                "packets": c.packets,
+                "bytes": c.bytes,
+            })).collect::<Vec<_>>(),
+            "backends": self.backends.iter().map(|(id, b)| json!({
+                "id": id,
+                "addr": ip(&b.addr, b.family).to_string(),
+                "port": b.port,
+                "node": Ipv4Addr::from(b.node_addr).to_string(),
+                "local": b.flags & datapath_common::BE_F_LOCAL != 0,
+            })).collect::<Vec<_>>(),
+            "counters": self.counters.iter().map(|(c, v)| (c.name().to_string(), json!(v)))
+                .collect::<serde_json::Map<String, serde_json::Value>>(),
+        })
+    }
+}
