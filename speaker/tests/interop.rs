@@ -8,7 +8,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Speaker, Topology, speaker_yaml};
-use herald_tests::{Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, GoBgp, wait_until, wait_until_ok};
+use herald_tests::{
+    Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, GoBgp, wait_until, wait_until_ok,
+};
 use nix::sys::signal::Signal;
 
 const UP: Duration = Duration::from_secs(30);
@@ -49,7 +51,11 @@ fn bird_v4_active_v6_passive_announce_withdraw_and_reload_without_reset() {
     bird.wait_established("spk6", UP).expect("spk6");
     let v4 = speaker.wait_state(t.peer_v4, "Established", UP);
     assert_eq!(v4.remote_asn, Some(65000));
-    assert!(v4.capabilities.iter().any(|c| c == "4-octet-as"), "{:?}", v4.capabilities);
+    assert!(
+        v4.capabilities.iter().any(|c| c == "4-octet-as"),
+        "{:?}",
+        v4.capabilities
+    );
     assert_eq!(v4.hold_time, Some(9));
     speaker.wait_state(t.peer_v6, "Established", UP);
 
@@ -62,7 +68,9 @@ fn bird_v4_active_v6_passive_announce_withdraw_and_reload_without_reset() {
         if !v4[0].via.iter().any(|v| v == t.node_v4) {
             return Err(format!("next hop {:?}", v4[0].via));
         }
-        routes.get("2001:db8:100::/48").ok_or("no 2001:db8:100::/48")?;
+        routes
+            .get("2001:db8:100::/48")
+            .ok_or("no 2001:db8:100::/48")?;
         Ok(())
     })
     .expect("BIRD learned both prefixes");
@@ -73,7 +81,10 @@ fn bird_v4_active_v6_passive_announce_withdraw_and_reload_without_reset() {
     speaker.reconfigure(&yaml("198.51.100.0/24"));
     wait_until_ok("withdrawal and new prefix in BIRD", UP, || {
         let routes = bird.routes().map_err(|e| e.to_string())?;
-        match (routes.contains_key("192.0.2.0/24"), routes.contains_key("198.51.100.0/24")) {
+        match (
+            routes.contains_key("192.0.2.0/24"),
+            routes.contains_key("198.51.100.0/24"),
+        ) {
             (false, true) => Ok(()),
             other => Err(format!("old/new present: {other:?}")),
         }
@@ -81,7 +92,10 @@ fn bird_v4_active_v6_passive_announce_withdraw_and_reload_without_reset() {
     .expect("reload applied");
     let after = speaker.peer(t.peer_v4);
     assert_eq!(after.state, "Established");
-    assert_eq!(after.transitions, before.transitions, "reload reset the session");
+    assert_eq!(
+        after.transitions, before.transitions,
+        "reload reset the session"
+    );
     assert_eq!(
         bird.bgp_state("spk4").expect("birdc").as_deref(),
         Some("Established")
@@ -127,7 +141,10 @@ fn frr_md5_right_key_establishes_and_wrong_key_does_not() {
     speaker.wait_state(t.peer_v4, "Established", UP);
     wait_until_ok("prefix in FRR", UP, || {
         let routes = frr.bgp_routes("ipv4").map_err(|e| e.to_string())?;
-        routes.get("192.0.2.0/24").cloned().ok_or("missing".to_owned())
+        routes
+            .get("192.0.2.0/24")
+            .cloned()
+            .ok_or("missing".to_owned())
     })
     .expect("FRR learned the prefix");
     let detail = frr
@@ -192,7 +209,12 @@ fn frr_helper_keeps_routes_stale_across_speaker_crash_until_end_of_rib() {
 
     speaker.spawn(&t.node);
     let status = speaker.wait_state(t.peer_v4, "Established", UP);
-    assert!(status.capabilities.iter().any(|c| c.starts_with("graceful-restart")));
+    assert!(
+        status
+            .capabilities
+            .iter()
+            .any(|c| c.starts_with("graceful-restart"))
+    );
     wait_until("route fresh after End-of-RIB", UP, || {
         path(&frr).filter(|p| p.get("stale").is_none_or(|s| s.as_bool() != Some(true)))
     })
@@ -241,7 +263,10 @@ fn gobgp_v4_passive_v6_active_and_hold_timer_expiry_on_frozen_peer() {
     wait_until_ok("prefixes in GoBGP", UP, || {
         let v4 = gobgp.rib("ipv4").map_err(|e| e.to_string())?;
         let v6 = gobgp.rib("ipv6").map_err(|e| e.to_string())?;
-        match (v4.contains_key("192.0.2.0/24"), v6.contains_key("2001:db8:100::/48")) {
+        match (
+            v4.contains_key("192.0.2.0/24"),
+            v6.contains_key("2001:db8:100::/48"),
+        ) {
             (true, true) => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -266,7 +291,9 @@ fn gobgp_v4_passive_v6_active_and_hold_timer_expiry_on_frozen_peer() {
     let detected = frozen_at.elapsed();
     gobgp.process().signal(Signal::SIGCONT).expect("SIGCONT");
     assert!(
-        down.last_error.as_deref().is_some_and(|e| e.contains("4/0")),
+        down.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("4/0")),
         "{:?}",
         down.last_error
     );
@@ -325,7 +352,9 @@ while True:
 #[test]
 fn exabgp_session_survives_malformed_updates_on_another_session() {
     let t = Topology::new("exabgp_malformed");
-    t.peer.addr_add("eth1", "10.77.0.3/29").expect("raw peer address");
+    t.peer
+        .addr_add("eth1", "10.77.0.3/29")
+        .expect("raw peer address");
     let neighbor = ExaBgpNeighbor {
         peer_address: t.node_v4.to_owned(),
         local_address: t.peer_v4.to_owned(),
@@ -350,7 +379,9 @@ fn exabgp_session_survives_malformed_updates_on_another_session() {
     exabgp.wait_up(t.node_v4, UP).expect("ExaBGP up");
     wait_until_ok("prefix at ExaBGP", UP, || {
         let p = exabgp.received_prefixes().map_err(|e| e.to_string())?;
-        p.contains("192.0.2.0/24").then_some(()).ok_or(format!("{p:?}"))
+        p.contains("192.0.2.0/24")
+            .then_some(())
+            .ok_or(format!("{p:?}"))
     })
     .expect("ExaBGP received the prefix");
     // ExaBGP announces a route; the accept-all import policy takes it.
@@ -359,7 +390,9 @@ fn exabgp_session_survives_malformed_updates_on_another_session() {
         .expect("api");
     wait_until_ok("route from ExaBGP accepted", UP, || {
         let p = speaker.peer(t.peer_v4);
-        (p.prefixes_accepted == 1).then_some(()).ok_or(format!("{p:?}"))
+        (p.prefixes_accepted == 1)
+            .then_some(())
+            .ok_or(format!("{p:?}"))
     })
     .expect("accepted");
     let exa_before = speaker.peer(t.peer_v4);
@@ -375,13 +408,19 @@ fn exabgp_session_survives_malformed_updates_on_another_session() {
         .expect("raw peer ran");
     let lines: Vec<&str> = out.lines().collect();
     assert!(lines.contains(&"ESTABLISHED"), "{out}\n{}", speaker.log());
-    assert!(lines.contains(&"SURVIVED"), "invalid ORIGIN reset the session: {out}");
+    assert!(
+        lines.contains(&"SURVIVED"),
+        "invalid ORIGIN reset the session: {out}"
+    );
     assert!(
         lines.contains(&"NOTIFICATION 3 1"),
         "expected Malformed Attribute List: {out}"
     );
     let raw = speaker.peer("10.77.0.3");
-    assert_eq!(raw.prefixes_received, 0, "treat-as-withdraw must not install the route");
+    assert_eq!(
+        raw.prefixes_received, 0,
+        "treat-as-withdraw must not install the route"
+    );
 
     // The ExaBGP session was not disturbed.
     let exa_after = speaker.peer(t.peer_v4);

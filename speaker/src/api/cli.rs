@@ -33,7 +33,11 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
             p.name,
             p.address,
             asn,
-            if p.admin_down && p.state == "Idle" { "Idle(Admin)" } else { p.state.as_str() },
+            if p.admin_down && p.state == "Idle" {
+                "Idle(Admin)"
+            } else {
+                p.state.as_str()
+            },
             p.uptime_seconds.map_or_else(|| "-".into(), duration),
             p.prefixes_received,
             p.prefixes_accepted,

@@ -47,7 +47,8 @@ pub enum Response {
 /// dropped. `config_path` is re-read on `reload`.
 pub async fn serve(path: PathBuf, instance: InstanceHandle, config_path: PathBuf) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     }
     match std::fs::remove_file(&path) {
         Ok(()) => {}
@@ -71,7 +72,11 @@ pub async fn serve(path: PathBuf, instance: InstanceHandle, config_path: PathBuf
     }
 }
 
-async fn serve_one(stream: UnixStream, instance: InstanceHandle, config_path: PathBuf) -> Result<()> {
+async fn serve_one(
+    stream: UnixStream,
+    instance: InstanceHandle,
+    config_path: PathBuf,
+) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines
@@ -82,11 +87,15 @@ async fn serve_one(stream: UnixStream, instance: InstanceHandle, config_path: Pa
         let response = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Peers) => match instance.peers().await {
                 Ok(peers) => Response::Peers { peers },
-                Err(e) => Response::Error { message: e.to_string() },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
             },
             Ok(Request::Reload) => match reload(&instance, &config_path).await {
                 Ok(report) => Response::Reloaded { report },
-                Err(e) => Response::Error { message: e.to_string() },
+                Err(e) => Response::Error {
+                    message: e.to_string(),
+                },
             },
             Err(e) => Response::Error {
                 message: format!("bad request: {e}"),
@@ -115,8 +124,8 @@ pub async fn request(path: &Path, request: &Request) -> Result<Response> {
         .await
         .map_err(|e| Error::io(format!("connect {}", path.display()), e))?;
     let (read, mut write) = stream.into_split();
-    let mut text =
-        serde_json::to_string(request).map_err(|e| Error::Control(format!("encode request: {e}")))?;
+    let mut text = serde_json::to_string(request)
+        .map_err(|e| Error::Control(format!("encode request: {e}")))?;
     text.push('\n');
     write
         .write_all(text.as_bytes())

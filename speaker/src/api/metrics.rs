@@ -24,20 +24,21 @@ fn escape(value: &str) -> String {
 /// Renders the peer snapshots as Prometheus text.
 pub fn render(peers: &[PeerStatus]) -> String {
     let mut out = String::new();
-    let mut family = |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerStatus) -> Vec<(String, f64)>| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for peer in peers {
-            for (extra, v) in value(peer) {
-                let _ = writeln!(
-                    out,
-                    "{name}{{peer=\"{}\",name=\"{}\"{extra}}} {v}",
-                    peer.address,
-                    escape(&peer.name)
-                );
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerStatus) -> Vec<(String, f64)>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for peer in peers {
+                for (extra, v) in value(peer) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{peer=\"{}\",name=\"{}\"{extra}}} {v}",
+                        peer.address,
+                        escape(&peer.name)
+                    );
+                }
             }
-        }
-    };
+        };
     family(
         "herald_bgp_session_state",
         "gauge",
@@ -54,9 +55,17 @@ pub fn render(peers: &[PeerStatus]) -> String {
                 .collect()
         },
     );
-    family("herald_bgp_session_up", "gauge", "1 when the session is Established.", &|p| {
-        vec![(String::new(), if p.state == "Established" { 1.0 } else { 0.0 })]
-    });
+    family(
+        "herald_bgp_session_up",
+        "gauge",
+        "1 when the session is Established.",
+        &|p| {
+            vec![(
+                String::new(),
+                if p.state == "Established" { 1.0 } else { 0.0 },
+            )]
+        },
+    );
     family(
         "herald_bgp_session_uptime_seconds",
         "gauge",
@@ -69,12 +78,18 @@ pub fn render(peers: &[PeerStatus]) -> String {
         "FSM state changes.",
         &|p| vec![(String::new(), p.transitions as f64)],
     );
-    family("herald_bgp_updates_received_total", "counter", "UPDATE messages received.", &|p| {
-        vec![(String::new(), p.updates_in as f64)]
-    });
-    family("herald_bgp_updates_sent_total", "counter", "UPDATE messages sent.", &|p| {
-        vec![(String::new(), p.updates_out as f64)]
-    });
+    family(
+        "herald_bgp_updates_received_total",
+        "counter",
+        "UPDATE messages received.",
+        &|p| vec![(String::new(), p.updates_in as f64)],
+    );
+    family(
+        "herald_bgp_updates_sent_total",
+        "counter",
+        "UPDATE messages sent.",
+        &|p| vec![(String::new(), p.updates_out as f64)],
+    );
     family(
         "herald_bgp_notifications_total",
         "counter",
@@ -182,7 +197,9 @@ mod tests {
         assert!(text.contains("herald_bgp_session_state{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\",state=\"Established\"} 1"), "{text}");
         assert!(text.contains("state=\"Idle\"} 0"));
         assert!(text.contains("herald_bgp_session_up{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 1"));
-        assert!(text.contains("herald_bgp_prefixes_advertised{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 2"));
+        assert!(text.contains(
+            "herald_bgp_prefixes_advertised{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 2"
+        ));
         assert!(text.contains("direction=\"sent\"} 1"));
         assert!(text.contains("# TYPE herald_bgp_updates_received_total counter"));
     }

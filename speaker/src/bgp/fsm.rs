@@ -489,7 +489,9 @@ impl Fsm {
                 }
             }
             Input::TimerExpired(timer) => self.on_timer(now, timer, &mut out),
-            Input::Connected(id, direction) => self.on_connected(now, Conn { id, direction }, &mut out),
+            Input::Connected(id, direction) => {
+                self.on_connected(now, Conn { id, direction }, &mut out)
+            }
             Input::Disconnected(id) => self.on_disconnected(now, id, &mut out),
             Input::ConnectFailed => self.on_connect_failed(now, &mut out),
             Input::Received(id, message) => self.on_message(now, id, message, &mut out),
@@ -558,7 +560,10 @@ impl Fsm {
                 // Event 12: "sends an OPEN message to its peer, sets the HoldTimer to a large
                 // value, and changes its state to OpenSent".
                 if let Some(conn) = self.primary {
-                    out.push(Output::Send(conn.id, Message::Open(self.local_open.clone())));
+                    out.push(Output::Send(
+                        conn.id,
+                        Message::Open(self.local_open.clone()),
+                    ));
                     self.hold = OPEN_HOLD_TIME;
                     self.arm_hold(now);
                     self.goto(State::OpenSent, out);
@@ -600,7 +605,10 @@ impl Fsm {
                     // Events 16/17 with DelayOpen: "starts the DelayOpenTimer".
                     self.arm(Timer::DelayOpen, now + delay);
                 } else {
-                    out.push(Output::Send(conn.id, Message::Open(self.local_open.clone())));
+                    out.push(Output::Send(
+                        conn.id,
+                        Message::Open(self.local_open.clone()),
+                    ));
                     self.hold = OPEN_HOLD_TIME;
                     self.arm_hold(now);
                     self.goto(State::OpenSent, out);
@@ -612,7 +620,10 @@ impl Fsm {
                     out.push(Output::Close(conn.id));
                 } else {
                     // Possible collision: answer with our OPEN and let the peer's OPEN decide.
-                    out.push(Output::Send(conn.id, Message::Open(self.local_open.clone())));
+                    out.push(Output::Send(
+                        conn.id,
+                        Message::Open(self.local_open.clone()),
+                    ));
                     if conn.direction == Direction::Inbound {
                         out.push(Output::AbortConnect);
                     }
@@ -759,8 +770,10 @@ impl Fsm {
         if negotiated.families.is_empty() && remote_has_mp {
             // RFC 5492 §5: a speaker that cannot proceed without a capability "SHOULD send a
             // NOTIFICATION ... Unsupported Capability" listing what it wanted.
-            let mut n =
-                Notification::new(ErrorCode::Open, OpenErrorSubcode::UnsupportedCapability.into());
+            let mut n = Notification::new(
+                ErrorCode::Open,
+                OpenErrorSubcode::UnsupportedCapability.into(),
+            );
             for cap in &self.local_open.capabilities {
                 if let Capability::Multiprotocol(f) = cap {
                     n.data.extend_from_slice(&[1, 4]);
@@ -876,7 +889,10 @@ impl Fsm {
     /// Sends `notification` on the session's connection and fails to Idle.
     fn fail_with(&mut self, now: Instant, notification: Notification, out: &mut Vec<Output>) {
         if let Some(conn) = self.primary {
-            out.push(Output::Send(conn.id, Message::Notification(notification.clone())));
+            out.push(Output::Send(
+                conn.id,
+                Message::Notification(notification.clone()),
+            ));
         }
         self.last_error = Some(DownReason::NotificationSent(notification.clone()).describe());
         self.fail(now, DownReason::NotificationSent(notification), out);
@@ -908,7 +924,10 @@ impl Fsm {
             .established_at
             .take()
             .map(|at| now.saturating_duration_since(at));
-        for conn in [self.primary.take(), self.secondary.take()].into_iter().flatten() {
+        for conn in [self.primary.take(), self.secondary.take()]
+            .into_iter()
+            .flatten()
+        {
             out.push(Output::Close(conn.id));
         }
         out.push(Output::AbortConnect);

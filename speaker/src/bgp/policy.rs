@@ -193,16 +193,34 @@ mod tests {
             })
             .expect("AS_PATH");
         assert_eq!(path, AsPath::from_sequence(&[65001, 65001, 65001]));
-        assert!(!attrs.attributes.iter().any(|a| matches!(a.value, AttrValue::LocalPref(_))));
-        assert_eq!(attrs.next_hop, NextHop::Ipv4("10.0.0.1".parse().expect("ip")));
+        assert!(
+            !attrs
+                .attributes
+                .iter()
+                .any(|a| matches!(a.value, AttrValue::LocalPref(_)))
+        );
+        assert_eq!(
+            attrs.next_hop,
+            NextHop::Ipv4("10.0.0.1".parse().expect("ip"))
+        );
     }
 
     #[test]
     fn ibgp_export_keeps_empty_path_and_sets_local_pref() {
         let route = OriginatedRoute::plain("192.0.2.0/24".parse().expect("net"));
         let attrs = export(&route, &cx(false)).expect("v4 next hop");
-        assert!(attrs.attributes.iter().any(|a| a.value == AttrValue::LocalPref(100)));
-        assert!(attrs.attributes.iter().any(|a| a.value == AttrValue::AsPath(AsPath::new())));
+        assert!(
+            attrs
+                .attributes
+                .iter()
+                .any(|a| a.value == AttrValue::LocalPref(100))
+        );
+        assert!(
+            attrs
+                .attributes
+                .iter()
+                .any(|a| a.value == AttrValue::AsPath(AsPath::new()))
+        );
     }
 
     #[test]
@@ -213,8 +231,11 @@ mod tests {
 
     #[test]
     fn default_import_accepts_nothing() {
-        let attrs = export(&OriginatedRoute::plain("10.0.0.0/8".parse().expect("net")), &cx(true))
-            .expect("attrs");
+        let attrs = export(
+            &OriginatedRoute::plain("10.0.0.0/8".parse().expect("net")),
+            &cx(true),
+        )
+        .expect("attrs");
         let prefix = "10.0.0.0/8".parse().expect("net");
         assert!(!ImportPolicy::default().accepts(&prefix, &attrs));
         assert!(ImportPolicy::AcceptAll.accepts(&prefix, &attrs));

@@ -259,8 +259,10 @@ pub fn pack_updates(diff: &RibOutDiff, max_len: usize) -> Vec<Update> {
     let budget = max_len.saturating_sub(19 + 4 + 64);
     let mut updates = Vec::new();
 
-    let (w4, w6): (Vec<&IpNet>, Vec<&IpNet>) =
-        diff.withdraw.iter().partition(|p| matches!(p, IpNet::V4(_)));
+    let (w4, w6): (Vec<&IpNet>, Vec<&IpNet>) = diff
+        .withdraw
+        .iter()
+        .partition(|p| matches!(p, IpNet::V4(_)));
     for chunk in chunk_by_size(&w4, budget) {
         updates.push(Update {
             withdrawn: chunk.iter().filter_map(|p| v4(p)).collect(),
@@ -295,7 +297,11 @@ pub fn pack_updates(diff: &RibOutDiff, max_len: usize) -> Vec<Update> {
         let Some((p4, p6)) = groups.get(&attrs) else {
             continue;
         };
-        let attr_len: usize = attrs.attributes.iter().map(|a| 4 + attr_value_hint(a)).sum();
+        let attr_len: usize = attrs
+            .attributes
+            .iter()
+            .map(|a| 4 + attr_value_hint(a))
+            .sum();
         let room = budget.saturating_sub(attr_len).max(64);
         for chunk in chunk_by_size(p4, room) {
             let mut attributes = attrs.attributes.clone();
@@ -403,21 +409,45 @@ mod tests {
         ]));
         assert_eq!(second.announce, vec![(net("10.3.0.0/24"), b)]);
         assert_eq!(second.withdraw, vec![net("10.2.0.0/24")]);
-        assert!(out.replace(out.iter().map(|(p, a)| (*p, a.clone())).collect()).is_empty());
+        assert!(
+            out.replace(out.iter().map(|(p, a)| (*p, a.clone())).collect())
+                .is_empty()
+        );
     }
 
     #[test]
     fn stale_routes_are_swept_per_family() {
         let mut rib = AdjRibIn::default();
         let a = attrs(NextHop::Ipv4(Ipv4Addr::LOCALHOST));
-        for (p, accepted) in [("10.0.0.0/8", true), ("2001:db8::/32", true), ("10.9.0.0/16", false)] {
-            rib.insert(net(p), RibInEntry { attrs: a.clone(), accepted, stale: false });
+        for (p, accepted) in [
+            ("10.0.0.0/8", true),
+            ("2001:db8::/32", true),
+            ("10.9.0.0/16", false),
+        ] {
+            rib.insert(
+                net(p),
+                RibInEntry {
+                    attrs: a.clone(),
+                    accepted,
+                    stale: false,
+                },
+            );
         }
         assert_eq!(rib.accepted(), 2);
         assert_eq!(rib.mark_stale(Family::IPV4_UNICAST), 2);
         // The peer re-announces one IPv4 route: fresh again.
-        rib.insert(net("10.0.0.0/8"), RibInEntry { attrs: a, accepted: true, stale: false });
-        assert_eq!(rib.sweep_stale(Some(Family::IPV4_UNICAST)), Vec::<IpNet>::new());
+        rib.insert(
+            net("10.0.0.0/8"),
+            RibInEntry {
+                attrs: a,
+                accepted: true,
+                stale: false,
+            },
+        );
+        assert_eq!(
+            rib.sweep_stale(Some(Family::IPV4_UNICAST)),
+            Vec::<IpNet>::new()
+        );
         assert_eq!(rib.len(), 2);
         assert!(rib.get(&net("10.9.0.0/16")).is_none());
         assert_eq!(rib.clear(), vec![net("10.0.0.0/8"), net("2001:db8::/32")]);
@@ -427,14 +457,32 @@ mod tests {
     #[test]
     fn packed_updates_fit_and_round_trip() {
         let a = attrs(NextHop::Ipv4(Ipv4Addr::new(192, 0, 2, 1)));
-        let b = attrs(NextHop::Ipv6 { global: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1), link_local: None });
+        let b = attrs(NextHop::Ipv6 {
+            global: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
+            link_local: None,
+        });
         let mut announce: Vec<(IpNet, Arc<PathAttrs>)> = (0..3000u32)
-            .map(|i| (IpNet::V4(ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24).expect("net")), a.clone()))
+            .map(|i| {
+                (
+                    IpNet::V4(
+                        ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24)
+                            .expect("net"),
+                    ),
+                    a.clone(),
+                )
+            })
             .collect();
         announce.push((net("2001:db8:1::/48"), b));
-        let diff = RibOutDiff { announce, withdraw: vec![net("10.200.0.0/16"), net("2001:db8:9::/48")] };
+        let diff = RibOutDiff {
+            announce,
+            withdraw: vec![net("10.200.0.0/16"), net("2001:db8:9::/48")],
+        };
         let updates = pack_updates(&diff, 4096);
-        assert!(updates.len() >= 4 && updates.len() < 10, "{} updates", updates.len());
+        assert!(
+            updates.len() >= 4 && updates.len() < 10,
+            "{} updates",
+            updates.len()
+        );
         let cx = EncodeContext::default();
         let mut seen_v4 = 0;
         for update in updates {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use bgp_proto::capability::{GracefulRestart, GracefulRestartFamily};
 use bgp_proto::iana::{CeaseSubcode, Family, RouteRefreshSubtype};
 use bgp_proto::{
-    AttrValue, Capability, Decoded, DecodeContext, EncodeContext, Ipv4Nlri, Ipv6Nlri, Message,
+    AttrValue, Capability, DecodeContext, Decoded, EncodeContext, Ipv4Nlri, Ipv6Nlri, Message,
     MpNlri, MpUnreach, Negotiated, NextHop, Notification, PathAttribute, Rfc7606, RouteRefresh,
     Update,
 };
@@ -138,11 +138,15 @@ pub struct Session {
 }
 
 fn ipv4(n: &Ipv4Nlri) -> Option<IpNet> {
-    Ipv4Net::new(n.prefix.addr(), n.prefix.len()).ok().map(IpNet::V4)
+    Ipv4Net::new(n.prefix.addr(), n.prefix.len())
+        .ok()
+        .map(IpNet::V4)
 }
 
 fn ipv6(n: &Ipv6Nlri) -> Option<IpNet> {
-    Ipv6Net::new(n.prefix.addr(), n.prefix.len()).ok().map(IpNet::V6)
+    Ipv6Net::new(n.prefix.addr(), n.prefix.len())
+        .ok()
+        .map(IpNet::V6)
 }
 
 fn mp_prefixes(nlri: &MpNlri) -> Vec<IpNet> {
@@ -167,12 +171,13 @@ pub fn treat_as_withdraw(update: Update) -> Update {
     out.withdrawn.extend(update.nlri);
     for attr in update.attributes {
         match attr.value {
-            AttrValue::MpReach(reach) => out.attributes.push(PathAttribute::new(
-                AttrValue::MpUnreach(MpUnreach {
-                    family: reach.family,
-                    withdrawn: reach.nlri,
-                }),
-            )),
+            AttrValue::MpReach(reach) => {
+                out.attributes
+                    .push(PathAttribute::new(AttrValue::MpUnreach(MpUnreach {
+                        family: reach.family,
+                        withdrawn: reach.nlri,
+                    })))
+            }
             AttrValue::MpUnreach(_) => out.attributes.push(attr),
             _ => {}
         }
@@ -348,10 +353,17 @@ impl Session {
         let Some(negotiated) = self.fsm.negotiated() else {
             return BTreeMap::new();
         };
-        let local = self.fsm.connection().and_then(|c| self.local_addrs.get(&c)).copied();
-        let cx = ExportContext::from_local_address(self.config.fsm.local_asn, negotiated.ebgp(), local);
+        let local = self
+            .fsm
+            .connection()
+            .and_then(|c| self.local_addrs.get(&c))
+            .copied();
+        let cx =
+            ExportContext::from_local_address(self.config.fsm.local_asn, negotiated.ebgp(), local);
         let families = self.negotiated_families();
-        export_all(self.originated.values(), &cx, |p| families.contains(&family_of(p)))
+        export_all(self.originated.values(), &cx, |p| {
+            families.contains(&family_of(p))
+        })
     }
 
     fn send(&mut self, message: Message, out: &mut Vec<Output>) {
@@ -474,8 +486,7 @@ impl Session {
                         withdrawn.extend(self.rib_in.sweep_family(family));
                     }
                 }
-                self.stale_deadline =
-                    Some(now + Duration::from_secs(u64::from(gr.restart_time)));
+                self.stale_deadline = Some(now + Duration::from_secs(u64::from(gr.restart_time)));
             }
             None => {
                 withdrawn = self.rib_in.clear();
@@ -600,7 +611,9 @@ impl Session {
                 // and the Upper bound on the number of prefixes received (4 octets)".
                 let mut notification = Notification::cease(CeaseSubcode::MaxPrefixes);
                 let family = families.first().copied().unwrap_or(Family::IPV4_UNICAST);
-                notification.data.extend_from_slice(&u16::from(family.afi).to_be_bytes());
+                notification
+                    .data
+                    .extend_from_slice(&u16::from(family.afi).to_be_bytes());
                 notification.data.push(family.safi.into());
                 notification.data.extend_from_slice(&max.to_be_bytes());
                 Some(fsm::Input::Reset {

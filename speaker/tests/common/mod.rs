@@ -142,8 +142,11 @@ impl Speaker {
 
     /// Rewrites the configuration and sends SIGHUP.
     pub fn reconfigure(&self, yaml: &str) {
-        std::fs::write(&self.config, yaml.replace("{socket}", &self.socket.to_string_lossy()))
-            .expect("write config");
+        std::fs::write(
+            &self.config,
+            yaml.replace("{socket}", &self.socket.to_string_lossy()),
+        )
+        .expect("write config");
         if let Some(p) = &self.process {
             p.signal(Signal::SIGHUP).expect("SIGHUP");
         }

@@ -111,7 +111,10 @@ impl Harness {
         if state == State::OpenSent {
             return h;
         }
-        h.step(Input::Received(CONN, Message::Open(peer_open(65002, PEER_ID, 30))));
+        h.step(Input::Received(
+            CONN,
+            Message::Open(peer_open(65002, PEER_ID, 30)),
+        ));
         if state == State::OpenConfirm {
             return h;
         }
@@ -130,7 +133,10 @@ fn update_msg() -> Input {
 }
 
 fn notification_msg() -> Input {
-    Input::Received(CONN, Message::Notification(Notification::cease(CeaseSubcode::AdministrativeReset)))
+    Input::Received(
+        CONN,
+        Message::Notification(Notification::cease(CeaseSubcode::AdministrativeReset)),
+    )
 }
 
 fn stop() -> Input {
@@ -148,45 +154,140 @@ fn transition_table() {
     let table: Vec<(State, Input, State, Vec<Kind>)> = vec![
         // Idle: only start events do something; connections are refused.
         (Idle, Input::Start, Connect, vec![Dial]),
-        (Idle, Input::Connected(CONN, Direction::Inbound), Idle, vec![Close]),
+        (
+            Idle,
+            Input::Connected(CONN, Direction::Inbound),
+            Idle,
+            vec![Close],
+        ),
         (Idle, open_msg(), Idle, vec![]),
         (Idle, Input::ConnectFailed, Idle, vec![]),
         (Idle, stop(), Idle, vec![]),
         // Connect.
         (Connect, Input::Start, Connect, vec![]),
-        (Connect, Input::Connected(CONN, Direction::Outbound), OpenSent, vec![SendOpen]),
-        (Connect, Input::Connected(CONN, Direction::Inbound), OpenSent, vec![Abort, SendOpen]),
+        (
+            Connect,
+            Input::Connected(CONN, Direction::Outbound),
+            OpenSent,
+            vec![SendOpen],
+        ),
+        (
+            Connect,
+            Input::Connected(CONN, Direction::Inbound),
+            OpenSent,
+            vec![Abort, SendOpen],
+        ),
         (Connect, Input::ConnectFailed, Active, vec![]),
         (Connect, stop(), Idle, vec![Abort]),
         // Active.
-        (Active, Input::Connected(CONN, Direction::Inbound), OpenSent, vec![Abort, SendOpen]),
+        (
+            Active,
+            Input::Connected(CONN, Direction::Inbound),
+            OpenSent,
+            vec![Abort, SendOpen],
+        ),
         (Active, Input::Start, Active, vec![]),
         (Active, stop(), Idle, vec![Abort]),
         // OpenSent.
         (OpenSent, open_msg(), OpenConfirm, vec![SendKeepalive]),
-        (OpenSent, Input::Received(CONN, Message::Keepalive), Idle, vec![SendNotification(5, 1), Close, Abort]),
-        (OpenSent, update_msg(), Idle, vec![SendNotification(5, 1), Close]),
+        (
+            OpenSent,
+            Input::Received(CONN, Message::Keepalive),
+            Idle,
+            vec![SendNotification(5, 1), Close, Abort],
+        ),
+        (
+            OpenSent,
+            update_msg(),
+            Idle,
+            vec![SendNotification(5, 1), Close],
+        ),
         (OpenSent, notification_msg(), Idle, vec![Close]),
         (OpenSent, Input::Disconnected(CONN), Active, vec![Close]),
-        (OpenSent, Input::Malformed(CONN, Notification::new(ErrorCode::MessageHeader, 2)), Idle, vec![SendNotification(1, 2), Close]),
+        (
+            OpenSent,
+            Input::Malformed(CONN, Notification::new(ErrorCode::MessageHeader, 2)),
+            Idle,
+            vec![SendNotification(1, 2), Close],
+        ),
         (OpenSent, stop(), Idle, vec![SendNotification(6, 2), Close]),
-        (OpenSent, Input::Received(CONN, Message::Open(peer_open(65003, PEER_ID, 30))), Idle, vec![SendNotification(2, 2), Close]),
+        (
+            OpenSent,
+            Input::Received(CONN, Message::Open(peer_open(65003, PEER_ID, 30))),
+            Idle,
+            vec![SendNotification(2, 2), Close],
+        ),
         // OpenConfirm.
-        (OpenConfirm, Input::Received(CONN, Message::Keepalive), Established, vec![Up]),
-        (OpenConfirm, open_msg(), Idle, vec![SendNotification(5, 2), Close]),
-        (OpenConfirm, update_msg(), Idle, vec![SendNotification(5, 2), Close]),
+        (
+            OpenConfirm,
+            Input::Received(CONN, Message::Keepalive),
+            Established,
+            vec![Up],
+        ),
+        (
+            OpenConfirm,
+            open_msg(),
+            Idle,
+            vec![SendNotification(5, 2), Close],
+        ),
+        (
+            OpenConfirm,
+            update_msg(),
+            Idle,
+            vec![SendNotification(5, 2), Close],
+        ),
         (OpenConfirm, notification_msg(), Idle, vec![Close]),
         (OpenConfirm, Input::Disconnected(CONN), Idle, vec![Close]),
-        (OpenConfirm, stop(), Idle, vec![SendNotification(6, 2), Close]),
+        (
+            OpenConfirm,
+            stop(),
+            Idle,
+            vec![SendNotification(6, 2), Close],
+        ),
         // Established.
         (Established, update_msg(), Established, vec![Received]),
-        (Established, Input::Received(CONN, Message::Keepalive), Established, vec![]),
-        (Established, open_msg(), Idle, vec![SendNotification(5, 3), Close, Abort, Down]),
-        (Established, notification_msg(), Idle, vec![Close, Abort, Down]),
-        (Established, Input::Disconnected(CONN), Idle, vec![Close, Abort, Down]),
-        (Established, Input::Malformed(CONN, Notification::new(ErrorCode::Update, 1)), Idle, vec![SendNotification(3, 1), Close, Abort, Down]),
-        (Established, Input::Connected(2, Direction::Inbound), Established, vec![SendNotification(6, 7), Close]),
-        (Established, stop(), Idle, vec![SendNotification(6, 2), Close, Abort, Down]),
+        (
+            Established,
+            Input::Received(CONN, Message::Keepalive),
+            Established,
+            vec![],
+        ),
+        (
+            Established,
+            open_msg(),
+            Idle,
+            vec![SendNotification(5, 3), Close, Abort, Down],
+        ),
+        (
+            Established,
+            notification_msg(),
+            Idle,
+            vec![Close, Abort, Down],
+        ),
+        (
+            Established,
+            Input::Disconnected(CONN),
+            Idle,
+            vec![Close, Abort, Down],
+        ),
+        (
+            Established,
+            Input::Malformed(CONN, Notification::new(ErrorCode::Update, 1)),
+            Idle,
+            vec![SendNotification(3, 1), Close, Abort, Down],
+        ),
+        (
+            Established,
+            Input::Connected(2, Direction::Inbound),
+            Established,
+            vec![SendNotification(6, 7), Close],
+        ),
+        (
+            Established,
+            stop(),
+            Idle,
+            vec![SendNotification(6, 2), Close, Abort, Down],
+        ),
         (
             Established,
             Input::Reset {
@@ -221,11 +322,36 @@ fn timer_table() {
     let table = [
         (Connect, Timer::ConnectRetry, Connect, vec![Abort, Dial]),
         (Active, Timer::ConnectRetry, Connect, vec![Abort, Dial]),
-        (OpenSent, Timer::Hold, Idle, vec![SendNotification(4, 0), Close, Abort]),
-        (OpenConfirm, Timer::Hold, Idle, vec![SendNotification(4, 0), Close, Abort]),
-        (OpenConfirm, Timer::Keepalive, OpenConfirm, vec![SendKeepalive]),
-        (Established, Timer::Keepalive, Established, vec![SendKeepalive]),
-        (Established, Timer::Hold, Idle, vec![SendNotification(4, 0), Close, Abort, Down]),
+        (
+            OpenSent,
+            Timer::Hold,
+            Idle,
+            vec![SendNotification(4, 0), Close, Abort],
+        ),
+        (
+            OpenConfirm,
+            Timer::Hold,
+            Idle,
+            vec![SendNotification(4, 0), Close, Abort],
+        ),
+        (
+            OpenConfirm,
+            Timer::Keepalive,
+            OpenConfirm,
+            vec![SendKeepalive],
+        ),
+        (
+            Established,
+            Timer::Keepalive,
+            Established,
+            vec![SendKeepalive],
+        ),
+        (
+            Established,
+            Timer::Hold,
+            Idle,
+            vec![SendNotification(4, 0), Close, Abort, Down],
+        ),
     ];
     for (from, timer, to, expected) in table {
         let mut h = Harness::into_state(from);
@@ -245,11 +371,17 @@ fn hold_timer_expiry_sends_notification_at_negotiated_time() {
     // A KEEPALIVE 5 s later pushes the deadline.
     h.advance(Duration::from_secs(5));
     h.step(Input::Received(CONN, Message::Keepalive));
-    assert_eq!(h.fsm.deadline(Timer::Hold), Some(h.now + Duration::from_secs(9)));
+    assert_eq!(
+        h.fsm.deadline(Timer::Hold),
+        Some(h.now + Duration::from_secs(9))
+    );
     // An early wake-up does nothing.
     assert!(h.step(Input::TimerExpired(Timer::Hold)).is_empty());
     let out = h.fire(Timer::Hold);
-    assert!(out.contains(&Output::Send(CONN, Message::Notification(Notification::hold_timer_expired()))));
+    assert!(out.contains(&Output::Send(
+        CONN,
+        Message::Notification(Notification::hold_timer_expired())
+    )));
     assert_eq!(h.fsm.state(), State::Idle);
 }
 
@@ -258,7 +390,10 @@ fn keepalive_interval_is_jittered_third_of_hold_time() {
     let h = Harness::into_state(State::Established);
     assert_eq!(h.fsm.timers().1, Duration::from_secs(3));
     let wait = h.fsm.deadline(Timer::Keepalive).expect("armed") - h.now;
-    assert!(wait >= Duration::from_millis(2250) && wait <= Duration::from_secs(3), "{wait:?}");
+    assert!(
+        wait >= Duration::from_millis(2250) && wait <= Duration::from_secs(3),
+        "{wait:?}"
+    );
 }
 
 #[test]
@@ -302,14 +437,21 @@ fn failures_back_off_and_stable_session_resets_the_backoff() {
         h.step(Input::Connected(CONN, Direction::Outbound));
     }
     assert_eq!(waits, vec![1, 2, 4, 8]);
-    assert_eq!(h.fsm.connect_retry_counter(), 0, "reset by the automatic start");
+    assert_eq!(
+        h.fsm.connect_retry_counter(),
+        0,
+        "reset by the automatic start"
+    );
     // Up for longer than the stable period: the next failure waits the base time again.
     h.step(open_msg());
     h.step(Input::Received(CONN, Message::Keepalive));
     h.advance(Duration::from_secs(61));
     h.step(Input::Received(CONN, Message::Keepalive));
     h.step(Input::Disconnected(CONN));
-    assert_eq!(h.fsm.deadline(Timer::IdleHold), Some(h.now + Duration::from_secs(1)));
+    assert_eq!(
+        h.fsm.deadline(Timer::IdleHold),
+        Some(h.now + Duration::from_secs(1))
+    );
 }
 
 #[test]
@@ -325,10 +467,17 @@ fn manual_stop_sends_shutdown_message_and_does_not_restart() {
         Some("maintenance")
     );
     assert!(h.fsm.is_admin_down());
-    assert_eq!(h.fsm.poll_timeout(), None, "no IdleHold after a manual stop");
+    assert_eq!(
+        h.fsm.poll_timeout(),
+        None,
+        "no IdleHold after a manual stop"
+    );
     assert!(matches!(
         out.iter().find(|o| matches!(o, Output::Down { .. })),
-        Some(Output::Down { reason: DownReason::Stopped(_), .. })
+        Some(Output::Down {
+            reason: DownReason::Stopped(_),
+            ..
+        })
     ));
 }
 
@@ -358,7 +507,11 @@ fn peer_kinds_and_identifiers_are_checked() {
             kinds(&out)
         );
         if !accepted {
-            assert!(kinds(&out).iter().any(|k| matches!(k, Kind::SendNotification(2, 2 | 3))));
+            assert!(
+                kinds(&out)
+                    .iter()
+                    .any(|k| matches!(k, Kind::SendNotification(2, 2 | 3)))
+            );
         }
     }
 }
@@ -382,10 +535,15 @@ fn collision_keeps_connection_opened_by_higher_identifier() {
     let mut h = Harness::into_state(State::OpenConfirm);
     let out = h.step(Input::Connected(2, Direction::Inbound));
     assert!(kinds(&out).contains(&Kind::SendOpen));
-    let out = h.step(Input::Received(2, Message::Open(peer_open(65002, PEER_ID, 30))));
+    let out = h.step(Input::Received(
+        2,
+        Message::Open(peer_open(65002, PEER_ID, 30)),
+    ));
     assert!(out.contains(&Output::Send(
         CONN,
-        Message::Notification(Notification::cease(CeaseSubcode::ConnectionCollisionResolution))
+        Message::Notification(Notification::cease(
+            CeaseSubcode::ConnectionCollisionResolution
+        ))
     )));
     assert!(out.contains(&Output::Close(CONN)));
     assert_eq!(h.fsm.connection(), Some(2));
@@ -401,7 +559,10 @@ fn collision_keeps_connection_opened_by_higher_identifier() {
     h.step(Input::Connected(CONN, Direction::Outbound));
     h.step(open_msg());
     h.step(Input::Connected(2, Direction::Inbound));
-    let out = h.step(Input::Received(2, Message::Open(peer_open(65002, PEER_ID, 30))));
+    let out = h.step(Input::Received(
+        2,
+        Message::Open(peer_open(65002, PEER_ID, 30)),
+    ));
     assert!(out.contains(&Output::Close(2)));
     assert_eq!(h.fsm.connection(), Some(CONN));
     assert_eq!(h.fsm.state(), State::OpenConfirm);
@@ -417,7 +578,10 @@ fn collision_in_open_sent_waits_for_survivors_open() {
     assert!(out.contains(&Output::Close(CONN)));
     assert_eq!(h.fsm.state(), State::OpenSent);
     assert_eq!(h.fsm.connection(), Some(2));
-    h.step(Input::Received(2, Message::Open(peer_open(65002, PEER_ID, 30))));
+    h.step(Input::Received(
+        2,
+        Message::Open(peer_open(65002, PEER_ID, 30)),
+    ));
     assert_eq!(h.fsm.state(), State::OpenConfirm);
 }
 

@@ -69,7 +69,9 @@ pub async fn read_loop<T: From<(u64, ReadEvent)> + Send + 'static>(
             }
             Ok(_) => {}
             Err(e) => {
-                let _ = events.send(T::from((conn, ReadEvent::Closed(Some(e))))).await;
+                let _ = events
+                    .send(T::from((conn, ReadEvent::Closed(Some(e)))))
+                    .await;
                 return;
             }
         }
@@ -77,7 +79,10 @@ pub async fn read_loop<T: From<(u64, ReadEvent)> + Send + 'static>(
 }
 
 /// Writes what it is given until told to close (or the channel closes), then shuts down.
-pub async fn write_loop(mut stream: OwnedWriteHalf, mut commands: mpsc::UnboundedReceiver<WriteCommand>) {
+pub async fn write_loop(
+    mut stream: OwnedWriteHalf,
+    mut commands: mpsc::UnboundedReceiver<WriteCommand>,
+) {
     while let Some(command) = commands.recv().await {
         match command {
             WriteCommand::Send(bytes) => {

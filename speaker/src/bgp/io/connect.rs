@@ -110,7 +110,9 @@ pub async fn connect(
     socket
         .set_nonblocking(true)
         .map_err(|e| Error::io("O_NONBLOCK", e))?;
-    socket.set_tcp_nodelay(true).map_err(|e| Error::io("TCP_NODELAY", e))?;
+    socket
+        .set_tcp_nodelay(true)
+        .map_err(|e| Error::io("TCP_NODELAY", e))?;
     if let Some(local) = local {
         socket
             .bind(&SocketAddr::new(local, 0).into())

@@ -159,7 +159,11 @@ impl Instance {
             Some(listener::bind(bgp.listen.address, bgp.listen.port)?)
         };
         let local_port = match &listener {
-            Some(l) => Some(l.local_addr().map_err(|e| Error::io("listener address", e))?.port()),
+            Some(l) => Some(
+                l.local_addr()
+                    .map_err(|e| Error::io("listener address", e))?
+                    .port(),
+            ),
             None => None,
         };
         let (commands_tx, commands_rx) = mpsc::channel(64);
@@ -355,7 +359,8 @@ fn detect_restart(bgp: &BgpConfig) -> Result<bool> {
 
 fn touch_state_file(path: &std::path::Path) -> Result<()> {
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
     }
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -393,7 +398,8 @@ impl Owner {
         let mut fsm = FsmConfig::new(bgp.local_asn, self.config.node.router_id, peer.asn);
         fsm.hold_time = peer.timers.hold_time_seconds.0;
         fsm.keepalive_time = peer.timers.keepalive_time_seconds;
-        fsm.connect_retry = Duration::from_secs(u64::from(peer.timers.connect_retry_time_seconds.max(1)));
+        fsm.connect_retry =
+            Duration::from_secs(u64::from(peer.timers.connect_retry_time_seconds.max(1)));
         fsm.idle_hold_base = Duration::from_secs(u64::from(peer.timers.idle_hold_time_seconds));
         fsm.idle_hold_max = Duration::from_secs(120).max(fsm.idle_hold_base);
         fsm.passive = peer.passive;
@@ -404,7 +410,11 @@ impl Owner {
         } ^ u64::from(u32::from(self.config.node.router_id));
         SessionConfig {
             fsm,
-            families: peer.effective_families().into_iter().map(proto_family).collect(),
+            families: peer
+                .effective_families()
+                .into_iter()
+                .map(proto_family)
+                .collect(),
             import: bgp.import_policy,
             max_prefixes: peer.max_prefixes,
             graceful_restart: peer.graceful_restart.enabled.then_some(GrConfig {
@@ -597,10 +607,12 @@ impl Owner {
                     ReadEvent::Message(decoded) => slot.session.received(now, conn, decoded),
                     ReadEvent::Malformed(error) => {
                         tracing::warn!(%peer, %error, "malformed message");
-                        let notification = error.notification().cloned().unwrap_or_else(|| {
-                            Notification::new(ErrorCode::MessageHeader, 0)
-                        });
-                        slot.session.handle(now, fsm::Input::Malformed(conn, notification))
+                        let notification = error
+                            .notification()
+                            .cloned()
+                            .unwrap_or_else(|| Notification::new(ErrorCode::MessageHeader, 0));
+                        slot.session
+                            .handle(now, fsm::Input::Malformed(conn, notification))
                     }
                     ReadEvent::Closed(error) => {
                         tracing::debug!(%peer, ?error, "connection closed");
@@ -807,7 +819,9 @@ impl Owner {
 
     fn reload(&mut self, config: Config) -> Result<ReloadReport> {
         let Some(new_bgp) = config.bgp.clone() else {
-            return Err(Error::NotImplemented("removing the bgp section at run time"));
+            return Err(Error::NotImplemented(
+                "removing the bgp section at run time",
+            ));
         };
         let old_bgp = self.bgp().clone();
         let mut report = ReloadReport::default();
@@ -845,7 +859,10 @@ impl Owner {
             routes.extend(
                 self.originated
                     .iter()
-                    .filter(|r| !statics.contains(&r.prefix) && !old_bgp.static_routes.iter().any(|s| s.prefix == r.prefix))
+                    .filter(|r| {
+                        !statics.contains(&r.prefix)
+                            && !old_bgp.static_routes.iter().any(|s| s.prefix == r.prefix)
+                    })
                     .cloned(),
             );
             routes
@@ -892,8 +909,11 @@ impl Owner {
             slot.session.update_config(new_config);
             match (&slot.config.shutdown, &peer.shutdown) {
                 (None, Some(message)) => {
-                    let notification = Notification::shutdown(CeaseSubcode::AdministrativeShutdown, message)
-                        .unwrap_or_else(|_| Notification::cease(CeaseSubcode::AdministrativeShutdown));
+                    let notification =
+                        Notification::shutdown(CeaseSubcode::AdministrativeShutdown, message)
+                            .unwrap_or_else(|_| {
+                                Notification::cease(CeaseSubcode::AdministrativeShutdown)
+                            });
                     outputs.extend(slot.session.handle(now, fsm::Input::Stop { notification }));
                 }
                 (Some(_), None) => outputs.extend(slot.session.handle(now, fsm::Input::Start)),
@@ -939,10 +959,14 @@ impl Owner {
             }
         }
         // Let the writers flush their last messages.
-        let writers: Vec<JoinHandle<()>> = self.conns.drain().map(|(_, c)| {
-            let _ = c.writer.send(WriteCommand::Close);
-            c._writer_task
-        }).collect();
+        let writers: Vec<JoinHandle<()>> = self
+            .conns
+            .drain()
+            .map(|(_, c)| {
+                let _ = c.writer.send(WriteCommand::Close);
+                c._writer_task
+            })
+            .collect();
         let _ = tokio::time::timeout(Duration::from_secs(2), futures_join(writers)).await;
     }
 }
@@ -983,7 +1007,11 @@ fn describe_capabilities(n: &bgp_proto::Negotiated) -> Vec<String> {
         caps.push(format!(
             "graceful-restart (peer restart time {} s{})",
             gr.restart_time,
-            if gr.restart_state() { ", restarting" } else { "" }
+            if gr.restart_state() {
+                ", restarting"
+            } else {
+                ""
+            }
         ));
     }
     caps

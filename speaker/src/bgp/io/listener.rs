@@ -59,7 +59,10 @@ pub fn canonical(addr: SocketAddr) -> SocketAddr {
 }
 
 /// Accepts connections forever, sending each with its canonical peer address to `accepted`.
-pub async fn accept_loop(listener: Arc<TcpListener>, accepted: mpsc::Sender<(TcpStream, SocketAddr)>) {
+pub async fn accept_loop(
+    listener: Arc<TcpListener>,
+    accepted: mpsc::Sender<(TcpStream, SocketAddr)>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {

@@ -58,11 +58,7 @@ nix::setsockopt_impl!(
 ///
 /// `v6_socket` says whether the socket is AF_INET6: such a socket needs IPv4 peers written as
 /// IPv4-mapped IPv6 addresses (the kernel rejects AF_INET addresses on it).
-fn md5sig_bytes(
-    peer: IpAddr,
-    key: &[u8],
-    v6_socket: bool,
-) -> Result<[u8; TCP_MD5SIG_LEN]> {
+fn md5sig_bytes(peer: IpAddr, key: &[u8], v6_socket: bool) -> Result<[u8; TCP_MD5SIG_LEN]> {
     if key.len() > MAX_KEY_LEN {
         return Err(Error::Md5KeyTooLong(key.len()));
     }
@@ -93,12 +89,7 @@ fn md5sig_bytes(
 /// Installs (or, with an empty key, removes) the TCP MD5 key for `peer` on `socket`.
 ///
 /// On a listening socket the key is inherited by connections accepted from `peer`.
-pub fn set_md5_key(
-    socket: &impl AsFd,
-    peer: IpAddr,
-    key: &[u8],
-    v6_socket: bool,
-) -> Result<()> {
+pub fn set_md5_key(socket: &impl AsFd, peer: IpAddr, key: &[u8], v6_socket: bool) -> Result<()> {
     let value = md5sig_bytes(peer, key, v6_socket)?;
     setsockopt(socket, TcpMd5Sig, &value).map_err(|errno| Error::SockOpt {
         option: "TCP_MD5SIG",
@@ -135,22 +126,31 @@ mod tests {
 
     #[test]
     fn md5sig_layout_matches_the_kernel_struct() {
-        let bytes = md5sig_bytes(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), b"secret", false)
-            .expect("fits");
-        assert_eq!(u16::from_ne_bytes([bytes[0], bytes[1]]), libc::AF_INET as u16);
+        let bytes =
+            md5sig_bytes(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), b"secret", false).expect("fits");
+        assert_eq!(
+            u16::from_ne_bytes([bytes[0], bytes[1]]),
+            libc::AF_INET as u16
+        );
         assert_eq!(&bytes[4..8], &[10, 1, 2, 3]);
         assert_eq!(u16::from_ne_bytes([bytes[130], bytes[131]]), 6);
         assert_eq!(&bytes[136..142], b"secret");
-        let mapped = md5sig_bytes(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), b"k", true)
-            .expect("fits");
-        assert_eq!(u16::from_ne_bytes([mapped[0], mapped[1]]), libc::AF_INET6 as u16);
-        assert_eq!(&mapped[8..24], &Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped().octets());
+        let mapped =
+            md5sig_bytes(IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)), b"k", true).expect("fits");
+        assert_eq!(
+            u16::from_ne_bytes([mapped[0], mapped[1]]),
+            libc::AF_INET6 as u16
+        );
+        assert_eq!(
+            &mapped[8..24],
+            &Ipv4Addr::new(10, 1, 2, 3).to_ipv6_mapped().octets()
+        );
     }
 
     #[test]
     fn overlong_key_is_refused_before_the_kernel() {
-        let error = md5sig_bytes(IpAddr::V6(Ipv6Addr::LOCALHOST), &[b'k'; 81], true)
-            .expect_err("too long");
+        let error =
+            md5sig_bytes(IpAddr::V6(Ipv6Addr::LOCALHOST), &[b'k'; 81], true).expect_err("too long");
         assert!(matches!(error, Error::Md5KeyTooLong(81)));
     }
 

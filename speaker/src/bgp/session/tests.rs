@@ -60,7 +60,12 @@ fn clean(message: Message) -> Decoded {
 
 fn established(session: &mut Session, now: Instant, open: Open) -> Vec<Output> {
     let mut out = session.handle(now, fsm::Input::Start);
-    out.extend(session.connected(now, CONN, Direction::Outbound, "10.0.0.1".parse().expect("ip")));
+    out.extend(session.connected(
+        now,
+        CONN,
+        Direction::Outbound,
+        "10.0.0.1".parse().expect("ip"),
+    ));
     out.extend(session.received(now, CONN, clean(Message::Open(open))));
     out.extend(session.received(now, CONN, clean(Message::Keepalive)));
     assert_eq!(session.fsm().state(), State::Established);
@@ -102,7 +107,13 @@ fn net(s: &str) -> IpNet {
 fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::RejectAll, None));
-    s.set_originated(now, [OriginatedRoute::plain(net("192.0.2.0/24")), OriginatedRoute::plain(net("2001:db8::/48"))]);
+    s.set_originated(
+        now,
+        [
+            OriginatedRoute::plain(net("192.0.2.0/24")),
+            OriginatedRoute::plain(net("2001:db8::/48")),
+        ],
+    );
     let updates = sent_updates(&established(&mut s, now, peer_open(None)));
     // The IPv6 route has no next hop on an IPv4 session: only the IPv4 one goes out.
     assert_eq!(updates.len(), 3, "{updates:?}");
@@ -125,14 +136,25 @@ fn default_import_policy_stores_but_accepts_nothing() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::RejectAll, None));
     established(&mut s, now, peer_open(None));
-    let out = s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16"]))));
+    let out = s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16"]))),
+    );
     assert!(!out.iter().any(|o| matches!(o, Output::Routes { .. })));
     assert_eq!((s.rib_in().len(), s.rib_in().accepted()), (1, 0));
 
     let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
     established(&mut s, now, peer_open(None));
-    let out = s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16"]))));
-    assert!(out.iter().any(|o| matches!(o, Output::Routes { updated, .. } if updated.len() == 1)));
+    let out = s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16"]))),
+    );
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Routes { updated, .. } if updated.len() == 1))
+    );
     assert_eq!(s.rib_in().accepted(), 1);
 }
 
@@ -141,13 +163,19 @@ fn treat_as_withdraw_removes_the_announced_prefixes() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
     established(&mut s, now, peer_open(None));
-    s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))),
+    );
     let broken = Decoded {
         message: Message::Update(announce(&["10.1.0.0/16"])),
         rfc7606: Rfc7606::TreatAsWithdraw { errors: Vec::new() },
     };
     let out = s.received(now, CONN, broken);
-    assert!(out.iter().any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn == &vec![net("10.1.0.0/16")])));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn == &vec![net("10.1.0.0/16")])
+    ));
     assert_eq!(s.rib_in().len(), 1);
     assert_eq!(s.fsm().state(), State::Established, "no session reset");
     assert_eq!(s.counters().treat_as_withdraw, 1);
@@ -161,7 +189,12 @@ fn max_prefix_resets_with_cease_and_backs_off() {
     let out = s.received(
         now,
         CONN,
-        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16", "10.3.0.0/16", "10.4.0.0/16"]))),
+        clean(Message::Update(announce(&[
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            "10.3.0.0/16",
+            "10.4.0.0/16",
+        ]))),
     );
     let cease = out.iter().find_map(|o| match o {
         Output::Fsm(fsm::Output::Send(_, Message::Notification(n))) => Some(n.clone()),
@@ -171,20 +204,39 @@ fn max_prefix_resets_with_cease_and_backs_off() {
     assert_eq!(cease.cease_subcode(), Some(CeaseSubcode::MaxPrefixes));
     assert_eq!(cease.data, vec![0, 1, 1, 0, 0, 0, 3]);
     assert_eq!(s.fsm().state(), State::Idle);
-    assert!(s.fsm().deadline(fsm::Timer::IdleHold).is_some(), "automatic restart armed");
-    assert!(s.rib_in().is_empty(), "routes flushed: a NOTIFICATION ends GR");
+    assert!(
+        s.fsm().deadline(fsm::Timer::IdleHold).is_some(),
+        "automatic restart armed"
+    );
+    assert!(
+        s.rib_in().is_empty(),
+        "routes flushed: a NOTIFICATION ends GR"
+    );
 }
 
 #[test]
 fn helper_keeps_stale_routes_until_end_of_rib() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, Some(GrConfig { restart_time: 120, restarting: false })));
+    let mut s = Session::new(config(
+        ImportPolicy::AcceptAll,
+        Some(GrConfig {
+            restart_time: 120,
+            restarting: false,
+        }),
+    ));
     established(&mut s, now, peer_open(Some(peer_gr(60))));
-    s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))),
+    );
 
     // The peer dies without a NOTIFICATION: routes stay, marked stale, restart timer armed.
     let out = s.handle(now, fsm::Input::Disconnected(CONN));
-    assert!(!out.iter().any(|o| matches!(o, Output::Routes { .. })), "{out:?}");
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Routes { .. })),
+        "{out:?}"
+    );
     assert_eq!(s.rib_in().stale(), 2);
     assert_eq!(s.stale_deadline(), Some(now + Duration::from_secs(60)));
 
@@ -193,15 +245,30 @@ fn helper_keeps_stale_routes_until_end_of_rib() {
     let mut gr = peer_gr(60);
     gr.flags = 0x8;
     let _ = s.on_timeout(later);
-    assert_eq!(s.fsm().state(), State::Connect, "automatic restart after IdleHold");
-    s.connected(later, 2, Direction::Inbound, "10.0.0.1".parse().expect("ip"));
+    assert_eq!(
+        s.fsm().state(),
+        State::Connect,
+        "automatic restart after IdleHold"
+    );
+    s.connected(
+        later,
+        2,
+        Direction::Inbound,
+        "10.0.0.1".parse().expect("ip"),
+    );
     s.received(later, 2, clean(Message::Open(peer_open(Some(gr)))));
     s.received(later, 2, clean(Message::Keepalive));
     assert_eq!(s.fsm().state(), State::Established);
     assert_eq!(s.rib_in().stale(), 2, "still waiting for End-of-RIB");
     s.received(later, 2, clean(Message::Update(announce(&["10.1.0.0/16"]))));
-    let out = s.received(later, 2, clean(Message::Update(Update::end_of_rib(Family::IPV4_UNICAST))));
-    assert!(out.iter().any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn == &vec![net("10.2.0.0/16")])));
+    let out = s.received(
+        later,
+        2,
+        clean(Message::Update(Update::end_of_rib(Family::IPV4_UNICAST))),
+    );
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn == &vec![net("10.2.0.0/16")])
+    ));
     assert_eq!((s.rib_in().len(), s.rib_in().stale()), (1, 0));
     assert_eq!(s.stale_deadline(), None);
 }
@@ -209,29 +276,61 @@ fn helper_keeps_stale_routes_until_end_of_rib() {
 #[test]
 fn helper_sweeps_stale_routes_when_restart_time_expires() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, Some(GrConfig { restart_time: 120, restarting: false })));
+    let mut s = Session::new(config(
+        ImportPolicy::AcceptAll,
+        Some(GrConfig {
+            restart_time: 120,
+            restarting: false,
+        }),
+    ));
     established(&mut s, now, peer_open(Some(peer_gr(10))));
-    s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16"]))));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16"]))),
+    );
     s.handle(now, fsm::Input::Disconnected(CONN));
     assert_eq!(s.rib_in().stale(), 1);
     let out = s.on_timeout(now + Duration::from_secs(11));
-    assert!(out.iter().any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn.len() == 1)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn.len() == 1))
+    );
     assert!(s.rib_in().is_empty());
 }
 
 #[test]
 fn peer_without_graceful_restart_loses_routes_at_once() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, Some(GrConfig { restart_time: 120, restarting: false })));
+    let mut s = Session::new(config(
+        ImportPolicy::AcceptAll,
+        Some(GrConfig {
+            restart_time: 120,
+            restarting: false,
+        }),
+    ));
     established(&mut s, now, peer_open(None));
-    s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16"]))));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16"]))),
+    );
     let out = s.handle(now, fsm::Input::Disconnected(CONN));
-    assert!(out.iter().any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn.len() == 1)));
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn.len() == 1))
+    );
 }
 
 #[test]
 fn restarting_speaker_advertises_restart_and_forwarding_bits() {
-    let config = config(ImportPolicy::RejectAll, Some(GrConfig { restart_time: 90, restarting: true }));
+    let config = config(
+        ImportPolicy::RejectAll,
+        Some(GrConfig {
+            restart_time: 90,
+            restarting: true,
+        }),
+    );
     let s = Session::new(config.clone());
     let gr = s
         .fsm()
@@ -247,7 +346,10 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
     assert_eq!(gr.restart_time, 90);
     assert!(gr.families.iter().all(|f| f.forwarding_preserved()));
     let mut fresh = config;
-    fresh.graceful_restart = Some(GrConfig { restart_time: 90, restarting: false });
+    fresh.graceful_restart = Some(GrConfig {
+        restart_time: 90,
+        restarting: false,
+    });
     let caps = fresh.capabilities();
     assert!(caps.iter().any(|c| matches!(c, Capability::GracefulRestart(g) if !g.restart_state() && g.families.iter().all(|f| !f.forwarding_preserved()))));
 }
@@ -261,7 +363,10 @@ fn enhanced_route_refresh_replays_adj_rib_out_between_borr_and_eorr() {
     let out = s.received(
         now,
         CONN,
-        clean(Message::RouteRefresh(RouteRefresh::new(Family::IPV4_UNICAST, RouteRefreshSubtype::Normal))),
+        clean(Message::RouteRefresh(RouteRefresh::new(
+            Family::IPV4_UNICAST,
+            RouteRefreshSubtype::Normal,
+        ))),
     );
     let sent: Vec<&Message> = out
         .iter()
@@ -271,9 +376,13 @@ fn enhanced_route_refresh_replays_adj_rib_out_between_borr_and_eorr() {
         })
         .collect();
     assert_eq!(sent.len(), 3, "{sent:?}");
-    assert!(matches!(sent[0], Message::RouteRefresh(r) if r.subtype == RouteRefreshSubtype::BeginningOfRefresh));
+    assert!(
+        matches!(sent[0], Message::RouteRefresh(r) if r.subtype == RouteRefreshSubtype::BeginningOfRefresh)
+    );
     assert!(matches!(sent[1], Message::Update(u) if u.nlri.len() == 1));
-    assert!(matches!(sent[2], Message::RouteRefresh(r) if r.subtype == RouteRefreshSubtype::EndOfRefresh));
+    assert!(
+        matches!(sent[2], Message::RouteRefresh(r) if r.subtype == RouteRefreshSubtype::EndOfRefresh)
+    );
     assert_eq!(s.counters().refreshes_answered, 1);
 }
 
@@ -282,13 +391,26 @@ fn peer_enhanced_refresh_marks_and_sweeps_stale() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
     established(&mut s, now, peer_open(None));
-    s.received(now, CONN, clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))));
-    let borr = RouteRefresh::new(Family::IPV4_UNICAST, RouteRefreshSubtype::BeginningOfRefresh);
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))),
+    );
+    let borr = RouteRefresh::new(
+        Family::IPV4_UNICAST,
+        RouteRefreshSubtype::BeginningOfRefresh,
+    );
     let eorr = RouteRefresh::new(Family::IPV4_UNICAST, RouteRefreshSubtype::EndOfRefresh);
     s.received(now, CONN, clean(Message::RouteRefresh(borr)));
-    s.received(now, CONN, clean(Message::Update(announce(&["10.2.0.0/16"]))));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.2.0.0/16"]))),
+    );
     let out = s.received(now, CONN, clean(Message::RouteRefresh(eorr)));
-    assert!(out.iter().any(|o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn == &vec![net("10.1.0.0/16")])));
+    assert!(out.iter().any(
+        |o| matches!(o, Output::Routes { withdrawn, .. } if withdrawn == &vec![net("10.1.0.0/16")])
+    ));
 }
 
 #[test]
@@ -297,11 +419,21 @@ fn ipv6_routes_use_mp_reach_on_ipv6_sessions() {
     let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
     s.set_originated(now, [OriginatedRoute::plain(net("2001:db8:1::/48"))]);
     let mut out = s.handle(now, fsm::Input::Start);
-    out.extend(s.connected(now, CONN, Direction::Outbound, IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))));
+    out.extend(s.connected(
+        now,
+        CONN,
+        Direction::Outbound,
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+    ));
     out.extend(s.received(now, CONN, clean(Message::Open(peer_open(None)))));
     out.extend(s.received(now, CONN, clean(Message::Keepalive)));
     let updates = sent_updates(&out);
-    let reach = updates.iter().find_map(|u| u.mp_reach()).expect("MP_REACH_NLRI");
+    let reach = updates
+        .iter()
+        .find_map(|u| u.mp_reach())
+        .expect("MP_REACH_NLRI");
     assert_eq!(reach.family, Family::IPV6_UNICAST);
-    assert!(matches!(reach.next_hop, NextHop::Ipv6 { global, .. } if global == Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)));
+    assert!(
+        matches!(reach.next_hop, NextHop::Ipv6 { global, .. } if global == Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))
+    );
 }
