@@ -1,0 +1,802 @@
+//! The allocator: which service holds which LoadBalancer addresses. Pure and deterministic — no
+//! I/O, no clocks, no randomness; the same inputs in the same order give the same state.
+//!
+//! Rules, in the order they are applied to a service:
+//! 1. An address it already holds is kept while it is of a wanted family, matches its explicit
+//!    requests, lies in some pool (enabled, disabled or conflicting) whose selectors select the
+//!    service, and is still compatible with the services it is shared with.
+//! 2. An address that stops lying in a selecting pool (pool edit, label change) is released and
+//!    remembered as *lost*: the service is reported unsatisfied and gets no other address until
+//!    the lost one comes back into a pool or the service explicitly asks for other addresses
+//!    (requested IPs or pool). Addresses are never moved silently.
+//! 3. Missing families are filled from the requested IPs, else from the lowest free address of
+//!    the first matching pool (priority, then name), joining an existing shared address first
+//!    when the service has a sharing key.
+//!
+//! Used addresses live in an ordered map and an [`IntervalSet`], so memory is proportional to
+//! allocations and a /64 pool costs no more than a /24.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::error::{Error, Result};
+use crate::intervals::IntervalSet;
+use crate::pool::{AddrRange, IpFamily, Pool, addr_key, key_addr, key_family};
+use crate::request::{FamilyPolicy, Request, ServiceKey};
+
+/// Why a service does not have all the addresses it asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unsatisfied {
+    /// No enabled, non-conflicting pool selects the service for this family.
+    NoMatchingPool {
+        /// The family that could not be served.
+        family: IpFamily,
+    },
+    /// Matching pools exist but have no free address of this family.
+    PoolExhausted {
+        /// The family that could not be served.
+        family: IpFamily,
+    },
+    /// A requested address is not in any enabled, non-conflicting pool selecting the service.
+    RequestedIpNotInPool {
+        /// The requested address.
+        ip: IpAddr,
+    },
+    /// A requested address is held by a service that does not share with this one.
+    RequestedIpTaken {
+        /// The requested address.
+        ip: IpAddr,
+        /// One service holding it.
+        by: ServiceKey,
+    },
+    /// An address could be shared by sharing key, but ports or namespaces conflict.
+    SharingConflict {
+        /// The address.
+        ip: IpAddr,
+        /// The service it conflicts with.
+        with: ServiceKey,
+    },
+    /// Addresses the service held left every pool selecting it (or were claimed by another
+    /// service in a restored state); the service is not moved to new ones.
+    AddressLost {
+        /// The lost addresses.
+        ips: Vec<IpAddr>,
+    },
+    /// The service's request is malformed (bad annotation, family mismatch, ...).
+    InvalidRequest {
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl Unsatisfied {
+    /// A CamelCase reason, for Kubernetes conditions.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::NoMatchingPool { .. } => "NoMatchingPool",
+            Self::PoolExhausted { .. } => "PoolExhausted",
+            Self::RequestedIpNotInPool { .. } => "RequestedIPNotInPool",
+            Self::RequestedIpTaken { .. } => "RequestedIPTaken",
+            Self::SharingConflict { .. } => "SharingConflict",
+            Self::AddressLost { .. } => "AddressLost",
+            Self::InvalidRequest { .. } => "InvalidRequest",
+        }
+    }
+}
+
+impl fmt::Display for Unsatisfied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NoMatchingPool { family } => write!(f, "no {family} pool selects this service"),
+            Self::PoolExhausted { family } => {
+                write!(f, "every matching {family} pool is exhausted")
+            }
+            Self::RequestedIpNotInPool { ip } => {
+                write!(
+                    f,
+                    "requested address {ip} is not in an enabled pool that selects this service"
+                )
+            }
+            Self::RequestedIpTaken { ip, by } => {
+                write!(f, "requested address {ip} is taken by {by}")
+            }
+            Self::SharingConflict { ip, with } => write!(
+                f,
+                "address {ip} cannot be shared with {with}: port or namespace conflict"
+            ),
+            Self::AddressLost { ips } => {
+                f.write_str("allocated address")?;
+                for ip in ips {
+                    write!(f, " {ip}")?;
+                }
+                f.write_str(
+                    " left every pool selecting this service; not reassigning (request addresses or a pool to move)",
+                )
+            }
+            Self::InvalidRequest { reason } => write!(f, "invalid request: {reason}"),
+        }
+    }
+}
+
+/// The result of allocation for one service.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Outcome {
+    /// The service has what it asked for.
+    #[default]
+    Satisfied,
+    /// It does not, and why.
+    Unsatisfied(Unsatisfied),
+}
+
+/// What a service holds, for persistence and for restoring.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Held {
+    /// Addresses allocated to the service.
+    pub addresses: Vec<IpAddr>,
+    /// Addresses it lost and is waiting for (see the module header).
+    pub lost: Vec<IpAddr>,
+}
+
+/// A read-only view of one service's allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceView<'a> {
+    /// The service.
+    pub key: &'a ServiceKey,
+    /// Its addresses, in wanted-family order.
+    pub addresses: Vec<IpAddr>,
+    /// Addresses it lost.
+    pub lost: Vec<IpAddr>,
+    /// Satisfied, or why not.
+    pub outcome: &'a Outcome,
+}
+
+/// Per-pool counts and conflict state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Pool name.
+    pub name: String,
+    /// Allocatable addresses (saturating at `u128::MAX`).
+    pub total: u128,
+    /// Addresses in use (a shared address counts once).
+    pub used: u128,
+    /// `total - used`.
+    pub available: u128,
+    /// The pool is disabled (keeps allocations, makes none).
+    pub disabled: bool,
+    /// The earlier pool this one overlaps; a conflicting pool allocates nothing.
+    pub conflicts_with: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    request: Request,
+    addresses: Vec<u128>,
+    lost: Vec<u128>,
+    invalid: Option<String>,
+    outcome: Outcome,
+}
+
+#[derive(Debug, Clone, Default)]
+struct AddrOwners {
+    owners: Vec<ServiceKey>,
+    sharing: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+struct PoolSlot {
+    pool: Pool,
+    conflicts_with: Option<String>,
+}
+
+/// The allocation state. See the module header for the rules.
+#[derive(Debug, Clone, Default)]
+pub struct Allocator {
+    /// Pools in allocation order (priority, then name).
+    pools: Vec<PoolSlot>,
+    services: BTreeMap<ServiceKey, Entry>,
+    owners: BTreeMap<u128, AddrOwners>,
+    used: IntervalSet,
+    /// Addresses carrying each sharing key, for joining.
+    shared: BTreeMap<String, BTreeSet<u128>>,
+    /// Services missing an address they could get later: retried when addresses are freed or
+    /// become joinable.
+    pending: BTreeSet<ServiceKey>,
+    /// Something was freed or became joinable since the last retry.
+    dirty: bool,
+}
+
+impl Allocator {
+    /// An allocator with no pools and no services.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds the state from pools and what each service held before (persisted state or
+    /// Kubernetes Service status): first every service re-adopts its addresses, then missing
+    /// ones are allocated, in service order. Restoring a snapshot reproduces the same state.
+    pub fn rebuild(pools: Vec<Pool>, services: Vec<(Request, Held)>) -> Result<Self> {
+        Self::rebuild_with_invalid(pools, services, Vec::new())
+    }
+
+    /// [`Allocator::rebuild`], with services whose request is malformed: they keep what they
+    /// held (when nobody else claims it) and are reported with the reason.
+    pub fn rebuild_with_invalid(
+        pools: Vec<Pool>,
+        services: Vec<(Request, Held)>,
+        invalid: Vec<(ServiceKey, String, Held)>,
+    ) -> Result<Self> {
+        let mut alloc = Self::new();
+        alloc.install_pools(pools)?;
+        let mut all: Vec<(Request, Held, Option<String>)> = services
+            .into_iter()
+            .map(|(r, h)| (r, h, None))
+            .chain(
+                invalid
+                    .into_iter()
+                    .map(|(k, reason, h)| (Request::new(k), h, Some(reason))),
+            )
+            .collect();
+        all.sort_by(|a, b| a.0.key.cmp(&b.0.key));
+        all.dedup_by(|a, b| a.0.key == b.0.key);
+        let keys: Vec<ServiceKey> = all.iter().map(|(r, _, _)| r.key.clone()).collect();
+        for (request, held, reason) in all {
+            let key = request.key.clone();
+            alloc.adopt(request, &held);
+            if let Some(reason) = reason {
+                alloc.reject(&key, reason);
+            }
+        }
+        for key in &keys {
+            alloc.filter(key);
+        }
+        for key in &keys {
+            alloc.fill(key);
+        }
+        alloc.retry();
+        Ok(alloc)
+    }
+
+    /// Replaces the pools. `pools` is in age order (oldest first): a pool overlapping an older
+    /// one is marked conflicting. Existing allocations are re-checked (see the module header).
+    pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<()> {
+        self.install_pools(pools)?;
+        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        for key in &keys {
+            self.filter(key);
+        }
+        for key in &keys {
+            self.fill(key);
+        }
+        self.retry();
+        Ok(())
+    }
+
+    fn install_pools(&mut self, pools: Vec<Pool>) -> Result<()> {
+        let mut names = BTreeSet::new();
+        for p in &pools {
+            if !names.insert(p.name().to_owned()) {
+                return Err(Error::DuplicatePool(p.name().to_owned()));
+            }
+        }
+        let mut accepted: Vec<(AddrRange, String)> = Vec::new();
+        let mut slots = Vec::with_capacity(pools.len());
+        for pool in pools {
+            let conflicts_with = accepted
+                .iter()
+                .find(|(r, _)| pool.ranges().iter().any(|p| p.lo <= r.hi && r.lo <= p.hi))
+                .map(|(_, name)| name.clone());
+            if conflicts_with.is_none() {
+                accepted.extend(pool.ranges().iter().map(|r| (*r, pool.name().to_owned())));
+            }
+            slots.push(PoolSlot {
+                pool,
+                conflicts_with,
+            });
+        }
+        slots.sort_by(|a, b| a.pool.order_key().cmp(&b.pool.order_key()));
+        self.pools = slots;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Adds or updates a service and allocates for it. Returns its outcome.
+    pub fn upsert(&mut self, request: Request) -> &Outcome {
+        let key = request.key.clone();
+        match self.services.get_mut(&key) {
+            Some(e) if e.request == request && e.invalid.is_none() => {}
+            Some(e) => {
+                // An explicit new request is the user's way to move a service.
+                let explicit = e.request.requested_ips != request.requested_ips
+                    || e.request.requested_pool != request.requested_pool;
+                e.request = request;
+                e.invalid = None;
+                self.filter(&key);
+                if explicit && let Some(e) = self.services.get_mut(&key) {
+                    e.lost.clear();
+                }
+                self.fill(&key);
+            }
+            None => {
+                self.services.insert(key.clone(), Entry::new(request));
+                self.fill(&key);
+            }
+        }
+        self.retry();
+        self.outcome(&key)
+    }
+
+    /// Marks a service's request as invalid (for example an unparsable annotation). Its current
+    /// addresses are kept untouched until a valid request arrives.
+    pub fn reject(&mut self, key: &ServiceKey, reason: impl Into<String>) {
+        let reason = reason.into();
+        let entry = self
+            .services
+            .entry(key.clone())
+            .or_insert_with(|| Entry::new(Request::new(key.clone())));
+        entry.invalid = Some(reason.clone());
+        entry.outcome = Outcome::Unsatisfied(Unsatisfied::InvalidRequest { reason });
+        self.pending.remove(key);
+    }
+
+    /// Removes a service and frees its addresses (shared ones stay with their other owners).
+    pub fn remove(&mut self, key: &ServiceKey) {
+        if let Some(entry) = self.services.remove(key) {
+            for a in entry.addresses {
+                self.release(key, a);
+            }
+        }
+        self.pending.remove(key);
+        self.retry();
+    }
+
+    /// The outcome of a service (`Satisfied` for unknown ones is never returned: they have none).
+    fn outcome(&self, key: &ServiceKey) -> &Outcome {
+        static SATISFIED: Outcome = Outcome::Satisfied;
+        self.services.get(key).map_or(&SATISFIED, |e| &e.outcome)
+    }
+
+    /// The allocation of one service.
+    pub fn service(&self, key: &ServiceKey) -> Option<ServiceView<'_>> {
+        self.services.get_key_value(key).map(|(k, e)| e.view(k))
+    }
+
+    /// Every service's allocation, in key order.
+    pub fn services(&self) -> impl Iterator<Item = ServiceView<'_>> {
+        self.services.iter().map(|(k, e)| e.view(k))
+    }
+
+    /// What every service holds, in key order, for persistence.
+    pub fn snapshot(&self) -> Vec<(ServiceKey, Held)> {
+        self.services
+            .iter()
+            .map(|(k, e)| {
+                (
+                    k.clone(),
+                    Held {
+                        addresses: e.addresses.iter().map(|a| key_addr(*a)).collect(),
+                        lost: e.lost.iter().map(|a| key_addr(*a)).collect(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// Services holding `ip`, in key order.
+    pub fn owners_of(&self, ip: IpAddr) -> Vec<&ServiceKey> {
+        self.owners
+            .get(&addr_key(ip))
+            .map(|o| o.owners.iter().collect())
+            .unwrap_or_default()
+    }
+
+    /// Counts and conflict state of every pool, by name.
+    pub fn pool_statuses(&self) -> Vec<PoolStatus> {
+        let mut out: Vec<PoolStatus> = self
+            .pools
+            .iter()
+            .map(|slot| {
+                let total = slot.pool.total();
+                let used = slot
+                    .pool
+                    .ranges()
+                    .iter()
+                    .map(|r| self.owners.range(r.lo..=r.hi).count() as u128)
+                    .sum::<u128>();
+                PoolStatus {
+                    name: slot.pool.name().to_owned(),
+                    total,
+                    used,
+                    available: total.saturating_sub(used),
+                    disabled: slot.pool.spec().disabled,
+                    conflicts_with: slot.conflicts_with.clone(),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Number of services known.
+    pub fn len(&self) -> usize {
+        self.services.len()
+    }
+
+    /// True when no service is known.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty()
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    /// Takes over addresses a service held before, without any other allocation.
+    fn adopt(&mut self, request: Request, held: &Held) {
+        let key = request.key.clone();
+        let mut entry = Entry::new(request);
+        entry.lost = held.lost.iter().map(|ip| addr_key(*ip)).collect();
+        for ip in &held.addresses {
+            let a = addr_key(*ip);
+            let family_taken = entry
+                .addresses
+                .iter()
+                .any(|x| key_family(*x) == key_family(a));
+            if family_taken {
+                continue;
+            }
+            if self.share_check(&entry.request, a).is_ok() {
+                self.claim(
+                    &key,
+                    entry.request.sharing.as_ref().map(|s| s.key.as_str()),
+                    a,
+                );
+                entry.addresses.push(a);
+            } else {
+                entry.lost.push(a);
+            }
+        }
+        self.services.insert(key, entry);
+    }
+
+    /// Releases addresses that no longer fit the service (rule 1 and 2 of the module header).
+    fn filter(&mut self, key: &ServiceKey) {
+        let Some(mut entry) = self.services.remove(key) else {
+            return;
+        };
+        if entry.invalid.is_none() {
+            let wanted = entry.request.wanted_families();
+            let mut kept: Vec<u128> = Vec::with_capacity(entry.addresses.len());
+            for a in std::mem::take(&mut entry.addresses) {
+                let fam = key_family(a);
+                let ip = key_addr(a);
+                let req = &entry.request;
+                let keep = wanted.contains(&fam)
+                    && !kept.iter().any(|k| key_family(*k) == fam)
+                    && (req.requested_ips.is_empty() || req.requested_ips.contains(&ip));
+                if !keep {
+                    self.release(key, a);
+                } else if !self.in_selecting_pool(req, a) {
+                    self.release(key, a);
+                    entry.lost.push(a);
+                } else if self.share_check(req, a).is_err() {
+                    self.release(key, a);
+                } else {
+                    kept.push(a);
+                }
+            }
+            entry.lost.retain(|a| wanted.contains(&key_family(*a)));
+            entry.lost.sort_unstable();
+            entry.lost.dedup();
+            entry.addresses = kept;
+        }
+        self.services.insert(key.clone(), entry);
+    }
+
+    /// Allocates missing families (rule 3) and records the outcome.
+    fn fill(&mut self, key: &ServiceKey) {
+        let Some(mut entry) = self.services.remove(key) else {
+            return;
+        };
+        let mut pending = false;
+        if entry.invalid.is_none() {
+            (entry.outcome, pending) = self.fill_entry(key, &mut entry);
+        }
+        if pending {
+            self.pending.insert(key.clone());
+        } else {
+            self.pending.remove(key);
+        }
+        self.services.insert(key.clone(), entry);
+    }
+
+    /// Returns the outcome and whether the service still waits for an address (to retry).
+    fn fill_entry(&mut self, key: &ServiceKey, entry: &mut Entry) -> (Outcome, bool) {
+        let req = &entry.request;
+        let wanted = req.wanted_families();
+        if let Some(reason) = request_problem(req, &wanted) {
+            return (
+                Outcome::Unsatisfied(Unsatisfied::InvalidRequest { reason }),
+                false,
+            );
+        }
+        let sharing = req.sharing.as_ref().map(|s| s.key.clone());
+        let has = |addrs: &[u128], fam: IpFamily| addrs.iter().any(|a| key_family(*a) == fam);
+
+        // A service asking for specific addresses is reported against them, not its losses.
+        if !req.requested_ips.is_empty() {
+            entry.lost.clear();
+        }
+        // Lost addresses come back when they are usable again; until then, no new ones.
+        if !entry.lost.is_empty() {
+            let mut still_lost = Vec::new();
+            for a in std::mem::take(&mut entry.lost) {
+                if !has(&entry.addresses, key_family(a))
+                    && self.in_selecting_pool(req, a)
+                    && self.share_check(req, a).is_ok()
+                {
+                    self.claim(key, sharing.as_deref(), a);
+                    entry.addresses.push(a);
+                } else {
+                    still_lost.push(a);
+                }
+            }
+            entry.lost = still_lost;
+            if !entry.lost.is_empty() {
+                sort_by_family(&mut entry.addresses, &wanted);
+                let ips = entry.lost.iter().map(|a| key_addr(*a)).collect();
+                return (Outcome::Unsatisfied(Unsatisfied::AddressLost { ips }), true);
+            }
+        }
+
+        let mut fresh = Vec::new();
+        let mut failure = None;
+        for fam in &wanted {
+            if has(&entry.addresses, *fam) {
+                continue;
+            }
+            let got = if req.requested_ips.is_empty() {
+                self.find_auto(req, *fam)
+            } else {
+                let ip = req
+                    .requested_ips
+                    .iter()
+                    .find(|ip| IpFamily::of(**ip) == *fam)
+                    .copied();
+                match ip {
+                    Some(ip) => self.check_requested(req, ip),
+                    // Families without a requested address stay empty: requests turn
+                    // auto-assignment off.
+                    None => continue,
+                }
+            };
+            match got {
+                Ok(a) => fresh.push(a),
+                Err(u) => {
+                    failure.get_or_insert(u);
+                }
+            }
+        }
+        if failure.is_some() && req.family_policy == FamilyPolicy::RequireDualStack {
+            fresh.clear();
+        }
+        for a in fresh {
+            self.claim(key, sharing.as_deref(), a);
+            entry.addresses.push(a);
+        }
+        sort_by_family(&mut entry.addresses, &wanted);
+        let pending = failure.is_some();
+        let outcome = match failure {
+            Some(_)
+                if req.family_policy == FamilyPolicy::PreferDualStack
+                    && !entry.addresses.is_empty() =>
+            {
+                Outcome::Satisfied
+            }
+            Some(u) => Outcome::Unsatisfied(u),
+            None => Outcome::Satisfied,
+        };
+        (outcome, pending)
+    }
+
+    /// Retries pending services, in key order, until nothing changes.
+    fn retry(&mut self) {
+        while self.dirty {
+            self.dirty = false;
+            if self.pending.is_empty() {
+                break;
+            }
+            let keys: Vec<ServiceKey> = self.pending.iter().cloned().collect();
+            for key in &keys {
+                self.fill(key);
+            }
+        }
+        self.dirty = false;
+    }
+
+    /// The address is in some pool (any state) that selects the service and, if the service
+    /// names a pool, in that one.
+    fn in_selecting_pool(&self, req: &Request, a: u128) -> bool {
+        self.pools.iter().any(|s| {
+            s.pool.contains_key(a)
+                && s.pool.selects(&req.labels, &req.namespace_labels)
+                && req
+                    .requested_pool
+                    .as_ref()
+                    .is_none_or(|n| n == s.pool.name())
+        })
+    }
+
+    /// A pool may make a new allocation for this service.
+    fn usable_for_new(&self, slot: &PoolSlot, req: &Request) -> bool {
+        !slot.pool.spec().disabled
+            && slot.conflicts_with.is_none()
+            && match &req.requested_pool {
+                Some(name) => name == slot.pool.name(),
+                None => slot.pool.spec().auto_assign || !req.requested_ips.is_empty(),
+            }
+            && slot.pool.selects(&req.labels, &req.namespace_labels)
+    }
+
+    /// Whether `req` may hold `a` alongside its current other owners.
+    fn share_check(&self, req: &Request, a: u128) -> Result<(), Unsatisfied> {
+        let Some(owners) = self.owners.get(&a) else {
+            return Ok(());
+        };
+        for other in owners.owners.iter().filter(|o| **o != req.key) {
+            let Some(other_entry) = self.services.get(other) else {
+                continue;
+            };
+            let other_req = &other_entry.request;
+            if !req.can_share_with(other_req) {
+                let same_key = matches!((&req.sharing, &other_req.sharing), (Some(x), Some(y)) if x.key == y.key);
+                return Err(if same_key {
+                    Unsatisfied::SharingConflict {
+                        ip: key_addr(a),
+                        with: other.clone(),
+                    }
+                } else {
+                    Unsatisfied::RequestedIpTaken {
+                        ip: key_addr(a),
+                        by: other.clone(),
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn check_requested(&self, req: &Request, ip: IpAddr) -> Result<u128, Unsatisfied> {
+        let a = addr_key(ip);
+        let in_pool = self
+            .pools
+            .iter()
+            .any(|s| s.pool.contains_key(a) && self.usable_for_new(s, req));
+        if !in_pool {
+            return Err(Unsatisfied::RequestedIpNotInPool { ip });
+        }
+        self.share_check(req, a)?;
+        Ok(a)
+    }
+
+    fn find_auto(&self, req: &Request, fam: IpFamily) -> Result<u128, Unsatisfied> {
+        let candidates = || {
+            self.pools
+                .iter()
+                .filter(move |s| s.pool.has_family(fam) && self.usable_for_new(s, req))
+        };
+        if let Some(sharing) = &req.sharing
+            && let Some(addrs) = self.shared.get(&sharing.key)
+        {
+            for slot in candidates() {
+                for r in slot.pool.ranges().iter().filter(|r| r.family() == fam) {
+                    if let Some(a) = addrs
+                        .range(r.lo..=r.hi)
+                        .copied()
+                        .find(|a| self.share_check(req, *a).is_ok())
+                    {
+                        return Ok(a);
+                    }
+                }
+            }
+        }
+        let mut matched = false;
+        for slot in candidates() {
+            matched = true;
+            for r in slot.pool.ranges().iter().filter(|r| r.family() == fam) {
+                if let Some(a) = self.used.first_free(r.lo, r.hi) {
+                    return Ok(a);
+                }
+            }
+        }
+        Err(if matched {
+            Unsatisfied::PoolExhausted { family: fam }
+        } else {
+            Unsatisfied::NoMatchingPool { family: fam }
+        })
+    }
+
+    fn claim(&mut self, key: &ServiceKey, sharing: Option<&str>, a: u128) {
+        let owners = self.owners.entry(a).or_default();
+        if owners.owners.is_empty() {
+            self.used.insert(a);
+        }
+        if !owners.owners.contains(key) {
+            owners.owners.push(key.clone());
+            owners.owners.sort_unstable();
+        }
+        if let Some(s) = sharing {
+            if owners.sharing.is_none() {
+                owners.sharing = Some(s.to_owned());
+            }
+            // A shared address may now be joined by others.
+            self.shared.entry(s.to_owned()).or_default().insert(a);
+            self.dirty = true;
+        }
+    }
+
+    fn release(&mut self, key: &ServiceKey, a: u128) {
+        let Some(owners) = self.owners.get_mut(&a) else {
+            return;
+        };
+        owners.owners.retain(|o| o != key);
+        if owners.owners.is_empty() {
+            if let Some(s) = owners.sharing.take()
+                && let Some(set) = self.shared.get_mut(&s)
+            {
+                set.remove(&a);
+                if set.is_empty() {
+                    self.shared.remove(&s);
+                }
+            }
+            self.owners.remove(&a);
+            self.used.remove(a);
+        }
+        self.dirty = true;
+    }
+}
+
+impl Entry {
+    fn new(request: Request) -> Self {
+        Self {
+            request,
+            addresses: Vec::new(),
+            lost: Vec::new(),
+            invalid: None,
+            outcome: Outcome::Satisfied,
+        }
+    }
+
+    fn view<'a>(&'a self, key: &'a ServiceKey) -> ServiceView<'a> {
+        ServiceView {
+            key,
+            addresses: self.addresses.iter().map(|a| key_addr(*a)).collect(),
+            lost: self.lost.iter().map(|a| key_addr(*a)).collect(),
+            outcome: &self.outcome,
+        }
+    }
+}
+
+/// Problems that make a request impossible to honour as written.
+fn request_problem(req: &Request, wanted: &[IpFamily]) -> Option<String> {
+    let mut seen = BTreeSet::new();
+    for ip in &req.requested_ips {
+        let fam = IpFamily::of(*ip);
+        if !wanted.contains(&fam) {
+            return Some(format!(
+                "requested address {ip} is {fam}, but the service's families are {wanted:?}"
+            ));
+        }
+        if !seen.insert(fam) {
+            return Some(format!("more than one {fam} address requested"));
+        }
+    }
+    None
+}
+
+fn sort_by_family(addrs: &mut [u128], wanted: &[IpFamily]) {
+    addrs.sort_by_key(|a| {
+        wanted
+            .iter()
+            .position(|f| *f == key_family(*a))
+            .unwrap_or(usize::MAX)
+    });
+}

@@ -1,0 +1,98 @@
+//! The `lb-ipam` binary: `run` is the Kubernetes controller, `crd` prints the
+//! `LoadBalancerIPPool` CRD, `standalone` allocates for a Herald standalone file once and prints
+//! the result (persisting to the file's `ipam.stateFile`).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// LoadBalancer IP address management for Herald.
+#[derive(Parser)]
+#[command(name = "lb-ipam", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the Kubernetes controller.
+    Run {
+        /// Kubeconfig file; in-cluster config or $KUBECONFIG when omitted.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Context of the kubeconfig to use.
+        #[arg(long)]
+        context: Option<String>,
+        /// Wait this long after a change before syncing, to batch bursts.
+        #[arg(long, default_value_t = 200)]
+        debounce_ms: u64,
+    },
+    /// Print the LoadBalancerIPPool CRD as YAML.
+    Crd,
+    /// Allocate for a standalone Herald file and print the allocations as JSON.
+    Standalone {
+        /// Herald's standalone YAML file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Owner identity recorded in the state file (default: hostname and config path).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Crd => {
+            print!("{}", lb_ipam::crd::crd_yaml()?);
+        }
+        Command::Standalone { config, owner } => {
+            let text = std::fs::read_to_string(&config)
+                .with_context(|| format!("reading {}", config.display()))?;
+            let cfg = lb_ipam::standalone::parse_config(&text, &config.display().to_string())?;
+            let owner = match owner {
+                Some(o) => o,
+                None => {
+                    let host =
+                        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+                    let path = std::fs::canonicalize(&config).unwrap_or(config.clone());
+                    format!("{}:{}", host.trim(), path.display())
+                }
+            };
+            let state = lb_ipam::standalone::Standalone::open(&cfg.ipam, &cfg.services, &owner)?;
+            println!("{}", serde_json::to_string_pretty(&state.report())?);
+        }
+        Command::Run {
+            kubeconfig,
+            context,
+            debounce_ms,
+        } => {
+            let options = KubeConfigOptions {
+                context,
+                ..Default::default()
+            };
+            let config = match kubeconfig {
+                Some(path) => {
+                    let kc = Kubeconfig::read_from(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    kube::Config::from_custom_kubeconfig(kc, &options).await?
+                }
+                None => kube::Config::infer().await?,
+            };
+            let client = kube::Client::try_from(config)?;
+            lb_ipam::controller::run(client, Duration::from_millis(debounce_ms)).await?;
+        }
+    }
+    Ok(())
+}
