@@ -427,3 +427,55 @@ fn exabgp_session_survives_malformed_updates_on_another_session() {
     assert_eq!(exa_after.state, "Established");
     assert_eq!(exa_after.transitions, exa_before.transitions);
 }
+
+#[test]
+fn frr_bfd_down_takes_the_session_down_long_before_the_hold_timer() {
+    let t = Topology::new("frr_bfd");
+    let conf = format!(
+        "frr defaults traditional\nhostname tor\n!\nbfd\n peer {n4} local-address {p4}\n  receive-interval 100\n  \
+         transmit-interval 100\n  detect-multiplier 3\n !\n!\nrouter bgp 65000\n bgp router-id {p4}\n \
+         no bgp ebgp-requires-policy\n no bgp network import-check\n \
+         neighbor {n4} remote-as 65001\n neighbor {n4} timers connect 1\n neighbor {n4} bfd\n!\n",
+        n4 = t.node_v4,
+        p4 = t.peer_v4,
+    );
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf).with_bfd()).expect("frr");
+    let peers = format!(
+        "    - address: {p4}\n      asn: 65000\n      timers:\n        holdTimeSeconds: 90\n        connectRetryTimeSeconds: 1\n      \
+         bfd:\n        minTxMs: 100\n        minRxMs: 100\n        multiplier: 3\n",
+        p4 = t.peer_v4,
+    );
+    let yaml = speaker_yaml("10.77.0.1", 65001, &peers, "");
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    frr.wait_established(t.node_v4, UP).expect("BGP up");
+    wait_until_ok("BFD Up on the speaker", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        match (p.state.as_str(), p.bfd_state.as_deref()) {
+            ("Established", Some("Up")) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+
+    t.peer.link_down("eth1").expect("link down");
+    let cut = Instant::now();
+    // The hold timer is 90 s: anything within this wait is BFD's doing.
+    let down = wait_until_ok("session down", Duration::from_secs(10), || {
+        let p = speaker.peer(t.peer_v4);
+        (p.state != "Established")
+            .then_some(p)
+            .ok_or("still Established".to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    eprintln!(
+        "BGP down {:?} after the link went down (BFD 100 ms x 3, hold 90 s)",
+        cut.elapsed()
+    );
+    assert!(
+        down.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("BFD") && e.contains("6/10")),
+        "expected Cease/BFD Down, got {:?}",
+        down.last_error
+    );
+}

@@ -60,6 +60,9 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
             "  updates in/out: {}/{}, notifications in/out: {}/{}, stale: {}",
             p.updates_in, p.updates_out, p.notifications_in, p.notifications_out, p.prefixes_stale
         );
+        if let Some(bfd) = &p.bfd_state {
+            let _ = writeln!(out, "  BFD: {bfd}");
+        }
         if let Some(error) = &p.last_error {
             let _ = writeln!(out, "  last error: {error}");
         }

@@ -119,6 +119,15 @@ pub fn render(peers: &[PeerStatus]) -> String {
         "Prefixes in the Adj-RIB-Out.",
         &|p| vec![(String::new(), p.prefixes_sent as f64)],
     );
+    family(
+        "herald_bgp_bfd_up",
+        "gauge",
+        "1 when the BFD session bound to the peer is Up, 0 otherwise (absent without BFD).",
+        &|p| match &p.bfd_state {
+            Some(state) => vec![(String::new(), if state == "Up" { 1.0 } else { 0.0 })],
+            None => Vec::new(),
+        },
+    );
     out
 }
 
@@ -188,6 +197,7 @@ mod tests {
             transitions: 5,
             admin_down: false,
             last_error: None,
+            bfd_state: Some("Up".into()),
         }
     }
 
@@ -202,5 +212,9 @@ mod tests {
         ));
         assert!(text.contains("direction=\"sent\"} 1"));
         assert!(text.contains("# TYPE herald_bgp_updates_received_total counter"));
+        assert!(
+            text.contains("herald_bgp_bfd_up{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 1"),
+            "{text}"
+        );
     }
 }

@@ -484,7 +484,10 @@ impl Fsm {
                 reason,
             } => {
                 if self.state != State::Idle {
-                    self.last_error = Some(reason);
+                    self.last_error = Some(format!(
+                        "{reason}: {}",
+                        DownReason::Stopped(notification.clone()).describe()
+                    ));
                     self.stop(now, DownReason::Stopped(notification), true, &mut out);
                 }
             }

@@ -26,6 +26,7 @@ use tokio::time::Instant as TokioInstant;
 use super::codec::{ReadEvent, WriteCommand, read_loop, write_loop};
 use super::connect::{SocketOptions, connect};
 use super::listener;
+use crate::bfd::{Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig, State};
 use crate::bgp::policy::OriginatedRoute;
@@ -92,6 +93,9 @@ pub struct PeerStatus {
     pub admin_down: bool,
     /// The last error.
     pub last_error: Option<String>,
+    /// State of the bound BFD session, if BFD is configured.
+    #[serde(default)]
+    pub bfd_state: Option<String>,
 }
 
 /// What a reload did.
@@ -116,6 +120,7 @@ enum Command {
     Reload(Box<Config>, oneshot::Sender<Result<ReloadReport>>),
     SetOriginated(Vec<OriginatedRoute>),
     BfdDown(IpAddr),
+    BfdState(IpAddr, String),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -183,6 +188,8 @@ impl Instance {
             events_tx,
             restarting,
             originated: Vec::new(),
+            bfd: None,
+            commands_tx: commands_tx.downgrade(),
         };
         owner.originated = owner.static_routes();
         for peer in bgp.peers.clone() {
@@ -278,6 +285,9 @@ struct PeerSlot {
     options: SocketOptions,
     connect_task: Option<AbortOnDrop>,
     attempt: u64,
+    /// The BFD session bound to this peer (registration and event relay), if configured.
+    bfd_task: Option<AbortOnDrop>,
+    bfd_state: Option<String>,
 }
 
 struct Owner {
@@ -292,6 +302,10 @@ struct Owner {
     events_tx: mpsc::Sender<Event>,
     restarting: bool,
     originated: Vec<OriginatedRoute>,
+    /// The BFD driver, started with the first peer that asks for BFD.
+    bfd: Option<Arc<Bfd>>,
+    /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
+    commands_tx: mpsc::WeakSender<Command>,
 }
 
 fn now_std() -> std::time::Instant {
@@ -440,6 +454,7 @@ impl Owner {
             None => session.handle(now, fsm::Input::Start),
         });
         tracing::info!(peer = %address, name = %peer.display_name(), "peer configured");
+        let bfd_task = peer.bfd.map(|config| self.start_bfd(&peer, config));
         self.peers.insert(
             address,
             PeerSlot {
@@ -448,10 +463,54 @@ impl Owner {
                 options,
                 connect_task: None,
                 attempt: 0,
+                bfd_task,
+                bfd_state: None,
             },
         );
         self.apply(address, outputs);
         Ok(())
+    }
+
+    /// Registers a BFD session for `peer` and relays its state changes to the owner task: a
+    /// failure of an Up session takes the BGP session down at once.
+    fn start_bfd(&mut self, peer: &PeerConfig, config: crate::config::BfdConfig) -> AbortOnDrop {
+        let bfd = self
+            .bfd
+            .get_or_insert_with(|| Arc::new(Bfd::spawn()))
+            .clone();
+        let address = peer.address.value;
+        let local = peer.local_address.unwrap_or(match address {
+            IpAddr::V4(_) => IpAddr::from([0u8; 4]),
+            IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+        });
+        let spec = SessionSpec {
+            peer: address,
+            local,
+            interface: None,
+            config,
+        };
+        let commands = self.commands_tx.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            let mut session = match bfd.register(spec).await {
+                Ok(session) => session,
+                Err(error) => {
+                    tracing::error!(peer = %address, %error, "BFD registration failed");
+                    return;
+                }
+            };
+            while let Some(event) = session.recv().await {
+                let Some(commands) = commands.upgrade() else {
+                    return;
+                };
+                tracing::info!(peer = %address, state = ?event.state, diagnostic = ?event.diagnostic, "BFD state change");
+                let _ = commands
+                    .send(Command::BfdState(address, format!("{:?}", event.state)))
+                    .await;
+                if event.is_failure() {
+                    let _ = commands.send(Command::BfdDown(address)).await;
+                }
+            }
+        }))
     }
 
     fn remove_peer(&mut self, address: IpAddr, notification: Notification) {
@@ -546,6 +605,7 @@ impl Owner {
             Command::BfdDown(address) => {
                 let now = now_std();
                 if let Some(slot) = self.peers.get_mut(&address) {
+                    tracing::warn!(peer = %address, "BFD down: resetting the BGP session");
                     let outputs = slot.session.handle(
                         now,
                         fsm::Input::Reset {
@@ -554,6 +614,11 @@ impl Owner {
                         },
                     );
                     self.apply(address, outputs);
+                }
+            }
+            Command::BfdState(address, state) => {
+                if let Some(slot) = self.peers.get_mut(&address) {
+                    slot.bfd_state = Some(state);
                 }
             }
             Command::Shutdown(_) => {}
@@ -812,6 +877,7 @@ impl Owner {
                     transitions: fsm.transitions(),
                     admin_down: fsm.is_admin_down(),
                     last_error: fsm.last_error().map(str::to_owned),
+                    bfd_state: slot.bfd_state.clone(),
                 }
             })
             .collect()
@@ -919,7 +985,17 @@ impl Owner {
                 (Some(_), None) => outputs.extend(slot.session.handle(now, fsm::Input::Start)),
                 _ => {}
             }
+            let bfd_changed = slot.config.bfd != peer.bfd;
             slot.config = peer;
+            if bfd_changed {
+                let bfd = slot.config.bfd;
+                let peer_config = slot.config.clone();
+                let task = bfd.map(|config| self.start_bfd(&peer_config, config));
+                if let Some(slot) = self.peers.get_mut(&address) {
+                    slot.bfd_task = task;
+                    slot.bfd_state = None;
+                }
+            }
             self.apply(address, outputs);
             report.updated.push(address);
         }
