@@ -164,7 +164,9 @@ impl TryFrom<String> for CommunityValue {
             .and_then(|(a, v)| Some((a.parse::<u16>().ok()?, v.parse::<u16>().ok()?)));
         match parsed {
             Some((asn, val)) => Ok(Self((u32::from(asn) << 16) | u32::from(val))),
-            None => Err(format!("community {value:?} is not ASN:VALUE with 16-bit parts")),
+            None => Err(format!(
+                "community {value:?} is not ASN:VALUE with 16-bit parts"
+            )),
         }
     }
 }
@@ -696,8 +698,14 @@ mod tests {
         );
         let config = parse(&yaml, "t").expect("valid");
         let bgp = config.bgp.expect("bgp");
-        assert_eq!(bgp.import_policy, crate::bgp::policy::ImportPolicy::AcceptAll);
-        assert_eq!(bgp.static_routes[0].communities, vec![CommunityValue((65000 << 16) | 10)]);
+        assert_eq!(
+            bgp.import_policy,
+            crate::bgp::policy::ImportPolicy::AcceptAll
+        );
+        assert_eq!(
+            bgp.static_routes[0].communities,
+            vec![CommunityValue((65000 << 16) | 10)]
+        );
         assert_eq!(config.api.control_socket, PathBuf::from("/tmp/x.sock"));
     }
 
