@@ -479,3 +479,38 @@ fn frr_bfd_down_takes_the_session_down_long_before_the_hold_timer() {
         down.last_error
     );
 }
+
+#[test]
+fn frr_gtsm_session_establishes_with_ttl_security() {
+    let t = Topology::new("frr_gtsm");
+    let conf = frr_conf(&format!(
+        " neighbor {n4} remote-as 65001\n neighbor {n4} ttl-security hops 1\n neighbor {n4} timers connect 1\n",
+        n4 = t.node_v4,
+    ));
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    let peers = format!(
+        "    - address: {p4}\n      asn: 65000\n      gtsm:\n        hops: 1\n{timers}",
+        p4 = t.peer_v4,
+        timers = timers()
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        "  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
+    );
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    frr.wait_established(t.node_v4, UP)
+        .expect("GTSM session up");
+    speaker.wait_state(t.peer_v4, "Established", UP);
+    wait_until_ok("prefix in FRR", UP, || {
+        let routes = frr.bgp_routes("ipv4").map_err(|e| e.to_string())?;
+        routes
+            .get("192.0.2.0/24")
+            .cloned()
+            .ok_or("missing".to_owned())
+    })
+    .expect("FRR learned the prefix over the GTSM session");
+    // FRR's `ttl-security hops 1` sets IP_MINTTL 255 on its socket, so the session can only have
+    // come up because our packets leave with TTL 255.
+}
