@@ -2,7 +2,10 @@
 //! /11 and an IPv6 /64 pool (IPv4 only, IPv6 only, and half/half). Requests are built outside the
 //! timed section; only `upsert` / `remove` are measured.
 
-#![expect(missing_docs, reason = "criterion_group! generates an undocumented function")]
+#![expect(
+    missing_docs,
+    reason = "criterion_group! generates an undocumented function"
+)]
 
 use std::hint::black_box;
 use std::time::Duration;
