@@ -250,9 +250,6 @@ impl Driver {
                         return;
                     }
                 },
-                Some((ifindex, frame)) = frame_rx.recv() => {
-                    self.on_frame(ifindex, &frame);
-                }
                 _ = hb.tick() => {
                     self.evaluate();
                     self.send_heartbeats();
@@ -286,6 +283,11 @@ impl Driver {
                     }
                     self.rescan();
                     self.evaluate();
+                }
+                // Frames come last: a flood of requests must not delay heartbeats or deadlines
+                // (biased select), or peers would declare this node dead.
+                Some((ifindex, frame)) = frame_rx.recv() => {
+                    self.on_frame(ifindex, &frame);
                 }
             }
         }
