@@ -11,7 +11,71 @@ use bgp_proto::{
     Update,
 };
 use bytes::{Bytes, BytesMut};
+use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use nix::time::{ClockId, clock_gettime};
+
+/// Criterion clock reading the calling thread's CPU time: on a shared machine wall time also counts
+/// the time other processes hold the core, CPU time counts only ours.
+struct CpuTime;
+
+fn thread_cpu_ns() -> u64 {
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID)
+        .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
+        .unwrap_or(0)
+}
+
+impl Measurement for CpuTime {
+    type Intermediate = u64;
+    type Value = u64;
+
+    fn start(&self) -> u64 {
+        thread_cpu_ns()
+    }
+    fn end(&self, start: u64) -> u64 {
+        thread_cpu_ns().saturating_sub(start)
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &NanosFormatter
+    }
+}
+
+struct NanosFormatter;
+
+impl ValueFormatter for NanosFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical < 1e3 {
+            (1.0, "ns")
+        } else if typical < 1e6 {
+            (1e3, "µs")
+        } else {
+            (1e6, "ms")
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+    fn scale_throughputs(&self, _typical: f64, t: &Throughput, values: &mut [f64]) -> &'static str {
+        let n = match t {
+            Throughput::Elements(n) | Throughput::Bytes(n) | Throughput::BytesDecimal(n) => *n as f64,
+            _ => 1.0,
+        };
+        // Report nanoseconds per element (prefix), which is what the targets are stated in.
+        values.iter_mut().for_each(|v| *v /= n);
+        "ns/prefix"
+    }
+    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
+        "ns"
+    }
+}
 
 fn v4(a: u8, b: u8, c: u8, len: u8) -> Ipv4Nlri {
     Ipv4Nlri::new(Ipv4Prefix::new(Ipv4Addr::new(a, b, c, 0), len).expect("valid prefix"))
@@ -110,7 +174,7 @@ fn cases() -> Vec<(&'static str, Update, u64)> {
     ]
 }
 
-fn decode(c: &mut Criterion) {
+fn decode(c: &mut Criterion<CpuTime>) {
     let ecx = EncodeContext {
         four_octet_as: true,
         ..Default::default()
@@ -172,7 +236,7 @@ fn decode(c: &mut Criterion) {
     }
 }
 
-fn encode(c: &mut Criterion) {
+fn encode(c: &mut Criterion<CpuTime>) {
     let ecx = EncodeContext {
         four_octet_as: true,
         ..Default::default()
@@ -234,5 +298,9 @@ fn encode(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, decode, encode);
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(CpuTime);
+    targets = decode, encode
+}
 criterion_main!(benches);

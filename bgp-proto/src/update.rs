@@ -282,11 +282,12 @@ impl Update {
             // RFC 7606 §3(d): "If any of the well-known mandatory attributes are not present in an
             // UPDATE message, then 'treat-as-withdraw' MUST be used. (Note that [RFC4760]
             // reclassifies NEXT_HOP as what is effectively discretionary.)"
-            let mut mandatory = vec![AttrType::Origin, AttrType::AsPath];
-            if reach_v4 {
-                mandatory.push(AttrType::NextHop);
-            }
-            for t in mandatory {
+            let mandatory: &[AttrType] = if reach_v4 {
+                &[AttrType::Origin, AttrType::AsPath, AttrType::NextHop]
+            } else {
+                &[AttrType::Origin, AttrType::AsPath]
+            };
+            for &t in mandatory {
                 let code = u8::from(t);
                 if !seen.contains(code) {
                     errors.push(AttributeError {
