@@ -181,7 +181,12 @@ impl TimingConfig {
 
 /// Where membership and fencing leases live.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize, Default)]
-#[serde(deny_unknown_fields, rename_all = "camelCase", tag = "kind")]
+#[serde(
+    deny_unknown_fields,
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase",
+    tag = "kind"
+)]
 pub enum StoreConfig {
     /// Membership = the configured `nodes`; no lease fencing.
     #[default]
@@ -320,6 +325,23 @@ mod tests {
             TrafficPolicy::Local
         );
         assert!(cfg.interfaces.exclude.iter().any(|e| e == "^veth"));
+    }
+
+    #[test]
+    fn parses_file_store() {
+        let cfg = L2Config::from_yaml(
+            "node: a\nnodes: [{name: a}]\nstore: {kind: file, dir: /x, leaseMs: 2000, renewMs: 400}\n",
+        )
+        .expect("valid config");
+        assert_eq!(
+            cfg.store,
+            StoreConfig::File {
+                dir: "/x".into(),
+                lease_ms: 2000,
+                renew_ms: 400
+            }
+        );
+        assert!(L2Config::from_yaml("node: a\nnodes: [{name: a}]\nstore: {kind: file, dir: /x, leaseMs: 500, renewMs: 400}\n").is_err());
     }
 
     #[test]

@@ -4,6 +4,7 @@
   probe.py arp VIP IFACE COUNT          ARP requests for VIP
   probe.py ns  VIP IFACE COUNT SRC_IP6  Neighbor Solicitations for VIP from SRC_IP6
   probe.py arp VIP IFACE COUNT - VLAN   ARP requests sent with an 802.1Q tag (VLAN id)
+  probe.py dad VIP IFACE COUNT          DAD probes (NS from ::) for VIP; counts NAs to ff02::1
 
 Sends COUNT requests 200 ms apart and prints JSON: {"sent": COUNT, "replies": [[t, mac, vlan], ...]}
 with every reply for VIP seen on IFACE (ARP reply with psrc == VIP, or NA with target == VIP).
@@ -23,6 +24,7 @@ conf.verb = 0
 mode, vip, iface, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 mac = get_if_hwaddr(iface)
 replies = []
+sent_at = []
 
 
 def on_pkt(p):
@@ -31,6 +33,12 @@ def on_pkt(p):
     if mode == "arp" and ARP in p and p[ARP].op == 2 and p[ARP].psrc == vip and p[ARP].pdst != vip:
         replies.append([p.time, p[ARP].hwsrc, vlan])
     if mode == "ns" and ICMPv6ND_NA in p and p[ICMPv6ND_NA].tgt == vip and p[ICMPv6ND_NA].S == 1:
+        ll = p[ICMPv6NDOptDstLLAddr].lladdr if ICMPv6NDOptDstLLAddr in p else p[Ether].src
+        replies.append([p.time, ll, vlan])
+    # A defended DAD probe: NA to all-nodes with S=0 (RFC 4861 7.2.4). Only count those sent while
+    # probes are outstanding, i.e. after the first probe went out.
+    if (mode == "dad" and sent_at and ICMPv6ND_NA in p and p[ICMPv6ND_NA].tgt == vip
+            and p[ICMPv6ND_NA].S == 0 and p[IPv6].dst == "ff02::1"):
         ll = p[ICMPv6NDOptDstLLAddr].lladdr if ICMPv6NDOptDstLLAddr in p else p[Ether].src
         replies.append([p.time, ll, vlan])
 
@@ -44,12 +52,17 @@ if mode == "arp" and len(sys.argv) > 6:
            ARP(op=1, hwsrc=mac, psrc="192.168.100.100", pdst=vip))
 elif mode == "arp":
     req = Ether(dst="ff:ff:ff:ff:ff:ff", src=mac) / ARP(op=1, hwsrc=mac, psrc=get_if_addr(iface), pdst=vip)
+elif mode == "dad":
+    sn = socket.inet_ntop(socket.AF_INET6, in6_getnsma(inet_pton(socket.AF_INET6, vip)))
+    req = (Ether(dst=in6_getnsmac(inet_pton(socket.AF_INET6, sn)), src=mac) /
+           IPv6(src="::", dst=sn, hlim=255) / ICMPv6ND_NS(tgt=vip))
 else:
     src = sys.argv[5]
     sn = socket.inet_ntop(socket.AF_INET6, in6_getnsma(inet_pton(socket.AF_INET6, vip)))
     req = (Ether(dst=in6_getnsmac(inet_pton(socket.AF_INET6, sn)), src=mac) /
            IPv6(src=src, dst=sn, hlim=255) / ICMPv6ND_NS(tgt=vip) / ICMPv6NDOptSrcLLAddr(lladdr=mac))
 for _ in range(count):
+    sent_at.append(time.time())
     sendp(req, iface=iface)
     time.sleep(0.2)
 time.sleep(0.3)
