@@ -491,6 +491,23 @@ mod tests {
     }
 
     #[test]
+    fn shipped_dual_stack_topology_validates() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("containerlab/dual-stack.clab.yml");
+        let t = Topology::load(&file).expect("dual-stack.clab.yml is valid");
+        assert_eq!(t.name, "dual-stack");
+        assert_eq!(t.links.len(), 3);
+        assert_eq!(t.nodes["tor"].program, Program::Frr);
+        for n in ["node1", "node2"] {
+            assert_eq!(t.nodes[n].program, Program::Speaker);
+            assert!(
+                t.nodes[n]
+                    .bind_for(images::SPEAKER_CONF)
+                    .is_some_and(Path::exists)
+            );
+        }
+    }
+
+    #[test]
     fn yaml_errors_carry_a_location_and_bad_links_are_rejected() {
         let err = parse("name: t3\ntopology:\n  nodes: [\n")
             .err()

@@ -347,6 +347,20 @@ pub fn summary_at(run_dir: &Path) -> Result<Vec<FrrPeer>> {
     parse_summary(&v)
 }
 
+/// `show bgp <afi> unicast json` of the FRR instance whose vty sockets are in `run_dir`.
+pub fn routes_at(run_dir: &Path, afi: &str) -> Result<BTreeMap<String, Vec<FrrPath>>> {
+    let command = format!("show bgp {afi} unicast json");
+    let text = cmd::output(
+        Command::new("vtysh")
+            .arg("--vty_socket")
+            .arg(run_dir)
+            .args(["-c", &command]),
+    )?;
+    let v: Value =
+        serde_json::from_str(&text).map_err(|e| parse_error("bgp routes", e.to_string()))?;
+    parse_routes(&v)
+}
+
 /// Parses `show bgp summary json` (one object per address family, each with `peers`).
 pub fn parse_summary(v: &Value) -> Result<Vec<FrrPeer>> {
     let families = v

@@ -9,6 +9,7 @@
 
 pub mod clab;
 pub mod cmd;
+pub mod demo;
 pub mod error;
 pub mod frr;
 pub mod link;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use herald_lab::clab::{Topology, names_of};
+use herald_lab::demo;
 use herald_lab::runner::{DEFAULT_STATE_ROOT, LabStatus, Runner, UpOptions};
 
 /// Run containerlab topologies with network namespaces (no Docker).
@@ -40,6 +41,17 @@ enum Cmd {
     Status {
         /// Only this topology.
         file: Option<PathBuf>,
+    },
+    /// The main job: bring up bgp-ecmp, check sessions, the ToR's ECMP route to the service IP,
+    /// HTTP from the client to it and the DSR proof, print a summary table, then tear down.
+    Demo {
+        /// Leave the lab up afterwards (`lab down FILE` removes it).
+        #[arg(long)]
+        keep: bool,
+        /// The topology (default: the shipped bgp-ecmp.clab.yml); it needs nodes tor, client and
+        /// node1..node3.
+        #[arg(long)]
+        topology: Option<PathBuf>,
     },
     /// Run a command inside a node.
     Exec {
@@ -146,6 +158,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .map(|f| names_of(&f).map(|(name, _)| name))
                 .transpose()?;
             print_status(&runner.status(lab.as_deref())?);
+        }
+        Cmd::Demo { keep, topology } => {
+            let file = topology.unwrap_or_else(demo::default_topology);
+            println!("Herald main job: {}", file.display());
+            let report = demo::run(&runner, &file, &demo::BGP_ECMP, keep, |row| {
+                let mark = match row.outcome {
+                    demo::Outcome::Done(_) => "ok",
+                    demo::Outcome::NotYet(_) => "not yet available",
+                    demo::Outcome::Skipped(_) => "skipped",
+                    demo::Outcome::Failed(_) => "FAILED",
+                };
+                eprintln!("  .. {}: {mark}", row.step);
+            })?;
+            println!();
+            print!("{}", report.render());
+            if report.failed() {
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Cmd::Exec { topo, node, argv } => {
             let lab = topo
