@@ -30,6 +30,9 @@ pub enum Error {
     /// A system call or file operation failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// The next hop towards an underlay address could not be found or resolved.
+    #[error("next hop: {0}")]
+    Neighbour(String),
     /// A feature that is not written yet.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),

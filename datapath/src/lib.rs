@@ -4,6 +4,7 @@
 pub mod error;
 pub mod loader;
 pub mod maglev;
+pub mod neighbour;
 pub mod reconcile;
 pub mod status;
 

@@ -1,0 +1,306 @@
+//! Next-hop resolution for Geneve encapsulation: the XDP program writes a fixed outer destination
+//! MAC per backend node, so user space must find which gateway (or on-link neighbour) the kernel
+//! would use towards a node's underlay address and that neighbour's MAC address.
+//!
+//! Parsing and route selection are pure functions over the text of `/proc/net/route` and
+//! `/proc/net/arp`. The I/O boundary is [`next_hop`] and [`interface_mac`]: they read those files
+//! through `/proc/thread-self/net` (so a thread that entered another network namespace with
+//! `setns` sees that namespace's tables), send one UDP datagram to provoke ARP when the neighbour
+//! is not resolved yet, and ask `getifaddrs` for interface addresses.
+//!
+//! Limits: IPv4 underlay only, main routing table only (what `/proc/net/route` shows), and for a
+//! multipath route the first next hop only.
+
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+
+/// Route flag: the route is usable.
+const RTF_UP: u16 = 0x0001;
+/// Route flag: the destination is behind a gateway.
+const RTF_GATEWAY: u16 = 0x0002;
+/// ARP entry flag: resolution completed.
+const ATF_COM: u16 = 0x02;
+/// The discard port: the datagram that provokes ARP resolution is aimed at it.
+const DISCARD_PORT: u16 = 9;
+
+/// One IPv4 route of the main table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Output interface.
+    pub ifname: String,
+    /// Destination network.
+    pub dest: Ipv4Addr,
+    /// Destination netmask.
+    pub mask: Ipv4Addr,
+    /// Gateway, when the destination is not on-link.
+    pub gateway: Option<Ipv4Addr>,
+    /// Route metric (lower wins among equally specific routes).
+    pub metric: u32,
+}
+
+impl Route {
+    fn prefix_len(&self) -> u32 {
+        u32::from(self.mask).count_ones()
+    }
+
+    fn contains(&self, addr: Ipv4Addr) -> bool {
+        u32::from(addr) & u32::from(self.mask) == u32::from(self.dest) & u32::from(self.mask)
+    }
+}
+
+/// One entry of the IPv4 neighbour (ARP) table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    /// Neighbour address.
+    pub addr: Ipv4Addr,
+    /// Its link-layer address.
+    pub mac: [u8; 6],
+    /// Interface it was learnt on.
+    pub ifname: String,
+    /// Whether resolution completed (incomplete entries carry a zero MAC).
+    pub complete: bool,
+}
+
+/// Where packets for an underlay address go: the neighbour to hand them to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    /// The gateway, or the destination itself when it is on-link.
+    pub addr: Ipv4Addr,
+    /// Output interface.
+    pub ifname: String,
+    /// The neighbour's MAC address.
+    pub mac: [u8; 6],
+}
+
+/// `/proc/net/route` prints each `__be32` as a host-order hex integer.
+fn proc_ipv4(hex: &str) -> Option<Ipv4Addr> {
+    let v = u32::from_str_radix(hex, 16).ok()?;
+    Some(Ipv4Addr::from(v.to_ne_bytes()))
+}
+
+/// Parses the text of `/proc/net/route` (header line first). Routes that are not up are left out.
+pub fn parse_routes(text: &str) -> Result<Vec<Route>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        let bad = || Error::Neighbour(format!("/proc/net/route line {}: {line:?}", n + 1));
+        if f.len() < 8 {
+            return Err(bad());
+        }
+        let dest = proc_ipv4(f[1]).ok_or_else(bad)?;
+        let gateway = proc_ipv4(f[2]).ok_or_else(bad)?;
+        let flags = u16::from_str_radix(f[3], 16).map_err(|_| bad())?;
+        let metric = f[6].parse().map_err(|_| bad())?;
+        let mask = proc_ipv4(f[7]).ok_or_else(bad)?;
+        if flags & RTF_UP == 0 {
+            continue;
+        }
+        out.push(Route {
+            ifname: f[0].to_string(),
+            dest,
+            mask,
+            gateway: (flags & RTF_GATEWAY != 0).then_some(gateway),
+            metric,
+        });
+    }
+    Ok(out)
+}
+
+/// The route the kernel's main table would pick for `addr`: longest prefix, then lowest metric.
+pub fn route_to(routes: &[Route], addr: Ipv4Addr) -> Option<&Route> {
+    routes
+        .iter()
+        .filter(|r| r.contains(addr))
+        .min_by_key(|r| (std::cmp::Reverse(r.prefix_len()), r.metric))
+}
+
+fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in &mut mac {
+        *b = u8::from_str_radix(parts.next()?, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
+
+/// Parses the text of `/proc/net/arp` (header line first).
+pub fn parse_arp(text: &str) -> Result<Vec<Neighbour>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        let bad = || Error::Neighbour(format!("/proc/net/arp line {}: {line:?}", n + 1));
+        if f.len() < 6 {
+            return Err(bad());
+        }
+        let addr: Ipv4Addr = f[0].parse().map_err(|_| bad())?;
+        let flags = u16::from_str_radix(f[2].trim_start_matches("0x"), 16).map_err(|_| bad())?;
+        let mac = parse_mac(f[3]).ok_or_else(bad)?;
+        out.push(Neighbour {
+            addr,
+            mac,
+            ifname: f[5].to_string(),
+            complete: flags & ATF_COM != 0,
+        });
+    }
+    Ok(out)
+}
+
+/// The completed neighbour entry for `addr` on `ifname`, if any.
+pub fn find_neighbour<'a>(
+    table: &'a [Neighbour],
+    addr: Ipv4Addr,
+    ifname: &str,
+) -> Option<&'a Neighbour> {
+    table
+        .iter()
+        .find(|n| n.addr == addr && n.ifname == ifname && n.complete && n.mac != [0; 6])
+}
+
+fn read_proc_net(file: &str) -> Result<String> {
+    // `thread-self`, not `self`: network namespaces are per thread.
+    let path = format!("/proc/thread-self/net/{file}");
+    std::fs::read_to_string(&path).map_err(|e| Error::Neighbour(format!("{path}: {e}")))
+}
+
+/// Resolves the next hop towards underlay address `dest` in the calling thread's network
+/// namespace: route lookup, then the neighbour's MAC. When the neighbour is not resolved yet, one
+/// empty UDP datagram to `dest`'s discard port makes the kernel resolve it, and the table is
+/// polled until `timeout`.
+pub fn next_hop(dest: Ipv4Addr, timeout: Duration) -> Result<NextHop> {
+    let routes = parse_routes(&read_proc_net("route")?)?;
+    let route = route_to(&routes, dest)
+        .ok_or_else(|| Error::Neighbour(format!("no route to {dest}")))?
+        .clone();
+    let hop = route.gateway.unwrap_or(dest);
+    let deadline = Instant::now() + timeout;
+    let mut provoked = false;
+    loop {
+        let table = parse_arp(&read_proc_net("arp")?)?;
+        if let Some(n) = find_neighbour(&table, hop, &route.ifname) {
+            return Ok(NextHop {
+                addr: hop,
+                ifname: route.ifname,
+                mac: n.mac,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Neighbour(format!(
+                "next hop {hop} on {} towards {dest} not resolved within {timeout:?}",
+                route.ifname
+            )));
+        }
+        if !provoked {
+            let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+            s.send_to(&[], SocketAddrV4::new(dest, DISCARD_PORT))?;
+            provoked = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The MAC address of interface `ifname` in the calling thread's network namespace.
+pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| Error::Io(e.into()))?;
+    for a in addrs {
+        if a.interface_name != ifname {
+            continue;
+        }
+        if let Some(mac) = a
+            .address
+            .as_ref()
+            .and_then(|s| s.as_link_addr())
+            .and_then(|l| l.addr())
+        {
+            return Ok(mac);
+        }
+    }
+    Err(Error::Neighbour(format!(
+        "interface {ifname} has no MAC address"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Captured from a lab node (little-endian host): default via 10.0.1.1 dev eth0, the
+    // on-link 10.0.1.0/24, a more specific 10.0.9.0/24 via 10.0.1.9 with metric 5, a route
+    // that is down.
+    const ROUTES: &str = "\
+Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT
+eth0\t00000000\t0101000A\t0003\t0\t0\t0\t00000000\t0\t0\t0
+eth0\t0001000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
+eth1\t0009000A\t0901000A\t0003\t0\t0\t5\t00FFFFFF\t0\t0\t0
+eth0\t0009000A\t0801000A\t0003\t0\t0\t1\t00FFFFFF\t0\t0\t0
+eth2\t0007000A\t0701000A\t0002\t0\t0\t0\t00FFFFFF\t0\t0\t0
+";
+
+    const ARP: &str = "\
+IP address       HW type     Flags       HW address            Mask     Device
+10.0.1.1         0x1         0x2         02:fc:00:00:00:05     *        eth0
+10.0.1.7         0x1         0x0         00:00:00:00:00:00     *        eth0
+10.0.1.8         0x1         0x2         0a:0b:0c:0d:0e:0f     *        eth1
+";
+
+    #[test]
+    fn route_fields_are_decoded_from_host_order_hex() {
+        let routes = parse_routes(ROUTES).expect("parse");
+        assert_eq!(routes.len(), 4, "the down route is left out");
+        assert_eq!(routes[0].gateway, Some(Ipv4Addr::new(10, 0, 1, 1)));
+        assert_eq!(routes[0].mask, Ipv4Addr::UNSPECIFIED);
+        assert_eq!(routes[1].dest, Ipv4Addr::new(10, 0, 1, 0));
+        assert_eq!(routes[1].mask, Ipv4Addr::new(255, 255, 255, 0));
+        assert_eq!(routes[1].gateway, None);
+    }
+
+    #[test]
+    fn longest_prefix_then_lowest_metric_wins() {
+        let routes = parse_routes(ROUTES).expect("parse");
+        let r = route_to(&routes, Ipv4Addr::new(10, 0, 9, 3)).expect("route");
+        assert_eq!(
+            (r.ifname.as_str(), r.gateway),
+            ("eth0", Some(Ipv4Addr::new(10, 0, 1, 8)))
+        );
+        let r = route_to(&routes, Ipv4Addr::new(10, 0, 1, 20)).expect("route");
+        assert_eq!(r.gateway, None, "on-link");
+        let r = route_to(&routes, Ipv4Addr::new(192, 168, 0, 1)).expect("route");
+        assert_eq!(r.gateway, Some(Ipv4Addr::new(10, 0, 1, 1)), "default");
+        assert!(route_to(&routes[1..2], Ipv4Addr::new(10, 0, 2, 1)).is_none());
+    }
+
+    #[test]
+    fn only_completed_neighbours_on_the_right_interface_count() {
+        let table = parse_arp(ARP).expect("parse");
+        assert_eq!(table.len(), 3);
+        let n = find_neighbour(&table, Ipv4Addr::new(10, 0, 1, 1), "eth0").expect("found");
+        assert_eq!(n.mac, [0x02, 0xfc, 0, 0, 0, 5]);
+        assert!(find_neighbour(&table, Ipv4Addr::new(10, 0, 1, 7), "eth0").is_none());
+        assert!(find_neighbour(&table, Ipv4Addr::new(10, 0, 1, 8), "eth0").is_none());
+        assert!(find_neighbour(&table, Ipv4Addr::new(10, 0, 1, 8), "eth1").is_some());
+    }
+
+    #[test]
+    fn malformed_lines_are_errors_not_panics() {
+        assert!(parse_routes("h\neth0 zz").is_err());
+        assert!(parse_arp("h\n10.0.0.1 0x1 0x2 02:00 * eth0").is_err());
+        assert!(parse_arp("h\n10.0.0.1 0x1 0x2 02:00:00:00:00:00:00 * eth0").is_err());
+    }
+
+    #[test]
+    fn this_namespaces_real_tables_parse() {
+        // The kernel's own output, whatever this namespace holds, must parse.
+        let routes = parse_routes(&read_proc_net("route").expect("read")).expect("parse");
+        let _ = parse_arp(&read_proc_net("arp").expect("read")).expect("parse");
+        for r in &routes {
+            assert!(!r.ifname.is_empty());
+        }
+    }
+}
