@@ -1,0 +1,211 @@
+//! The BFD driver on real sockets, without a third-party peer, in a private network namespace:
+//! two of our sessions talk to each other over loopback through the one listening socket
+//! (demultiplexing by address pair, then by discriminator), the RFC 5881 received-TTL rule is
+//! enforced on hand-made packets, and registration errors are reported. Needs root and `ip`.
+
+use std::fs::File;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+use herald_tests::{Netns, TestLab};
+use nix::sched::{CloneFlags, setns};
+use speaker::bfd::{Bfd, BfdSession, Diagnostic, Error, Repr, SessionSpec, State};
+use speaker::config::BfdConfig;
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+fn config(multihop: bool) -> BfdConfig {
+    BfdConfig {
+        min_tx_ms: 50,
+        min_rx_ms: 50,
+        multiplier: 3,
+        multihop,
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("address literal")
+}
+
+/// Runs `body` on a current-thread runtime on a thread inside `ns`.
+fn in_netns<F: Future<Output = ()>>(ns: &Netns, body: impl FnOnce() -> F + Send) {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(&path).expect("open namespace");
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(body());
+        })
+        .join()
+        .expect("test thread");
+    });
+}
+
+async fn wait_state(session: &mut BfdSession, want: State) -> Diagnostic {
+    let deadline = tokio::time::Instant::now() + TIMEOUT;
+    loop {
+        match tokio::time::timeout_at(deadline, session.recv()).await {
+            Ok(Some(e)) if e.state == want => return e.diagnostic,
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("driver stopped"),
+            Err(_) => panic!("not {want} in time (state {})", session.state()),
+        }
+    }
+}
+
+fn lab_ns(test: &str) -> (TestLab, Netns) {
+    let lab = TestLab::new(test).expect("lab");
+    let ns = lab.netns("dut").expect("netns");
+    ns.link_up("lo").expect("lo up");
+    ns.addr_add("lo", "fd00:99::1/128").expect("addr");
+    ns.addr_add("lo", "fd00:99::2/128").expect("addr");
+    (lab, ns)
+}
+
+#[test]
+fn two_local_sessions_come_up_over_loopback_and_detect_a_deregistered_peer() {
+    let (_lab, ns) = lab_ns("bfd_loopback");
+    in_netns(&ns, || async {
+        let bfd = Bfd::spawn();
+        for (a_addr, b_addr, multihop) in [
+            ("127.0.0.1", "127.0.0.2", false),
+            ("fd00:99::1", "fd00:99::2", false),
+            ("127.0.0.1", "127.0.0.2", true),
+        ] {
+            let spec = |local: &str, peer: &str| SessionSpec {
+                peer: ip(peer),
+                local: ip(local),
+                interface: None,
+                config: config(multihop),
+            };
+            let mut a = bfd.register(spec(a_addr, b_addr)).await.expect("a");
+            let mut b = bfd.register(spec(b_addr, a_addr)).await.expect("b");
+            assert_ne!(a.discriminator(), b.discriminator());
+            assert_eq!(
+                wait_state(&mut a, State::Up).await,
+                Diagnostic::NoDiagnostic
+            );
+            assert_eq!(
+                wait_state(&mut b, State::Up).await,
+                Diagnostic::NoDiagnostic
+            );
+            // Dropping b sends AdminDown: a hears "neighbor signaled session down" at once,
+            // without waiting for its detection timer.
+            drop(b);
+            assert_eq!(
+                wait_state(&mut a, State::Down).await,
+                Diagnostic::NeighborSignaledSessionDown,
+                "{a_addr} multihop={multihop}"
+            );
+        }
+    });
+}
+
+#[test]
+fn single_hop_packets_need_ttl_255() {
+    let (_lab, ns) = lab_ns("bfd_ttl");
+    in_netns(&ns, || async {
+        let bfd = Bfd::spawn();
+        let mut session = bfd
+            .register(SessionSpec {
+                peer: ip("127.0.0.2"),
+                local: ip("127.0.0.1"),
+                interface: None,
+                config: config(false),
+            })
+            .await
+            .expect("register");
+        let down = Repr {
+            diagnostic: Diagnostic::NoDiagnostic,
+            state: State::Down,
+            poll: false,
+            final_: false,
+            control_plane_independent: false,
+            demand: false,
+            detect_mult: 3,
+            my_discriminator: 0xabcd,
+            your_discriminator: 0,
+            desired_min_tx: 1_000_000,
+            required_min_rx: 50_000,
+            required_min_echo_rx: 0,
+            auth: None,
+        };
+        let sender = UdpSocket::bind("127.0.0.2:50000").expect("bind");
+        let target: SocketAddr = "127.0.0.1:3784".parse().expect("addr");
+        // One hop too many: discarded, the session stays Down.
+        sender.set_ttl(254).expect("ttl");
+        for _ in 0..3 {
+            sender.send_to(&down.to_bytes(), target).expect("send");
+        }
+        let early = tokio::time::timeout(Duration::from_millis(500), session.recv()).await;
+        assert!(early.is_err(), "TTL 254 packet was accepted: {early:?}");
+        assert_eq!(session.state(), State::Down);
+        // The same packet with TTL 255 moves the session to Init.
+        sender.set_ttl(255).expect("ttl");
+        sender.send_to(&down.to_bytes(), target).expect("send");
+        assert_eq!(
+            wait_state(&mut session, State::Init).await,
+            Diagnostic::NoDiagnostic
+        );
+        // A packet for an unknown discriminator changes nothing (and does not stop the driver).
+        let stray = Repr {
+            state: State::Up,
+            your_discriminator: session.discriminator().wrapping_add(1).max(1),
+            ..down
+        };
+        sender.send_to(&stray.to_bytes(), target).expect("send");
+        assert_eq!(session.state(), State::Init);
+    });
+}
+
+#[test]
+fn registration_errors_are_reported() {
+    let (_lab, ns) = lab_ns("bfd_register");
+    in_netns(&ns, || async {
+        let bfd = Bfd::spawn();
+        let spec = SessionSpec {
+            peer: ip("127.0.0.2"),
+            local: ip("127.0.0.1"),
+            interface: None,
+            config: config(false),
+        };
+        let _first = bfd.register(spec.clone()).await.expect("first");
+        assert!(matches!(
+            bfd.register(spec.clone()).await,
+            Err(Error::Duplicate { .. })
+        ));
+        assert!(matches!(
+            bfd.register(SessionSpec {
+                local: ip("::1"),
+                ..spec.clone()
+            })
+            .await,
+            Err(Error::MixedFamilies { .. })
+        ));
+        assert!(matches!(
+            bfd.register(SessionSpec {
+                peer: ip("127.0.0.3"),
+                config: BfdConfig {
+                    multiplier: 0,
+                    ..config(false)
+                },
+                ..spec.clone()
+            })
+            .await,
+            Err(Error::InvalidConfig(_))
+        ));
+        assert!(matches!(
+            bfd.register(SessionSpec {
+                peer: ip("127.0.0.4"),
+                interface: Some("nosuchif0".into()),
+                ..spec
+            })
+            .await,
+            Err(Error::Io { .. })
+        ));
+    });
+}
