@@ -3,7 +3,7 @@
 //! multihop (RFC 5883). Sessions must come Up on both sides; when the path fails (veth down on
 //! the peer's side, or all ingress dropped on ours) our side must report Down with "control
 //! detection time expired" to the subscriber. How long that took is printed, not asserted
-//! (timing assertions flake on a shared 2-core machine); `scripts/bfd-detection.sh` measures it.
+//! (timing assertions flake on a shared 2-core machine); `tests/bfd_detection.rs` measures it.
 //!
 //! The speaker's BFD driver runs on a tokio runtime whose threads are moved into the test's
 //! namespace with setns(2), so its sockets live there. Needs root, `ip`, `tc`, FRR and BIRD 2.

@@ -204,6 +204,11 @@ impl BfdSession {
         self.events_rx.recv().await
     }
 
+    /// The next state change if one is already queued.
+    pub fn try_recv(&mut self) -> Option<BfdEvent> {
+        self.events_rx.try_recv().ok()
+    }
+
     /// Takes the session administratively down (`true`) or back (`false`), RFC 5880 §6.8.16.
     pub fn set_admin_down(&self, down: bool) -> Result<()> {
         self.cmd_tx
