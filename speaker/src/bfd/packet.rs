@@ -673,6 +673,98 @@ mod tests {
         assert_eq!(Repr::parse_bytes(&r.to_bytes()), Ok(r));
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .filter_map(|i| s.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect()
+    }
+
+    /// Output of `vectors/scapy_bfd.py` (scapy.contrib.bfd, an independent encoder).
+    #[test]
+    fn scapy_vectors_parse_to_the_same_fields_and_reemit_byte_for_byte() {
+        let cases = [
+            (
+                "21e0051801020304a0b0c0d0000493e00003d0900000c350",
+                Repr {
+                    diagnostic: Diagnostic::ControlDetectionTimeExpired,
+                    state: State::Up,
+                    poll: true,
+                    final_: false,
+                    control_plane_independent: false,
+                    demand: false,
+                    detect_mult: 5,
+                    my_discriminator: 0x0102_0304,
+                    your_discriminator: 0xa0b0_c0d0,
+                    desired_min_tx: 300_000,
+                    required_min_rx: 250_000,
+                    required_min_echo_rx: 50_000,
+                    auth: None,
+                },
+            ),
+            (
+                "209003180000000700000009000f4240000186a000000000",
+                Repr {
+                    diagnostic: Diagnostic::NoDiagnostic,
+                    state: State::Init,
+                    poll: false,
+                    final_: true,
+                    control_plane_independent: false,
+                    demand: false,
+                    detect_mult: 3,
+                    my_discriminator: 7,
+                    your_discriminator: 9,
+                    desired_min_tx: 1_000_000,
+                    required_min_rx: 100_000,
+                    required_min_echo_rx: 0,
+                    auth: None,
+                },
+            ),
+            (
+                "27000318ffffffff00000000000f4240000f424000000000",
+                Repr {
+                    diagnostic: Diagnostic::AdministrativelyDown,
+                    state: State::AdminDown,
+                    poll: false,
+                    final_: false,
+                    control_plane_independent: false,
+                    demand: false,
+                    detect_mult: 3,
+                    my_discriminator: u32::MAX,
+                    your_discriminator: 0,
+                    desired_min_tx: 1_000_000,
+                    required_min_rx: 1_000_000,
+                    required_min_echo_rx: 0,
+                    auth: None,
+                },
+            ),
+            (
+                "2348ff180000002a00000000000000010000000000000000",
+                Repr {
+                    diagnostic: Diagnostic::NeighborSignaledSessionDown,
+                    state: State::Down,
+                    poll: false,
+                    final_: false,
+                    control_plane_independent: true,
+                    demand: false,
+                    detect_mult: 255,
+                    my_discriminator: 42,
+                    your_discriminator: 0,
+                    desired_min_tx: 1,
+                    required_min_rx: 0,
+                    required_min_echo_rx: 0,
+                    auth: None,
+                },
+            ),
+        ];
+        for (hex, expected) in cases {
+            let bytes = unhex(hex);
+            assert_eq!(bytes.len(), 24, "{hex}");
+            assert_eq!(Repr::parse_bytes(&bytes).as_ref(), Ok(&expected), "{hex}");
+            assert_eq!(expected.to_bytes(), bytes, "{hex}");
+        }
+    }
+
     fn arb_repr() -> impl Strategy<Value = Repr> {
         (
             0u8..32,
