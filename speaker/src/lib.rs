@@ -1,10 +1,13 @@
 //! Herald's node agent as a library: configuration, BGP instance, advertisements and the ops
 //! surface. `main.rs` only parses the command line and calls in here.
 
+pub mod advertise;
 pub mod api;
 pub mod bfd;
 pub mod bgp;
 pub mod config;
 pub mod error;
+pub mod fib;
+pub mod import_policy;
 
 pub use error::{Error, Result};

@@ -1,0 +1,365 @@
+//! Kernel FIB import: installs selected received routes into a configurable kernel routing table,
+//! with ECMP multipath next hops, and keeps that table equal to the desired set.
+//!
+//! Split as every Herald reconciler: the desired routes are computed elsewhere (import policy and
+//! best-path selection in [`crate::import_policy`]); [`diff`] is a pure function from installed and
+//! desired routes to idempotent [`FibOp`]s; a [`FibWriter`] applies them. [`Fib`] tracks what was
+//! applied, retries what failed on the next reconcile, adopts routes left by a previous run
+//! ([`Fib::resync`]) and removes everything at shutdown ([`Fib::shutdown`]) unless graceful
+//! restart keeps the routes. The only I/O is in [`netlink::NetlinkFib`] (rtnetlink).
+
+pub mod netlink;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::error::{Error, Result};
+
+pub use netlink::{NetlinkFib, RTPROT_BGP};
+
+/// One next hop of a kernel route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FibNextHop {
+    /// The gateway address (an IPv4 gateway for IPv6 prefixes is not supported).
+    pub gateway: IpAddr,
+    /// The outgoing interface; required for IPv6 link-local gateways, otherwise the kernel
+    /// resolves it from the gateway address.
+    pub ifindex: Option<u32>,
+}
+
+impl FibNextHop {
+    /// A next hop through `gateway`, device chosen by the kernel.
+    pub fn via(gateway: IpAddr) -> Self {
+        Self {
+            gateway,
+            ifindex: None,
+        }
+    }
+}
+
+/// Routes of one table: prefix → its (ECMP) next hops. An empty set is not a route.
+pub type FibRoutes = BTreeMap<IpNet, BTreeSet<FibNextHop>>;
+
+/// One idempotent change to the kernel table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FibOp {
+    /// Install the route, replacing whatever route the table has for the prefix.
+    Replace {
+        /// Destination.
+        prefix: IpNet,
+        /// Its next hops (more than one: a multipath route).
+        next_hops: BTreeSet<FibNextHop>,
+    },
+    /// Remove the route for the prefix (absent already: success).
+    Remove {
+        /// Destination.
+        prefix: IpNet,
+    },
+}
+
+/// The operations that turn `installed` into `desired`: removals first, then replacements, each
+/// in prefix order. Routes that match are left alone.
+pub fn diff(installed: &FibRoutes, desired: &FibRoutes) -> Vec<FibOp> {
+    let mut ops: Vec<FibOp> = installed
+        .iter()
+        .filter(|(p, hops)| !hops.is_empty() && desired.get(p).is_none_or(BTreeSet::is_empty))
+        .map(|(&prefix, _)| FibOp::Remove { prefix })
+        .collect();
+    ops.extend(
+        desired
+            .iter()
+            .filter(|(p, hops)| !hops.is_empty() && installed.get(p) != Some(hops))
+            .map(|(&prefix, hops)| FibOp::Replace {
+                prefix,
+                next_hops: hops.clone(),
+            }),
+    );
+    ops
+}
+
+/// Applies FIB operations to one kernel table (or to a fake in tests).
+pub trait FibWriter {
+    /// Installs or replaces the route for `prefix`.
+    fn replace(
+        &mut self,
+        prefix: IpNet,
+        next_hops: &BTreeSet<FibNextHop>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Removes the route for `prefix`; succeeds if there is none.
+    fn remove(&mut self, prefix: IpNet) -> impl Future<Output = Result<()>> + Send;
+    /// The routes this writer owns that the table holds now.
+    fn installed(&mut self) -> impl Future<Output = Result<FibRoutes>> + Send;
+}
+
+/// What one reconcile did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReconcileReport {
+    /// Routes installed or replaced.
+    pub replaced: usize,
+    /// Routes removed.
+    pub removed: usize,
+    /// Operations that failed (they are retried by the next reconcile), with the error text.
+    pub failed: Vec<(IpNet, String)>,
+}
+
+/// The FIB installer: a writer plus the routes it has applied.
+#[derive(Debug)]
+pub struct Fib<W> {
+    writer: W,
+    applied: FibRoutes,
+}
+
+impl<W: FibWriter> Fib<W> {
+    /// An installer that assumes the table holds none of our routes (see [`Fib::resync`]).
+    pub fn new(writer: W) -> Self {
+        Self {
+            writer,
+            applied: FibRoutes::new(),
+        }
+    }
+
+    /// The routes applied so far.
+    pub fn applied(&self) -> &FibRoutes {
+        &self.applied
+    }
+
+    /// The writer (for inspection in tests).
+    pub fn writer(&self) -> &W {
+        &self.writer
+    }
+
+    /// Re-reads our routes from the table, so a reconcile after a restart removes leftovers and
+    /// skips routes that are already right.
+    pub async fn resync(&mut self) -> Result<()> {
+        self.applied = self.writer.installed().await?;
+        Ok(())
+    }
+
+    /// Makes the table hold exactly `desired`. Every operation is attempted; failed ones are
+    /// reported and, since `applied` only records successes, retried by the next call.
+    pub async fn reconcile(&mut self, desired: &FibRoutes) -> ReconcileReport {
+        let mut report = ReconcileReport::default();
+        for op in diff(&self.applied, desired) {
+            match op {
+                FibOp::Remove { prefix } => match self.writer.remove(prefix).await {
+                    Ok(()) => {
+                        self.applied.remove(&prefix);
+                        report.removed += 1;
+                    }
+                    Err(e) => report.failed.push((prefix, e.to_string())),
+                },
+                FibOp::Replace { prefix, next_hops } => {
+                    match self.writer.replace(prefix, &next_hops).await {
+                        Ok(()) => {
+                            self.applied.insert(prefix, next_hops);
+                            report.replaced += 1;
+                        }
+                        Err(e) => {
+                            // The old route may or may not still be there; forget it so the next
+                            // reconcile replaces it again.
+                            self.applied.remove(&prefix);
+                            report.failed.push((prefix, e.to_string()));
+                        }
+                    }
+                }
+            }
+        }
+        report
+    }
+
+    /// Removes every route we installed (session loss of all peers, shutdown without graceful
+    /// restart). Returns the first error after attempting all removals.
+    pub async fn shutdown(&mut self) -> Result<()> {
+        let report = self.reconcile(&FibRoutes::new()).await;
+        match report.failed.into_iter().next() {
+            None => Ok(()),
+            Some((prefix, reason)) => Err(Error::Netlink {
+                op: format!("remove {prefix} at shutdown"),
+                reason,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn net(s: &str) -> IpNet {
+        s.parse().expect("prefix")
+    }
+
+    fn hops(gws: &[&str]) -> BTreeSet<FibNextHop> {
+        gws.iter()
+            .map(|g| FibNextHop::via(g.parse().expect("addr")))
+            .collect()
+    }
+
+    fn routes(list: &[(&str, &[&str])]) -> FibRoutes {
+        list.iter().map(|(p, g)| (net(p), hops(g))).collect()
+    }
+
+    /// In-memory table; fails operations on prefixes listed in `broken`.
+    #[derive(Debug, Default)]
+    struct FakeTable {
+        table: FibRoutes,
+        broken: BTreeSet<IpNet>,
+        calls: usize,
+    }
+
+    impl FibWriter for FakeTable {
+        async fn replace(&mut self, prefix: IpNet, next_hops: &BTreeSet<FibNextHop>) -> Result<()> {
+            self.calls += 1;
+            if self.broken.contains(&prefix) {
+                return Err(Error::Netlink {
+                    op: format!("replace {prefix}"),
+                    reason: "EIO".into(),
+                });
+            }
+            self.table.insert(prefix, next_hops.clone());
+            Ok(())
+        }
+        async fn remove(&mut self, prefix: IpNet) -> Result<()> {
+            self.calls += 1;
+            if self.broken.contains(&prefix) {
+                return Err(Error::Netlink {
+                    op: format!("remove {prefix}"),
+                    reason: "EIO".into(),
+                });
+            }
+            self.table.remove(&prefix);
+            Ok(())
+        }
+        async fn installed(&mut self) -> Result<FibRoutes> {
+            Ok(self.table.clone())
+        }
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(f)
+    }
+
+    #[test]
+    fn diff_removes_missing_replaces_changed_and_keeps_equal() {
+        let installed = routes(&[
+            ("10.0.0.0/24", &["192.0.2.1"]),
+            ("10.0.1.0/24", &["192.0.2.1"]),
+            ("10.0.2.0/24", &["192.0.2.1", "192.0.2.2"]),
+        ]);
+        let desired = routes(&[
+            ("10.0.1.0/24", &["192.0.2.1"]),
+            ("10.0.2.0/24", &["192.0.2.2"]),
+            ("10.0.3.0/24", &["192.0.2.1", "192.0.2.3"]),
+            ("10.0.4.0/24", &[]),
+        ]);
+        assert_eq!(
+            diff(&installed, &desired),
+            vec![
+                FibOp::Remove {
+                    prefix: net("10.0.0.0/24")
+                },
+                FibOp::Replace {
+                    prefix: net("10.0.2.0/24"),
+                    next_hops: hops(&["192.0.2.2"])
+                },
+                FibOp::Replace {
+                    prefix: net("10.0.3.0/24"),
+                    next_hops: hops(&["192.0.2.1", "192.0.2.3"])
+                },
+            ]
+        );
+        assert!(diff(&desired, &desired).is_empty());
+    }
+
+    #[test]
+    fn an_empty_next_hop_set_removes_the_route() {
+        let installed = routes(&[("10.0.0.0/24", &["192.0.2.1"])]);
+        let desired = routes(&[("10.0.0.0/24", &[])]);
+        assert_eq!(
+            diff(&installed, &desired),
+            vec![FibOp::Remove {
+                prefix: net("10.0.0.0/24")
+            }]
+        );
+    }
+
+    #[test]
+    fn reconcile_is_idempotent() {
+        let mut fib = Fib::new(FakeTable::default());
+        let want = routes(&[
+            ("10.0.0.0/24", &["192.0.2.1", "192.0.2.2"]),
+            ("2001:db8::/32", &["2001:db8:ff::1"]),
+        ]);
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!((r.replaced, r.removed, r.failed.len()), (2, 0, 0));
+        assert_eq!(fib.writer().table, want);
+        let calls = fib.writer().calls;
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!(r, ReconcileReport::default());
+        assert_eq!(
+            fib.writer().calls,
+            calls,
+            "no kernel calls when nothing changed"
+        );
+    }
+
+    #[test]
+    fn failed_operations_are_retried_by_the_next_reconcile() {
+        let mut fib = Fib::new(FakeTable::default());
+        fib.writer.broken.insert(net("10.0.1.0/24"));
+        let want = routes(&[
+            ("10.0.0.0/24", &["192.0.2.1"]),
+            ("10.0.1.0/24", &["192.0.2.1"]),
+        ]);
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!(r.replaced, 1);
+        assert_eq!(r.failed.len(), 1);
+        assert!(r.failed[0].1.contains("EIO"));
+        assert!(!fib.applied().contains_key(&net("10.0.1.0/24")));
+        fib.writer.broken.clear();
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!((r.replaced, r.failed.len()), (1, 0));
+        assert_eq!(fib.writer().table, want);
+    }
+
+    #[test]
+    fn resync_adopts_leftovers_so_reconcile_removes_them() {
+        let table = FakeTable {
+            table: routes(&[
+                ("10.9.0.0/16", &["192.0.2.9"]),
+                ("10.0.0.0/24", &["192.0.2.1"]),
+            ]),
+            ..FakeTable::default()
+        };
+        let mut fib = Fib::new(table);
+        block_on(fib.resync()).expect("resync");
+        let want = routes(&[("10.0.0.0/24", &["192.0.2.1"])]);
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!((r.replaced, r.removed), (0, 1));
+        assert_eq!(fib.writer().table, want);
+    }
+
+    #[test]
+    fn shutdown_removes_everything_and_reports_failures() {
+        let mut fib = Fib::new(FakeTable::default());
+        let want = routes(&[
+            ("10.0.0.0/24", &["192.0.2.1"]),
+            ("10.0.1.0/24", &["192.0.2.1"]),
+        ]);
+        block_on(fib.reconcile(&want));
+        fib.writer.broken.insert(net("10.0.1.0/24"));
+        let err = block_on(fib.shutdown()).expect_err("one removal fails");
+        assert!(err.to_string().contains("10.0.1.0/24"), "{err}");
+        fib.writer.broken.clear();
+        block_on(fib.shutdown()).expect("retry succeeds");
+        assert!(fib.writer().table.is_empty() && fib.applied().is_empty());
+    }
+}
