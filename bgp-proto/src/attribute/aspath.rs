@@ -1,17 +1,103 @@
 //! AS_PATH and AS4_PATH values (RFC 4271 §4.3, RFC 5065, RFC 6793) and the RFC 6793 §4.2.3
 //! reconstruction of the 4-octet path from AS_PATH plus AS4_PATH.
 //!
-//! Storage is one flat `Vec<u32>`: each segment is a header word (type << 16 | count) followed by
-//! its ASes, so a path costs one allocation. Pure data.
+//! Storage is one flat list of words: each segment is a header word (type << 16 | count) followed
+//! by its ASes. Paths of up to seven words (one segment of six ASes) live inline, so the common
+//! short path costs no allocation; longer ones take one. Pure data.
 
 use bytes::BufMut;
 
 use crate::iana::{AS_TRANS, SegmentType};
 
+/// Words kept inline before spilling to the heap.
+const INLINE: usize = 7;
+
+/// Word storage: inline for short paths, a vector beyond.
+#[derive(Clone)]
+enum Words {
+    Inline { len: u8, buf: [u32; INLINE] },
+    Heap(Vec<u32>),
+}
+
+impl Default for Words {
+    fn default() -> Self {
+        Words::Inline {
+            len: 0,
+            buf: [0; INLINE],
+        }
+    }
+}
+
+impl Words {
+    fn with_capacity(n: usize) -> Self {
+        if n <= INLINE {
+            Words::default()
+        } else {
+            Words::Heap(Vec::with_capacity(n))
+        }
+    }
+
+    #[inline]
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Words::Inline { len, buf } => &buf[..usize::from(*len)],
+            Words::Heap(v) => v,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, w: u32) {
+        match self {
+            Words::Inline { len, buf } if usize::from(*len) < INLINE => {
+                buf[usize::from(*len)] = w;
+                *len += 1;
+            }
+            Words::Inline { len, buf } => {
+                let mut v = Vec::with_capacity(2 * INLINE);
+                v.extend_from_slice(&buf[..usize::from(*len)]);
+                v.push(w);
+                *self = Words::Heap(v);
+            }
+            Words::Heap(v) => v.push(w),
+        }
+    }
+
+    fn extend_from_slice(&mut self, ws: &[u32]) {
+        match self {
+            Words::Inline { len, buf } if usize::from(*len) + ws.len() <= INLINE => {
+                let l = usize::from(*len);
+                buf[l..l + ws.len()].copy_from_slice(ws);
+                *len += ws.len() as u8;
+            }
+            Words::Inline { len, buf } => {
+                let mut v = Vec::with_capacity(usize::from(*len) + ws.len());
+                v.extend_from_slice(&buf[..usize::from(*len)]);
+                v.extend_from_slice(ws);
+                *self = Words::Heap(v);
+            }
+            Words::Heap(v) => v.extend_from_slice(ws),
+        }
+    }
+}
+
 /// An AS path: a list of segments.
-#[derive(Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Default)]
 pub struct AsPath {
-    words: Vec<u32>,
+    words: Words,
+}
+
+impl PartialEq for AsPath {
+    fn eq(&self, other: &Self) -> bool {
+        self.words.as_slice() == other.words.as_slice()
+    }
+}
+
+impl Eq for AsPath {}
+
+impl std::hash::Hash for AsPath {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.words.as_slice().hash(state);
+    }
 }
 
 /// A borrowed view of one segment.
@@ -90,12 +176,14 @@ impl AsPath {
 
     /// The segments in order.
     pub fn segments(&self) -> Segments<'_> {
-        Segments { rest: &self.words }
+        Segments {
+            rest: self.words.as_slice(),
+        }
     }
 
     /// Whether the path has no segments.
     pub fn is_empty(&self) -> bool {
-        self.words.is_empty()
+        self.words.as_slice().is_empty()
     }
 
     /// Path length for best-path selection (RFC 4271 §9.1.2.2): an AS_SET counts 1, confederation
@@ -129,7 +217,7 @@ impl AsPath {
         if times == 0 {
             return;
         }
-        let mut words = Vec::with_capacity(self.words.len() + times + 1);
+        let mut words = Words::with_capacity(self.words.as_slice().len() + times + 1);
         let lead = self.segments().next();
         match lead {
             Some(s) if s.kind == SegmentType::AsSequence && s.asns.len() + times <= 255 => {
@@ -137,14 +225,14 @@ impl AsPath {
                     (u32::from(u8::from(SegmentType::AsSequence)) << 16)
                         | (s.asns.len() + times) as u32,
                 );
-                words.extend(std::iter::repeat_n(asn, times));
-                words.extend_from_slice(&self.words[1..]);
+                (0..times).for_each(|_| words.push(asn));
+                words.extend_from_slice(&self.words.as_slice()[1..]);
             }
             _ => {
                 let mut p = AsPath::new();
                 p.push_segment(SegmentType::AsSequence, &vec![asn; times]);
-                words.extend_from_slice(&p.words);
-                words.extend_from_slice(&self.words);
+                words.extend_from_slice(p.words.as_slice());
+                words.extend_from_slice(self.words.as_slice());
             }
         }
         self.words = words;
@@ -156,7 +244,13 @@ impl AsPath {
         width: usize,
         allow_confed: bool,
     ) -> Result<Self, AsPathError> {
-        let mut words = Vec::with_capacity(v.len() / width + 1);
+        // A word per AS plus one per segment: at most len/width words for 2-octet ASes' headers.
+        let estimate = v.len() / width + 1;
+        let mut words = if estimate <= 2 * INLINE {
+            Words::default()
+        } else {
+            Words::with_capacity(estimate)
+        };
         let mut zero = false;
         while !v.is_empty() {
             // RFC 7606 §7.2: a segment is malformed if "there is an underrun where after the last
