@@ -7,7 +7,7 @@ use std::fs::File;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use herald_tests::{Netns, TestLab};
+use herald_tests::{Netns, TestLab, VethPair};
 use nix::sched::{CloneFlags, setns};
 use speaker::bfd::{Bfd, BfdSession, Diagnostic, Error, Repr, SessionSpec, State};
 use speaker::config::BfdConfig;
@@ -207,5 +207,42 @@ fn registration_errors_are_reported() {
             .await,
             Err(Error::Io { .. })
         ));
+    });
+}
+
+#[test]
+fn ipv6_link_local_sessions_come_up_between_two_namespaces() {
+    let lab = TestLab::new("bfd_linklocal").expect("lab");
+    let a = lab.netns("a").expect("netns");
+    let b = lab.netns("b").expect("netns");
+    let _link = VethPair::create(&a, "eth1", &b, "eth1").expect("veth");
+    a.addr_add("eth1", "fe80::a/64").expect("addr");
+    b.addr_add("eth1", "fe80::b/64").expect("addr");
+    let side = |ns: &Netns, local: &'static str, peer: &'static str| {
+        in_netns(ns, || async move {
+            let bfd = Bfd::spawn();
+            let mut session = bfd
+                .register(SessionSpec {
+                    peer: ip(peer),
+                    local: ip(local),
+                    interface: Some("eth1".into()),
+                    config: config(false),
+                })
+                .await
+                .expect("register");
+            assert_eq!(
+                wait_state(&mut session, State::Up).await,
+                Diagnostic::NoDiagnostic
+            );
+            // Stay up long enough for the other side to get there too, and stay Up.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            assert_eq!(session.state(), State::Up);
+        });
+    };
+    std::thread::scope(|s| {
+        let left = s.spawn(|| side(&a, "fe80::a", "fe80::b"));
+        let right = s.spawn(|| side(&b, "fe80::b", "fe80::a"));
+        left.join().expect("side a");
+        right.join().expect("side b");
     });
 }

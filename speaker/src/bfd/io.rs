@@ -371,7 +371,7 @@ impl Driver {
                 })
             })
             .transpose()?;
-        let socket = self.transmit_socket(&spec)?;
+        let socket = self.transmit_socket(&spec, ifindex)?;
         let destination = match spec.peer {
             IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(
                 v6,
@@ -452,7 +452,7 @@ impl Driver {
         Ok(())
     }
 
-    fn transmit_socket(&mut self, spec: &SessionSpec) -> Result<UdpSocket> {
+    fn transmit_socket(&mut self, spec: &SessionSpec, ifindex: Option<u32>) -> Result<UdpSocket> {
         let domain = if spec.peer.is_ipv6() {
             Domain::IPV6
         } else {
@@ -492,7 +492,14 @@ impl Driver {
         for i in 0..span {
             let offset = u16::try_from((start + i) % span).unwrap_or(0);
             let port = SOURCE_PORTS.start() + offset;
-            match socket.bind(&SocketAddr::new(spec.local, port).into()) {
+            let source = match spec.local {
+                // A link-local source only exists within its interface's scope.
+                IpAddr::V6(v6) if v6.is_unicast_link_local() => {
+                    SocketAddr::V6(SocketAddrV6::new(v6, port, 0, ifindex.unwrap_or(0)))
+                }
+                local => SocketAddr::new(local, port),
+            };
+            match socket.bind(&source.into()) {
                 Ok(()) => {
                     let std_socket: std::net::UdpSocket = socket.into();
                     return UdpSocket::from_std(std_socket)
