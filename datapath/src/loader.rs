@@ -24,6 +24,9 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/he
 pub mod programs {
     /// The XDP load balancer.
     pub const XDP_LB: &str = "herald_xdp_lb";
+    /// Benchmark twin of [`XDP_LB`] that undoes its encapsulation so repeated test runs see the
+    /// original frame (not for attaching).
+    pub const XDP_LB_BENCH: &str = "herald_xdp_lb_bench";
     /// XDP_PASS everything (baseline, veth peer helper).
     pub const XDP_PASS: &str = "herald_xdp_pass";
     /// XDP_TX everything (bounce baseline).
@@ -98,7 +101,12 @@ impl Loader {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT)?;
-        for name in [programs::XDP_LB, programs::XDP_PASS, programs::XDP_TX] {
+        for name in [
+            programs::XDP_LB,
+            programs::XDP_LB_BENCH,
+            programs::XDP_PASS,
+            programs::XDP_TX,
+        ] {
             xdp_mut(&mut ebpf, name)?.load()?;
         }
         for name in [programs::TC_INGRESS, programs::TC_EGRESS] {
@@ -148,29 +156,31 @@ impl Loader {
         Ok(m.iter().collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
-    /// Inserts or replaces a backend.
+    /// Inserts or replaces a backend (`id < MAX_BACKENDS`; `value.family` must be set).
     pub fn put_backend(&mut self, id: u32, value: &BackendValue) -> Result<()> {
-        let mut m: HashMap<&mut MapData, u32, BackendValue> =
-            HashMap::try_from(map_mut(&mut self.ebpf, MAP_BACKENDS)?)?;
-        m.insert(id, value, 0)?;
+        if value.family == 0 {
+            return Err(Error::InvalidBackend(format!(
+                "backend {id} has no address family"
+            )));
+        }
+        let mut a: Array<&mut MapData, BackendValue> =
+            Array::try_from(map_mut(&mut self.ebpf, MAP_BACKENDS)?)?;
+        a.set(id, value, 0)?;
         Ok(())
     }
 
-    /// Removes a backend; absent is fine.
+    /// Removes a backend (zeroes its slot); absent is fine.
     pub fn delete_backend(&mut self, id: u32) -> Result<()> {
-        let mut m: HashMap<&mut MapData, u32, BackendValue> =
-            HashMap::try_from(map_mut(&mut self.ebpf, MAP_BACKENDS)?)?;
-        match m.remove(&id) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e.into()),
-        }
+        let mut a: Array<&mut MapData, BackendValue> =
+            Array::try_from(map_mut(&mut self.ebpf, MAP_BACKENDS)?)?;
+        a.set(id, BackendValue::default(), 0)?;
+        Ok(())
     }
 
-    /// All backends.
+    /// All backends (slots in use).
     pub fn backends(&self) -> Result<Vec<(u32, BackendValue)>> {
-        let m: HashMap<&MapData, u32, BackendValue> =
-            HashMap::try_from(map(&self.ebpf, MAP_BACKENDS)?)?;
-        Ok(m.iter().collect::<std::result::Result<Vec<_>, _>>()?)
+        let a: Array<&MapData, BackendValue> = Array::try_from(map(&self.ebpf, MAP_BACKENDS)?)?;
+        backends_in(&a)
     }
 
     /// Writes Maglev table number `table` (backend ids, one per slot; length M).
@@ -249,6 +259,20 @@ impl Loader {
         let prog = tc_mut(&mut self.ebpf, program)?;
         run(prog, input, repeat)
     }
+}
+
+/// The in-use slots of a backend array.
+pub(crate) fn backends_in<T: std::borrow::Borrow<MapData>>(
+    a: &Array<T, BackendValue>,
+) -> Result<Vec<(u32, BackendValue)>> {
+    let mut out = Vec::new();
+    for (id, v) in a.iter().enumerate() {
+        let v = v?;
+        if v.family != 0 {
+            out.push((id as u32, v));
+        }
+    }
+    Ok(out)
 }
 
 fn run<P>(prog: &mut P, input: &[u8], repeat: u32) -> Result<RunResult>

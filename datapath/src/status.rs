@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
-use aya::maps::{HashMap, Map, MapData, PerCpuArray};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use datapath_common::{
     BackendValue, Counter, FAMILY_V4, MAP_BACKENDS, MAP_COUNTERS, MAP_SERVICES, MAP_SVC_COUNTERS,
     ServiceCounters, ServiceKey, ServiceValue,
@@ -37,8 +37,8 @@ impl Status {
     pub fn read_pinned(dir: &Path) -> Result<Self> {
         let svc: HashMap<MapData, ServiceKey, ServiceValue> =
             HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join(MAP_SERVICES))?))?;
-        let be: HashMap<MapData, u32, BackendValue> =
-            HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join(MAP_BACKENDS))?))?;
+        let be: Array<MapData, BackendValue> =
+            Array::try_from(Map::Array(MapData::from_pin(dir.join(MAP_BACKENDS))?))?;
         let cnt: PerCpuArray<MapData, u64> =
             PerCpuArray::try_from(Map::PerCpuArray(MapData::from_pin(dir.join(MAP_COUNTERS))?))?;
         let scnt: PerCpuArray<MapData, ServiceCounters> = PerCpuArray::try_from(Map::PerCpuArray(
@@ -57,9 +57,7 @@ impl Status {
             out.services.push((k, v, c));
         }
         out.services.sort_by_key(|(k, _, _)| *k);
-        for item in be.iter() {
-            out.backends.push(item?);
-        }
+        out.backends = crate::loader::backends_in(&be)?;
         out.backends.sort_by_key(|(id, _)| *id);
         for c in Counter::ALL {
             out.counters

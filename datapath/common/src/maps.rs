@@ -4,7 +4,8 @@
 
 /// Services: [`ServiceKey`] → [`ServiceValue`].
 pub const MAP_SERVICES: &str = "HERALD_SVC";
-/// Backends: backend id (`u32`) → [`BackendValue`].
+/// Backends: array indexed by backend id (`0..MAX_BACKENDS`) → [`BackendValue`]; a free slot is
+/// all zeroes (`family` 0).
 pub const MAP_BACKENDS: &str = "HERALD_BE";
 /// Maglev tables, flattened: `table_index * M + slot` → backend id.
 pub const MAP_MAGLEV: &str = "HERALD_MAGLEV";

@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use datapath_common::{
-    BE_F_LOCAL, Counter, FAMILY_V4, FlowKey, FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP,
-    ServiceKey, csum,
+    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6,
+    IPPROTO_TCP, ServiceKey, csum,
 };
 
 use crate::{
@@ -26,9 +26,15 @@ const TCP_ACK: u8 = 0x10;
 /// The frame length, from the kernel: the verifier rejects arithmetic on `data_end`, which is
 /// what `data_end - data` becomes once LLVM narrows it.
 #[inline(always)]
-fn frame_len(ctx: &XdpContext) -> usize {
+pub fn frame_len(ctx: &XdpContext) -> usize {
     // SAFETY: plain helper call on our own context.
     unsafe { bpf_xdp_get_buff_len(ctx.ctx) as usize }
+}
+
+/// The backend with id `id`, if that slot is in use.
+#[inline(always)]
+fn backend(id: u32) -> Option<BackendValue> {
+    BACKENDS.get(id).copied().filter(|b| b.family != 0)
 }
 
 /// What the balancing step decided.
@@ -118,11 +124,14 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
     // changed under it; a new flow gets the Maglev choice and is remembered.
     // SAFETY: copied out at once (see above).
     let known = unsafe { FLOWS.get(&fkey) }.map(|f| f.backend);
+    // One backend lookup per packet: the remembered backend if it still exists (the hot path
+    // for established flows), else the Maglev choice.
     let mut seen = false;
     let mut be_id = 0;
+    let mut found = None;
     if let Some(id) = known {
-        // SAFETY: only tested for presence.
-        if unsafe { BACKENDS.get(&id) }.is_some() {
+        found = backend(id);
+        if found.is_some() {
             seen = true;
             be_id = id;
         }
@@ -135,9 +144,9 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
                 return Plan::Verdict(xdp_action::XDP_DROP);
             }
         }
+        found = backend(be_id);
     }
-    // SAFETY: copied out at once (see above).
-    let Some(be) = (unsafe { BACKENDS.get(&be_id) }).copied() else {
+    let Some(be) = found else {
         count(Counter::DropNoBackend);
         return Plan::Verdict(xdp_action::XDP_DROP);
     };

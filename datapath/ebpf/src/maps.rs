@@ -14,9 +14,10 @@ use datapath_common::{
 #[map(name = "HERALD_SVC")]
 pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(MAX_SERVICES, 0);
 
-/// Backends by id.
+/// Backends by id. An array, not a hash: ids are dense and small, and the JIT inlines array
+/// lookups (no key hashing on the per-packet path). A free slot is all zeroes (`family` 0).
 #[map(name = "HERALD_BE")]
-pub static BACKENDS: HashMap<u32, BackendValue> = HashMap::with_max_entries(MAX_BACKENDS, 0);
+pub static BACKENDS: Array<BackendValue> = Array::with_max_entries(MAX_BACKENDS, 0);
 
 /// Flattened Maglev tables: `table * M + slot` → backend id. The loader sizes it to
 /// `MAX_SERVICES * TABLES_PER_SERVICE * M`.
