@@ -133,8 +133,10 @@ pub struct Bfd {
 }
 
 impl Bfd {
-    /// Starts the driver on the current tokio runtime. Sockets are opened in the network
-    /// namespace of the thread that registers the first session of each family and kind.
+    /// Starts the driver on the current tokio runtime (panics outside one, like `tokio::spawn`).
+    /// Sockets are opened by the driver task, so they belong to the network namespace of the
+    /// runtime's worker threads; listening sockets are bound on the first registration of each
+    /// family and kind.
     pub fn spawn() -> Self {
         let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
         let seed = seed_from_environment();
