@@ -14,8 +14,8 @@ mod workload;
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -129,10 +129,14 @@ fn apply(u: &Update, held: &mut HashSet<u64>) {
 
 fn receiver(args: &Args, tx: mpsc::Sender<RxEvent>) -> Result<()> {
     enter(&args.rx_ns)?;
-    let listener = TcpListener::bind(SocketAddr::from((args.rx_addr, 179))).context("bind receiver")?;
+    let listener =
+        TcpListener::bind(SocketAddr::from((args.rx_addr, 179))).context("bind receiver")?;
     let _ = tx.send(RxEvent::Listening);
     let (stream, _) = listener.accept().context("accept DUT")?;
-    let me = Speaker { asn: args.rx_asn, router_id: args.rx_addr };
+    let me = Speaker {
+        asn: args.rx_asn,
+        router_id: args.rx_addr,
+    };
     let mut s = me.establish(stream)?;
     let _ = tx.send(RxEvent::Established);
     let n = args.prefixes as usize;
@@ -163,9 +167,13 @@ fn receiver(args: &Args, tx: mpsc::Sender<RxEvent>) -> Result<()> {
 fn proc_stats(pid: u32) -> Result<(f64, u64)> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("stat format")?;
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("stat format")?;
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: u64 = f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
+    let ticks: u64 =
+        f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let hwm = status
         .lines()
@@ -180,7 +188,10 @@ struct Dut(Child);
 impl Drop for Dut {
     fn drop(&mut self) {
         if let Ok(pid) = i32::try_from(self.0.id()) {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         for _ in 0..50 {
             if matches!(self.0.try_wait(), Ok(Some(_))) {
@@ -207,9 +218,18 @@ fn run(args: Args) -> Result<serde_json::Value> {
     }
     let args = std::sync::Arc::new(args);
     let timeout = Duration::from_secs(args.timeout);
-    let cx = bgp_proto::EncodeContext { four_octet_as: true, ..Default::default() };
-    let (announce, n_ann) =
-        workload::announcements(args.prefixes, args.len, args.per_update, args.inj_asn, args.inj_addr, &cx)?;
+    let cx = bgp_proto::EncodeContext {
+        four_octet_as: true,
+        ..Default::default()
+    };
+    let (announce, n_ann) = workload::announcements(
+        args.prefixes,
+        args.len,
+        args.per_update,
+        args.inj_asn,
+        args.inj_addr,
+        &cx,
+    )?;
     let (withdraw, n_wd) = workload::withdrawals(args.prefixes, args.len, args.per_update, &cx)?;
     let eor = Message::Update(Update::end_of_rib(Family::IPV4_UNICAST)).to_bytes(&cx)?;
 
@@ -252,28 +272,45 @@ fn run(args: Args) -> Result<serde_json::Value> {
                 let stream = loop {
                     match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
                         Ok(s) => break s,
-                        Err(e) if Instant::now() > deadline => return Err(e).context("connect DUT"),
+                        Err(e) if Instant::now() > deadline => {
+                            return Err(e).context("connect DUT");
+                        }
                         Err(_) => thread::sleep(Duration::from_millis(100)),
                     }
                 };
-                let me = Speaker { asn: args.inj_asn, router_id: args.inj_addr };
+                let me = Speaker {
+                    asn: args.inj_asn,
+                    router_id: args.inj_addr,
+                };
                 let s = me.establish(stream)?;
                 let mut reader = s.reader;
                 thread::spawn(move || {
                     let mut sink = vec![0u8; 1 << 16];
                     while matches!(reader.read(&mut sink), Ok(n) if n > 0) {}
                 });
-                let mut w = s.writer;
+                let w = s.writer;
                 let _ = inj_tx.send(Ok(Instant::now()));
                 go_rx.recv()?;
-                let t0 = Instant::now();
-                w.write_all(&announce)?;
-                w.write_all(&eor)?;
-                let _ = inj_tx.send(Ok(t0));
+                {
+                    // The DUT's hold timer restarts on every UPDATE, so holding the lock (and
+                    // not sending keepalives) during the blast is fine.
+                    let mut w = w
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("writer lock poisoned"))?;
+                    let t0 = Instant::now();
+                    w.write_all(&announce)?;
+                    w.write_all(&eor)?;
+                    let _ = inj_tx.send(Ok(t0));
+                }
                 go_rx.recv()?;
-                let t1 = Instant::now();
-                w.write_all(&withdraw)?;
-                let _ = inj_tx.send(Ok(t1));
+                {
+                    let mut w = w
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("writer lock poisoned"))?;
+                    let t1 = Instant::now();
+                    w.write_all(&withdraw)?;
+                    let _ = inj_tx.send(Ok(t1));
+                }
                 // Keep the session up until the process ends.
                 let _ = go_rx.recv();
                 Ok(())
@@ -340,7 +377,10 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            println!("{}", serde_json::json!({ "dut": label, "error": format!("{e:#}") }));
+            println!(
+                "{}",
+                serde_json::json!({ "dut": label, "error": format!("{e:#}") })
+            );
             std::process::ExitCode::FAILURE
         }
     }

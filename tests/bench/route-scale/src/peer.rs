@@ -1,15 +1,21 @@
-//! A minimal blocking BGP speaker for the benchmark: OPEN exchange, framed reads, raw writes.
-//! I/O boundary: one TCP stream. Hold time 0 is proposed so neither side needs keepalives while
-//! the benchmark holds the CPU.
+//! A minimal blocking BGP speaker for the benchmark: OPEN exchange, framed reads, raw writes
+//! serialised through a mutex, and a keepalive thread. I/O boundary: one TCP stream.
+//! (Hold time 0 would spare the keepalives, but GoBGP derives its write deadline from the hold
+//! time and fails every write with 0.)
 
 use std::io::{BufReader, Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bgp_proto::{
-    Capability, DecodeContext, EncodeContext, Family, HEADER_LEN, Message, Open,
-    MAX_MESSAGE_LEN,
+    Capability, DecodeContext, EncodeContext, Family, HEADER_LEN, MAX_MESSAGE_LEN, Message, Open,
 };
+
+/// Proposed hold time; keepalives go out every sixth of it (the peer may negotiate it down to
+/// its own, at least 90 s for every DUT here).
+const HOLD_TIME: u16 = 180;
 
 /// Our side of a session.
 pub(crate) struct Speaker {
@@ -23,8 +29,8 @@ pub(crate) struct Speaker {
 pub(crate) struct Session {
     /// Buffered reader over the stream.
     pub(crate) reader: BufReader<TcpStream>,
-    /// The stream for writing.
-    pub(crate) writer: TcpStream,
+    /// The stream for writing; hold the lock for whole messages.
+    pub(crate) writer: Arc<Mutex<TcpStream>>,
     /// Decode context (4-octet AS).
     pub(crate) decode: DecodeContext,
 }
@@ -32,13 +38,17 @@ pub(crate) struct Session {
 /// Reads one whole message frame into `buf` (header included).
 pub(crate) fn read_frame(reader: &mut impl Read, buf: &mut Vec<u8>) -> Result<()> {
     buf.resize(HEADER_LEN, 0);
-    reader.read_exact(&mut buf[..HEADER_LEN]).context("read header")?;
+    reader
+        .read_exact(&mut buf[..HEADER_LEN])
+        .context("read header")?;
     let len = usize::from(u16::from_be_bytes([buf[16], buf[17]]));
     if !(HEADER_LEN..=65535).contains(&len) {
         bail!("bad message length {len}");
     }
     buf.resize(len, 0);
-    reader.read_exact(&mut buf[HEADER_LEN..]).context("read body")?;
+    reader
+        .read_exact(&mut buf[HEADER_LEN..])
+        .context("read body")?;
     Ok(())
 }
 
@@ -46,11 +56,18 @@ impl Speaker {
     /// Runs the OPEN/KEEPALIVE exchange on a connected stream.
     pub(crate) fn establish(&self, stream: TcpStream) -> Result<Session> {
         stream.set_nodelay(true)?;
-        let encode = EncodeContext { four_octet_as: true, ..EncodeContext::default() };
-        let decode = DecodeContext { four_octet_as: true, ebgp: true, ..DecodeContext::default() };
+        let encode = EncodeContext {
+            four_octet_as: true,
+            ..EncodeContext::default()
+        };
+        let decode = DecodeContext {
+            four_octet_as: true,
+            ebgp: true,
+            ..DecodeContext::default()
+        };
         let open = Open::new(
             self.asn,
-            0,
+            HOLD_TIME,
             self.router_id,
             vec![
                 Capability::Multiprotocol(Family::IPV4_UNICAST),
@@ -74,9 +91,29 @@ impl Speaker {
                 }
                 Message::Keepalive if got_open => break,
                 Message::Notification(n) => bail!("peer sent NOTIFICATION {n:?}"),
-                other => bail!("unexpected message during OPEN exchange: {:?}", other.kind()),
+                other => bail!(
+                    "unexpected message during OPEN exchange: {:?}",
+                    other.kind()
+                ),
             }
         }
-        Ok(Session { reader, writer, decode })
+        let writer = Arc::new(Mutex::new(writer));
+        let keepalive = Message::Keepalive.to_bytes(&encode)?;
+        let w = Arc::downgrade(&writer);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(u64::from(HOLD_TIME) / 6));
+                let Some(w) = w.upgrade() else { return };
+                let Ok(mut stream) = w.lock() else { return };
+                if stream.write_all(&keepalive).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Session {
+            reader,
+            writer,
+            decode,
+        })
     }
 }

@@ -45,7 +45,11 @@ pub(crate) fn announcements(
     let mut i = 0;
     while i < n {
         let end = (i + per_update).min(n);
-        let u = Update { withdrawn: Vec::new(), attributes: attributes.clone(), nlri: nlri(i..end, len)? };
+        let u = Update {
+            withdrawn: Vec::new(),
+            attributes: attributes.clone(),
+            nlri: nlri(i..end, len)?,
+        };
         Message::Update(u).encode(cx, &mut out)?;
         count += 1;
         i = end;
@@ -54,14 +58,23 @@ pub(crate) fn announcements(
 }
 
 /// All withdrawal UPDATEs (as many prefixes per message as the announcements had).
-pub(crate) fn withdrawals(n: u32, len: u8, per_update: u32, cx: &EncodeContext) -> Result<(BytesMut, usize)> {
+pub(crate) fn withdrawals(
+    n: u32,
+    len: u8,
+    per_update: u32,
+    cx: &EncodeContext,
+) -> Result<(BytesMut, usize)> {
     let mut out = BytesMut::with_capacity(n as usize * 5 + 32 * (n / per_update + 1) as usize);
     let mut count = 0;
     let mut i = 0;
     while i < n {
         let end = (i + per_update).min(n);
         let withdrawn = nlri(i..end, len)?;
-        Message::Update(Update { withdrawn, ..Update::default() }).encode(cx, &mut out)?;
+        Message::Update(Update {
+            withdrawn,
+            ..Update::default()
+        })
+        .encode(cx, &mut out)?;
         count += 1;
         i = end;
     }
