@@ -287,8 +287,8 @@ impl Steps<'_> {
         emit(
             step::DSR,
             Outcome::NotYet(
-                "datapath (XDP Maglev + Geneve DSR) is not wired into the speaker; until then \
-                 each node serves the service IP itself"
+                "the datapath (XDP Maglev + Geneve DSR) has no entry point the speaker or the lab \
+                 drives yet; until then each node serves the service IP itself"
                     .to_owned(),
             ),
         );
@@ -415,6 +415,23 @@ impl Steps<'_> {
             let body = body.trim();
             (ok && !body.is_empty()).then(|| body.to_owned())
         };
+        // The nodes' servers are started in the background by `exec` lines: wait until each one
+        // answers on the node itself, so the spread below measures ECMP, not start-up races.
+        for node in self.plan.nodes {
+            let local = wait_until(
+                &format!("{node}'s HTTP server on the service IP"),
+                HTTP_TIMEOUT,
+                || {
+                    let (ok, body) = self
+                        .node_output(node, &["curl", "-s", "-m", "1", &url])
+                        .ok()?;
+                    (ok && !body.trim().is_empty()).then_some(())
+                },
+            );
+            if let Err(e) = local {
+                return Outcome::Failed(format!("{node} does not serve {url} locally: {e}"));
+            }
+        }
         let first = match wait_until("the first HTTP answer", HTTP_TIMEOUT, get) {
             Ok(b) => b,
             Err(e) => return Outcome::Failed(format!("GET {url} from {}: {e}", self.plan.client)),

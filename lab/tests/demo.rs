@@ -49,7 +49,7 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
         "{http}"
     );
     assert!(row(&table, "service IP").contains("10.200.0.10"));
-    assert!(row(&table, "DSR proof").contains("not yet available: datapath"));
+    assert!(row(&table, "DSR proof").contains("not yet available: the datapath"));
     assert!(row(&table, "teardown").contains("kept up"));
 
     // The lab is still up and what the table claims is visible from outside the demo.
