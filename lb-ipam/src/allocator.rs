@@ -17,13 +17,15 @@
 //! allocations and a /64 pool costs no more than a /24.
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use hashbrown::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 
 use crate::error::{Error, Result};
 use crate::intervals::IntervalSet;
 use crate::pool::{AddrRange, IpFamily, Pool, addr_key, key_addr, key_family};
-use crate::request::{FamilyPolicy, Request, ServiceKey};
+use crate::request::{Families, FamilyPolicy, Request, ServiceKey};
 
 /// Why a service does not have all the addresses it asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,8 +196,10 @@ struct PoolSlot {
 pub struct Allocator {
     /// Pools in allocation order (priority, then name).
     pools: Vec<PoolSlot>,
-    services: BTreeMap<ServiceKey, Entry>,
-    owners: BTreeMap<u128, AddrOwners>,
+    /// Services by key; every output that leaves the allocator is sorted by key.
+    services: HashMap<ServiceKey, Entry>,
+    /// Owners of every used address (ordered information lives in `used`).
+    owners: HashMap<u128, AddrOwners>,
     used: IntervalSet,
     /// Addresses carrying each sharing key, for joining.
     shared: BTreeMap<String, BTreeSet<u128>>,
@@ -261,7 +265,7 @@ impl Allocator {
     /// one is marked conflicting. Existing allocations are re-checked (see the module header).
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<()> {
         self.install_pools(pools)?;
-        let keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        let keys = self.sorted_keys();
         for key in &keys {
             self.filter(key);
         }
@@ -300,8 +304,8 @@ impl Allocator {
         Ok(())
     }
 
-    /// Adds or updates a service and allocates for it. Returns its outcome.
-    pub fn upsert(&mut self, request: Request) -> &Outcome {
+    /// Adds or updates a service and allocates for it; [`Allocator::service`] tells the outcome.
+    pub fn upsert(&mut self, request: Request) {
         let key = request.key.clone();
         match self.services.get_mut(&key) {
             Some(e) if e.request == request && e.invalid.is_none() => {}
@@ -318,12 +322,17 @@ impl Allocator {
                 self.fill(&key);
             }
             None => {
-                self.services.insert(key.clone(), Entry::new(request));
-                self.fill(&key);
+                // Hot path: allocate on the new entry before inserting it, one map insert.
+                let mut entry = Entry::new(request);
+                let (outcome, pending) = self.fill_entry(&key, &mut entry);
+                entry.outcome = outcome;
+                if pending {
+                    self.pending.insert(key.clone());
+                }
+                self.services.insert(key.clone(), entry);
             }
         }
         self.retry();
-        self.outcome(&key)
     }
 
     /// Marks a service's request as invalid (for example an unparsable annotation). Its current
@@ -350,12 +359,6 @@ impl Allocator {
         self.retry();
     }
 
-    /// The outcome of a service (`Satisfied` for unknown ones is never returned: they have none).
-    fn outcome(&self, key: &ServiceKey) -> &Outcome {
-        static SATISFIED: Outcome = Outcome::Satisfied;
-        self.services.get(key).map_or(&SATISFIED, |e| &e.outcome)
-    }
-
     /// The allocation of one service.
     pub fn service(&self, key: &ServiceKey) -> Option<ServiceView<'_>> {
         self.services.get_key_value(key).map(|(k, e)| e.view(k))
@@ -363,19 +366,26 @@ impl Allocator {
 
     /// Every service's allocation, in key order.
     pub fn services(&self) -> impl Iterator<Item = ServiceView<'_>> {
-        self.services.iter().map(|(k, e)| e.view(k))
+        let mut all: Vec<(&ServiceKey, &Entry)> = self.services.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter().map(|(k, e)| e.view(k))
+    }
+
+    fn sorted_keys(&self) -> Vec<ServiceKey> {
+        let mut keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
+        keys.sort_unstable();
+        keys
     }
 
     /// What every service holds, in key order, for persistence.
     pub fn snapshot(&self) -> Vec<(ServiceKey, Held)> {
-        self.services
-            .iter()
-            .map(|(k, e)| {
+        self.services()
+            .map(|v| {
                 (
-                    k.clone(),
+                    v.key.clone(),
                     Held {
-                        addresses: e.addresses.iter().map(|a| key_addr(*a)).collect(),
-                        lost: e.lost.iter().map(|a| key_addr(*a)).collect(),
+                        addresses: v.addresses,
+                        lost: v.lost,
                     },
                 )
             })
@@ -401,7 +411,7 @@ impl Allocator {
                     .pool
                     .ranges()
                     .iter()
-                    .map(|r| self.owners.range(r.lo..=r.hi).count() as u128)
+                    .map(|r| self.used.count_in(r.lo, r.hi))
                     .sum::<u128>();
                 PoolStatus {
                     name: slot.pool.name().to_owned(),
@@ -480,6 +490,8 @@ impl Allocator {
                 } else if self.share_check(req, a).is_err() {
                     self.release(key, a);
                 } else {
+                    let sharing = req.sharing.as_ref().map(|s| s.key.clone());
+                    self.set_sharing(a, sharing);
                     kept.push(a);
                 }
             }
@@ -502,7 +514,7 @@ impl Allocator {
         }
         if pending {
             self.pending.insert(key.clone());
-        } else {
+        } else if !self.pending.is_empty() {
             self.pending.remove(key);
         }
         self.services.insert(key.clone(), entry);
@@ -549,17 +561,17 @@ impl Allocator {
 
         let mut fresh = Vec::new();
         let mut failure = None;
-        for fam in &wanted {
-            if has(&entry.addresses, *fam) {
+        for fam in wanted.iter() {
+            if has(&entry.addresses, fam) {
                 continue;
             }
             let got = if req.requested_ips.is_empty() {
-                self.find_auto(req, *fam)
+                self.find_auto(req, fam)
             } else {
                 let ip = req
                     .requested_ips
                     .iter()
-                    .find(|ip| IpFamily::of(**ip) == *fam)
+                    .find(|ip| IpFamily::of(**ip) == fam)
                     .copied();
                 match ip {
                     Some(ip) => self.check_requested(req, ip),
@@ -721,7 +733,9 @@ impl Allocator {
         }
         if !owners.owners.contains(key) {
             owners.owners.push(key.clone());
-            owners.owners.sort_unstable();
+            if owners.owners.len() > 1 {
+                owners.owners.sort_unstable();
+            }
         }
         if let Some(s) = sharing {
             if owners.sharing.is_none() {
@@ -731,6 +745,30 @@ impl Allocator {
             self.shared.entry(s.to_owned()).or_default().insert(a);
             self.dirty = true;
         }
+    }
+
+    /// Records the sharing key of a kept address (it changes when its holder's key changes),
+    /// so that others can join it exactly as after a rebuild.
+    fn set_sharing(&mut self, a: u128, sharing: Option<String>) {
+        let Some(owners) = self.owners.get_mut(&a) else {
+            return;
+        };
+        if owners.sharing == sharing {
+            return;
+        }
+        if let Some(old) = owners.sharing.take()
+            && let Some(set) = self.shared.get_mut(&old)
+        {
+            set.remove(&a);
+            if set.is_empty() {
+                self.shared.remove(&old);
+            }
+        }
+        if let Some(new) = &sharing {
+            self.shared.entry(new.clone()).or_default().insert(a);
+        }
+        owners.sharing = sharing;
+        self.dirty = true;
     }
 
     fn release(&mut self, key: &ServiceKey, a: u128) {
@@ -776,13 +814,14 @@ impl Entry {
 }
 
 /// Problems that make a request impossible to honour as written.
-fn request_problem(req: &Request, wanted: &[IpFamily]) -> Option<String> {
+fn request_problem(req: &Request, wanted: &Families) -> Option<String> {
     let mut seen = BTreeSet::new();
     for ip in &req.requested_ips {
         let fam = IpFamily::of(*ip);
         if !wanted.contains(&fam) {
             return Some(format!(
-                "requested address {ip} is {fam}, but the service's families are {wanted:?}"
+                "requested address {ip} is {fam}, but the service's families are {:?}",
+                wanted.to_vec()
             ));
         }
         if !seen.insert(fam) {
@@ -792,11 +831,8 @@ fn request_problem(req: &Request, wanted: &[IpFamily]) -> Option<String> {
     None
 }
 
-fn sort_by_family(addrs: &mut [u128], wanted: &[IpFamily]) {
-    addrs.sort_by_key(|a| {
-        wanted
-            .iter()
-            .position(|f| *f == key_family(*a))
-            .unwrap_or(usize::MAX)
-    });
+fn sort_by_family(addrs: &mut [u128], wanted: &Families) {
+    if addrs.len() > 1 {
+        addrs.sort_by_key(|a| wanted.position(key_family(*a)).unwrap_or(usize::MAX));
+    }
 }

@@ -83,6 +83,17 @@ impl IntervalSet {
         (candidate <= hi).then_some(candidate)
     }
 
+    /// How many members lie in `lo..=hi`.
+    pub(crate) fn count_in(&self, lo: u128, hi: u128) -> u128 {
+        let first = self.runs.range(..lo).next_back().map(|(&l, &h)| (l, h));
+        first
+            .into_iter()
+            .chain(self.runs.range(lo..=hi).map(|(&l, &h)| (l, h)))
+            .filter(|&(l, h)| h >= lo && l <= hi)
+            .map(|(l, h)| (h.min(hi) - l.max(lo)).saturating_add(1))
+            .fold(0u128, u128::saturating_add)
+    }
+
     /// Number of runs (memory use is proportional to this).
     #[cfg(test)]
     pub(crate) fn runs(&self) -> usize {
@@ -151,6 +162,8 @@ mod tests {
                 }
                 let expected = (0u128..64).find(|k| !model.contains(k));
                 prop_assert_eq!(s.first_free(0, 63), expected);
+                let inside = model.range(10..=40).count() as u128;
+                prop_assert_eq!(s.count_in(10, 40), inside);
             }
             for k in 0u128..64 {
                 prop_assert_eq!(s.contains(k), model.contains(&k));

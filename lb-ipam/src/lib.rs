@@ -25,6 +25,6 @@ pub use allocator::{Allocator, Held, Outcome, PoolStatus, ServiceView, Unsatisfi
 pub use config::{IpamConfig, PoolConfig, build_requests};
 pub use error::{Error, Result};
 pub use pool::{Block, IpFamily, Pool, PoolSpec};
-pub use request::{FamilyPolicy, PortProto, Protocol, Request, ServiceKey, Sharing};
+pub use request::{Families, FamilyPolicy, PortProto, Protocol, Request, ServiceKey, Sharing};
 pub use selector::{LabelSelector, LabelSelectorRequirement, SelectorOperator};
 pub use service::ServiceSpec;

@@ -96,6 +96,42 @@ impl Sharing {
     }
 }
 
+/// An ordered list of distinct IP families (at most two), without heap allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Families {
+    items: [Option<IpFamily>; 2],
+    len: usize,
+}
+
+impl Families {
+    fn push(&mut self, f: IpFamily) {
+        if !self.contains(&f) && self.len < 2 {
+            self.items[self.len] = Some(f);
+            self.len += 1;
+        }
+    }
+
+    /// The families, in order.
+    pub fn iter(&self) -> impl Iterator<Item = IpFamily> + '_ {
+        self.items[..self.len].iter().flatten().copied()
+    }
+
+    /// Whether `f` is one of them.
+    pub fn contains(&self, f: &IpFamily) -> bool {
+        self.items[..self.len].contains(&Some(*f))
+    }
+
+    /// The families as a vector.
+    pub fn to_vec(&self) -> Vec<IpFamily> {
+        self.iter().collect()
+    }
+
+    /// Position of `f` in the list.
+    pub fn position(&self, f: IpFamily) -> Option<usize> {
+        self.iter().position(|x| x == f)
+    }
+}
+
 /// Everything the allocator needs to know about one service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
@@ -147,29 +183,24 @@ impl Request {
 
     /// The families to allocate, in order: `families` if given, else those of the requested
     /// IPs, else IPv4 (single stack) or IPv4 and IPv6 (dual stack). Single stack keeps one.
-    pub fn wanted_families(&self) -> Vec<IpFamily> {
-        let mut fams: Vec<IpFamily> = if !self.families.is_empty() {
-            self.families.clone()
+    pub fn wanted_families(&self) -> Families {
+        let mut out = Families::default();
+        if !self.families.is_empty() {
+            self.families.iter().for_each(|f| out.push(*f));
         } else if !self.requested_ips.is_empty() {
-            let mut f: Vec<IpFamily> = self
-                .requested_ips
+            self.requested_ips
                 .iter()
-                .map(|ip| IpFamily::of(*ip))
-                .collect();
-            f.dedup();
-            f
+                .for_each(|ip| out.push(IpFamily::of(*ip)));
         } else {
-            match self.family_policy {
-                FamilyPolicy::SingleStack => vec![IpFamily::IPv4],
-                _ => vec![IpFamily::IPv4, IpFamily::IPv6],
+            out.push(IpFamily::IPv4);
+            if self.family_policy != FamilyPolicy::SingleStack {
+                out.push(IpFamily::IPv6);
             }
-        };
-        let mut seen = BTreeSet::new();
-        fams.retain(|f| seen.insert(*f));
-        if self.family_policy == FamilyPolicy::SingleStack {
-            fams.truncate(1);
         }
-        fams
+        if self.family_policy == FamilyPolicy::SingleStack {
+            out.len = out.len.min(1);
+        }
+        out
     }
 
     /// Whether this service and `other` may share one address: same sharing key, each allowing
@@ -241,15 +272,21 @@ mod tests {
     #[test]
     fn wanted_families_follow_policy_families_and_requests() {
         let mut r = Request::new(ServiceKey::new("a", "b"));
-        assert_eq!(r.wanted_families(), [IpFamily::IPv4]);
+        assert_eq!(r.wanted_families().to_vec(), [IpFamily::IPv4]);
         r.family_policy = FamilyPolicy::RequireDualStack;
-        assert_eq!(r.wanted_families(), [IpFamily::IPv4, IpFamily::IPv6]);
+        assert_eq!(
+            r.wanted_families().to_vec(),
+            [IpFamily::IPv4, IpFamily::IPv6]
+        );
         r.families = vec![IpFamily::IPv6, IpFamily::IPv4];
-        assert_eq!(r.wanted_families(), [IpFamily::IPv6, IpFamily::IPv4]);
+        assert_eq!(
+            r.wanted_families().to_vec(),
+            [IpFamily::IPv6, IpFamily::IPv4]
+        );
         r.family_policy = FamilyPolicy::SingleStack;
-        assert_eq!(r.wanted_families(), [IpFamily::IPv6]);
+        assert_eq!(r.wanted_families().to_vec(), [IpFamily::IPv6]);
         r.families.clear();
         r.requested_ips = vec!["2001:db8::5".parse().expect("ip")];
-        assert_eq!(r.wanted_families(), [IpFamily::IPv6]);
+        assert_eq!(r.wanted_families().to_vec(), [IpFamily::IPv6]);
     }
 }
