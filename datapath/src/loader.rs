@@ -29,6 +29,8 @@ pub mod programs {
     pub const XDP_LB_BENCH: &str = "herald_xdp_lb_bench";
     /// XDP_PASS everything (baseline, veth peer helper).
     pub const XDP_PASS: &str = "herald_xdp_pass";
+    /// XDP_DROP everything (benchmark traffic sink).
+    pub const XDP_DROP: &str = "herald_xdp_drop";
     /// XDP_TX everything (bounce baseline).
     pub const XDP_TX: &str = "herald_xdp_tx";
     /// TC ingress on the backend node.
@@ -105,6 +107,7 @@ impl Loader {
             programs::XDP_LB,
             programs::XDP_LB_BENCH,
             programs::XDP_PASS,
+            programs::XDP_DROP,
             programs::XDP_TX,
         ] {
             xdp_mut(&mut ebpf, name)?.load()?;
@@ -258,6 +261,38 @@ impl Loader {
     pub fn run_tc(&mut self, program: &str, input: &[u8], repeat: u32) -> Result<RunResult> {
         let prog = tc_mut(&mut self.ebpf, program)?;
         run(prog, input, repeat)
+    }
+}
+
+impl Loader {
+    /// Transmits `repeat` copies of `frame` out of interface `ifindex` (of the calling thread's
+    /// network namespace) with `BPF_PROG_RUN` in live-frames mode: `program` runs on each copy
+    /// and its `XDP_TX` sends it. A packet generator for benchmarks; returns the kernel's time
+    /// per repetition.
+    pub fn xdp_live_tx(
+        &mut self,
+        program: &str,
+        frame: &[u8],
+        ifindex: u32,
+        repeat: u32,
+        batch: u32,
+    ) -> Result<std::time::Duration> {
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex (u32 each); the kernel wants data_end = frame length, no metadata.
+        let mut ctx = [0u8; 24];
+        let len = u32::try_from(frame.len())
+            .map_err(|_| Error::InvalidBackend(format!("{}-byte frame", frame.len())))?;
+        ctx[4..8].copy_from_slice(&len.to_ne_bytes());
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+        let prog = xdp_mut(&mut self.ebpf, program)?;
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat: repeat.max(1),
+            attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(batch),
+            ..TestRunOptions::default()
+        })?;
+        Ok(r.duration)
     }
 }
 

@@ -60,6 +60,12 @@ mod programs {
         xdp_action::XDP_PASS
     }
 
+    /// Drops every frame: the sink for benchmark traffic coming back to the generator.
+    #[xdp]
+    pub fn herald_xdp_drop(_ctx: XdpContext) -> u32 {
+        xdp_action::XDP_DROP
+    }
+
     /// Bounces every frame back out (the plain XDP_TX baseline for veth rates).
     #[xdp]
     pub fn herald_xdp_tx(_ctx: XdpContext) -> u32 {
