@@ -190,7 +190,9 @@ impl Update {
                 continue;
             }
 
-            let attr_flags = AttrFlags(flags);
+            // RFC 4271 §4.3: the lower-order four bits of the flags octet are unused: "They MUST be
+            // zero when sent and MUST be ignored when received."
+            let attr_flags = AttrFlags(flags & 0xf0);
             match expected_flags(kind) {
                 None if !attr_flags.optional() => {
                     // RFC 4271 §6.3: "If any of the well-known mandatory attributes are not
@@ -570,6 +572,19 @@ impl Update {
 mod tests {
     use super::*;
     use crate::nlri::Ipv4Prefix;
+
+    #[test]
+    fn unused_flag_bits_are_ignored_on_receipt() {
+        // Found by the `roundtrip` fuzz target: an unknown attribute with flags 0xff re-encoded
+        // as 0xf0, so decode(encode(decode(x))) differed from decode(x).
+        let body = [0, 0, 0, 4, 0xff, 0, 0, 0];
+        let (u, outcome) = Update::decode(&body, &DecodeContext::default()).unwrap();
+        assert!(outcome.is_clean());
+        assert_eq!(u.attributes[0].flags, AttrFlags(0xf0));
+        let mut buf = BytesMut::new();
+        u.encode_body(&EncodeContext::default(), &mut buf).unwrap();
+        assert_eq!(Update::decode(&buf, &DecodeContext::default()).unwrap().0, u);
+    }
 
     #[test]
     fn end_of_rib_markers_round_trip() {

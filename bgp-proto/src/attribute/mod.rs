@@ -456,7 +456,7 @@ impl AttrValue {
         }
     }
 
-    fn encode_value(&self, cx: &EncodeContext, out: &mut impl BufMut) {
+    fn encode_value(&self, cx: &EncodeContext, out: &mut impl BufMut) -> Result<()> {
         use AttrValue as V;
         match self {
             V::Origin(o) => out.put_u8((*o).into()),
@@ -474,7 +474,7 @@ impl AttrValue {
             }
             V::Communities(c) => c.iter().for_each(|c| out.put_u32(c.0)),
             V::ClusterList(c) => c.iter().for_each(|a| out.put_slice(&a.octets())),
-            V::MpReach(m) => m.encode(cx, out),
+            V::MpReach(m) => m.encode(cx, out)?,
             V::MpUnreach(m) => m.encode(cx, out),
             V::ExtendedCommunities(c) => c.iter().for_each(|c| out.put_slice(&c.0)),
             V::As4Path(p) => p.encode(4, out),
@@ -490,6 +490,7 @@ impl AttrValue {
             }),
             V::Unknown { data, .. } => out.put_slice(data),
         }
+        Ok(())
     }
 }
 
@@ -530,8 +531,7 @@ impl PathAttribute {
         } else {
             out.put_u8(len as u8);
         }
-        self.value.encode_value(cx, out);
-        Ok(())
+        self.value.encode_value(cx, out)
     }
 }
 

@@ -7,6 +7,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 use bytes::BufMut;
 
 use crate::context::{DecodeContext, EncodeContext};
+use crate::error::{Error, Result};
 use crate::iana::{Afi, Family, Safi};
 use crate::nlri::{self, Ipv4Nlri, Ipv6Nlri};
 
@@ -202,13 +203,16 @@ impl MpReach {
         5 + self.next_hop.len() + self.nlri.len(cx.add_path(self.family))
     }
 
-    pub(crate) fn encode(&self, cx: &EncodeContext, out: &mut impl BufMut) {
+    pub(crate) fn encode(&self, cx: &EncodeContext, out: &mut impl BufMut) -> Result<()> {
+        let nh_len = u8::try_from(self.next_hop.len())
+            .map_err(|_| Error::Unencodable("MP_REACH_NLRI next hop longer than 255 octets"))?;
         out.put_u16(self.family.afi.into());
         out.put_u8(self.family.safi.into());
-        out.put_u8(self.next_hop.len() as u8);
+        out.put_u8(nh_len);
         self.next_hop.encode(out);
         out.put_u8(0);
         self.nlri.encode(cx.add_path(self.family), out);
+        Ok(())
     }
 }
 
