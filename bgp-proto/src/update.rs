@@ -583,7 +583,10 @@ mod tests {
         assert_eq!(u.attributes[0].flags, AttrFlags(0xf0));
         let mut buf = BytesMut::new();
         u.encode_body(&EncodeContext::default(), &mut buf).unwrap();
-        assert_eq!(Update::decode(&buf, &DecodeContext::default()).unwrap().0, u);
+        assert_eq!(
+            Update::decode(&buf, &DecodeContext::default()).unwrap().0,
+            u
+        );
     }
 
     #[test]

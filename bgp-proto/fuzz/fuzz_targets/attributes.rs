@@ -8,8 +8,12 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&b, attrs)) = data.split_first() else { return };
-    let Ok(len) = u16::try_from(attrs.len()) else { return };
+    let Some((&b, attrs)) = data.split_first() else {
+        return;
+    };
+    let Ok(len) = u16::try_from(attrs.len()) else {
+        return;
+    };
     let (d, _) = common::contexts(b);
     let mut body = vec![0, 0];
     body.extend_from_slice(&len.to_be_bytes());

@@ -17,6 +17,10 @@ pub fn contexts(b: u8) -> (DecodeContext, EncodeContext) {
         add_path: add_path.clone(),
         ebgp: b & 16 != 0,
     };
-    let e = EncodeContext { four_octet_as: b & 1 != 0, extended_message: b & 8 != 0, add_path };
+    let e = EncodeContext {
+        four_octet_as: b & 1 != 0,
+        extended_message: b & 8 != 0,
+        add_path,
+    };
     (d, e)
 }

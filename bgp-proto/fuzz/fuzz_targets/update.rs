@@ -7,7 +7,9 @@ use libfuzzer_sys::fuzz_target;
 mod common;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&b, body)) = data.split_first() else { return };
+    let Some((&b, body)) = data.split_first() else {
+        return;
+    };
     let (d, _) = common::contexts(b);
     if let Ok((mut u, _)) = bgp_proto::Update::decode(body, &d) {
         let _ = u.end_of_rib_family();
