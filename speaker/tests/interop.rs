@@ -59,6 +59,35 @@ fn bird_v4_active_v6_passive_announce_withdraw_and_reload_without_reset() {
     assert_eq!(v4.hold_time, Some(9));
     speaker.wait_state(t.peer_v6, "Established", UP);
 
+    // The CLI binary reads the same state over the control socket.
+    let socket = speaker.socket.to_string_lossy().into_owned();
+    let json = t
+        .node
+        .exec(
+            env!("CARGO_BIN_EXE_speaker"),
+            &["peers", "--json", "--socket", &socket],
+        )
+        .expect("speaker peers --json");
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    let states: Vec<&str> = parsed
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p.get("state").and_then(|s| s.as_str()))
+        .collect();
+    assert_eq!(states, vec!["Established", "Established"], "{json}");
+    let table = t
+        .node
+        .exec(
+            env!("CARGO_BIN_EXE_speaker"),
+            &["peers", "--socket", &socket],
+        )
+        .expect("speaker peers");
+    assert!(
+        table.contains("fd77::2") && table.contains("4-octet-as"),
+        "{table}"
+    );
+
     wait_until_ok("routes in BIRD", UP, || {
         let routes = bird.routes().map_err(|e| e.to_string())?;
         let v4 = routes.get("192.0.2.0/24").ok_or("no 192.0.2.0/24")?;
