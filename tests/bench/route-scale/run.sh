@@ -186,7 +186,7 @@ done
 /usr/bin/python3 - "$results" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print(f"{'case':<9} {'DUT':<8} {'announce s':>10} {'withdraw s':>10} {'peak RSS MiB':>12} {'CPU s':>7} {'load':>5}  {'x BIRD (time/RSS)':>18}")
+print(f"{'case':<9} {'DUT':<8} {'announce s':>10} {'withdraw s':>10} {'peak RSS MiB':>12} {'CPU s':>7} {'load':>5}  {'x BIRD (time/RSS/CPU)':>22}  {'harness CPU s':>13}")
 for case in dict.fromkeys(r['case'] for r in rows):
     bird = next((r for r in rows if r['case'] == case and r['dut'] == 'bird' and 'error' not in r), None)
     for r in (r for r in rows if r['case'] == case):
@@ -197,6 +197,8 @@ for case in dict.fromkeys(r['case'] for r in rows):
         rss = r['vmhwm_kib'] / 1024
         ratio = ''
         if bird:
-            ratio = f"{r['announce_s'] / bird['announce_s']:.2f} / {r['vmhwm_kib'] / bird['vmhwm_kib']:.2f}"
-        print(f"{case:<9} {r['dut']:<8} {r['announce_s']:>10.3f} {r['withdraw_s']:>10.3f} {rss:>12.1f} {r['cpu_s']:>7.2f} {r.get('load', 0):>5.1f}  {ratio:>18}")
+            cpu = f"{r['cpu_s'] / bird['cpu_s']:.1f}" if bird['cpu_s'] > 0 else '-'
+            ratio = f"{r['announce_s'] / bird['announce_s']:.2f} / {r['vmhwm_kib'] / bird['vmhwm_kib']:.2f} / {cpu}"
+        harness = r.get('harness_cpu_announce_s', float('nan'))
+        print(f"{case:<9} {r['dut']:<8} {r['announce_s']:>10.3f} {r['withdraw_s']:>10.3f} {rss:>12.1f} {r['cpu_s']:>7.2f} {r.get('load', 0):>5.1f}  {ratio:>22}  {harness:>13.2f}")
 PY

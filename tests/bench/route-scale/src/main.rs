@@ -132,12 +132,17 @@ fn receiver(args: &Args, tx: mpsc::Sender<RxEvent>) -> Result<()> {
     let listener =
         TcpListener::bind(SocketAddr::from((args.rx_addr, 179))).context("bind receiver")?;
     let _ = tx.send(RxEvent::Listening);
-    let (stream, _) = listener.accept().context("accept DUT")?;
     let me = Speaker {
         asn: args.rx_asn,
         router_id: args.rx_addr,
     };
-    let mut s = me.establish(stream)?;
+    // A failed OPEN exchange (a DUT still starting) is followed by the DUT's next attempt.
+    let mut s = loop {
+        let (stream, _) = listener.accept().context("accept DUT")?;
+        if let Ok(s) = me.establish(stream) {
+            break s;
+        }
+    };
     let _ = tx.send(RxEvent::Established);
     let n = args.prefixes as usize;
     let mut held: HashSet<u64> = HashSet::with_capacity(n);
@@ -269,20 +274,22 @@ fn run(args: Args) -> Result<serde_json::Value> {
                 enter(&args.inj_ns)?;
                 let target = SocketAddr::from((args.dut_addr, 179));
                 let deadline = Instant::now() + Duration::from_secs(30);
-                let stream = loop {
-                    match TcpStream::connect_timeout(&target, Duration::from_secs(1)) {
-                        Ok(s) => break s,
-                        Err(e) if Instant::now() > deadline => {
-                            return Err(e).context("connect DUT");
-                        }
-                        Err(_) => thread::sleep(Duration::from_millis(100)),
-                    }
-                };
                 let me = Speaker {
                     asn: args.inj_asn,
                     router_id: args.inj_addr,
                 };
-                let s = me.establish(stream)?;
+                // A daemon still loading its configuration may refuse or reset the first
+                // attempts (FRR answers an early OPEN with an FSM error): retry until the deadline.
+                let s = loop {
+                    let attempt = TcpStream::connect_timeout(&target, Duration::from_secs(1))
+                        .context("connect DUT")
+                        .and_then(|stream| me.establish(stream));
+                    match attempt {
+                        Ok(s) => break s,
+                        Err(e) if Instant::now() > deadline => return Err(e),
+                        Err(_) => thread::sleep(Duration::from_millis(500)),
+                    }
+                };
                 let mut reader = s.reader;
                 thread::spawn(move || {
                     let mut sink = vec![0u8; 1 << 16];
@@ -336,6 +343,7 @@ fn run(args: Args) -> Result<serde_json::Value> {
     // Let both sessions finish their initial exchange (End-of-RIB) before measuring.
     thread::sleep(Duration::from_secs(1));
     let (cpu0, _) = proc_stats(pid)?;
+    let (self0, _) = proc_stats(std::process::id())?;
     go_tx.send(())?;
     let t0 = inj_wait("announce start")?;
     let t_all = match wait_rx(&rx_rx, timeout, "all prefixes at the receiver")? {
@@ -343,6 +351,7 @@ fn run(args: Args) -> Result<serde_json::Value> {
         _ => bail!("receiver out of order"),
     };
     let (cpu1, _) = proc_stats(pid)?;
+    let (self1, _) = proc_stats(std::process::id())?;
     go_tx.send(())?;
     let t1 = inj_wait("withdraw start")?;
     let t_empty = match wait_rx(&rx_rx, timeout, "all prefixes withdrawn at the receiver")? {
@@ -364,6 +373,7 @@ fn run(args: Args) -> Result<serde_json::Value> {
         "withdraw_s": t_empty.duration_since(t1).as_secs_f64(),
         "cpu_announce_s": cpu1 - cpu0,
         "cpu_s": cpu2 - cpu0,
+        "harness_cpu_announce_s": self1 - self0,
         "vmhwm_kib": hwm,
     }))
 }
