@@ -252,6 +252,7 @@ impl AttrValue {
 
     /// Decodes the value of a recognised attribute, or keeps an unrecognised optional one raw.
     /// Flag checks and list-level rules are the caller's.
+    #[inline(always)]
     pub(crate) fn decode(
         ty: AttrType,
         v: &[u8],
