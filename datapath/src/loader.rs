@@ -11,8 +11,8 @@ use aya::{
 };
 use datapath_common::{
     BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOWS,
-    MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SVC_COUNTERS, MAX_SERVICES, ServiceCounters,
-    ServiceKey, ServiceValue, TABLES_PER_SERVICE,
+    MAP_FLOWS4, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SVC_COUNTERS, MAX_SERVICES,
+    ServiceCounters, ServiceKey, ServiceValue, TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -69,12 +69,13 @@ pub struct Loader {
     maglev_m: u32,
 }
 
-const MAP_NAMES: [&str; 8] = [
+const MAP_NAMES: [&str; 9] = [
     MAP_SERVICES,
     MAP_BACKENDS,
     MAP_MAGLEV,
     MAP_CONFIG,
     MAP_FLOWS,
+    MAP_FLOWS4,
     MAP_REVNAT,
     MAP_COUNTERS,
     MAP_SVC_COUNTERS,

@@ -8,14 +8,14 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowValue, IPPROTO_ICMP, IPPROTO_ICMPV6,
-    IPPROTO_TCP, ServiceKey, csum,
+    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_ICMP,
+    IPPROTO_ICMPV6, IPPROTO_TCP, ServiceKey, csum,
 };
 
 use crate::{
     geneve::{self, Encap, OUTER_FIXED},
     maglev,
-    maps::{BACKENDS, CONFIG, FLOWS, SCRATCH, SERVICES, count, count_service},
+    maps::{BACKENDS, CONFIG, FLOWS, FLOWS4, SCRATCH, SERVICES, count, count_service},
     nat,
     parse::{self, Headers, Skip, ptr_at, read, write},
 };
@@ -35,6 +35,65 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
 #[inline(always)]
 fn backend(id: u32) -> Option<BackendValue> {
     BACKENDS.get(id).copied().filter(|b| b.family != 0)
+}
+
+/// The IPv4 flow-map key of a packet.
+#[inline(always)]
+fn flow_key4(h: &Headers) -> FlowKey4 {
+    FlowKey4 {
+        saddr: [h.saddr[0], h.saddr[1], h.saddr[2], h.saddr[3]],
+        daddr: [h.daddr[0], h.daddr[1], h.daddr[2], h.daddr[3]],
+        sport: h.sport,
+        dport: h.dport,
+        proto: h.proto,
+        _pad: [0; 3],
+    }
+}
+
+/// The IPv6 flow-map key of a packet.
+#[inline(always)]
+fn flow_key6(h: &Headers) -> FlowKey {
+    FlowKey {
+        saddr: h.saddr,
+        daddr: h.daddr,
+        sport: u16::from_be_bytes(h.sport),
+        dport: u16::from_be_bytes(h.dport),
+        proto: h.proto,
+        family: h.family,
+        _pad: [0; 2],
+    }
+}
+
+/// The backend this node remembers for the packet's flow. IPv4 flows are in their own map with
+/// a 16-byte key (the kernel hashes the whole key on every lookup), IPv6 flows in the 40-byte one.
+#[inline(always)]
+fn flow_backend(h: &Headers) -> Option<u32> {
+    if h.family != FAMILY_V4 {
+        return flow_backend6(h);
+    }
+    // SAFETY: the value is copied out at once; LRU values are freed by RCU only after this
+    // program returns.
+    unsafe { FLOWS4.get(&flow_key4(h)) }.map(|f| f.backend)
+}
+
+/// IPv6 flow lookup, out of line so its 40-byte key is not on `balance`'s stack frame (BPF allows
+/// 512 bytes for the whole call chain).
+#[inline(never)]
+fn flow_backend6(h: &Headers) -> Option<u32> {
+    // SAFETY: as in `flow_backend`.
+    unsafe { FLOWS.get(&flow_key6(h)) }.map(|f| f.backend)
+}
+
+/// Remembers the backend chosen for the packet's flow (best effort: a full LRU evicts). Once
+/// per flow, so out of line, off `balance`'s stack frame.
+#[inline(never)]
+fn remember_flow(h: &Headers, backend: u32) {
+    let v = FlowValue { backend };
+    let _ = if h.family == FAMILY_V4 {
+        FLOWS4.insert(&flow_key4(h), &v, 0)
+    } else {
+        FLOWS.insert(&flow_key6(h), &v, 0)
+    };
 }
 
 /// What the balancing step decided.
@@ -111,19 +170,9 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
         return Plan::Verdict(xdp_action::XDP_PASS);
     };
     let hash = maglev::flow_hash(h, &svc, cfg.jhash_v4, cfg.jhash_v6);
-    let fkey = FlowKey {
-        saddr: h.saddr,
-        daddr: h.daddr,
-        sport: u16::from_be_bytes(h.sport),
-        dport: u16::from_be_bytes(h.dport),
-        proto: h.proto,
-        family: h.family,
-        _pad: [0; 2],
-    };
     // A flow this node has seen keeps its backend while that backend exists, even if the table
     // changed under it; a new flow gets the Maglev choice and is remembered.
-    // SAFETY: copied out at once (see above).
-    let known = unsafe { FLOWS.get(&fkey) }.map(|f| f.backend);
+    let known = flow_backend(h);
     // One backend lookup per packet: the remembered backend if it still exists (the hot path
     // for established flows), else the Maglev choice.
     let mut seen = false;
@@ -159,7 +208,7 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
 
     if be.flags & BE_F_LOCAL != 0 {
         if !seen {
-            let _ = FLOWS.insert(&fkey, &FlowValue { backend: be_id }, 0);
+            remember_flow(h, be_id);
         }
         if !nat::dnat(start, end, h, &be.addr, be.port) {
             count(Counter::Malformed);
@@ -179,7 +228,7 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
         return Plan::TooBig(usize::from(cfg.mtu).saturating_sub(overhead) as u16);
     }
     if !seen {
-        let _ = FLOWS.insert(&fkey, &FlowValue { backend: be_id }, 0);
+        remember_flow(h, be_id);
     }
     if h.l2_len == 18 {
         if let Some(tci) = read::<2>(start, end, 14) {

@@ -6,8 +6,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use datapath_common::{
-    BackendValue, COUNTERS, Config, FlowKey, FlowValue, MAX_BACKENDS, MAX_FLOWS, MAX_REVNAT,
-    MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceValue, TABLES_PER_SERVICE,
+    BackendValue, COUNTERS, Config, FlowKey, FlowKey4, FlowValue, MAX_BACKENDS, MAX_FLOWS,
+    MAX_REVNAT, MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceValue,
+    TABLES_PER_SERVICE,
 };
 
 /// Services by (VIP, port, proto).
@@ -28,9 +29,13 @@ pub static MAGLEV: Array<u32> = Array::with_max_entries(MAX_SERVICES * TABLES_PE
 #[map(name = "HERALD_CFG")]
 pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 
-/// Flows seen by this LB node.
+/// IPv6 flows seen by this LB node.
 #[map(name = "HERALD_FLOWS")]
 pub static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+
+/// IPv4 flows seen by this LB node (compact key: see `datapath_common::MAP_FLOWS4`).
+#[map(name = "HERALD_FLOWS4")]
+pub static FLOWS4: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// Reply tuple → service address, on the backend node.
 #[map(name = "HERALD_RNAT")]
