@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
 echo "== cargo test (workspace)"
-cargo test --workspace --locked
+cargo test --workspace
 
 echo "== fuzzing (bounded)"
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
