@@ -18,4 +18,4 @@ pub use desired::{
     ServiceView, TrafficPolicy, desired,
 };
 pub use model::{Advertisement, AdvertisementKind, Attributes, Communities};
-pub use packing::{AdjRibOut, Diff, OutRoute, diff, next_hop_self, pack, updates};
+pub use packing::{AdjRibOut, Diff, OutRoute, adj_rib_out, diff, next_hop_self, pack, updates};

@@ -410,6 +410,21 @@ fn build(
     Ok(update)
 }
 
+/// The Adj-RIB-Out for one peer and family from [`super::desired`]'s routes: every route gets the
+/// session's next hop (see [`next_hop_self`]).
+pub fn adj_rib_out(routes: &BTreeMap<IpNet, RouteAttributes>, next_hop: &NextHop) -> AdjRibOut {
+    routes
+        .iter()
+        .map(|(prefix, attributes)| {
+            let route = OutRoute {
+                attributes: attributes.clone(),
+                next_hop: next_hop.clone(),
+            };
+            (*prefix, route)
+        })
+        .collect()
+}
+
 /// The next hop of our own routes for one session: the session's local address, plus for IPv6
 /// the link-local address of the interface when the peer is on a shared segment.
 pub fn next_hop_self(local: IpAddr, link_local: Option<Ipv6Addr>) -> NextHop {

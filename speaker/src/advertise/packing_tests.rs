@@ -396,3 +396,74 @@ fn next_hop_self_follows_the_session_family() {
         }
     );
 }
+
+/// desired → Adj-RIB-Out → UPDATEs: an eTP=Local service is announced while this node has a ready
+/// endpoint and withdrawn by exactly one UPDATE when the last one goes away; nothing else moves.
+#[test]
+fn last_local_endpoint_leaving_withdraws_only_that_service() {
+    use std::collections::BTreeMap;
+
+    use crate::advertise::desired::{
+        EndpointView, Inputs, NodeView, PeerFamily, PeerView, ServiceView, TrafficPolicy, desired,
+    };
+    use crate::advertise::model::Advertisement;
+    use crate::config::Family;
+
+    let ads: Vec<Advertisement> =
+        serde_saphyr::from_str("- kind: LoadBalancerIP\n- kind: PodCIDR\n").expect("ads");
+    let node = NodeView {
+        name: "n1".into(),
+        pod_cidrs: vec![net("10.244.0.0/24")],
+    };
+    let peers = [PeerView {
+        name: Some("tor".into()),
+        address: "192.0.2.1".parse().expect("addr"),
+        families: BTreeSet::from([Family::Ipv4Unicast]),
+        ebgp: true,
+    }];
+    let mut local = ServiceView {
+        namespace: "web".into(),
+        name: "local".into(),
+        external_traffic_policy: TrafficPolicy::Local,
+        load_balancer_ips: vec!["198.51.100.1".parse().expect("addr")],
+        endpoints: vec![EndpointView {
+            ip: "10.244.0.7".parse().expect("addr"),
+            node_name: Some("n1".into()),
+            ready: true,
+        }],
+        ..ServiceView::default()
+    };
+    let cluster = ServiceView {
+        namespace: "web".into(),
+        name: "cluster".into(),
+        load_balancer_ips: vec!["198.51.100.2".parse().expect("addr")],
+        ..ServiceView::default()
+    };
+    let allocations = BTreeMap::new();
+    let key = PeerFamily {
+        peer: peers[0].address,
+        family: Family::Ipv4Unicast,
+    };
+    let rib = |services: &[ServiceView]| {
+        let d = desired(&Inputs {
+            local_asn: 64512,
+            node: &node,
+            services,
+            allocations: &allocations,
+            peers: &peers,
+            advertisements: &ads,
+        });
+        adj_rib_out(&d[&key], &nh4())
+    };
+    let before = rib(&[local.clone(), cluster.clone()]);
+    let first = updates(&AdjRibOut::new(), &before, &cx()).expect("packs");
+    assert_eq!(first.len(), 1, "one attribute set, one UPDATE");
+    assert_eq!(announced(&first).len(), 3);
+    local.endpoints[0].ready = false;
+    let after = rib(&[local, cluster]);
+    let ups = updates(&before, &after, &cx()).expect("packs");
+    wire(&ups, &cx());
+    assert_eq!(ups.len(), 1);
+    assert_eq!(withdrawn(&ups), BTreeSet::from([net("198.51.100.1/32")]));
+    assert!(announced(&ups).is_empty());
+}
