@@ -73,6 +73,10 @@ pub enum Error {
     /// An import policy is malformed.
     #[error("invalid import policy: {0}")]
     InvalidPolicy(String),
+    /// Kubernetes mode: an API call failed or an object could not be used (the message names
+    /// the object and what was being done).
+    #[error("Kubernetes: {0}")]
+    Kube(String),
 }
 
 impl Error {

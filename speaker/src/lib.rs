@@ -9,5 +9,6 @@ pub mod config;
 pub mod error;
 pub mod fib;
 pub mod import_policy;
+pub mod sources;
 
 pub use error::{Error, Result};

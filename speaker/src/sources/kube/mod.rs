@@ -1,0 +1,21 @@
+//! Kubernetes mode of the speaker: the custom resources ([`crd`]), the pure translation of
+//! cluster objects into the desired state the standalone file also feeds ([`translate`]), the
+//! reflector-based watcher that drives it ([`watch`]), TCP MD5 key files from Secrets ([`md5`]),
+//! the rate-bounded `BGPNodeStatus` writer ([`status`]) and arp-responder's membership store on
+//! Leases ([`lease`]).
+//!
+//! The I/O boundaries are `watch` (list/watch), `status` (server-side apply), `lease` (Lease
+//! apply/list/delete) and `md5` (key files); `crd` and `translate` are pure.
+
+pub mod crd;
+pub mod lease;
+pub mod md5;
+pub mod status;
+pub mod translate;
+pub mod watch;
+
+pub use lease::LeaseStore;
+pub use md5::KeyFiles;
+pub use status::{StatusWriter, node_status};
+pub use translate::{Desired, Identity, Md5Key, Snapshot, translate};
+pub use watch::{SourceConfig, Watched, run};

@@ -1,0 +1,917 @@
+//! Kubernetes objects → the speaker's desired state, as a pure function of a snapshot
+//! ([`Snapshot`]) and this node's name. The output ([`Desired`]) is made of the same types the
+//! standalone file feeds: `config::Config` (node, BGP instance, peers), `advertise::Advertisement`s,
+//! `advertise::ServiceView`s, lb-ipam's allocations (from `Service.status.loadBalancer`), the
+//! import policy, and arp-responder's `L2Config`. No I/O, no clocks.
+//!
+//! Mapping rules (Cilium's semantics where a Cilium user would expect them):
+//! - A `BGPClusterConfig` applies when its `nodeSelector` matches the node's labels (absent:
+//!   every node). Herald runs one BGP instance per node: the first instance by (config name,
+//!   position) wins and any other is reported as a problem.
+//! - A `BGPNodeConfigOverride` named after the node overrides `routerID`, `localASN`,
+//!   `localPort` and peers' `localAddress`. Without a `routerID` the node's first IPv4
+//!   `InternalIP` is used.
+//! - A peer's `peerConfigRef` names a `BGPPeerConfig`; a missing one is reported and the peer runs
+//!   with defaults. A missing `peerASN` means "any AS other than ours". Without `families` a
+//!   peer negotiates IPv4 and IPv6 unicast and is sent nothing.
+//! - `authSecretRef` names a Secret in the speaker's namespace whose `password` key is the TCP MD5
+//!   key. A peer whose Secret or key is missing is left out (reported): starting an
+//!   unauthenticated session the operator asked to authenticate would be wrong.
+//! - `families[].advertisements` selects `BGPAdvertisement`s by label. A `Service` entry without
+//!   `selector` selects no service (Cilium's rule); one with a selector yields one advertisement
+//!   per address kind. Advertisements equal in everything but the peer are merged into one with
+//!   a list of peers.
+//! - LoadBalancer addresses are `status.loadBalancer.ingress[].ip` of `type: LoadBalancer`
+//!   services of class `herald.io/lb` or none (lb-ipam's writes); requested but unallocated
+//!   addresses are not announced. Endpoints come from EndpointSlices labelled
+//!   `kubernetes.io/service-name`; a missing `ready` condition counts as ready.
+//! - `L2AnnouncementPolicy`: a service selected by some policy (absent `serviceSelector`: all)
+//!   is announced on L2 with the addresses the policy enables; its eligible nodes are the nodes
+//!   the selecting policies' `nodeSelector`s match, intersected with nodes holding a ready
+//!   endpoint when `externalTrafficPolicy: Local`. arp-responder's `ServiceSpec` has no
+//!   per-service node set, so eligibility is expressed as `Local` with `readyEndpointNodes` set
+//!   to exactly the eligible nodes. Interfaces are the union of the `interfaces` of the policies
+//!   that select this node (any policy without `interfaces` means all).
+//!
+//! Everything invalid is skipped and reported in [`Desired::problems`]; the rest still applies.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+use arp_responder::config::{
+    InterfaceSelection, L2Config, NodeSpec as L2Node, ServiceSpec as L2Service, StoreConfig,
+    TrafficPolicy as L2TrafficPolicy,
+};
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use lb_ipam::selector::service_labels;
+use lb_ipam::{LabelSelector, ServiceKey};
+use serde_saphyr::{Location, Spanned};
+
+use super::crd::{
+    AdvertisementEntry, AdvertisementType, Afi, BGPAdvertisement, BGPAttributes, BGPClusterConfig,
+    BGPInstanceOverride, BGPNodeConfigOverride, BGPPeerConfig, BGPPeerConfigSpec,
+    L2AnnouncementPolicy, ServiceAddressType,
+};
+use crate::advertise::{
+    Advertisement, AdvertisementKind, Attributes, EndpointView, ServiceView, TrafficPolicy,
+};
+use crate::config::{
+    ApiConfig, BfdConfig, BgpConfig, Config, Family, GracefulRestartConfig, HoldTime, ListenConfig,
+    NodeConfig, PeerAsn, PeerConfig, PeerKind, RestartTime, TimersConfig, Ttl,
+};
+use crate::import_policy::ImportPolicyConfig;
+
+/// The Secret key holding a peer's TCP MD5 password (as Cilium).
+pub const AUTH_SECRET_KEY: &str = "password";
+/// The load-balancer class lb-ipam serves (besides none).
+pub const LOAD_BALANCER_CLASS: &str = "herald.io/lb";
+/// Label EndpointSlices carry with their service's name.
+pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+/// Longest TCP MD5 key the kernel takes (`TCP_MD5SIG_MAXKEYLEN`).
+pub const MAX_MD5_KEY_LEN: usize = 80;
+
+/// Everything the translation reads: the current contents of the watch caches.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// `BGPClusterConfig`s.
+    pub cluster_configs: Vec<BGPClusterConfig>,
+    /// `BGPPeerConfig`s.
+    pub peer_configs: Vec<BGPPeerConfig>,
+    /// `BGPAdvertisement`s.
+    pub advertisements: Vec<BGPAdvertisement>,
+    /// `BGPNodeConfigOverride`s.
+    pub overrides: Vec<BGPNodeConfigOverride>,
+    /// `L2AnnouncementPolicy`s.
+    pub l2_policies: Vec<L2AnnouncementPolicy>,
+    /// Every Node.
+    pub nodes: Vec<Node>,
+    /// Every Service.
+    pub services: Vec<Service>,
+    /// Every EndpointSlice.
+    pub endpoint_slices: Vec<EndpointSlice>,
+    /// Secrets of the speaker's namespace.
+    pub secrets: Vec<Secret>,
+    /// Problems found before translation (missing CRDs, forbidden resources), reported as they are.
+    pub problems: Vec<String>,
+}
+
+/// A TCP MD5 key; its `Debug` output does not show the key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Md5Key(pub Vec<u8>);
+
+impl fmt::Debug for Md5Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Md5Key(<{} octets>)", self.0.len())
+    }
+}
+
+/// The speaker's desired state in Kubernetes mode.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Desired {
+    /// Node and BGP instance, as the standalone file would give them. Peers with a key in
+    /// [`Desired::md5_keys`] have no `passwordFile` yet: see [`super::md5`].
+    pub config: Config,
+    /// Advertisements, in a deterministic order.
+    pub advertisements: Vec<Advertisement>,
+    /// Import policy for received routes (FIB import), if configured.
+    pub import_policy: Option<ImportPolicyConfig>,
+    /// Every service that may be announced, with its endpoints.
+    pub services: Vec<ServiceView>,
+    /// LoadBalancer addresses per service, from Service status (lb-ipam's allocations).
+    pub allocations: BTreeMap<ServiceKey, Vec<IpAddr>>,
+    /// TCP MD5 keys by peer address.
+    pub md5_keys: BTreeMap<IpAddr, Md5Key>,
+    /// arp-responder's configuration for this node (store: Kubernetes Leases), when some
+    /// `L2AnnouncementPolicy` exists.
+    pub l2: Option<L2Config>,
+    /// What was skipped and why, sorted and without duplicates.
+    pub problems: Vec<String>,
+}
+
+/// Where the Kubernetes-mode speaker runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// This node's name.
+    pub node_name: String,
+    /// Namespace of the speaker (Secrets, Leases).
+    pub namespace: String,
+}
+
+/// Translates a snapshot into this node's desired state.
+pub fn translate(me: &Identity, snap: &Snapshot) -> Desired {
+    let mut problems: Vec<String> = snap.problems.clone();
+    let node = snap
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(me.node_name.as_str()));
+    let labels = node
+        .and_then(|n| n.metadata.labels.clone())
+        .unwrap_or_default();
+    if node.is_none() {
+        problems.push(format!(
+            "Node {} not found: no labels, pod CIDRs or addresses",
+            me.node_name
+        ));
+    }
+    let pod_cidrs = node
+        .map(|n| pod_cidrs(n, &mut problems))
+        .unwrap_or_default();
+
+    let mut desired = Desired {
+        config: Config {
+            node: NodeConfig {
+                name: me.node_name.clone(),
+                labels: labels.clone(),
+                pod_cidrs,
+                router_id: Ipv4Addr::UNSPECIFIED,
+            },
+            bgp: None,
+            api: ApiConfig::default(),
+            // lb-ipam's controller allocates in Kubernetes mode (allocations come from Service
+            // status), and L2 is carried whole in `Desired::l2`.
+            ipam: None,
+            services: Vec::new(),
+            l2: None,
+        },
+        advertisements: Vec::new(),
+        import_policy: None,
+        services: services(snap),
+        allocations: allocations(snap),
+        md5_keys: BTreeMap::new(),
+        l2: None,
+        problems: Vec::new(),
+    };
+
+    bgp(me, snap, node, &labels, &mut desired, &mut problems);
+    desired.l2 = l2(me, snap, &mut problems);
+
+    problems.sort();
+    problems.dedup();
+    desired.problems = problems;
+    desired
+}
+
+fn name_of<K: kube::Resource>(k: &K) -> String {
+    k.meta().name.clone().unwrap_or_default()
+}
+
+fn selects(selector: Option<&LabelSelector>, labels: &BTreeMap<String, String>) -> bool {
+    selector.is_none_or(|s| s.matches(labels))
+}
+
+fn pod_cidrs(node: &Node, problems: &mut Vec<String>) -> Vec<IpNet> {
+    let spec = node.spec.as_ref();
+    let mut texts: Vec<&String> = spec
+        .and_then(|s| s.pod_cidrs.as_ref())
+        .map(|v| v.iter().collect())
+        .unwrap_or_default();
+    if texts.is_empty()
+        && let Some(single) = spec.and_then(|s| s.pod_cidr.as_ref())
+    {
+        texts.push(single);
+    }
+    texts
+        .into_iter()
+        .filter_map(|t| match t.parse::<IpNet>() {
+            Ok(net) => Some(net),
+            Err(_) => {
+                problems.push(format!(
+                    "Node {}: podCIDR {t:?} is not a CIDR",
+                    name_of(node)
+                ));
+                None
+            }
+        })
+        .collect()
+}
+
+fn internal_ipv4(node: &Node) -> Option<Ipv4Addr> {
+    node.status
+        .as_ref()?
+        .addresses
+        .as_ref()?
+        .iter()
+        .filter(|a| a.type_ == "InternalIP")
+        .find_map(|a| a.address.parse::<Ipv4Addr>().ok())
+}
+
+fn spanned<T>(value: T) -> Spanned<T> {
+    Spanned::new(value, Location::UNKNOWN, Location::UNKNOWN)
+}
+
+/// The BGP instance of this node, its peers, keys and advertisements.
+fn bgp(
+    me: &Identity,
+    snap: &Snapshot,
+    node: Option<&Node>,
+    labels: &BTreeMap<String, String>,
+    desired: &mut Desired,
+    problems: &mut Vec<String>,
+) {
+    let mut configs: Vec<&BGPClusterConfig> = snap
+        .cluster_configs
+        .iter()
+        .filter(|c| selects(c.spec.node_selector.as_ref(), labels))
+        .collect();
+    configs.sort_by_key(|c| name_of(*c));
+    let mut instances = configs
+        .iter()
+        .flat_map(|c| c.spec.bgp_instances.iter().map(move |i| (name_of(*c), i)));
+    let Some((config_name, instance)) = instances.next() else {
+        return;
+    };
+    for (other_config, other) in instances {
+        problems.push(format!(
+            "BGPClusterConfig {other_config}: instance {} ignored: Herald runs one BGP instance \
+             per node and uses {config_name}/{}",
+            other.name, instance.name
+        ));
+    }
+    let ctx = format!("BGPClusterConfig {config_name} instance {}", instance.name);
+    let over: Option<&BGPInstanceOverride> = snap
+        .overrides
+        .iter()
+        .find(|o| o.metadata.name.as_deref() == Some(me.node_name.as_str()))
+        .and_then(|o| {
+            o.spec
+                .bgp_instances
+                .iter()
+                .find(|i| i.name == instance.name)
+        });
+
+    let local_asn = over.and_then(|o| o.local_asn).unwrap_or(instance.local_asn);
+    if local_asn == 0 || local_asn == 23456 {
+        problems.push(format!(
+            "{ctx}: localASN {local_asn} is reserved; BGP not started"
+        ));
+        return;
+    }
+    let router_id = match over.and_then(|o| o.router_id.as_deref()) {
+        Some(text) => match text.parse::<Ipv4Addr>() {
+            Ok(id) if !id.is_unspecified() => Some(id),
+            _ => {
+                problems.push(format!(
+                    "BGPNodeConfigOverride {}: routerID {text:?} is not a usable IPv4 address",
+                    me.node_name
+                ));
+                None
+            }
+        },
+        None => node.and_then(internal_ipv4),
+    };
+    let Some(router_id) = router_id else {
+        problems.push(format!(
+            "{ctx}: no router ID (no routerID override and no IPv4 InternalIP on Node {}); BGP \
+             not started",
+            me.node_name
+        ));
+        return;
+    };
+    desired.config.node.router_id = router_id;
+
+    let mut peers: Vec<PeerConfig> = Vec::new();
+    let mut ads: BTreeMap<(String, usize, AdvertisementKind, Family), Advertisement> =
+        BTreeMap::new();
+    for peer in &instance.peers {
+        let pctx = format!("{ctx} peer {}", peer.name);
+        let Ok(address) = peer.peer_address.trim().parse::<IpAddr>() else {
+            problems.push(format!(
+                "{pctx}: peerAddress {:?} is not an IP address; peer skipped",
+                peer.peer_address
+            ));
+            continue;
+        };
+        if peers.iter().any(|p| p.address.value == address) {
+            problems.push(format!(
+                "{pctx}: address {address} is already used by another peer; skipped"
+            ));
+            continue;
+        }
+        let spec = match &peer.peer_config_ref {
+            None => BGPPeerConfigSpec::default(),
+            Some(r) => match snap
+                .peer_configs
+                .iter()
+                .find(|p| p.metadata.name.as_deref() == Some(r.name.as_str()))
+            {
+                Some(pc) => pc.spec.clone(),
+                None => {
+                    problems.push(format!(
+                        "{pctx}: BGPPeerConfig {} not found; using defaults",
+                        r.name
+                    ));
+                    BGPPeerConfigSpec::default()
+                }
+            },
+        };
+        let asn = match peer.peer_asn {
+            Some(n) => PeerAsn::Number(n),
+            None => PeerAsn::Kind(PeerKind::External),
+        };
+        let ebgp = match asn {
+            PeerAsn::Number(n) => n != local_asn,
+            PeerAsn::Kind(k) => k == PeerKind::External,
+        };
+        if let Some(secret_name) = &spec.auth_secret_ref {
+            match md5_key(snap, &me.namespace, secret_name) {
+                Ok(key) => {
+                    desired.md5_keys.insert(address, key);
+                }
+                Err(why) => {
+                    problems.push(format!("{pctx}: {why}; peer skipped"));
+                    continue;
+                }
+            }
+        }
+        let Some(cfg) = peer_config(
+            &pctx,
+            peer.name.clone(),
+            address,
+            asn,
+            ebgp,
+            &spec,
+            over,
+            problems,
+        ) else {
+            continue;
+        };
+        for fam in spec.families.clone().unwrap_or_default() {
+            let family = match fam.afi {
+                Afi::Ipv4 => Family::Ipv4Unicast,
+                Afi::Ipv6 => Family::Ipv6Unicast,
+            };
+            let Some(selector) = &fam.advertisements else {
+                continue;
+            };
+            for advert in snap
+                .advertisements
+                .iter()
+                .filter(|a| selector.matches(&a.metadata.labels.clone().unwrap_or_default()))
+            {
+                let aname = name_of(advert);
+                for (index, entry) in advert.spec.advertisements.iter().enumerate() {
+                    match advertisements_of(&aname, index, entry) {
+                        Ok(list) => {
+                            for mut ad in list {
+                                let key = (aname.clone(), index, ad.kind, family);
+                                let slot = ads.entry(key).or_insert_with(|| {
+                                    ad.families = vec![family];
+                                    ad.peers.clear();
+                                    ad
+                                });
+                                if !slot.peers.contains(&peer.name) {
+                                    slot.peers.push(peer.name.clone());
+                                }
+                            }
+                        }
+                        Err(why) => problems.push(format!(
+                            "BGPAdvertisement {aname} advertisements[{index}]: {why}; skipped"
+                        )),
+                    }
+                }
+            }
+        }
+        peers.push(cfg);
+    }
+
+    if let Some(fib) = &instance.fib_import {
+        match serde_json::to_value(fib).and_then(serde_json::from_value::<ImportPolicyConfig>) {
+            Ok(policy) => desired.import_policy = Some(policy),
+            Err(e) => problems.push(format!("{ctx}: fibImport: {e}; ignored")),
+        }
+    }
+
+    desired.advertisements = ads.into_values().collect();
+    desired.config.bgp = Some(BgpConfig {
+        local_asn,
+        listen: ListenConfig {
+            port: over
+                .and_then(|o| o.local_port)
+                .or(instance.local_port)
+                .unwrap_or(179),
+            ..ListenConfig::default()
+        },
+        peers,
+        import_policy: Default::default(),
+        static_routes: Vec::new(),
+        state_dir: None,
+    });
+}
+
+fn md5_key(snap: &Snapshot, namespace: &str, name: &str) -> Result<Md5Key, String> {
+    let secret = snap
+        .secrets
+        .iter()
+        .find(|s| {
+            s.metadata.name.as_deref() == Some(name)
+                && s.metadata
+                    .namespace
+                    .as_deref()
+                    .is_none_or(|n| n == namespace)
+        })
+        .ok_or_else(|| format!("authSecretRef: Secret {namespace}/{name} not found"))?;
+    let value = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(AUTH_SECRET_KEY))
+        .map(|b| b.0.clone())
+        .or_else(|| {
+            secret
+                .string_data
+                .as_ref()
+                .and_then(|d| d.get(AUTH_SECRET_KEY))
+                .map(|s| s.as_bytes().to_vec())
+        })
+        .ok_or_else(|| {
+            format!("authSecretRef: Secret {namespace}/{name} has no `{AUTH_SECRET_KEY}` key")
+        })?;
+    let trimmed = String::from_utf8_lossy(&value).trim().as_bytes().to_vec();
+    if trimmed.is_empty() || trimmed.len() > MAX_MD5_KEY_LEN {
+        return Err(format!(
+            "authSecretRef: Secret {namespace}/{name}: key is {} octets; TCP MD5 takes 1..={MAX_MD5_KEY_LEN}",
+            trimmed.len()
+        ));
+    }
+    Ok(Md5Key(trimmed))
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site; the values are the peer's identity from three resources"
+)]
+fn peer_config(
+    pctx: &str,
+    name: String,
+    address: IpAddr,
+    asn: PeerAsn,
+    ebgp: bool,
+    spec: &BGPPeerConfigSpec,
+    over: Option<&BGPInstanceOverride>,
+    problems: &mut Vec<String>,
+) -> Option<PeerConfig> {
+    let mut timers = TimersConfig::default();
+    if let Some(t) = &spec.timers {
+        if let Some(hold) = t.hold_time_seconds {
+            match HoldTime::try_from(hold) {
+                Ok(h) => timers.hold_time_seconds = h,
+                Err(why) => {
+                    problems.push(format!("{pctx}: {why}; peer skipped"));
+                    return None;
+                }
+            }
+        }
+        if let Some(ka) = t.keep_alive_time_seconds {
+            let hold = timers.hold_time_seconds.0;
+            if hold != 0 && ka >= hold {
+                problems.push(format!(
+                    "{pctx}: keepAliveTimeSeconds {ka} is not below holdTimeSeconds {hold}; peer skipped"
+                ));
+                return None;
+            }
+            timers.keepalive_time_seconds = Some(ka);
+        }
+        if let Some(cr) = t.connect_retry_time_seconds {
+            timers.connect_retry_time_seconds = cr.max(1);
+        }
+    }
+    let ebgp_multihop = match spec.ebgp_multihop {
+        Some(hops) if hops > 1 && ebgp => Some(Ttl(hops)),
+        Some(hops) if hops > 1 => {
+            problems.push(format!(
+                "{pctx}: ebgpMultihop {hops} ignored: the peer is iBGP"
+            ));
+            None
+        }
+        _ => None,
+    };
+    let mut graceful_restart = GracefulRestartConfig::default();
+    if let Some(gr) = &spec.graceful_restart {
+        graceful_restart.enabled = gr.enabled;
+        if let Some(t) = gr.restart_time_seconds {
+            match RestartTime::try_from(t) {
+                Ok(rt) => graceful_restart.restart_time_seconds = rt,
+                Err(why) => problems.push(format!("{pctx}: {why}; default used")),
+            }
+        }
+    }
+    let bfd = spec.bfd.as_ref().map(|b| BfdConfig {
+        min_tx_ms: b.min_tx_ms.unwrap_or(300).max(1),
+        min_rx_ms: b.min_rx_ms.unwrap_or(300).max(1),
+        multiplier: b.multiplier.unwrap_or(3).max(1),
+        multihop: b.multihop,
+    });
+    let families = match &spec.families {
+        None => vec![Family::Ipv4Unicast, Family::Ipv6Unicast],
+        Some(list) => {
+            let set: BTreeSet<Family> = list
+                .iter()
+                .map(|f| match f.afi {
+                    Afi::Ipv4 => Family::Ipv4Unicast,
+                    Afi::Ipv6 => Family::Ipv6Unicast,
+                })
+                .collect();
+            set.into_iter().collect()
+        }
+    };
+    let local_address = match over
+        .and_then(|o| o.peers.iter().find(|p| p.name == name))
+        .and_then(|p| p.local_address.as_deref())
+    {
+        Some(text) => match text.parse::<IpAddr>() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                problems.push(format!(
+                    "{pctx}: override localAddress {text:?} is not an IP address; ignored"
+                ));
+                None
+            }
+        },
+        None => None,
+    };
+    Some(PeerConfig {
+        name: Some(name),
+        address: spanned(address),
+        asn,
+        port: spec
+            .transport
+            .as_ref()
+            .and_then(|t| t.peer_port)
+            .unwrap_or(179),
+        local_address,
+        passive: false,
+        timers,
+        password_file: None,
+        ebgp_multihop,
+        gtsm: None,
+        graceful_restart,
+        bfd,
+        families,
+        max_prefixes: None,
+        shutdown: None,
+    })
+}
+
+/// One `BGPAdvertisement` entry as speaker advertisements (without peers and families yet).
+fn advertisements_of(
+    advert: &str,
+    index: usize,
+    entry: &AdvertisementEntry,
+) -> Result<Vec<Advertisement>, String> {
+    let attributes = attributes(entry.attributes.as_ref())?;
+    let name = Some(format!("{advert}/{index}"));
+    let out = match entry.advertisement_type {
+        AdvertisementType::PodCIDR => vec![Advertisement {
+            name,
+            kind: AdvertisementKind::PodCidr,
+            selector: None,
+            peers: Vec::new(),
+            families: Vec::new(),
+            aggregation_length_ipv4: None,
+            aggregation_length_ipv6: None,
+            attributes,
+        }],
+        AdvertisementType::Service => {
+            let service = entry
+                .service
+                .as_ref()
+                .ok_or("advertisementType Service needs `service`")?;
+            // Cilium: without a selector no service is selected.
+            let Some(selector) = &entry.selector else {
+                return Ok(Vec::new());
+            };
+            let kinds: BTreeSet<ServiceAddressType> = service.addresses.iter().copied().collect();
+            kinds
+                .into_iter()
+                .map(|k| Advertisement {
+                    name: name.clone(),
+                    kind: match k {
+                        ServiceAddressType::LoadBalancerIP => AdvertisementKind::LoadBalancerIp,
+                        ServiceAddressType::ExternalIP => AdvertisementKind::ExternalIp,
+                        ServiceAddressType::ClusterIP => AdvertisementKind::ClusterIp,
+                    },
+                    selector: Some(selector.clone()),
+                    peers: Vec::new(),
+                    families: Vec::new(),
+                    aggregation_length_ipv4: service.aggregation_length_ipv4,
+                    aggregation_length_ipv6: service.aggregation_length_ipv6,
+                    attributes: attributes.clone(),
+                })
+                .collect()
+        }
+    };
+    for ad in &out {
+        ad.validate()?;
+    }
+    Ok(out)
+}
+
+/// CRD attributes → the advertisement model's attributes (the community strings are parsed by
+/// the model's own parsers, through JSON, so both sources accept exactly the same spellings).
+fn attributes(attrs: Option<&BGPAttributes>) -> Result<Attributes, String> {
+    let Some(a) = attrs else {
+        return Ok(Attributes::default());
+    };
+    let value = serde_json::to_value(a).map_err(|e| e.to_string())?;
+    serde_json::from_value::<Attributes>(value).map_err(|e| format!("attributes: {e}"))
+}
+
+fn parse_ips<'a>(texts: impl IntoIterator<Item = &'a String>) -> Vec<IpAddr> {
+    texts.into_iter().filter_map(|t| t.parse().ok()).collect()
+}
+
+fn policy(text: Option<&String>) -> TrafficPolicy {
+    match text.map(String::as_str) {
+        Some("Local") => TrafficPolicy::Local,
+        _ => TrafficPolicy::Cluster,
+    }
+}
+
+/// Services with their endpoints; ExternalName services are left out.
+fn services(snap: &Snapshot) -> Vec<ServiceView> {
+    let mut endpoints: BTreeMap<(String, String), Vec<EndpointView>> = BTreeMap::new();
+    for slice in &snap.endpoint_slices {
+        let Some(service) = slice
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+        else {
+            continue;
+        };
+        let ns = slice.metadata.namespace.clone().unwrap_or_default();
+        let list = endpoints.entry((ns, service.clone())).or_default();
+        for ep in &slice.endpoints {
+            let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
+            for addr in &ep.addresses {
+                if let Ok(ip) = addr.parse() {
+                    list.push(EndpointView {
+                        ip,
+                        node_name: ep.node_name.clone(),
+                        ready,
+                    });
+                }
+            }
+        }
+    }
+    let mut out: Vec<ServiceView> = snap
+        .services
+        .iter()
+        .filter_map(|s| {
+            let spec = s.spec.as_ref()?;
+            if spec.type_.as_deref() == Some("ExternalName") {
+                return None;
+            }
+            let namespace = s.metadata.namespace.clone().unwrap_or_default();
+            let name = s.metadata.name.clone().unwrap_or_default();
+            let mut cluster_ips = parse_ips(spec.cluster_ips.iter().flatten());
+            if cluster_ips.is_empty() {
+                cluster_ips = parse_ips(spec.cluster_ip.iter());
+            }
+            let mut eps = endpoints
+                .remove(&(namespace.clone(), name.clone()))
+                .unwrap_or_default();
+            eps.sort_by(|a, b| (a.ip, &a.node_name).cmp(&(b.ip, &b.node_name)));
+            Some(ServiceView {
+                labels: s.metadata.labels.clone().unwrap_or_default(),
+                external_traffic_policy: policy(spec.external_traffic_policy.as_ref()),
+                internal_traffic_policy: policy(spec.internal_traffic_policy.as_ref()),
+                cluster_ips,
+                external_ips: parse_ips(spec.external_ips.iter().flatten()),
+                load_balancer_ips: Vec::new(),
+                endpoints: eps,
+                namespace,
+                name,
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    out
+}
+
+fn is_ours(s: &Service) -> bool {
+    s.spec.as_ref().is_some_and(|spec| {
+        spec.type_.as_deref() == Some("LoadBalancer")
+            && spec
+                .load_balancer_class
+                .as_deref()
+                .is_none_or(|c| c == LOAD_BALANCER_CLASS)
+    })
+}
+
+fn ingress_ips(s: &Service) -> Vec<IpAddr> {
+    s.status
+        .as_ref()
+        .and_then(|st| st.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .map(|ing| {
+            ing.iter()
+                .filter_map(|i| i.ip.as_ref()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// LoadBalancer addresses from Service status.
+fn allocations(snap: &Snapshot) -> BTreeMap<ServiceKey, Vec<IpAddr>> {
+    snap.services
+        .iter()
+        .filter(|s| is_ours(s))
+        .filter_map(|s| {
+            let ips = ingress_ips(s);
+            (!ips.is_empty()).then(|| {
+                (
+                    ServiceKey::new(
+                        s.metadata.namespace.as_deref().unwrap_or_default(),
+                        s.metadata.name.as_deref().unwrap_or_default(),
+                    ),
+                    ips,
+                )
+            })
+        })
+        .collect()
+}
+
+/// arp-responder's configuration, when some L2 policy exists.
+fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Config> {
+    if snap.l2_policies.is_empty() {
+        return None;
+    }
+    let nodes: Vec<L2Node> = snap
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            Some(L2Node {
+                name: n.metadata.name.clone()?,
+                labels: n.metadata.labels.clone().unwrap_or_default(),
+            })
+        })
+        .collect();
+    let Some(me_node) = nodes.iter().find(|n| n.name == me.node_name) else {
+        problems.push(format!(
+            "L2 announcements off: Node {} not found",
+            me.node_name
+        ));
+        return None;
+    };
+    let mut policies: Vec<&L2AnnouncementPolicy> = snap.l2_policies.iter().collect();
+    policies.sort_by_key(|p| name_of(*p));
+
+    let mut include: BTreeSet<String> = BTreeSet::new();
+    let mut all_interfaces = false;
+    for p in &policies {
+        if selects(p.spec.node_selector.as_ref(), &me_node.labels) {
+            if p.spec.interfaces.is_empty() {
+                all_interfaces = true;
+            }
+            for re in &p.spec.interfaces {
+                match regex::Regex::new(re) {
+                    Ok(_) => {
+                        include.insert(re.clone());
+                    }
+                    Err(e) => problems.push(format!(
+                        "L2AnnouncementPolicy {}: interface regex {re:?}: {e}; ignored",
+                        name_of(*p)
+                    )),
+                }
+            }
+        }
+    }
+
+    let mut services = Vec::new();
+    for s in &snap.services {
+        let Some(spec) = s.spec.as_ref() else {
+            continue;
+        };
+        let mut svc_labels = s.metadata.labels.clone().unwrap_or_default();
+        let (ns, name) = (
+            s.metadata.namespace.clone().unwrap_or_default(),
+            s.metadata.name.clone().unwrap_or_default(),
+        );
+        svc_labels = service_labels(&ns, &name, &svc_labels);
+        let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
+        let mut eligible: BTreeSet<String> = BTreeSet::new();
+        for p in &policies {
+            if !selects(p.spec.service_selector.as_ref(), &svc_labels) {
+                continue;
+            }
+            let mut from_policy = Vec::new();
+            if p.spec.load_balancer_ips && is_ours(s) {
+                from_policy.extend(ingress_ips(s));
+            }
+            if p.spec.external_ips {
+                from_policy.extend(parse_ips(spec.external_ips.iter().flatten()));
+            }
+            if !from_policy.is_empty() {
+                ips.extend(from_policy);
+                eligible.extend(
+                    nodes
+                        .iter()
+                        .filter(|n| selects(p.spec.node_selector.as_ref(), &n.labels))
+                        .map(|n| n.name.clone()),
+                );
+            }
+        }
+        if ips.is_empty() {
+            continue;
+        }
+        if policy(spec.external_traffic_policy.as_ref()) == TrafficPolicy::Local {
+            let ready: BTreeSet<String> = snap
+                .endpoint_slices
+                .iter()
+                .filter(|sl| {
+                    sl.metadata.namespace.as_deref() == Some(ns.as_str())
+                        && sl
+                            .metadata
+                            .labels
+                            .as_ref()
+                            .and_then(|l| l.get(SERVICE_NAME_LABEL))
+                            == Some(&name)
+                })
+                .flat_map(|sl| sl.endpoints.iter())
+                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
+                .filter_map(|e| e.node_name.clone())
+                .collect();
+            eligible.retain(|n| ready.contains(n));
+        }
+        services.push(L2Service {
+            name,
+            namespace: ns,
+            ips: ips.into_iter().collect(),
+            external_traffic_policy: L2TrafficPolicy::Local,
+            ready_endpoint_nodes: eligible.into_iter().collect(),
+            sharing_key: None,
+        });
+    }
+    services.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let config = L2Config {
+        node: me.node_name.clone(),
+        cluster: "herald".into(),
+        nodes,
+        node_selector: BTreeMap::new(),
+        services,
+        interfaces: InterfaceSelection {
+            include: if all_interfaces {
+                Vec::new()
+            } else {
+                include.into_iter().collect()
+            },
+            ..InterfaceSelection::default()
+        },
+        timing: Default::default(),
+        store: StoreConfig::Kubernetes {
+            namespace: me.namespace.clone(),
+        },
+    };
+    if let Err(e) = config.validate() {
+        problems.push(format!("L2 announcements off: {e}"));
+        return None;
+    }
+    Some(config)
+}
+
+#[cfg(test)]
+#[path = "translate_tests.rs"]
+mod tests;

@@ -1,0 +1,418 @@
+//! Unit tests of the pure translation (no API server involved).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde_json::json;
+
+use super::*;
+use crate::advertise::{self, Inputs, NodeView, PeerView};
+
+fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+    serde_json::from_value(v).expect("test object")
+}
+
+fn me() -> Identity {
+    Identity {
+        node_name: "node1".into(),
+        namespace: "herald-system".into(),
+    }
+}
+
+fn node(name: &str, rack: &str, cidr: &str, ip: &str) -> Node {
+    obj(json!({
+        "metadata": {"name": name, "labels": {"rack": rack}},
+        "spec": {"podCIDRs": [cidr]},
+        "status": {"addresses": [{"type": "Hostname", "address": name}, {"type": "InternalIP", "address": ip}]}
+    }))
+}
+
+fn base() -> Snapshot {
+    Snapshot {
+        cluster_configs: vec![obj(json!({
+            "apiVersion": "herald.io/v1alpha1", "kind": "BGPClusterConfig",
+            "metadata": {"name": "racks"},
+            "spec": {
+                "nodeSelector": {"matchLabels": {"rack": "r1"}},
+                "bgpInstances": [{
+                    "name": "main", "localASN": 65001,
+                    "peers": [
+                        {"name": "tor1", "peerAddress": "10.0.1.1", "peerASN": 65000, "peerConfigRef": {"name": "tor"}},
+                        {"name": "tor2", "peerAddress": "10.0.2.1", "peerASN": 65000, "peerConfigRef": {"name": "tor-md5"}}
+                    ]
+                }]
+            }
+        }))],
+        peer_configs: vec![
+            obj(json!({
+                "apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
+                "metadata": {"name": "tor"},
+                "spec": {
+                    "timers": {"holdTimeSeconds": 9, "keepAliveTimeSeconds": 3, "connectRetryTimeSeconds": 2},
+                    "gracefulRestart": {"enabled": true, "restartTimeSeconds": 60},
+                    "transport": {"peerPort": 1179},
+                    "ebgpMultihop": 2,
+                    "bfd": {"minTxMs": 100, "multiplier": 5},
+                    "families": [{"afi": "ipv4", "safi": "unicast", "advertisements": {"matchLabels": {"adv": "yes"}}}]
+                }
+            })),
+            obj(json!({
+                "apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
+                "metadata": {"name": "tor-md5"},
+                "spec": {
+                    "authSecretRef": "tor-auth",
+                    "families": [{"afi": "ipv4", "safi": "unicast", "advertisements": {"matchLabels": {"adv": "yes"}}}]
+                }
+            })),
+        ],
+        advertisements: vec![obj(json!({
+            "apiVersion": "herald.io/v1alpha1", "kind": "BGPAdvertisement",
+            "metadata": {"name": "lb", "labels": {"adv": "yes"}},
+            "spec": {"advertisements": [
+                {"advertisementType": "PodCIDR", "attributes": {"communities": {"standard": ["65000:1"]}}},
+                {"advertisementType": "Service", "service": {"addresses": ["LoadBalancerIP", "ExternalIP"]},
+                 "selector": {"matchLabels": {"expose": "bgp"}},
+                 "attributes": {"communities": {"large": ["65001:1:2"], "wellKnown": ["no-export"]},
+                                "localPreference": 200, "med": 7, "asPathPrepend": 1}}
+            ]}
+        }))],
+        nodes: vec![
+            node("node1", "r1", "10.244.1.0/24", "10.0.1.2"),
+            node("node2", "r2", "10.244.2.0/24", "10.0.2.2"),
+        ],
+        services: vec![service("shop", "web", "10.200.0.10", "Cluster")],
+        endpoint_slices: vec![slice("shop", "web", &[("10.244.1.10", "node1", true)])],
+        secrets: vec![secret("tor-auth", "s3cret\n")],
+        ..Snapshot::default()
+    }
+}
+
+fn service(ns: &str, name: &str, ip: &str, etp: &str) -> Service {
+    obj(json!({
+        "metadata": {"name": name, "namespace": ns, "labels": {"expose": "bgp"}},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                 "externalTrafficPolicy": etp, "ports": [{"port": 80}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}
+    }))
+}
+
+fn slice(ns: &str, svc: &str, eps: &[(&str, &str, bool)]) -> EndpointSlice {
+    obj(json!({
+        "metadata": {"name": format!("{svc}-abc"), "namespace": ns,
+                     "labels": {"kubernetes.io/service-name": svc}},
+        "addressType": "IPv4",
+        "endpoints": eps.iter().map(|(ip, node, ready)| json!({
+            "addresses": [ip], "nodeName": node, "conditions": {"ready": ready}
+        })).collect::<Vec<_>>()
+    }))
+}
+
+fn secret(name: &str, password: &str) -> Secret {
+    Secret {
+        metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some("herald-system".into()),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([(
+            AUTH_SECRET_KEY.to_owned(),
+            ByteString(password.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    }
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().expect("ip")
+}
+
+/// The routes the advertisement model computes from a desired state.
+pub(crate) fn routes(d: &Desired) -> advertise::DesiredRoutes {
+    let bgp = d.config.bgp.as_ref().expect("bgp");
+    let peers: Vec<PeerView> = bgp
+        .peers
+        .iter()
+        .map(|p| PeerView {
+            name: p.name.clone(),
+            address: p.address.value,
+            families: p.effective_families(),
+            ebgp: matches!(p.asn, PeerAsn::Number(n) if n != bgp.local_asn),
+        })
+        .collect();
+    let node = NodeView {
+        name: d.config.node.name.clone(),
+        pod_cidrs: d.config.node.pod_cidrs.clone(),
+    };
+    advertise::desired(&Inputs {
+        local_asn: bgp.local_asn,
+        node: &node,
+        services: &d.services,
+        allocations: &d.allocations,
+        peers: &peers,
+        advertisements: &d.advertisements,
+    })
+}
+
+#[test]
+fn cluster_config_peer_config_and_node_become_the_bgp_config() {
+    let d = translate(&me(), &base());
+    assert!(d.problems.is_empty(), "{:?}", d.problems);
+    assert_eq!(d.config.node.router_id.to_string(), "10.0.1.2");
+    assert_eq!(
+        d.config.node.pod_cidrs,
+        vec!["10.244.1.0/24".parse::<IpNet>().expect("net")]
+    );
+    let bgp = d.config.bgp.as_ref().expect("bgp");
+    assert_eq!(bgp.local_asn, 65001);
+    assert_eq!(bgp.listen.port, 179);
+    let tor1 = &bgp.peers[0];
+    assert_eq!(tor1.name.as_deref(), Some("tor1"));
+    assert_eq!(tor1.address.value, ip("10.0.1.1"));
+    assert_eq!(tor1.asn, PeerAsn::Number(65000));
+    assert_eq!(tor1.port, 1179);
+    assert_eq!(tor1.timers.hold_time_seconds, HoldTime(9));
+    assert_eq!(tor1.timers.keepalive_time_seconds, Some(3));
+    assert_eq!(tor1.timers.connect_retry_time_seconds, 2);
+    assert_eq!(tor1.ebgp_multihop, Some(Ttl(2)));
+    assert!(tor1.graceful_restart.enabled);
+    assert_eq!(tor1.graceful_restart.restart_time_seconds, RestartTime(60));
+    let bfd = tor1.bfd.expect("bfd");
+    assert_eq!(
+        (bfd.min_tx_ms, bfd.min_rx_ms, bfd.multiplier),
+        (100, 300, 5)
+    );
+    assert_eq!(tor1.families, vec![Family::Ipv4Unicast]);
+    assert_eq!(
+        d.md5_keys.get(&ip("10.0.2.1")),
+        Some(&Md5Key(b"s3cret".to_vec())),
+        "the Secret's password, trimmed"
+    );
+    assert!(!d.md5_keys.contains_key(&ip("10.0.1.1")));
+}
+
+#[test]
+fn advertisements_become_routes_with_attributes_per_peer() {
+    let d = translate(&me(), &base());
+    // PodCIDR, LoadBalancerIP, ExternalIP, each shared by both peers.
+    assert_eq!(d.advertisements.len(), 3);
+    assert!(d.advertisements.iter().all(|a| a.peers == ["tor1", "tor2"]));
+    assert_eq!(
+        d.allocations[&lb_ipam::ServiceKey::new("shop", "web")],
+        vec![ip("10.200.0.10")]
+    );
+    let routes = routes(&d);
+    let to_tor1 = &routes[&advertise::PeerFamily {
+        peer: ip("10.0.1.1"),
+        family: Family::Ipv4Unicast,
+    }];
+    let prefixes: Vec<String> = to_tor1.keys().map(ToString::to_string).collect();
+    assert_eq!(prefixes, ["10.200.0.10/32", "10.244.1.0/24"]);
+    let lb = &to_tor1[&"10.200.0.10/32".parse::<IpNet>().expect("net")];
+    let text = format!("{lb:?}");
+    assert!(text.contains("Med(7)"), "{text}");
+    assert!(text.contains("65001"), "{text}");
+}
+
+#[test]
+fn node_outside_the_selector_gets_no_bgp() {
+    let me2 = Identity {
+        node_name: "node2".into(),
+        ..me()
+    };
+    let d = translate(&me2, &base());
+    assert!(d.config.bgp.is_none());
+    assert!(d.advertisements.is_empty());
+}
+
+#[test]
+fn override_sets_router_id_asn_port_and_local_address() {
+    let mut snap = base();
+    snap.overrides = vec![obj(json!({
+        "apiVersion": "herald.io/v1alpha1", "kind": "BGPNodeConfigOverride",
+        "metadata": {"name": "node1"},
+        "spec": {"bgpInstances": [{"name": "main", "routerID": "192.0.2.1", "localASN": 65009,
+                 "localPort": 1790, "peers": [{"name": "tor1", "localAddress": "10.0.1.2"}]}]}
+    }))];
+    let d = translate(&me(), &snap);
+    assert_eq!(d.config.node.router_id.to_string(), "192.0.2.1");
+    let bgp = d.config.bgp.as_ref().expect("bgp");
+    assert_eq!((bgp.local_asn, bgp.listen.port), (65009, 1790));
+    assert_eq!(bgp.peers[0].local_address, Some(ip("10.0.1.2")));
+    assert_eq!(bgp.peers[1].local_address, None);
+}
+
+#[test]
+fn missing_secret_skips_only_that_peer_and_says_why() {
+    let mut snap = base();
+    snap.secrets.clear();
+    let d = translate(&me(), &snap);
+    let peers = &d.config.bgp.as_ref().expect("bgp").peers;
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].name.as_deref(), Some("tor1"));
+    assert_eq!(d.problems.len(), 1);
+    assert!(
+        d.problems[0].contains("herald-system/tor-auth not found"),
+        "{:?}",
+        d.problems
+    );
+}
+
+#[test]
+fn invalid_values_are_reported_and_the_rest_applies() {
+    let mut snap = base();
+    snap.cluster_configs[0].spec.bgp_instances[0].peers[0].peer_address = "not-an-ip".into();
+    snap.peer_configs[1].spec.timers = Some(super::super::crd::Timers {
+        hold_time_seconds: Some(2),
+        ..Default::default()
+    });
+    let d = translate(&me(), &snap);
+    assert!(d.config.bgp.as_ref().expect("bgp").peers.is_empty());
+    assert_eq!(d.problems.len(), 2, "{:?}", d.problems);
+    assert!(d.problems.iter().any(|p| p.contains("not-an-ip")));
+    assert!(d.problems.iter().any(|p| p.contains("at least 3 seconds")));
+}
+
+#[test]
+fn service_advertisement_without_selector_selects_nothing_as_cilium() {
+    let mut snap = base();
+    snap.advertisements[0].spec.advertisements[1].selector = None;
+    let d = translate(&me(), &snap);
+    assert_eq!(d.advertisements.len(), 1);
+    assert_eq!(d.advertisements[0].kind, AdvertisementKind::PodCidr);
+}
+
+#[test]
+fn bad_community_skips_the_entry_with_its_name() {
+    let mut snap = base();
+    if let Some(a) = snap.advertisements[0].spec.advertisements[0]
+        .attributes
+        .as_mut()
+    {
+        a.communities = Some(super::super::crd::Communities {
+            standard: vec!["70000:1".into()],
+            ..Default::default()
+        });
+    }
+    let d = translate(&me(), &snap);
+    assert_eq!(d.advertisements.len(), 2);
+    assert!(
+        d.problems[0].contains("BGPAdvertisement lb advertisements[0]"),
+        "{:?}",
+        d.problems
+    );
+    assert!(d.problems[0].contains("70000:1"), "{:?}", d.problems);
+}
+
+#[test]
+fn etp_local_service_is_announced_only_with_a_local_ready_endpoint() {
+    let mut snap = base();
+    snap.services = vec![service("shop", "web", "10.200.0.10", "Local")];
+    let lb: IpNet = "10.200.0.10/32".parse().expect("net");
+    let key = advertise::PeerFamily {
+        peer: ip("10.0.1.1"),
+        family: Family::Ipv4Unicast,
+    };
+    assert!(routes(&translate(&me(), &snap))[&key].contains_key(&lb));
+    snap.endpoint_slices = vec![slice(
+        "shop",
+        "web",
+        &[
+            ("10.244.2.10", "node2", true),
+            ("10.244.1.10", "node1", false),
+        ],
+    )];
+    assert!(!routes(&translate(&me(), &snap))[&key].contains_key(&lb));
+}
+
+#[test]
+fn foreign_load_balancer_class_is_not_announced() {
+    let mut snap = base();
+    if let Some(spec) = snap.services[0].spec.as_mut() {
+        spec.load_balancer_class = Some("example.com/other".into());
+    }
+    let d = translate(&me(), &snap);
+    assert!(d.allocations.is_empty());
+}
+
+#[test]
+fn fib_import_maps_onto_the_import_policy() {
+    let mut snap = base();
+    snap.cluster_configs[0].spec.bgp_instances[0].fib_import = Some(obj(json!({
+        "maxLengthIPv4": 24,
+        "rules": [{"match": {"prefixes": [{"prefix": "10.0.0.0/8", "le": 24}],
+                              "communities": {"standard": ["65000:100"]}},
+                   "action": "accept"}]
+    })));
+    let d = translate(&me(), &snap);
+    let policy = d.import_policy.expect("import policy");
+    assert_eq!(policy.max_length_ipv4, Some(24));
+    assert_eq!(policy.rules.len(), 1);
+    assert_eq!(policy.rules[0].matches.prefixes[0].le, Some(24));
+}
+
+#[test]
+fn two_instances_use_the_first_and_report_the_other() {
+    let mut snap = base();
+    let mut second = snap.cluster_configs[0].clone();
+    second.metadata.name = Some("zz-other".into());
+    second.spec.bgp_instances[0].local_asn = 65555;
+    snap.cluster_configs.push(second);
+    let d = translate(&me(), &snap);
+    assert_eq!(d.config.bgp.as_ref().expect("bgp").local_asn, 65001);
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("zz-other") && p.contains("one BGP instance"))
+    );
+}
+
+#[test]
+fn l2_policy_selects_services_nodes_and_interfaces() {
+    let mut snap = base();
+    snap.services.push(obj(json!({
+        "metadata": {"name": "ext", "namespace": "shop"},
+        "spec": {"type": "ClusterIP", "externalIPs": ["192.0.2.7"]}
+    })));
+    snap.l2_policies = vec![
+        obj(json!({
+            "apiVersion": "herald.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+            "metadata": {"name": "lb-on-r1"},
+            "spec": {"nodeSelector": {"matchLabels": {"rack": "r1"}},
+                     "serviceSelector": {"matchLabels": {"expose": "bgp"}},
+                     "interfaces": ["^eth[0-9]+$"], "loadBalancerIPs": true}
+        })),
+        obj(json!({
+            "apiVersion": "herald.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+            "metadata": {"name": "external-everywhere"},
+            "spec": {"interfaces": ["^bond0$"], "externalIPs": true}
+        })),
+    ];
+    let d = translate(&me(), &snap);
+    let l2 = d.l2.expect("l2");
+    assert_eq!(l2.node, "node1");
+    assert_eq!(l2.nodes.len(), 2);
+    assert_eq!(l2.interfaces.include, ["^bond0$", "^eth[0-9]+$"]);
+    assert_eq!(l2.services.len(), 2);
+    let ext = &l2.services[0];
+    assert_eq!(
+        (ext.name.as_str(), ext.ips.clone()),
+        ("ext", vec![ip("192.0.2.7")])
+    );
+    assert_eq!(ext.ready_endpoint_nodes, ["node1", "node2"]);
+    let web = &l2.services[1];
+    assert_eq!(web.ips, vec![ip("10.200.0.10")]);
+    assert_eq!(
+        web.ready_endpoint_nodes,
+        ["node1"],
+        "only r1 nodes may lead"
+    );
+    let table = arp_responder::election::vip_table(&l2.services, &l2.nodes, &l2.node_selector);
+    let vip = table
+        .iter()
+        .find(|v| v.vip == ip("10.200.0.10"))
+        .expect("vip");
+    assert_eq!(vip.eligible.iter().collect::<Vec<_>>(), ["node1"]);
+}

@@ -1,0 +1,338 @@
+//! The Kubernetes source's I/O: kube-rs reflectors over the speaker's CRDs, Nodes, Services,
+//! EndpointSlices and the Secrets of its namespace, feeding [`super::translate::translate`] after
+//! every change (debounced) and publishing the result on a `watch` channel when it differs.
+//!
+//! A resource the speaker cannot read — its CRD is not installed (404) or RBAC forbids it (403) —
+//! is reported once, as an error log and as an entry of `Desired::problems`, and treated as
+//! empty; the other resources keep working, and the watch keeps retrying with back-off, so
+//! installing the CRD or fixing the Role later heals it without a restart (logged once too).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use k8s_openapi::api::core::v1::{Node, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use super::crd::{
+    BGPAdvertisement, BGPClusterConfig, BGPNodeConfigOverride, BGPPeerConfig, L2AnnouncementPolicy,
+};
+use super::translate::{Desired, Identity, Snapshot, translate};
+
+/// The resources the source watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Watched {
+    /// `BGPClusterConfig`.
+    ClusterConfigs,
+    /// `BGPPeerConfig`.
+    PeerConfigs,
+    /// `BGPAdvertisement`.
+    Advertisements,
+    /// `BGPNodeConfigOverride`.
+    Overrides,
+    /// `L2AnnouncementPolicy`.
+    L2Policies,
+    /// Nodes.
+    Nodes,
+    /// Services.
+    Services,
+    /// EndpointSlices.
+    EndpointSlices,
+    /// Secrets of the speaker's namespace.
+    Secrets,
+}
+
+impl Watched {
+    /// Every watched resource.
+    pub const ALL: [Watched; 9] = [
+        Watched::ClusterConfigs,
+        Watched::PeerConfigs,
+        Watched::Advertisements,
+        Watched::Overrides,
+        Watched::L2Policies,
+        Watched::Nodes,
+        Watched::Services,
+        Watched::EndpointSlices,
+        Watched::Secrets,
+    ];
+
+    fn is_crd(self) -> bool {
+        matches!(
+            self,
+            Watched::ClusterConfigs
+                | Watched::PeerConfigs
+                | Watched::Advertisements
+                | Watched::Overrides
+                | Watched::L2Policies
+        )
+    }
+
+    /// The API resource name (`plural.group`).
+    pub fn resource(self) -> &'static str {
+        match self {
+            Watched::ClusterConfigs => "bgpclusterconfigs.herald.io",
+            Watched::PeerConfigs => "bgppeerconfigs.herald.io",
+            Watched::Advertisements => "bgpadvertisements.herald.io",
+            Watched::Overrides => "bgpnodeconfigoverrides.herald.io",
+            Watched::L2Policies => "l2announcementpolicies.herald.io",
+            Watched::Nodes => "nodes",
+            Watched::Services => "services",
+            Watched::EndpointSlices => "endpointslices.discovery.k8s.io",
+            Watched::Secrets => "secrets",
+        }
+    }
+}
+
+impl fmt::Display for Watched {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.resource())
+    }
+}
+
+/// Whether a watched resource is usable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Availability {
+    /// No complete listing yet.
+    Pending,
+    /// Listed (and watched).
+    Ready,
+    /// Not readable; the message says why and what to do. Treated as empty.
+    Unavailable(String),
+}
+
+enum Outcome {
+    Changed,
+    Ready,
+    Failed(watcher::Error),
+}
+
+/// Pure: the operator-facing message for a watch error that will not heal by retrying (a
+/// missing CRD or a missing permission), or `None` for transient errors.
+pub fn permanent_problem(
+    which: Watched,
+    namespace: &str,
+    error: &watcher::Error,
+) -> Option<String> {
+    let status = match error {
+        watcher::Error::InitialListFailed(kube::Error::Api(s))
+        | watcher::Error::WatchStartFailed(kube::Error::Api(s))
+        | watcher::Error::WatchFailed(kube::Error::Api(s)) => s.as_ref(),
+        watcher::Error::WatchError(s) => s.as_ref(),
+        _ => return None,
+    };
+    match status.code {
+        404 if which.is_crd() => Some(format!(
+            "{which}: CustomResourceDefinition not installed (404); treated as empty until it is \
+             (kubectl apply -k deploy/crds)"
+        )),
+        404 => Some(format!(
+            "{which}: not served by the API server (404); treated as empty"
+        )),
+        403 => Some(format!(
+            "{which}: forbidden (403) for the speaker's service account{}; treated as empty \
+             until RBAC allows list/watch (deploy/speaker/rbac.yaml)",
+            if which == Watched::Secrets {
+                format!(" in namespace {namespace}")
+            } else {
+                String::new()
+            }
+        )),
+        _ => None,
+    }
+}
+
+fn stream<K>(
+    which: Watched,
+    api: Api<K>,
+    writer: reflector::store::Writer<K>,
+) -> BoxStream<'static, (Watched, Outcome)>
+where
+    K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
+{
+    reflector::reflector(writer, watcher(api, watcher::Config::default()))
+        .default_backoff()
+        .map(move |event| {
+            let outcome = match event {
+                Ok(watcher::Event::InitDone) => Outcome::Ready,
+                Ok(_) => Outcome::Changed,
+                Err(e) => Outcome::Failed(e),
+            };
+            (which, outcome)
+        })
+        .boxed()
+}
+
+/// The reflector caches, readable at any time.
+#[derive(Clone)]
+struct Stores {
+    cluster_configs: Store<BGPClusterConfig>,
+    peer_configs: Store<BGPPeerConfig>,
+    advertisements: Store<BGPAdvertisement>,
+    overrides: Store<BGPNodeConfigOverride>,
+    l2_policies: Store<L2AnnouncementPolicy>,
+    nodes: Store<Node>,
+    services: Store<Service>,
+    endpoint_slices: Store<EndpointSlice>,
+    secrets: Store<Secret>,
+}
+
+fn items<K: Clone>(store: &Store<K>, usable: bool) -> Vec<K>
+where
+    K: kube::Resource + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    if !usable {
+        return Vec::new();
+    }
+    store
+        .state()
+        .iter()
+        .map(|k| Arc::unwrap_or_clone(k.clone()))
+        .collect()
+}
+
+impl Stores {
+    fn snapshot(&self, availability: &BTreeMap<Watched, Availability>) -> Snapshot {
+        let ok = |w: Watched| availability.get(&w) == Some(&Availability::Ready);
+        Snapshot {
+            cluster_configs: items(&self.cluster_configs, ok(Watched::ClusterConfigs)),
+            peer_configs: items(&self.peer_configs, ok(Watched::PeerConfigs)),
+            advertisements: items(&self.advertisements, ok(Watched::Advertisements)),
+            overrides: items(&self.overrides, ok(Watched::Overrides)),
+            l2_policies: items(&self.l2_policies, ok(Watched::L2Policies)),
+            nodes: items(&self.nodes, ok(Watched::Nodes)),
+            services: items(&self.services, ok(Watched::Services)),
+            endpoint_slices: items(&self.endpoint_slices, ok(Watched::EndpointSlices)),
+            secrets: items(&self.secrets, ok(Watched::Secrets)),
+            problems: availability
+                .values()
+                .filter_map(|a| match a {
+                    Availability::Unavailable(why) => Some(why.clone()),
+                    _ => None,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// Settings of the Kubernetes source.
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    /// This node and the speaker's namespace.
+    pub identity: Identity,
+    /// Wait this long after a change before translating, to batch bursts.
+    pub debounce: Duration,
+}
+
+/// Watches the cluster and publishes this node's desired state on `desired_tx` whenever it
+/// changes, once every resource has been listed or found unavailable. Returns when every watch
+/// has ended or nobody listens any more.
+pub async fn run(client: Client, cfg: SourceConfig, desired_tx: watch::Sender<Option<Desired>>) {
+    let ns = cfg.identity.namespace.clone();
+    let (cluster_configs, w1) = reflector::store();
+    let (peer_configs, w2) = reflector::store();
+    let (advertisements, w3) = reflector::store();
+    let (overrides, w4) = reflector::store();
+    let (l2_policies, w5) = reflector::store();
+    let (nodes, w6) = reflector::store();
+    let (services, w7) = reflector::store();
+    let (endpoint_slices, w8) = reflector::store();
+    let (secrets, w9) = reflector::store();
+    let stores = Stores {
+        cluster_configs,
+        peer_configs,
+        advertisements,
+        overrides,
+        l2_policies,
+        nodes,
+        services,
+        endpoint_slices,
+        secrets,
+    };
+    let mut events = futures::stream::select_all([
+        stream(Watched::ClusterConfigs, Api::all(client.clone()), w1),
+        stream(Watched::PeerConfigs, Api::all(client.clone()), w2),
+        stream(Watched::Advertisements, Api::all(client.clone()), w3),
+        stream(Watched::Overrides, Api::all(client.clone()), w4),
+        stream(Watched::L2Policies, Api::all(client.clone()), w5),
+        stream(Watched::Nodes, Api::all(client.clone()), w6),
+        stream(Watched::Services, Api::all(client.clone()), w7),
+        stream(Watched::EndpointSlices, Api::all(client.clone()), w8),
+        stream(Watched::Secrets, Api::namespaced(client, &ns), w9),
+    ]);
+    let mut availability: BTreeMap<Watched, Availability> = Watched::ALL
+        .iter()
+        .map(|w| (*w, Availability::Pending))
+        .collect();
+    let mut deadline: Option<Instant> = None;
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            event = events.next() => {
+                let Some((which, outcome)) = event else { return };
+                let slot = availability.entry(which).or_insert(Availability::Pending);
+                match outcome {
+                    Outcome::Ready => {
+                        if matches!(slot, Availability::Unavailable(_)) {
+                            tracing::info!(resource = %which, "resource readable again");
+                        }
+                        *slot = Availability::Ready;
+                    }
+                    Outcome::Changed => {}
+                    Outcome::Failed(error) => match permanent_problem(which, &ns, &error) {
+                        Some(why) => {
+                            if *slot != Availability::Unavailable(why.clone()) {
+                                tracing::error!(resource = %which, "{why}");
+                                *slot = Availability::Unavailable(why);
+                            } else {
+                                tracing::debug!(resource = %which, %error, "still unavailable");
+                            }
+                        }
+                        None => tracing::warn!(resource = %which, %error, "watch error; retrying with back-off"),
+                    },
+                }
+                if deadline.is_none() {
+                    deadline = Some(Instant::now() + cfg.debounce);
+                }
+            }
+            () = sleep => {
+                deadline = None;
+                if availability.values().any(|a| *a == Availability::Pending) {
+                    continue;
+                }
+                let desired = translate(&cfg.identity, &stores.snapshot(&availability));
+                let changed = desired_tx.send_if_modified(|current| {
+                    if current.as_ref() == Some(&desired) {
+                        false
+                    } else {
+                        *current = Some(desired);
+                        true
+                    }
+                });
+                if changed {
+                    tracing::debug!("desired state changed");
+                }
+                if desired_tx.is_closed() {
+                    return;
+                }
+            }
+        }
+    }
+}

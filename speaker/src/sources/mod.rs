@@ -1,0 +1,7 @@
+//! Where the speaker's desired state comes from besides the standalone file: the Kubernetes API
+//! ([`kube`], behind the default `kubernetes` feature). Each source turns its inputs into the
+//! same model the standalone YAML feeds (`config::Config`, `advertise::Advertisement`,
+//! `advertise::ServiceView`, lb-ipam allocations, arp-responder's `L2Config`).
+
+#[cfg(feature = "kubernetes")]
+pub mod kube;
