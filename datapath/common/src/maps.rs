@@ -139,10 +139,8 @@ pub struct FlowKey4 {
     pub sport: [u8; 2],
     /// Destination port, wire bytes.
     pub dport: [u8; 2],
-    /// IP protocol.
-    pub proto: u8,
-    /// Explicit padding.
-    pub _pad: [u8; 3],
+    /// IP protocol, widened to 32 bits: no padding bytes for the program to zero.
+    pub proto: u32,
 }
 
 /// Value of the flow LRU: the backend the flow was sent to.
@@ -281,7 +279,7 @@ mod tests {
         assert_eq!(size_of::<BackendValue>(), 16 + 4 + 2 + 1 + 1 + 6 + 2);
         assert_eq!(size_of::<Config>(), 4 + 6 + 2 + 4 + 4 + 4);
         assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
-        assert_eq!(size_of::<FlowKey4>(), 4 + 4 + 2 + 2 + 1 + 3);
+        assert_eq!(size_of::<FlowKey4>(), 4 + 4 + 2 + 2 + 4);
         assert_eq!(size_of::<RevNatValue>(), 20);
         assert_eq!(size_of::<ServiceCounters>(), 16);
     }

@@ -45,8 +45,7 @@ fn flow_key4(h: &Headers) -> FlowKey4 {
         daddr: [h.daddr[0], h.daddr[1], h.daddr[2], h.daddr[3]],
         sport: h.sport,
         dport: h.dport,
-        proto: h.proto,
-        _pad: [0; 3],
+        proto: u32::from(h.proto),
     }
 }
 

@@ -36,9 +36,16 @@ pub fn write<const N: usize>(start: usize, end: usize, offset: usize, v: [u8; N]
     }
 }
 
-/// What the parser learnt about a packet.
+/// What the parser learnt about a packet. The addresses come first and the struct is 8-byte
+/// aligned, so they are filled and copied with aligned word stores (the verifier rejects
+/// misaligned stack accesses, and a zeroed `[u8; 16]` tail otherwise becomes a `memset` call).
+#[repr(C, align(8))]
 #[derive(Clone, Copy)]
 pub struct Headers {
+    /// Source address (IPv4 in the first 4 bytes, the rest zero).
+    pub saddr: [u8; 16],
+    /// Destination address.
+    pub daddr: [u8; 16],
     /// Length of the L2 header (14, or 18 with one VLAN tag).
     pub l2_len: usize,
     /// Offset of the IP header.
@@ -49,10 +56,6 @@ pub struct Headers {
     pub family: u8,
     /// L4 protocol.
     pub proto: u8,
-    /// Source and destination address (IPv4 in the first 4 bytes).
-    pub saddr: [u8; 16],
-    /// Destination address.
-    pub daddr: [u8; 16],
     /// Source port, wire bytes.
     pub sport: [u8; 2],
     /// Destination port, wire bytes.
@@ -72,6 +75,17 @@ pub enum Skip {
     Malformed,
 }
 
+/// An IPv4 address in the 16-byte form (first 4 bytes, the rest zero), built as two 64-bit
+/// words so it is stored with two aligned stores rather than a byte-wise `memset` of the tail.
+#[inline(always)]
+pub fn v4_addr(a: [u8; 4]) -> [u8; 16] {
+    // `from_le` keeps the address bytes first in memory whatever the target's byte order.
+    let w: [u64; 2] = [u64::from_le(u64::from(u32::from_le_bytes(a))), 0];
+    // SAFETY: `[u64; 2]` and `[u8; 16]` have the same size and every bit pattern is valid for
+    // both.
+    unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(w) }
+}
+
 /// Parses Ethernet (+ one 802.1Q tag) at `base`, IPv4/IPv6 and the TCP/UDP ports. Offsets in
 /// the result are from the packet start.
 #[inline(always)]
@@ -85,13 +99,13 @@ pub fn parse(start: usize, end: usize, base: usize) -> Result<Headers, Skip> {
     }
     let l3 = base + l2_len;
     let mut h = Headers {
+        saddr: [0; 16],
+        daddr: [0; 16],
         l2_len,
         l3,
         l4: 0,
         family: 0,
         proto: 0,
-        saddr: [0; 16],
-        daddr: [0; 16],
         sport: [0; 2],
         dport: [0; 2],
         tcp_flags: 0,
@@ -114,8 +128,8 @@ pub fn parse(start: usize, end: usize, base: usize) -> Result<Headers, Skip> {
             return Err(Skip::Unsupported);
         }
         h.family = FAMILY_V4;
-        h.saddr[..4].copy_from_slice(&ip[12..16]);
-        h.daddr[..4].copy_from_slice(&ip[16..20]);
+        h.saddr = v4_addr([ip[12], ip[13], ip[14], ip[15]]);
+        h.daddr = v4_addr([ip[16], ip[17], ip[18], ip[19]]);
         h.l4 = l3 + ihl;
     } else if ether == ETH_P_IPV6 {
         let ip = read::<40>(start, end, l3).ok_or(Skip::Malformed)?;
