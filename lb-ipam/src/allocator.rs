@@ -355,7 +355,9 @@ impl Allocator {
                 self.release(key, a);
             }
         }
-        self.pending.remove(key);
+        if !self.pending.is_empty() {
+            self.pending.remove(key);
+        }
         self.retry();
     }
 
