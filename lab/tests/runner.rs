@@ -372,3 +372,58 @@ fn unsupported_features_are_refused_before_anything_is_created() {
     assert!(!Netns::exists(&s.netns("a")));
     assert!(!Path::new(&s.state_root()).join(&s.name).exists());
 }
+
+#[test]
+fn speaker_without_run_fails_up_unless_skipped_and_is_reported() {
+    let s = Scratch::new("lab-skip");
+    s.write("n1/speaker.yaml", "node: {name: n1, routerId: 10.9.0.1}\n");
+    s.write(
+        "lab.clab.yml",
+        &format!(
+            "name: {}\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      image: herald/speaker\n      \
+             binds: [n1/speaker.yaml:/etc/herald/speaker.yaml]\n      exec: ['ip addr add 10.9.8.1/24 dev eth1']\n    \
+             h: {{kind: linux, image: alpine, exec: ['ip addr add 10.9.8.2/24 dev eth1']}}\n  \
+             links:\n    - endpoints: [n1:eth1, h:eth1]\n",
+            s.name
+        ),
+    );
+    let file = s.file();
+    let file = file.to_string_lossy();
+    // `false run --help` fails: a speaker binary without the `run` command.
+    let lab = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_lab"))
+            .env("HERALD_SPEAKER", "/bin/false")
+            .arg("--state-dir")
+            .arg(s.state_root())
+            .args(args)
+            .output()
+            .expect("run lab")
+    };
+    let out = lab(&["up", &file]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("node n1") && err.contains("no `run` command"),
+        "{err}"
+    );
+    assert!(!Netns::exists(&s.netns("n1")));
+
+    let out = lab(&["up", "--skip-unavailable", &file]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("not started on n1: speaker"), "{text}");
+    let st = s.state().expect("state");
+    assert_eq!(st.unavailable.len(), 1);
+    assert!(recorded_processes(&st).is_empty());
+    // The rest of the node was built: its exec lines ran and the link works.
+    let ping = s.lab(&[
+        "exec", "-t", &file, "h", "--", "ping", "-c1", "-W2", "10.9.8.1",
+    ]);
+    assert!(ping.status.success());
+    s.lab_ok(&["down", &file]);
+    assert!(!Netns::exists(&s.netns("n1")) && !Netns::exists(&s.netns("h")));
+}
