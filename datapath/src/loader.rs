@@ -11,8 +11,8 @@ use aya::{
 };
 use datapath_common::{
     BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOWS,
-    MAP_FLOWS4, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SVC_COUNTERS, MAX_SERVICES,
-    ServiceCounters, ServiceKey, ServiceValue, TABLES_PER_SERVICE,
+    MAP_FLOWS4, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS,
+    MAX_SERVICES, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -69,8 +69,9 @@ pub struct Loader {
     maglev_m: u32,
 }
 
-const MAP_NAMES: [&str; 9] = [
+const MAP_NAMES: [&str; 10] = [
     MAP_SERVICES,
+    MAP_SERVICES4,
     MAP_BACKENDS,
     MAP_MAGLEV,
     MAP_CONFIG,
@@ -135,29 +136,53 @@ impl Loader {
         Ok(())
     }
 
-    /// Inserts or replaces a service entry (one atomic map update).
+    /// Inserts or replaces a service entry (one atomic map update). IPv4 services go to the
+    /// compact-key map the XDP program looks them up in.
     pub fn put_service(&mut self, key: &ServiceKey, value: &ServiceValue) -> Result<()> {
-        let mut m: HashMap<&mut MapData, ServiceKey, ServiceValue> =
-            HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES)?)?;
-        m.insert(key, value, 0)?;
+        if let Some(k4) = key.to_v4() {
+            let mut m: HashMap<&mut MapData, ServiceKey4, ServiceValue> =
+                HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES4)?)?;
+            m.insert(k4, value, 0)?;
+        } else {
+            let mut m: HashMap<&mut MapData, ServiceKey, ServiceValue> =
+                HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES)?)?;
+            m.insert(key, value, 0)?;
+        }
         Ok(())
     }
 
     /// Removes a service entry; absent is fine.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<()> {
-        let mut m: HashMap<&mut MapData, ServiceKey, ServiceValue> =
-            HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES)?)?;
-        match m.remove(key) {
+        let r = if let Some(k4) = key.to_v4() {
+            let mut m: HashMap<&mut MapData, ServiceKey4, ServiceValue> =
+                HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES4)?)?;
+            m.remove(&k4)
+        } else {
+            let mut m: HashMap<&mut MapData, ServiceKey, ServiceValue> =
+                HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES)?)?;
+            m.remove(key)
+        };
+        match r {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e.into()),
         }
     }
 
-    /// All service entries.
+    /// All service entries (IPv4 and IPv6).
     pub fn services(&self) -> Result<Vec<(ServiceKey, ServiceValue)>> {
-        let m: HashMap<&MapData, ServiceKey, ServiceValue> =
+        let m4: HashMap<&MapData, ServiceKey4, ServiceValue> =
+            HashMap::try_from(map(&self.ebpf, MAP_SERVICES4)?)?;
+        let m6: HashMap<&MapData, ServiceKey, ServiceValue> =
             HashMap::try_from(map(&self.ebpf, MAP_SERVICES)?)?;
-        Ok(m.iter().collect::<std::result::Result<Vec<_>, _>>()?)
+        let mut out = Vec::new();
+        for item in m4.iter() {
+            let (k, v) = item?;
+            out.push((k.to_key(), v));
+        }
+        for item in m6.iter() {
+            out.push(item?);
+        }
+        Ok(out)
     }
 
     /// Inserts or replaces a backend (`id < MAX_BACKENDS`; `value.family` must be set).

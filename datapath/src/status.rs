@@ -6,8 +6,8 @@ use std::path::Path;
 
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use datapath_common::{
-    BackendValue, Counter, FAMILY_V4, MAP_BACKENDS, MAP_COUNTERS, MAP_SERVICES, MAP_SVC_COUNTERS,
-    ServiceCounters, ServiceKey, ServiceValue,
+    BackendValue, Counter, FAMILY_V4, MAP_BACKENDS, MAP_COUNTERS, MAP_SERVICES, MAP_SERVICES4,
+    MAP_SVC_COUNTERS, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
 };
 use serde_json::json;
 
@@ -37,6 +37,8 @@ impl Status {
     pub fn read_pinned(dir: &Path) -> Result<Self> {
         let svc: HashMap<MapData, ServiceKey, ServiceValue> =
             HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join(MAP_SERVICES))?))?;
+        let svc4: HashMap<MapData, ServiceKey4, ServiceValue> =
+            HashMap::try_from(Map::HashMap(MapData::from_pin(dir.join(MAP_SERVICES4))?))?;
         let be: Array<MapData, BackendValue> =
             Array::try_from(Map::Array(MapData::from_pin(dir.join(MAP_BACKENDS))?))?;
         let cnt: PerCpuArray<MapData, u64> =
@@ -45,7 +47,8 @@ impl Status {
             MapData::from_pin(dir.join(MAP_SVC_COUNTERS))?,
         ))?;
         let mut out = Status::default();
-        for item in svc.iter() {
+        let v4 = svc4.iter().map(|item| item.map(|(k, v)| (k.to_key(), v)));
+        for item in v4.chain(svc.iter()) {
             let (k, v) = item?;
             let per_cpu = scnt.get(&v.id, 0)?;
             let c = per_cpu

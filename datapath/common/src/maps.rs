@@ -2,8 +2,12 @@
 //! is laid out without implicit padding (explicit `_pad` fields), so kernel and user space agree
 //! byte for byte and the verifier never sees uninitialised stack bytes in a key.
 
-/// Services: [`ServiceKey`] → [`ServiceValue`].
+/// IPv6 services: [`ServiceKey`] → [`ServiceValue`].
 pub const MAP_SERVICES: &str = "HERALD_SVC";
+/// IPv4 services: [`ServiceKey4`] → [`ServiceValue`]. Separate because the kernel hashes the
+/// whole key on every lookup, and every IPv4 packet on the uplink is looked up: an 8-byte key is
+/// one `jhash` final mix, the 20-byte [`ServiceKey`] a mixing round more.
+pub const MAP_SERVICES4: &str = "HERALD_SVC4";
 /// Backends: array indexed by backend id (`0..MAX_BACKENDS`) → [`BackendValue`]; a free slot is
 /// all zeroes (`family` 0).
 pub const MAP_BACKENDS: &str = "HERALD_BE";
@@ -52,6 +56,46 @@ pub struct ServiceKey {
     pub proto: u8,
     /// [`crate::FAMILY_V4`] or [`crate::FAMILY_V6`].
     pub family: u8,
+}
+
+impl ServiceKey {
+    /// The compact IPv4 key, or `None` for an IPv6 service.
+    pub fn to_v4(&self) -> Option<ServiceKey4> {
+        (self.family == crate::FAMILY_V4).then(|| ServiceKey4 {
+            addr: [self.addr[0], self.addr[1], self.addr[2], self.addr[3]],
+            port: self.port,
+            proto: self.proto,
+            _pad: 0,
+        })
+    }
+}
+
+/// Key of the IPv4 service map: (VIP, port, protocol).
+#[repr(C, align(4))]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct ServiceKey4 {
+    /// Service address.
+    pub addr: [u8; 4],
+    /// Service port, host byte order.
+    pub port: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// Explicit padding.
+    pub _pad: u8,
+}
+
+impl ServiceKey4 {
+    /// The general (16-byte address) form of this key.
+    pub fn to_key(&self) -> ServiceKey {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&self.addr);
+        ServiceKey {
+            addr,
+            port: self.port,
+            proto: self.proto,
+            family: crate::FAMILY_V4,
+        }
+    }
 }
 
 /// Value of the service map.
@@ -250,6 +294,8 @@ mod pod {
     // explicit padding fields, so every bit pattern is valid and no byte is uninitialised.
     unsafe impl aya::Pod for super::ServiceKey {}
     // SAFETY: as above.
+    unsafe impl aya::Pod for super::ServiceKey4 {}
+    // SAFETY: as above.
     unsafe impl aya::Pod for super::ServiceValue {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::BackendValue {}
@@ -275,6 +321,7 @@ mod tests {
     #[test]
     fn layouts_have_no_implicit_padding() {
         assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 1 + 1);
+        assert_eq!(size_of::<ServiceKey4>(), 4 + 2 + 1 + 1);
         assert_eq!(size_of::<ServiceValue>(), 16);
         assert_eq!(size_of::<BackendValue>(), 16 + 4 + 2 + 1 + 1 + 6 + 2);
         assert_eq!(size_of::<Config>(), 4 + 6 + 2 + 4 + 4 + 4);
@@ -282,6 +329,26 @@ mod tests {
         assert_eq!(size_of::<FlowKey4>(), 4 + 4 + 2 + 2 + 4);
         assert_eq!(size_of::<RevNatValue>(), 20);
         assert_eq!(size_of::<ServiceCounters>(), 16);
+    }
+
+    #[test]
+    fn service_key_v4_round_trips() {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[10, 96, 0, 1]);
+        let k = ServiceKey {
+            addr,
+            port: 443,
+            proto: crate::IPPROTO_TCP,
+            family: crate::FAMILY_V4,
+        };
+        let k4 = k.to_v4().expect("an IPv4 key");
+        assert_eq!(k4.addr, [10, 96, 0, 1]);
+        assert_eq!(k4.to_key(), k);
+        let k6 = ServiceKey {
+            family: crate::FAMILY_V6,
+            ..k
+        };
+        assert_eq!(k6.to_v4(), None);
     }
 
     #[test]

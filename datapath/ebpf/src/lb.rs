@@ -9,13 +9,13 @@ use aya_ebpf::{
 };
 use datapath_common::{
     BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, ServiceKey, csum,
+    IPPROTO_ICMPV6, IPPROTO_TCP, ServiceKey, ServiceKey4, ServiceValue, csum,
 };
 
 use crate::{
     geneve::{self, Encap, OUTER_FIXED},
     maglev,
-    maps::{BACKENDS, CONFIG, FLOWS, FLOWS4, SCRATCH, SERVICES, count, count_service},
+    maps::{BACKENDS, CONFIG, FLOWS, FLOWS4, SCRATCH, SERVICES, SERVICES4, count, count_service},
     nat,
     parse::{self, Headers, Skip, ptr_at, read, write},
 };
@@ -35,6 +35,38 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
 #[inline(always)]
 fn backend(id: u32) -> Option<BackendValue> {
     BACKENDS.get(id).copied().filter(|b| b.family != 0)
+}
+
+/// The service the packet is addressed to. Every IP packet on the uplink pays this lookup.
+#[inline(always)]
+fn service(h: &Headers) -> Option<ServiceValue> {
+    if h.family != FAMILY_V4 {
+        return service6(h);
+    }
+    let key = ServiceKey4 {
+        addr: [h.daddr[0], h.daddr[1], h.daddr[2], h.daddr[3]],
+        port: u16::from_be_bytes(h.dport),
+        proto: h.proto,
+        _pad: 0,
+    };
+    // SAFETY: the value is copied out at once; hash map values are freed by RCU only after this
+    // program returns.
+    unsafe { SERVICES4.get(&key) }.copied()
+}
+
+/// IPv6 service lookup. Out of line so that LLVM cannot merge it with the IPv4 lookup into one
+/// call site fed by either map: the verifier inlines a map lookup only when each call site sees
+/// a single map.
+#[inline(never)]
+fn service6(h: &Headers) -> Option<ServiceValue> {
+    let key = ServiceKey {
+        addr: h.daddr,
+        port: u16::from_be_bytes(h.dport),
+        proto: h.proto,
+        family: h.family,
+    };
+    // SAFETY: as in `service`.
+    unsafe { SERVICES.get(&key) }.copied()
 }
 
 /// The IPv4 flow-map key of a packet.
@@ -76,7 +108,8 @@ fn flow_backend(h: &Headers) -> Option<u32> {
 }
 
 /// IPv6 flow lookup, out of line so its 40-byte key is not on `balance`'s stack frame (BPF allows
-/// 512 bytes for the whole call chain).
+/// 512 bytes for the whole call chain), and so its call site stays apart from the IPv4 one (see
+/// `service6`).
 #[inline(never)]
 fn flow_backend6(h: &Headers) -> Option<u32> {
     // SAFETY: as in `flow_backend`.
@@ -156,15 +189,7 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
     let Some(cfg) = CONFIG.get(0) else {
         return Plan::Verdict(xdp_action::XDP_PASS);
     };
-    let key = ServiceKey {
-        addr: h.daddr,
-        port: u16::from_be_bytes(h.dport),
-        proto: h.proto,
-        family: h.family,
-    };
-    // SAFETY: the value is copied out at once; hash map values are freed by RCU only after this
-    // program returns.
-    let Some(svc) = (unsafe { SERVICES.get(&key) }).copied() else {
+    let Some(svc) = service(h) else {
         count(Counter::NotService);
         return Plan::Verdict(xdp_action::XDP_PASS);
     };

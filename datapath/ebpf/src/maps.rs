@@ -7,11 +7,16 @@ use aya_ebpf::{
 };
 use datapath_common::{
     BackendValue, COUNTERS, Config, FlowKey, FlowKey4, FlowValue, MAX_BACKENDS, MAX_FLOWS,
-    MAX_REVNAT, MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceValue,
+    MAX_REVNAT, MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
     TABLES_PER_SERVICE,
 };
 
-/// Services by (VIP, port, proto).
+/// IPv4 services by (VIP, port, proto): compact key (see `datapath_common::MAP_SERVICES4`).
+#[map(name = "HERALD_SVC4")]
+pub static SERVICES4: HashMap<ServiceKey4, ServiceValue> =
+    HashMap::with_max_entries(MAX_SERVICES, 0);
+
+/// IPv6 services by (VIP, port, proto).
 #[map(name = "HERALD_SVC")]
 pub static SERVICES: HashMap<ServiceKey, ServiceValue> = HashMap::with_max_entries(MAX_SERVICES, 0);
 
