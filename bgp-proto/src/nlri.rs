@@ -153,13 +153,20 @@ fn read_path_id(buf: &[u8], i: &mut usize) -> Result<u32, NlriError> {
     Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
-/// Decodes a whole IPv4 NLRI field, appending to `out`.
-pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Result<(), NlriError> {
-    out.reserve(if add_path {
+/// Entries to reserve for an IPv4 NLRI field of `buf`: enough when every prefix is /17 or longer
+/// (3 octets or more of address); a field of shorter prefixes grows the Vec on demand.
+#[inline]
+pub(crate) fn ipv4_capacity(buf: &[u8], add_path: bool) -> usize {
+    if add_path {
         buf.len() / 8 + 1
     } else {
         buf.len() / 4 + 1
-    });
+    }
+}
+
+/// Decodes a whole IPv4 NLRI field, appending to `out`.
+pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Result<(), NlriError> {
+    out.reserve(ipv4_capacity(buf, add_path));
     let mut i = 0;
     while i < buf.len() {
         let path_id = if add_path {
@@ -195,9 +202,15 @@ pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Resul
     Ok(())
 }
 
+/// Entries to reserve for an IPv6 NLRI field: enough when every prefix is /57 or longer.
+#[inline]
+pub(crate) fn ipv6_capacity(buf: &[u8]) -> usize {
+    buf.len() / 9 + 1
+}
+
 /// Decodes a whole IPv6 NLRI field, appending to `out`.
 pub fn decode_ipv6(buf: &[u8], add_path: bool, out: &mut Vec<Ipv6Nlri>) -> Result<(), NlriError> {
-    out.reserve(buf.len() / 9 + 1);
+    out.reserve(ipv6_capacity(buf));
     let mut i = 0;
     while i < buf.len() {
         let path_id = if add_path {

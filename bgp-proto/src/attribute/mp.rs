@@ -107,12 +107,12 @@ impl MpNlri {
         let add_path = cx.add_path(family);
         Ok(match (family.afi, family.safi) {
             (Afi::Ipv4, Safi::Unicast) => {
-                let mut v = Vec::new();
+                let mut v = Vec::with_capacity(nlri::ipv4_capacity(b, add_path));
                 nlri::decode_ipv4(b, add_path, &mut v)?;
                 MpNlri::Ipv4(v)
             }
             (Afi::Ipv6, Safi::Unicast) => {
-                let mut v = Vec::new();
+                let mut v = Vec::with_capacity(nlri::ipv6_capacity(b));
                 nlri::decode_ipv6(b, add_path, &mut v)?;
                 MpNlri::Ipv6(v)
             }
