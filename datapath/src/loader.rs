@@ -11,8 +11,9 @@ use aya::{
 };
 use datapath_common::{
     BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOWS,
-    MAP_FLOWS4, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS,
-    MAX_SERVICES, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
+    MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SERVICES4,
+    MAP_SVC_COUNTERS, MAX_SERVICES, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
+    TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -69,14 +70,15 @@ pub struct Loader {
     maglev_m: u32,
 }
 
-const MAP_NAMES: [&str; 10] = [
+const MAP_NAMES: [&str; 11] = [
     MAP_SERVICES,
     MAP_SERVICES4,
     MAP_BACKENDS,
     MAP_MAGLEV,
     MAP_CONFIG,
     MAP_FLOWS,
-    MAP_FLOWS4,
+    MAP_FLOWS4_TCP,
+    MAP_FLOWS4_UDP,
     MAP_REVNAT,
     MAP_COUNTERS,
     MAP_SVC_COUNTERS,

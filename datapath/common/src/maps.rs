@@ -17,10 +17,13 @@ pub const MAP_MAGLEV: &str = "HERALD_MAGLEV";
 pub const MAP_CONFIG: &str = "HERALD_CFG";
 /// Flows this LB node has seen: [`FlowKey`] → [`FlowValue`] (LRU).
 pub const MAP_FLOWS: &str = "HERALD_FLOWS";
-/// IPv4 flows this LB node has seen: [`FlowKey4`] → [`FlowValue`] (LRU). Separate from the
-/// IPv6 map because the kernel hashes the whole key on every lookup: the 16-byte [`FlowKey4`] is
-/// one `jhash` mixing round and the final mix, the 40-byte [`FlowKey`] three rounds and the final.
-pub const MAP_FLOWS4: &str = "HERALD_FLOWS4";
+/// IPv4 TCP flows this LB node has seen: [`FlowKey4`] → [`FlowValue`] (LRU). IPv4 flows live in
+/// two per-protocol maps, apart from the IPv6 one, because the kernel hashes the whole key on
+/// every lookup: the 12-byte [`FlowKey4`] is one `jhash` final mix, the 40-byte [`FlowKey`] three
+/// mixing rounds and the final.
+pub const MAP_FLOWS4_TCP: &str = "HERALD_FLOWS4T";
+/// IPv4 UDP flows this LB node has seen: [`FlowKey4`] → [`FlowValue`] (LRU).
+pub const MAP_FLOWS4_UDP: &str = "HERALD_FLOWS4U";
 /// Reverse NAT on the backend node: reply [`FlowKey`] → [`RevNatValue`] (LRU).
 pub const MAP_REVNAT: &str = "HERALD_RNAT";
 /// Per-CPU counters by [`Counter`] index.
@@ -32,7 +35,7 @@ pub const MAP_SVC_COUNTERS: &str = "HERALD_SVCCNT";
 pub const MAX_SERVICES: u32 = 256;
 /// Most backends the maps hold.
 pub const MAX_BACKENDS: u32 = 4096;
-/// Flow LRU size on the LB node (each of the IPv4 and IPv6 flow maps).
+/// Flow LRU size on the LB node (each of the IPv4 TCP, IPv4 UDP and IPv6 flow maps).
 pub const MAX_FLOWS: u32 = 65536;
 /// Reverse-NAT LRU size on the backend node.
 pub const MAX_REVNAT: u32 = 65536;
@@ -170,8 +173,8 @@ pub struct FlowKey {
     pub _pad: [u8; 2],
 }
 
-/// Key of the IPv4 flow LRU. Addresses and ports are wire bytes (network order), as read from
-/// the packet.
+/// Key of the IPv4 flow LRUs (one map per protocol, so the protocol is not part of the key).
+/// Addresses and ports are wire bytes (network order), as read from the packet.
 #[repr(C, align(4))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey4 {
@@ -183,8 +186,6 @@ pub struct FlowKey4 {
     pub sport: [u8; 2],
     /// Destination port, wire bytes.
     pub dport: [u8; 2],
-    /// IP protocol, widened to 32 bits: no padding bytes for the program to zero.
-    pub proto: u32,
 }
 
 /// Value of the flow LRU: the backend the flow was sent to.
@@ -326,7 +327,7 @@ mod tests {
         assert_eq!(size_of::<BackendValue>(), 16 + 4 + 2 + 1 + 1 + 6 + 2);
         assert_eq!(size_of::<Config>(), 4 + 6 + 2 + 4 + 4 + 4);
         assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
-        assert_eq!(size_of::<FlowKey4>(), 4 + 4 + 2 + 2 + 4);
+        assert_eq!(size_of::<FlowKey4>(), 4 + 4 + 2 + 2);
         assert_eq!(size_of::<RevNatValue>(), 20);
         assert_eq!(size_of::<ServiceCounters>(), 16);
     }

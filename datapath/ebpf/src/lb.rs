@@ -15,7 +15,10 @@ use datapath_common::{
 use crate::{
     geneve::{self, Encap, OUTER_FIXED},
     maglev,
-    maps::{BACKENDS, CONFIG, FLOWS, FLOWS4, SCRATCH, SERVICES, SERVICES4, count, count_service},
+    maps::{
+        BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, SCRATCH, SERVICES, SERVICES4, count,
+        count_service,
+    },
     nat,
     parse::{self, Headers, Skip, ptr_at, read, write},
 };
@@ -77,7 +80,6 @@ fn flow_key4(h: &Headers) -> FlowKey4 {
         daddr: [h.daddr[0], h.daddr[1], h.daddr[2], h.daddr[3]],
         sport: h.sport,
         dport: h.dport,
-        proto: u32::from(h.proto),
     }
 }
 
@@ -95,21 +97,32 @@ fn flow_key6(h: &Headers) -> FlowKey {
     }
 }
 
-/// The backend this node remembers for the packet's flow. IPv4 flows are in their own map with
-/// a 16-byte key (the kernel hashes the whole key on every lookup), IPv6 flows in the 40-byte one.
+/// The backend this node remembers for the packet's flow. IPv4 flows are in per-protocol maps
+/// with a 12-byte key (the kernel hashes the whole key on every lookup), IPv6 flows in the
+/// 40-byte one. TCP, the common case, is looked up inline; the others out of line, so each call
+/// site sees a single map (see `service6`).
 #[inline(always)]
 fn flow_backend(h: &Headers) -> Option<u32> {
     if h.family != FAMILY_V4 {
         return flow_backend6(h);
     }
+    if h.proto != IPPROTO_TCP {
+        return flow_backend4_udp(h);
+    }
     // SAFETY: the value is copied out at once; LRU values are freed by RCU only after this
     // program returns.
-    unsafe { FLOWS4.get(&flow_key4(h)) }.map(|f| f.backend)
+    unsafe { FLOWS4_TCP.get(&flow_key4(h)) }.map(|f| f.backend)
+}
+
+/// IPv4 UDP flow lookup (out of line: see `flow_backend`).
+#[inline(never)]
+fn flow_backend4_udp(h: &Headers) -> Option<u32> {
+    // SAFETY: as in `flow_backend`.
+    unsafe { FLOWS4_UDP.get(&flow_key4(h)) }.map(|f| f.backend)
 }
 
 /// IPv6 flow lookup, out of line so its 40-byte key is not on `balance`'s stack frame (BPF allows
-/// 512 bytes for the whole call chain), and so its call site stays apart from the IPv4 one (see
-/// `service6`).
+/// 512 bytes for the whole call chain), and so its call site stays apart from the IPv4 ones.
 #[inline(never)]
 fn flow_backend6(h: &Headers) -> Option<u32> {
     // SAFETY: as in `flow_backend`.
@@ -121,10 +134,12 @@ fn flow_backend6(h: &Headers) -> Option<u32> {
 #[inline(never)]
 fn remember_flow(h: &Headers, backend: u32) {
     let v = FlowValue { backend };
-    let _ = if h.family == FAMILY_V4 {
-        FLOWS4.insert(&flow_key4(h), &v, 0)
-    } else {
+    let _ = if h.family != FAMILY_V4 {
         FLOWS.insert(&flow_key6(h), &v, 0)
+    } else if h.proto == IPPROTO_TCP {
+        FLOWS4_TCP.insert(&flow_key4(h), &v, 0)
+    } else {
+        FLOWS4_UDP.insert(&flow_key4(h), &v, 0)
     };
 }
 

@@ -38,9 +38,13 @@ pub static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
 #[map(name = "HERALD_FLOWS")]
 pub static FLOWS: LruHashMap<FlowKey, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
-/// IPv4 flows seen by this LB node (compact key: see `datapath_common::MAP_FLOWS4`).
-#[map(name = "HERALD_FLOWS4")]
-pub static FLOWS4: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+/// IPv4 TCP flows seen by this LB node (compact key: see `datapath_common::MAP_FLOWS4_TCP`).
+#[map(name = "HERALD_FLOWS4T")]
+pub static FLOWS4_TCP: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
+
+/// IPv4 UDP flows seen by this LB node.
+#[map(name = "HERALD_FLOWS4U")]
+pub static FLOWS4_UDP: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// Reply tuple → service address, on the backend node.
 #[map(name = "HERALD_RNAT")]
