@@ -158,25 +158,33 @@ enum Plan {
 /// for the whole call chain).
 #[inline(always)]
 pub fn run(ctx: &XdpContext) -> u32 {
+    run_pushed(ctx).0
+}
+
+/// [`run`], also returning how many bytes the Geneve encapsulation pushed in front of the frame
+/// (0 when it did not encapsulate). Only the benchmark twin uses the length; in [`run`] it is
+/// dead code and compiled away.
+#[inline(always)]
+pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     count(Counter::XdpRx);
     let h = match parse::parse(ctx.data(), ctx.data_end(), 0) {
         Ok(h) => h,
         Err(Skip::Other) => {
             count(Counter::NotService);
-            return xdp_action::XDP_PASS;
+            return (xdp_action::XDP_PASS, 0);
         }
         Err(Skip::Unsupported) => {
             count(Counter::PassUnsupported);
-            return xdp_action::XDP_PASS;
+            return (xdp_action::XDP_PASS, 0);
         }
         Err(Skip::Malformed) => {
             count(Counter::Malformed);
-            return xdp_action::XDP_PASS;
+            return (xdp_action::XDP_PASS, 0);
         }
     };
     // The encapsulation plan lives in a per-CPU scratch slot, not on the stack.
     let Some(e) = SCRATCH.get_ptr_mut(0) else {
-        return xdp_action::XDP_PASS;
+        return (xdp_action::XDP_PASS, 0);
     };
     // SAFETY: per-CPU slot owned by this program run; XDP programs do not nest on a CPU.
     let e = unsafe { &mut *e };
@@ -186,11 +194,19 @@ pub fn run(ctx: &XdpContext) -> u32 {
     e.vip = h.daddr;
     e.vport = u16::from_be_bytes(h.dport);
     match balance(ctx, &h, e) {
-        Plan::Verdict(v) => v,
-        Plan::Encap => transmit(ctx, e),
+        Plan::Verdict(v) => (v, 0),
+        Plan::Encap => {
+            let v = transmit(ctx, e);
+            let pushed = if v == xdp_action::XDP_TX {
+                e.l2() + OUTER_FIXED + e.opt_len()
+            } else {
+                0
+            };
+            (v, pushed)
+        }
         Plan::TooBig(mtu) => {
             count(Counter::IcmpTooBig);
-            too_big(ctx, &h, mtu)
+            (too_big(ctx, &h, mtu), 0)
         }
     }
 }

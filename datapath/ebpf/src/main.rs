@@ -38,17 +38,14 @@ mod programs {
     /// `bpf_xdp_adjust_head`, so that `BPF_PROG_TEST_RUN` with a repeat count (which reruns the
     /// program on the same buffer) sees the original frame every time. With a backend whose
     /// address and port equal the service's, the DNAT rewrites bytes to their own values and the
-    /// frame stays a service frame. Costs one helper call more than the real path.
+    /// frame stays a service frame. Costs one helper call more than the real path (the pushed
+    /// length comes from the encapsulation plan, not from the kernel).
     #[xdp]
     pub fn herald_xdp_lb_bench(ctx: XdpContext) -> u32 {
-        let before = crate::lb::frame_len(&ctx);
-        let verdict = crate::lb::run(&ctx);
-        if verdict == xdp_action::XDP_TX {
-            let grown = crate::lb::frame_len(&ctx).wrapping_sub(before);
-            if grown > 0 && grown < 256 {
-                // SAFETY: plain helper call on our own context.
-                unsafe { aya_ebpf::helpers::bpf_xdp_adjust_head(ctx.ctx, grown as i32) };
-            }
+        let (verdict, pushed) = crate::lb::run_pushed(&ctx);
+        if pushed > 0 && pushed < 256 {
+            // SAFETY: plain helper call on our own context.
+            unsafe { aya_ebpf::helpers::bpf_xdp_adjust_head(ctx.ctx, pushed as i32) };
         }
         verdict
     }
