@@ -268,11 +268,8 @@ impl Update {
                 continue;
             }
 
-            match AttrValue::decode(kind, value, cx) {
-                Ok(value) => update.attributes.push(PathAttribute {
-                    flags: attr_flags,
-                    value,
-                }),
+            match AttrValue::decode_into(kind, value, cx, attr_flags, &mut update.attributes) {
+                Ok(()) => {}
                 Err(e) if e.action == Action::SessionReset => {
                     return Err(Error::update(e.subcode, whole.to_vec(), e.reason));
                 }

@@ -250,20 +250,35 @@ impl AttrValue {
         }
     }
 
-    /// Decodes the value of a recognised attribute, or keeps an unrecognised optional one raw.
-    /// Flag checks and list-level rules are the caller's.
+    /// Decodes the value of a recognised attribute, or keeps an unrecognised optional one raw, and
+    /// appends it with `flags` to `out`. Flag checks and list-level rules are the caller's.
+    ///
+    /// Each arm pushes its own variant so the value is written straight into the Vec's slot:
+    /// returning the ~90-octet `AttrValue` and moving it in was built piecewise on the stack and
+    /// reloaded in 16-octet blocks, a store-forwarding stall that cost a third of a one-prefix
+    /// UPDATE's decode time.
     #[inline(always)]
-    pub(crate) fn decode(
+    pub(crate) fn decode_into(
         ty: AttrType,
         v: &[u8],
         cx: &DecodeContext,
-    ) -> Result<AttrValue, AttributeError> {
+        flags: AttrFlags,
+        out: &mut Vec<PathAttribute>,
+    ) -> Result<(), AttributeError> {
         use AttrType as T;
-        Ok(match ty {
+        macro_rules! put {
+            ($value:expr) => {
+                out.push(PathAttribute {
+                    flags,
+                    value: $value,
+                })
+            };
+        }
+        match ty {
             // RFC 7606 §7.1: "If the value of the ORIGIN attribute is not one of the defined
             // values, or if the attribute length is not 1, the attribute is malformed" (treat-as-withdraw).
             T::Origin => match v {
-                [o @ 0..=2] => AttrValue::Origin(Origin::from(*o)),
+                [o @ 0..=2] => put!(AttrValue::Origin(Origin::from(*o))),
                 [_] => {
                     return Err(fault(
                         ty,
@@ -278,7 +293,7 @@ impl AttrValue {
             T::AsPath => {
                 let width = if cx.four_octet_as { 4 } else { 2 };
                 match AsPath::decode(v, width, true) {
-                    Ok(p) => AttrValue::AsPath(p),
+                    Ok(p) => put!(AttrValue::AsPath(p)),
                     Err(AsPathError::ZeroAs) => {
                         // RFC 7607 §2: "An UPDATE message that contains the AS number of zero in the
                         // AS_PATH attribute MUST be considered as malformed and be handled by the
@@ -301,62 +316,64 @@ impl AttrValue {
             // RFC 7606 §7.3: "The NEXT_HOP attribute ... is considered malformed if the attribute
             // length is not 4" (treat-as-withdraw).
             T::NextHop => match u32_of(v) {
-                Some(a) => AttrValue::NextHop(Ipv4Addr::from(a)),
+                Some(a) => put!(AttrValue::NextHop(Ipv4Addr::from(a))),
                 None => return Err(len_err(ty, "NEXT_HOP length is not 4")),
             },
             // RFC 7606 §7.4: MULTI_EXIT_DISC "is considered malformed if its length is not 4".
             T::MultiExitDisc => match u32_of(v) {
-                Some(m) => AttrValue::MultiExitDisc(m),
+                Some(m) => put!(AttrValue::MultiExitDisc(m)),
                 None => return Err(len_err(ty, "MULTI_EXIT_DISC length is not 4")),
             },
             // RFC 7606 §7.5: LOCAL_PREF "is considered malformed if its length is not 4".
             T::LocalPref => match u32_of(v) {
-                Some(p) => AttrValue::LocalPref(p),
+                Some(p) => put!(AttrValue::LocalPref(p)),
                 None => return Err(len_err(ty, "LOCAL_PREF length is not 4")),
             },
             // RFC 7606 §7.6: "If the ATOMIC_AGGREGATE attribute has a length other than 0, then the
             // attribute is malformed and SHALL be discarded."
-            T::AtomicAggregate if v.is_empty() => AttrValue::AtomicAggregate,
+            T::AtomicAggregate if v.is_empty() => put!(AttrValue::AtomicAggregate),
             T::AtomicAggregate => return Err(len_err(ty, "ATOMIC_AGGREGATE length is not 0")),
             // RFC 7606 §7.7: "the attribute is considered malformed if the length ... is not 6
             // (2-octet AS) or 8 (4-octet AS)"; it "SHALL be discarded".
             T::Aggregator => match (cx.four_octet_as, v) {
-                (false, [a, b, ip @ ..]) if ip.len() == 4 => AttrValue::Aggregator(Aggregator {
-                    asn: u32::from(u16::from_be_bytes([*a, *b])),
-                    addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                }),
+                (false, [a, b, ip @ ..]) if ip.len() == 4 => {
+                    put!(AttrValue::Aggregator(Aggregator {
+                        asn: u32::from(u16::from_be_bytes([*a, *b])),
+                        addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+                    }))
+                }
                 (true, [a, b, c, d, ip @ ..]) if ip.len() == 4 => {
-                    AttrValue::Aggregator(Aggregator {
+                    put!(AttrValue::Aggregator(Aggregator {
                         asn: u32::from_be_bytes([*a, *b, *c, *d]),
                         addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                    })
+                    }))
                 }
                 _ => return Err(len_err(ty, "AGGREGATOR length wrong for the AS width")),
             },
             // RFC 7606 §7.8: "The COMMUNITIES attribute SHALL be considered malformed if its length
             // is not a non-zero multiple of 4" (treat-as-withdraw).
-            T::Communities => AttrValue::Communities(chunks::<4, _>(
+            T::Communities => put!(AttrValue::Communities(chunks::<4, _>(
                 v,
                 ty,
                 "COMMUNITIES length not a non-zero multiple of 4",
                 |c| Community(u32::from_be_bytes(*c)),
-            )?),
+            )?)),
             // RFC 7606 §7.9: "if the length of the ORIGINATOR_ID attribute is not 4, it is
             // malformed" (treat-as-withdraw).
             T::OriginatorId => match u32_of(v) {
-                Some(a) => AttrValue::OriginatorId(Ipv4Addr::from(a)),
+                Some(a) => put!(AttrValue::OriginatorId(Ipv4Addr::from(a))),
                 None => return Err(len_err(ty, "ORIGINATOR_ID length is not 4")),
             },
             // RFC 7606 §7.10: "the CLUSTER_LIST attribute [is malformed] if its length is not a
             // non-zero multiple of 4" (treat-as-withdraw).
-            T::ClusterList => AttrValue::ClusterList(chunks::<4, _>(
+            T::ClusterList => put!(AttrValue::ClusterList(chunks::<4, _>(
                 v,
                 ty,
                 "CLUSTER_LIST length not a non-zero multiple of 4",
                 |c| Ipv4Addr::from(*c),
-            )?),
+            )?)),
             T::MpReachNlri => match MpReach::decode(v, cx) {
-                Ok(m) => AttrValue::MpReach(m),
+                Ok(m) => put!(AttrValue::MpReach(m)),
                 Err(_) => {
                     return Err(fault(
                         ty,
@@ -366,7 +383,7 @@ impl AttrValue {
                 }
             },
             T::MpUnreachNlri => match MpUnreach::decode(v, cx) {
-                Ok(m) => AttrValue::MpUnreach(m),
+                Ok(m) => put!(AttrValue::MpUnreach(m)),
                 Err(_) => {
                     return Err(fault(
                         ty,
@@ -377,16 +394,16 @@ impl AttrValue {
             },
             // RFC 7606 §7.14: "The EXTENDED_COMMUNITIES attribute SHALL be considered malformed if
             // its length is not a non-zero multiple of 8" (treat-as-withdraw).
-            T::ExtendedCommunities => AttrValue::ExtendedCommunities(chunks::<8, _>(
+            T::ExtendedCommunities => put!(AttrValue::ExtendedCommunities(chunks::<8, _>(
                 v,
                 ty,
                 "EXTENDED_COMMUNITIES length not a non-zero multiple of 8",
                 |c| ExtendedCommunity(*c),
-            )?),
+            )?)),
             // RFC 6793 §6: AS4_PATH is malformed if it "contains an AS_CONFED_SEQUENCE or
             // AS_CONFED_SET" or fails the AS_PATH checks; "the malformed attribute [is] discarded".
             T::As4Path => match AsPath::decode(v, 4, false) {
-                Ok(p) => AttrValue::As4Path(p),
+                Ok(p) => put!(AttrValue::As4Path(p)),
                 Err(_) => {
                     return Err(fault(
                         ty,
@@ -396,23 +413,27 @@ impl AttrValue {
                 }
             },
             T::As4Aggregator => match v {
-                [a, b, c, d, ip @ ..] if ip.len() == 4 => AttrValue::As4Aggregator(Aggregator {
-                    asn: u32::from_be_bytes([*a, *b, *c, *d]),
-                    addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                }),
+                [a, b, c, d, ip @ ..] if ip.len() == 4 => {
+                    put!(AttrValue::As4Aggregator(Aggregator {
+                        asn: u32::from_be_bytes([*a, *b, *c, *d]),
+                        addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
+                    }))
+                }
                 _ => return Err(len_err(ty, "AS4_AGGREGATOR length is not 8")),
             },
             // RFC 5701 gives no error handling; RFC 7606 §7.14's rule for extended communities is
             // applied with the 20-octet entry size.
-            T::Ipv6ExtendedCommunities => AttrValue::Ipv6ExtendedCommunities(chunks::<20, _>(
-                v,
-                ty,
-                "IPv6 extended communities length not a non-zero multiple of 20",
-                |c| Ipv6ExtendedCommunity(*c),
-            )?),
+            T::Ipv6ExtendedCommunities => {
+                put!(AttrValue::Ipv6ExtendedCommunities(chunks::<20, _>(
+                    v,
+                    ty,
+                    "IPv6 extended communities length not a non-zero multiple of 20",
+                    |c| Ipv6ExtendedCommunity(*c),
+                )?))
+            }
             // RFC 8092 §6: "A Large Communities attribute SHALL be considered malformed if the
             // length ... is either zero, or not a multiple of 12" (treat-as-withdraw).
-            T::LargeCommunities => AttrValue::LargeCommunities(chunks::<12, _>(
+            T::LargeCommunities => put!(AttrValue::LargeCommunities(chunks::<12, _>(
                 v,
                 ty,
                 "LARGE_COMMUNITY length not a non-zero multiple of 12",
@@ -421,12 +442,27 @@ impl AttrValue {
                     local1: u32::from_be_bytes([c[4], c[5], c[6], c[7]]),
                     local2: u32::from_be_bytes([c[8], c[9], c[10], c[11]]),
                 },
-            )?),
-            T::Unknown(code) => AttrValue::Unknown {
+            )?)),
+            T::Unknown(code) => put!(AttrValue::Unknown {
                 type_code: code,
                 data: v.to_vec(),
-            },
-        })
+            }),
+        }
+        Ok(())
+    }
+
+    /// [`AttrValue::decode_into`] for one attribute, returning the value.
+    #[cfg(test)]
+    pub(crate) fn decode(
+        ty: AttrType,
+        v: &[u8],
+        cx: &DecodeContext,
+    ) -> Result<AttrValue, AttributeError> {
+        let mut out = Vec::with_capacity(1);
+        AttrValue::decode_into(ty, v, cx, AttrFlags(0), &mut out)?;
+        out.pop()
+            .map(|a| a.value)
+            .ok_or(len_err(ty, "nothing decoded"))
     }
 
     /// Encoded value length.
