@@ -1,9 +1,10 @@
 //! The standalone configuration file: one YAML document per node.
 //!
-//! Owns the schema (`node`, `bgp`), its validation and the error messages that name the offending key
-//! and line. Reading the file is the only I/O here; everything else is pure. Sections that later
-//! components own (`l2`, `ipam`, `services`, `datapath`) are not accepted until those components
-//! are wired in, so a file using them fails loudly instead of being half-applied.
+//! Owns the schema (`node`, `bgp`, `api`, and the speaker's view of `ipam`, `services` and `l2`,
+//! whose inner schemas belong to lb-ipam and arp-responder), its validation and the error messages
+//! that name the offending key and line. Reading the file is the only I/O here; everything else is
+//! pure. Sections of components not wired in yet (`datapath`) are not accepted, so a file using
+//! them fails loudly instead of being half-applied.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -30,6 +31,15 @@ pub enum ConfigError {
         /// The file (or `<input>`).
         path: String,
         /// serde-saphyr's rendering, with line, column and a snippet.
+        message: String,
+    },
+    /// A section is valid but the component behind it cannot use it (an lb-ipam state file that
+    /// is corrupt or belongs to another owner, an L2 announcer that cannot start).
+    #[error("{key}: {message}")]
+    Unusable {
+        /// The section or key, e.g. `ipam.stateFile`.
+        key: String,
+        /// The component's reason.
         message: String,
     },
     /// The values parse but contradict each other.
@@ -61,6 +71,79 @@ pub struct Config {
     /// The ops surface: control socket and metrics endpoint.
     #[serde(default)]
     pub api: ApiConfig,
+    /// LoadBalancer IP pools and the state file (lb-ipam's `ipam:` schema).
+    #[serde(default)]
+    pub ipam: Option<Spanned<lb_ipam::IpamConfig>>,
+    /// The services this node knows (lb-ipam's `services:` schema).
+    #[serde(default)]
+    pub services: Vec<Spanned<lb_ipam::ServiceSpec>>,
+    /// L2 announcements (arp-responder's schema; `node` defaults to `node.name`).
+    #[serde(default)]
+    pub l2: Option<Spanned<L2Section>>,
+}
+
+/// The `l2:` section: arp-responder's [`L2Config`](arp_responder::config::L2Config) with `node`
+/// optional (it defaults to this node's name). Its `services` are fixed announcements; the
+/// speaker adds the `services:` entries with the addresses lb-ipam gave them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct L2Section {
+    /// This node's name in the election; must equal `node.name` when given.
+    #[serde(default)]
+    pub node: Option<String>,
+    /// Cluster name: heartbeats of other clusters on the segment are ignored.
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// All nodes of the cluster (including this one).
+    pub nodes: Vec<arp_responder::config::NodeSpec>,
+    /// Labels a node must carry to be eligible.
+    #[serde(default)]
+    pub node_selector: BTreeMap<String, String>,
+    /// Fixed L2 announcements, in addition to the `services:` list.
+    #[serde(default)]
+    pub services: Vec<arp_responder::config::ServiceSpec>,
+    /// Interface selection (include/exclude regexes).
+    #[serde(default)]
+    pub interfaces: arp_responder::config::InterfaceSelection,
+    /// Election and announcement timers.
+    #[serde(default)]
+    pub timing: arp_responder::config::TimingConfig,
+    /// Membership/fencing store.
+    #[serde(default)]
+    pub store: arp_responder::config::StoreConfig,
+}
+
+impl Config {
+    /// The arp-responder configuration for this node with only the fixed `l2.services`; the
+    /// speaker adds the `services:` entries once lb-ipam has allocated for them. `None` without
+    /// an `l2:` section.
+    pub fn l2_config(&self) -> Option<arp_responder::config::L2Config> {
+        let l2 = &self.l2.as_ref()?.value;
+        Some(arp_responder::config::L2Config {
+            node: l2.node.clone().unwrap_or_else(|| self.node.name.clone()),
+            // arp-responder's default cluster name.
+            cluster: l2.cluster.clone().unwrap_or_else(|| "herald".to_owned()),
+            nodes: l2.nodes.clone(),
+            node_selector: l2.node_selector.clone(),
+            services: l2.services.clone(),
+            interfaces: l2.interfaces.clone(),
+            timing: l2.timing.clone(),
+            store: l2.store.clone(),
+        })
+    }
+
+    /// The `services:` entries, without their source positions.
+    pub fn service_specs(&self) -> Vec<lb_ipam::ServiceSpec> {
+        self.services.iter().map(|s| s.value.clone()).collect()
+    }
+
+    /// The `ipam:` section, or an empty one (no pools, no state file).
+    pub fn ipam_config(&self) -> lb_ipam::IpamConfig {
+        self.ipam
+            .as_ref()
+            .map(|i| i.value.clone())
+            .unwrap_or_default()
+    }
 }
 
 /// Where the running speaker answers the CLI and Prometheus.
@@ -502,6 +585,7 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
             format!("{addr} is not a loopback address; metrics are served on localhost only"),
         ));
     }
+    validate_services(config, origin)?;
     let Some(bgp) = &config.bgp else {
         return Ok(());
     };
@@ -586,6 +670,68 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 key("port"),
                 "a passive peer never connects, so port is unused".into(),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Rules for `ipam`, `services` and `l2`: pools must build, service keys are unique, and the
+/// L2 announcer's own validation passes.
+fn validate_services(config: &Config, origin: &str) -> Result<(), ConfigError> {
+    let invalid = |line: u64, key: String, message: String| ConfigError::Invalid {
+        path: origin.to_owned(),
+        line,
+        key,
+        message,
+    };
+    if let Some(ipam) = &config.ipam
+        && let Err(error) = ipam.value.pools()
+    {
+        return Err(invalid(
+            ipam.referenced.line(),
+            "ipam.pools".into(),
+            error.to_string(),
+        ));
+    }
+    let mut seen = BTreeMap::new();
+    for (index, service) in config.services.iter().enumerate() {
+        let line = service.referenced.line();
+        let key = service.value.key();
+        if let Some(first_line) = seen.insert(key.clone(), line) {
+            return Err(invalid(
+                line,
+                format!("services[{index}]"),
+                format!("service {key} is already listed at line {first_line}"),
+            ));
+        }
+        if service.value.wants_load_balancer_ip()
+            && let Err(error) = service.value.ipam_request(None)
+        {
+            return Err(invalid(
+                line,
+                format!("services[{index}]"),
+                error.to_string(),
+            ));
+        }
+    }
+    if let Some(l2) = &config.l2 {
+        let line = l2.referenced.line();
+        if let Some(node) = &l2.value.node
+            && *node != config.node.name
+        {
+            return Err(invalid(
+                line,
+                "l2.node".into(),
+                format!(
+                    "{node:?} differs from node.name {:?}; leave it out",
+                    config.node.name
+                ),
+            ));
+        }
+        if let Some(l2_config) = config.l2_config()
+            && let Err(error) = l2_config.validate()
+        {
+            return Err(invalid(line, "l2".into(), error.to_string()));
         }
     }
     Ok(())
@@ -717,6 +863,105 @@ mod tests {
         assert!(error_text(&yaml).contains("not ASN:VALUE"));
         let yaml = format!("{MINIMAL}api:\n  metricsAddress: 10.0.0.1:9179\n");
         assert!(error_text(&yaml).contains("api.metricsAddress"));
+    }
+
+    const SERVICES: &str = "ipam:\n  stateFile: /tmp/x.json\n  pools:\n    - name: p\n      blocks: [{cidr: 192.0.2.0/29}]\nservices:\n  - name: web\n    namespace: shop\n    ports: [{port: 443}]\nl2:\n  nodes: [{name: n1}, {name: n2}]\n  interfaces: {include: ['^eth0$']}\n";
+
+    #[test]
+    fn ipam_services_and_l2_parse_and_l2_node_defaults_to_node_name() {
+        let config = parse(&format!("{MINIMAL}{SERVICES}"), "t").expect("valid");
+        assert_eq!(config.ipam_config().pools.len(), 1);
+        assert_eq!(
+            config.ipam_config().state_file,
+            Some(PathBuf::from("/tmp/x.json"))
+        );
+        assert_eq!(
+            config.service_specs()[0].key(),
+            lb_ipam::ServiceKey::new("shop", "web")
+        );
+        let l2 = config.l2_config().expect("l2 section");
+        assert_eq!(l2.node, "n1");
+        assert_eq!(l2.cluster, "herald");
+        assert_eq!(l2.nodes.len(), 2);
+        assert_eq!(l2.interfaces.include, vec!["^eth0$".to_owned()]);
+    }
+
+    #[test]
+    fn unknown_key_inside_l2_is_named_with_its_line() {
+        let yaml = format!("{MINIMAL}{SERVICES}").replace(
+            "  nodes: [{name: n1}, {name: n2}]",
+            "  nodes: [{name: n1}, {name: n2}]\n  leaseSeconds: 3",
+        );
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("line 20") && text.contains("unknown field `leaseSeconds`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_inside_a_service_is_named_with_its_line() {
+        let yaml = format!("{MINIMAL}{SERVICES}").replace(
+            "    ports: [{port: 443}]",
+            "    ports: [{port: 443}]\n    loadBalancerIp: 192.0.2.3",
+        );
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("line 18") && text.contains("unknown field `loadBalancerIp`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn duplicate_service_names_both_lines() {
+        let yaml = format!("{MINIMAL}{SERVICES}").replace(
+            "    ports: [{port: 443}]",
+            "    ports: [{port: 443}]\n  - {name: web, namespace: shop}",
+        );
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("test.yaml:18: services[1]") && text.contains("line 15"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bad_annotation_is_named_with_the_service_line() {
+        let yaml = format!("{MINIMAL}{SERVICES}").replace(
+            "    ports: [{port: 443}]",
+            "    annotations: {herald.io/ips: not-an-ip}",
+        );
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("test.yaml:15: services[0]") && text.contains("not-an-ip"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn broken_pool_is_named_under_ipam() {
+        let yaml = format!("{MINIMAL}{SERVICES}").replace(
+            "      blocks: [{cidr: 192.0.2.0/29}]",
+            "      blocks: [{cidr: 192.0.2.0/29}]\n    - name: p\n      blocks: [{cidr: 198.51.100.0/29}]",
+        );
+        let text = error_text(&yaml);
+        assert!(text.contains("test.yaml:10: ipam.pools"), "{text}");
+    }
+
+    #[test]
+    fn l2_node_must_be_this_node_and_listed() {
+        let yaml = format!("{MINIMAL}{SERVICES}").replace(
+            "  nodes: [{name: n1}, {name: n2}]",
+            "  node: n9\n  nodes: [{name: n1}, {name: n2}]",
+        );
+        let text = error_text(&yaml);
+        assert!(text.contains("test.yaml:19: l2.node"), "{text}");
+        let yaml = format!("{MINIMAL}{SERVICES}").replace("{name: n1}, ", "");
+        let text = error_text(&yaml);
+        assert!(
+            text.contains("test.yaml:19: l2: ") && text.contains("not in `nodes`"),
+            "{text}"
+        );
     }
 
     #[test]

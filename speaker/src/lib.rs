@@ -9,6 +9,8 @@ pub mod config;
 pub mod error;
 pub mod fib;
 pub mod import_policy;
+pub mod ipam;
+pub mod l2;
 pub mod sources;
 
 pub use error::{Error, Result};

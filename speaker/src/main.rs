@@ -7,7 +7,9 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use speaker::api::control::{self, Request, Response};
+use std::sync::{Arc, Mutex};
+
+use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::Instance;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -38,17 +40,25 @@ enum Command {
         log_json: bool,
     },
     /// Show the BGP peers of the running agent.
-    Peers {
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// The control socket (default: the one in --config, else /run/herald/speaker.sock).
-        #[arg(long)]
-        socket: Option<PathBuf>,
-        /// Read the control socket path from this configuration file.
-        #[arg(long)]
-        config: Option<PathBuf>,
-    },
+    Peers(ShowArgs),
+    /// Show the services and the addresses lb-ipam gave them (satisfied, or why not).
+    Services(ShowArgs),
+    /// Show the L2 announcements: per VIP the leader, interfaces, replies and GARPs sent.
+    L2(ShowArgs),
+}
+
+/// Options of the `peers`, `services` and `l2` commands.
+#[derive(Debug, clap::Args)]
+struct ShowArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+    /// The control socket (default: the one in --config, else /run/herald/speaker.sock).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// Read the control socket path from this configuration file.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -56,11 +66,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check { config } => check(&config),
         Command::Run { config, log_json } => run(config, log_json),
-        Command::Peers {
-            json,
-            socket,
-            config,
-        } => peers(json, socket, config),
+        Command::Peers(args) => show(&args, &Request::Peers),
+        Command::Services(args) => show(&args, &Request::Services),
+        Command::L2(args) => show(&args, &Request::L2),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -73,8 +81,17 @@ fn main() -> ExitCode {
 
 fn check(config: &Path) -> anyhow::Result<()> {
     let parsed = speaker::config::load(config)?;
-    let peers = parsed.bgp.map_or(0, |bgp| bgp.peers.len());
-    println!("{}: valid ({peers} BGP peers)", config.display());
+    let peers = parsed.bgp.as_ref().map_or(0, |bgp| bgp.peers.len());
+    let pools = parsed
+        .ipam
+        .as_ref()
+        .map_or(0, |ipam| ipam.value.pools.len());
+    println!(
+        "{}: valid ({peers} BGP peers, {pools} IP pools, {} services, L2 {})",
+        config.display(),
+        parsed.services.len(),
+        if parsed.l2.is_some() { "on" } else { "off" }
+    );
     Ok(())
 }
 
@@ -102,17 +119,28 @@ fn run(config_path: PathBuf, log_json: bool) -> anyhow::Result<()> {
     }
     let config = speaker::config::load(&config_path)?;
     let api = config.api.clone();
+    // The state file is opened before anything is announced: a foreign or corrupt one stops
+    // start-up here, with the file named.
+    let ipam = speaker::ipam::Ipam::open(&config)?;
     runtime()?.block_on(async move {
-        let instance = Instance::start(config).await?;
-        let handle = instance.handle();
-        let control_task = tokio::spawn(control::serve(
+        let l2 = speaker::l2::L2::start(&config, &ipam.allocations())?;
+        let instance = match config.bgp {
+            Some(_) => Some(Instance::start(config).await?),
+            None => None,
+        };
+        let agent = Agent {
+            config_path: config_path.clone(),
+            instance: instance.as_ref().map(Instance::handle),
+            ipam: Some(Arc::new(Mutex::new(ipam))),
+            l2: l2.clone(),
+        };
+        let control_task = tokio::spawn(control::serve_agent(
             api.control_socket.clone(),
-            handle.clone(),
-            config_path.clone(),
+            agent.clone(),
         ));
         let metrics_task = api
             .metrics_address
-            .map(|addr| tokio::spawn(speaker::api::metrics::serve(addr, handle.clone())));
+            .map(|addr| tokio::spawn(speaker::api::metrics::serve_agent(addr, agent.clone())));
         let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -132,7 +160,7 @@ fn run(config_path: PathBuf, log_json: bool) -> anyhow::Result<()> {
                 _ = interrupt.recv() => break,
             };
             if reload {
-                match control::reload(&handle, &config_path).await {
+                match agent.reload().await {
                     Ok(report) => tracing::info!(?report, "configuration reloaded"),
                     Err(error) => tracing::error!(%error, "configuration not reloaded"),
                 }
@@ -143,30 +171,38 @@ fn run(config_path: PathBuf, log_json: bool) -> anyhow::Result<()> {
         if let Some(task) = metrics_task {
             task.abort();
         }
-        instance.shutdown().await;
+        if let Some(l2) = &l2 {
+            l2.shutdown().await;
+        }
+        if let Some(instance) = instance {
+            instance.shutdown().await;
+        }
         let _ = std::fs::remove_file(&api.control_socket);
         anyhow::Ok(())
     })
 }
 
-fn peers(json: bool, socket: Option<PathBuf>, config: Option<PathBuf>) -> anyhow::Result<()> {
-    let socket = match (socket, config) {
-        (Some(s), _) => s,
-        (None, Some(c)) => speaker::config::load(&c)?.api.control_socket,
+fn show(args: &ShowArgs, request: &Request) -> anyhow::Result<()> {
+    let socket = match (&args.socket, &args.config) {
+        (Some(s), _) => s.clone(),
+        (None, Some(c)) => speaker::config::load(c)?.api.control_socket,
         (None, None) => speaker::config::ApiConfig::default_control_socket(),
     };
-    let response =
-        runtime()?.block_on(async { control::request(&socket, &Request::Peers).await })?;
+    let response = runtime()?.block_on(async { control::request(&socket, request).await })?;
+    let json = args.json;
     match response {
-        Response::Peers { peers } => {
-            if json {
-                println!("{}", serde_json::to_string_pretty(&peers)?);
-            } else {
-                print!("{}", speaker::api::cli::render_peers(&peers));
-            }
-            Ok(())
+        Response::Peers { peers } if json => println!("{}", serde_json::to_string_pretty(&peers)?),
+        Response::Peers { peers } => print!("{}", speaker::api::cli::render_peers(&peers)),
+        Response::Services { services } if json => {
+            println!("{}", serde_json::to_string_pretty(&services)?);
         }
+        Response::Services { services } => {
+            print!("{}", speaker::api::cli::render_services(&services));
+        }
+        Response::L2 { report } if json => println!("{}", serde_json::to_string_pretty(&report)?),
+        Response::L2 { report } => print!("{}", speaker::l2::render_table(&report)),
         Response::Error { message } => anyhow::bail!("the speaker refused: {message}"),
         other => anyhow::bail!("unexpected answer: {other:?}"),
     }
+    Ok(())
 }

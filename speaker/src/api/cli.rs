@@ -1,8 +1,44 @@
-//! Human-readable rendering of control-socket answers for `speaker peers`. Pure.
+//! Human-readable rendering of control-socket answers for `speaker peers` and `speaker
+//! services` (`speaker l2` is rendered by [`crate::l2::render_table`]). Pure.
 
 use std::fmt::Write as _;
 
 use crate::bgp::io::instance::PeerStatus;
+use crate::ipam::ServiceStatus;
+
+/// A table of services: addresses, and the reason when lb-ipam could not serve one.
+pub fn render_services(services: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<32} {:<40} {:<9} REASON",
+        "SERVICE", "ADDRESSES", "SATISFIED"
+    );
+    for s in services {
+        let addresses = if s.addresses.is_empty() {
+            "-".to_owned()
+        } else {
+            s.addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let reason = match (&s.reason, &s.message) {
+            (Some(reason), Some(message)) => format!("{reason}: {message}"),
+            (Some(reason), None) => reason.clone(),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<32} {:<40} {:<9} {reason}",
+            s.service,
+            addresses,
+            if s.satisfied { "yes" } else { "no" }
+        );
+    }
+    out
+}
 
 fn duration(seconds: u64) -> String {
     let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
@@ -73,6 +109,31 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn services_table_names_the_reason() {
+        let text = render_services(&[
+            ServiceStatus {
+                service: "default/a".into(),
+                addresses: vec!["192.0.2.1".parse().expect("ip")],
+                lost: vec![],
+                satisfied: true,
+                reason: None,
+                message: None,
+            },
+            ServiceStatus {
+                service: "default/b".into(),
+                addresses: vec![],
+                lost: vec![],
+                satisfied: false,
+                reason: Some("PoolExhausted".into()),
+                message: Some("no free address".into()),
+            },
+        ]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[1].starts_with("default/a") && lines[1].contains("192.0.2.1"));
+        assert!(lines[2].contains(" no ") && lines[2].ends_with("PoolExhausted: no free address"));
+    }
 
     #[test]
     fn durations_read_like_routers_print_them() {

@@ -4,13 +4,17 @@
 //! I/O boundary: the unix socket (server side in [`serve`], client side in [`request`]).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus, ReloadReport};
+use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::ipam::{Ipam, ServiceStatus};
+use crate::l2::{L2, L2Report};
 
 /// A request to the running speaker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -20,6 +24,10 @@ pub enum Request {
     Peers,
     /// Re-read the configuration file.
     Reload,
+    /// Services and the addresses lb-ipam gave them.
+    Services,
+    /// L2 announcements: per VIP the leader, interfaces and counters.
+    L2,
 }
 
 /// The answer.
@@ -30,6 +38,16 @@ pub enum Response {
     Peers {
         /// One per configured peer.
         peers: Vec<PeerStatus>,
+    },
+    /// Service snapshots.
+    Services {
+        /// One per service, in `namespace/name` order.
+        services: Vec<ServiceStatus>,
+    },
+    /// The L2 announcer's view.
+    L2 {
+        /// The report.
+        report: L2Report,
     },
     /// What a reload did.
     Reloaded {
@@ -43,9 +61,98 @@ pub enum Response {
     },
 }
 
+/// Everything a running speaker exposes to the control socket, metrics and the reload loop.
+/// Parts a configuration does not enable are `None`.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// The file re-read on reload.
+    pub config_path: PathBuf,
+    /// The BGP instance (absent without a `bgp` section).
+    pub instance: Option<InstanceHandle>,
+    /// lb-ipam's allocation state (never held across an `await`).
+    pub ipam: Option<Arc<Mutex<Ipam>>>,
+    /// The L2 announcer (absent without an `l2` section).
+    pub l2: Option<L2>,
+}
+
+impl Agent {
+    /// An agent that only has a BGP instance.
+    pub fn bgp_only(instance: InstanceHandle, config_path: PathBuf) -> Self {
+        Self {
+            config_path,
+            instance: Some(instance),
+            ipam: None,
+            l2: None,
+        }
+    }
+
+    /// Status of every BGP peer.
+    pub async fn peers(&self) -> Result<Vec<PeerStatus>> {
+        match &self.instance {
+            Some(instance) => instance.peers().await,
+            None => Err(Error::Control("this speaker has no bgp section".into())),
+        }
+    }
+
+    /// Services and their addresses.
+    pub fn services(&self) -> Result<Vec<ServiceStatus>> {
+        let ipam = self
+            .ipam
+            .as_ref()
+            .ok_or_else(|| Error::Control("this speaker does not run lb-ipam".into()))?;
+        let ipam = ipam
+            .lock()
+            .map_err(|_| Error::Control("lb-ipam state poisoned".into()))?;
+        Ok(crate::ipam::status_rows(&ipam.report()))
+    }
+
+    /// The L2 announcer's report.
+    pub fn l2(&self) -> Result<L2Report> {
+        match &self.l2 {
+            Some(l2) => Ok(crate::l2::report(&l2.status())),
+            None => Err(Error::Control("this speaker has no l2 section".into())),
+        }
+    }
+
+    /// Re-reads the configuration file and applies it: lb-ipam first (a refused state change
+    /// changes nothing else), then the L2 service list, then BGP. A broken file changes nothing.
+    /// Changes to `l2` other than its services take effect on restart.
+    pub async fn reload(&self) -> Result<ReloadReport> {
+        let config = crate::config::load(&self.config_path)?;
+        self.apply(config).await
+    }
+
+    /// Applies an already loaded configuration (see [`Agent::reload`]).
+    pub async fn apply(&self, config: Config) -> Result<ReloadReport> {
+        let allocations = match &self.ipam {
+            Some(ipam) => {
+                let mut ipam = ipam
+                    .lock()
+                    .map_err(|_| Error::Control("lb-ipam state poisoned".into()))?;
+                ipam.apply(&config)?;
+                ipam.allocations()
+            }
+            None => Default::default(),
+        };
+        if let Some(l2) = &self.l2 {
+            l2.set_services(crate::l2::desired_services(&config, &allocations))
+                .await?;
+        }
+        match &self.instance {
+            Some(instance) => instance.reload(config).await,
+            None => Ok(ReloadReport::default()),
+        }
+    }
+}
+
 /// Serves the control socket at `path` (replacing a stale socket file) until the task is
 /// dropped. `config_path` is re-read on `reload`.
 pub async fn serve(path: PathBuf, instance: InstanceHandle, config_path: PathBuf) -> Result<()> {
+    serve_agent(path, Agent::bgp_only(instance, config_path)).await
+}
+
+/// Serves the control socket at `path` for `agent` (see [`serve`]).
+pub async fn serve_agent(path: PathBuf, agent: Agent) -> Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)
             .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
@@ -62,21 +169,16 @@ pub async fn serve(path: PathBuf, instance: InstanceHandle, config_path: PathBuf
             .accept()
             .await
             .map_err(|e| Error::io("accept on control socket", e))?;
-        let instance = instance.clone();
-        let config_path = config_path.clone();
+        let agent = agent.clone();
         tokio::spawn(async move {
-            if let Err(error) = serve_one(stream, instance, config_path).await {
+            if let Err(error) = serve_one(stream, agent).await {
                 tracing::debug!(%error, "control connection ended");
             }
         });
     }
 }
 
-async fn serve_one(
-    stream: UnixStream,
-    instance: InstanceHandle,
-    config_path: PathBuf,
-) -> Result<()> {
+async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     while let Some(line) = lines
@@ -84,23 +186,21 @@ async fn serve_one(
         .await
         .map_err(|e| Error::io("read control request", e))?
     {
-        let response = match serde_json::from_str::<Request>(&line) {
-            Ok(Request::Peers) => match instance.peers().await {
-                Ok(peers) => Response::Peers { peers },
-                Err(e) => Response::Error {
-                    message: e.to_string(),
-                },
-            },
-            Ok(Request::Reload) => match reload(&instance, &config_path).await {
-                Ok(report) => Response::Reloaded { report },
-                Err(e) => Response::Error {
-                    message: e.to_string(),
-                },
-            },
-            Err(e) => Response::Error {
-                message: format!("bad request: {e}"),
-            },
+        let answer = match serde_json::from_str::<Request>(&line) {
+            Ok(Request::Peers) => agent.peers().await.map(|peers| Response::Peers { peers }),
+            Ok(Request::Reload) => agent
+                .reload()
+                .await
+                .map(|report| Response::Reloaded { report }),
+            Ok(Request::Services) => agent
+                .services()
+                .map(|services| Response::Services { services }),
+            Ok(Request::L2) => agent.l2().map(|report| Response::L2 { report }),
+            Err(e) => Err(Error::Control(format!("bad request: {e}"))),
         };
+        let response = answer.unwrap_or_else(|e| Response::Error {
+            message: e.to_string(),
+        });
         let mut text = serde_json::to_string(&response)
             .map_err(|e| Error::Control(format!("encode response: {e}")))?;
         text.push('\n');

@@ -1,6 +1,6 @@
 //! Prometheus `/metrics` in the text exposition format (version 0.0.4), served over plain HTTP on
-//! a loopback address. The values are rendered from peer snapshots on every scrape, so nothing is
-//! double-booked between the sessions and the exporter.
+//! a loopback address. The values are rendered from peer snapshots (and the L2 announcer's and
+//! lb-ipam's state) on every scrape, so nothing is double-booked between them and the exporter.
 //!
 //! I/O boundary: the TCP listener in [`serve`]; [`render`] is pure.
 
@@ -10,9 +10,11 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::api::control::Agent;
 use crate::bgp::fsm::State;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus};
 use crate::error::{Error, Result};
+use crate::ipam::ServiceStatus;
 
 fn escape(value: &str) -> String {
     value
@@ -131,8 +133,64 @@ pub fn render(peers: &[PeerStatus]) -> String {
     out
 }
 
+/// Renders lb-ipam's per-service outcome as Prometheus text.
+pub fn render_services(services: &[ServiceStatus]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP herald_service_addresses Addresses lb-ipam gave the service."
+    );
+    let _ = writeln!(out, "# TYPE herald_service_addresses gauge");
+    for s in services {
+        let _ = writeln!(
+            out,
+            "herald_service_addresses{{service=\"{}\"}} {}",
+            escape(&s.service),
+            s.addresses.len()
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP herald_service_satisfied 1 when lb-ipam fully served the service's request."
+    );
+    let _ = writeln!(out, "# TYPE herald_service_satisfied gauge");
+    for s in services {
+        let _ = writeln!(
+            out,
+            "herald_service_satisfied{{service=\"{}\"}} {}",
+            escape(&s.service),
+            u8::from(s.satisfied)
+        );
+    }
+    out
+}
+
+/// Everything `agent` exposes: BGP peers, lb-ipam services and the L2 announcer.
+pub async fn render_agent(agent: &Agent) -> Result<String> {
+    let mut out = String::new();
+    if agent.instance.is_some() {
+        out.push_str(&render(&agent.peers().await?));
+    }
+    if agent.ipam.is_some() {
+        out.push_str(&render_services(&agent.services()?));
+    }
+    if let Some(l2) = &agent.l2 {
+        out.push_str(&arp_responder::status::render_prometheus(&l2.status()));
+    }
+    Ok(out)
+}
+
 /// Serves `/metrics` on `address` until the task is dropped.
 pub async fn serve(address: SocketAddr, instance: InstanceHandle) -> Result<()> {
+    serve_agent(
+        address,
+        Agent::bgp_only(instance, std::path::PathBuf::new()),
+    )
+    .await
+}
+
+/// Serves `/metrics` for `agent` on `address` until the task is dropped.
+pub async fn serve_agent(address: SocketAddr, agent: Agent) -> Result<()> {
     let listener = TcpListener::bind(address)
         .await
         .map_err(|e| Error::io(format!("bind metrics {address}"), e))?;
@@ -141,7 +199,7 @@ pub async fn serve(address: SocketAddr, instance: InstanceHandle) -> Result<()> 
             .accept()
             .await
             .map_err(|e| Error::io("accept metrics", e))?;
-        let instance = instance.clone();
+        let agent = agent.clone();
         tokio::spawn(async move {
             let mut request = [0u8; 2048];
             let n = match stream.read(&mut request).await {
@@ -153,8 +211,8 @@ pub async fn serve(address: SocketAddr, instance: InstanceHandle) -> Result<()> 
             let (status, body) = if !path_ok {
                 ("404 Not Found", "not found\n".to_owned())
             } else {
-                match instance.peers().await {
-                    Ok(peers) => ("200 OK", render(&peers)),
+                match render_agent(&agent).await {
+                    Ok(text) => ("200 OK", text),
                     Err(e) => ("503 Service Unavailable", format!("{e}\n")),
                 }
             };
