@@ -212,8 +212,18 @@ fn advertisements_become_routes_with_attributes_per_peer() {
     assert_eq!(prefixes, ["10.200.0.10/32", "10.244.1.0/24"]);
     let lb = &to_tor1[&"10.200.0.10/32".parse::<IpNet>().expect("net")];
     let text = format!("{lb:?}");
-    assert!(text.contains("Med(7)"), "{text}");
-    assert!(text.contains("65001"), "{text}");
+    for wanted in [
+        "MultiExitDisc(7)",
+        "asns: [65001, 65001]",
+        "NO_EXPORT",
+        "global: 65001, local1: 1, local2: 2",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing in {text}");
+    }
+    assert!(
+        !text.contains("LocalPref"),
+        "eBGP peers get no LOCAL_PREF: {text}"
+    );
 }
 
 #[test]

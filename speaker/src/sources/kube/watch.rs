@@ -188,9 +188,9 @@ struct Stores {
     secrets: Store<Secret>,
 }
 
-fn items<K: Clone>(store: &Store<K>, usable: bool) -> Vec<K>
+fn items<K>(store: &Store<K>, usable: bool) -> Vec<K>
 where
-    K: kube::Resource + 'static,
+    K: kube::Resource + Clone + 'static,
     K::DynamicType: Eq + Hash + Clone,
 {
     if !usable {

@@ -1,0 +1,438 @@
+//! `deploy/` checks (no API server needed): the generated CRDs are current; every manifest and
+//! every object `kubectl kustomize` renders (base and overlays, offline) parses into its
+//! k8s-openapi type or our CRD type *without losing a field* (so a typo or a wrong field fails);
+//! and the bgp-ecmp example CRs translate into the same BGP set-up as the lab's standalone files.
+
+#![cfg(feature = "kubernetes")]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{Namespace, Node, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use lb_ipam::crd::LoadBalancerIPPool;
+use serde_json::{Value, json};
+use speaker::sources::kube::crd::{
+    BGPAdvertisement, BGPClusterConfig, BGPNodeConfigOverride, BGPNodeStatus, BGPPeerConfig,
+    L2AnnouncementPolicy, crds_yaml,
+};
+use speaker::sources::kube::{Identity, Snapshot, translate};
+
+fn deploy() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")
+}
+
+#[test]
+fn checked_in_crds_are_current() {
+    for (file, generated) in crds_yaml().expect("render") {
+        let path = deploy().join("crds").join(file);
+        let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            on_disk == generated,
+            "{} is stale: run `cargo run -p speaker --example gen-crds`",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn crds_carry_cilium_field_names_and_cel_rules() {
+    let all: String = crds_yaml()
+        .expect("render")
+        .into_iter()
+        .map(|(_, y)| y)
+        .collect();
+    for field in [
+        "nodeSelector",
+        "bgpInstances",
+        "localASN",
+        "localPort",
+        "peerAddress",
+        "peerASN",
+        "peerConfigRef",
+        "peerPort",
+        "connectRetryTimeSeconds",
+        "holdTimeSeconds",
+        "keepAliveTimeSeconds",
+        "authSecretRef",
+        "restartTimeSeconds",
+        "ebgpMultihop",
+        "advertisementType",
+        "aggregationLengthIPv4",
+        "aggregationLengthIPv6",
+        "wellKnown",
+        "localPreference",
+        "routerID",
+        "serviceSelector",
+        "loadBalancerIPs",
+        "externalIPs",
+        "interfaces",
+        // Our additions.
+        "bfd",
+        "fibImport",
+        "med",
+        "asPathPrepend",
+    ] {
+        assert!(all.contains(&format!("{field}:")), "no field {field}");
+    }
+    assert!(all.contains("x-kubernetes-validations"));
+    assert!(all.contains("rule: self == 0 || self >= 3"));
+}
+
+/// True when every field of `original` is in `parsed` with the same value (types may add
+/// defaults, but must not drop or change anything written in the manifest).
+fn subset(original: &Value, parsed: &Value, at: &str) -> Result<(), String> {
+    match (original, parsed) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in a {
+                let here = format!("{at}.{k}");
+                let other = b
+                    .get(k)
+                    .ok_or_else(|| format!("{here}: unknown field (dropped by the type)"))?;
+                subset(v, other, &here)?;
+            }
+            Ok(())
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                subset(x, y, &format!("{at}[{i}]"))?;
+            }
+            Ok(())
+        }
+        (Value::Number(a), Value::Number(b)) if a.as_f64() == b.as_f64() => Ok(()),
+        (a, b) if a == b => Ok(()),
+        (a, b) => Err(format!("{at}: {a} became {b}")),
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned + serde::Serialize>(doc: &Value) -> Result<(), String> {
+    let parsed: T = serde_json::from_value(doc.clone()).map_err(|e| e.to_string())?;
+    let back = serde_json::to_value(&parsed).map_err(|e| e.to_string())?;
+    subset(doc, &back, "")
+}
+
+/// Parses one object into the type its apiVersion/kind names.
+fn check_object(doc: &Value) -> Result<(), String> {
+    let api = doc["apiVersion"].as_str().unwrap_or_default();
+    let kind = doc["kind"].as_str().unwrap_or_default();
+    match (api, kind) {
+        ("v1", "Namespace") => typed::<Namespace>(doc),
+        ("v1", "ServiceAccount") => typed::<ServiceAccount>(doc),
+        ("v1", "Service") => typed::<Service>(doc),
+        ("apps/v1", "Deployment") => typed::<Deployment>(doc),
+        ("apps/v1", "DaemonSet") => typed::<DaemonSet>(doc),
+        ("rbac.authorization.k8s.io/v1", "ClusterRole") => typed::<ClusterRole>(doc),
+        ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => typed::<ClusterRoleBinding>(doc),
+        ("rbac.authorization.k8s.io/v1", "Role") => typed::<Role>(doc),
+        ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<RoleBinding>(doc),
+        ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+            typed::<CustomResourceDefinition>(doc)
+        }
+        ("herald.io/v1alpha1", "BGPClusterConfig") => typed::<BGPClusterConfig>(doc),
+        ("herald.io/v1alpha1", "BGPPeerConfig") => typed::<BGPPeerConfig>(doc),
+        ("herald.io/v1alpha1", "BGPAdvertisement") => typed::<BGPAdvertisement>(doc),
+        ("herald.io/v1alpha1", "BGPNodeConfigOverride") => typed::<BGPNodeConfigOverride>(doc),
+        ("herald.io/v1alpha1", "L2AnnouncementPolicy") => typed::<L2AnnouncementPolicy>(doc),
+        ("herald.io/v1alpha1", "BGPNodeStatus") => typed::<BGPNodeStatus>(doc),
+        ("herald.io/v1alpha1", "LoadBalancerIPPool") => typed::<LoadBalancerIPPool>(doc),
+        _ => Err(format!("no type known for {api} {kind}")),
+    }
+}
+
+fn documents(text: &str, origin: &str) -> Vec<Value> {
+    serde_saphyr::from_multiple::<Value>(text)
+        .unwrap_or_else(|e| panic!("{origin}: not YAML: {e}"))
+        .into_iter()
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read deploy dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            yaml_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "yaml") {
+            out.push(path);
+        }
+    }
+}
+
+#[test]
+fn every_manifest_parses_into_its_type() {
+    let mut files = Vec::new();
+    yaml_files(&deploy(), &mut files);
+    files.sort();
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("read");
+        let name = file.display().to_string();
+        for doc in documents(&text, &name) {
+            if doc["kind"] == "Kustomization" {
+                continue;
+            }
+            // JSON 6902 patches of overlays are lists of operations.
+            if let Value::Array(ops) = &doc {
+                for op in ops {
+                    if !(op["op"].is_string()
+                        && op["path"].as_str().is_some_and(|p| p.starts_with('/')))
+                    {
+                        errors.push(format!("{name}: not a JSON patch operation: {op}"));
+                    }
+                }
+                continue;
+            }
+            if let Err(e) = check_object(&doc) {
+                errors.push(format!(
+                    "{name}: {} {}: {e}",
+                    doc["kind"], doc["metadata"]["name"]
+                ));
+            }
+            checked += 1;
+        }
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert!(checked >= 25, "only {checked} objects found under deploy/");
+}
+
+fn kustomize(dir: &Path) -> String {
+    let out = Command::new("kubectl")
+        .arg("kustomize")
+        .arg(dir)
+        .output()
+        .expect("kubectl must be installed (kubectl kustomize renders deploy/ offline)");
+    assert!(
+        out.status.success(),
+        "kubectl kustomize {}: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf8")
+}
+
+#[test]
+fn kustomize_renders_base_and_overlays_offline_into_valid_objects() {
+    for (dir, expect_kinds) in [
+        (
+            "",
+            vec![
+                ("DaemonSet", 1),
+                ("Deployment", 1),
+                ("CustomResourceDefinition", 7),
+            ],
+        ),
+        (
+            "overlays/bgp-ecmp",
+            vec![
+                ("BGPClusterConfig", 3),
+                ("BGPNodeConfigOverride", 3),
+                ("Service", 1),
+            ],
+        ),
+        ("overlays/datapath", vec![("DaemonSet", 1)]),
+    ] {
+        let rendered = kustomize(&deploy().join(dir));
+        let docs = documents(&rendered, dir);
+        let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+        for doc in &docs {
+            if let Err(e) = check_object(doc) {
+                panic!("{dir}: {} {}: {e}", doc["kind"], doc["metadata"]["name"]);
+            }
+            *kinds
+                .entry(doc["kind"].as_str().unwrap_or_default().to_owned())
+                .or_default() += 1;
+        }
+        for (kind, n) in expect_kinds {
+            assert_eq!(kinds.get(kind).copied(), Some(n), "{dir}: {kinds:?}");
+        }
+        let ds = docs
+            .iter()
+            .find(|d| d["kind"] == "DaemonSet")
+            .expect("speaker DaemonSet");
+        let spec = &ds["spec"]["template"]["spec"];
+        assert_eq!(spec["hostNetwork"], json!(true));
+        let caps = &spec["containers"][0]["securityContext"]["capabilities"];
+        assert_eq!(caps["drop"], json!(["ALL"]));
+        let added: Vec<&str> = caps["add"]
+            .as_array()
+            .expect("caps")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        if dir == "overlays/datapath" {
+            assert_eq!(
+                added,
+                ["NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW", "BPF", "PERFMON"]
+            );
+        } else {
+            assert_eq!(added, ["NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW"]);
+        }
+    }
+}
+
+#[test]
+fn rbac_is_least_privilege() {
+    let rendered = kustomize(&deploy());
+    let docs = documents(&rendered, "deploy");
+    let rules = |kind: &str, name: &str| -> Vec<Value> {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .and_then(|d| d["rules"].as_array().cloned())
+            .unwrap_or_else(|| panic!("{kind} {name} missing"))
+    };
+    for (kind, name) in [
+        ("ClusterRole", "herald-speaker"),
+        ("Role", "herald-speaker"),
+        ("ClusterRole", "herald-lb-ipam"),
+    ] {
+        for rule in rules(kind, name) {
+            let verbs: Vec<&str> = rule["verbs"]
+                .as_array()
+                .expect("verbs")
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert!(
+                !verbs.contains(&"*") && !verbs.contains(&"update"),
+                "{kind} {name}: {rule}"
+            );
+            assert!(
+                !rule["resources"]
+                    .as_array()
+                    .expect("resources")
+                    .contains(&json!("*"))
+            );
+        }
+    }
+    // Secrets only in the speaker's namespace (a Role), never cluster-wide.
+    let cluster = rules("ClusterRole", "herald-speaker");
+    assert!(cluster.iter().all(|r| {
+        !r["resources"]
+            .as_array()
+            .expect("r")
+            .contains(&json!("secrets"))
+    }));
+    let ns = rules("Role", "herald-speaker");
+    assert!(ns.iter().any(|r| {
+        r["resources"]
+            .as_array()
+            .expect("r")
+            .contains(&json!("secrets"))
+    }));
+    assert!(ns.iter().any(|r| {
+        r["resources"]
+            .as_array()
+            .expect("r")
+            .contains(&json!("leases"))
+    }));
+}
+
+#[test]
+fn bgp_ecmp_example_reproduces_the_lab() {
+    let text = std::fs::read_to_string(deploy().join("examples/bgp-ecmp/bgp.yaml")).expect("read");
+    let mut snap = Snapshot::default();
+    for doc in documents(&text, "bgp.yaml") {
+        match doc["kind"].as_str().unwrap_or_default() {
+            "BGPClusterConfig" => snap
+                .cluster_configs
+                .push(serde_json::from_value(doc).expect("cc")),
+            "BGPPeerConfig" => snap
+                .peer_configs
+                .push(serde_json::from_value(doc).expect("pc")),
+            "BGPAdvertisement" => snap
+                .advertisements
+                .push(serde_json::from_value(doc).expect("ad")),
+            "BGPNodeConfigOverride" => snap
+                .overrides
+                .push(serde_json::from_value(doc).expect("ov")),
+            other => panic!("unexpected {other}"),
+        }
+    }
+    let svc_text =
+        std::fs::read_to_string(deploy().join("examples/bgp-ecmp/service.yaml")).expect("read");
+    for doc in documents(&svc_text, "service.yaml") {
+        if doc["kind"] == "Service" {
+            let mut svc: Service = serde_json::from_value(doc).expect("service");
+            // What lb-ipam writes for the annotation herald.io/ips: 10.200.0.10.
+            svc.status = Some(
+                serde_json::from_value(
+                    json!({"loadBalancer": {"ingress": [{"ip": "10.200.0.10"}]}}),
+                )
+                .expect("status"),
+            );
+            snap.services.push(svc);
+        }
+    }
+    for n in 1..=3 {
+        snap.nodes.push(
+            serde_json::from_value::<Node>(json!({
+                "metadata": {"name": format!("node{n}"), "labels": {"kubernetes.io/hostname": format!("node{n}")}},
+                "spec": {"podCIDRs": [format!("10.244.{n}.0/24")]}
+            }))
+            .expect("node"),
+        );
+    }
+    for n in 1..=3 {
+        let me = Identity {
+            node_name: format!("node{n}"),
+            namespace: "herald-system".into(),
+        };
+        let desired = translate(&me, &snap);
+        assert!(
+            desired.problems.is_empty(),
+            "node{n}: {:?}",
+            desired.problems
+        );
+        let lab_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../lab/containerlab/bgp-ecmp/node{n}/speaker.yaml"));
+        let lab = speaker::config::load(&lab_path).expect("lab config");
+        assert_eq!(desired.config.node.name, lab.node.name);
+        assert_eq!(desired.config.node.router_id, lab.node.router_id);
+        assert_eq!(desired.config.node.pod_cidrs, lab.node.pod_cidrs);
+        let (ours, theirs) = (
+            desired.config.bgp.as_ref().expect("bgp"),
+            lab.bgp.as_ref().expect("lab bgp"),
+        );
+        assert_eq!(ours.local_asn, theirs.local_asn);
+        assert_eq!(ours.peers.len(), theirs.peers.len());
+        for (p, q) in ours.peers.iter().zip(&theirs.peers) {
+            assert_eq!(p.name, q.name);
+            assert_eq!(p.address.value, q.address.value);
+            assert_eq!(p.asn, q.asn);
+            assert_eq!(p.local_address, q.local_address);
+            assert_eq!(p.timers.hold_time_seconds, q.timers.hold_time_seconds);
+            assert_eq!(
+                p.timers.connect_retry_time_seconds,
+                q.timers.connect_retry_time_seconds
+            );
+        }
+        // The lab announces the service IP (its static route) from every node; here it comes from
+        // the Service's LoadBalancer address, with the pod CIDR as well.
+        let prefixes: Vec<String> = desired
+            .advertisements
+            .iter()
+            .map(|a| a.kind.to_string())
+            .collect();
+        assert_eq!(prefixes, ["PodCIDR", "LoadBalancerIP"]);
+        assert!(
+            lab.bgp
+                .expect("bgp")
+                .static_routes
+                .iter()
+                .any(|r| r.prefix.to_string() == "10.200.0.10/32")
+        );
+        assert_eq!(
+            desired
+                .allocations
+                .values()
+                .flatten()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>(),
+            ["10.200.0.10"]
+        );
+    }
+}
