@@ -18,8 +18,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use hashbrown::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
+
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::net::IpAddr;
 
 use crate::error::{Error, Result};
@@ -173,15 +175,192 @@ pub struct PoolStatus {
 #[derive(Debug, Clone)]
 struct Entry {
     request: Request,
-    addresses: Vec<u128>,
+    addresses: Addrs,
     lost: Vec<u128>,
     invalid: Option<String>,
     outcome: Outcome,
 }
 
+/// Internal service id: the service's slot in [`Services`]. Never leaves the allocator; ids of
+/// removed services are reused.
+type Sid = u32;
+
+/// Services in a slab indexed by [`Sid`], with a hash index from key to id that stores the hash
+/// next to the id (growing the index never re-reads the keys). Keys are not duplicated: the index
+/// compares against the key inside the slot's request.
 #[derive(Debug, Clone, Default)]
+struct Services {
+    slots: Vec<Option<Entry>>,
+    free: Vec<Sid>,
+    index: HashTable<(u64, Sid)>,
+    hasher: DefaultHashBuilder,
+}
+
+impl Services {
+    fn hash(&self, key: &ServiceKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn id_of(&self, key: &ServiceKey) -> Option<Sid> {
+        let hash = self.hash(key);
+        self.index
+            .find(hash, |&(h, id)| h == hash && self.key_is(id, key))
+            .map(|&(_, id)| id)
+    }
+
+    fn key_is(&self, id: Sid, key: &ServiceKey) -> bool {
+        self.get(id).is_some_and(|e| e.request.key == *key)
+    }
+
+    fn get(&self, id: Sid) -> Option<&Entry> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    fn get_mut(&mut self, id: Sid) -> Option<&mut Entry> {
+        self.slots.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    fn by_key(&self, key: &ServiceKey) -> Option<&Entry> {
+        self.id_of(key).and_then(|id| self.get(id))
+    }
+
+    /// An unused id for a new service; [`Services::insert_new`] fills it.
+    fn reserve(&mut self) -> Sid {
+        if let Some(id) = self.free.pop() {
+            return id;
+        }
+        let id = Sid::try_from(self.slots.len()).unwrap_or(Sid::MAX);
+        self.slots.push(None);
+        id
+    }
+
+    /// Stores a new service in a reserved id and indexes it.
+    fn insert_new(&mut self, id: Sid, entry: Entry) {
+        let hash = self.hash(&entry.request.key);
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            *slot = Some(entry);
+            self.index.insert_unique(hash, (hash, id), |&(h, _)| h);
+        }
+    }
+
+    /// Takes an indexed entry out of its slot for an update; [`Services::put_back`] returns it.
+    fn take(&mut self, id: Sid) -> Option<Entry> {
+        self.slots.get_mut(id as usize).and_then(Option::take)
+    }
+
+    fn put_back(&mut self, id: Sid, entry: Entry) {
+        if let Some(slot) = self.slots.get_mut(id as usize) {
+            *slot = Some(entry);
+        }
+    }
+
+    /// Unindexes and removes a service.
+    fn remove(&mut self, key: &ServiceKey) -> Option<(Sid, Entry)> {
+        let hash = self.hash(key);
+        let slots = &self.slots;
+        let found = self.index.find_entry(hash, |&(h, id)| {
+            h == hash
+                && slots
+                    .get(id as usize)
+                    .and_then(Option::as_ref)
+                    .is_some_and(|e| e.request.key == *key)
+        });
+        let ((_, id), _) = found.ok()?.remove();
+        let entry = self.take(id)?;
+        self.free.push(id);
+        Some((id, entry))
+    }
+
+    fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Sid, &Entry)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.as_ref().map(|e| (i as Sid, e)))
+    }
+}
+
+/// The services holding one address, in insertion order (sorted by key when read). One owner,
+/// the common case, needs no heap allocation.
+#[derive(Debug, Clone)]
+enum OwnerIds {
+    One(Sid),
+    Many(Vec<Sid>),
+}
+
+impl OwnerIds {
+    fn as_slice(&self) -> &[Sid] {
+        match self {
+            Self::One(id) => std::slice::from_ref(id),
+            Self::Many(ids) => ids,
+        }
+    }
+
+    fn add(&mut self, id: Sid) {
+        if self.as_slice().contains(&id) {
+            return;
+        }
+        match self {
+            Self::One(first) => *self = Self::Many(vec![*first, id]),
+            Self::Many(ids) => ids.push(id),
+        }
+    }
+
+    /// Removes `id`; true when no owner is left.
+    fn remove(&mut self, id: Sid) -> bool {
+        match self {
+            Self::One(first) => *first == id,
+            Self::Many(ids) => {
+                ids.retain(|o| *o != id);
+                ids.is_empty()
+            }
+        }
+    }
+}
+
+/// A service's addresses: at most one per family, so at most two, stored inline (no heap
+/// allocation per service). Every caller adds an address only for a family the service does
+/// not hold yet.
+#[derive(Debug, Clone, Copy, Default)]
+struct Addrs {
+    buf: [u128; 2],
+    len: u8,
+}
+
+impl Addrs {
+    fn push(&mut self, a: u128) {
+        if let Some(slot) = self.buf.get_mut(usize::from(self.len)) {
+            *slot = a;
+            self.len += 1;
+        }
+    }
+}
+
+impl std::ops::Deref for Addrs {
+    type Target = [u128];
+
+    fn deref(&self) -> &[u128] {
+        self.buf.get(..usize::from(self.len)).unwrap_or_default()
+    }
+}
+
+impl std::ops::DerefMut for Addrs {
+    fn deref_mut(&mut self) -> &mut [u128] {
+        let len = usize::from(self.len);
+        self.buf.get_mut(..len).unwrap_or_default()
+    }
+}
+
+#[derive(Debug, Clone)]
 struct AddrOwners {
-    owners: Vec<ServiceKey>,
+    owners: OwnerIds,
     sharing: Option<String>,
 }
 
@@ -196,8 +375,8 @@ struct PoolSlot {
 pub struct Allocator {
     /// Pools in allocation order (priority, then name).
     pools: Vec<PoolSlot>,
-    /// Services by key; every output that leaves the allocator is sorted by key.
-    services: HashMap<ServiceKey, Entry>,
+    /// Services by id and key; every output that leaves the allocator is sorted by key.
+    services: Services,
     /// Owners of every used address (ordered information lives in `used`).
     owners: HashMap<u128, AddrOwners>,
     used: IntervalSet,
@@ -243,19 +422,19 @@ impl Allocator {
             .collect();
         all.sort_by(|a, b| a.0.key.cmp(&b.0.key));
         all.dedup_by(|a, b| a.0.key == b.0.key);
-        let keys: Vec<ServiceKey> = all.iter().map(|(r, _, _)| r.key.clone()).collect();
+        let mut ids: Vec<Sid> = Vec::with_capacity(all.len());
         for (request, held, reason) in all {
-            let key = request.key.clone();
-            alloc.adopt(request, &held);
-            if let Some(reason) = reason {
+            let key = reason.is_some().then(|| request.key.clone());
+            ids.push(alloc.adopt(request, &held));
+            if let (Some(key), Some(reason)) = (key, reason) {
                 alloc.reject(&key, reason);
             }
         }
-        for key in &keys {
-            alloc.filter(key);
+        for &id in &ids {
+            alloc.filter(id);
         }
-        for key in &keys {
-            alloc.fill(key);
+        for &id in &ids {
+            alloc.fill(id);
         }
         alloc.retry();
         Ok(alloc)
@@ -265,12 +444,12 @@ impl Allocator {
     /// one is marked conflicting. Existing allocations are re-checked (see the module header).
     pub fn set_pools(&mut self, pools: Vec<Pool>) -> Result<()> {
         self.install_pools(pools)?;
-        let keys = self.sorted_keys();
-        for key in &keys {
-            self.filter(key);
+        let ids = self.sorted_ids();
+        for &id in &ids {
+            self.filter(id);
         }
-        for key in &keys {
-            self.fill(key);
+        for &id in &ids {
+            self.fill(id);
         }
         self.retry();
         Ok(())
@@ -306,30 +485,31 @@ impl Allocator {
 
     /// Adds or updates a service and allocates for it; [`Allocator::service`] tells the outcome.
     pub fn upsert(&mut self, request: Request) {
-        let key = request.key.clone();
-        match self.services.get_mut(&key) {
-            Some(e) if e.request == request && e.invalid.is_none() => {}
-            Some(e) => {
+        let id = self.services.id_of(&request.key);
+        match id.and_then(|id| self.services.get_mut(id).map(|e| (id, e))) {
+            Some((_, e)) if e.request == request && e.invalid.is_none() => {}
+            Some((id, e)) => {
                 // An explicit new request is the user's way to move a service.
                 let explicit = e.request.requested_ips != request.requested_ips
                     || e.request.requested_pool != request.requested_pool;
                 e.request = request;
                 e.invalid = None;
-                self.filter(&key);
-                if explicit && let Some(e) = self.services.get_mut(&key) {
+                self.filter(id);
+                if explicit && let Some(e) = self.services.get_mut(id) {
                     e.lost.clear();
                 }
-                self.fill(&key);
+                self.fill(id);
             }
             None => {
-                // Hot path: allocate on the new entry before inserting it, one map insert.
+                // Hot path: allocate on the new entry before inserting it, one index insert.
+                let id = self.services.reserve();
                 let mut entry = Entry::new(request);
-                let (outcome, pending) = self.fill_entry(&key, &mut entry);
+                let (outcome, pending) = self.fill_entry(id, &mut entry);
                 entry.outcome = outcome;
                 if pending {
-                    self.pending.insert(key.clone());
+                    self.pending.insert(entry.request.key.clone());
                 }
-                self.services.insert(key.clone(), entry);
+                self.services.insert_new(id, entry);
             }
         }
         self.retry();
@@ -339,10 +519,18 @@ impl Allocator {
     /// addresses are kept untouched until a valid request arrives.
     pub fn reject(&mut self, key: &ServiceKey, reason: impl Into<String>) {
         let reason = reason.into();
-        let entry = self
-            .services
-            .entry(key.clone())
-            .or_insert_with(|| Entry::new(Request::new(key.clone())));
+        let id = match self.services.id_of(key) {
+            Some(id) => id,
+            None => {
+                let id = self.services.reserve();
+                self.services
+                    .insert_new(id, Entry::new(Request::new(key.clone())));
+                id
+            }
+        };
+        let Some(entry) = self.services.get_mut(id) else {
+            return;
+        };
         entry.invalid = Some(reason.clone());
         entry.outcome = Outcome::Unsatisfied(Unsatisfied::InvalidRequest { reason });
         self.pending.remove(key);
@@ -350,9 +538,9 @@ impl Allocator {
 
     /// Removes a service and frees its addresses (shared ones stay with their other owners).
     pub fn remove(&mut self, key: &ServiceKey) {
-        if let Some(entry) = self.services.remove(key) {
-            for a in entry.addresses {
-                self.release(key, a);
+        if let Some((id, entry)) = self.services.remove(key) {
+            for &a in entry.addresses.iter() {
+                self.release(id, a);
             }
         }
         if !self.pending.is_empty() {
@@ -363,20 +551,25 @@ impl Allocator {
 
     /// The allocation of one service.
     pub fn service(&self, key: &ServiceKey) -> Option<ServiceView<'_>> {
-        self.services.get_key_value(key).map(|(k, e)| e.view(k))
+        self.services.by_key(key).map(Entry::view)
     }
 
     /// Every service's allocation, in key order.
     pub fn services(&self) -> impl Iterator<Item = ServiceView<'_>> {
-        let mut all: Vec<(&ServiceKey, &Entry)> = self.services.iter().collect();
-        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        all.into_iter().map(|(k, e)| e.view(k))
+        let mut all: Vec<&Entry> = self.services.iter().map(|(_, e)| e).collect();
+        all.sort_unstable_by(|a, b| a.request.key.cmp(&b.request.key));
+        all.into_iter().map(Entry::view)
     }
 
-    fn sorted_keys(&self) -> Vec<ServiceKey> {
-        let mut keys: Vec<ServiceKey> = self.services.keys().cloned().collect();
-        keys.sort_unstable();
-        keys
+    /// Ids of every service, in key order.
+    fn sorted_ids(&self) -> Vec<Sid> {
+        let mut ids: Vec<(&ServiceKey, Sid)> = self
+            .services
+            .iter()
+            .map(|(id, e)| (&e.request.key, id))
+            .collect();
+        ids.sort_unstable();
+        ids.into_iter().map(|(_, id)| id).collect()
     }
 
     /// What every service holds, in key order, for persistence.
@@ -398,8 +591,26 @@ impl Allocator {
     pub fn owners_of(&self, ip: IpAddr) -> Vec<&ServiceKey> {
         self.owners
             .get(&addr_key(ip))
-            .map(|o| o.owners.iter().collect())
+            .map(|o| {
+                self.sorted_owners(o)
+                    .into_iter()
+                    .map(|e| &e.request.key)
+                    .collect()
+            })
             .unwrap_or_default()
+    }
+
+    /// The entries of an address's owners, in key order (an entry taken out for an update is
+    /// left out).
+    fn sorted_owners(&self, owners: &AddrOwners) -> Vec<&Entry> {
+        let mut out: Vec<&Entry> = owners
+            .owners
+            .as_slice()
+            .iter()
+            .filter_map(|id| self.services.get(*id))
+            .collect();
+        out.sort_unstable_by(|a, b| a.request.key.cmp(&b.request.key));
+        out
     }
 
     /// Counts and conflict state of every pool, by name.
@@ -442,8 +653,8 @@ impl Allocator {
     // ---- internals -------------------------------------------------------------------------
 
     /// Takes over addresses a service held before, without any other allocation.
-    fn adopt(&mut self, request: Request, held: &Held) {
-        let key = request.key.clone();
+    fn adopt(&mut self, request: Request, held: &Held) -> Sid {
+        let id = self.services.reserve();
         let mut entry = Entry::new(request);
         entry.lost = held.lost.iter().map(|ip| addr_key(*ip)).collect();
         for ip in &held.addresses {
@@ -457,7 +668,7 @@ impl Allocator {
             }
             if self.share_check(&entry.request, a).is_ok() {
                 self.claim(
-                    &key,
+                    id,
                     entry.request.sharing.as_ref().map(|s| s.key.as_str()),
                     a,
                 );
@@ -466,18 +677,19 @@ impl Allocator {
                 entry.lost.push(a);
             }
         }
-        self.services.insert(key, entry);
+        self.services.insert_new(id, entry);
+        id
     }
 
     /// Releases addresses that no longer fit the service (rule 1 and 2 of the module header).
-    fn filter(&mut self, key: &ServiceKey) {
-        let Some(mut entry) = self.services.remove(key) else {
+    fn filter(&mut self, id: Sid) {
+        let Some(mut entry) = self.services.take(id) else {
             return;
         };
         if entry.invalid.is_none() {
             let wanted = entry.request.wanted_families();
-            let mut kept: Vec<u128> = Vec::with_capacity(entry.addresses.len());
-            for a in std::mem::take(&mut entry.addresses) {
+            let mut kept = Addrs::default();
+            for &a in std::mem::take(&mut entry.addresses).iter() {
                 let fam = key_family(a);
                 let ip = key_addr(a);
                 let req = &entry.request;
@@ -485,12 +697,12 @@ impl Allocator {
                     && !kept.iter().any(|k| key_family(*k) == fam)
                     && (req.requested_ips.is_empty() || req.requested_ips.contains(&ip));
                 if !keep {
-                    self.release(key, a);
+                    self.release(id, a);
                 } else if !self.in_selecting_pool(req, a) {
-                    self.release(key, a);
+                    self.release(id, a);
                     entry.lost.push(a);
                 } else if self.share_check(req, a).is_err() {
-                    self.release(key, a);
+                    self.release(id, a);
                 } else {
                     let sharing = req.sharing.as_ref().map(|s| s.key.clone());
                     self.set_sharing(a, sharing);
@@ -502,28 +714,30 @@ impl Allocator {
             entry.lost.dedup();
             entry.addresses = kept;
         }
-        self.services.insert(key.clone(), entry);
+        self.services.put_back(id, entry);
     }
 
     /// Allocates missing families (rule 3) and records the outcome.
-    fn fill(&mut self, key: &ServiceKey) {
-        let Some(mut entry) = self.services.remove(key) else {
+    fn fill(&mut self, id: Sid) {
+        let Some(mut entry) = self.services.take(id) else {
             return;
         };
         let mut pending = false;
         if entry.invalid.is_none() {
-            (entry.outcome, pending) = self.fill_entry(key, &mut entry);
+            (entry.outcome, pending) = self.fill_entry(id, &mut entry);
         }
         if pending {
-            self.pending.insert(key.clone());
+            if !self.pending.contains(&entry.request.key) {
+                self.pending.insert(entry.request.key.clone());
+            }
         } else if !self.pending.is_empty() {
-            self.pending.remove(key);
+            self.pending.remove(&entry.request.key);
         }
-        self.services.insert(key.clone(), entry);
+        self.services.put_back(id, entry);
     }
 
     /// Returns the outcome and whether the service still waits for an address (to retry).
-    fn fill_entry(&mut self, key: &ServiceKey, entry: &mut Entry) -> (Outcome, bool) {
+    fn fill_entry(&mut self, id: Sid, entry: &mut Entry) -> (Outcome, bool) {
         let req = &entry.request;
         let wanted = req.wanted_families();
         if let Some(reason) = request_problem(req, &wanted) {
@@ -547,7 +761,7 @@ impl Allocator {
                     && self.in_selecting_pool(req, a)
                     && self.share_check(req, a).is_ok()
                 {
-                    self.claim(key, sharing.as_deref(), a);
+                    self.claim(id, sharing.as_deref(), a);
                     entry.addresses.push(a);
                 } else {
                     still_lost.push(a);
@@ -561,7 +775,9 @@ impl Allocator {
             }
         }
 
-        let mut fresh = Vec::new();
+        // At most one address per family: no heap allocation.
+        let mut fresh = [0u128; 2];
+        let mut n_fresh = 0;
         let mut failure = None;
         for fam in wanted.iter() {
             if has(&entry.addresses, fam) {
@@ -583,17 +799,22 @@ impl Allocator {
                 }
             };
             match got {
-                Ok(a) => fresh.push(a),
+                Ok(a) => {
+                    if let Some(slot) = fresh.get_mut(n_fresh) {
+                        *slot = a;
+                        n_fresh += 1;
+                    }
+                }
                 Err(u) => {
                     failure.get_or_insert(u);
                 }
             }
         }
         if failure.is_some() && req.family_policy == FamilyPolicy::RequireDualStack {
-            fresh.clear();
+            n_fresh = 0;
         }
-        for a in fresh {
-            self.claim(key, sharing.as_deref(), a);
+        for &a in fresh.get(..n_fresh).unwrap_or_default() {
+            self.claim(id, sharing.as_deref(), a);
             entry.addresses.push(a);
         }
         sort_by_family(&mut entry.addresses, &wanted);
@@ -618,9 +839,13 @@ impl Allocator {
             if self.pending.is_empty() {
                 break;
             }
-            let keys: Vec<ServiceKey> = self.pending.iter().cloned().collect();
-            for key in &keys {
-                self.fill(key);
+            let ids: Vec<Sid> = self
+                .pending
+                .iter()
+                .filter_map(|k| self.services.id_of(k))
+                .collect();
+            for id in ids {
+                self.fill(id);
             }
         }
         self.dirty = false;
@@ -655,11 +880,14 @@ impl Allocator {
         let Some(owners) = self.owners.get(&a) else {
             return Ok(());
         };
-        for other in owners.owners.iter().filter(|o| **o != req.key) {
-            let Some(other_entry) = self.services.get(other) else {
-                continue;
-            };
+        let others = match &owners.owners {
+            // The common case: one owner, nothing to order.
+            OwnerIds::One(id) => self.services.get(*id).into_iter().collect::<Vec<_>>(),
+            OwnerIds::Many(_) => self.sorted_owners(owners),
+        };
+        for other_entry in others.into_iter().filter(|e| e.request.key != req.key) {
             let other_req = &other_entry.request;
+            let other = &other_req.key;
             if !req.can_share_with(other_req) {
                 let same_key = matches!((&req.sharing, &other_req.sharing), (Some(x), Some(y)) if x.key == y.key);
                 return Err(if same_key {
@@ -728,17 +956,21 @@ impl Allocator {
         })
     }
 
-    fn claim(&mut self, key: &ServiceKey, sharing: Option<&str>, a: u128) {
-        let owners = self.owners.entry(a).or_default();
-        if owners.owners.is_empty() {
-            self.used.insert(a);
-        }
-        if !owners.owners.contains(key) {
-            owners.owners.push(key.clone());
-            if owners.owners.len() > 1 {
-                owners.owners.sort_unstable();
+    fn claim(&mut self, id: Sid, sharing: Option<&str>, a: u128) {
+        let owners = match self.owners.entry(a) {
+            hashbrown::hash_map::Entry::Occupied(o) => {
+                let owners = o.into_mut();
+                owners.owners.add(id);
+                owners
             }
-        }
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                self.used.insert(a);
+                v.insert(AddrOwners {
+                    owners: OwnerIds::One(id),
+                    sharing: None,
+                })
+            }
+        };
         if let Some(s) = sharing {
             if owners.sharing.is_none() {
                 owners.sharing = Some(s.to_owned());
@@ -773,12 +1005,11 @@ impl Allocator {
         self.dirty = true;
     }
 
-    fn release(&mut self, key: &ServiceKey, a: u128) {
+    fn release(&mut self, id: Sid, a: u128) {
         let Some(owners) = self.owners.get_mut(&a) else {
             return;
         };
-        owners.owners.retain(|o| o != key);
-        if owners.owners.is_empty() {
+        if owners.owners.remove(id) {
             if let Some(s) = owners.sharing.take()
                 && let Some(set) = self.shared.get_mut(&s)
             {
@@ -798,16 +1029,16 @@ impl Entry {
     fn new(request: Request) -> Self {
         Self {
             request,
-            addresses: Vec::new(),
+            addresses: Addrs::default(),
             lost: Vec::new(),
             invalid: None,
             outcome: Outcome::Satisfied,
         }
     }
 
-    fn view<'a>(&'a self, key: &'a ServiceKey) -> ServiceView<'a> {
+    fn view(&self) -> ServiceView<'_> {
         ServiceView {
-            key,
+            key: &self.request.key,
             addresses: self.addresses.iter().map(|a| key_addr(*a)).collect(),
             lost: self.lost.iter().map(|a| key_addr(*a)).collect(),
             outcome: &self.outcome,
