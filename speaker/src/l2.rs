@@ -160,6 +160,8 @@ pub fn render_table(report: &L2Report) -> String {
 pub struct L2 {
     handle: Arc<Mutex<Option<L2Handle>>>,
     status_rx: tokio::sync::watch::Receiver<Status>,
+    /// What the announcer was started with, services left out (those change at run time).
+    settings: arp_responder::config::L2Config,
 }
 
 impl L2 {
@@ -169,6 +171,7 @@ impl L2 {
         let Some(mut l2_config) = config.l2_config() else {
             return Ok(None);
         };
+        let settings = l2_config.clone();
         l2_config.services = desired_services(config, allocations);
         let unusable = |e: arp_responder::Error| ConfigError::Unusable {
             key: "l2".into(),
@@ -177,6 +180,10 @@ impl L2 {
         let store = store_from_config(&l2_config).map_err(unusable)?;
         let handle = L2Responder::start(l2_config, store).map_err(unusable)?;
         Ok(Some(Self {
+            settings: arp_responder::config::L2Config {
+                services: Vec::new(),
+                ..settings
+            },
             status_rx: handle.watch_status(),
             handle: Arc::new(Mutex::new(Some(handle))),
         }))
@@ -195,6 +202,18 @@ impl L2 {
                 key: "l2".into(),
                 message: e.to_string(),
             })
+    }
+
+    /// True when `config`'s `l2` section differs from the running one in anything but its
+    /// services (interfaces, nodes, timers, store): those need a restart of the speaker.
+    pub fn needs_restart_for(&self, config: &Config) -> bool {
+        match config.l2_config() {
+            Some(mut next) => {
+                next.services.clear();
+                next != self.settings
+            }
+            None => true,
+        }
     }
 
     /// The latest status snapshot.

@@ -262,6 +262,24 @@ fn allocated_ip_is_answered_by_exactly_one_node_and_survives_restart() {
         std::collections::BTreeSet::from([leader.as_str()]),
         "after restart: replies {replies:?}"
     );
+
+    // A reload (the file changes) allocates for the service n1 got at its restart and hands its address to the
+    // announcer without a restart.
+    let n2 = &speakers["n2"];
+    std::fs::write(
+        n2.dir.join("speaker.yaml"),
+        node_config(&n2.dir, "n2", "  - {name: aaa, namespace: shop}\n"),
+    )
+    .expect("rewrite n2's config");
+    wait_until_ok("n2 announces aaa", Duration::from_secs(15), || {
+        let report = n2.show("l2")?;
+        vip_row(&report, POOL_SECOND)
+            .filter(|row| row["services"] == serde_json::json!(["shop/aaa"]))
+            .ok_or(format!("{report}"))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", n2.log()));
+    let services = n2.show("services").expect("services after reload");
+    assert_eq!(web_addresses(&services), vec![POOL_FIRST], "{services}");
     drop(speakers);
     drop(links);
     drop(bridge);

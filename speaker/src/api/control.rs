@@ -116,7 +116,8 @@ impl Agent {
 
     /// Re-reads the configuration file and applies it: lb-ipam first (a refused state change
     /// changes nothing else), then the L2 service list, then BGP. A broken file changes nothing.
-    /// Changes to `l2` other than its services take effect on restart.
+    /// Changes to `l2` other than its services, and a `bgp` or `l2` section added to a running
+    /// speaker, take effect on restart (listed in the report's `ignored`).
     pub async fn reload(&self) -> Result<ReloadReport> {
         let config = crate::config::load(&self.config_path)?;
         self.apply(config).await
@@ -134,14 +135,30 @@ impl Agent {
             }
             None => Default::default(),
         };
-        if let Some(l2) = &self.l2 {
-            l2.set_services(crate::l2::desired_services(&config, &allocations))
-                .await?;
+        let mut ignored = Vec::new();
+        match &self.l2 {
+            Some(l2) => {
+                if l2.needs_restart_for(&config) {
+                    ignored.push("l2 (other than its services): applied on restart".to_owned());
+                }
+                l2.set_services(crate::l2::desired_services(&config, &allocations))
+                    .await?;
+            }
+            None if config.l2.is_some() => {
+                ignored.push("l2 added: the announcer starts on restart".to_owned());
+            }
+            None => {}
         }
-        match &self.instance {
-            Some(instance) => instance.reload(config).await,
-            None => Ok(ReloadReport::default()),
-        }
+        let mut report = match &self.instance {
+            Some(instance) => instance.reload(config).await?,
+            None if config.bgp.is_some() => {
+                ignored.push("bgp added: the BGP instance starts on restart".to_owned());
+                ReloadReport::default()
+            }
+            None => ReloadReport::default(),
+        };
+        report.ignored.extend(ignored);
+        Ok(report)
     }
 }
 

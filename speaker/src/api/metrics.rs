@@ -260,6 +260,26 @@ mod tests {
     }
 
     #[test]
+    fn services_render_address_counts_and_satisfaction() {
+        let text = render_services(&[ServiceStatus {
+            service: "shop/\"web\"".into(),
+            addresses: vec!["192.0.2.1".parse().expect("ip")],
+            lost: vec![],
+            satisfied: false,
+            reason: Some("PoolExhausted".into()),
+            message: None,
+        }]);
+        assert!(
+            text.contains("herald_service_addresses{service=\"shop/\\\"web\\\"\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("herald_service_satisfied{service=\"shop/\\\"web\\\"\"} 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_exposes_state_counters_and_escapes_labels() {
         let text = render(&[peer("Established")]);
         assert!(text.contains("herald_bgp_session_state{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\",state=\"Established\"} 1"), "{text}");
