@@ -2,11 +2,12 @@
 //! cluster objects into the desired state the standalone file also feeds ([`translate`]), the
 //! reflector-based watcher that drives it ([`watch`]), TCP MD5 key files from Secrets ([`md5`]),
 //! the rate-bounded `BGPNodeStatus` writer ([`status`]) and arp-responder's membership store on
-//! Leases ([`lease`]).
+//! Leases ([`lease`]); [`client`] builds the API client from `--kubeconfig` or in-cluster config.
 //!
 //! The I/O boundaries are `watch` (list/watch), `status` (server-side apply), `lease` (Lease
 //! apply/list/delete) and `md5` (key files); `crd` and `translate` are pure.
 
+pub mod client;
 pub mod crd;
 pub mod lease;
 pub mod md5;
@@ -14,6 +15,7 @@ pub mod status;
 pub mod translate;
 pub mod watch;
 
+pub use client::client;
 pub use lease::LeaseStore;
 pub use md5::KeyFiles;
 pub use status::{StatusWriter, node_status};
