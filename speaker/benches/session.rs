@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bgp_proto::{
-    AsPath, AttrValue, Capability, Decoded, Family, Ipv4Nlri, Ipv4Prefix, Message, NextHop, Open,
-    Origin, PathAttribute, Rfc7606, Update,
+    AsPath, AttrValue, Capability, Decoded, EncodeContext, Family, Ipv4Nlri, Ipv4Prefix, Message,
+    NextHop, Open, Origin, PathAttribute, Rfc7606, Update,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ipnet::{IpNet, Ipv4Net};
+use speaker::advertise::packing::{AdjRibOut, OutRoute, diff, pack};
 use speaker::bgp::collision::Direction;
 use speaker::bgp::fsm::{FsmConfig, Input};
-use speaker::bgp::policy::ImportPolicy;
-use speaker::bgp::rib::{PathAttrs, RibOutDiff, pack_updates};
 use speaker::bgp::session::{Session, SessionConfig};
 use speaker::config::PeerAsn;
+use speaker::import_policy::ImportPolicy;
 
 const PREFIXES: u32 = 100_000;
 const PER_UPDATE: u32 = 800;
@@ -42,7 +42,7 @@ fn established(now: Instant) -> Session {
     let mut session = Session::new(SessionConfig {
         fsm,
         families: BTreeSet::from([Family::IPV4_UNICAST]),
-        import: ImportPolicy::AcceptAll,
+        import: ImportPolicy::accept_all(),
         max_prefixes: None,
         graceful_restart: None,
         stale_path_time: Duration::from_secs(360),
@@ -102,24 +102,24 @@ fn ingest(c: &mut Criterion) {
             criterion::BatchSize::LargeInput,
         );
     });
-    let attrs = Arc::new(PathAttrs {
-        attributes: vec![
+    let route = OutRoute {
+        attributes: Arc::new(vec![
             PathAttribute::new(AttrValue::Origin(Origin::Igp)),
             PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[65001]))),
-        ],
+        ]),
         next_hop: NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 1)),
-    });
-    let diff = RibOutDiff {
-        announce: (0..PREFIXES)
-            .map(|n| {
-                let net = Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (n << 8)), 24).expect("net");
-                (IpNet::V4(net), attrs.clone())
-            })
-            .collect(),
-        withdraw: Vec::new(),
     };
+    let desired: AdjRibOut = (0..PREFIXES)
+        .map(|n| {
+            let net = Ipv4Net::new(Ipv4Addr::from(0x0b00_0000 + (n << 8)), 24).expect("net");
+            (IpNet::V4(net), route.clone())
+        })
+        .collect();
+    let empty = AdjRibOut::new();
+    let changes = diff(&empty, &desired);
+    let cx = EncodeContext::default();
     group.bench_function("pack_100k_prefixes", |b| {
-        b.iter(|| black_box(pack_updates(black_box(&diff), 4096)));
+        b.iter(|| black_box(pack(black_box(&changes), &cx).expect("packs")));
     });
     group.finish();
 }

@@ -204,9 +204,10 @@ pub struct BgpConfig {
     /// The configured neighbours; connections from anyone else are reset.
     #[serde(default)]
     pub peers: Vec<PeerConfig>,
-    /// What received routes are accepted (`reject-all`, the default, or `accept-all`).
+    /// What received routes are accepted: `reject-all` (the default), `accept-all`, or rules
+    /// (see [`crate::import_policy`]).
     #[serde(default)]
-    pub import_policy: crate::bgp::policy::ImportPolicy,
+    pub import_policy: crate::import_policy::ImportPolicy,
     /// Prefixes announced to every peer of their family, whatever the services are (tests,
     /// infrastructure routes).
     #[serde(default)]
@@ -846,7 +847,7 @@ mod tests {
         let bgp = config.bgp.expect("bgp");
         assert_eq!(
             bgp.import_policy,
-            crate::bgp::policy::ImportPolicy::AcceptAll
+            crate::import_policy::ImportPolicy::accept_all()
         );
         assert_eq!(
             bgp.static_routes[0].communities,

@@ -3,6 +3,9 @@
 //! selection with an ECMP set, ending in the routes the FIB installer ([`crate::fib`]) puts in the
 //! kernel. Pure functions over values: no I/O.
 //!
+//! `importPolicy: reject-all` (the default: accept nothing) and `importPolicy: accept-all`
+//! (tests, benchmarks, route-server mode) are shorthands for no rule and one empty accept rule.
+//!
 //! ```yaml
 //! importPolicy:
 //!   maxLengthIPv4: 24           # longer prefixes are rejected before any rule
@@ -129,13 +132,68 @@ impl PrefixListEntry {
     }
 }
 
-/// A validated import policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// A validated import policy. In YAML: `reject-all`, `accept-all`, or an [`ImportPolicyConfig`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "ImportPolicyRepr")]
 pub struct ImportPolicy {
     config: ImportPolicyConfig,
 }
 
+/// The YAML forms of an import policy.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ImportPolicyRepr {
+    Shorthand(Shorthand),
+    Rules(ImportPolicyConfig),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum Shorthand {
+    AcceptAll,
+    RejectAll,
+}
+
+impl TryFrom<ImportPolicyRepr> for ImportPolicy {
+    type Error = Error;
+    fn try_from(repr: ImportPolicyRepr) -> Result<Self> {
+        match repr {
+            ImportPolicyRepr::Shorthand(Shorthand::AcceptAll) => Ok(Self::accept_all()),
+            ImportPolicyRepr::Shorthand(Shorthand::RejectAll) => Ok(Self::reject_all()),
+            ImportPolicyRepr::Rules(config) => Self::new(config),
+        }
+    }
+}
+
 impl ImportPolicy {
+    /// Accepts nothing (the default).
+    pub fn reject_all() -> Self {
+        Self::default()
+    }
+
+    /// Accepts every route: one rule with an empty match.
+    pub fn accept_all() -> Self {
+        Self {
+            config: ImportPolicyConfig {
+                rules: vec![ImportRule {
+                    matches: RuleMatch::default(),
+                    action: Verdict::Accept,
+                }],
+                ..ImportPolicyConfig::default()
+            },
+        }
+    }
+
+    /// The configuration this policy was built from.
+    pub fn config(&self) -> &ImportPolicyConfig {
+        &self.config
+    }
+
+    /// Whether a received route enters the Loc-RIB.
+    pub fn accepts(&self, prefix: &IpNet, attributes: &[PathAttribute]) -> bool {
+        self.evaluate(prefix, attributes) == Verdict::Accept
+    }
+
     /// Validates a configuration (prefix-list bounds, maximum lengths).
     pub fn new(config: ImportPolicyConfig) -> Result<Self> {
         if config.max_length_ipv4.is_some_and(|l| l > 32) {

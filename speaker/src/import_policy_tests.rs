@@ -402,3 +402,24 @@ fn fib_routes_carry_the_ecmp_next_hops() {
     );
     assert_eq!(fib[&net("10.0.1.0/24")].len(), 1);
 }
+
+#[test]
+fn shorthands_and_rules_deserialize_into_one_policy_type() {
+    let prefix = net("10.0.0.0/8");
+    let accept: ImportPolicy = serde_saphyr::from_str("accept-all").expect("shorthand");
+    let reject: ImportPolicy = serde_saphyr::from_str("reject-all").expect("shorthand");
+    assert_eq!(accept, ImportPolicy::accept_all());
+    assert!(accept.accepts(&prefix, &[]));
+    assert!(!reject.accepts(&prefix, &[]));
+    assert!(!ImportPolicy::default().accepts(&prefix, &[]));
+    let rules: ImportPolicy = serde_saphyr::from_str(
+        "rules:\n  - match: { prefixes: [{ prefix: 10.0.0.0/8 }] }\n    action: accept\n",
+    )
+    .expect("rules");
+    assert!(rules.accepts(&prefix, &[]));
+    assert!(!rules.accepts(&net("10.1.0.0/16"), &[]));
+    // Validation runs on the YAML path too.
+    let bad = serde_saphyr::from_str::<ImportPolicy>("maxLengthIPv4: 40\n");
+    assert!(bad.is_err());
+    assert!(serde_saphyr::from_str::<ImportPolicy>("accept-some").is_err());
+}

@@ -1,36 +1,17 @@
-//! Import and export policy, applied at the RIB boundary (never inside the FSM).
-//!
-//! Import: by default nothing a peer sends is accepted (RFC 8212's spirit: a node agent must not
-//! learn routes unless told to); `AcceptAll` exists for tests and benchmarks. Export: turns the
-//! routes we originate into the attributes one peer gets (AS_PATH with our AS for eBGP,
-//! LOCAL_PREF only for iBGP, next hop self). Pure functions: no I/O.
+//! Export policy, applied at the RIB boundary (never inside the FSM): turns the routes we
+//! originate into the Adj-RIB-Out entries one peer gets (AS_PATH with our AS for eBGP,
+//! LOCAL_PREF only for iBGP, next hop self). Import policy lives in [`crate::import_policy`].
+//! Pure functions: no I/O.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use bgp_proto::{AsPath, AttrValue, Community, LargeCommunity, NextHop, Origin, PathAttribute};
 use ipnet::IpNet;
-use serde::Deserialize;
 
 use super::rib::PathAttrs;
-
-/// Which received routes enter the Loc-RIB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ImportPolicy {
-    /// Accept nothing (the default).
-    #[default]
-    RejectAll,
-    /// Accept every route (tests, benchmarks, route-server mode).
-    AcceptAll,
-}
-
-impl ImportPolicy {
-    /// Whether a received route is accepted.
-    pub fn accepts(&self, _prefix: &IpNet, _attrs: &PathAttrs) -> bool {
-        matches!(self, ImportPolicy::AcceptAll)
-    }
-}
+use crate::advertise::packing::{AdjRibOut, OutRoute};
 
 /// A route this node originates, with the attributes the operator asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,26 +126,35 @@ pub fn export(route: &OriginatedRoute, cx: &ExportContext) -> Option<PathAttrs> 
     })
 }
 
-/// Exports every route in `routes` whose family the session carries, sharing identical
-/// attribute sets.
+/// The Adj-RIB-Out for every route in `routes` whose family the session carries; identical
+/// attribute sets share one allocation.
 pub fn export_all<'a>(
     routes: impl IntoIterator<Item = &'a OriginatedRoute>,
     cx: &ExportContext,
     carries: impl Fn(&IpNet) -> bool,
-) -> std::collections::BTreeMap<IpNet, Arc<PathAttrs>> {
-    let mut shared: std::collections::HashMap<PathAttrs, Arc<PathAttrs>> =
-        std::collections::HashMap::new();
-    let mut out = std::collections::BTreeMap::new();
+) -> AdjRibOut {
+    let mut shared: HashMap<Vec<PathAttribute>, Arc<Vec<PathAttribute>>> = HashMap::new();
+    let mut out = AdjRibOut::new();
     for route in routes {
         if !carries(&route.prefix) {
             continue;
         }
-        if let Some(attrs) = export(route, cx) {
-            let arc = shared
-                .entry(attrs.clone())
-                .or_insert_with(|| Arc::new(attrs))
+        if let Some(PathAttrs {
+            attributes,
+            next_hop,
+        }) = export(route, cx)
+        {
+            let attributes = shared
+                .entry(attributes)
+                .or_insert_with_key(|a| Arc::new(a.clone()))
                 .clone();
-            out.insert(route.prefix, arc);
+            out.insert(
+                route.prefix,
+                OutRoute {
+                    attributes,
+                    next_hop,
+                },
+            );
         }
     }
     out
@@ -227,17 +217,5 @@ mod tests {
     fn route_without_next_hop_of_its_family_is_not_exported() {
         let route = OriginatedRoute::plain("2001:db8::/48".parse().expect("net"));
         assert!(export(&route, &cx(true)).is_none());
-    }
-
-    #[test]
-    fn default_import_accepts_nothing() {
-        let attrs = export(
-            &OriginatedRoute::plain("10.0.0.0/8".parse().expect("net")),
-            &cx(true),
-        )
-        .expect("attrs");
-        let prefix = "10.0.0.0/8".parse().expect("net");
-        assert!(!ImportPolicy::default().accepts(&prefix, &attrs));
-        assert!(ImportPolicy::AcceptAll.accepts(&prefix, &attrs));
     }
 }

@@ -1,19 +1,16 @@
-//! Per-peer RIBs: Adj-RIB-In (every route the peer announced, with the import verdict and the
-//! graceful-restart stale mark) and Adj-RIB-Out (what we announced, so only differences are sent
-//! and route refresh can replay it), plus UPDATE packing for Adj-RIB-Out changes.
+//! The per-peer Adj-RIB-In: every route the peer announced, with the import verdict and the
+//! graceful-restart stale mark. The Adj-RIB-Out and UPDATE packing are
+//! [`crate::advertise::packing`]'s, shared by the session and the advertisement pipeline.
 //!
 //! Pure data structures: no I/O. Attribute sets are shared through `Arc` so a million routes
 //! with one attribute set cost one copy of the attributes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bgp_proto::iana::Family;
-use bgp_proto::{
-    AttrValue, Ipv4Nlri, Ipv4Prefix, Ipv6Nlri, Ipv6Prefix, MpNlri, MpReach, MpUnreach, NextHop,
-    PathAttribute, Update,
-};
+use bgp_proto::{NextHop, PathAttribute};
 use ipnet::IpNet;
 
 /// The path attributes of a route, without the reachability attributes (NEXT_HOP, MP_REACH_NLRI,
@@ -162,206 +159,6 @@ impl AdjRibIn {
     }
 }
 
-/// What changed in an Adj-RIB-Out.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RibOutDiff {
-    /// New or changed routes.
-    pub announce: Vec<(IpNet, Arc<PathAttrs>)>,
-    /// Removed routes.
-    pub withdraw: Vec<IpNet>,
-}
-
-impl RibOutDiff {
-    /// Whether nothing changed.
-    pub fn is_empty(&self) -> bool {
-        self.announce.is_empty() && self.withdraw.is_empty()
-    }
-}
-
-/// Routes announced to one peer.
-#[derive(Debug, Clone, Default)]
-pub struct AdjRibOut {
-    routes: BTreeMap<IpNet, Arc<PathAttrs>>,
-}
-
-impl AdjRibOut {
-    /// Replaces the contents with `desired` and returns the difference to send.
-    pub fn replace(&mut self, desired: BTreeMap<IpNet, Arc<PathAttrs>>) -> RibOutDiff {
-        let mut diff = RibOutDiff::default();
-        for (prefix, attrs) in &desired {
-            if self.routes.get(prefix) != Some(attrs) {
-                diff.announce.push((*prefix, attrs.clone()));
-            }
-        }
-        for prefix in self.routes.keys() {
-            if !desired.contains_key(prefix) {
-                diff.withdraw.push(*prefix);
-            }
-        }
-        self.routes = desired;
-        diff
-    }
-
-    /// Every route of `family`, for a route refresh.
-    pub fn family_routes(&self, family: Family) -> Vec<(IpNet, Arc<PathAttrs>)> {
-        self.routes
-            .iter()
-            .filter(|(p, _)| family_of(p) == family)
-            .map(|(p, a)| (*p, a.clone()))
-            .collect()
-    }
-
-    /// Number of routes.
-    pub fn len(&self) -> usize {
-        self.routes.len()
-    }
-
-    /// Whether there are no routes.
-    pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
-    }
-
-    /// All routes in prefix order.
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &Arc<PathAttrs>)> {
-        self.routes.iter()
-    }
-
-    /// Forgets everything (the session went down; the next one starts from scratch).
-    pub fn clear(&mut self) {
-        self.routes.clear();
-    }
-}
-
-fn v4(prefix: &IpNet) -> Option<Ipv4Nlri> {
-    match prefix {
-        IpNet::V4(p) => Ipv4Prefix::new(p.network(), p.prefix_len()).map(Ipv4Nlri::new),
-        IpNet::V6(_) => None,
-    }
-}
-
-fn v6(prefix: &IpNet) -> Option<Ipv6Nlri> {
-    match prefix {
-        IpNet::V6(p) => Ipv6Prefix::new(p.network(), p.prefix_len()).map(Ipv6Nlri::new),
-        IpNet::V4(_) => None,
-    }
-}
-
-/// Octets an NLRI entry takes at most (length octet + address).
-fn nlri_octets(prefix: &IpNet) -> usize {
-    1 + usize::from(prefix.prefix_len()).div_ceil(8)
-}
-
-/// Packs a diff into UPDATEs of at most `max_len` octets: withdrawals first, then announcements
-/// grouped by attribute set (many prefixes per message).
-pub fn pack_updates(diff: &RibOutDiff, max_len: usize) -> Vec<Update> {
-    // Header 19, two length fields 4, and room for the MP attribute header and a 32-octet next
-    // hop; attribute sets are measured below.
-    let budget = max_len.saturating_sub(19 + 4 + 64);
-    let mut updates = Vec::new();
-
-    let (w4, w6): (Vec<&IpNet>, Vec<&IpNet>) = diff
-        .withdraw
-        .iter()
-        .partition(|p| matches!(p, IpNet::V4(_)));
-    for chunk in chunk_by_size(&w4, budget) {
-        updates.push(Update {
-            withdrawn: chunk.iter().filter_map(|p| v4(p)).collect(),
-            ..Update::default()
-        });
-    }
-    for chunk in chunk_by_size(&w6, budget) {
-        let withdrawn = MpNlri::Ipv6(chunk.iter().filter_map(|p| v6(p)).collect());
-        updates.push(Update {
-            attributes: vec![PathAttribute::new(AttrValue::MpUnreach(MpUnreach {
-                family: Family::IPV6_UNICAST,
-                withdrawn,
-            }))],
-            ..Update::default()
-        });
-    }
-
-    // Group by attribute set, keeping first-seen order so output is deterministic.
-    let mut order: Vec<Arc<PathAttrs>> = Vec::new();
-    let mut groups: HashMap<Arc<PathAttrs>, (Vec<&IpNet>, Vec<&IpNet>)> = HashMap::new();
-    for (prefix, attrs) in &diff.announce {
-        let group = groups.entry(attrs.clone()).or_insert_with(|| {
-            order.push(attrs.clone());
-            (Vec::new(), Vec::new())
-        });
-        match prefix {
-            IpNet::V4(_) => group.0.push(prefix),
-            IpNet::V6(_) => group.1.push(prefix),
-        }
-    }
-    for attrs in order {
-        let Some((p4, p6)) = groups.get(&attrs) else {
-            continue;
-        };
-        let attr_len: usize = attrs
-            .attributes
-            .iter()
-            .map(|a| 4 + attr_value_hint(a))
-            .sum();
-        let room = budget.saturating_sub(attr_len).max(64);
-        for chunk in chunk_by_size(p4, room) {
-            let mut attributes = attrs.attributes.clone();
-            if let NextHop::Ipv4(nh) = attrs.next_hop {
-                attributes.push(PathAttribute::new(AttrValue::NextHop(nh)));
-            }
-            updates.push(Update {
-                attributes,
-                nlri: chunk.iter().filter_map(|p| v4(p)).collect(),
-                ..Update::default()
-            });
-        }
-        for chunk in chunk_by_size(p6, room) {
-            let mut attributes = vec![PathAttribute::new(AttrValue::MpReach(MpReach {
-                family: Family::IPV6_UNICAST,
-                next_hop: attrs.next_hop.clone(),
-                nlri: MpNlri::Ipv6(chunk.iter().filter_map(|p| v6(p)).collect()),
-            }))];
-            attributes.extend(attrs.attributes.iter().cloned());
-            updates.push(Update {
-                attributes,
-                ..Update::default()
-            });
-        }
-    }
-    updates
-}
-
-/// A generous estimate of an attribute's value length, for packing.
-fn attr_value_hint(attr: &PathAttribute) -> usize {
-    match &attr.value {
-        AttrValue::Origin(_) => 1,
-        AttrValue::AsPath(p) => 2 + 4 * p.segments().map(|s| s.asns.len() + 1).sum::<usize>(),
-        AttrValue::Communities(c) => 4 * c.len(),
-        AttrValue::LargeCommunities(c) => 12 * c.len(),
-        AttrValue::ExtendedCommunities(c) => 8 * c.len(),
-        AttrValue::Unknown { data, .. } => data.len(),
-        _ => 16,
-    }
-}
-
-fn chunk_by_size<'a>(prefixes: &[&'a IpNet], budget: usize) -> Vec<Vec<&'a IpNet>> {
-    let mut chunks = Vec::new();
-    let mut current = Vec::new();
-    let mut used = 0;
-    for prefix in prefixes {
-        let size = nlri_octets(prefix);
-        if used + size > budget && !current.is_empty() {
-            chunks.push(std::mem::take(&mut current));
-            used = 0;
-        }
-        used += size;
-        current.push(*prefix);
-    }
-    if !current.is_empty() {
-        chunks.push(current);
-    }
-    chunks
-}
-
 /// The next hop address of a route, for display.
 pub fn next_hop_addr(next_hop: &NextHop) -> Option<IpAddr> {
     match next_hop {
@@ -373,9 +170,9 @@ pub fn next_hop_addr(next_hop: &NextHop) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{Ipv4Addr, Ipv6Addr};
+    use std::net::Ipv4Addr;
 
-    use bgp_proto::{AsPath, DecodeContext, EncodeContext, Message, Origin};
+    use bgp_proto::{AsPath, AttrValue, Origin};
 
     use super::*;
 
@@ -391,28 +188,6 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().expect("prefix")
-    }
-
-    #[test]
-    fn rib_out_sends_only_differences() {
-        let a = attrs(NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 1)));
-        let b = attrs(NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 2)));
-        let mut out = AdjRibOut::default();
-        let first = out.replace(BTreeMap::from([
-            (net("10.1.0.0/24"), a.clone()),
-            (net("10.2.0.0/24"), a.clone()),
-        ]));
-        assert_eq!(first.announce.len(), 2);
-        let second = out.replace(BTreeMap::from([
-            (net("10.1.0.0/24"), a.clone()),
-            (net("10.3.0.0/24"), b.clone()),
-        ]));
-        assert_eq!(second.announce, vec![(net("10.3.0.0/24"), b)]);
-        assert_eq!(second.withdraw, vec![net("10.2.0.0/24")]);
-        assert!(
-            out.replace(out.iter().map(|(p, a)| (*p, a.clone())).collect())
-                .is_empty()
-        );
     }
 
     #[test]
@@ -452,47 +227,5 @@ mod tests {
         assert!(rib.get(&net("10.9.0.0/16")).is_none());
         assert_eq!(rib.clear(), vec![net("10.0.0.0/8"), net("2001:db8::/32")]);
         assert_eq!(rib.accepted(), 0);
-    }
-
-    #[test]
-    fn packed_updates_fit_and_round_trip() {
-        let a = attrs(NextHop::Ipv4(Ipv4Addr::new(192, 0, 2, 1)));
-        let b = attrs(NextHop::Ipv6 {
-            global: Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1),
-            link_local: None,
-        });
-        let mut announce: Vec<(IpNet, Arc<PathAttrs>)> = (0..3000u32)
-            .map(|i| {
-                (
-                    IpNet::V4(
-                        ipnet::Ipv4Net::new(Ipv4Addr::from(0x0a00_0000 + (i << 8)), 24)
-                            .expect("net"),
-                    ),
-                    a.clone(),
-                )
-            })
-            .collect();
-        announce.push((net("2001:db8:1::/48"), b));
-        let diff = RibOutDiff {
-            announce,
-            withdraw: vec![net("10.200.0.0/16"), net("2001:db8:9::/48")],
-        };
-        let updates = pack_updates(&diff, 4096);
-        assert!(
-            updates.len() >= 4 && updates.len() < 10,
-            "{} updates",
-            updates.len()
-        );
-        let cx = EncodeContext::default();
-        let mut seen_v4 = 0;
-        for update in updates {
-            let bytes = Message::Update(update).to_bytes(&cx).expect("fits in 4096");
-            let decoded = Message::decode(&bytes, &DecodeContext::default()).expect("decodes");
-            assert!(decoded.rfc7606.is_clean(), "{:?}", decoded.rfc7606);
-            if let Message::Update(u) = decoded.message {
-                seen_v4 += u.nlri.len();
-            }
-        }
-        assert_eq!(seen_v4, 3000);
     }
 }

@@ -23,8 +23,10 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::collision::Direction;
 use super::fsm::{self, ConnId, DownReason, Fsm, FsmConfig, State};
-use super::policy::{ExportContext, ImportPolicy, OriginatedRoute, export_all};
-use super::rib::{AdjRibIn, AdjRibOut, PathAttrs, RibInEntry, RibOutDiff, family_of, pack_updates};
+use super::policy::{ExportContext, OriginatedRoute, export_all};
+use super::rib::{AdjRibIn, PathAttrs, RibInEntry, family_of};
+use crate::advertise::packing::{self, AdjRibOut};
+use crate::import_policy::ImportPolicy;
 
 /// Our graceful restart settings (RFC 4724).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -335,8 +337,7 @@ impl Session {
         self.originated = routes.into_iter().map(|r| (r.prefix, r)).collect();
         let mut out = Vec::new();
         if self.fsm.state() == State::Established {
-            let diff = self.rib_out.replace(self.desired_exports());
-            self.send_diff(&diff, &mut out);
+            self.sync_rib_out(&mut out);
         }
         let _ = now;
         out
@@ -349,7 +350,7 @@ impl Session {
             .unwrap_or_default()
     }
 
-    fn desired_exports(&self) -> BTreeMap<IpNet, Arc<PathAttrs>> {
+    fn desired_exports(&self) -> AdjRibOut {
         let Some(negotiated) = self.fsm.negotiated() else {
             return BTreeMap::new();
         };
@@ -377,10 +378,24 @@ impl Session {
         }
     }
 
-    fn send_diff(&mut self, diff: &RibOutDiff, out: &mut Vec<Output>) {
-        let max = self.encode_context().max_message_len();
-        for update in pack_updates(diff, max) {
-            self.send(Message::Update(update), out);
+    /// Moves the Adj-RIB-Out to the desired exports and sends the difference.
+    fn sync_rib_out(&mut self, out: &mut Vec<Output>) {
+        let previous = std::mem::take(&mut self.rib_out);
+        let desired = self.desired_exports();
+        self.send_diff(&packing::diff(&previous, &desired), out);
+        self.rib_out = desired;
+    }
+
+    fn send_diff(&mut self, diff: &packing::Diff<'_>, out: &mut Vec<Output>) {
+        match packing::pack(diff, &self.encode_context()) {
+            Ok(updates) => {
+                for update in updates {
+                    self.send(Message::Update(update), out);
+                }
+            }
+            // Only a route whose attributes alone exceed the message size, or a prefix of a
+            // family the session cannot encode, gets here; the rest of the table still goes.
+            Err(error) => tracing::warn!(%error, "Adj-RIB-Out changes not sent"),
         }
     }
 
@@ -457,8 +472,7 @@ impl Session {
 
         // Initial advertisement, then End-of-RIB for every family (RFC 4724 §2: "the End-of-RIB
         // marker ... MUST be sent ... after it completes the initial update").
-        let diff = self.rib_out.replace(self.desired_exports());
-        self.send_diff(&diff, out);
+        self.sync_rib_out(out);
         for family in self.negotiated_families() {
             self.send(Message::Update(Update::end_of_rib(family)), out);
         }
@@ -586,7 +600,7 @@ impl Session {
                     a
                 }
             };
-            let accepted = self.config.import.accepts(&prefix, &attrs);
+            let accepted = self.config.import.accepts(&prefix, &attrs.attributes);
             let old = self.rib_in.insert(
                 prefix,
                 RibInEntry {
@@ -663,11 +677,17 @@ impl Session {
                         out,
                     );
                 }
-                let diff = RibOutDiff {
-                    announce: self.rib_out.family_routes(family),
+                let rib_out = std::mem::take(&mut self.rib_out);
+                let diff = packing::Diff {
                     withdraw: Vec::new(),
+                    announce: rib_out
+                        .iter()
+                        .filter(|(p, _)| family_of(p) == family)
+                        .map(|(p, r)| (*p, r))
+                        .collect(),
                 };
                 self.send_diff(&diff, out);
+                self.rib_out = rib_out;
                 if enhanced {
                     self.send(
                         Message::RouteRefresh(RouteRefresh::new(

@@ -429,7 +429,7 @@ impl Owner {
                 .into_iter()
                 .map(proto_family)
                 .collect(),
-            import: bgp.import_policy,
+            import: bgp.import_policy.clone(),
             max_prefixes: peer.max_prefixes,
             graceful_restart: peer.graceful_restart.enabled.then_some(GrConfig {
                 restart_time: peer.graceful_restart.restart_time_seconds.0,

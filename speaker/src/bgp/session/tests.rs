@@ -106,7 +106,7 @@ fn net(s: &str) -> IpNet {
 #[test]
 fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::RejectAll, None));
+    let mut s = Session::new(config(ImportPolicy::reject_all(), None));
     s.set_originated(
         now,
         [
@@ -134,7 +134,7 @@ fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
 #[test]
 fn default_import_policy_stores_but_accepts_nothing() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::RejectAll, None));
+    let mut s = Session::new(config(ImportPolicy::reject_all(), None));
     established(&mut s, now, peer_open(None));
     let out = s.received(
         now,
@@ -144,7 +144,7 @@ fn default_import_policy_stores_but_accepts_nothing() {
     assert!(!out.iter().any(|o| matches!(o, Output::Routes { .. })));
     assert_eq!((s.rib_in().len(), s.rib_in().accepted()), (1, 0));
 
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
     established(&mut s, now, peer_open(None));
     let out = s.received(
         now,
@@ -161,7 +161,7 @@ fn default_import_policy_stores_but_accepts_nothing() {
 #[test]
 fn treat_as_withdraw_removes_the_announced_prefixes() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
     established(&mut s, now, peer_open(None));
     s.received(
         now,
@@ -184,7 +184,7 @@ fn treat_as_withdraw_removes_the_announced_prefixes() {
 #[test]
 fn max_prefix_resets_with_cease_and_backs_off() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
     established(&mut s, now, peer_open(None));
     let out = s.received(
         now,
@@ -218,7 +218,7 @@ fn max_prefix_resets_with_cease_and_backs_off() {
 fn helper_keeps_stale_routes_until_end_of_rib() {
     let now = Instant::now();
     let mut s = Session::new(config(
-        ImportPolicy::AcceptAll,
+        ImportPolicy::accept_all(),
         Some(GrConfig {
             restart_time: 120,
             restarting: false,
@@ -277,7 +277,7 @@ fn helper_keeps_stale_routes_until_end_of_rib() {
 fn helper_sweeps_stale_routes_when_restart_time_expires() {
     let now = Instant::now();
     let mut s = Session::new(config(
-        ImportPolicy::AcceptAll,
+        ImportPolicy::accept_all(),
         Some(GrConfig {
             restart_time: 120,
             restarting: false,
@@ -303,7 +303,7 @@ fn helper_sweeps_stale_routes_when_restart_time_expires() {
 fn peer_without_graceful_restart_loses_routes_at_once() {
     let now = Instant::now();
     let mut s = Session::new(config(
-        ImportPolicy::AcceptAll,
+        ImportPolicy::accept_all(),
         Some(GrConfig {
             restart_time: 120,
             restarting: false,
@@ -325,7 +325,7 @@ fn peer_without_graceful_restart_loses_routes_at_once() {
 #[test]
 fn restarting_speaker_advertises_restart_and_forwarding_bits() {
     let config = config(
-        ImportPolicy::RejectAll,
+        ImportPolicy::reject_all(),
         Some(GrConfig {
             restart_time: 90,
             restarting: true,
@@ -357,7 +357,7 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
 #[test]
 fn enhanced_route_refresh_replays_adj_rib_out_between_borr_and_eorr() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::RejectAll, None));
+    let mut s = Session::new(config(ImportPolicy::reject_all(), None));
     s.set_originated(now, [OriginatedRoute::plain(net("192.0.2.0/24"))]);
     established(&mut s, now, peer_open(None));
     let out = s.received(
@@ -389,7 +389,7 @@ fn enhanced_route_refresh_replays_adj_rib_out_between_borr_and_eorr() {
 #[test]
 fn peer_enhanced_refresh_marks_and_sweeps_stale() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
     established(&mut s, now, peer_open(None));
     s.received(
         now,
@@ -416,7 +416,7 @@ fn peer_enhanced_refresh_marks_and_sweeps_stale() {
 #[test]
 fn ipv6_routes_use_mp_reach_on_ipv6_sessions() {
     let now = Instant::now();
-    let mut s = Session::new(config(ImportPolicy::AcceptAll, None));
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
     s.set_originated(now, [OriginatedRoute::plain(net("2001:db8:1::/48"))]);
     let mut out = s.handle(now, fsm::Input::Start);
     out.extend(s.connected(
