@@ -253,10 +253,10 @@ impl AttrValue {
     /// Decodes the value of a recognised attribute, or keeps an unrecognised optional one raw, and
     /// appends it with `flags` to `out`. Flag checks and list-level rules are the caller's.
     ///
-    /// Each arm pushes its own variant so the value is written straight into the Vec's slot:
-    /// returning the ~90-octet `AttrValue` and moving it in was built piecewise on the stack and
-    /// reloaded in 16-octet blocks, a store-forwarding stall that cost a third of a one-prefix
-    /// UPDATE's decode time.
+    /// Each arm pushes its own variant so the value is written straight into the Vec's slot.
+    /// Returning the 80-octet `AttrValue` and moving it in built it piecewise on the stack and
+    /// reloaded it in 16-octet blocks, a store-forwarding stall that took a third of
+    /// `Update::decode`'s time on a one-prefix UPDATE.
     #[inline(always)]
     pub(crate) fn decode_into(
         ty: AttrType,
