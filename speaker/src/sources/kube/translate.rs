@@ -29,8 +29,9 @@
 //!   is announced on L2 with the addresses the policy enables; its eligible nodes are the nodes
 //!   the selecting policies' `nodeSelector`s match, intersected with nodes holding a ready
 //!   endpoint when `externalTrafficPolicy: Local`. arp-responder's `ServiceSpec` has no
-//!   per-service node set, so eligibility is expressed as `Local` with `readyEndpointNodes` set
-//!   to exactly the eligible nodes. Interfaces are the union of the `interfaces` of the policies
+//!   per-service node set, so a restricted eligibility is expressed as `Local` with
+//!   `readyEndpointNodes` set to exactly the eligible nodes; a service some unrestricted policy
+//!   selects keeps its own traffic policy (no node list). Interfaces are the union of the `interfaces` of the policies
 //!   that select this node (any policy without `interfaces` means all).
 //!
 //! Everything invalid is skipped and reported in [`Desired::problems`]; the rest still applies.
@@ -820,6 +821,38 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
         }
     }
 
+    // Indexes built once, so the per-service loop stays linear in services.
+    let policy_nodes: Vec<BTreeSet<&str>> = policies
+        .iter()
+        .map(|p| {
+            nodes
+                .iter()
+                .filter(|n| selects(p.spec.node_selector.as_ref(), &n.labels))
+                .map(|n| n.name.as_str())
+                .collect()
+        })
+        .collect();
+    let mut ready_nodes: BTreeMap<(&str, &str), BTreeSet<&str>> = BTreeMap::new();
+    for sl in &snap.endpoint_slices {
+        let (Some(ns), Some(svc)) = (
+            sl.metadata.namespace.as_deref(),
+            sl.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(SERVICE_NAME_LABEL)),
+        ) else {
+            continue;
+        };
+        let set = ready_nodes.entry((ns, svc.as_str())).or_default();
+        for e in &sl.endpoints {
+            if e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)
+                && let Some(node) = e.node_name.as_deref()
+            {
+                set.insert(node);
+            }
+        }
+    }
+
     let mut services = Vec::new();
     for s in &snap.services {
         let Some(spec) = s.spec.as_ref() else {
@@ -832,8 +865,11 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
         );
         svc_labels = service_labels(&ns, &name, &svc_labels);
         let mut ips: BTreeSet<IpAddr> = BTreeSet::new();
-        let mut eligible: BTreeSet<String> = BTreeSet::new();
-        for p in &policies {
+        let mut eligible: BTreeSet<&str> = BTreeSet::new();
+        // A selecting policy without a node restriction makes every node eligible; the common
+        // case then stays O(1) per service instead of listing every node.
+        let mut everywhere = false;
+        for (index, p) in policies.iter().enumerate() {
             if !selects(p.spec.service_selector.as_ref(), &svc_labels) {
                 continue;
             }
@@ -846,42 +882,46 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
             }
             if !from_policy.is_empty() {
                 ips.extend(from_policy);
-                eligible.extend(
-                    nodes
-                        .iter()
-                        .filter(|n| selects(p.spec.node_selector.as_ref(), &n.labels))
-                        .map(|n| n.name.clone()),
-                );
+                if policy_nodes[index].len() == nodes.len() {
+                    everywhere = true;
+                } else {
+                    eligible.extend(policy_nodes[index].iter().copied());
+                }
             }
         }
         if ips.is_empty() {
             continue;
         }
-        if policy(spec.external_traffic_policy.as_ref()) == TrafficPolicy::Local {
-            let ready: BTreeSet<String> = snap
-                .endpoint_slices
-                .iter()
-                .filter(|sl| {
-                    sl.metadata.namespace.as_deref() == Some(ns.as_str())
-                        && sl
-                            .metadata
-                            .labels
-                            .as_ref()
-                            .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                            == Some(&name)
-                })
-                .flat_map(|sl| sl.endpoints.iter())
-                .filter(|e| e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true))
-                .filter_map(|e| e.node_name.clone())
-                .collect();
-            eligible.retain(|n| ready.contains(n));
-        }
+        let local = policy(spec.external_traffic_policy.as_ref()) == TrafficPolicy::Local;
+        let ready = ready_nodes.get(&(ns.as_str(), name.as_str()));
+        let (etp, ready_endpoint_nodes): (L2TrafficPolicy, Vec<String>) = match (everywhere, local)
+        {
+            (true, false) => (L2TrafficPolicy::Cluster, Vec::new()),
+            (true, true) => (
+                L2TrafficPolicy::Local,
+                ready
+                    .map(|r| r.iter().map(|n| (*n).to_owned()).collect())
+                    .unwrap_or_default(),
+            ),
+            (false, false) => (
+                L2TrafficPolicy::Local,
+                eligible.iter().map(|n| (*n).to_owned()).collect(),
+            ),
+            (false, true) => (
+                L2TrafficPolicy::Local,
+                eligible
+                    .iter()
+                    .filter(|n| ready.is_some_and(|r| r.contains(*n)))
+                    .map(|n| (*n).to_owned())
+                    .collect(),
+            ),
+        };
         services.push(L2Service {
             name,
             namespace: ns,
             ips: ips.into_iter().collect(),
-            external_traffic_policy: L2TrafficPolicy::Local,
-            ready_endpoint_nodes: eligible.into_iter().collect(),
+            external_traffic_policy: etp,
+            ready_endpoint_nodes,
             sharing_key: None,
         });
     }

@@ -411,7 +411,11 @@ fn l2_policy_selects_services_nodes_and_interfaces() {
         (ext.name.as_str(), ext.ips.clone()),
         ("ext", vec![ip("192.0.2.7")])
     );
-    assert_eq!(ext.ready_endpoint_nodes, ["node1", "node2"]);
+    assert_eq!(ext.external_traffic_policy, L2TrafficPolicy::Cluster);
+    assert!(
+        ext.ready_endpoint_nodes.is_empty(),
+        "unrestricted: no node list"
+    );
     let web = &l2.services[1];
     assert_eq!(web.ips, vec![ip("10.200.0.10")]);
     assert_eq!(
@@ -425,4 +429,33 @@ fn l2_policy_selects_services_nodes_and_interfaces() {
         .find(|v| v.vip == ip("10.200.0.10"))
         .expect("vip");
     assert_eq!(vip.eligible.iter().collect::<Vec<_>>(), ["node1"]);
+    let vip = table
+        .iter()
+        .find(|v| v.vip == ip("192.0.2.7"))
+        .expect("vip");
+    assert_eq!(vip.eligible.iter().collect::<Vec<_>>(), ["node1", "node2"]);
+}
+
+#[test]
+fn l2_etp_local_service_is_led_only_from_nodes_with_a_ready_endpoint() {
+    let mut snap = base();
+    snap.services = vec![service("shop", "web", "10.200.0.10", "Local")];
+    snap.endpoint_slices = vec![slice(
+        "shop",
+        "web",
+        &[
+            ("10.244.2.10", "node2", true),
+            ("10.244.1.10", "node1", false),
+        ],
+    )];
+    snap.l2_policies = vec![obj(json!({
+        "apiVersion": "herald.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+        "metadata": {"name": "all"}, "spec": {"loadBalancerIPs": true}
+    }))];
+    let l2 = translate(&me(), &snap).l2.expect("l2");
+    let web = &l2.services[0];
+    assert_eq!(web.external_traffic_policy, L2TrafficPolicy::Local);
+    assert_eq!(web.ready_endpoint_nodes, ["node2"]);
+    let table = arp_responder::election::vip_table(&l2.services, &l2.nodes, &l2.node_selector);
+    assert_eq!(table[0].eligible.iter().collect::<Vec<_>>(), ["node2"]);
 }
