@@ -1,8 +1,8 @@
 //! Kubernetes objects → the speaker's desired state, as a pure function of a snapshot
 //! ([`Snapshot`]) and this node's name. The output ([`Desired`]) is made of the same types the
 //! standalone file feeds: `config::Config` (node, BGP instance, peers), `advertise::Advertisement`s,
-//! `advertise::ServiceView`s, lb-ipam's allocations (from `Service.status.loadBalancer`), the
-//! import policy, and arp-responder's `L2Config`. No I/O, no clocks.
+//! `advertise::ServiceView`s, lb-ipam's allocations (from `Service.status.loadBalancer`), and
+//! arp-responder's `L2Config`; `fibImport` becomes `bgp.importPolicy`. No I/O, no clocks.
 //!
 //! Mapping rules (Cilium's semantics where a Cilium user would expect them):
 //! - A `BGPClusterConfig` applies when its `nodeSelector` matches the node's labels (absent:
@@ -63,7 +63,7 @@ use crate::config::{
     ApiConfig, BfdConfig, BgpConfig, Config, Family, GracefulRestartConfig, HoldTime, ListenConfig,
     NodeConfig, PeerAsn, PeerConfig, PeerKind, RestartTime, TimersConfig, Ttl,
 };
-use crate::import_policy::ImportPolicyConfig;
+use crate::import_policy::{ImportPolicy, ImportPolicyConfig};
 
 /// The Secret key holding a peer's TCP MD5 password (as Cilium).
 pub const AUTH_SECRET_KEY: &str = "password";
@@ -117,8 +117,6 @@ pub struct Desired {
     pub config: Config,
     /// Advertisements, in a deterministic order.
     pub advertisements: Vec<Advertisement>,
-    /// Import policy for received routes (FIB import), if configured.
-    pub import_policy: Option<ImportPolicyConfig>,
     /// Every service that may be announced, with its endpoints.
     pub services: Vec<ServiceView>,
     /// LoadBalancer addresses per service, from Service status (lb-ipam's allocations).
@@ -178,7 +176,6 @@ pub fn translate(me: &Identity, snap: &Snapshot) -> Desired {
             l2: None,
         },
         advertisements: Vec::new(),
-        import_policy: None,
         services: services(snap),
         allocations: allocations(snap),
         md5_keys: BTreeMap::new(),
@@ -418,10 +415,18 @@ fn bgp(
         peers.push(cfg);
     }
 
+    // Without fibImport nothing received is used (the speaker's default import policy).
+    let mut import_policy = ImportPolicy::default();
     if let Some(fib) = &instance.fib_import {
-        match serde_json::to_value(fib).and_then(serde_json::from_value::<ImportPolicyConfig>) {
-            Ok(policy) => desired.import_policy = Some(policy),
-            Err(e) => problems.push(format!("{ctx}: fibImport: {e}; ignored")),
+        let parsed = serde_json::to_value(fib)
+            .and_then(serde_json::from_value::<ImportPolicyConfig>)
+            .map_err(|e| e.to_string())
+            .and_then(|c| ImportPolicy::new(c).map_err(|e| e.to_string()));
+        match parsed {
+            Ok(policy) => import_policy = policy,
+            Err(e) => problems.push(format!(
+                "{ctx}: fibImport: {e}; nothing received is imported"
+            )),
         }
     }
 
@@ -436,7 +441,7 @@ fn bgp(
             ..ListenConfig::default()
         },
         peers,
-        import_policy: Default::default(),
+        import_policy,
         static_routes: Vec::new(),
         state_dir: None,
     });

@@ -357,10 +357,38 @@ fn fib_import_maps_onto_the_import_policy() {
                    "action": "accept"}]
     })));
     let d = translate(&me(), &snap);
-    let policy = d.import_policy.expect("import policy");
+    let policy = d
+        .config
+        .bgp
+        .as_ref()
+        .expect("bgp")
+        .import_policy
+        .config()
+        .clone();
     assert_eq!(policy.max_length_ipv4, Some(24));
     assert_eq!(policy.rules.len(), 1);
     assert_eq!(policy.rules[0].matches.prefixes[0].le, Some(24));
+    let d = translate(&me(), &base());
+    assert_eq!(
+        d.config.bgp.as_ref().expect("bgp").import_policy,
+        crate::import_policy::ImportPolicy::reject_all(),
+        "without fibImport nothing is imported"
+    );
+    let mut snap = base();
+    snap.cluster_configs[0].spec.bgp_instances[0].fib_import =
+        Some(obj(json!({"maxLengthIPv4": 33})));
+    let d = translate(&me(), &snap);
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("fibImport") && p.contains("maxLengthIPv4")),
+        "{:?}",
+        d.problems
+    );
+    assert_eq!(
+        d.config.bgp.as_ref().expect("bgp").import_policy,
+        crate::import_policy::ImportPolicy::reject_all()
+    );
 }
 
 #[test]
