@@ -157,7 +157,9 @@ fn ipv4_and_ipv6_vips_resolve_to_exactly_one_node() {
     std::thread::sleep(Duration::from_millis(2500));
     let dad = lab.probe("client", "dad", "fd77::201", "eth0", 3, "");
     let leader_mac = lab.mac(&leaders["fd77::201"], "eth0");
-    assert_eq!(dad.len(), 3, "{dad:?}");
+    // Every probe is answered; a late unsolicited NA from the same leader (a takeover repeat
+    // that lands in the capture window on a slow machine) may add one, never another node.
+    assert!(dad.len() >= 3, "{dad:?}");
     assert!(dad.iter().all(|(m, _)| *m == leader_mac), "{dad:?}");
 }
 
