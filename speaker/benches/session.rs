@@ -48,7 +48,13 @@ fn established(now: Instant) -> Session {
         stale_path_time: Duration::from_secs(360),
     });
     session.handle(now, Input::Start);
-    session.connected(now, 1, Direction::Outbound, "10.0.0.1".parse().expect("ip"));
+    session.connected(
+        now,
+        1,
+        Direction::Outbound,
+        "10.0.0.1".parse().expect("ip"),
+        None,
+    );
     let open = Open::new(
         65002,
         90,

@@ -216,6 +216,54 @@ pub struct BgpConfig {
     /// a crash) needs it.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// What this node announces (pod CIDRs, service addresses), to which peers, with which
+    /// attributes; see [`crate::advertise::model`].
+    #[serde(default)]
+    pub advertisements: Vec<Spanned<crate::advertise::Advertisement>>,
+    /// Route-server mode (RFC 7947): routes accepted from one peer are re-advertised to every
+    /// other peer with their attributes and next hop unchanged. Off by default.
+    #[serde(default)]
+    pub route_server: bool,
+    /// Install the best received routes (after `importPolicy`) into a kernel routing table.
+    /// Absent: received routes are never installed.
+    #[serde(default)]
+    pub fib_import: Option<FibImportConfig>,
+}
+
+/// Where and how accepted routes are installed into the kernel (`bgp.fibImport`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FibImportConfig {
+    /// Kernel routing table id (254 is `main`).
+    #[serde(default = "FibImportConfig::default_table")]
+    pub table: u32,
+    /// Route metric (priority); absent: the kernel's default.
+    #[serde(default)]
+    pub metric: Option<u32>,
+    /// Best-path and ECMP settings.
+    #[serde(default)]
+    pub best_path: crate::import_policy::BestPathConfig,
+    /// Keep the installed routes when the speaker stops (for a restart under graceful
+    /// restart); otherwise they are removed at shutdown.
+    #[serde(default)]
+    pub keep_on_shutdown: bool,
+}
+
+impl FibImportConfig {
+    fn default_table() -> u32 {
+        254
+    }
+}
+
+impl Default for FibImportConfig {
+    fn default() -> Self {
+        Self {
+            table: Self::default_table(),
+            metric: None,
+            best_path: crate::import_policy::BestPathConfig::default(),
+            keep_on_shutdown: false,
+        }
+    }
 }
 
 /// A prefix announced unconditionally.
@@ -307,7 +355,9 @@ pub enum PeerKind {
 }
 
 /// An address family the session negotiates (AFI/SAFI, RFC 4760).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, serde::Serialize,
+)]
 pub enum Family {
     /// IPv4 unicast (AFI 1, SAFI 1).
     #[serde(rename = "ipv4-unicast")]
@@ -672,6 +722,41 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 "a passive peer never connects, so port is unused".into(),
             ));
         }
+    }
+    validate_advertisements(bgp, origin)
+}
+
+/// Each advertisement is valid on its own and names only configured peers.
+fn validate_advertisements(bgp: &BgpConfig, origin: &str) -> Result<(), ConfigError> {
+    for (index, ad) in bgp.advertisements.iter().enumerate() {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: origin.to_owned(),
+            line: ad.referenced.line(),
+            key: format!("bgp.advertisements[{index}]"),
+            message,
+        };
+        ad.value.validate().map_err(invalid)?;
+        for name in &ad.value.peers {
+            let known = bgp.peers.iter().any(|p| {
+                p.name.as_deref() == Some(name.as_str())
+                    || name.parse::<IpAddr>().is_ok_and(|a| a == p.address.value)
+            });
+            if !known {
+                return Err(invalid(format!(
+                    "peers: {name:?} is neither the name nor the address of a configured peer"
+                )));
+            }
+        }
+    }
+    if let Some(fib) = &bgp.fib_import
+        && (fib.table == 0 || fib.best_path.max_paths == 0)
+    {
+        return Err(ConfigError::Invalid {
+            path: origin.to_owned(),
+            line: 0,
+            key: "bgp.fibImport".into(),
+            message: "table and bestPath.maxPaths must be non-zero".into(),
+        });
     }
     Ok(())
 }

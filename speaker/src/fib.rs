@@ -8,6 +8,7 @@
 //! ([`Fib::resync`]) and removes everything at shutdown ([`Fib::shutdown`]) unless graceful
 //! restart keeps the routes. The only I/O is in [`netlink::NetlinkFib`] (rtnetlink).
 
+pub mod driver;
 pub mod netlink;
 
 use std::collections::{BTreeMap, BTreeSet};

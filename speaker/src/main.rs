@@ -9,8 +9,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use std::sync::{Arc, Mutex};
 
+use speaker::advertise::ServiceState;
 use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::Instance;
+use speaker::bgp::route_rows::RouteQuery;
+use speaker::config::Family;
 use tokio::signal::unix::{SignalKind, signal};
 
 /// Herald's node agent: BGP sessions, advertisements and L2 announcements.
@@ -45,6 +48,37 @@ enum Command {
     Services(ShowArgs),
     /// Show the L2 announcements: per VIP the leader, interfaces, replies and GARPs sent.
     L2(ShowArgs),
+    /// Show the routes advertised to or received from the BGP peers.
+    Routes {
+        /// `advertised` (Adj-RIB-Out) or `received` (Adj-RIB-In, with the import verdict).
+        direction: RouteDirection,
+        /// Only this peer (configured name or address).
+        #[arg(long)]
+        peer: Option<String>,
+        /// Only this family.
+        #[arg(long)]
+        family: Option<FamilyArg>,
+        #[command(flatten)]
+        show: ShowArgs,
+    },
+}
+
+/// Which side of the sessions `speaker routes` shows.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RouteDirection {
+    /// Routes sent to peers.
+    Advertised,
+    /// Routes received from peers.
+    Received,
+}
+
+/// A family on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum FamilyArg {
+    /// IPv4 unicast.
+    Ipv4,
+    /// IPv6 unicast.
+    Ipv6,
 }
 
 /// Options of the `peers`, `services` and `l2` commands.
@@ -69,6 +103,22 @@ fn main() -> ExitCode {
         Command::Peers(args) => show(&args, &Request::Peers),
         Command::Services(args) => show(&args, &Request::Services),
         Command::L2(args) => show(&args, &Request::L2),
+        Command::Routes {
+            direction,
+            peer,
+            family,
+            show: args,
+        } => {
+            let query = RouteQuery {
+                received: matches!(direction, RouteDirection::Received),
+                peer,
+                family: family.map(|f| match f {
+                    FamilyArg::Ipv4 => Family::Ipv4Unicast,
+                    FamilyArg::Ipv6 => Family::Ipv6Unicast,
+                }),
+            };
+            show(&args, &Request::Routes { query })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -124,8 +174,9 @@ fn run(config_path: PathBuf, log_json: bool) -> anyhow::Result<()> {
     let ipam = speaker::ipam::Ipam::open(&config)?;
     runtime()?.block_on(async move {
         let l2 = speaker::l2::L2::start(&config, &ipam.allocations())?;
+        let services = ServiceState::from_config(&config, ipam.allocations());
         let instance = match config.bgp {
-            Some(_) => Some(Instance::start(config).await?),
+            Some(_) => Some(Instance::start(config, services).await?),
             None => None,
         };
         let agent = Agent {
@@ -201,6 +252,10 @@ fn show(args: &ShowArgs, request: &Request) -> anyhow::Result<()> {
         }
         Response::L2 { report } if json => println!("{}", serde_json::to_string_pretty(&report)?),
         Response::L2 { report } => print!("{}", speaker::l2::render_table(&report)),
+        Response::Routes { routes } if json => {
+            println!("{}", serde_json::to_string_pretty(&routes)?)
+        }
+        Response::Routes { routes } => print!("{}", speaker::bgp::route_rows::render(&routes)),
         Response::Error { message } => anyhow::bail!("the speaker refused: {message}"),
         other => anyhow::bail!("unexpected answer: {other:?}"),
     }

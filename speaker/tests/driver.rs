@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use herald_tests::TestLab;
 use nix::sched::{CloneFlags, setns};
+use speaker::advertise::ServiceState;
 use speaker::api::control::{self, Request, Response};
 use speaker::bgp::io::instance::{Instance, PeerStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -62,22 +63,28 @@ fn two_instances_collide_establish_exchange_routes_and_report() {
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let a = Instance::start(config(
-                "127.0.1.1",
-                17901,
-                "127.0.1.2",
-                17902,
-                "  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
-            ))
+            let a = Instance::start(
+                config(
+                    "127.0.1.1",
+                    17901,
+                    "127.0.1.2",
+                    17902,
+                    "  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
+                ),
+                ServiceState::default(),
+            )
             .await
             .expect("instance a");
-            let b = Instance::start(config(
-                "127.0.1.2",
-                17902,
-                "127.0.1.1",
-                17901,
-                "  importPolicy: accept-all\n",
-            ))
+            let b = Instance::start(
+                config(
+                    "127.0.1.2",
+                    17902,
+                    "127.0.1.1",
+                    17901,
+                    "  importPolicy: accept-all\n",
+                ),
+                ServiceState::default(),
+            )
             .await
             .expect("instance b");
             // Both connect out at once; exactly one connection must survive on both sides.

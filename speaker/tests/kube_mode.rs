@@ -175,6 +175,7 @@ fn routes(d: &Desired) -> advertise::DesiredRoutes {
         allocations: &d.allocations,
         peers: &peers,
         advertisements: &d.advertisements,
+        fixed_routes: &[],
     })
 }
 

@@ -35,6 +35,7 @@ use serde::Deserialize;
 
 use super::model::{Advertisement, AdvertisementKind, Attributes};
 use crate::config::Family;
+use crate::import_policy::DEFAULT_LOCAL_PREF;
 
 /// The node the speaker runs on, as far as advertisements care.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -104,6 +105,40 @@ impl ServiceView {
     }
 }
 
+impl From<&lb_ipam::ServiceSpec> for ServiceView {
+    /// A service of the standalone file. Only `type: LoadBalancer` services request
+    /// LoadBalancer addresses; `spec.loadBalancerIP` is announced when lb-ipam has none for it.
+    fn from(spec: &lb_ipam::ServiceSpec) -> Self {
+        let load_balancer = spec.service_type == lb_ipam::service::ServiceType::LoadBalancer;
+        Self {
+            namespace: spec.namespace.clone(),
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            external_traffic_policy: match spec.external_traffic_policy {
+                lb_ipam::service::TrafficPolicy::Cluster => TrafficPolicy::Cluster,
+                lb_ipam::service::TrafficPolicy::Local => TrafficPolicy::Local,
+            },
+            internal_traffic_policy: TrafficPolicy::Cluster,
+            cluster_ips: spec.cluster_ip.into_iter().collect(),
+            external_ips: spec.external_ips.clone(),
+            load_balancer_ips: spec
+                .load_balancer_ip
+                .into_iter()
+                .filter(|_| load_balancer)
+                .collect(),
+            endpoints: spec
+                .endpoints
+                .iter()
+                .map(|e| EndpointView {
+                    ip: e.ip,
+                    node_name: Some(e.node_name.clone()),
+                    ready: e.ready,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A configured BGP peer, as far as advertisements care.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerView {
@@ -142,6 +177,17 @@ pub struct Inputs<'a> {
     pub peers: &'a [PeerView],
     /// The configured advertisements, in file order.
     pub advertisements: &'a [Advertisement],
+    /// Prefixes announced to every peer of their family (`bgp.staticRoutes`).
+    pub fixed_routes: &'a [FixedRoute],
+}
+
+/// A prefix announced to every peer that carries its family, whatever the services are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixedRoute {
+    /// The prefix.
+    pub prefix: IpNet,
+    /// Its attributes (merged with any advertisement yielding the same prefix).
+    pub attributes: Attributes,
 }
 
 /// Where a route set goes: one peer, one family.
@@ -209,7 +255,10 @@ impl Merged {
         if let Some(med) = self.med {
             out.push(PathAttribute::new(AttrValue::MultiExitDisc(med)));
         }
-        if let Some(lp) = self.local_pref.filter(|_| !ebgp) {
+        // RFC 4271 §5.1.5: LOCAL_PREF "SHALL" be included in UPDATEs to internal peers and
+        // "MUST NOT" be sent to external ones.
+        if !ebgp {
+            let lp = self.local_pref.unwrap_or(DEFAULT_LOCAL_PREF);
             out.push(PathAttribute::new(AttrValue::LocalPref(lp)));
         }
         if !self.communities.is_empty() {
@@ -293,6 +342,21 @@ pub fn advertised_prefixes(ad: &Advertisement, inputs: &Inputs<'_>) -> BTreeSet<
 /// The routes this node should announce, per peer and family, with their attributes.
 pub fn desired(inputs: &Inputs<'_>) -> DesiredRoutes {
     let mut merged: BTreeMap<PeerFamily, BTreeMap<IpNet, Merged>> = BTreeMap::new();
+    for fixed in inputs.fixed_routes {
+        let family = family_of(&fixed.prefix);
+        for peer in inputs.peers.iter().filter(|p| p.families.contains(&family)) {
+            let key = PeerFamily {
+                peer: peer.address,
+                family,
+            };
+            merged
+                .entry(key)
+                .or_default()
+                .entry(fixed.prefix.trunc())
+                .or_default()
+                .add(&fixed.attributes);
+        }
+    }
     for ad in inputs.advertisements {
         let prefixes = advertised_prefixes(ad, inputs);
         if prefixes.is_empty() {

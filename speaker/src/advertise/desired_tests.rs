@@ -89,6 +89,7 @@ impl World {
             allocations: &self.allocations,
             peers: &self.peers,
             advertisements: &self.ads,
+            fixed_routes: &[],
         })
     }
 

@@ -10,12 +10,14 @@
 //! documented in [`desired`]; the wire encoding choices in [`packing`].
 
 pub mod desired;
+pub mod local;
 pub mod model;
 pub mod packing;
 
 pub use desired::{
-    DesiredRoutes, EndpointView, Inputs, NodeView, PeerFamily, PeerView, RouteAttributes,
-    ServiceView, TrafficPolicy, desired,
+    DesiredRoutes, EndpointView, FixedRoute, Inputs, NodeView, PeerFamily, PeerView,
+    RouteAttributes, ServiceView, TrafficPolicy, desired,
 };
+pub use local::{PeerRoutes, ServiceState, local_routes};
 pub use model::{Advertisement, AdvertisementKind, Attributes, Communities};
 pub use packing::{AdjRibOut, Diff, OutRoute, adj_rib_out, diff, next_hop_self, pack, updates};

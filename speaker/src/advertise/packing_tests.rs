@@ -452,6 +452,7 @@ fn last_local_endpoint_leaving_withdraws_only_that_service() {
             allocations: &allocations,
             peers: &peers,
             advertisements: &ads,
+            fixed_routes: &[],
         });
         adj_rib_out(&d[&key], &nh4())
     };

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
+use crate::advertise::ServiceState;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus, ReloadReport};
+use crate::bgp::route_rows::{RouteQuery, RouteRow};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ipam::{Ipam, ServiceStatus};
@@ -28,6 +30,11 @@ pub enum Request {
     Services,
     /// L2 announcements: per VIP the leader, interfaces and counters.
     L2,
+    /// Routes advertised to or received from peers.
+    Routes {
+        /// Which ones.
+        query: RouteQuery,
+    },
 }
 
 /// The answer.
@@ -48,6 +55,11 @@ pub enum Response {
     L2 {
         /// The report.
         report: L2Report,
+    },
+    /// Routes, in peer and prefix order.
+    Routes {
+        /// One per route.
+        routes: Vec<RouteRow>,
     },
     /// What a reload did.
     Reloaded {
@@ -90,6 +102,14 @@ impl Agent {
     pub async fn peers(&self) -> Result<Vec<PeerStatus>> {
         match &self.instance {
             Some(instance) => instance.peers().await,
+            None => Err(Error::Control("this speaker has no bgp section".into())),
+        }
+    }
+
+    /// Routes advertised to or received from peers.
+    pub async fn routes(&self, query: RouteQuery) -> Result<Vec<RouteRow>> {
+        match &self.instance {
+            Some(instance) => instance.routes(query).await,
             None => Err(Error::Control("this speaker has no bgp section".into())),
         }
     }
@@ -149,8 +169,13 @@ impl Agent {
             }
             None => {}
         }
+        let services = ServiceState::from_config(&config, allocations);
         let mut report = match &self.instance {
-            Some(instance) => instance.reload(config).await?,
+            Some(instance) => {
+                let report = instance.reload(config).await?;
+                instance.set_services(services).await?;
+                report
+            }
             None if config.bgp.is_some() => {
                 ignored.push("bgp added: the BGP instance starts on restart".to_owned());
                 ReloadReport::default()
@@ -213,6 +238,10 @@ async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
                 .services()
                 .map(|services| Response::Services { services }),
             Ok(Request::L2) => agent.l2().map(|report| Response::L2 { report }),
+            Ok(Request::Routes { query }) => agent
+                .routes(query)
+                .await
+                .map(|routes| Response::Routes { routes }),
             Err(e) => Err(Error::Control(format!("bad request: {e}"))),
         };
         let response = answer.unwrap_or_else(|e| Response::Error {

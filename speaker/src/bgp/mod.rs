@@ -4,7 +4,9 @@
 pub mod collision;
 pub mod fsm;
 pub mod io;
-pub mod policy;
+pub mod loc_rib;
 pub mod rib;
+pub mod rib_out;
+pub mod route_rows;
 pub mod session;
 pub mod timers;

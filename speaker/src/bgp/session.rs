@@ -8,7 +8,7 @@
 //! route changes for the Loc-RIB.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,10 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::collision::Direction;
 use super::fsm::{self, ConnId, DownReason, Fsm, FsmConfig, State};
-use super::policy::{ExportContext, OriginatedRoute, export_all};
 use super::rib::{AdjRibIn, PathAttrs, RibInEntry, family_of};
-use crate::advertise::packing::{self, AdjRibOut};
+use super::rib_out::{Change, NextHops, RibOut};
+use crate::advertise::RouteAttributes;
+use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
 
 /// Our graceful restart settings (RFC 4724).
@@ -131,9 +132,9 @@ pub struct Session {
     config: SessionConfig,
     fsm: Fsm,
     rib_in: AdjRibIn,
-    rib_out: AdjRibOut,
-    originated: BTreeMap<IpNet, OriginatedRoute>,
-    local_addrs: BTreeMap<ConnId, IpAddr>,
+    rib_out: RibOut,
+    /// Our address on each connection, and the link-local address of its interface.
+    local_addrs: BTreeMap<ConnId, (IpAddr, Option<Ipv6Addr>)>,
     peer_gr: Option<GracefulRestart>,
     stale_deadline: Option<Instant>,
     counters: Counters,
@@ -194,8 +195,7 @@ impl Session {
             fsm: Fsm::new(config.fsm_config()),
             config,
             rib_in: AdjRibIn::default(),
-            rib_out: AdjRibOut::default(),
-            originated: BTreeMap::new(),
+            rib_out: RibOut::default(),
             local_addrs: BTreeMap::new(),
             peer_gr: None,
             stale_deadline: None,
@@ -225,8 +225,8 @@ impl Session {
         &self.rib_in
     }
 
-    /// The Adj-RIB-Out.
-    pub fn rib_out(&self) -> &AdjRibOut {
+    /// The Adj-RIB-Out: what the peer holds from us (empty unless Established).
+    pub fn rib_out(&self) -> &RibOut {
         &self.rib_out
     }
 
@@ -296,15 +296,18 @@ impl Session {
         out
     }
 
-    /// A TCP connection is up; `local` is our address on it (the next hop we announce).
+    /// A TCP connection is up; `local` is our address on it (the next hop we announce) and
+    /// `link_local` the IPv6 link-local address of its interface, when the peer is directly
+    /// connected (sent as the second IPv6 next hop, RFC 2545 §3).
     pub fn connected(
         &mut self,
         now: Instant,
         conn: ConnId,
         direction: Direction,
         local: IpAddr,
+        link_local: Option<Ipv6Addr>,
     ) -> Vec<Output> {
-        self.local_addrs.insert(conn, local);
+        self.local_addrs.insert(conn, (local, link_local));
         self.handle(now, fsm::Input::Connected(conn, direction))
     }
 
@@ -328,19 +331,51 @@ impl Session {
         self.handle(now, fsm::Input::Received(conn, message))
     }
 
-    /// Replaces the routes we originate; sends the differences if Established.
-    pub fn set_originated(
-        &mut self,
-        now: Instant,
-        routes: impl IntoIterator<Item = OriginatedRoute>,
-    ) -> Vec<Output> {
-        self.originated = routes.into_iter().map(|r| (r.prefix, r)).collect();
+    /// Replaces the routes we originate to this peer (attributes built for it by
+    /// [`crate::advertise::desired`]; the next hop is ours on the session). Sends the
+    /// differences if Established.
+    pub fn set_local_routes(&mut self, routes: BTreeMap<IpNet, RouteAttributes>) -> Vec<Output> {
+        let changes = self.rib_out.set_local(routes);
         let mut out = Vec::new();
-        if self.fsm.state() == State::Established {
-            self.sync_rib_out(&mut out);
-        }
-        let _ = now;
+        self.send_changes(changes, &mut out);
         out
+    }
+
+    /// Route-server mode: changes to the routes learned from other peers that this peer should
+    /// get (attributes and next hop unchanged). Sends the differences if Established.
+    pub fn update_learned_routes(&mut self, changes: Vec<Change>) -> Vec<Output> {
+        let changes = self.rib_out.update_learned(changes);
+        let mut out = Vec::new();
+        self.send_changes(changes, &mut out);
+        out
+    }
+
+    /// Re-applies the import policy to every stored route (after a policy change, no session
+    /// reset: the Adj-RIB-In keeps what the peer sent). Returns the accepted-route changes.
+    pub fn reevaluate_import(&mut self) -> Vec<Output> {
+        let mut updated = Vec::new();
+        let mut withdrawn = Vec::new();
+        let prefixes: Vec<IpNet> = self.rib_in.iter().map(|(p, _)| *p).collect();
+        for prefix in prefixes {
+            let Some(entry) = self.rib_in.get(&prefix).cloned() else {
+                continue;
+            };
+            let accepted = self.config.import.accepts(&prefix, &entry.attrs.attributes);
+            if accepted == entry.accepted {
+                continue;
+            }
+            let attrs = entry.attrs.clone();
+            self.rib_in.insert(prefix, RibInEntry { accepted, ..entry });
+            if accepted {
+                updated.push((prefix, attrs));
+            } else {
+                withdrawn.push(prefix);
+            }
+        }
+        if updated.is_empty() && withdrawn.is_empty() {
+            return Vec::new();
+        }
+        vec![Output::Routes { updated, withdrawn }]
     }
 
     fn negotiated_families(&self) -> BTreeSet<Family> {
@@ -350,21 +385,17 @@ impl Session {
             .unwrap_or_default()
     }
 
-    fn desired_exports(&self) -> AdjRibOut {
-        let Some(negotiated) = self.fsm.negotiated() else {
-            return BTreeMap::new();
-        };
-        let local = self
+    /// Our next hops on the current connection.
+    fn next_hops(&self) -> NextHops {
+        match self
             .fsm
             .connection()
             .and_then(|c| self.local_addrs.get(&c))
-            .copied();
-        let cx =
-            ExportContext::from_local_address(self.config.fsm.local_asn, negotiated.ebgp(), local);
-        let families = self.negotiated_families();
-        export_all(self.originated.values(), &cx, |p| {
-            families.contains(&family_of(p))
-        })
+            .copied()
+        {
+            Some((local, link_local)) => NextHops::from_local(local, link_local, None),
+            None => NextHops::default(),
+        }
     }
 
     fn send(&mut self, message: Message, out: &mut Vec<Output>) {
@@ -378,12 +409,30 @@ impl Session {
         }
     }
 
-    /// Moves the Adj-RIB-Out to the desired exports and sends the difference.
-    fn sync_rib_out(&mut self, out: &mut Vec<Output>) {
-        let previous = std::mem::take(&mut self.rib_out);
-        let desired = self.desired_exports();
-        self.send_diff(&packing::diff(&previous, &desired), out);
-        self.rib_out = desired;
+    /// Sends per-prefix changes of the Adj-RIB-Out (withdrawals and announcements).
+    fn send_changes(&mut self, changes: Vec<Change>, out: &mut Vec<Output>) {
+        if changes.is_empty() {
+            return;
+        }
+        let mut diff = packing::Diff::default();
+        let mut announced: Vec<(IpNet, OutRoute)> = Vec::new();
+        for (prefix, route) in changes {
+            match route {
+                Some(route) => announced.push((prefix, route)),
+                None => diff.withdraw.push(prefix),
+            }
+        }
+        diff.announce = announced.iter().map(|(p, r)| (*p, r)).collect();
+        self.send_diff(&diff, out);
+    }
+
+    /// Sends a whole table (initial advertisement, route refresh replay).
+    fn send_table(&mut self, table: &AdjRibOut, out: &mut Vec<Output>) {
+        let diff = packing::Diff {
+            withdraw: Vec::new(),
+            announce: table.iter().map(|(p, r)| (*p, r)).collect(),
+        };
+        self.send_diff(&diff, out);
     }
 
     fn send_diff(&mut self, diff: &packing::Diff<'_>, out: &mut Vec<Output>) {
@@ -472,14 +521,17 @@ impl Session {
 
         // Initial advertisement, then End-of-RIB for every family (RFC 4724 §2: "the End-of-RIB
         // marker ... MUST be sent ... after it completes the initial update").
-        self.sync_rib_out(out);
+        let table = self
+            .rib_out
+            .open(self.next_hops(), self.negotiated_families());
+        self.send_table(&table, out);
         for family in self.negotiated_families() {
             self.send(Message::Update(Update::end_of_rib(family)), out);
         }
     }
 
     fn on_down(&mut self, now: Instant, reason: &DownReason, out: &mut Vec<Output>) {
-        self.rib_out.clear();
+        self.rib_out.close();
         let peer_gr = self.peer_gr.take();
         // RFC 4724 §4.2: "When the Receiving Speaker detects termination of the TCP session for a
         // BGP session with a peer that has advertised the Graceful Restart Capability, it MUST
@@ -677,17 +729,9 @@ impl Session {
                         out,
                     );
                 }
-                let rib_out = std::mem::take(&mut self.rib_out);
-                let diff = packing::Diff {
-                    withdraw: Vec::new(),
-                    announce: rib_out
-                        .iter()
-                        .filter(|(p, _)| family_of(p) == family)
-                        .map(|(p, r)| (*p, r))
-                        .collect(),
-                };
-                self.send_diff(&diff, out);
-                self.rib_out = rib_out;
+                let mut table = self.rib_out.routes();
+                table.retain(|p, _| family_of(p) == family);
+                self.send_table(&table, out);
                 if enhanced {
                     self.send(
                         Message::RouteRefresh(RouteRefresh::new(

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use bgp_proto::iana::{CeaseSubcode, ErrorCode, Family as ProtoFamily};
 use bgp_proto::{DecodeContext, Message, Notification};
+use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -25,14 +26,21 @@ use tokio::time::Instant as TokioInstant;
 
 use super::codec::{ReadEvent, WriteCommand, read_loop, write_loop};
 use super::connect::{SocketOptions, connect};
+use super::link_local::link_local_for;
 use super::listener;
+use crate::advertise::local::is_ebgp;
+use crate::advertise::{PeerRoutes, ServiceState, local_routes};
 use crate::bfd::{Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig, State};
-use crate::bgp::policy::OriginatedRoute;
+use crate::bgp::loc_rib::{RouteServer, Source, fib_next_hops};
+use crate::bgp::rib_out::Change;
+use crate::bgp::route_rows::{RouteQuery, RouteRow, advertised_rows, received_rows};
 use crate::bgp::session::{GrConfig, Output, Session, SessionConfig};
 use crate::config::{BgpConfig, Config, Family, PeerAsn, PeerConfig, PeerKind};
 use crate::error::{Error, Result};
+use crate::fib::driver::FibHandle;
+use crate::import_policy::{BestPathConfig, PeerInfo};
 
 /// Aborts a task when dropped.
 #[derive(Debug)]
@@ -118,7 +126,8 @@ pub struct ReloadReport {
 enum Command {
     Peers(oneshot::Sender<Vec<PeerStatus>>),
     Reload(Box<Config>, oneshot::Sender<Result<ReloadReport>>),
-    SetOriginated(Vec<OriginatedRoute>),
+    SetServices(Box<ServiceState>),
+    Routes(RouteQuery, oneshot::Sender<Vec<RouteRow>>),
     BfdDown(IpAddr),
     BfdState(IpAddr, String),
     Shutdown(oneshot::Sender<()>),
@@ -151,8 +160,10 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Starts the instance described by `config` (which must have a `bgp` section).
-    pub async fn start(config: Config) -> Result<Self> {
+    /// Starts the instance described by `config` (which must have a `bgp` section), announcing
+    /// what its advertisements select among `services`. With `bgp.fibImport`, opens the kernel
+    /// table in the calling thread's network namespace.
+    pub async fn start(config: Config, services: ServiceState) -> Result<Self> {
         let bgp = config
             .bgp
             .clone()
@@ -171,6 +182,10 @@ impl Instance {
             ),
             None => None,
         };
+        let fib = match bgp.fib_import {
+            Some(fib_config) => Some(FibHandle::start(fib_config).await?),
+            None => None,
+        };
         let (commands_tx, commands_rx) = mpsc::channel(64);
         let (events_tx, events_rx) = mpsc::channel(1024);
         let (accepted_tx, accepted_rx) = mpsc::channel(64);
@@ -187,11 +202,13 @@ impl Instance {
             next_conn: 1,
             events_tx,
             restarting,
-            originated: Vec::new(),
+            local: PeerRoutes::new(),
+            services,
+            fib,
             bfd: None,
             commands_tx: commands_tx.downgrade(),
         };
-        owner.originated = owner.static_routes();
+        owner.local = local_routes(&owner.config, &owner.services);
         for peer in bgp.peers.clone() {
             owner.add_peer(peer)?;
         }
@@ -252,13 +269,23 @@ impl InstanceHandle {
         rx.await.map_err(|_| Error::InstanceGone)?
     }
 
-    /// Replaces the routes originated on top of the configured static routes (the hook for the
-    /// advertisement model).
-    pub async fn set_originated(&self, routes: Vec<OriginatedRoute>) -> Result<()> {
+    /// Replaces the services and allocations the advertisements select from; the peers get
+    /// the differences.
+    pub async fn set_services(&self, services: ServiceState) -> Result<()> {
         self.commands
-            .send(Command::SetOriginated(routes))
+            .send(Command::SetServices(Box::new(services)))
             .await
             .map_err(|_| Error::InstanceGone)
+    }
+
+    /// Routes advertised to or received from peers.
+    pub async fn routes(&self, query: RouteQuery) -> Result<Vec<RouteRow>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Routes(query, tx))
+            .await
+            .map_err(|_| Error::InstanceGone)?;
+        rx.await.map_err(|_| Error::InstanceGone)
     }
 
     /// BFD reported the path to `peer` down: the session goes down at once (RFC 9384 Cease
@@ -301,7 +328,12 @@ struct Owner {
     next_conn: ConnId,
     events_tx: mpsc::Sender<Event>,
     restarting: bool,
-    originated: Vec<OriginatedRoute>,
+    /// What we originate to each peer (from the advertisements and services).
+    local: PeerRoutes,
+    /// The services and allocations advertisements select from.
+    services: ServiceState,
+    /// The FIB import task, with `bgp.fibImport`.
+    fib: Option<FibHandle>,
     /// The BFD driver, started with the first peer that asks for BFD.
     bfd: Option<Arc<Bfd>>,
     /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
@@ -310,14 +342,6 @@ struct Owner {
 
 fn now_std() -> std::time::Instant {
     TokioInstant::now().into_std()
-}
-
-/// Whether the peer is eBGP under this configuration.
-fn is_ebgp(local_asn: u32, asn: PeerAsn) -> bool {
-    match asn {
-        PeerAsn::Number(n) => n != local_asn,
-        PeerAsn::Kind(kind) => kind == PeerKind::External,
-    }
 }
 
 fn proto_family(family: Family) -> ProtoFamily {
@@ -329,7 +353,8 @@ fn proto_family(family: Family) -> ProtoFamily {
 
 /// Whether two configurations of a peer describe the same peering, so that a reload may apply
 /// the new one without resetting the session. Names, max-prefix, the shutdown switch, the GR
-/// restart time and BFD are not peering parameters; source positions in the file are ignored.
+/// restart time, BFD and the import policy are not peering parameters; source positions in the
+/// file are ignored.
 fn same_peering(a: &PeerConfig, b: &PeerConfig) -> bool {
     a.address.value == b.address.value
         && a.asn == b.asn
@@ -389,22 +414,114 @@ impl Owner {
         &self.bgp_config
     }
 
-    fn static_routes(&self) -> Vec<OriginatedRoute> {
+    /// Recomputes what we originate and sends every peer its differences.
+    fn refresh_local_routes(&mut self) {
+        self.local = local_routes(&self.config, &self.services);
+        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+        for address in addresses {
+            let routes = self.local.get(&address).cloned().unwrap_or_default();
+            if let Some(slot) = self.peers.get_mut(&address) {
+                let outputs = slot.session.set_local_routes(routes);
+                self.apply(address, outputs);
+            }
+        }
+    }
+
+    /// Who each peer is, for best-path selection.
+    fn peer_info(&self, address: IpAddr, slot: &PeerSlot) -> PeerInfo {
+        PeerInfo {
+            address,
+            router_id: slot
+                .session
+                .fsm()
+                .remote_open()
+                .map_or(std::net::Ipv4Addr::UNSPECIFIED, |o| o.bgp_id),
+            ebgp: is_ebgp(self.bgp().local_asn, slot.config.asn),
+        }
+    }
+
+    /// Best-path settings (FIB import's, else the defaults).
+    fn best_path(&self) -> BestPathConfig {
         self.bgp()
-            .static_routes
+            .fib_import
+            .map(|f| f.best_path)
+            .unwrap_or_default()
+    }
+
+    /// Every peer's received routes, except `except`'s.
+    fn sources(&self, except: Option<IpAddr>) -> Vec<Source<'_>> {
+        self.peers
             .iter()
-            .map(|r| {
-                let mut route = OriginatedRoute::plain(r.prefix);
-                route.communities = r
-                    .communities
-                    .iter()
-                    .map(|c| bgp_proto::Community(c.0))
-                    .collect();
-                route.med = r.med;
-                route.local_pref = r.local_pref;
-                route
+            .filter(|(a, _)| Some(**a) != except)
+            .map(|(a, slot)| Source {
+                peer: self.peer_info(*a, slot),
+                rib: slot.session.rib_in(),
             })
             .collect()
+    }
+
+    /// Route-server mode: what `client` should now have for `prefixes`.
+    fn learned_changes(
+        &self,
+        client: IpAddr,
+        prefixes: &[IpNet],
+        server: &mut RouteServer,
+    ) -> Vec<Change> {
+        let Some(slot) = self.peers.get(&client) else {
+            return Vec::new();
+        };
+        let client_ebgp = self.peer_info(client, slot).ebgp;
+        let sources = self.sources(Some(client));
+        let best_path = self.best_path();
+        prefixes
+            .iter()
+            .map(|p| (*p, server.route(p, sources.iter(), client_ebgp, &best_path)))
+            .collect()
+    }
+
+    fn send_learned(&mut self, client: IpAddr, changes: Vec<Change>) {
+        if let Some(slot) = self.peers.get_mut(&client) {
+            let outputs = slot.session.update_learned_routes(changes);
+            self.apply(client, outputs);
+        }
+    }
+
+    /// Accepted routes of `source` changed for `prefixes`: route-server clients and the FIB
+    /// get the new best routes.
+    fn routes_changed(&mut self, source: IpAddr, prefixes: &[IpNet]) {
+        if let Some(fib) = &self.fib {
+            let sources = self.sources(None);
+            let best_path = self.best_path();
+            fib.update(
+                prefixes
+                    .iter()
+                    .map(|p| (*p, fib_next_hops(p, sources.iter(), &best_path)))
+                    .collect(),
+            );
+        }
+        if self.bgp().route_server {
+            let mut server = RouteServer::default();
+            let clients: Vec<IpAddr> = self
+                .peers
+                .keys()
+                .copied()
+                .filter(|a| *a != source)
+                .collect();
+            for client in clients {
+                let changes = self.learned_changes(client, prefixes, &mut server);
+                self.send_learned(client, changes);
+            }
+        }
+    }
+
+    /// Route-server mode: every prefix the peers other than `client` have accepted.
+    fn learned_prefixes(&self, client: IpAddr) -> Vec<IpNet> {
+        let prefixes: std::collections::BTreeSet<IpNet> = self
+            .sources(Some(client))
+            .iter()
+            .flat_map(|s| s.rib.iter().filter(|(_, e)| e.accepted).map(|(p, _)| *p))
+            .collect();
+        prefixes.into_iter().collect()
     }
 
     fn session_config(&self, peer: &PeerConfig) -> SessionConfig {
@@ -448,7 +565,8 @@ impl Owner {
         }
         let mut session = Session::new(self.session_config(&peer));
         let now = now_std();
-        let mut outputs = session.set_originated(now, self.originated.clone());
+        let mut outputs =
+            session.set_local_routes(self.local.get(&address).cloned().unwrap_or_default());
         outputs.extend(match &peer.shutdown {
             Some(_) => Vec::new(),
             None => session.handle(now, fsm::Input::Start),
@@ -468,6 +586,11 @@ impl Owner {
             },
         );
         self.apply(address, outputs);
+        if self.bgp().route_server {
+            let prefixes = self.learned_prefixes(address);
+            let changes = self.learned_changes(address, &prefixes, &mut RouteServer::default());
+            self.send_learned(address, changes);
+        }
         Ok(())
     }
 
@@ -596,11 +719,13 @@ impl Owner {
             Command::Reload(config, reply) => {
                 let _ = reply.send(self.reload(*config));
             }
-            Command::SetOriginated(routes) => {
-                let mut all = self.static_routes();
-                all.extend(routes);
-                self.originated = all;
-                self.push_originated();
+            Command::SetServices(services) => {
+                self.services = *services;
+                self.refresh_local_routes();
+            }
+            Command::Routes(query, reply) => {
+                let rows = self.route_rows(&query);
+                let _ = reply.send(rows);
             }
             Command::BfdDown(address) => {
                 let now = now_std();
@@ -625,15 +750,29 @@ impl Owner {
         }
     }
 
-    fn push_originated(&mut self) {
-        let now = now_std();
-        let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
-        for address in addresses {
-            if let Some(slot) = self.peers.get_mut(&address) {
-                let outputs = slot.session.set_originated(now, self.originated.clone());
-                self.apply(address, outputs);
+    fn route_rows(&self, query: &RouteQuery) -> Vec<RouteRow> {
+        let selected = self.peers.iter().filter(|(address, slot)| {
+            query.peer.as_deref().is_none_or(|p| {
+                slot.config.name.as_deref() == Some(p)
+                    || p.parse::<IpAddr>().is_ok_and(|a| a == **address)
+            })
+        });
+        let mut rows = Vec::new();
+        for (address, slot) in selected {
+            let name = slot.config.display_name();
+            if query.received {
+                rows.extend(received_rows(
+                    &name,
+                    *address,
+                    slot.session.rib_in(),
+                    query.family,
+                ));
+            } else {
+                let routes = slot.session.rib_out().routes();
+                rows.extend(advertised_rows(&name, *address, &routes, query.family));
             }
         }
+        rows
     }
 
     fn on_event(&mut self, event: Event) {
@@ -713,6 +852,7 @@ impl Owner {
             .local_addr()
             .map(|a| a.ip().to_canonical())
             .unwrap_or(IpAddr::from([0u8; 4]));
+        let link_local = link_local_for(local, peer);
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let (context_tx, context_rx) = watch::channel(DecodeContext::default());
@@ -738,7 +878,9 @@ impl Owner {
         let Some(slot) = self.peers.get_mut(&peer) else {
             return;
         };
-        let outputs = slot.session.connected(now, conn, direction, local);
+        let outputs = slot
+            .session
+            .connected(now, conn, direction, local, link_local);
         self.apply(peer, outputs);
     }
 
@@ -760,6 +902,7 @@ impl Owner {
             });
         }
         let encode = slot.session.encode_context();
+        let mut changed: Vec<IpNet> = Vec::new();
         for output in outputs {
             match output {
                 Output::Fsm(fsm::Output::Connect) => {
@@ -826,8 +969,13 @@ impl Owner {
                 Output::Fsm(fsm::Output::Received(_)) => {}
                 Output::Routes { updated, withdrawn } => {
                     tracing::debug!(%peer, updated = updated.len(), withdrawn = withdrawn.len(), "accepted routes changed");
+                    changed.extend(updated.into_iter().map(|(p, _)| p));
+                    changed.extend(withdrawn);
                 }
             }
+        }
+        if !changed.is_empty() {
+            self.routes_changed(peer, &changed);
         }
     }
 
@@ -884,7 +1032,7 @@ impl Owner {
     }
 
     fn reload(&mut self, config: Config) -> Result<ReloadReport> {
-        let Some(new_bgp) = config.bgp.clone() else {
+        let Some(mut new_bgp) = config.bgp.clone() else {
             return Err(Error::NotImplemented(
                 "removing the bgp section at run time",
             ));
@@ -901,6 +1049,19 @@ impl Owner {
         if config.api != self.config.api {
             report.ignored.push("api changes need a restart".to_owned());
         }
+        if new_bgp.route_server != old_bgp.route_server {
+            report
+                .ignored
+                .push("bgp.routeServer changes need a restart".to_owned());
+        }
+        if new_bgp.fib_import != old_bgp.fib_import {
+            report
+                .ignored
+                .push("bgp.fibImport changes need a restart".to_owned());
+        }
+        // Kept as running until the restart the report asks for.
+        new_bgp.route_server = old_bgp.route_server;
+        new_bgp.fib_import = old_bgp.fib_import;
         let new_peers: BTreeMap<IpAddr, PeerConfig> = new_bgp
             .peers
             .iter()
@@ -918,21 +1079,6 @@ impl Owner {
             self.remove_peer(address, Notification::cease(CeaseSubcode::PeerDeconfigured));
             report.removed.push(address);
         }
-        self.originated = {
-            let mut routes = self.static_routes();
-            // Keep routes pushed through `set_originated` (they are not in the file).
-            let statics: std::collections::BTreeSet<_> = routes.iter().map(|r| r.prefix).collect();
-            routes.extend(
-                self.originated
-                    .iter()
-                    .filter(|r| {
-                        !statics.contains(&r.prefix)
-                            && !old_bgp.static_routes.iter().any(|s| s.prefix == r.prefix)
-                    })
-                    .cloned(),
-            );
-            routes
-        };
         for (address, peer) in new_peers {
             let Some(slot) = self.peers.get_mut(&address) else {
                 self.add_peer(peer)?;
@@ -943,10 +1089,7 @@ impl Owner {
             let ebgp = is_ebgp(new_bgp.local_asn, peer.asn);
             let same_key = SocketOptions::for_peer(&peer, ebgp)
                 .is_ok_and(|o| o.md5_key == slot.options.md5_key);
-            let same_peering = !identity_changed
-                && same_peering(&slot.config, &peer)
-                && same_key
-                && new_bgp.import_policy == old_bgp.import_policy;
+            let same_peering = !identity_changed && same_peering(&slot.config, &peer) && same_key;
             if !same_peering {
                 self.remove_peer(
                     address,
@@ -999,7 +1142,17 @@ impl Owner {
             self.apply(address, outputs);
             report.updated.push(address);
         }
-        self.push_originated();
+        if new_bgp.import_policy != old_bgp.import_policy {
+            // Soft reconfiguration from the Adj-RIB-In: no session is reset.
+            let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
+            for address in addresses {
+                if let Some(slot) = self.peers.get_mut(&address) {
+                    let outputs = slot.session.reevaluate_import();
+                    self.apply(address, outputs);
+                }
+            }
+        }
+        self.refresh_local_routes();
         Ok(report)
     }
 
@@ -1044,6 +1197,9 @@ impl Owner {
             })
             .collect();
         let _ = tokio::time::timeout(Duration::from_secs(2), futures_join(writers)).await;
+        if let Some(fib) = &self.fib {
+            fib.shutdown().await;
+        }
     }
 }
 

@@ -4,5 +4,6 @@
 pub mod codec;
 pub mod connect;
 pub mod instance;
+pub mod link_local;
 pub mod listener;
 pub mod md5;

@@ -7,7 +7,6 @@ use bgp_proto::capability::GracefulRestart;
 use bgp_proto::{AsPath, Ipv4Prefix, Open, Origin};
 
 use super::*;
-use crate::bgp::policy::OriginatedRoute;
 use crate::config::PeerAsn;
 
 const CONN: ConnId = 1;
@@ -65,6 +64,7 @@ fn established(session: &mut Session, now: Instant, open: Open) -> Vec<Output> {
         CONN,
         Direction::Outbound,
         "10.0.0.1".parse().expect("ip"),
+        None,
     ));
     out.extend(session.received(now, CONN, clean(Message::Open(open))));
     out.extend(session.received(now, CONN, clean(Message::Keepalive)));
@@ -103,17 +103,22 @@ fn net(s: &str) -> IpNet {
     s.parse().expect("prefix")
 }
 
+/// Originated routes with ORIGIN and an empty AS_PATH, one shared attribute set.
+fn local(
+    prefixes: &[&str],
+) -> std::collections::BTreeMap<IpNet, crate::advertise::RouteAttributes> {
+    let attrs = std::sync::Arc::new(vec![
+        PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+        PathAttribute::new(AttrValue::AsPath(AsPath::new())),
+    ]);
+    prefixes.iter().map(|p| (net(p), attrs.clone())).collect()
+}
+
 #[test]
 fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::reject_all(), None));
-    s.set_originated(
-        now,
-        [
-            OriginatedRoute::plain(net("192.0.2.0/24")),
-            OriginatedRoute::plain(net("2001:db8::/48")),
-        ],
-    );
+    s.set_local_routes(local(&["192.0.2.0/24", "2001:db8::/48"]));
     let updates = sent_updates(&established(&mut s, now, peer_open(None)));
     // The IPv6 route has no next hop on an IPv4 session: only the IPv4 one goes out.
     assert_eq!(updates.len(), 3, "{updates:?}");
@@ -124,7 +129,7 @@ fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
     assert_eq!(s.rib_out().len(), 1);
 
     // A later change sends only the difference.
-    let out = s.set_originated(now, [OriginatedRoute::plain(net("198.51.100.0/24"))]);
+    let out = s.set_local_routes(local(&["198.51.100.0/24"]));
     let updates = sent_updates(&out);
     assert_eq!(updates.len(), 2);
     assert_eq!(updates[0].withdrawn.len(), 1);
@@ -255,6 +260,7 @@ fn helper_keeps_stale_routes_until_end_of_rib() {
         2,
         Direction::Inbound,
         "10.0.0.1".parse().expect("ip"),
+        None,
     );
     s.received(later, 2, clean(Message::Open(peer_open(Some(gr)))));
     s.received(later, 2, clean(Message::Keepalive));
@@ -358,7 +364,7 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
 fn enhanced_route_refresh_replays_adj_rib_out_between_borr_and_eorr() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::reject_all(), None));
-    s.set_originated(now, [OriginatedRoute::plain(net("192.0.2.0/24"))]);
+    s.set_local_routes(local(&["192.0.2.0/24"]));
     established(&mut s, now, peer_open(None));
     let out = s.received(
         now,
@@ -417,13 +423,14 @@ fn peer_enhanced_refresh_marks_and_sweeps_stale() {
 fn ipv6_routes_use_mp_reach_on_ipv6_sessions() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::accept_all(), None));
-    s.set_originated(now, [OriginatedRoute::plain(net("2001:db8:1::/48"))]);
+    s.set_local_routes(local(&["2001:db8:1::/48"]));
     let mut out = s.handle(now, fsm::Input::Start);
     out.extend(s.connected(
         now,
         CONN,
         Direction::Outbound,
         IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1)),
+        None,
     ));
     out.extend(s.received(now, CONN, clean(Message::Open(peer_open(None)))));
     out.extend(s.received(now, CONN, clean(Message::Keepalive)));

@@ -444,6 +444,18 @@ fn bgp(
         import_policy,
         static_routes: Vec::new(),
         state_dir: None,
+        advertisements: desired
+            .advertisements
+            .iter()
+            .cloned()
+            .map(spanned)
+            .collect(),
+        route_server: false,
+        // fibImport present: accepted routes go to the main table.
+        fib_import: instance
+            .fib_import
+            .as_ref()
+            .map(|_| crate::config::FibImportConfig::default()),
     });
 }
 

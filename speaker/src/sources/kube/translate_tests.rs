@@ -153,6 +153,7 @@ pub(crate) fn routes(d: &Desired) -> advertise::DesiredRoutes {
         allocations: &d.allocations,
         peers: &peers,
         advertisements: &d.advertisements,
+        fixed_routes: &[],
     })
 }
 

@@ -1,0 +1,252 @@
+//! The view across every peer's Adj-RIB-In for one prefix: which accepted routes exist, which is
+//! best (RFC 4271 §9.1, [`crate::import_policy::select`]), what a route-server client gets
+//! (RFC 7947: the best route from the other clients, attributes and next hop unchanged), and the
+//! kernel next hops for FIB import. There is no separate Loc-RIB table: the Adj-RIBs-In are the
+//! only copy of received routes, which keeps memory per prefix low. Pure: no I/O.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use bgp_proto::{AttrValue, PathAttribute};
+use ipnet::IpNet;
+
+use super::rib::{AdjRibIn, PathAttrs, next_hop_addr};
+use crate::advertise::RouteAttributes;
+use crate::advertise::packing::OutRoute;
+use crate::fib::FibNextHop;
+use crate::import_policy::{BestPathConfig, Candidate, PeerInfo, select};
+
+/// One peer's received routes.
+#[derive(Debug, Clone, Copy)]
+pub struct Source<'a> {
+    /// Who sent them.
+    pub peer: PeerInfo,
+    /// Its Adj-RIB-In.
+    pub rib: &'a AdjRibIn,
+}
+
+/// The accepted routes for `prefix` from `sources` (stale ones included: a restarting peer's
+/// routes stay usable, RFC 4724 §4.2).
+fn accepted<'a>(
+    prefix: &IpNet,
+    sources: impl Iterator<Item = &'a Source<'a>>,
+) -> Vec<(PeerInfo, &'a Arc<PathAttrs>)> {
+    sources
+        .filter_map(|s| {
+            let entry = s.rib.get(prefix)?;
+            entry.accepted.then_some((s.peer, &entry.attrs))
+        })
+        .collect()
+}
+
+fn candidates(routes: &[(PeerInfo, &Arc<PathAttrs>)]) -> Vec<Candidate> {
+    routes
+        .iter()
+        .map(|(peer, attrs)| {
+            let next_hop = next_hop_addr(&attrs.next_hop).unwrap_or(peer.address);
+            Candidate::from_attributes(*peer, next_hop, None, &attrs.attributes)
+        })
+        .collect()
+}
+
+/// Builds route-server routes, sharing one attribute allocation per received attribute set.
+/// Use one per batch of changes: it is keyed by the addresses of attribute sets that are alive
+/// while the batch runs (a later allocation may reuse an address).
+#[derive(Debug, Default)]
+pub struct RouteServer {
+    interned: HashMap<(*const PathAttrs, bool), RouteAttributes>,
+}
+
+impl RouteServer {
+    /// What a client gets for `prefix`: the best accepted route among `others` (every source
+    /// but the client itself). To an eBGP client LOCAL_PREF is dropped (RFC 4271 §5.1.5); the
+    /// AS_PATH is not prepended and the next hop is kept (RFC 7947 §2.2).
+    pub fn route<'a>(
+        &mut self,
+        prefix: &IpNet,
+        others: impl Iterator<Item = &'a Source<'a>>,
+        client_ebgp: bool,
+        best_path: &BestPathConfig,
+    ) -> Option<OutRoute> {
+        let routes = accepted(prefix, others);
+        let chosen = match routes.len() {
+            0 => return None,
+            1 => routes[0].1,
+            _ => routes[select(&candidates(&routes), best_path)?.best].1,
+        };
+        let attributes = self
+            .interned
+            .entry((Arc::as_ptr(chosen), client_ebgp))
+            .or_insert_with(|| {
+                let kept: Vec<PathAttribute> = chosen
+                    .attributes
+                    .iter()
+                    .filter(|a| !(client_ebgp && matches!(a.value, AttrValue::LocalPref(_))))
+                    .cloned()
+                    .collect();
+                Arc::new(kept)
+            })
+            .clone();
+        Some(OutRoute {
+            attributes,
+            next_hop: chosen.next_hop.clone(),
+        })
+    }
+}
+
+/// The kernel next hops for `prefix`: the ECMP set of best-path selection over every source.
+/// Empty when no accepted route exists.
+pub fn fib_next_hops<'a>(
+    prefix: &IpNet,
+    sources: impl Iterator<Item = &'a Source<'a>>,
+    best_path: &BestPathConfig,
+) -> BTreeSet<FibNextHop> {
+    let routes = accepted(prefix, sources);
+    let candidates = candidates(&routes);
+    let Some(selection) = select(&candidates, best_path) else {
+        return BTreeSet::new();
+    };
+    selection
+        .ecmp
+        .iter()
+        .map(|&i| FibNextHop::via(candidates[i].next_hop))
+        .filter(|hop| usable_gateway(prefix, hop.gateway))
+        .collect()
+}
+
+/// The kernel takes a gateway of the prefix's family only (RFC 5549 next hops are not
+/// installed).
+fn usable_gateway(prefix: &IpNet, gateway: IpAddr) -> bool {
+    matches!(
+        (prefix, gateway),
+        (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use bgp_proto::{AsPath, NextHop, Origin};
+
+    use super::*;
+    use crate::bgp::rib::RibInEntry;
+
+    fn peer(last: u8, ebgp: bool) -> PeerInfo {
+        PeerInfo {
+            address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
+            router_id: Ipv4Addr::new(1, 1, 1, last),
+            ebgp,
+        }
+    }
+
+    fn rib(prefix: &str, path: &[u32], local_pref: Option<u32>, nh: u8) -> AdjRibIn {
+        let mut attributes = vec![
+            PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+            PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(path))),
+        ];
+        if let Some(lp) = local_pref {
+            attributes.push(PathAttribute::new(AttrValue::LocalPref(lp)));
+        }
+        let mut rib = AdjRibIn::default();
+        rib.insert(
+            prefix.parse().expect("net"),
+            RibInEntry {
+                attrs: Arc::new(PathAttrs {
+                    attributes,
+                    next_hop: NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, nh)),
+                }),
+                accepted: true,
+                stale: false,
+            },
+        );
+        rib
+    }
+
+    #[test]
+    fn route_server_sends_the_best_other_route_unchanged_but_without_local_pref() {
+        let p: IpNet = "192.0.2.0/24".parse().expect("net");
+        let long = rib("192.0.2.0/24", &[65010, 65020], Some(50), 1);
+        let short = rib("192.0.2.0/24", &[65030], Some(50), 2);
+        let sources = [
+            Source {
+                peer: peer(1, true),
+                rib: &long,
+            },
+            Source {
+                peer: peer(2, true),
+                rib: &short,
+            },
+        ];
+        let mut rs = RouteServer::default();
+        let best = rs
+            .route(&p, sources.iter(), true, &BestPathConfig::default())
+            .expect("a route");
+        assert_eq!(best.next_hop, NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert!(
+            best.attributes
+                .iter()
+                .any(|a| a.value == AttrValue::AsPath(AsPath::from_sequence(&[65030])))
+        );
+        assert!(
+            !best
+                .attributes
+                .iter()
+                .any(|a| matches!(a.value, AttrValue::LocalPref(_)))
+        );
+        // Client 2 itself gets the other route.
+        let for_two = rs
+            .route(
+                &p,
+                sources.iter().filter(|s| s.peer != peer(2, true)),
+                true,
+                &BestPathConfig::default(),
+            )
+            .expect("a route");
+        assert_eq!(for_two.next_hop, NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert!(
+            rs.route(
+                &"10.0.0.0/8".parse().expect("net"),
+                sources.iter(),
+                true,
+                &BestPathConfig::default()
+            )
+            .is_none()
+        );
+    }
+
+    #[test]
+    fn fib_gets_the_ecmp_set() {
+        let p: IpNet = "192.0.2.0/24".parse().expect("net");
+        let a = rib("192.0.2.0/24", &[65000], None, 1);
+        let b = rib("192.0.2.0/24", &[65000], None, 2);
+        let sources = [
+            Source {
+                peer: peer(1, true),
+                rib: &a,
+            },
+            Source {
+                peer: peer(2, true),
+                rib: &b,
+            },
+        ];
+        let multipath = BestPathConfig {
+            max_paths: 4,
+            ..BestPathConfig::default()
+        };
+        assert_eq!(fib_next_hops(&p, sources.iter(), &multipath).len(), 2);
+        assert_eq!(
+            fib_next_hops(&p, sources.iter(), &BestPathConfig::default()).len(),
+            1
+        );
+        assert!(
+            fib_next_hops(
+                &"10.0.0.0/8".parse().expect("net"),
+                sources.iter(),
+                &multipath
+            )
+            .is_empty()
+        );
+    }
+}
