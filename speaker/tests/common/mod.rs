@@ -11,6 +11,7 @@ use herald_tests::{ChildProcess, Netns, TestLab, VethPair, wait_until_ok};
 use nix::sys::signal::Signal;
 use speaker::api::control::{Request, Response, request};
 use speaker::bgp::io::instance::PeerStatus;
+use speaker::bgp::route_rows::{RouteQuery, RouteRow};
 
 /// Two namespaces joined by a veth pair: `node` (the speaker) and `peer` (the router).
 pub struct Topology {
@@ -138,6 +139,23 @@ impl Speaker {
             }
         })
         .unwrap_or_else(|e| panic!("{e}\nspeaker log:\n{}", self.log()))
+    }
+
+    /// Routes advertised to (or received from) every peer.
+    pub fn routes(&self, received: bool) -> Result<Vec<RouteRow>, String> {
+        let query = RouteQuery {
+            received,
+            peer: None,
+            family: None,
+        };
+        match self
+            .runtime
+            .block_on(request(&self.socket, &Request::Routes { query }))
+            .map_err(|e| e.to_string())?
+        {
+            Response::Routes { routes } => Ok(routes),
+            other => Err(format!("unexpected {other:?}")),
+        }
     }
 
     /// Rewrites the configuration and sends SIGHUP.
