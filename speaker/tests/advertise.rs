@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::Speaker;
 use herald_tests::{Bird, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
+use nix::sys::signal::Signal;
 
 const UP: Duration = Duration::from_secs(45);
 
@@ -330,7 +331,8 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
     })
     .expect("re-announced");
 
-    // Session loss.
+    // Session loss, then the session back, then a clean stop of the speaker: the routes go
+    // each time (no graceful restart configured).
     bird.birdc("disable spk").expect("birdc");
     wait_until_ok("route removed on session loss", UP, || {
         (!installed("198.51.100.0/24"))
@@ -338,4 +340,19 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
             .ok_or("still installed")
     })
     .expect("session loss");
+    bird.birdc("enable spk").expect("birdc");
+    wait_until_ok("route back with the session", UP, || {
+        installed("198.51.100.0/24").then_some(()).ok_or("missing")
+    })
+    .expect("session back");
+    let mut speaker = speaker;
+    let mut process = speaker.process.take().expect("running speaker");
+    process.signal(Signal::SIGTERM).expect("SIGTERM");
+    process
+        .wait_exit(Duration::from_secs(10))
+        .expect("speaker stops");
+    assert!(
+        !installed("198.51.100.0/24"),
+        "routes left in the kernel after shutdown"
+    );
 }
