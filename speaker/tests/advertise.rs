@@ -291,24 +291,20 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
             .unwrap_or_default()
             .contains("via 10.82.0.2")
     };
-    wait_until_ok("both routes in the kernel", UP, || {
-        match (installed("198.51.100.0/24"), installed("203.0.113.0/24")) {
-            (true, true) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .expect("FIB import");
+    // Waits until the two prefixes are (or are not) in the kernel.
+    let wait_installed = |what: &str, want: (bool, bool)| {
+        wait_until_ok(what, UP, || {
+            let now = (installed("198.51.100.0/24"), installed("203.0.113.0/24"));
+            (now == want).then_some(()).ok_or(format!("{now:?}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    };
+    wait_installed("both routes in the kernel", (true, true));
 
     // Import policy narrowed: one route leaves the kernel, the session is not reset.
     let before = speaker.peer("10.82.0.2");
     speaker.reconfigure(&yaml(one));
-    wait_until_ok("policy change applied", UP, || {
-        match (installed("198.51.100.0/24"), installed("203.0.113.0/24")) {
-            (true, false) => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .expect("policy");
+    wait_installed("policy change applied", (true, false));
     let after = speaker.peer("10.82.0.2");
     assert_eq!(
         after.transitions, before.transitions,
@@ -317,34 +313,16 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
     assert_eq!(after.prefixes_received, 2);
     assert_eq!(after.prefixes_accepted, 1);
 
-    // Withdrawal by BIRD.
+    // Withdrawal by BIRD, then the route back; session loss, then the session back; then a clean
+    // stop of the speaker: the route goes each time (no graceful restart configured).
     bird.birdc("disable lan").expect("birdc");
-    wait_until_ok("withdrawn route removed", UP, || {
-        (!installed("198.51.100.0/24"))
-            .then_some(())
-            .ok_or("still installed")
-    })
-    .expect("withdrawal");
+    wait_installed("withdrawn route removed", (false, false));
     bird.birdc("enable lan").expect("birdc");
-    wait_until_ok("route back", UP, || {
-        installed("198.51.100.0/24").then_some(()).ok_or("missing")
-    })
-    .expect("re-announced");
-
-    // Session loss, then the session back, then a clean stop of the speaker: the routes go
-    // each time (no graceful restart configured).
+    wait_installed("route re-announced", (true, false));
     bird.birdc("disable spk").expect("birdc");
-    wait_until_ok("route removed on session loss", UP, || {
-        (!installed("198.51.100.0/24"))
-            .then_some(())
-            .ok_or("still installed")
-    })
-    .expect("session loss");
+    wait_installed("route removed on session loss", (false, false));
     bird.birdc("enable spk").expect("birdc");
-    wait_until_ok("route back with the session", UP, || {
-        installed("198.51.100.0/24").then_some(()).ok_or("missing")
-    })
-    .expect("session back");
+    wait_installed("route back with the session", (true, false));
     let mut speaker = speaker;
     let mut process = speaker.process.take().expect("running speaker");
     process.signal(Signal::SIGTERM).expect("SIGTERM");

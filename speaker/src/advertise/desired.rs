@@ -342,44 +342,34 @@ pub fn advertised_prefixes(ad: &Advertisement, inputs: &Inputs<'_>) -> BTreeSet<
 /// The routes this node should announce, per peer and family, with their attributes.
 pub fn desired(inputs: &Inputs<'_>) -> DesiredRoutes {
     let mut merged: BTreeMap<PeerFamily, BTreeMap<IpNet, Merged>> = BTreeMap::new();
+    let mut add = |peer: &PeerView, prefix: IpNet, attributes: &Attributes| {
+        let key = PeerFamily {
+            peer: peer.address,
+            family: family_of(&prefix),
+        };
+        merged
+            .entry(key)
+            .or_default()
+            .entry(prefix)
+            .or_default()
+            .add(attributes);
+    };
     for fixed in inputs.fixed_routes {
         let family = family_of(&fixed.prefix);
         for peer in inputs.peers.iter().filter(|p| p.families.contains(&family)) {
-            let key = PeerFamily {
-                peer: peer.address,
-                family,
-            };
-            merged
-                .entry(key)
-                .or_default()
-                .entry(fixed.prefix.trunc())
-                .or_default()
-                .add(&fixed.attributes);
+            add(peer, fixed.prefix.trunc(), &fixed.attributes);
         }
     }
     for ad in inputs.advertisements {
         let prefixes = advertised_prefixes(ad, inputs);
-        if prefixes.is_empty() {
-            continue;
-        }
         for peer in inputs.peers.iter().filter(|p| p.selected_by(&ad.peers)) {
             for prefix in &prefixes {
                 let family = family_of(prefix);
-                if !peer.families.contains(&family)
-                    || !(ad.families.is_empty() || ad.families.contains(&family))
+                if peer.families.contains(&family)
+                    && (ad.families.is_empty() || ad.families.contains(&family))
                 {
-                    continue;
+                    add(peer, *prefix, &ad.attributes);
                 }
-                let key = PeerFamily {
-                    peer: peer.address,
-                    family,
-                };
-                merged
-                    .entry(key)
-                    .or_default()
-                    .entry(*prefix)
-                    .or_default()
-                    .add(&ad.attributes);
             }
         }
     }
