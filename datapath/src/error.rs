@@ -33,6 +33,27 @@ pub enum Error {
     /// The next hop towards an underlay address could not be found or resolved.
     #[error("next hop: {0}")]
     Neighbour(String),
+    /// A `datapath run` config file is malformed or could not be read (serde-saphyr's message
+    /// names line and column).
+    #[error("{path}: {message}")]
+    ConfigParse {
+        /// The file (or `<input>`).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A `datapath run` config value is invalid.
+    #[error("{path}:{line}: {key}: {message}")]
+    Config {
+        /// The file (or `<input>`).
+        path: String,
+        /// 1-based line of the offending value (0 when unknown).
+        line: u64,
+        /// Dotted key path, e.g. `services[0].backends[1].address`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A feature that is not written yet.
     #[error("not implemented: {0}")]
     NotImplemented(&'static str),

@@ -1,6 +1,8 @@
 //! Datapath user space: loads and attaches the XDP/TC programs, owns the BPF maps, builds Maglev
 //! tables and reconciles services and backends into the maps.
 
+pub mod agent;
+pub mod config;
 pub mod error;
 pub mod loader;
 pub mod maglev;

@@ -382,13 +382,18 @@ fn tc_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut SchedClassifier>
     Ok(p.try_into()?)
 }
 
-/// Mounts bpffs on /sys/fs/bpf if it is not there, and creates `dir`.
+/// Makes `dir` usable for pinning: it must lie on a bpf filesystem. A directory under
+/// `/sys/fs/bpf` gets bpffs mounted there when it is missing (a fresh mount namespace, such as
+/// `ip netns exec` makes, has none); any other directory must already be on a bpffs mount (the
+/// lab runner mounts one per lab). Creates `dir`.
 pub fn ensure_bpffs(dir: &Path) -> Result<()> {
-    let mounts = std::fs::read_to_string("/proc/self/mounts")?;
-    let mounted = mounts
-        .lines()
-        .any(|l| l.split(' ').nth(1) == Some(BPFFS) && l.split(' ').nth(2) == Some("bpf"));
-    if !mounted {
+    if !on_bpffs(dir)? {
+        if !dir.starts_with(BPFFS) {
+            return Err(Error::Io(std::io::Error::other(format!(
+                "{} is not on a bpf filesystem (mount one with `mount -t bpf bpf DIR`)",
+                dir.display()
+            ))));
+        }
         let status = std::process::Command::new("mount")
             .args(["-t", "bpf", "bpf", BPFFS])
             .status()?;
@@ -400,4 +405,47 @@ pub fn ensure_bpffs(dir: &Path) -> Result<()> {
     }
     std::fs::create_dir_all(dir)?;
     Ok(())
+}
+
+/// Whether the nearest existing ancestor of `dir` (or `dir` itself) is on a bpf filesystem.
+fn on_bpffs(dir: &Path) -> Result<bool> {
+    let mut p = dir;
+    loop {
+        if p.exists() {
+            let st = nix::sys::statfs::statfs(p).map_err(|e| Error::Io(e.into()))?;
+            return Ok(st.filesystem_type() == nix::sys::statfs::BPF_FS_MAGIC);
+        }
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => return Ok(false),
+        }
+    }
+}
+
+/// Removes the maps [`Loader::load`] pinned under `dir`, then `dir` itself when that leaves it
+/// empty. Pins that are absent are fine. Returns how many pins were removed.
+pub fn unpin_maps(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    for name in MAP_NAMES {
+        match std::fs::remove_file(dir.join(name)) {
+            Ok(()) => removed += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match std::fs::remove_dir(dir) {
+        Ok(()) => {}
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+            ) => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(removed)
+}
+
+/// Whether any map is pinned under `dir` (a previous agent's state).
+pub fn has_pinned_maps(dir: &Path) -> bool {
+    MAP_NAMES.iter().any(|n| dir.join(n).exists())
 }

@@ -1,5 +1,5 @@
-//! The `datapath` command: Maglev table printing and datapath status. Argument parsing and output
-//! only; the work is in the library.
+//! The `datapath` command: the long-running agent (`run`), Maglev table printing and datapath
+//! status. Argument parsing and output only; the work is in the library.
 
 use std::io::Write as _;
 
@@ -17,6 +17,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the datapath agent: load and attach the programs, program the configured services,
+    /// reload on SIGHUP or file change, detach and clean up on SIGTERM.
+    Run {
+        /// The YAML config file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// bpffs directory for the pinned maps (overrides the file's `pinDir`).
+        #[arg(long)]
+        pin_dir: Option<std::path::PathBuf>,
+    },
+    /// Check a `datapath run` config file and exit.
+    Check {
+        /// The YAML config file.
+        #[arg(long)]
+        config: std::path::PathBuf,
+    },
     /// Print a Maglev table, one backend index (position on the command line) per slot.
     Maglev {
         /// Table size M (one of Cilium's primes).
@@ -43,6 +59,25 @@ enum Command {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { config, pin_dir } => {
+            tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                )
+                .init();
+            datapath::agent::run(&datapath::agent::RunOptions { config, pin_dir })?;
+        }
+        Command::Check { config } => {
+            let c = datapath::config::load(&config)?;
+            println!(
+                "{}: ok ({} interface(s), {} service(s))",
+                config.display(),
+                c.interfaces.value.len(),
+                c.services.len()
+            );
+        }
         Command::Maglev {
             table_size,
             seed,

@@ -227,6 +227,35 @@ pub fn interface_mac(ifname: &str) -> Result<[u8; 6]> {
     )))
 }
 
+/// The first IPv4 address of interface `ifname` in the calling thread's network namespace.
+pub fn interface_ipv4(ifname: &str) -> Result<Option<Ipv4Addr>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| Error::Io(e.into()))?;
+    Ok(addrs
+        .filter(|a| a.interface_name == ifname)
+        .find_map(|a| a.address.as_ref()?.as_sockaddr_in().map(|s| s.ip())))
+}
+
+/// Every IPv4 address of the calling thread's network namespace.
+pub fn local_ipv4s() -> Result<std::collections::BTreeSet<Ipv4Addr>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|e| Error::Io(e.into()))?;
+    Ok(addrs
+        .filter_map(|a| a.address.as_ref()?.as_sockaddr_in().map(|s| s.ip()))
+        .collect())
+}
+
+/// The MTU of interface `ifname`, from sysfs. sysfs shows the network namespace it was mounted
+/// in: right under `ip netns exec` (which mounts it afresh), not after a bare `setns`.
+pub fn interface_mtu(ifname: &str) -> Result<u16> {
+    let path = format!("/sys/class/net/{ifname}/mtu");
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| Error::Neighbour(format!("{path}: {e}")))?;
+    let mtu: u32 = text
+        .trim()
+        .parse()
+        .map_err(|_| Error::Neighbour(format!("{path}: {text:?} is not an MTU")))?;
+    Ok(u16::try_from(mtu).unwrap_or(u16::MAX))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -142,6 +142,11 @@ impl Reconciler {
         })
     }
 
+    /// Backend ids the applied state uses.
+    pub fn backend_ids(&self) -> BTreeSet<u32> {
+        self.backends.keys().copied().collect()
+    }
+
     /// Makes the maps hold exactly `desired`. Writes only what changed; on error the applied
     /// state reflects what was written, so calling again retries the rest.
     pub fn apply(&mut self, desired: &[ServiceSpec], w: &mut impl MapWriter) -> Result<()> {

@@ -440,6 +440,20 @@ fn udp_to_local_backend_is_dnated_and_passed() {
     let expect = frame_v4(CLIENT4, [10, 244, 0, 7], 17, 5000, 5353, 0, b"query", None);
     assert_eq!(r.data, expect);
     assert_eq!(counter(&l.loader, Counter::Local), 1);
+    // The local backend's reply leaves through the stack; egress rewrites it to VIP:53 from the
+    // reverse-NAT entry the XDP program recorded.
+    let reply = frame_v4([10, 244, 0, 7], CLIENT4, 17, 5353, 5000, 0, b"answer", None);
+    let r = l
+        .loader
+        .run_tc(programs::TC_EGRESS, &reply, 1)
+        .expect("tc egress");
+    assert_eq!(r.verdict, TC_ACT_OK);
+    assert_eq!(
+        r.data,
+        frame_v4(VIP4, CLIENT4, 17, 53, 5000, 0, b"answer", None),
+        "local backend's reply leaves from VIP:53"
+    );
+    assert_eq!(counter(&l.loader, Counter::RevNat), 1);
 }
 
 #[test]

@@ -9,15 +9,15 @@ use aya_ebpf::{
 };
 use datapath_common::{
     BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, ServiceKey, ServiceKey4, ServiceValue, csum,
+    IPPROTO_ICMPV6, IPPROTO_TCP, RevNatValue, ServiceKey, ServiceKey4, ServiceValue, csum,
 };
 
 use crate::{
     geneve::{self, Encap, OUTER_FIXED},
     maglev,
     maps::{
-        BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, SCRATCH, SERVICES, SERVICES4, count,
-        count_service,
+        BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT, SCRATCH, SERVICES, SERVICES4,
+        count, count_service,
     },
     nat,
     parse::{self, Headers, Skip, ptr_at, read, write},
@@ -143,6 +143,28 @@ fn remember_flow(h: &Headers, backend: u32) {
     };
 }
 
+/// Records the reverse-NAT entry for a flow DNATed to a local backend, keyed the way the
+/// egress TC program sees the reply (backend → client). Once per flow, so out of line.
+#[inline(never)]
+fn remember_revnat(h: &Headers, be: &BackendValue) {
+    let key = FlowKey {
+        saddr: be.addr,
+        daddr: h.saddr,
+        sport: be.port,
+        dport: u16::from_be_bytes(h.sport),
+        proto: h.proto,
+        family: h.family,
+        _pad: [0; 2],
+    };
+    let value = RevNatValue {
+        vip: h.daddr,
+        port: u16::from_be_bytes(h.dport),
+        family: h.family,
+        _pad: 0,
+    };
+    let _ = REVNAT.insert(&key, &value, 0);
+}
+
 /// What the balancing step decided.
 enum Plan {
     /// Return this XDP action as is.
@@ -264,6 +286,9 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
     if be.flags & BE_F_LOCAL != 0 {
         if !seen {
             remember_flow(h, be_id);
+            // The reply leaves this node through the stack: the egress TC program turns its
+            // source back into the service address, as it does for decapsulated flows.
+            remember_revnat(h, &be);
         }
         if !nat::dnat(start, end, h, &be.addr, be.port) {
             count(Counter::Malformed);
