@@ -1,18 +1,26 @@
 //! `lab demo`: Herald's main job. Brings up the `bgp-ecmp` topology, waits for the ToR's BGP
 //! sessions, and checks each link of the chain a user cares about — service IP, the ToR's ECMP
-//! route to it, an HTTP request from the client answered by a node, the DSR proof — printing one
-//! row per step. A step whose component has not landed yet says "not yet available: <what>"
-//! instead of failing; a step that should work and does not makes [`Report::failed`] true.
+//! route to it, HTTP requests from the client answered by the backend pods through the nodes'
+//! datapath (XDP Maglev + Geneve DSR), and the DSR proof from packet captures on the nodes'
+//! uplinks — printing one row per step, plus one row per node (flows that entered there, who
+//! answered them, replies that left there). A step whose component has not landed yet says "not
+//! yet available: <what>" instead of failing; a step that should work and does not makes
+//! [`Report::failed`] true.
 //!
-//! The table and the parsers are pure; the steps do I/O through the [`Runner`], `vtysh`
-//! ([`crate::frr`]), and `ip`/`curl` run inside the lab's namespaces.
+//! The table and the parsers are pure (the capture analysis is in [`crate::dsr_proof`]); the
+//! steps do I/O through the [`Runner`], `vtysh` ([`crate::frr`]), and `ip`/`curl`/`tcpdump` run
+//! inside the lab's namespaces.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::clab::Topology;
+use crate::dsr_proof::{self, DemoService, FlowPath, Seen};
 use crate::frr;
+use crate::process::ChildProcess;
+use crate::runner::images;
 use crate::runner::state::LabState;
 use crate::runner::{Runner, UpOptions};
 use crate::{Error, Result, wait_until};
@@ -22,8 +30,11 @@ use crate::{Error, Result, wait_until};
 const SESSIONS_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the ECMP route may take to reach the ToR's FIB after the sessions are up.
 const ROUTE_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long the first HTTP answer may take once the route is installed.
-const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long the first HTTP answer may take once the route is installed (the datapath agents
+/// program the service once their node has its address and next hops).
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a packet capture may take to start listening.
+const CAPTURE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// What the demo expects of the topology: node names and the service.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,13 +43,11 @@ pub struct DemoPlan {
     pub tor: &'static str,
     /// The node that sends the HTTP requests.
     pub client: &'static str,
-    /// The Kubernetes nodes running the speaker.
+    /// The Kubernetes nodes running the speaker and the datapath. The service (address, port,
+    /// backends) is the first one in the datapath config bound into the first of them
+    /// (`/etc/herald/datapath.yaml`): the one place the lab defines it.
     pub nodes: &'static [&'static str],
-    /// The service IP (fixed in the speakers' configs until lb-ipam is wired in).
-    pub service_ip: &'static str,
-    /// The service port.
-    pub service_port: u16,
-    /// Where the service IP is configured, for the summary.
+    /// How the speakers announce the service IP, for the summary.
     pub service_ip_source: &'static str,
     /// HTTP requests sent (each from a new source port, so ECMP hashing spreads them).
     pub requests: usize,
@@ -49,9 +58,7 @@ pub const BGP_ECMP: DemoPlan = DemoPlan {
     tor: "tor",
     client: "client",
     nodes: &["node1", "node2", "node3"],
-    service_ip: "10.200.0.10",
-    service_port: 80,
-    service_ip_source: "fixed in nodeN/speaker.yaml (bgp.staticRoutes)",
+    service_ip_source: "announced by the speakers as bgp.staticRoutes (nodeN/speaker.yaml)",
     requests: 12,
 };
 
@@ -197,6 +204,20 @@ pub fn run(
             });
         }
     }
+    let first = plan.nodes.first().copied().unwrap_or_default();
+    let conf = topo
+        .nodes
+        .get(first)
+        .and_then(|n| n.bind_for(images::DATAPATH_CONF))
+        .ok_or_else(|| Error::Topology {
+            file: file.display().to_string(),
+            message: format!(
+                "the demo needs `{first}` to bind the datapath config {}",
+                images::DATAPATH_CONF
+            ),
+        })?;
+    let service = DemoService::load(conf)?;
+    let service_conf = conf.to_path_buf();
     let mut report = Report::default();
     let mut emit = |step: &'static str, outcome: Outcome| {
         let row = Row { step, outcome };
@@ -232,6 +253,8 @@ pub fn run(
         topo: &topo,
         state: &state,
         plan,
+        service: &service,
+        service_conf: &service_conf,
     }
     .run_all(&mut emit);
     let teardown = if keep {
@@ -258,18 +281,29 @@ struct Steps<'a> {
     topo: &'a Topology,
     state: &'a LabState,
     plan: &'a DemoPlan,
+    service: &'a DemoService,
+    service_conf: &'a Path,
 }
 
 impl Steps<'_> {
     fn run_all(&self, emit: &mut dyn FnMut(&'static str, Outcome)) {
         let sessions = self.sessions();
         emit(step::SESSIONS, sessions.clone());
+        let conf = self
+            .service_conf
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         emit(
             step::SERVICE_IP,
             Outcome::Done(format!(
-                "{}:{} — {}; lb-ipam allocation not yet available (the speaker has no ipam/services \
-                 sections yet)",
-                self.plan.service_ip, self.plan.service_port, self.plan.service_ip_source
+                "{}:{} (service `{}`, {} backends) from {conf}; {}; lb-ipam allocation not wired \
+                 into the lab yet",
+                self.service.vip,
+                self.service.port,
+                self.service.name,
+                self.service.backends.len(),
+                self.plan.service_ip_source
             )),
         );
         let route = match &sessions {
@@ -278,20 +312,24 @@ impl Steps<'_> {
             _ => Outcome::Skipped("no BGP sessions".to_owned()),
         };
         emit(step::ROUTE, route.clone());
-        let http = match &route {
-            Outcome::Done(_) => self.http(),
-            Outcome::NotYet(_) => Outcome::NotYet("a route from the ToR to the service IP".into()),
-            _ => Outcome::Skipped("no route to the service IP".to_owned()),
-        };
-        emit(step::HTTP, http);
-        emit(
-            step::DSR,
-            Outcome::NotYet(
-                "the datapath (XDP Maglev + Geneve DSR) has no entry point the speaker or the lab \
-                 drives yet; until then each node serves the service IP itself"
-                    .to_owned(),
-            ),
-        );
+        match &route {
+            Outcome::Done(_) => self.http_and_dsr(emit),
+            Outcome::NotYet(_) => {
+                let why = "a route from the ToR to the service IP";
+                emit(step::HTTP, Outcome::NotYet(why.into()));
+                emit(step::DSR, Outcome::NotYet(why.into()));
+            }
+            _ => {
+                emit(
+                    step::HTTP,
+                    Outcome::Skipped("no route to the service IP".into()),
+                );
+                emit(
+                    step::DSR,
+                    Outcome::Skipped("no route to the service IP".into()),
+                );
+            }
+        }
     }
 
     fn tor_run_dir(&self) -> PathBuf {
@@ -368,7 +406,8 @@ impl Steps<'_> {
 
     fn route(&self) -> Outcome {
         let want = self.plan.nodes.len();
-        let vip = self.plan.service_ip;
+        let vip = self.service.vip.to_string();
+        let vip = vip.as_str();
         let fib = wait_until("the ECMP route in the ToR's FIB", ROUTE_TIMEOUT, || {
             let (_, text) = self
                 .node_output(self.plan.tor, &["ip", "route", "show", vip])
@@ -403,23 +442,59 @@ impl Steps<'_> {
         }
     }
 
-    fn http(&self) -> Outcome {
-        let url = format!(
-            "http://{}:{}/",
-            self.plan.service_ip, self.plan.service_port
-        );
-        let get = || -> Option<String> {
-            let (ok, body) = self
-                .node_output(self.plan.client, &["curl", "-s", "-m", "2", &url])
-                .ok()?;
-            let body = body.trim();
-            (ok && !body.is_empty()).then(|| body.to_owned())
+    fn url(&self) -> String {
+        let host = match self.service.vip {
+            std::net::IpAddr::V6(a) => format!("[{a}]"),
+            std::net::IpAddr::V4(a) => a.to_string(),
         };
-        // The nodes' servers are started in the background by `exec` lines: wait until each one
-        // answers on the node itself, so the spread below measures ECMP, not start-up races.
+        format!("http://{host}:{}/", self.service.port)
+    }
+
+    /// Underlay (uplink) address → node name, read from the nodes.
+    fn node_addresses(&self) -> BTreeMap<Ipv4Addr, String> {
+        let mut out = BTreeMap::new();
         for node in self.plan.nodes {
-            let local = wait_until(
-                &format!("{node}'s HTTP server on the service IP"),
+            let argv = [
+                "ip",
+                "-4",
+                "-o",
+                "addr",
+                "show",
+                "dev",
+                &self.service.uplink,
+            ];
+            if let Ok((_, text)) = self.node_output(node, &argv) {
+                for a in uplink_addresses(&text) {
+                    out.insert(a, (*node).to_owned());
+                }
+            }
+        }
+        out
+    }
+
+    /// HTTP through the service IP, then the DSR proof from captures taken while the requests
+    /// ran; one row each, then one row per node.
+    fn http_and_dsr(&self, emit: &mut dyn FnMut(&'static str, Outcome)) {
+        let fail_both = |emit: &mut dyn FnMut(&'static str, Outcome), why: String| {
+            emit(step::HTTP, Outcome::Failed(why));
+            emit(
+                step::DSR,
+                Outcome::Skipped("HTTP through the service IP failed".into()),
+            );
+        };
+        let addrs = self.node_addresses();
+        // The pods' servers start in the background: wait until each answers on its own node, so
+        // the spread below measures ECMP and Maglev, not start-up races.
+        for (backend, node_addr) in &self.service.backends {
+            let Some(node) = addrs.get(node_addr) else {
+                return fail_both(
+                    emit,
+                    format!("no node has the backend {backend}'s node address {node_addr}"),
+                );
+            };
+            let url = format!("http://{backend}/");
+            let up = wait_until(
+                &format!("backend {backend} on {node}"),
                 HTTP_TIMEOUT,
                 || {
                     let (ok, body) = self
@@ -428,38 +503,208 @@ impl Steps<'_> {
                     (ok && !body.trim().is_empty()).then_some(())
                 },
             );
-            if let Err(e) = local {
-                return Outcome::Failed(format!("{node} does not serve {url} locally: {e}"));
+            if let Err(e) = up {
+                return fail_both(
+                    emit,
+                    format!("backend {backend} does not answer on {node}: {e}"),
+                );
             }
         }
-        let first = match wait_until("the first HTTP answer", HTTP_TIMEOUT, get) {
-            Ok(b) => b,
-            Err(e) => return Outcome::Failed(format!("GET {url} from {}: {e}", self.plan.client)),
+        let url = self.url();
+        let get = |port: Option<u16>| -> Option<String> {
+            let port = port.map(|p| p.to_string());
+            let mut argv = vec!["curl", "-s", "-m", "2"];
+            if let Some(p) = &port {
+                argv.extend(["--local-port", p.as_str()]);
+            }
+            argv.push(&url);
+            let (ok, body) = self.node_output(self.plan.client, &argv).ok()?;
+            let body = body.trim();
+            (ok && !body.is_empty()).then(|| body.to_owned())
         };
-        let mut bodies = vec![first.clone()];
+        // The datapath agents program the service once their node has its address and next hops.
+        let first = match wait_until("the first HTTP answer", HTTP_TIMEOUT, || get(None)) {
+            Ok(b) => b,
+            Err(e) => {
+                return fail_both(emit, format!("GET {url} from {}: {e}", self.plan.client));
+            }
+        };
+        let captures = match self.start_captures() {
+            Ok(c) => c,
+            Err(e) => {
+                emit(
+                    step::HTTP,
+                    Outcome::Done(format!("GET {url} answered by {first}")),
+                );
+                emit(step::DSR, Outcome::Failed(format!("packet capture: {e}")));
+                return;
+            }
+        };
+        // Distinct, fresh client ports, so each request is its own flow in the captures.
+        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        let mut answers = BTreeMap::new();
         let mut failures = 0;
-        for _ in 1..self.plan.requests {
-            match get() {
-                Some(b) => bodies.push(b),
+        for i in 0..self.plan.requests {
+            let port = base + i as u16;
+            match get(Some(port)) {
+                Some(b) => {
+                    answers.insert(port, b);
+                }
                 None => failures += 1,
             }
         }
+        let seen = self.stop_captures(captures);
+        let bodies: Vec<String> = answers.values().cloned().collect();
         let spread: Vec<String> = tally(&bodies)
             .into_iter()
-            .map(|(node, n)| format!("{node}×{n}"))
+            .map(|(who, n)| format!("{who} ×{n}"))
             .collect();
         let detail = format!(
-            "GET {url} from {} answered by {first}; {} requests over ECMP: {}",
+            "GET {url} from {} answered by {first}; {} requests over ECMP + Maglev: {}",
             self.plan.client,
             self.plan.requests,
-            spread.join(" ")
+            spread.join(", ")
         );
-        if failures > 0 {
-            Outcome::Failed(format!("{detail}; {failures} unanswered"))
-        } else {
-            Outcome::Done(detail)
+        emit(
+            step::HTTP,
+            if failures > 0 {
+                Outcome::Failed(format!("{detail}; {failures} unanswered"))
+            } else {
+                Outcome::Done(detail)
+            },
+        );
+        let seen = match seen {
+            Ok(s) => s,
+            Err(e) => {
+                emit(step::DSR, Outcome::Failed(format!("packet capture: {e}")));
+                return;
+            }
+        };
+        let paths = dsr_proof::flow_paths(&answers, &seen, &addrs);
+        emit(step::DSR, self.dsr_outcome(&paths));
+        for (node, (entered, replies)) in dsr_proof::per_node(&paths, self.plan.nodes) {
+            let Some(step) = self.plan.nodes.iter().find(|n| **n == node) else {
+                continue;
+            };
+            let answered: Vec<String> = entered
+                .iter()
+                .map(|(who, n)| format!("{who} ×{n}"))
+                .collect();
+            let flows: usize = entered.values().sum();
+            emit(
+                step,
+                Outcome::Done(format!(
+                    "{flows} flows entered here → {}; {replies} replies left here from {}:{}",
+                    if answered.is_empty() {
+                        "-".to_owned()
+                    } else {
+                        answered.join(", ")
+                    },
+                    self.service.vip,
+                    self.service.port
+                )),
+            );
         }
     }
+
+    /// The DSR row: every answered flow's replies left exactly one node with the service address
+    /// as source, and at least one flow entered at another node than the one that answered.
+    fn dsr_outcome(&self, paths: &[FlowPath]) -> Outcome {
+        let vip = format!("{}:{}", self.service.vip, self.service.port);
+        let unseen: Vec<u16> = paths
+            .iter()
+            .filter(|p| p.reply_node.is_none())
+            .map(|p| p.client_port)
+            .collect();
+        if paths.is_empty() {
+            return Outcome::Failed("no answered request to examine".into());
+        }
+        if !unseen.is_empty() {
+            return Outcome::Failed(format!(
+                "no reply from {vip} seen leaving exactly one node for client ports {unseen:?}"
+            ));
+        }
+        let crossed: Vec<&FlowPath> = paths.iter().filter(|p| p.crossed()).collect();
+        let Some(p) = crossed.first() else {
+            return Outcome::Failed(format!(
+                "all {} flows were answered on the node they entered at; none crossed nodes",
+                paths.len()
+            ));
+        };
+        let (src, dst) = p
+            .geneve
+            .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
+        Outcome::Done(format!(
+            "client port {} entered at {}, Geneve {src} → {dst} (DSR option) to {}, answered by \
+             {} and the reply left {} from {vip}; {} of {} flows crossed nodes, every reply left \
+             its backend's node from {vip}",
+            p.client_port,
+            p.entry_node.as_deref().unwrap_or("?"),
+            p.reply_node.as_deref().unwrap_or("?"),
+            p.answer,
+            p.reply_node.as_deref().unwrap_or("?"),
+            crossed.len(),
+            paths.len()
+        ))
+    }
+
+    /// Starts tcpdump on every node's uplink and waits until each listens.
+    fn start_captures(&self) -> Result<Vec<(String, ChildProcess)>> {
+        let filter = dsr_proof::capture_filter(self.service);
+        let mut out = Vec::new();
+        for node in self.plan.nodes {
+            let argv: Vec<String> = ["tcpdump", "-nn", "-l", "-i", &self.service.uplink, &filter]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
+            let c = self
+                .runner
+                .exec_command(Some(&self.topo.name), node, &argv)?;
+            let dir = self.runner.lab_dir(&self.topo.name).node_dir(node);
+            let p = ChildProcess::spawn("dsr-capture", c, &dir)?;
+            wait_until(&format!("tcpdump on {node}"), CAPTURE_TIMEOUT, || {
+                std::fs::read_to_string(p.stderr_log())
+                    .ok()
+                    .filter(|e| e.contains("listening on"))
+            })?;
+            out.push(((*node).to_owned(), p));
+        }
+        Ok(out)
+    }
+
+    /// Stops the captures and parses what each saw.
+    fn stop_captures(
+        &self,
+        captures: Vec<(String, ChildProcess)>,
+    ) -> Result<BTreeMap<String, Vec<Seen>>> {
+        // Let the last replies reach the captures.
+        std::thread::sleep(Duration::from_millis(500));
+        let mut out = BTreeMap::new();
+        for (node, mut p) in captures {
+            p.stop()?;
+            let text = std::fs::read_to_string(p.stdout_log())
+                .map_err(|e| Error::io(p.stdout_log(), e))?;
+            let seen = text
+                .lines()
+                .filter_map(|l| {
+                    dsr_proof::parse_capture_line(l, self.service.vip, self.service.port)
+                })
+                .collect();
+            out.insert(node, seen);
+        }
+        Ok(out)
+    }
+}
+
+/// IPv4 addresses in `ip -4 -o addr show` output.
+pub fn uplink_addresses(text: &str) -> Vec<Ipv4Addr> {
+    text.lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            w.find(|x| *x == "inet")?;
+            w.next()?.split('/').next()?.parse().ok()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -512,6 +757,13 @@ mod tests {
             r.outcome(step::HTTP),
             Some(&Outcome::Failed("no answer".into()))
         );
+    }
+
+    #[test]
+    fn uplink_addresses_come_from_ip_o_addr() {
+        let text = "9: eth1    inet 10.0.1.2/30 scope global eth1\\       valid_lft forever preferred_lft forever\n";
+        assert_eq!(uplink_addresses(text), vec![Ipv4Addr::new(10, 0, 1, 2)]);
+        assert!(uplink_addresses("").is_empty());
     }
 
     #[test]

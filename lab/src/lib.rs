@@ -10,6 +10,7 @@
 pub mod clab;
 pub mod cmd;
 pub mod demo;
+pub mod dsr_proof;
 pub mod error;
 pub mod frr;
 pub mod link;

@@ -1,8 +1,10 @@
 //! End-to-end test of the main job, `lab demo`, on a private copy of the shipped `bgp-ecmp`
-//! topology: real FRR on the ToR, the real speaker on node1..3, real HTTP through the service IP.
-//! Asserts the rows that are real today (sessions, the ToR's 3-way ECMP route, HTTP answered by a
-//! node, "not yet available" for the DSR proof), that `--keep` leaves the lab up and that
-//! `lab down` then leaves no namespace, link or process behind. Needs root; no mocks.
+//! topology: real FRR on the ToR, the real speaker and datapath (XDP Maglev + Geneve DSR) on
+//! node1..3, real HTTP through the service IP to the backend pods. Asserts the rows (sessions, the
+//! ToR's 3-way ECMP route, HTTP answered by the pods, the DSR proof from captures on the nodes'
+//! uplinks, one row per node), that `--keep` leaves the lab up with the datapath's pinned maps
+//! readable by `datapath status`, and that `lab down` then leaves no namespace, link, process or
+//! pinned map behind. Needs root; no mocks.
 
 mod support;
 
@@ -26,6 +28,7 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
         return;
     }
     ensure_binary("speaker", "speaker");
+    let datapath = ensure_binary("datapath", "datapath");
     let lab = ShippedLab::copy("bgp-ecmp", "demo");
     let file = lab.file().to_string_lossy().into_owned();
     let out = lab.lab(&["demo", "--keep", "--topology", &file]);
@@ -45,11 +48,40 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
     assert!(route.contains("3-way ECMP"), "{route}");
     let http = row(&table, "HTTP via VIP");
     assert!(
-        http.contains(" ok ") && http.contains("answered by node"),
+        http.contains(" ok ") && http.contains("answered by pod"),
         "{http}"
     );
-    assert!(row(&table, "service IP").contains("10.200.0.10"));
-    assert!(row(&table, "DSR proof").contains("not yet available: the datapath"));
+    assert!(!http.contains("unanswered"), "{http}");
+    assert!(row(&table, "service IP").contains("10.200.0.10:80"));
+    // The proof: a flow entered at one node, crossed to another in Geneve, and its reply left
+    // that node with the service address as source; every reply left some node from it.
+    let dsr = row(&table, "DSR proof");
+    assert!(dsr.contains(" ok "), "{dsr}");
+    assert!(
+        dsr.contains("entered at node")
+            && dsr.contains("Geneve 10.0.")
+            && dsr.contains("from 10.200.0.10:80")
+            && dsr.contains("every reply left its backend's node"),
+        "{dsr}"
+    );
+    let mut replies = 0;
+    for n in ["node1", "node2", "node3"] {
+        let r = row(&table, n);
+        assert!(
+            r.contains(" ok ") && r.contains("flows entered here"),
+            "{r}"
+        );
+        replies += r
+            .split("; ")
+            .nth(1)
+            .and_then(|t| t.split_whitespace().next())
+            .and_then(|c| c.parse::<usize>().ok())
+            .unwrap_or_else(|| panic!("reply count in {r}"));
+    }
+    assert_eq!(
+        replies, 12,
+        "each of the 12 flows replied from exactly one node"
+    );
     assert!(row(&table, "teardown").contains("kept up"));
 
     // The lab is still up and what the table claims is visible from outside the demo.
@@ -58,9 +90,26 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
     let body = lab
         .http_get("client", "http://10.200.0.10/")
         .expect("HTTP after the demo");
-    assert!(body.starts_with("node"), "{body}");
+    assert!(body.starts_with("pod"), "{body}");
+    // The agents' maps are pinned in the lab's bpffs, readable from inside the node.
+    let pins = lab.state_root().join(&lab.name).join("bpffs");
+    let dp = datapath.to_string_lossy().into_owned();
+    let pin_dir = pins.join("node1").to_string_lossy().into_owned();
+    let (ok, status) = lab.exec("node1", &[&dp, "status", "--pin-dir", &pin_dir]);
+    assert!(ok && status.contains("10.200.0.10:80"), "{status}");
+    assert!(
+        status.contains("10.244.1.10:8080 node 10.0.1.2 local true"),
+        "{status}"
+    );
 
     let procs = lab.processes(&ALL);
-    assert!(procs.len() >= 3 + 3 + 3, "too few processes: {procs:?}");
+    // 3 FRR daemons, speaker + datapath on each node, one server per pod.
+    assert!(procs.len() >= 3 + 2 * 3 + 3, "too few processes: {procs:?}");
     lab.down_and_check(&ALL, &procs);
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
+    assert!(
+        !mounts.contains(&pins.to_string_lossy().into_owned()),
+        "the lab's bpffs (and its pinned maps) outlived `lab down`: {mounts}"
+    );
+    assert!(!pins.exists(), "bpffs mount point left");
 }

@@ -90,7 +90,7 @@ fn recorded_processes(st: &LabState) -> Vec<ProcessId> {
         .iter()
         .filter_map(|r| match r {
             Resource::Process { id, .. } => Some(*id),
-            Resource::Netns { .. } => None,
+            Resource::Netns { .. } | Resource::BpfFs { .. } => None,
         })
         .collect()
 }

@@ -10,8 +10,9 @@ use crate::{Error, Result};
 pub enum Program {
     /// zebra + bgpd (+ bfdd/staticd per the bound `daemons` file) with the bound `frr.conf`.
     Frr,
-    /// Herald's speaker image: `speaker run` when `/etc/herald/speaker.yaml` is bound, and the L2
-    /// announcer `herald-l2 run` when `/etc/herald/l2.yaml` is bound (at least one of the two).
+    /// Herald's speaker image: `speaker run` when `/etc/herald/speaker.yaml` is bound, the L2
+    /// announcer `herald-l2 run` when `/etc/herald/l2.yaml` is bound, and the datapath agent
+    /// `datapath run` when `/etc/herald/datapath.yaml` is bound (at least one of them).
     Speaker,
     /// A plain Linux image: nothing runs unless the node has a `cmd`.
     Plain,
@@ -39,6 +40,9 @@ pub const FRR_DAEMONS: &str = "/etc/frr/daemons";
 pub const SPEAKER_CONF: &str = "/etc/herald/speaker.yaml";
 /// Container path of the L2 announcer's config (`herald-l2 run --config`), also in the image.
 pub const L2_CONF: &str = "/etc/herald/l2.yaml";
+/// Container path of the datapath agent's config (`datapath run --config`): XDP Maglev + Geneve
+/// DSR on the node's uplink.
+pub const DATAPATH_CONF: &str = "/etc/herald/datapath.yaml";
 
 /// Image repositories (without registry-independent tag) and the program each stands for. A rule
 /// matches the image's repository exactly or as a path suffix (`quay.io/frrouting/frr:8.4` matches
@@ -161,6 +165,15 @@ pub fn l2_binary() -> Result<PathBuf> {
         "herald-l2",
         "HERALD_L2",
         "cargo build -p arp-responder` — speaker-image nodes with an l2.yaml bind need it",
+    )
+}
+
+/// Finds the datapath agent: `$HERALD_DATAPATH`, then `datapath` beside `lab`, then `$PATH`.
+pub fn datapath_binary() -> Result<PathBuf> {
+    herald_binary(
+        "datapath",
+        "HERALD_DATAPATH",
+        "cargo build -p datapath` — speaker-image nodes with a datapath.yaml bind need it",
     )
 }
 

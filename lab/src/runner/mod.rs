@@ -44,6 +44,25 @@ fn start_settled(name: &str, c: Command, node_dir: &Path, node: &str) -> Result<
     Ok(child)
 }
 
+/// Unmounts a lab's bpffs (dropping every map pinned in it) and removes the mount point. Not
+/// mounted or already gone is fine, so `down` can repeat.
+fn unmount_bpffs(path: &Path) -> Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let mounts = std::fs::read_to_string("/proc/self/mounts")
+        .map_err(|e| Error::io(Path::new("/proc/self/mounts"), e))?;
+    let target = path.to_string_lossy();
+    let mounted = mounts
+        .lines()
+        .filter(|l| l.split(' ').nth(1) == Some(target.as_ref()))
+        .count();
+    for _ in 0..mounted {
+        cmd::output(Command::new("umount").arg(path))?;
+    }
+    std::fs::remove_dir(path).map_err(|e| Error::io(path, e))
+}
+
 /// What `down` removed.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DownReport {
@@ -206,19 +225,22 @@ impl Runner {
                 Program::Speaker => {
                     let wants_speaker = node.bind_for(images::SPEAKER_CONF).is_some();
                     let wants_l2 = node.bind_for(images::L2_CONF).is_some();
-                    if !wants_speaker && !wants_l2 {
+                    let wants_datapath = node.bind_for(images::DATAPATH_CONF).is_some();
+                    if !wants_speaker && !wants_l2 && !wants_datapath {
                         return Err(node_err(
                             &node.name,
                             format!(
-                                "a speaker-image node needs a bind to {} or {}",
+                                "a speaker-image node needs a bind to {}, {} or {}",
                                 images::SPEAKER_CONF,
-                                images::L2_CONF
+                                images::L2_CONF,
+                                images::DATAPATH_CONF
                             ),
                         ));
                     }
-                    let checks: [(bool, &str, BinaryLookup); 2] = [
+                    let checks: [(bool, &str, BinaryLookup); 3] = [
                         (wants_speaker, "speaker", images::speaker_with_run),
                         (wants_l2, "herald-l2", images::l2_binary),
+                        (wants_datapath, "datapath", images::datapath_binary),
                     ];
                     for (wanted, program, find) in checks {
                         if !wanted {
@@ -327,9 +349,9 @@ impl Runner {
                     }
                 }
                 Program::Speaker => {
+                    let unavailable = state.unavailable.clone();
                     let skipped = |program: &str| {
-                        state
-                            .unavailable
+                        unavailable
                             .iter()
                             .any(|u| u.node == node.name && u.program == program)
                     };
@@ -353,6 +375,21 @@ impl Runner {
                             .envs(&node.env)
                             .current_dir(&node_dir);
                         started.push(start_settled("herald-l2", c, &node_dir, &node.name)?);
+                    }
+                    if let Some(conf) = bound(images::DATAPATH_CONF)
+                        && !skipped("datapath")
+                    {
+                        let bin = images::datapath_binary()?;
+                        let pins = self.lab_bpffs(dir, state)?.join(&node.name);
+                        let mut c = netns.command(&bin);
+                        c.arg("run")
+                            .arg("--config")
+                            .arg(&conf)
+                            .arg("--pin-dir")
+                            .arg(&pins)
+                            .envs(&node.env)
+                            .current_dir(&node_dir);
+                        started.push(start_settled("datapath", c, &node_dir, &node.name)?);
                     }
                     if let Some(conf) = bound(images::SPEAKER_CONF)
                         && !skipped("speaker")
@@ -412,6 +449,25 @@ impl Runner {
         Ok(())
     }
 
+    /// The lab's own bpf filesystem (`<lab dir>/bpffs`), mounted on first use: datapath agents
+    /// pin their maps in a directory per node under it, visible to `lab exec NODE -- datapath
+    /// status --pin-dir ...` (`ip netns exec` hides the host's `/sys/fs/bpf`), and `down` removes
+    /// every pin at once by unmounting it.
+    fn lab_bpffs(&self, dir: &LabDir, state: &mut LabState) -> Result<PathBuf> {
+        let path = dir.bpffs();
+        if state
+            .resources
+            .iter()
+            .any(|r| matches!(r, Resource::BpfFs { .. }))
+        {
+            return Ok(path);
+        }
+        dir.record(state, Resource::BpfFs { path: path.clone() })?;
+        make_dir(&path)?;
+        cmd::output(Command::new("mount").args(["-t", "bpf", "bpf"]).arg(&path))?;
+        Ok(path)
+    }
+
     /// Tears down the lab defined in `file`: everything recorded in its state, and any namespace
     /// named after its nodes (in case the state was lost). Safe to repeat.
     pub fn down(&self, file: &Path) -> Result<DownReport> {
@@ -439,9 +495,17 @@ impl Runner {
                 }
             }
         }
+        // Pinned maps go with their bpffs; programs they were attached to died with the agents.
+        for r in resources.iter().rev() {
+            if let Resource::BpfFs { path } = r
+                && let Err(e) = unmount_bpffs(path)
+            {
+                first_error = first_error.or(Some(e));
+            }
+        }
         let recorded = resources.iter().rev().filter_map(|r| match r {
             Resource::Netns { name, .. } => Some(name.as_str()),
-            Resource::Process { .. } => None,
+            Resource::Process { .. } | Resource::BpfFs { .. } => None,
         });
         for ns in recorded.chain(extra_netns.iter().map(String::as_str)) {
             if Netns::exists(ns) {

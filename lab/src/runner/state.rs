@@ -29,6 +29,11 @@ pub enum Resource {
         /// PID and start time.
         id: ProcessId,
     },
+    /// A bpf filesystem mounted for the lab's datapath agents to pin their maps in.
+    BpfFs {
+        /// Mount point.
+        path: PathBuf,
+    },
 }
 
 /// A node as `status` and `exec` need it.
@@ -91,6 +96,11 @@ impl LabDir {
     /// The directory.
     pub fn path(&self) -> &Path {
         &self.dir
+    }
+
+    /// Mount point of the lab's bpf filesystem (maps pinned by the nodes' datapath agents).
+    pub fn bpffs(&self) -> PathBuf {
+        self.dir.join("bpffs")
     }
 
     /// Per-node run directory.

@@ -1,0 +1,381 @@
+//! The DSR proof of `lab demo`, as pure functions: the service as the nodes' datapath config
+//! defines it, parsing of the packet captures taken on the nodes' uplinks (`tcpdump -nn -l`), and
+//! the analysis that ties each client flow to the node it entered at, the node whose backend
+//! answered, and the source address its replies left that node with.
+//!
+//! The captures themselves (tcpdump inside the node namespaces) are run by [`crate::demo`]; nothing
+//! here does I/O except [`DemoService::load`], which reads the config file.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// The tcpdump filter for a node's uplink: Geneve (UDP 6081) and TCP from the service address.
+pub fn capture_filter(service: &DemoService) -> String {
+    format!(
+        "udp port 6081 or (tcp and src host {} and src port {})",
+        service.vip, service.port
+    )
+}
+
+/// The part of `datapath run`'s config the demo needs (other keys are ignored here; the datapath
+/// itself rejects unknown ones).
+#[derive(Debug, Deserialize)]
+struct DatapathFile {
+    #[serde(default)]
+    interfaces: Vec<InterfaceEntry>,
+    #[serde(default)]
+    services: Vec<ServiceEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InterfaceEntry {
+    name: String,
+    #[serde(default)]
+    xdp: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServiceEntry {
+    name: String,
+    vip: IpAddr,
+    port: u16,
+    #[serde(default)]
+    backends: Vec<BackendEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct BackendEntry {
+    address: SocketAddr,
+    node: Ipv4Addr,
+}
+
+/// The service the demo sends requests to: the first service of the nodes' datapath config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DemoService {
+    /// Service name.
+    pub name: String,
+    /// Service address.
+    pub vip: IpAddr,
+    /// Service port.
+    pub port: u16,
+    /// Backends: (pod address, underlay address of its node).
+    pub backends: Vec<(SocketAddr, Ipv4Addr)>,
+    /// The uplink the XDP load balancer runs on (where captures are taken).
+    pub uplink: String,
+}
+
+impl DemoService {
+    /// Parses a datapath config's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let bad = |message: String| Error::Topology {
+            file: origin.to_owned(),
+            message,
+        };
+        let f: DatapathFile =
+            serde_saphyr::from_str(text).map_err(|e| bad(format!("datapath config: {e}")))?;
+        let s = f
+            .services
+            .into_iter()
+            .next()
+            .ok_or_else(|| bad("the datapath config defines no service".to_owned()))?;
+        let uplink = f
+            .interfaces
+            .into_iter()
+            .find(|i| i.xdp.as_deref() != Some("none"))
+            .map(|i| i.name)
+            .ok_or_else(|| bad("the datapath config has no XDP interface".to_owned()))?;
+        Ok(Self {
+            name: s.name,
+            vip: s.vip,
+            port: s.port,
+            backends: s.backends.iter().map(|b| (b.address, b.node)).collect(),
+            uplink,
+        })
+    }
+
+    /// Reads and parses the datapath config at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+}
+
+/// What one capture line shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Seen {
+    /// A Geneve packet between nodes carrying a client's packet.
+    Geneve {
+        /// Outer source: the node the flow entered at.
+        outer_src: Ipv4Addr,
+        /// Outer destination: the backend's node.
+        outer_dst: Ipv4Addr,
+        /// The client's source port in the inner packet.
+        client_port: u16,
+    },
+    /// A TCP segment from the service address to a client port.
+    Reply {
+        /// The client's port.
+        client_port: u16,
+    },
+}
+
+/// `10.0.2.2.55362` or `10.0.2.2.6081:` → (address, port).
+fn addr_port(token: &str) -> Option<(IpAddr, u16)> {
+    let (a, p) = token.trim_end_matches(':').rsplit_once('.')?;
+    Some((a.parse().ok()?, p.parse().ok()?))
+}
+
+/// The `A > B` pair after the first `IP ` in `text`.
+fn ip_pair(text: &str) -> Option<((IpAddr, u16), (IpAddr, u16))> {
+    let rest = &text[text.find("IP ")? + 3..];
+    let mut words = rest.split_whitespace();
+    let src = addr_port(words.next()?)?;
+    if words.next()? != ">" {
+        return None;
+    }
+    let dst = addr_port(words.next()?)?;
+    Some((src, dst))
+}
+
+/// Parses one line of `tcpdump -nn -l` output taken with [`capture_filter`].
+pub fn parse_capture_line(line: &str, vip: IpAddr, port: u16) -> Option<Seen> {
+    let ((src, _), (dst, dport)) = ip_pair(line)?;
+    if let Some(g) = line.find("Geneve") {
+        let (IpAddr::V4(outer_src), IpAddr::V4(outer_dst)) = (src, dst) else {
+            return None;
+        };
+        if dport != 6081 {
+            return None;
+        }
+        let ((_, client_port), _) = ip_pair(&line[g..])?;
+        return Some(Seen::Geneve {
+            outer_src,
+            outer_dst,
+            client_port,
+        });
+    }
+    let ((src, sport), (_, client_port)) = ip_pair(line)?;
+    (src == vip && sport == port).then_some(Seen::Reply { client_port })
+}
+
+/// One client flow, reconstructed from the captures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FlowPath {
+    /// The client's source port.
+    pub client_port: u16,
+    /// What the backend answered (its name).
+    pub answer: String,
+    /// The node whose uplink the replies left with the service address as source.
+    pub reply_node: Option<String>,
+    /// The node the request entered at: the outer source of the Geneve packets that reached
+    /// `reply_node`, or `reply_node` itself when none did (a local backend).
+    pub entry_node: Option<String>,
+    /// Outer (source, destination) of the Geneve packets, when the flow crossed nodes.
+    pub geneve: Option<(Ipv4Addr, Ipv4Addr)>,
+}
+
+impl FlowPath {
+    /// Entered at one node, answered from another.
+    pub fn crossed(&self) -> bool {
+        self.geneve.is_some() && self.entry_node.is_some() && self.entry_node != self.reply_node
+    }
+}
+
+/// Ties the answered requests (client port → answer) to the captures per node (`seen`), given
+/// each node's underlay address (`node_addrs`: address → node name).
+pub fn flow_paths(
+    answers: &BTreeMap<u16, String>,
+    seen: &BTreeMap<String, Vec<Seen>>,
+    node_addrs: &BTreeMap<Ipv4Addr, String>,
+) -> Vec<FlowPath> {
+    answers
+        .iter()
+        .map(|(port, answer)| {
+            let replied: Vec<&String> = seen
+                .iter()
+                .filter(|(_, s)| s.contains(&Seen::Reply { client_port: *port }))
+                .map(|(n, _)| n)
+                .collect();
+            let reply_node = match replied.as_slice() {
+                [one] => Some((*one).clone()),
+                _ => None,
+            };
+            let geneve = reply_node.as_ref().and_then(|n| {
+                seen.get(n)?.iter().find_map(|s| match s {
+                    Seen::Geneve {
+                        outer_src,
+                        outer_dst,
+                        client_port,
+                    } if client_port == port && node_addrs.get(outer_dst) == Some(n) => {
+                        Some((*outer_src, *outer_dst))
+                    }
+                    _ => None,
+                })
+            });
+            let entry_node = match geneve {
+                Some((src, _)) => node_addrs.get(&src).cloned(),
+                None => reply_node.clone(),
+            };
+            FlowPath {
+                client_port: *port,
+                answer: answer.clone(),
+                reply_node,
+                entry_node,
+                geneve,
+            }
+        })
+        .collect()
+}
+
+/// Per node: (flows that entered there with who answered them, flows whose replies left there).
+pub fn per_node(
+    paths: &[FlowPath],
+    nodes: &[&str],
+) -> BTreeMap<String, (BTreeMap<String, usize>, usize)> {
+    let mut out: BTreeMap<String, (BTreeMap<String, usize>, usize)> = nodes
+        .iter()
+        .map(|n| ((*n).to_owned(), (BTreeMap::new(), 0)))
+        .collect();
+    for p in paths {
+        if let Some(e) = &p.entry_node {
+            *out.entry(e.clone())
+                .or_default()
+                .0
+                .entry(p.answer.clone())
+                .or_insert(0) += 1;
+        }
+        if let Some(r) = &p.reply_node {
+            out.entry(r.clone()).or_default().1 += 1;
+        }
+    }
+    out
+}
+
+/// Nodes that appear as entry points of flows, for the summary.
+pub fn entry_nodes(paths: &[FlowPath]) -> BTreeSet<String> {
+    paths.iter().filter_map(|p| p.entry_node.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VIP: &str = "10.200.0.10";
+
+    fn vip() -> IpAddr {
+        VIP.parse().expect("vip")
+    }
+
+    // Captured on node3's eth1 in the bgp-ecmp lab (tcpdump 4.99.3).
+    const GENEVE_SYN: &str = "03:33:28.496036 IP 10.0.2.2.55362 > 10.0.3.2.6081: Geneve, Flags [none], vni 0x0, options [12 bytes]: IP 10.0.100.10.41001 > 10.244.3.10.8080: Flags [S], seq 1141273728, win 64240, options [mss 1460,sackOK,TS val 3719189152 ecr 0,nop,wscale 10], length 0";
+    const REPLY: &str = "03:33:28.496066 IP 10.200.0.10.80 > 10.0.100.10.41001: Flags [S.], seq 1610403577, ack 1141273729, win 65160, options [mss 1460,sackOK,TS val 3612045289 ecr 3719189152,nop,wscale 10], length 0";
+
+    fn ip4(s: &str) -> Ipv4Addr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn capture_lines_parse_into_geneve_and_replies() {
+        assert_eq!(
+            parse_capture_line(GENEVE_SYN, vip(), 80),
+            Some(Seen::Geneve {
+                outer_src: ip4("10.0.2.2"),
+                outer_dst: ip4("10.0.3.2"),
+                client_port: 41001
+            })
+        );
+        assert_eq!(
+            parse_capture_line(REPLY, vip(), 80),
+            Some(Seen::Reply { client_port: 41001 })
+        );
+        // From another port or address: not a service reply.
+        assert_eq!(parse_capture_line(REPLY, vip(), 443), None);
+        assert_eq!(
+            parse_capture_line(
+                &REPLY.replace("10.200.0.10.80", "10.244.3.10.8080"),
+                vip(),
+                80
+            ),
+            None
+        );
+        assert_eq!(parse_capture_line("garbage", vip(), 80), None);
+        assert_eq!(parse_capture_line("", vip(), 80), None);
+    }
+
+    fn addrs() -> BTreeMap<Ipv4Addr, String> {
+        (1..=3)
+            .map(|n| (ip4(&format!("10.0.{n}.2")), format!("node{n}")))
+            .collect()
+    }
+
+    #[test]
+    fn flows_are_tied_to_entry_and_reply_nodes() {
+        let answers: BTreeMap<u16, String> = [
+            (41001, "pod3 on node3".to_owned()),
+            (41002, "pod1 on node1".to_owned()),
+            (41003, "pod2 on node2".to_owned()),
+        ]
+        .into();
+        let seen: BTreeMap<String, Vec<Seen>> = [
+            (
+                "node3".to_owned(),
+                vec![
+                    parse_capture_line(GENEVE_SYN, vip(), 80).expect("geneve"),
+                    Seen::Reply { client_port: 41001 },
+                ],
+            ),
+            ("node1".to_owned(), vec![Seen::Reply { client_port: 41002 }]),
+            ("node2".to_owned(), vec![]),
+        ]
+        .into();
+        let paths = flow_paths(&answers, &seen, &addrs());
+        assert_eq!(paths.len(), 3);
+        let p = &paths[0];
+        assert_eq!(p.reply_node.as_deref(), Some("node3"));
+        assert_eq!(p.entry_node.as_deref(), Some("node2"));
+        assert!(p.crossed());
+        let local = &paths[1];
+        assert_eq!(local.entry_node.as_deref(), Some("node1"));
+        assert!(!local.crossed(), "local backend: no Geneve");
+        let unseen = &paths[2];
+        assert_eq!((unseen.reply_node.clone(), unseen.crossed()), (None, false));
+        let table = per_node(&paths, &["node1", "node2", "node3"]);
+        assert_eq!(table["node2"].0.get("pod3 on node3"), Some(&1));
+        assert_eq!(table["node2"].1, 0);
+        assert_eq!(table["node3"].1, 1);
+        assert_eq!(
+            table["node1"],
+            ([("pod1 on node1".to_owned(), 1)].into(), 1)
+        );
+        assert_eq!(entry_nodes(&paths).len(), 2);
+    }
+
+    #[test]
+    fn a_reply_seen_on_two_nodes_has_no_single_reply_node() {
+        let answers: BTreeMap<u16, String> = [(5, "x".to_owned())].into();
+        let seen: BTreeMap<String, Vec<Seen>> = [
+            ("node1".to_owned(), vec![Seen::Reply { client_port: 5 }]),
+            ("node2".to_owned(), vec![Seen::Reply { client_port: 5 }]),
+        ]
+        .into();
+        assert_eq!(flow_paths(&answers, &seen, &addrs())[0].reply_node, None);
+    }
+
+    #[test]
+    fn the_shipped_datapath_config_defines_the_demo_service() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("containerlab/bgp-ecmp/datapath.yaml");
+        let s = DemoService::load(&path).expect("parse");
+        assert_eq!((s.vip, s.port, s.uplink.as_str()), (vip(), 80, "eth1"));
+        assert_eq!(s.backends.len(), 3);
+        assert_eq!(
+            capture_filter(&s),
+            "udp port 6081 or (tcp and src host 10.200.0.10 and src port 80)"
+        );
+    }
+}
