@@ -20,11 +20,10 @@
 //! `datapath::neighbour::next_hop` (route + ARP table of the LB node's namespace), and the
 //! uplink MAC by `datapath::neighbour::interface_mac`, both run inside the LB node's namespace.
 
-use std::fs::File;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
-use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use datapath::loader::{LoadConfig, Loader, programs};
@@ -32,77 +31,13 @@ use datapath::maglev::{self, Backend, Proto, Seed};
 use datapath::neighbour;
 use datapath::reconcile::{BackendSpec, Reconciler, ServiceSpec};
 use datapath_common::{Config, Counter, hash};
-use herald_tests::{ChildProcess, Netns, TestLab, VethPair, wait_until_ok};
-use socket2::{Domain, SockAddr, Socket, Type};
+use support::*;
 
 const M: u32 = 1021;
-const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
-const VIP_PORT: u16 = 80;
-const BACKEND_PORT: u16 = 8080;
-const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);
-const UNDERLAY_MTU: u16 = 1600;
-const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_server.py");
-const PYTHON: &str = "/usr/bin/python3";
-
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { geteuid() };
-    if euid != 0 {
-        eprintln!("skipping: the end-to-end test needs root (namespaces, eBPF)");
-    }
-    euid == 0
-}
-
-unsafe extern "C" {
-    fn geteuid() -> u32;
-}
-
-/// Runs `f` on a fresh thread that has entered `ns`'s network namespace. Sockets and BPF links
-/// created there stay in that namespace after the thread ends.
-fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let fd = File::open(&path).expect("open netns");
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("netns thread panicked")
-    })
-}
-
-/// Underlay address of LB node `i` (1-based) and of its router port.
-fn lb_addr(i: usize) -> (Ipv4Addr, Ipv4Addr) {
-    (
-        Ipv4Addr::new(10, 0, i as u8, 2),
-        Ipv4Addr::new(10, 0, i as u8, 1),
-    )
-}
-
-/// Underlay address of backend node `j` (1-based) and of its router port.
-fn be_addr(j: usize) -> (Ipv4Addr, Ipv4Addr) {
-    (
-        Ipv4Addr::new(10, 0, 10 + j as u8, 2),
-        Ipv4Addr::new(10, 0, 10 + j as u8, 1),
-    )
-}
-
-/// The backends: two per backend node, `(node index, address)`.
-fn backends() -> Vec<(usize, SocketAddr)> {
-    let mut v = Vec::new();
-    for j in 1..=2usize {
-        for host in [10u8, 11] {
-            let a = Ipv4Addr::new(10, 244, j as u8, host);
-            v.push((j, SocketAddr::from((a, BACKEND_PORT))));
-        }
-    }
-    v
-}
 
 /// An LB node: its namespace, its loader (maps and attached programs) and its reconciler.
 struct LbNode {
-    ns: Netns,
+    name: String,
     loader: Loader,
     reconciler: Reconciler,
     /// Next-hop MAC towards each backend node (index 0: be1).
@@ -144,131 +79,30 @@ impl LbNode {
     }
 }
 
-/// The whole topology. Field order is drop order: servers and loaders before namespaces.
+/// The shared topology plus in-process LB nodes. Field order is drop order: the LB loaders
+/// before the namespaces.
 struct Lab {
-    _servers: Vec<ChildProcess>,
     lbs: Vec<LbNode>,
-    _be_loaders: Vec<Loader>,
-    _links: Vec<VethPair>,
-    client: Netns,
-    router: Netns,
-    bes: Vec<Netns>,
-    lab: TestLab,
+    net: Net,
 }
 
-fn ip(ns: &Netns, args: &[&str]) {
-    ns.ip(args)
-        .unwrap_or_else(|e| panic!("ip -n {} {args:?}: {e}", ns.name()));
-}
-
-fn sysctl(ns: &Netns, key: &str, value: &str) {
-    ns.sysctl(key, value)
-        .unwrap_or_else(|e| panic!("sysctl {key}={value} in {}: {e}", ns.name()));
+impl std::ops::Deref for Lab {
+    type Target = Net;
+    fn deref(&self) -> &Net {
+        &self.net
+    }
 }
 
 impl Lab {
     fn new(test: &str) -> Self {
-        let lab = TestLab::new(test).expect("test lab");
-        let client = lab.netns("client").expect("netns");
-        let router = lab.netns("router").expect("netns");
-        let lb_ns: Vec<Netns> = (1..=2)
-            .map(|i| lab.netns(&format!("lb{i}")).expect("netns"))
-            .collect();
-        let bes: Vec<Netns> = (1..=2)
-            .map(|j| lab.netns(&format!("be{j}")).expect("netns"))
-            .collect();
-        let mut links = Vec::new();
-
-        sysctl(&router, "net.ipv4.ip_forward", "1");
-        // Replies from backend nodes carry the VIP as source, which the router routes towards
-        // the LB nodes: strict reverse-path filtering would drop them.
-        sysctl(&router, "net.ipv4.conf.all.rp_filter", "0");
-        sysctl(&router, "net.ipv4.conf.default.rp_filter", "0");
-        // ECMP by 5-tuple, so different flows may take different LB nodes.
-        sysctl(&router, "net.ipv4.fib_multipath_hash_policy", "1");
-
-        links.push(VethPair::create(&router, "c0", &client, "eth0").expect("veth"));
-        router.addr_add("c0", "172.16.0.1/24").expect("addr");
-        client
-            .addr_add("eth0", &format!("{CLIENT}/24"))
-            .expect("addr");
-        client
-            .route_add(&["default", "via", "172.16.0.1"])
-            .expect("route");
-        // Complete checksums on the client's frames (see the module comment).
-        client
-            .exec("ethtool", &["-K", "eth0", "tx", "off"])
-            .expect("ethtool -K eth0 tx off");
-
-        for (i, ns) in lb_ns.iter().enumerate() {
-            let i = i + 1;
-            let port = format!("lb{i}");
-            links.push(VethPair::create(&router, &port, ns, "eth0").expect("veth"));
-            let (node, gw) = lb_addr(i);
-            router.set_mtu(&port, UNDERLAY_MTU.into()).expect("mtu");
-            ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
-            router.addr_add(&port, &format!("{gw}/24")).expect("addr");
-            ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
-            ns.route_add(&["default", "via", &gw.to_string()])
-                .expect("route");
-            sysctl(&router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
-        }
-        for (j, ns) in bes.iter().enumerate() {
-            let j = j + 1;
-            let port = format!("be{j}");
-            links.push(VethPair::create(&router, &port, ns, "eth0").expect("veth"));
-            let (node, gw) = be_addr(j);
-            router.set_mtu(&port, UNDERLAY_MTU.into()).expect("mtu");
-            ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
-            router.addr_add(&port, &format!("{gw}/24")).expect("addr");
-            ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
-            ns.route_add(&["default", "via", &gw.to_string()])
-                .expect("route");
-            sysctl(&router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
-            // The VIP and the backend addresses live on lo; never answer ARP for them.
-            for key in ["all", "eth0"] {
-                sysctl(ns, &format!("net.ipv4.conf.{key}.arp_ignore"), "1");
-                sysctl(ns, &format!("net.ipv4.conf.{key}.arp_announce"), "2");
-            }
-            ns.addr_add("lo", &format!("{VIP}/32")).expect("addr");
-            for (_, b) in backends().iter().filter(|(n, _)| *n == j) {
-                ns.addr_add("lo", &format!("{}/32", b.ip())).expect("addr");
-            }
-        }
-
-        // Backend nodes: TC decap + reverse NAT on the uplink, and the HTTP servers.
-        let mut be_loaders = Vec::new();
-        let mut servers = Vec::new();
-        for (j, ns) in bes.iter().enumerate() {
-            let loader = in_netns(ns, || {
-                let mut l = Loader::load(&LoadConfig {
-                    maglev_m: 251,
-                    pin_dir: None,
-                })
-                .expect("load eBPF");
-                l.attach_tc("eth0").expect("attach TC");
-                l
-            });
-            be_loaders.push(loader);
-            let name = format!("be{}", j + 1);
-            let port = BACKEND_PORT.to_string();
-            servers.push(
-                ns.spawn(
-                    &format!("http-{name}"),
-                    PYTHON,
-                    &[SERVER, &name, &port],
-                    lab.dir(),
-                )
-                .expect("spawn server"),
-            );
-        }
-
+        let net = Net::new(test, true);
+        let router = &net.router;
         // LB nodes: XDP LB on the uplink (native), XDP_PASS on the router's port facing it.
         let seed = Seed::default();
         let mut lbs = Vec::new();
-        for (i, ns) in lb_ns.into_iter().enumerate() {
+        for (i, ns) in net.lbs.iter().enumerate() {
             let (node, _) = lb_addr(i + 1);
-            let (loader, next_hops) = in_netns(&ns, || {
+            let (loader, next_hops) = in_netns(ns, || {
                 let mut l = Loader::load(&LoadConfig {
                     maglev_m: M,
                     pin_dir: None,
@@ -299,13 +133,13 @@ impl Lab {
             });
             let mut loader = loader;
             let port = format!("lb{}", i + 1);
-            in_netns(&router, || {
+            in_netns(router, || {
                 loader
                     .attach_xdp(programs::XDP_PASS, &port, true)
                     .expect("attach XDP_PASS on the router port")
             });
             let mut lb = LbNode {
-                ns,
+                name: ns.name().to_owned(),
                 loader,
                 reconciler: Reconciler::new(M, seed).expect("reconciler"),
                 next_hops,
@@ -314,179 +148,8 @@ impl Lab {
             lbs.push(lb);
         }
 
-        let lab = Self {
-            _servers: servers,
-            lbs,
-            _be_loaders: be_loaders,
-            _links: links,
-            client,
-            router,
-            bes,
-            lab,
-        };
-        // Servers up: each backend address answers locally.
-        for (j, b) in backends() {
-            let ns = &lab.bes[j - 1];
-            wait_until_ok(
-                &format!("HTTP server on {b}"),
-                Duration::from_secs(30),
-                || {
-                    in_netns(ns, || {
-                        TcpStream::connect_timeout(&b, Duration::from_secs(1))
-                    })
-                },
-            )
-            .expect("server up");
-        }
-        lab
+        Self { lbs, net }
     }
-
-    /// Routes the VIP through the given LB nodes (1-based); several means ECMP.
-    fn route_vip_via(&self, lbs: &[usize]) {
-        let vip = format!("{VIP}/32");
-        let mut args = vec!["route", "replace", vip.as_str()];
-        let hops: Vec<String> = lbs.iter().map(|i| lb_addr(*i).0.to_string()).collect();
-        for h in &hops {
-            args.extend_from_slice(&["nexthop", "via", h.as_str()]);
-        }
-        ip(&self.router, &args);
-    }
-
-    /// A TCP connection from the client to VIP:80, from `sport` when given. Closing it sends a
-    /// RST (linger 0) so the same 4-tuple can be reused at once, without TIME_WAIT anywhere.
-    fn connect(&self, sport: Option<u16>) -> std::io::Result<TcpStream> {
-        in_netns(&self.client, || {
-            let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-            s.set_reuse_address(true)?;
-            s.set_linger(Some(Duration::ZERO))?;
-            if let Some(p) = sport {
-                s.bind(&SockAddr::from(SocketAddrV4::new(CLIENT, p)))?;
-            }
-            let vip = SockAddr::from(SocketAddrV4::new(VIP, VIP_PORT));
-            s.connect_timeout(&vip, Duration::from_secs(10))?;
-            s.set_read_timeout(Some(Duration::from_secs(30)))?;
-            s.set_write_timeout(Some(Duration::from_secs(30)))?;
-            Ok(s.into())
-        })
-    }
-
-    /// Starts tcpdump on `dev` in `ns` and waits until it listens.
-    fn capture(&self, ns: &Netns, dev: &str, filter: &str) -> Capture {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("tcpdump-{dev}-{}", N.fetch_add(1, Ordering::Relaxed));
-        let p = ns
-            .spawn(
-                &name,
-                "tcpdump",
-                &["-i", dev, "-nn", "-l", "-p", filter],
-                self.lab.dir(),
-            )
-            .expect("spawn tcpdump");
-        wait_until_ok(
-            &format!("{name} listening"),
-            Duration::from_secs(20),
-            || {
-                let err = std::fs::read_to_string(p.stderr_log()).unwrap_or_default();
-                if err.contains("listening on") {
-                    Ok(())
-                } else {
-                    Err(err)
-                }
-            },
-        )
-        .expect("tcpdump up");
-        Capture { p }
-    }
-}
-
-/// A running packet capture; [`Capture::lines`] stops it and returns one line per packet.
-struct Capture {
-    p: ChildProcess,
-}
-
-impl Capture {
-    fn lines(mut self) -> Vec<String> {
-        // Let frames in flight reach the capture before stopping it.
-        std::thread::sleep(Duration::from_millis(300));
-        self.p.stop().expect("stop tcpdump");
-        read_lines(self.p.stdout_log())
-    }
-}
-
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Sends one request and reads one response (`Content-Length` framed); returns the body.
-fn request(s: &mut TcpStream, req: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
-    s.write_all(req.as_bytes())?;
-    s.write_all(body)?;
-    read_response(s, |_| {})
-}
-
-/// Reads a response; `progress` is called with the body bytes read so far after each read.
-fn read_response(s: &mut TcpStream, mut progress: impl FnMut(usize)) -> std::io::Result<Vec<u8>> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if s.read(&mut byte)? == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).into_owned();
-    if !head.starts_with("HTTP/1.1 200") {
-        return Err(std::io::Error::other(format!("bad response: {head}")));
-    }
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().to_owned())
-        })
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("no Content-Length: {head}")))?;
-    let mut body = vec![0u8; len];
-    let mut got = 0;
-    while got < len {
-        let n = s.read(&mut body[got..])?;
-        if n == 0 {
-            return Err(std::io::ErrorKind::UnexpectedEof.into());
-        }
-        got += n;
-        progress(got);
-    }
-    Ok(body)
-}
-
-fn whoami(s: &mut TcpStream) -> std::io::Result<String> {
-    let body = request(s, "GET /whoami HTTP/1.1\r\nHost: vip\r\n\r\n", &[])?;
-    Ok(String::from_utf8_lossy(&body).trim().to_owned())
-}
-
-fn adler32(data: &[u8]) -> u32 {
-    let (mut a, mut b) = (1u32, 0u32);
-    for chunk in data.chunks(5552) {
-        for &x in chunk {
-            a += u32::from(x);
-            b += a;
-        }
-        a %= 65521;
-        b %= 65521;
-    }
-    (b << 16) | a
-}
-
-fn blob_ok(body: &[u8]) -> bool {
-    body.iter()
-        .enumerate()
-        .all(|(k, &b)| usize::from(b) == k % 251)
 }
 
 /// The backend (index into [`backends`]) the Maglev table over `set` gives the client's flow
@@ -506,30 +169,6 @@ fn predict(set: &[(usize, SocketAddr)], sport: u16) -> SocketAddr {
         seed.jhash_v4,
     );
     set[table.slots()[(h % M) as usize] as usize].1
-}
-
-/// `"be1 10.244.1.10"` → the backend address that answered.
-fn served_by(answer: &str) -> SocketAddr {
-    let ip: Ipv4Addr = answer
-        .split_whitespace()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected whoami answer {answer:?}"));
-    SocketAddr::from((ip, BACKEND_PORT))
-}
-
-const SPORTS: std::ops::Range<u16> = 41000..41032;
-
-/// One whoami per source port on a fresh connection each; returns who answered.
-fn whoami_flows(lab: &Lab) -> Vec<SocketAddr> {
-    SPORTS
-        .map(|p| {
-            let mut s = lab
-                .connect(Some(p))
-                .unwrap_or_else(|e| panic!("connect from :{p}: {e}"));
-            served_by(&whoami(&mut s).unwrap_or_else(|e| panic!("whoami from :{p}: {e}")))
-        })
-        .collect()
 }
 
 #[test]
@@ -599,7 +238,7 @@ fn tcp_to_the_vip_completes_and_replies_bypass_the_lb_nodes_with_vip_source() {
     );
     drop(s);
     // More flows, so ECMP spreads them over both LB nodes.
-    let served = whoami_flows(&lab);
+    let served = whoami_flows(&lab.net);
 
     let be_vip: Vec<usize> = be_vip.into_iter().map(|c| c.lines().len()).collect();
     let be_raw: Vec<Vec<String>> = be_raw.into_iter().map(Capture::lines).collect();
@@ -630,11 +269,7 @@ fn tcp_to_the_vip_completes_and_replies_bypass_the_lb_nodes_with_vip_source() {
         "ECMP sent client traffic to both LB nodes: {lb_to_vip:?}"
     );
     for lb in &lab.lbs {
-        assert!(
-            lb.counter(Counter::Encap) > 0,
-            "{} encapsulated",
-            lb.ns.name()
-        );
+        assert!(lb.counter(Counter::Encap) > 0, "{} encapsulated", lb.name);
         assert_eq!(lb.counter(Counter::DropInternal), 0);
     }
     assert!(
@@ -664,9 +299,9 @@ fn both_lb_nodes_send_a_flow_to_the_same_backend_even_mid_flow() {
         "the chosen ports exercise every backend: {expected:?}"
     );
     lab.route_vip_via(&[1]);
-    let via1 = whoami_flows(&lab);
+    let via1 = whoami_flows(&lab.net);
     lab.route_vip_via(&[2]);
-    let via2 = whoami_flows(&lab);
+    let via2 = whoami_flows(&lab.net);
     assert_eq!(via1, expected, "lb1 follows the Maglev table");
     assert_eq!(via2, expected, "lb2 picks the same backends as lb1");
 
@@ -752,7 +387,7 @@ fn removing_a_backend_moves_only_its_flows() {
     drop(conns);
     // The same 4-tuples again (the LB node remembers them): kept flows keep their backend,
     // the removed backend's flows go where the new table says.
-    let after = whoami_flows(&lab);
+    let after = whoami_flows(&lab.net);
     for ((p, b), a) in SPORTS.zip(whos).zip(after) {
         if b == victim {
             assert_eq!(

@@ -1,0 +1,425 @@
+//! The end-to-end topology the datapath's netns tests share (`e2e.rs` drives the programs
+//! in-process, `run.rs` through `datapath run`): client, router, two LB nodes and two backend
+//! nodes in network namespaces, the backends' HTTP servers, packet captures and the HTTP client
+//! helpers. Everything is an RAII guard; namespaces and processes go on drop, also on failure.
+//!
+//! ```text
+//!                       ┌─ lb1 (XDP Maglev + Geneve DSR on eth0)
+//! client ── router ─────┼─ lb2 (same)
+//!   172.16.0.2   │      ├─ be1 (TC decap + reverse NAT; HTTP on 10.244.1.10/.11:8080)
+//!                │      └─ be2 (same, 10.244.2.10/.11)
+//!   VIP 10.96.0.10:80 routed by the router to lb1/lb2 (ECMP, or one of them)
+//! ```
+//!
+//! The router forwards everything; LB and backend nodes hang off it on /24s with MTU 1600
+//! (room for the Geneve headers). Backend nodes carry the VIP and their backend addresses on
+//! `lo` (arp_ignore=1, arp_announce=2) and run `e2e_server.py`. The client sends with checksum
+//! offload off so the frames the LB nodes rewrite carry complete checksums.
+
+#![allow(dead_code, reason = "each test binary uses a different subset")]
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use datapath::loader::{LoadConfig, Loader};
+use herald_tests::{ChildProcess, Netns, TestLab, VethPair, wait_until_ok};
+use socket2::{Domain, SockAddr, Socket, Type};
+
+pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
+pub(crate) const VIP_PORT: u16 = 80;
+pub(crate) const BACKEND_PORT: u16 = 8080;
+pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);
+pub(crate) const UNDERLAY_MTU: u16 = 1600;
+pub(crate) const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_server.py");
+pub(crate) const PYTHON: &str = "/usr/bin/python3";
+
+pub(crate) fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { geteuid() };
+    if euid != 0 {
+        eprintln!("skipping: the end-to-end test needs root (namespaces, eBPF)");
+    }
+    euid == 0
+}
+
+unsafe extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// Runs `f` on a fresh thread that has entered `ns`'s network namespace. Sockets and BPF links
+/// created there stay in that namespace after the thread ends.
+pub(crate) fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            let fd = File::open(&path).expect("open netns");
+            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .expect("netns thread panicked")
+    })
+}
+
+/// Underlay address of LB node `i` (1-based) and of its router port.
+pub(crate) fn lb_addr(i: usize) -> (Ipv4Addr, Ipv4Addr) {
+    (
+        Ipv4Addr::new(10, 0, i as u8, 2),
+        Ipv4Addr::new(10, 0, i as u8, 1),
+    )
+}
+
+/// Underlay address of backend node `j` (1-based) and of its router port.
+pub(crate) fn be_addr(j: usize) -> (Ipv4Addr, Ipv4Addr) {
+    (
+        Ipv4Addr::new(10, 0, 10 + j as u8, 2),
+        Ipv4Addr::new(10, 0, 10 + j as u8, 1),
+    )
+}
+
+/// The backends: two per backend node, `(node index, address)`.
+pub(crate) fn backends() -> Vec<(usize, SocketAddr)> {
+    let mut v = Vec::new();
+    for j in 1..=2usize {
+        for host in [10u8, 11] {
+            let a = Ipv4Addr::new(10, 244, j as u8, host);
+            v.push((j, SocketAddr::from((a, BACKEND_PORT))));
+        }
+    }
+    v
+}
+
+/// The topology without the LB nodes' programs. Field order is drop order: servers and loaders
+/// before namespaces.
+pub(crate) struct Net {
+    _servers: Vec<ChildProcess>,
+    _be_loaders: Vec<Loader>,
+    _links: Vec<VethPair>,
+    /// The client.
+    pub(crate) client: Netns,
+    /// The router.
+    pub(crate) router: Netns,
+    /// LB node namespaces (index 0: lb1).
+    pub(crate) lbs: Vec<Netns>,
+    /// Backend node namespaces (index 0: be1).
+    pub(crate) bes: Vec<Netns>,
+    /// The test's namespace prefix and scratch directory.
+    pub(crate) lab: TestLab,
+}
+
+pub(crate) fn ip(ns: &Netns, args: &[&str]) {
+    ns.ip(args)
+        .unwrap_or_else(|e| panic!("ip -n {} {args:?}: {e}", ns.name()));
+}
+
+pub(crate) fn sysctl(ns: &Netns, key: &str, value: &str) {
+    ns.sysctl(key, value)
+        .unwrap_or_else(|e| panic!("sysctl {key}={value} in {}: {e}", ns.name()));
+}
+
+impl Net {
+    /// Builds the topology. With `backend_tc`, the backend nodes' TC programs are loaded and
+    /// attached here (in-process); without, the caller attaches them (e.g. with `datapath run`).
+    pub(crate) fn new(test: &str, backend_tc: bool) -> Self {
+        let lab = TestLab::new(test).expect("test lab");
+        let client = lab.netns("client").expect("netns");
+        let router = lab.netns("router").expect("netns");
+        let lb_ns: Vec<Netns> = (1..=2)
+            .map(|i| lab.netns(&format!("lb{i}")).expect("netns"))
+            .collect();
+        let bes: Vec<Netns> = (1..=2)
+            .map(|j| lab.netns(&format!("be{j}")).expect("netns"))
+            .collect();
+        let mut links = Vec::new();
+
+        sysctl(&router, "net.ipv4.ip_forward", "1");
+        // Replies from backend nodes carry the VIP as source, which the router routes towards
+        // the LB nodes: strict reverse-path filtering would drop them.
+        sysctl(&router, "net.ipv4.conf.all.rp_filter", "0");
+        sysctl(&router, "net.ipv4.conf.default.rp_filter", "0");
+        // ECMP by 5-tuple, so different flows may take different LB nodes.
+        sysctl(&router, "net.ipv4.fib_multipath_hash_policy", "1");
+
+        links.push(VethPair::create(&router, "c0", &client, "eth0").expect("veth"));
+        router.addr_add("c0", "172.16.0.1/24").expect("addr");
+        client
+            .addr_add("eth0", &format!("{CLIENT}/24"))
+            .expect("addr");
+        client
+            .route_add(&["default", "via", "172.16.0.1"])
+            .expect("route");
+        // Complete checksums on the client's frames (see the module comment).
+        client
+            .exec("ethtool", &["-K", "eth0", "tx", "off"])
+            .expect("ethtool -K eth0 tx off");
+
+        for (i, ns) in lb_ns.iter().enumerate() {
+            let i = i + 1;
+            let port = format!("lb{i}");
+            links.push(VethPair::create(&router, &port, ns, "eth0").expect("veth"));
+            let (node, gw) = lb_addr(i);
+            router.set_mtu(&port, UNDERLAY_MTU.into()).expect("mtu");
+            ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
+            router.addr_add(&port, &format!("{gw}/24")).expect("addr");
+            ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
+            ns.route_add(&["default", "via", &gw.to_string()])
+                .expect("route");
+            sysctl(&router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
+        }
+        for (j, ns) in bes.iter().enumerate() {
+            let j = j + 1;
+            let port = format!("be{j}");
+            links.push(VethPair::create(&router, &port, ns, "eth0").expect("veth"));
+            let (node, gw) = be_addr(j);
+            router.set_mtu(&port, UNDERLAY_MTU.into()).expect("mtu");
+            ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
+            router.addr_add(&port, &format!("{gw}/24")).expect("addr");
+            ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
+            ns.route_add(&["default", "via", &gw.to_string()])
+                .expect("route");
+            sysctl(&router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
+            // The VIP and the backend addresses live on lo; never answer ARP for them.
+            for key in ["all", "eth0"] {
+                sysctl(ns, &format!("net.ipv4.conf.{key}.arp_ignore"), "1");
+                sysctl(ns, &format!("net.ipv4.conf.{key}.arp_announce"), "2");
+            }
+            ns.addr_add("lo", &format!("{VIP}/32")).expect("addr");
+            for (_, b) in backends().iter().filter(|(n, _)| *n == j) {
+                ns.addr_add("lo", &format!("{}/32", b.ip())).expect("addr");
+            }
+        }
+
+        // Backend nodes: TC decap + reverse NAT on the uplink, and the HTTP servers.
+        let mut be_loaders = Vec::new();
+        let mut servers = Vec::new();
+        for (j, ns) in bes.iter().enumerate() {
+            if backend_tc {
+                let loader = in_netns(ns, || {
+                    let mut l = Loader::load(&LoadConfig {
+                        maglev_m: 251,
+                        pin_dir: None,
+                    })
+                    .expect("load eBPF");
+                    l.attach_tc("eth0").expect("attach TC");
+                    l
+                });
+                be_loaders.push(loader);
+            }
+            let name = format!("be{}", j + 1);
+            let port = BACKEND_PORT.to_string();
+            servers.push(
+                ns.spawn(
+                    &format!("http-{name}"),
+                    PYTHON,
+                    &[SERVER, &name, &port],
+                    lab.dir(),
+                )
+                .expect("spawn server"),
+            );
+        }
+
+        let lab = Self {
+            _servers: servers,
+            _be_loaders: be_loaders,
+            _links: links,
+            client,
+            router,
+            lbs: lb_ns,
+            bes,
+            lab,
+        };
+        // Servers up: each backend address answers locally.
+        for (j, b) in backends() {
+            let ns = &lab.bes[j - 1];
+            wait_until_ok(
+                &format!("HTTP server on {b}"),
+                Duration::from_secs(30),
+                || {
+                    in_netns(ns, || {
+                        TcpStream::connect_timeout(&b, Duration::from_secs(1))
+                    })
+                },
+            )
+            .expect("server up");
+        }
+        lab
+    }
+
+    /// Routes the VIP through the given LB nodes (1-based); several means ECMP.
+    pub(crate) fn route_vip_via(&self, lbs: &[usize]) {
+        let vip = format!("{VIP}/32");
+        let mut args = vec!["route", "replace", vip.as_str()];
+        let hops: Vec<String> = lbs.iter().map(|i| lb_addr(*i).0.to_string()).collect();
+        for h in &hops {
+            args.extend_from_slice(&["nexthop", "via", h.as_str()]);
+        }
+        ip(&self.router, &args);
+    }
+
+    /// A TCP connection from the client to VIP:80, from `sport` when given. Closing it sends a
+    /// RST (linger 0) so the same 4-tuple can be reused at once, without TIME_WAIT anywhere.
+    pub(crate) fn connect(&self, sport: Option<u16>) -> std::io::Result<TcpStream> {
+        in_netns(&self.client, || {
+            let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+            s.set_reuse_address(true)?;
+            s.set_linger(Some(Duration::ZERO))?;
+            if let Some(p) = sport {
+                s.bind(&SockAddr::from(SocketAddrV4::new(CLIENT, p)))?;
+            }
+            let vip = SockAddr::from(SocketAddrV4::new(VIP, VIP_PORT));
+            s.connect_timeout(&vip, Duration::from_secs(10))?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            s.set_write_timeout(Some(Duration::from_secs(30)))?;
+            Ok(s.into())
+        })
+    }
+
+    /// Starts tcpdump on `dev` in `ns` and waits until it listens.
+    pub(crate) fn capture(&self, ns: &Netns, dev: &str, filter: &str) -> Capture {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("tcpdump-{dev}-{}", N.fetch_add(1, Ordering::Relaxed));
+        let p = ns
+            .spawn(
+                &name,
+                "tcpdump",
+                &["-i", dev, "-nn", "-l", "-p", filter],
+                self.lab.dir(),
+            )
+            .expect("spawn tcpdump");
+        wait_until_ok(
+            &format!("{name} listening"),
+            Duration::from_secs(20),
+            || {
+                let err = std::fs::read_to_string(p.stderr_log()).unwrap_or_default();
+                if err.contains("listening on") {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            },
+        )
+        .expect("tcpdump up");
+        Capture { p }
+    }
+}
+
+/// A running packet capture; [`Capture::lines`] stops it and returns one line per packet.
+pub(crate) struct Capture {
+    p: ChildProcess,
+}
+
+impl Capture {
+    pub(crate) fn lines(mut self) -> Vec<String> {
+        // Let frames in flight reach the capture before stopping it.
+        std::thread::sleep(Duration::from_millis(300));
+        self.p.stop().expect("stop tcpdump");
+        read_lines(self.p.stdout_log())
+    }
+}
+
+pub(crate) fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Sends one request and reads one response (`Content-Length` framed); returns the body.
+pub(crate) fn request(s: &mut TcpStream, req: &str, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    s.write_all(req.as_bytes())?;
+    s.write_all(body)?;
+    read_response(s, |_| {})
+}
+
+/// Reads a response; `progress` is called with the body bytes read so far after each read.
+pub(crate) fn read_response(
+    s: &mut TcpStream,
+    mut progress: impl FnMut(usize),
+) -> std::io::Result<Vec<u8>> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut byte)? == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).into_owned();
+    if !head.starts_with("HTTP/1.1 200") {
+        return Err(std::io::Error::other(format!("bad response: {head}")));
+    }
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().to_owned())
+        })
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no Content-Length: {head}")))?;
+    let mut body = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        let n = s.read(&mut body[got..])?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        got += n;
+        progress(got);
+    }
+    Ok(body)
+}
+
+pub(crate) fn whoami(s: &mut TcpStream) -> std::io::Result<String> {
+    let body = request(s, "GET /whoami HTTP/1.1\r\nHost: vip\r\n\r\n", &[])?;
+    Ok(String::from_utf8_lossy(&body).trim().to_owned())
+}
+
+pub(crate) fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for chunk in data.chunks(5552) {
+        for &x in chunk {
+            a += u32::from(x);
+            b += a;
+        }
+        a %= 65521;
+        b %= 65521;
+    }
+    (b << 16) | a
+}
+
+pub(crate) fn blob_ok(body: &[u8]) -> bool {
+    body.iter()
+        .enumerate()
+        .all(|(k, &b)| usize::from(b) == k % 251)
+}
+
+/// `"be1 10.244.1.10"` → the backend address that answered.
+pub(crate) fn served_by(answer: &str) -> SocketAddr {
+    let ip: Ipv4Addr = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("unexpected whoami answer {answer:?}"));
+    SocketAddr::from((ip, BACKEND_PORT))
+}
+
+pub(crate) const SPORTS: std::ops::Range<u16> = 41000..41032;
+
+/// One whoami per source port on a fresh connection each; returns who answered.
+pub(crate) fn whoami_flows(lab: &Net) -> Vec<SocketAddr> {
+    SPORTS
+        .map(|p| {
+            let mut s = lab
+                .connect(Some(p))
+                .unwrap_or_else(|e| panic!("connect from :{p}: {e}"));
+            served_by(&whoami(&mut s).unwrap_or_else(|e| panic!("whoami from :{p}: {e}")))
+        })
+        .collect()
+}
