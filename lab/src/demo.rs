@@ -312,7 +312,19 @@ impl Steps<'_> {
             _ => Outcome::Skipped("no BGP sessions".to_owned()),
         };
         emit(step::ROUTE, route.clone());
+        let no_datapath = self
+            .state
+            .unavailable
+            .iter()
+            .find(|u| u.program == "datapath");
         match &route {
+            Outcome::Done(_) if no_datapath.is_some() => {
+                let why = no_datapath
+                    .map(|u| format!("datapath on {}: {}", u.node, u.reason))
+                    .unwrap_or_default();
+                emit(step::HTTP, Outcome::NotYet(why.clone()));
+                emit(step::DSR, Outcome::NotYet(why));
+            }
             Outcome::Done(_) => self.http_and_dsr(emit),
             Outcome::NotYet(_) => {
                 let why = "a route from the ToR to the service IP";
@@ -513,7 +525,7 @@ impl Steps<'_> {
         let url = self.url();
         let get = |port: Option<u16>| -> Option<String> {
             let port = port.map(|p| p.to_string());
-            let mut argv = vec!["curl", "-s", "-m", "2"];
+            let mut argv = vec!["curl", "-s", "-m", "5"];
             if let Some(p) = &port {
                 argv.extend(["--local-port", p.as_str()]);
             }
@@ -541,13 +553,20 @@ impl Steps<'_> {
             }
         };
         // Distinct, fresh client ports, so each request is its own flow in the captures.
-        let base = 20000 + (std::process::id() % 200) as u16 * 100;
+        let base = 20000 + (std::process::id() % 100) as u16 * 100;
         let mut answers = BTreeMap::new();
         let mut failures = 0;
+        let mut retried = 0;
         for i in 0..self.plan.requests {
-            let port = base + i as u16;
-            match get(Some(port)) {
-                Some(b) => {
+            // A request lost to a loaded machine is tried again from another port (a new flow),
+            // up to twice; the retries are reported.
+            let answered = (0..3u16).find_map(|attempt| {
+                let port = base + i as u16 + attempt * 10_000;
+                get(Some(port)).map(|b| (port, b, attempt))
+            });
+            match answered {
+                Some((port, b, attempt)) => {
+                    retried += usize::from(attempt);
                     answers.insert(port, b);
                 }
                 None => failures += 1,
@@ -559,12 +578,15 @@ impl Steps<'_> {
             .into_iter()
             .map(|(who, n)| format!("{who} ×{n}"))
             .collect();
-        let detail = format!(
+        let mut detail = format!(
             "GET {url} from {} answered by {first}; {} requests over ECMP + Maglev: {}",
             self.plan.client,
             self.plan.requests,
             spread.join(", ")
         );
+        if retried > 0 {
+            detail += &format!(" ({retried} retried after a timeout)");
+        }
         emit(
             step::HTTP,
             if failures > 0 {
