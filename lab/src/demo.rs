@@ -657,11 +657,16 @@ impl Steps<'_> {
             .geneve
             .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
         Outcome::Done(format!(
-            "client port {} entered at {}, Geneve {src} → {dst} (DSR option) to {}, answered by \
-             {} and the reply left {} from {vip}; {} of {} flows crossed nodes, every reply left \
-             its backend's node from {vip}",
+            "client port {} entered at {}, Geneve {src} → {dst}{} to {}, answered by {} and the \
+             reply left {} from {vip}; {} of {} flows crossed nodes, every reply left its \
+             backend's node from {vip}",
             p.client_port,
             p.entry_node.as_deref().unwrap_or("?"),
+            if p.geneve_option {
+                " (with the DSR option)"
+            } else {
+                ""
+            },
             p.reply_node.as_deref().unwrap_or("?"),
             p.answer,
             p.reply_node.as_deref().unwrap_or("?"),

@@ -116,6 +116,8 @@ pub enum Seen {
         outer_dst: Ipv4Addr,
         /// The client's source port in the inner packet.
         client_port: u16,
+        /// The Geneve header carries options (the DSR option, on the flow's first packets).
+        with_option: bool,
     },
     /// A TCP segment from the service address to a client port.
     Reply {
@@ -152,11 +154,16 @@ pub fn parse_capture_line(line: &str, vip: IpAddr, port: u16) -> Option<Seen> {
         if dport != 6081 {
             return None;
         }
-        let ((_, client_port), _) = ip_pair(&line[g..])?;
+        let geneve = &line[g..];
+        let ((_, client_port), _) = ip_pair(geneve)?;
+        // tcpdump prints `options [N bytes]` between the Geneve header and the inner packet.
+        let inner = geneve.find(": IP ").unwrap_or(geneve.len());
+        let with_option = geneve[..inner].contains("options [");
         return Some(Seen::Geneve {
             outer_src,
             outer_dst,
             client_port,
+            with_option,
         });
     }
     let ((src, sport), (_, client_port)) = ip_pair(line)?;
@@ -177,6 +184,8 @@ pub struct FlowPath {
     pub entry_node: Option<String>,
     /// Outer (source, destination) of the Geneve packets, when the flow crossed nodes.
     pub geneve: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// One of those Geneve packets carried options (the DSR option).
+    pub geneve_option: bool,
 }
 
 impl FlowPath {
@@ -205,18 +214,27 @@ pub fn flow_paths(
                 [one] => Some((*one).clone()),
                 _ => None,
             };
-            let geneve = reply_node.as_ref().and_then(|n| {
-                seen.get(n)?.iter().find_map(|s| match s {
-                    Seen::Geneve {
-                        outer_src,
-                        outer_dst,
-                        client_port,
-                    } if client_port == port && node_addrs.get(outer_dst) == Some(n) => {
-                        Some((*outer_src, *outer_dst))
-                    }
-                    _ => None,
+            let tunnelled: Vec<(Ipv4Addr, Ipv4Addr, bool)> = reply_node
+                .as_ref()
+                .and_then(|n| seen.get(n).map(|v| (n, v)))
+                .map(|(n, v)| {
+                    v.iter()
+                        .filter_map(|s| match s {
+                            Seen::Geneve {
+                                outer_src,
+                                outer_dst,
+                                client_port,
+                                with_option,
+                            } if client_port == port && node_addrs.get(outer_dst) == Some(n) => {
+                                Some((*outer_src, *outer_dst, *with_option))
+                            }
+                            _ => None,
+                        })
+                        .collect()
                 })
-            });
+                .unwrap_or_default();
+            let geneve = tunnelled.first().map(|(s, d, _)| (*s, *d));
+            let geneve_option = tunnelled.iter().any(|(_, _, o)| *o);
             let entry_node = match geneve {
                 Some((src, _)) => node_addrs.get(&src).cloned(),
                 None => reply_node.clone(),
@@ -227,6 +245,7 @@ pub fn flow_paths(
                 reply_node,
                 entry_node,
                 geneve,
+                geneve_option,
             }
         })
         .collect()
@@ -286,9 +305,19 @@ mod tests {
             Some(Seen::Geneve {
                 outer_src: ip4("10.0.2.2"),
                 outer_dst: ip4("10.0.3.2"),
-                client_port: 41001
+                client_port: 41001,
+                with_option: true,
             })
         );
+        // Later packets of the flow carry no option.
+        let ack = "03:33:28.496086 IP 10.0.2.2.55362 > 10.0.3.2.6081: Geneve, Flags [none], vni 0x0: IP 10.0.100.10.41001 > 10.244.3.10.8080: Flags [.], ack 1610403578, win 63, options [nop,nop,TS val 3719189152 ecr 3612045289], length 0";
+        assert!(matches!(
+            parse_capture_line(ack, vip(), 80),
+            Some(Seen::Geneve {
+                with_option: false,
+                ..
+            })
+        ));
         assert_eq!(
             parse_capture_line(REPLY, vip(), 80),
             Some(Seen::Reply { client_port: 41001 })
@@ -338,7 +367,7 @@ mod tests {
         let p = &paths[0];
         assert_eq!(p.reply_node.as_deref(), Some("node3"));
         assert_eq!(p.entry_node.as_deref(), Some("node2"));
-        assert!(p.crossed());
+        assert!(p.crossed() && p.geneve_option);
         let local = &paths[1];
         assert_eq!(local.entry_node.as_deref(), Some("node1"));
         assert!(!local.crossed(), "local backend: no Geneve");

@@ -60,6 +60,7 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
     assert!(
         dsr.contains("entered at node")
             && dsr.contains("Geneve 10.0.")
+            && dsr.contains("with the DSR option")
             && dsr.contains("from 10.200.0.10:80")
             && dsr.contains("every reply left its backend's node"),
         "{dsr}"
