@@ -12,7 +12,6 @@ use bgp_proto::{AttrValue, PathAttribute};
 use ipnet::IpNet;
 
 use super::rib::{AdjRibIn, PathAttrs, next_hop_addr};
-use crate::advertise::RouteAttributes;
 use crate::advertise::packing::OutRoute;
 use crate::fib::FibNextHop;
 use crate::import_policy::{BestPathConfig, Candidate, PeerInfo, select};
@@ -55,7 +54,7 @@ fn candidates(routes: &[(PeerInfo, &Arc<PathAttrs>)]) -> Vec<Candidate> {
 /// while the batch runs (a later allocation may reuse an address).
 #[derive(Debug, Default)]
 pub struct RouteServer {
-    interned: HashMap<(*const PathAttrs, bool), RouteAttributes>,
+    interned: HashMap<(*const PathAttrs, bool), Arc<OutRoute>>,
 }
 
 impl RouteServer {
@@ -68,14 +67,14 @@ impl RouteServer {
         others: impl Iterator<Item = &'a Source<'a>>,
         client_ebgp: bool,
         best_path: &BestPathConfig,
-    ) -> Option<OutRoute> {
+    ) -> Option<Arc<OutRoute>> {
         let routes = accepted(prefix, others);
         let chosen = match routes.len() {
             0 => return None,
             1 => routes[0].1,
             _ => routes[select(&candidates(&routes), best_path)?.best].1,
         };
-        let attributes = self
+        let route = self
             .interned
             .entry((Arc::as_ptr(chosen), client_ebgp))
             .or_insert_with(|| {
@@ -85,13 +84,13 @@ impl RouteServer {
                     .filter(|a| !(client_ebgp && matches!(a.value, AttrValue::LocalPref(_))))
                     .cloned()
                     .collect();
-                Arc::new(kept)
+                Arc::new(OutRoute {
+                    attributes: Arc::new(kept),
+                    next_hop: chosen.next_hop.clone(),
+                })
             })
             .clone();
-        Some(OutRoute {
-            attributes,
-            next_hop: chosen.next_hop.clone(),
-        })
+        Some(route)
     }
 }
 

@@ -22,6 +22,10 @@ use crate::advertise::packing::{AdjRibOut, OutRoute, next_hop_self};
 /// A prefix to announce with a route (`Some`) or to withdraw (`None`).
 pub type Change = (IpNet, Option<OutRoute>);
 
+/// A change to the learned layer: routes are shared (one allocation per received attribute
+/// set and next hop), so a million learned routes cost a pointer each.
+pub type LearnedChange = (IpNet, Option<Arc<OutRoute>>);
+
 /// Our next hops on the current session, per family of the announced prefix.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NextHops {
@@ -65,7 +69,7 @@ impl NextHops {
 #[derive(Debug, Clone, Default)]
 pub struct RibOut {
     local: BTreeMap<IpNet, RouteAttributes>,
-    learned: BTreeMap<IpNet, OutRoute>,
+    learned: BTreeMap<IpNet, Arc<OutRoute>>,
     open: Option<(NextHops, BTreeSet<Family>)>,
 }
 
@@ -86,7 +90,7 @@ impl RibOut {
         &self,
         prefix: &IpNet,
         local: Option<&RouteAttributes>,
-        learned: Option<&OutRoute>,
+        learned: Option<&Arc<OutRoute>>,
     ) -> Option<OutRoute> {
         let (hops, families) = self.open.as_ref()?;
         if !families.contains(&family_of(prefix)) {
@@ -97,7 +101,7 @@ impl RibOut {
                 attributes: attributes.clone(),
                 next_hop: next_hop.clone(),
             }),
-            None => learned.cloned(),
+            None => learned.map(|r| (**r).clone()),
         }
     }
 
@@ -200,7 +204,10 @@ impl RibOut {
 
     /// Applies changes to the learned layer (route-server mode); returns what changes for the
     /// peer (prefixes shadowed by an originated route change nothing).
-    pub fn update_learned(&mut self, changes: impl IntoIterator<Item = Change>) -> Vec<Change> {
+    pub fn update_learned(
+        &mut self,
+        changes: impl IntoIterator<Item = LearnedChange>,
+    ) -> Vec<Change> {
         let mut out = Vec::new();
         for (prefix, route) in changes {
             let before = match route {
@@ -237,11 +244,11 @@ mod tests {
         ])
     }
 
-    fn learned(med: u32, nh: &str) -> OutRoute {
-        OutRoute {
+    fn learned(med: u32, nh: &str) -> Arc<OutRoute> {
+        Arc::new(OutRoute {
             attributes: attrs(med),
             next_hop: NextHop::Ipv4(nh.parse().expect("ip")),
-        }
+        })
     }
 
     fn v4_session() -> (NextHops, BTreeSet<Family>) {
@@ -297,7 +304,7 @@ mod tests {
                 .is_empty()
         );
         let out = rib.set_local(BTreeMap::new());
-        assert_eq!(out, vec![(p, Some(learned(6, "10.9.9.8")))]);
+        assert_eq!(out, vec![(p, Some((*learned(6, "10.9.9.8")).clone()))]);
         let out = rib.update_learned([(p, None)]);
         assert_eq!(out, vec![(p, None)]);
         assert!(rib.is_empty());

@@ -24,7 +24,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use super::collision::Direction;
 use super::fsm::{self, ConnId, DownReason, Fsm, FsmConfig, State};
 use super::rib::{AdjRibIn, PathAttrs, RibInEntry, family_of};
-use super::rib_out::{Change, NextHops, RibOut};
+use super::rib_out::{Change, LearnedChange, NextHops, RibOut};
 use crate::advertise::RouteAttributes;
 use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
@@ -343,7 +343,7 @@ impl Session {
 
     /// Route-server mode: changes to the routes learned from other peers that this peer should
     /// get (attributes and next hop unchanged). Sends the differences if Established.
-    pub fn update_learned_routes(&mut self, changes: Vec<Change>) -> Vec<Output> {
+    pub fn update_learned_routes(&mut self, changes: Vec<LearnedChange>) -> Vec<Output> {
         let changes = self.rib_out.update_learned(changes);
         let mut out = Vec::new();
         self.send_changes(changes, &mut out);

@@ -34,7 +34,7 @@ use crate::bfd::{Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig, State};
 use crate::bgp::loc_rib::{RouteServer, Source, fib_next_hops};
-use crate::bgp::rib_out::Change;
+use crate::bgp::rib_out::LearnedChange;
 use crate::bgp::route_rows::{RouteQuery, RouteRow, advertised_rows, received_rows};
 use crate::bgp::session::{GrConfig, Output, Session, SessionConfig};
 use crate::config::{BgpConfig, Config, Family, PeerAsn, PeerConfig, PeerKind};
@@ -466,7 +466,7 @@ impl Owner {
         client: IpAddr,
         prefixes: &[IpNet],
         server: &mut RouteServer,
-    ) -> Vec<Change> {
+    ) -> Vec<LearnedChange> {
         let Some(slot) = self.peers.get(&client) else {
             return Vec::new();
         };
@@ -479,7 +479,7 @@ impl Owner {
             .collect()
     }
 
-    fn send_learned(&mut self, client: IpAddr, changes: Vec<Change>) {
+    fn send_learned(&mut self, client: IpAddr, changes: Vec<LearnedChange>) {
         if let Some(slot) = self.peers.get_mut(&client) {
             let outputs = slot.session.update_learned_routes(changes);
             self.apply(client, outputs);
