@@ -538,6 +538,22 @@ pub struct GracefulRestartConfig {
     /// How long the peer should keep our routes while we restart (≤ 4095 s, a 12-bit field).
     #[serde(default = "GracefulRestartConfig::default_restart_time")]
     pub restart_time_seconds: RestartTime,
+    /// Long-lived graceful restart (RFC 9494) is not implemented: the key exists only so that
+    /// setting it is refused with that message rather than "unknown field".
+    #[serde(default)]
+    pub long_lived: Option<NotImplemented>,
+}
+
+/// A configuration key for a feature the speaker does not implement; any value is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotImplemented;
+
+impl<'de> Deserialize<'de> for NotImplemented {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Err(serde::de::Error::custom(
+            "long-lived graceful restart (RFC 9494) is not implemented",
+        ))
+    }
 }
 
 impl GracefulRestartConfig {
@@ -551,6 +567,7 @@ impl Default for GracefulRestartConfig {
         Self {
             enabled: false,
             restart_time_seconds: Self::default_restart_time(),
+            long_lived: None,
         }
     }
 }
@@ -921,6 +938,16 @@ mod tests {
             "asn: 65000\n      gracefulRestart:\n        enabled: true\n        restartTimeSeconds: 5000",
         );
         assert!(error_text(&yaml).contains("exceeds 4095"));
+    }
+
+    #[test]
+    fn long_lived_graceful_restart_is_refused_as_not_implemented() {
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      gracefulRestart:\n        enabled: true\n        longLived:\n          staleTimeSeconds: 3600",
+        );
+        let text = error_text(&yaml);
+        assert!(text.contains("RFC 9494) is not implemented"), "{text}");
     }
 
     #[test]

@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::{Error, Result};
 
-/// One BGP neighbor of the ExaBGP instance (ExaBGP connects out; it does not listen).
-#[derive(Clone, Debug)]
+/// One BGP neighbor of the ExaBGP instance. ExaBGP connects out unless the neighbor is
+/// `passive`; passive neighbors make the instance listen on their local addresses (port 179).
+#[derive(Clone, Debug, Default)]
 pub struct ExaBgpNeighbor {
     /// Peer address.
     pub peer_address: String,
@@ -29,6 +30,14 @@ pub struct ExaBgpNeighbor {
     pub router_id: String,
     /// Families, as ExaBGP spells them (`ipv4 unicast`, `ipv6 unicast`).
     pub families: Vec<String>,
+    /// Wait for the peer to connect instead of connecting out.
+    pub passive: bool,
+    /// TCP MD5 key (RFC 2385).
+    pub md5_password: Option<String>,
+    /// Hold time to propose, seconds (ExaBGP's default is 180).
+    pub hold_time: Option<u16>,
+    /// Advertise the graceful restart capability with this restart time, seconds.
+    pub graceful_restart: Option<u16>,
 }
 
 impl ExaBgpNeighbor {
@@ -38,11 +47,26 @@ impl ExaBgpNeighbor {
             .iter()
             .map(|f| format!("        {f};\n"))
             .collect();
+        let mut options = String::new();
+        if self.passive {
+            options.push_str("    passive;\n");
+        }
+        if let Some(key) = &self.md5_password {
+            options.push_str(&format!("    md5-password \"{key}\";\n"));
+        }
+        if let Some(hold) = self.hold_time {
+            options.push_str(&format!("    hold-time {hold};\n"));
+        }
+        if let Some(time) = self.graceful_restart {
+            options.push_str(&format!(
+                "    capability {{\n        graceful-restart {time};\n    }}\n"
+            ));
+        }
         format!(
-            "neighbor {peer} {{\n    router-id {rid};\n    local-address {local};\n    local-as {las};\n    peer-as {pas};\n    \
+            "neighbor {peer} {{\n    router-id {rid};\n    local-address {local};\n    local-as {las};\n    peer-as {pas};\n{options}    \
              family {{\n{families}    }}\n    \
              api herald-inject {{ processes [ herald-inject ]; }}\n    \
-             api herald-log {{ processes [ herald-log ]; neighbor-changes; receive {{ parsed; update; }} }}\n}}\n",
+             api herald-log {{ processes [ herald-log ]; neighbor-changes; receive {{ parsed; update; open; notification; }} }}\n}}\n",
             peer = self.peer_address,
             rid = self.router_id,
             local = self.local_address,
@@ -79,13 +103,20 @@ impl ExaBgp {
         )?;
         // Not `exec cat`: ExaBGP treats a helper whose stdout closes as dead, so the shell keeps it open.
         let log = write("log.sh", &format!("cat >> '{}'\n", received.display()))?;
-        let env = write(
-            "exabgp.env",
+        // Listen only where a passive neighbor expects the peer to connect.
+        let bind: Vec<&str> = neighbors
+            .iter()
+            .filter(|n| n.passive)
+            .map(|n| n.local_address.as_str())
+            .collect();
+        let bind = bind.join(" ");
+        let env = format!(
             "[exabgp.daemon]\nuser = 'root'\ndrop = false\ndaemonize = false\npid = ''\n\n\
              [exabgp.api]\nack = false\ncli = false\nencoder = json\n\n\
              [exabgp.log]\ndestination = 'stdout'\nlevel = INFO\n\n\
-             [exabgp.tcp]\nbind = ''\n",
-        )?;
+             [exabgp.tcp]\nbind = '{bind}'\nport = 179\n",
+        );
+        let env = write("exabgp.env", &env)?;
         let mut config = format!(
             "process herald-inject {{\n    run /bin/sh {};\n    encoder text;\n}}\n\n\
              process herald-log {{\n    run /bin/sh {};\n    encoder json;\n}}\n\n",
@@ -187,6 +218,47 @@ impl ExaBgp {
     pub fn received_prefixes(&self) -> Result<BTreeSet<String>> {
         Ok(current_prefixes(&self.messages()?))
     }
+
+    /// The messages received from (or state changes of) the session with `peer`, in order.
+    pub fn messages_from(&self, peer: &str) -> Result<Vec<Value>> {
+        Ok(self
+            .messages()?
+            .into_iter()
+            .filter(|m| peer_of(m) == Some(peer))
+            .collect())
+    }
+
+    /// Prefixes currently announced to us by `peer`.
+    pub fn received_prefixes_from(&self, peer: &str) -> Result<BTreeSet<String>> {
+        Ok(current_prefixes(&self.messages_from(peer)?))
+    }
+}
+
+/// The peer address a JSON message is about.
+fn peer_of(m: &Value) -> Option<&str> {
+    m.pointer("/neighbor/address/peer").and_then(Value::as_str)
+}
+
+/// Every prefix the update messages in `messages` withdraw, in order (with repeats).
+pub fn withdrawn_prefixes(messages: &[Value]) -> Vec<String> {
+    let mut out = Vec::new();
+    for m in messages {
+        if let Some(w) = m.pointer("/neighbor/message/update/withdraw") {
+            nlris(w, &mut out);
+        }
+    }
+    out
+}
+
+/// How many End-of-RIB markers the messages carry (ExaBGP reports them as `"eor"` updates).
+pub fn end_of_rib_count(messages: &[Value]) -> usize {
+    messages
+        .iter()
+        .filter(|m| {
+            m.pointer("/neighbor/message/eor").is_some()
+                || m.pointer("/neighbor/message/update/eor").is_some()
+        })
+        .count()
 }
 
 /// Collects NLRI strings from an ExaBGP 4 `announce`/`withdraw` family value, whichever shape it has

@@ -34,6 +34,8 @@ pub struct GoBgpPath {
     pub as_path: Vec<u64>,
     /// Peer it was learned from, if any.
     pub neighbor: Option<String>,
+    /// Kept for a restarting peer (graceful restart helper), not yet refreshed.
+    pub stale: bool,
 }
 
 /// Names of the GoBGP API `PeerState.SessionState` values.
@@ -236,6 +238,7 @@ pub fn parse_rib(v: &Value) -> Result<BTreeMap<String, Vec<GoBgpPath>>> {
                         .get("neighbor_ip")
                         .and_then(Value::as_str)
                         .map(str::to_owned),
+                    stale: p.get("stale").and_then(Value::as_bool).unwrap_or(false),
                 }
             })
             .collect();

@@ -24,7 +24,7 @@ pub mod testlab;
 
 pub use bird::{Bird, BirdProtocol, BirdRoute};
 pub use error::{Error, Result};
-pub use exabgp::{ExaBgp, ExaBgpNeighbor};
+pub use exabgp::{ExaBgp, ExaBgpNeighbor, end_of_rib_count, withdrawn_prefixes};
 pub use gobgp::{GoBgp, GoBgpNeighbor, GoBgpPath};
 pub use herald_lab::frr::{FrrPath, FrrPeer};
 pub use herald_lab::{

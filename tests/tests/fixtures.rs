@@ -153,6 +153,7 @@ fn gobgp_and_exabgp_establish_exchange_and_withdraw() {
             peer_as: 65002,
             router_id: "10.0.1.2".to_owned(),
             families: vec!["ipv4 unicast".to_owned()],
+            ..Default::default()
         };
         let mut exa =
             ExaBgp::start(&e_ns, &lab.subdir("exabgp").expect("dir"), &[neighbor]).expect("exabgp");

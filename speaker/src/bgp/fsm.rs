@@ -163,7 +163,14 @@ impl DownReason {
                 .shutdown_communication()
                 .map(|m| format!(" \"{m}\""))
                 .unwrap_or_default();
-            format!("{}/{}{text}", u8::from(n.code), n.subcode)
+            // RFC 8538 §3: a Hard Reset carries the code and subcode it stands for.
+            let wrapped = match (n.cease_subcode(), n.data.as_slice()) {
+                (Some(CeaseSubcode::HardReset), [code, subcode, ..]) => {
+                    format!(" (hard reset: {code}/{subcode})")
+                }
+                _ => String::new(),
+            };
+            format!("{}/{}{text}{wrapped}", u8::from(n.code), n.subcode)
         };
         match self {
             DownReason::Stopped(n) => format!("stopped (sent {})", note(n)),

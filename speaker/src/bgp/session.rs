@@ -2,7 +2,8 @@
 //! RFC 7606 treat-as-withdraw, max-prefix), the Adj-RIB-Out (initial advertisement, End-of-RIB,
 //! differences on change, route refresh and enhanced route refresh replays), and graceful restart
 //! (our R/F bits as restarting speaker; as helper, stale routes kept across a peer's restart and
-//! swept on End-of-RIB or when its restart / stale-path time runs out).
+//! swept on End-of-RIB or when its restart / stale-path time runs out), extended by RFC 8538 to
+//! sessions ended by a NOTIFICATION other than Hard Reset, which we send where RFC 8538 §5 asks.
 //!
 //! Sans-IO like the FSM: inputs carry the time, outputs are FSM outputs for the driver plus
 //! route changes for the Loc-RIB.
@@ -28,6 +29,43 @@ use super::rib_out::{Change, LearnedChange, NextHops, RibOut};
 use crate::advertise::RouteAttributes;
 use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
+
+/// Restart State (R) bit of the graceful restart flags (RFC 4724 §3).
+const GR_RESTART_STATE: u8 = 0x8;
+/// Graceful Notification (N) bit of the graceful restart flags (RFC 8538 §2).
+const GR_NOTIFICATION: u8 = 0x4;
+
+/// Wraps `inner` in a Cease/Hard Reset NOTIFICATION (RFC 8538 §3): "the Data portion ... MUST
+/// contain ... the ErrorCode and Subcode of the NOTIFICATION that would have been sent had a
+/// Hard Reset not been used ... followed by the Data", so the peer still learns the real cause.
+pub fn hard_reset(inner: &Notification) -> Notification {
+    let mut n = Notification::cease(CeaseSubcode::HardReset);
+    n.data.push(inner.code.into());
+    n.data.push(inner.subcode);
+    n.data.extend_from_slice(&inner.data);
+    n
+}
+
+/// Whether `n` is a Cease/Hard Reset (RFC 8538), which ends graceful restart for good.
+pub fn is_hard_reset(n: &Notification) -> bool {
+    n.cease_subcode() == Some(CeaseSubcode::HardReset)
+}
+
+/// Whether RFC 8538 §5 wants this Cease sent as a Hard Reset when the N bit is negotiated:
+/// Maximum Number of Prefixes Reached, Administrative Shutdown and Peer De-configured are "Hard
+/// Reset"; Administrative Reset is "Provide user control" (see [`Session::admin_reset`]); the
+/// rest (Connection Rejected, Other Configuration Change, Connection Collision Resolution, Out
+/// of Resources, BFD Down) are "Graceful Cease" and go out unchanged.
+fn wants_hard_reset(n: &Notification) -> bool {
+    matches!(
+        n.cease_subcode(),
+        Some(
+            CeaseSubcode::MaxPrefixes
+                | CeaseSubcode::AdministrativeShutdown
+                | CeaseSubcode::PeerDeconfigured
+        )
+    )
+}
 
 /// Our graceful restart settings (RFC 4724).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +109,11 @@ impl SessionConfig {
             // node's forwarding (kernel routes, VIPs, eBPF maps) survives the agent, so it is set
             // when we restart.
             let family_flags = if gr.restarting { 0x80 } else { 0 };
+            // RFC 8538 §2: the N bit "indicates that the BGP speaker supports the enhancements
+            // described in this document"; we always do when GR is on.
+            let restart = if gr.restarting { GR_RESTART_STATE } else { 0 };
             caps.push(Capability::GracefulRestart(GracefulRestart {
-                flags: if gr.restarting { 0x8 } else { 0 },
+                flags: restart | GR_NOTIFICATION,
                 restart_time: gr.restart_time.min(4095),
                 families: self
                     .families
@@ -288,8 +329,10 @@ impl Session {
         out
     }
 
-    /// Feeds an FSM input.
+    /// Feeds an FSM input. A stop or reset whose Cease RFC 8538 §5 marks "Hard Reset" goes out
+    /// as one when the N bit is negotiated.
     pub fn handle(&mut self, now: Instant, input: fsm::Input) -> Vec<Output> {
+        let input = self.with_hard_reset(input);
         let mut out = Vec::new();
         let outputs = self.fsm.handle(now, input);
         self.process(now, outputs, &mut out);
@@ -455,6 +498,7 @@ impl Session {
             match output {
                 fsm::Output::Received(Message::Update(update)) => {
                     if let Some(reset) = self.on_update(now, update, out) {
+                        let reset = self.with_hard_reset(reset);
                         queue.extend(self.fsm.handle(now, reset));
                     }
                 }
@@ -537,9 +581,16 @@ impl Session {
         // BGP session with a peer that has advertised the Graceful Restart Capability, it MUST
         // retain the routes received from the peer for all the address families that were
         // previously received in the Graceful Restart Capability and MUST mark them as stale".
-        // A NOTIFICATION ends the session for good (we do not negotiate RFC 8538's N bit).
+        // RFC 8538 §4: with the N bit exchanged, "a BGP speaker ... MUST follow the rules for the
+        // Receiving Speaker ... upon receipt or transmission of a NOTIFICATION message other
+        // than Hard Reset" too; without it, a NOTIFICATION ends the session for good.
+        let notification_gr = self.config.graceful_restart.is_some()
+            && peer_gr.as_ref().is_some_and(GracefulRestart::notification);
         let retain = match (&peer_gr, reason.notification()) {
             (Some(gr), None) if gr.restart_time > 0 => Some(gr),
+            (Some(gr), Some(n)) if gr.restart_time > 0 && notification_gr && !is_hard_reset(n) => {
+                Some(gr)
+            }
             _ => None,
         };
         let mut withdrawn = Vec::new();
@@ -743,6 +794,62 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Whether both sides advertised the RFC 8538 N bit on the current session.
+    pub fn notification_gr(&self) -> bool {
+        self.config.graceful_restart.is_some()
+            && matches!(self.fsm.state(), State::OpenConfirm | State::Established)
+            && self
+                .fsm
+                .negotiated()
+                .and_then(|n| n.graceful_restart.as_ref())
+                .is_some_and(GracefulRestart::notification)
+    }
+
+    /// RFC 8538 §5: sends the stop/reset's Cease as a Hard Reset where the table says so.
+    /// "A BGP speaker SHOULD NOT send a Hard Reset to a peer from which it has not received the
+    /// 'N' bit", so nothing changes without it.
+    fn with_hard_reset(&self, input: fsm::Input) -> fsm::Input {
+        if !self.notification_gr() {
+            return input;
+        }
+        match input {
+            fsm::Input::Stop { notification } if wants_hard_reset(&notification) => {
+                fsm::Input::Stop {
+                    notification: hard_reset(&notification),
+                }
+            }
+            fsm::Input::Reset {
+                notification,
+                reason,
+            } if wants_hard_reset(&notification) => fsm::Input::Reset {
+                notification: hard_reset(&notification),
+                reason,
+            },
+            other => other,
+        }
+    }
+
+    /// Administrative reset (Cease/Administrative Reset with an RFC 9003 message); the session
+    /// restarts after the IdleHold time. RFC 8538 §5 leaves Administrative Reset to "user
+    /// control": with `hard` (and the N bit negotiated) it goes out as a Hard Reset and both
+    /// sides flush each other's routes; otherwise the peer keeps our routes as stale and we keep
+    /// its routes, as across a restart.
+    pub fn admin_reset(&mut self, now: Instant, hard: bool, message: &str) -> Vec<Output> {
+        let mut notification = Notification::shutdown(CeaseSubcode::AdministrativeReset, message)
+            .unwrap_or_else(|_| Notification::cease(CeaseSubcode::AdministrativeReset));
+        if hard && self.notification_gr() {
+            notification = hard_reset(&notification);
+        }
+        let reason = if hard { "hard reset" } else { "reset" };
+        self.handle(
+            now,
+            fsm::Input::Reset {
+                notification,
+                reason: format!("administrative {reason}"),
+            },
+        )
     }
 
     /// The peer's graceful restart capability of the current (or last) session.

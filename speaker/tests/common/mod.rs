@@ -37,8 +37,11 @@ impl Topology {
         }
         node.addr_add("eth1", "10.77.0.1/29").expect("addr");
         peer.addr_add("eth1", "10.77.0.2/29").expect("addr");
-        node.addr_add("eth1", "fd77::1/64").expect("addr");
-        peer.addr_add("eth1", "fd77::2/64").expect("addr");
+        // No duplicate address detection: daemons bind these at once.
+        for (ns, a) in [(&node, "fd77::1/64"), (&peer, "fd77::2/64")] {
+            ns.ip(&["addr", "add", a, "dev", "eth1", "nodad"])
+                .expect("addr");
+        }
         Self {
             lab,
             node,

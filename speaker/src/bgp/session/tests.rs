@@ -444,3 +444,216 @@ fn ipv6_routes_use_mp_reach_on_ipv6_sessions() {
         matches!(reach.next_hop, NextHop::Ipv6 { global, .. } if global == Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1))
     );
 }
+
+// RFC 8538: Notification support for graceful restart.
+
+fn gr_on() -> Option<GrConfig> {
+    Some(GrConfig {
+        restart_time: 120,
+        restarting: false,
+    })
+}
+
+/// The peer's GR capability with the N bit.
+fn peer_gr_n(restart_time: u16) -> GracefulRestart {
+    let mut gr = peer_gr(restart_time);
+    gr.flags |= 0x4;
+    gr
+}
+
+/// An Established session (GR on our side) holding two accepted routes from the peer.
+fn session_with_routes(now: Instant, peer: Option<GracefulRestart>) -> Session {
+    let mut s = Session::new(config(ImportPolicy::accept_all(), gr_on()));
+    established(&mut s, now, peer_open(peer));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))),
+    );
+    assert_eq!(s.rib_in().len(), 2);
+    s
+}
+
+fn sent_notification(out: &[Output]) -> Notification {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Fsm(fsm::Output::Send(_, Message::Notification(n))) => Some(n.clone()),
+            _ => None,
+        })
+        .expect("a NOTIFICATION was sent")
+}
+
+fn flushed(out: &[Output]) -> usize {
+    out.iter()
+        .map(|o| match o {
+            Output::Routes { withdrawn, .. } => withdrawn.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+#[test]
+fn graceful_restart_capability_carries_the_notification_bit() {
+    let mut c = config(ImportPolicy::reject_all(), gr_on());
+    let gr_of = |c: &SessionConfig| {
+        c.capabilities()
+            .into_iter()
+            .find_map(|cap| match cap {
+                Capability::GracefulRestart(g) => Some(g),
+                _ => None,
+            })
+            .expect("GR capability")
+    };
+    let gr = gr_of(&c);
+    assert!(gr.notification() && !gr.restart_state());
+    c.graceful_restart = Some(GrConfig {
+        restart_time: 120,
+        restarting: true,
+    });
+    let gr = gr_of(&c);
+    assert!(gr.notification() && gr.restart_state());
+    assert_eq!(gr.flags, 0xc);
+}
+
+#[test]
+fn received_notification_with_n_bit_keeps_routes_stale() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr_n(60)));
+    assert!(s.notification_gr());
+    let reset = Notification::shutdown(CeaseSubcode::AdministrativeReset, "maintenance")
+        .expect("notification");
+    let out = s.received(now, CONN, clean(Message::Notification(reset)));
+    assert_eq!(flushed(&out), 0, "{out:?}");
+    assert_eq!(s.rib_in().stale(), 2);
+    assert_eq!(s.stale_deadline(), Some(now + Duration::from_secs(60)));
+    assert_eq!(s.fsm().state(), State::Idle);
+}
+
+#[test]
+fn sent_notification_with_n_bit_keeps_routes_stale() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr_n(60)));
+    // Our hold timer expires: we send 4/0, which is not a Hard Reset.
+    let expiry = s.fsm().deadline(fsm::Timer::Hold).expect("hold timer armed");
+    let out = s.on_timeout(expiry);
+    assert_eq!(sent_notification(&out), Notification::hold_timer_expired());
+    assert_eq!(flushed(&out), 0, "{out:?}");
+    assert_eq!(s.rib_in().stale(), 2);
+}
+
+#[test]
+fn received_hard_reset_flushes_routes() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr_n(60)));
+    let hard = hard_reset(&Notification::cease(CeaseSubcode::AdministrativeShutdown));
+    assert_eq!(hard.data, vec![6, 2]);
+    let out = s.received(now, CONN, clean(Message::Notification(hard)));
+    assert_eq!(flushed(&out), 2);
+    assert!(s.rib_in().is_empty());
+    assert_eq!(s.stale_deadline(), None);
+    assert!(
+        s.fsm()
+            .last_error()
+            .is_some_and(|e| e.contains("6/9") && e.contains("hard reset: 6/2")),
+        "{:?}",
+        s.fsm().last_error()
+    );
+}
+
+#[test]
+fn notification_without_n_bit_flushes_routes() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr(60)));
+    assert!(!s.notification_gr());
+    let out = s.received(
+        now,
+        CONN,
+        clean(Message::Notification(Notification::cease(
+            CeaseSubcode::AdministrativeReset,
+        ))),
+    );
+    assert_eq!(flushed(&out), 2);
+    assert!(s.rib_in().is_empty());
+}
+
+#[test]
+fn max_prefix_with_n_bit_sends_hard_reset_wrapping_the_cease() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr_n(60)));
+    let out = s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.3.0.0/16", "10.4.0.0/16"]))),
+    );
+    let sent = sent_notification(&out);
+    assert_eq!(sent.cease_subcode(), Some(CeaseSubcode::HardReset));
+    // Cease/Max Prefixes with its AFI/SAFI/limit data, behind the Hard Reset code/subcode.
+    assert_eq!(sent.data, vec![6, 1, 0, 1, 1, 0, 0, 0, 3]);
+    assert!(s.rib_in().is_empty(), "Hard Reset flushes the peer's routes");
+}
+
+#[test]
+fn admin_reset_is_soft_unless_hard_is_asked_for() {
+    let now = Instant::now();
+    let mut soft = session_with_routes(now, Some(peer_gr_n(60)));
+    let out = soft.admin_reset(now, false, "soft");
+    let sent = sent_notification(&out);
+    assert_eq!(
+        sent.cease_subcode(),
+        Some(CeaseSubcode::AdministrativeReset)
+    );
+    assert_eq!(sent.shutdown_communication(), Some("soft"));
+    assert_eq!(soft.rib_in().stale(), 2, "routes kept as across a restart");
+    assert!(soft.fsm().deadline(fsm::Timer::IdleHold).is_some());
+
+    let mut hard = session_with_routes(now, Some(peer_gr_n(60)));
+    let out = hard.admin_reset(now, true, "hard");
+    let sent = sent_notification(&out);
+    assert_eq!(sent.cease_subcode(), Some(CeaseSubcode::HardReset));
+    assert_eq!(&sent.data[..3], &[6, 4, 4]);
+    assert_eq!(&sent.data[3..], b"hard");
+    assert_eq!(flushed(&out), 2);
+}
+
+#[test]
+fn no_hard_reset_to_a_peer_without_the_n_bit() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr(60)));
+    let out = s.admin_reset(now, true, "hard");
+    assert_eq!(
+        sent_notification(&out).cease_subcode(),
+        Some(CeaseSubcode::AdministrativeReset)
+    );
+}
+
+#[test]
+fn shutdown_is_a_hard_reset_and_bfd_down_a_graceful_cease() {
+    let now = Instant::now();
+    let mut s = session_with_routes(now, Some(peer_gr_n(60)));
+    let out = s.handle(
+        now,
+        fsm::Input::Stop {
+            notification: Notification::cease(CeaseSubcode::AdministrativeShutdown),
+        },
+    );
+    let sent = sent_notification(&out);
+    assert_eq!(
+        (sent.cease_subcode(), sent.data.as_slice()),
+        (Some(CeaseSubcode::HardReset), &[6u8, 2][..])
+    );
+    assert!(s.rib_in().is_empty());
+
+    let mut s = session_with_routes(now, Some(peer_gr_n(60)));
+    let out = s.handle(
+        now,
+        fsm::Input::Reset {
+            notification: Notification::cease(CeaseSubcode::BfdDown),
+            reason: "BFD session down".into(),
+        },
+    );
+    assert_eq!(
+        sent_notification(&out).cease_subcode(),
+        Some(CeaseSubcode::BfdDown)
+    );
+    assert_eq!(s.rib_in().stale(), 2);
+}
