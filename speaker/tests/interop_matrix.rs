@@ -32,6 +32,9 @@ const KEY: &str = "s3cret";
 const WRONG_KEY: &str = "wrong-key";
 const PREFIX_V4: &str = "192.0.2.0/24";
 const PREFIX_V6: &str = "2001:db8:100::/48";
+/// Our graceful restart time: the helpers keep our routes this long while we are down. Short, so
+/// that a daemon which waits for us to reconnect (FRR) does not stall the test for long.
+const RESTART: u16 = 20;
 /// Our proposed hold time: short enough to see expiry quickly, long enough for a loaded machine.
 const HOLD: u16 = 6;
 
@@ -141,9 +144,17 @@ trait Daemon {
     fn route(&self, p: &Peering) -> Result<Option<bool>, String>;
     /// The process to freeze with SIGSTOP (the one running BGP).
     fn bgp_process(&mut self) -> ProcessId;
+    /// The daemon's own account of the session, for failure messages.
+    fn describe(&self, p: &Peering) -> String;
     /// Whether the daemon acts as graceful restart helper (keeps a restarting peer's routes as
     /// stale in a RIB).
     fn gr_helper(&self) -> bool {
+        true
+    }
+    /// Whether, as helper, the daemon keeps connecting to a restarting peer. If not, a session
+    /// on which the speaker is passive only returns when the daemon's restart timer expires,
+    /// after the stale routes are gone.
+    fn helper_connects(&self) -> bool {
         true
     }
     /// ExaBGP's message log, to check exactly what the restarted speaker sent.
@@ -180,6 +191,12 @@ impl BirdDaemon {
 impl Daemon for BirdDaemon {
     fn name(&self) -> &'static str {
         "BIRD"
+    }
+
+    fn describe(&self, p: &Peering) -> String {
+        self.0
+            .birdc(&format!("show protocols all {}", p.label))
+            .unwrap_or_else(|e| e.to_string())
     }
 
     fn established(&self, p: &Peering) -> Result<bool, String> {
@@ -246,6 +263,19 @@ impl Daemon for FrrDaemon {
         "FRR"
     }
 
+    fn describe(&self, p: &Peering) -> String {
+        self.0
+            .vtysh(&format!("show bgp neighbors {}", p.node))
+            .unwrap_or_else(|e| e.to_string())
+    }
+
+    /// FRR 8.4 waits for a restarting neighbour to connect ("BGP state = Active (NSF passive)")
+    /// until the restart time runs out: a passive speaker loses its routes at FRR across a
+    /// restart. Peer FRR with the speaker active when graceful restart matters.
+    fn helper_connects(&self) -> bool {
+        false
+    }
+
     fn established(&self, p: &Peering) -> Result<bool, String> {
         let state = self.0.peer_state(p.node).map_err(|e| e.to_string())?;
         Ok(state.as_deref() == Some("Established"))
@@ -258,9 +288,10 @@ impl Daemon for FrrDaemon {
             .vtysh_json(&format!("show bgp {afi} unicast {} json", p.prefix()))
             .map_err(|e| e.to_string())?;
         let paths = v.get("paths").and_then(Value::as_array);
-        let path = paths.into_iter().flatten().find(|path| {
-            path.pointer("/peer/peerId").and_then(Value::as_str) == Some(p.node)
-        });
+        let path = paths
+            .into_iter()
+            .flatten()
+            .find(|path| path.pointer("/peer/peerId").and_then(Value::as_str) == Some(p.node));
         Ok(path.map(|path| path.get("stale").and_then(Value::as_bool) == Some(true)))
     }
 
@@ -278,10 +309,14 @@ struct GoBgpDaemon(GoBgp);
 
 impl GoBgpDaemon {
     fn start(ns: &Netns, dir: &std::path::Path) -> Self {
-        let mut conf = "[global.config]\n  as = 65000\n  router-id = \"10.77.0.2\"\n  port = 179\n"
-            .to_owned();
+        let mut conf =
+            "[global.config]\n  as = 65000\n  router-id = \"10.77.0.2\"\n  port = 179\n".to_owned();
         for p in &PEERINGS {
-            let family = if p.v6() { "ipv6-unicast" } else { "ipv4-unicast" };
+            let family = if p.v6() {
+                "ipv6-unicast"
+            } else {
+                "ipv4-unicast"
+            };
             let password = p
                 .daemon_key()
                 .map(|k| format!("    auth-password = \"{k}\"\n"))
@@ -307,6 +342,12 @@ impl Daemon for GoBgpDaemon {
         "GoBGP"
     }
 
+    fn describe(&self, p: &Peering) -> String {
+        self.0
+            .gobgp(&["neighbor", p.node])
+            .unwrap_or_else(|e| e.to_string())
+    }
+
     fn established(&self, p: &Peering) -> Result<bool, String> {
         let neighbors = self.0.neighbors().map_err(|e| e.to_string())?;
         Ok(neighbors
@@ -317,12 +358,16 @@ impl Daemon for GoBgpDaemon {
     fn route(&self, p: &Peering) -> Result<Option<bool>, String> {
         let family = if p.v6() { "ipv6" } else { "ipv4" };
         let rib = self.0.rib(family).map_err(|e| e.to_string())?;
-        Ok(rib.get(p.prefix()).and_then(|paths| {
-            paths
-                .iter()
-                .find(|path| path.neighbor.as_deref() == Some(p.node))
-                .map(|path| path.stale)
-        }))
+        let Some(paths) = rib.get(p.prefix()) else {
+            return Ok(None);
+        };
+        match paths
+            .iter()
+            .find(|path| path.neighbor.as_deref() == Some(p.node))
+        {
+            Some(path) => Ok(Some(path.stale)),
+            None => Err(format!("no path from {} in {paths:?}", p.node)),
+        }
     }
 
     fn bgp_process(&mut self) -> ProcessId {
@@ -342,7 +387,14 @@ impl ExaBgpDaemon {
                 local_as: 65000,
                 peer_as: 65001,
                 router_id: "10.77.0.2".to_owned(),
-                families: vec![if p.v6() { "ipv6 unicast" } else { "ipv4 unicast" }.to_owned()],
+                families: vec![
+                    if p.v6() {
+                        "ipv6 unicast"
+                    } else {
+                        "ipv4 unicast"
+                    }
+                    .to_owned(),
+                ],
                 passive: p.daemon_passive(),
                 md5_password: p.daemon_key().map(str::to_owned),
                 hold_time: Some(9),
@@ -356,6 +408,12 @@ impl ExaBgpDaemon {
 impl Daemon for ExaBgpDaemon {
     fn name(&self) -> &'static str {
         "ExaBGP"
+    }
+
+    fn describe(&self, p: &Peering) -> String {
+        let messages = self.0.messages_from(p.node).unwrap_or_default();
+        let tail = messages.len().saturating_sub(5);
+        format!("{:?}", &messages[tail..])
     }
 
     fn established(&self, p: &Peering) -> Result<bool, String> {
@@ -402,7 +460,11 @@ fn matrix_topology(test: &str) -> Topology {
     t
 }
 
-fn speaker_config(key_file: &std::path::Path, state_dir: &std::path::Path, statics: bool) -> String {
+fn speaker_config(
+    key_file: &std::path::Path,
+    state_dir: &std::path::Path,
+    statics: bool,
+) -> String {
     let mut peers = String::new();
     for p in &PEERINGS {
         peers.push_str(&format!("    - address: {}\n      asn: 65000\n", p.peer));
@@ -415,7 +477,7 @@ fn speaker_config(key_file: &std::path::Path, state_dir: &std::path::Path, stati
             peers.push_str(&format!("      passwordFile: {}\n", key_file.display()));
         }
         peers.push_str(&format!(
-            "      gracefulRestart:\n        enabled: true\n        restartTimeSeconds: 60\n      \
+            "      gracefulRestart:\n        enabled: true\n        restartTimeSeconds: {RESTART}\n      \
              timers:\n        holdTimeSeconds: {HOLD}\n        connectRetryTimeSeconds: 1\n"
         ));
     }
@@ -441,17 +503,46 @@ fn md5_failures(ns: &Netns) -> u64 {
         .unwrap_or(0)
 }
 
+/// Waits until every good session is Established on the speaker and on the daemon.
+fn wait_all_established(speaker: &Speaker, daemon: &dyn Daemon) {
+    let name = daemon.name();
+    for p in good_peerings() {
+        wait_until_ok(
+            &format!("{name} {} Established on both sides", p.label),
+            UP,
+            || {
+                let ours = speaker.peer(p.peer);
+                if ours.state != "Established" {
+                    return Err(format!("speaker: {} ({:?})", ours.state, ours.last_error));
+                }
+                daemon
+                    .established(p)?
+                    .then_some(())
+                    .ok_or("daemon: not Established".to_owned())
+            },
+        )
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\n{name} says:\n{}\nspeaker log:\n{}",
+                daemon.describe(p),
+                speaker.log()
+            )
+        });
+    }
+}
+
 /// Polls every good peering's route at the daemon until `want` holds for all, asserting on the
 /// way that the route never disappears when `must_stay` is set.
 fn wait_routes(
     daemon: &dyn Daemon,
+    peerings: &[&Peering],
     what: &str,
     must_stay: bool,
     want: impl Fn(Option<bool>) -> bool,
 ) {
     wait_until_ok(&format!("{}: {what}", daemon.name()), UP, || {
         let mut pending = Vec::new();
-        for p in good_peerings() {
+        for p in peerings {
             let route = daemon.route(p)?;
             assert!(
                 !(must_stay && route.is_none()),
@@ -476,15 +567,24 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
     let key = dir.join("md5.key");
     std::fs::write(&key, format!("{KEY}\n")).expect("key file");
     let state = dir.join("state");
-    let md5_before = md5_failures(&t.peer);
+    // Whichever side gets a SYN signed with the other key counts it (a daemon that does not
+    // listen, like ExaBGP for an active neighbor, leaves it all to our side).
+    let md5_total = || md5_failures(&t.peer) + md5_failures(&t.node);
+    let md5_before = md5_total();
     let mut speaker = Speaker::start(&t.node, &dir, &speaker_config(&key, &state, true));
     let started = Instant::now();
 
     // 1. Every good session comes up on both sides, whoever connects.
+    wait_all_established(&speaker, daemon);
     for p in good_peerings() {
-        let status = speaker.wait_state(p.peer, "Established", UP);
+        let status = speaker.peer(p.peer);
         assert_eq!(status.remote_asn, Some(65000), "{name} {}", p.label);
-        assert_eq!(status.hold_time, Some(u64::from(HOLD)), "{name} {}", p.label);
+        assert_eq!(
+            status.hold_time,
+            Some(u64::from(HOLD)),
+            "{name} {}",
+            p.label
+        );
         assert!(
             status
                 .capabilities
@@ -494,27 +594,21 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
             p.label,
             status.capabilities
         );
-        wait_until_ok(&format!("{name} sees {} Established", p.label), UP, || {
-            daemon
-                .established(p)?
-                .then_some(())
-                .ok_or("not Established".to_owned())
-        })
-        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
     }
 
     // 2. The static prefix of each session's family is in the daemon's RIB, from that session.
-    wait_routes(daemon, "prefixes learned", false, |r| r.is_some());
+    let good: Vec<&Peering> = good_peerings().collect();
+    wait_routes(daemon, &good, "prefixes learned", false, |r| r.is_some());
 
-    // 3. Different MD5 keys: the session never comes up, and the daemon's kernel drops our
-    // segments for their signature.
+    // 3. Different MD5 keys: the session never comes up, and the kernels drop the segments for
+    // their signature.
     let settle = Duration::from_secs(5).saturating_sub(started.elapsed());
     std::thread::sleep(settle);
     let bad = PEERINGS.iter().find(|p| !p.good()).expect("bad peering");
     assert_ne!(speaker.peer(bad.peer).state, "Established", "{name}");
     assert!(!daemon.established(bad).expect("daemon state"), "{name}");
-    let failures = md5_failures(&t.peer) - md5_before;
-    assert!(failures > 0, "{name}: no TcpExtTCPMD5Failure in the daemon's namespace");
+    let failures = md5_total() - md5_before;
+    assert!(failures > 0, "{name}: no TcpExtTCPMD5Failure counted");
 
     // The CLI reads the same over the control socket.
     let socket = speaker.socket.to_string_lossy().into_owned();
@@ -539,15 +633,19 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
     let exa_mark = daemon
         .message_log()
         .map(|e| e.messages().expect("exabgp log").len());
+    // Sessions that come back while the helper still holds our routes.
+    let kept: Vec<&Peering> = good_peerings()
+        .filter(|p| p.speaker_active || daemon.helper_connects())
+        .collect();
     speaker.kill9();
     if daemon.gr_helper() {
-        wait_routes(daemon, "routes stale after the crash", true, |r| {
+        wait_routes(daemon, &kept, "routes stale after the crash", true, |r| {
             r == Some(true)
         });
         // Down for a while: still there.
         let down = Instant::now();
         while down.elapsed() < Duration::from_secs(2) {
-            wait_routes(daemon, "routes kept while we are down", true, |r| {
+            wait_routes(daemon, &kept, "routes kept while we are down", true, |r| {
                 r.is_some()
             });
             std::thread::sleep(Duration::from_millis(300));
@@ -556,21 +654,24 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
         std::thread::sleep(Duration::from_secs(2));
     }
     speaker.spawn(&t.node);
-    for p in good_peerings() {
-        speaker.wait_state(p.peer, "Established", UP);
-    }
-    wait_routes(daemon, "routes fresh after End-of-RIB", true, |r| {
+    wait_routes(daemon, &kept, "routes fresh after End-of-RIB", true, |r| {
+        r == Some(false)
+    });
+    wait_all_established(&speaker, daemon);
+    wait_routes(daemon, &good, "all routes back", false, |r| {
         r == Some(false)
     });
     if let (Some(exa), Some(mark)) = (daemon.message_log(), exa_mark) {
         // ExaBGP logs every message, so the restarting side can be checked exactly.
         wait_until_ok("End-of-RIB at ExaBGP after the restart", UP, || {
             let all = exa.messages().map_err(|e| e.to_string())?;
-            for p in good_peerings() {
+            for p in &kept {
                 let after: Vec<Value> = all
                     .iter()
                     .skip(mark)
-                    .filter(|m| m.pointer("/neighbor/address/peer").and_then(Value::as_str) == Some(p.node))
+                    .filter(|m| {
+                        m.pointer("/neighbor/address/peer").and_then(Value::as_str) == Some(p.node)
+                    })
                     .cloned()
                     .collect();
                 let withdrawn = withdrawn_prefixes(&after);
@@ -593,7 +694,7 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
         .map(|p| speaker.peer(p.peer).transitions)
         .collect();
     speaker.reconfigure(&speaker_config(&key, &state, false));
-    wait_routes(daemon, "routes withdrawn after reload", false, |r| {
+    wait_routes(daemon, &good, "routes withdrawn after reload", false, |r| {
         r.is_none()
     });
     let after: Vec<u64> = good_peerings()
@@ -607,19 +708,17 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
     let frozen_at = Instant::now();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         for p in good_peerings() {
-            let down = wait_until_ok(
-                &format!("{name} {} hold timer expiry", p.label),
-                UP,
-                || {
-                    let s = speaker.peer(p.peer);
-                    (s.state != "Established")
-                        .then_some(s)
-                        .ok_or("still Established".to_owned())
-                },
-            )
+            let down = wait_until_ok(&format!("{name} {} hold timer expiry", p.label), UP, || {
+                let s = speaker.peer(p.peer);
+                (s.state != "Established")
+                    .then_some(s)
+                    .ok_or("still Established".to_owned())
+            })
             .unwrap_or_else(|e| panic!("{e}"));
             assert!(
-                down.last_error.as_deref().is_some_and(|e| e.contains("4/0")),
+                down.last_error
+                    .as_deref()
+                    .is_some_and(|e| e.contains("4/0")),
                 "{name} {}: {:?}",
                 p.label,
                 down.last_error

@@ -107,8 +107,10 @@ fn multihop_establishes_two_hops_away_and_ttl1_and_gtsm_do_not() {
         .sysctl("net.ipv4.ip_forward", "1")
         .expect("forwarding");
     for h in HOPS {
-        node.addr_add("eth1", &format!("{}/29", h.node)).expect("addr");
-        peer.addr_add("eth1", &format!("{}/29", h.frr)).expect("addr");
+        node.addr_add("eth1", &format!("{}/29", h.node))
+            .expect("addr");
+        peer.addr_add("eth1", &format!("{}/29", h.frr))
+            .expect("addr");
     }
     node.route_add(&["10.78.2.0/29", "via", "10.78.1.6"])
         .expect("route");
@@ -116,9 +118,10 @@ fn multihop_establishes_two_hops_away_and_ttl1_and_gtsm_do_not() {
         .expect("route");
     assert!(node.ping("10.78.2.1"), "no path through the router");
 
-    let mut conf = "frr defaults traditional\nhostname tor\n!\nrouter bgp 65000\n bgp router-id 10.78.2.1\n \
+    let mut conf =
+        "frr defaults traditional\nhostname tor\n!\nrouter bgp 65000\n bgp router-id 10.78.2.1\n \
                     no bgp ebgp-requires-policy\n no bgp network import-check\n timers bgp 3 9\n"
-        .to_owned();
+            .to_owned();
     for h in HOPS {
         let n = h.node;
         conf.push_str(&format!(
@@ -130,8 +133,12 @@ fn multihop_establishes_two_hops_away_and_ttl1_and_gtsm_do_not() {
         }
     }
     conf.push_str("!\n");
-    let frr = Frr::start(&peer, &lab.subdir("frr").expect("dir"), &FrrConfig::bgp(conf))
-        .expect("frr");
+    let frr = Frr::start(
+        &peer,
+        &lab.subdir("frr").expect("dir"),
+        &FrrConfig::bgp(conf),
+    )
+    .expect("frr");
 
     let time_exceeded = nstat(&router, "IcmpOutTimeExcds");
     let min_ttl_drops = nstat(&node, "TcpExtTCPMinTTLDrop");

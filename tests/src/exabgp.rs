@@ -41,7 +41,8 @@ pub struct ExaBgpNeighbor {
 }
 
 impl ExaBgpNeighbor {
-    fn to_config(&self) -> String {
+    /// The neighbor block; `index` keeps its API block names unique in the file.
+    fn to_config(&self, index: usize) -> String {
         let families: String = self
             .families
             .iter()
@@ -65,8 +66,8 @@ impl ExaBgpNeighbor {
         format!(
             "neighbor {peer} {{\n    router-id {rid};\n    local-address {local};\n    local-as {las};\n    peer-as {pas};\n{options}    \
              family {{\n{families}    }}\n    \
-             api herald-inject {{ processes [ herald-inject ]; }}\n    \
-             api herald-log {{ processes [ herald-log ]; neighbor-changes; receive {{ parsed; update; open; notification; }} }}\n}}\n",
+             api inject-{index} {{ processes [ herald-inject ]; }}\n    \
+             api log-{index} {{ processes [ herald-log ]; neighbor-changes; receive {{ parsed; update; open; notification; }} }}\n}}\n",
             peer = self.peer_address,
             rid = self.router_id,
             local = self.local_address,
@@ -123,8 +124,8 @@ impl ExaBgp {
             inject.display(),
             log.display()
         );
-        for n in neighbors {
-            config.push_str(&n.to_config());
+        for (index, n) in neighbors.iter().enumerate() {
+            config.push_str(&n.to_config(index));
         }
         let conf = write("exabgp.conf", &config)?;
         let (env_s, conf_s) = (env.to_string_lossy(), conf.to_string_lossy());

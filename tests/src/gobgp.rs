@@ -234,8 +234,10 @@ pub fn parse_rib(v: &Value) -> Result<BTreeMap<String, Vec<GoBgpPath>>> {
                                 .collect()
                         })
                         .unwrap_or_default(),
+                    // gobgp 3.x writes `neighbor-ip` (apiutil.Path); accept the older spelling too.
                     neighbor: p
-                        .get("neighbor_ip")
+                        .get("neighbor-ip")
+                        .or_else(|| p.get("neighbor_ip"))
                         .and_then(Value::as_str)
                         .map(str::to_owned),
                     stale: p.get("stale").and_then(Value::as_bool).unwrap_or(false),
@@ -261,7 +263,7 @@ mod tests {
 
     #[test]
     fn rib_paths_carry_next_hop_and_as_path() {
-        let v = serde_json::json!({"192.0.2.0/24": [{"nlri": {"prefix": "192.0.2.0/24"}, "best": true, "neighbor_ip": "10.0.0.1",
+        let v = serde_json::json!({"192.0.2.0/24": [{"nlri": {"prefix": "192.0.2.0/24"}, "best": true, "neighbor-ip": "10.0.0.1", "stale": true,
             "attrs": [{"type": 1, "value": 0}, {"type": 2, "as_paths": [{"segment_type": 2, "num": 1, "asns": [65001]}]},
                       {"type": 3, "nexthop": "10.0.0.1"}]}]});
         let r = parse_rib(&v).expect("parse");
@@ -270,5 +272,7 @@ mod tests {
             (p.next_hop.as_str(), p.as_path.as_slice(), p.best),
             ("10.0.0.1", &[65001u64][..], true)
         );
+        assert_eq!(p.neighbor.as_deref(), Some("10.0.0.1"));
+        assert!(p.stale);
     }
 }

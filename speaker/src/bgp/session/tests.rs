@@ -534,7 +534,10 @@ fn sent_notification_with_n_bit_keeps_routes_stale() {
     let now = Instant::now();
     let mut s = session_with_routes(now, Some(peer_gr_n(60)));
     // Our hold timer expires: we send 4/0, which is not a Hard Reset.
-    let expiry = s.fsm().deadline(fsm::Timer::Hold).expect("hold timer armed");
+    let expiry = s
+        .fsm()
+        .deadline(fsm::Timer::Hold)
+        .expect("hold timer armed");
     let out = s.on_timeout(expiry);
     assert_eq!(sent_notification(&out), Notification::hold_timer_expired());
     assert_eq!(flushed(&out), 0, "{out:?}");
@@ -589,7 +592,10 @@ fn max_prefix_with_n_bit_sends_hard_reset_wrapping_the_cease() {
     assert_eq!(sent.cease_subcode(), Some(CeaseSubcode::HardReset));
     // Cease/Max Prefixes with its AFI/SAFI/limit data, behind the Hard Reset code/subcode.
     assert_eq!(sent.data, vec![6, 1, 0, 1, 1, 0, 0, 0, 3]);
-    assert!(s.rib_in().is_empty(), "Hard Reset flushes the peer's routes");
+    assert!(
+        s.rib_in().is_empty(),
+        "Hard Reset flushes the peer's routes"
+    );
 }
 
 #[test]
