@@ -178,6 +178,9 @@ fn bfd_takes_the_session_down(t: &Topology, peer_up: impl Fn() -> Result<bool, S
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
     assert_eq!(speaker.peer(t.peer_v4).hold_time, Some(90));
+    // A new BFD session runs at the slow 1 s rate until a poll sequence after Up moves it to
+    // 100 ms (RFC 5880 §6.8.3); measure the steady state, not that first second.
+    std::thread::sleep(Duration::from_secs(2));
 
     t.peer.link_down("eth1").expect("link down");
     let cut = Instant::now();
