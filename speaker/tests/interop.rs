@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{Speaker, Topology, speaker_yaml};
 use herald_tests::{Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, wait_until_ok};
+use nix::sys::signal::Signal;
 
 const UP: Duration = Duration::from_secs(30);
 
@@ -273,4 +274,173 @@ fn frr_gtsm_session_establishes_with_ttl_security() {
     .expect("FRR learned the prefix over the GTSM session");
     // FRR's `ttl-security hops 1` sets IP_MINTTL 255 on its socket, so the session can only have
     // come up because our packets leave with TTL 255.
+}
+
+/// Polls `probe` every 50 ms for `span`, collecting what it returns (for "seen at least once" and
+/// "never" checks across a short window).
+fn watch<T>(span: Duration, mut probe: impl FnMut() -> T) -> Vec<T> {
+    let start = Instant::now();
+    let mut seen = Vec::new();
+    while start.elapsed() < span {
+        seen.push(probe());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seen
+}
+
+/// RFC 8538 with FRR 8.4 (`bgp graceful-restart notification`, N bit on both sides). A NOTIFICATION
+/// other than Hard Reset — FRR's soft `clear bgp` (Cease/Administrative Reset with
+/// `no bgp hard-administrative-reset`), or our Hold Timer Expired while FRR is frozen — restarts
+/// the session like a TCP failure: each side keeps the other's routes, marked stale, until
+/// End-of-RIB. A Hard Reset (FRR with `bgp hard-administrative-reset`) flushes them. FRR sets the
+/// Forwarding State bit only with `preserve-fw-state`; without it RFC 4724 §4.2 has us drop its
+/// stale routes as soon as the new session is up, before its End-of-RIB.
+#[test]
+fn frr_notification_restarts_keep_routes_and_hard_reset_flushes_them() {
+    let t = Topology::new("frr_rfc8538");
+    let base = frr_conf(&format!(
+        " bgp graceful-restart\n bgp graceful-restart notification\n bgp graceful-restart preserve-fw-state\n \
+         no bgp hard-administrative-reset\n \
+         neighbor {n4} remote-as 65001\n neighbor {n4} timers connect 1\n \
+         address-family ipv4 unicast\n  network 203.0.113.0/24\n exit-address-family\n",
+        n4 = t.node_v4,
+    ));
+    let dir = t.dir("frr");
+    let frr = Frr::start(&t.peer, &dir, &FrrConfig::bgp(base.clone())).expect("frr");
+    let peers = format!(
+        "    - address: {p4}\n      asn: 65000\n      gracefulRestart:\n        enabled: true\n        restartTimeSeconds: 60\n      \
+         timers:\n        holdTimeSeconds: 6\n        connectRetryTimeSeconds: 1\n",
+        p4 = t.peer_v4,
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
+    );
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    // Our route at FRR: None if absent, else whether it is stale.
+    let ours = |frr: &Frr| -> Option<bool> {
+        let v = frr
+            .vtysh_json("show bgp ipv4 unicast 192.0.2.0/24 json")
+            .ok()?;
+        let path = v.get("paths")?.as_array()?.first()?.clone();
+        Some(path.get("stale").and_then(|s| s.as_bool()) == Some(true))
+    };
+    let settled = |frr: &Frr| {
+        wait_until_ok("both sides settled", UP, || {
+            let p = speaker.peer(t.peer_v4);
+            // FRR also sends our own route back (no sender-side loop detection by default); we
+            // keep it in the Adj-RIB-In but never accept it (AS loop).
+            match (
+                p.state.as_str(),
+                p.prefixes_accepted,
+                p.prefixes_stale,
+                ours(frr),
+            ) {
+                ("Established", 1, 0, Some(false)) => Ok(p),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()))
+    };
+    let first = settled(&frr);
+    let neighbor = frr
+        .vtysh_json(&format!("show bgp neighbors {} json", t.node_v4))
+        .expect("vtysh")
+        .to_string();
+    assert!(
+        neighbor.contains("\"nBit\":true"),
+        "FRR did not see our N bit: {neighbor}"
+    );
+
+    // 1. FRR sends a soft Cease/Administrative Reset: we keep its route (stale) through the
+    // restart, never dropping it.
+    frr.vtysh(&format!("clear bgp {}", t.node_v4))
+        .expect("clear bgp");
+    let n = first.prefixes_received;
+    let seen = watch(Duration::from_secs(3), || {
+        let p = speaker.peer(t.peer_v4);
+        (p.prefixes_received, p.prefixes_stale)
+    });
+    assert!(
+        seen.iter().all(|(received, _)| *received == n),
+        "FRR's routes dropped: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, stale)| *stale == n),
+        "never stale: {seen:?}"
+    );
+    let second = settled(&frr);
+    assert!(
+        second.transitions > first.transitions,
+        "no restart happened"
+    );
+    assert!(
+        second.notifications_in > first.notifications_in,
+        "no NOTIFICATION received"
+    );
+
+    // 2. We send Hold Timer Expired (FRR frozen): we keep FRR's route as stale while it is
+    // down; once FRR resumes it reads our NOTIFICATION and keeps our route as stale too.
+    let bgpd = frr
+        .processes()
+        .into_iter()
+        .find(|(n, _)| n == "bgpd")
+        .map(|(_, id)| id)
+        .expect("bgpd");
+    bgpd.signal(Signal::SIGSTOP).expect("SIGSTOP");
+    let down = wait_until_ok("hold timer expiry", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        (p.state != "Established")
+            .then_some(p)
+            .ok_or("still Established".to_owned())
+    });
+    bgpd.signal(Signal::SIGCONT).expect("SIGCONT");
+    let down = down.unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        down.last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("4/0")),
+        "{:?}",
+        down.last_error
+    );
+    assert_eq!((down.prefixes_received, down.prefixes_stale), (n, n));
+    let at_frr = watch(Duration::from_secs(2), || ours(&frr));
+    assert!(
+        at_frr.iter().all(Option::is_some),
+        "FRR dropped our route: {at_frr:?}"
+    );
+    assert!(
+        at_frr.contains(&Some(true)),
+        "FRR never marked our route stale: {at_frr:?}"
+    );
+    let third = settled(&frr);
+
+    // 3. Hard Reset: FRR's Administrative Reset now goes out as Cease/Hard Reset; both sides
+    // flush.
+    let hard = base.replace(
+        " no bgp hard-administrative-reset\n",
+        " bgp hard-administrative-reset\n",
+    );
+    std::fs::write(dir.join("frr.conf"), hard).expect("frr.conf");
+    frr.apply_config().expect("apply");
+    frr.vtysh(&format!("clear bgp {}", t.node_v4))
+        .expect("clear bgp");
+    let seen = watch(Duration::from_secs(2), || {
+        let p = speaker.peer(t.peer_v4);
+        (p.prefixes_received, p.last_error)
+    });
+    assert!(
+        seen.iter().any(|(received, _)| *received == 0),
+        "Hard Reset kept FRR's route: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(_, e)| e
+            .as_deref()
+            .is_some_and(|e| e.contains("received NOTIFICATION 6/9 (hard reset: 6/4)"))),
+        "Hard Reset not reported as such: {seen:?}"
+    );
+    let fourth = settled(&frr);
+    assert!(fourth.transitions > third.transitions);
 }

@@ -669,6 +669,13 @@ impl Session {
             })
             .cloned()
             .collect();
+        // RFC 4271 §9.1.2: "If the AS_PATH attribute of a BGP route contains an AS loop, the BGP
+        // route should be excluded from the Phase 2 decision function" — such as our own routes
+        // reflected back by an eBGP peer. Kept in the Adj-RIB-In, never accepted.
+        let local_asn = self.config.fsm.local_asn;
+        let as_loop = base
+            .iter()
+            .any(|a| matches!(&a.value, AttrValue::AsPath(path) if path.contains(local_asn)));
         let mut announced: Vec<(IpNet, NextHop)> = Vec::new();
         if let Some(nh) = update.next_hop() {
             announced.extend(
@@ -703,7 +710,7 @@ impl Session {
                     a
                 }
             };
-            let accepted = self.config.import.accepts(&prefix, &attrs.attributes);
+            let accepted = !as_loop && self.config.import.accepts(&prefix, &attrs.attributes);
             let old = self.rib_in.insert(
                 prefix,
                 RibInEntry {

@@ -663,3 +663,25 @@ fn shutdown_is_a_hard_reset_and_bfd_down_a_graceful_cease() {
     );
     assert_eq!(s.rib_in().stale(), 2);
 }
+
+#[test]
+fn routes_with_our_as_in_the_path_are_never_accepted() {
+    let now = Instant::now();
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
+    established(&mut s, now, peer_open(None));
+    let mut looped = announce(&["192.0.2.0/24"]);
+    looped.attributes[1] =
+        PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[65002, 65001])));
+    let out = s.received(now, CONN, clean(Message::Update(looped)));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Routes { .. })),
+        "{out:?}"
+    );
+    assert_eq!(s.rib_in().len(), 1, "kept in the Adj-RIB-In");
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["198.51.100.0/24"]))),
+    );
+    assert_eq!(s.rib_in().accepted(), 1);
+}
