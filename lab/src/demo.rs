@@ -58,9 +58,27 @@ pub const BGP_ECMP: DemoPlan = DemoPlan {
     tor: "tor",
     client: "client",
     nodes: &["node1", "node2", "node3"],
-    service_ip_source: "announced by the speakers as bgp.staticRoutes (nodeN/speaker.yaml)",
+    service_ip_source: "pool lab-vips in nodeN/speaker.yaml, the same on every node",
     requests: 12,
 };
+
+/// The addresses `speaker services --json` reports for the service named `name` (any
+/// namespace); `None` when it is not there or has none yet.
+pub fn allocated_addresses(json: &str, name: &str) -> Option<Vec<String>> {
+    let rows: serde_json::Value = serde_json::from_str(json).ok()?;
+    let row = rows.as_array()?.iter().find(|r| {
+        r.get("service")
+            .and_then(|s| s.as_str())
+            .is_some_and(|s| s.rsplit('/').next() == Some(name))
+    })?;
+    let addresses: Vec<String> = row
+        .get("addresses")?
+        .as_array()?
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    (!addresses.is_empty()).then_some(addresses)
+}
 
 /// The shipped `bgp-ecmp` topology file (in the source tree this binary was built from).
 pub fn default_topology() -> PathBuf {
@@ -294,18 +312,7 @@ impl Steps<'_> {
             .file_name()
             .map(|f| f.to_string_lossy().into_owned())
             .unwrap_or_default();
-        emit(
-            step::SERVICE_IP,
-            Outcome::Done(format!(
-                "{}:{} (service `{}`, {} backends) from {conf}; {}; lb-ipam allocation not wired \
-                 into the lab yet",
-                self.service.vip,
-                self.service.port,
-                self.service.name,
-                self.service.backends.len(),
-                self.plan.service_ip_source
-            )),
-        );
+        emit(step::SERVICE_IP, self.service_ip(&conf));
         let route = match &sessions {
             Outcome::Done(_) => self.route(),
             Outcome::NotYet(_) => Outcome::NotYet("the speakers' BGP sessions".to_owned()),
@@ -366,6 +373,55 @@ impl Steps<'_> {
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).into_owned(),
+        ))
+    }
+
+    /// The address lb-ipam allocated on every node (asked over each speaker's control socket),
+    /// which must be the address the datapath serves.
+    fn service_ip(&self, datapath_conf: &str) -> Outcome {
+        let speaker = match images::speaker_binary() {
+            Ok(bin) => bin,
+            Err(e) => return Outcome::NotYet(e.to_string()),
+        };
+        let allocated = |node: &str| -> Option<Vec<String>> {
+            let socket = self.state.node_dir(node).join("speaker.sock");
+            let out = std::process::Command::new(&speaker)
+                .args(["services", "--json", "--socket"])
+                .arg(&socket)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .ok()?;
+            allocated_addresses(&String::from_utf8_lossy(&out.stdout), &self.service.name)
+        };
+        let found = wait_until("the speakers' lb-ipam allocations", HTTP_TIMEOUT, || {
+            self.plan
+                .nodes
+                .iter()
+                .map(|node| Some(((*node).to_owned(), allocated(node)?)))
+                .collect::<Option<BTreeMap<String, Vec<String>>>>()
+        });
+        let Ok(per_node) = found else {
+            return Outcome::Failed(format!(
+                "no allocation for service `{}` reported by the speakers",
+                self.service.name
+            ));
+        };
+        let vip = self.service.vip.to_string();
+        let distinct: BTreeSet<&Vec<String>> = per_node.values().collect();
+        if distinct.len() != 1 || !per_node.values().all(|a| a.contains(&vip)) {
+            return Outcome::Failed(format!(
+                "lb-ipam allocations {per_node:?} differ from the VIP {vip} in {datapath_conf}"
+            ));
+        }
+        Outcome::Done(format!(
+            "{vip} allocated by lb-ipam to service `{}` on {} ({}), announced as LoadBalancerIP; \
+             {} serves {vip}:{} with {} backends",
+            self.service.name,
+            self.plan.nodes.join(", "),
+            self.plan.service_ip_source,
+            datapath_conf,
+            self.service.port,
+            self.service.backends.len(),
         ))
     }
 
@@ -754,6 +810,20 @@ mod tests {
             vec!["fe80::1"]
         );
         assert!(fib_next_hops("").is_empty());
+    }
+
+    #[test]
+    fn allocated_addresses_come_from_the_speakers_services_json() {
+        let json = r#"[{"service":"default/db","addresses":["10.200.0.11"],"satisfied":true},
+                       {"service":"default/web","addresses":["10.200.0.10"],"satisfied":true},
+                       {"service":"other/none","addresses":[],"satisfied":false}]"#;
+        assert_eq!(
+            allocated_addresses(json, "web"),
+            Some(vec!["10.200.0.10".to_owned()])
+        );
+        assert_eq!(allocated_addresses(json, "none"), None);
+        assert_eq!(allocated_addresses(json, "missing"), None);
+        assert_eq!(allocated_addresses("not json", "web"), None);
     }
 
     #[test]
