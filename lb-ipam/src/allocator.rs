@@ -12,6 +12,19 @@
 //! 3. Missing families are filled from the requested IPs, else from the lowest free address of
 //!    the first matching pool (priority, then name), joining an existing shared address first
 //!    when the service has a sharing key.
+//! 4. A service that does not get everything it needs is reported with the reason of the
+//!    **first family, in its `ipFamilies` order, that fails against the current state** (a
+//!    `RequireDualStack` service whose first family has a free address but whose second has no
+//!    pool reports the second; once the first family's pool fills up, it reports the first).
+//!
+//! The outcome of an unsatisfied service is kept current, so that it is a function of pools,
+//! requests and allocations only (and [`Allocator::rebuild`] reports the same): it is
+//! recomputed when the pools or its request change; when any address is freed, re-keyed or
+//! becomes joinable, or a holder's sharing key, allowed namespaces or ports change (every
+//! waiting service is retried); and when an address it found free but did not take (a
+//! `RequireDualStack` service missing its other family) is claimed by another service. Nothing
+//! else can change it: claiming an address only removes options, and a family that fails keeps
+//! failing for the same reason until one of those events.
 //!
 //! Used addresses live in an ordered map and an [`IntervalSet`], so memory is proportional to
 //! allocations and a /64 pool costs no more than a /24.
@@ -179,6 +192,8 @@ struct Entry {
     lost: Vec<u128>,
     invalid: Option<String>,
     outcome: Outcome,
+    /// Free addresses this service found but did not take (see [`Allocator::watched`]).
+    watching: Addrs,
 }
 
 /// Internal service id: the service's slot in [`Services`]. Never leaves the allocator; ids of
@@ -387,6 +402,12 @@ pub struct Allocator {
     pending: BTreeSet<ServiceKey>,
     /// Something was freed or became joinable since the last retry.
     dirty: bool,
+    /// Free addresses that `RequireDualStack` services found for one family but did not take
+    /// because another family failed. Their outcome names the failing family only while these
+    /// stay free, so claiming one marks the watchers [`Allocator::stale`].
+    watched: HashMap<u128, OwnerIds>,
+    /// Services whose outcome must be recomputed before the current operation returns.
+    stale: Vec<Sid>,
 }
 
 impl Allocator {
@@ -492,8 +513,13 @@ impl Allocator {
                 // An explicit new request is the user's way to move a service.
                 let explicit = e.request.requested_ips != request.requested_ips
                     || e.request.requested_pool != request.requested_pool;
+                // Who may join (or is reported as blocking) an address depends on its holders'
+                // sharing key, allowed namespaces and ports.
+                let sharing_changed = !e.addresses.is_empty()
+                    && (e.request.sharing != request.sharing || e.request.ports != request.ports);
                 e.request = request;
                 e.invalid = None;
+                self.dirty |= sharing_changed;
                 self.filter(id);
                 if explicit && let Some(e) = self.services.get_mut(id) {
                     e.lost.clear();
@@ -528,17 +554,20 @@ impl Allocator {
                 id
             }
         };
-        let Some(entry) = self.services.get_mut(id) else {
+        let Some(mut entry) = self.services.take(id) else {
             return;
         };
+        self.unwatch(id, &mut entry);
         entry.invalid = Some(reason.clone());
         entry.outcome = Outcome::Unsatisfied(Unsatisfied::InvalidRequest { reason });
         self.pending.remove(key);
+        self.services.put_back(id, entry);
     }
 
     /// Removes a service and frees its addresses (shared ones stay with their other owners).
     pub fn remove(&mut self, key: &ServiceKey) {
-        if let Some((id, entry)) = self.services.remove(key) {
+        if let Some((id, mut entry)) = self.services.remove(key) {
+            self.unwatch(id, &mut entry);
             for &a in entry.addresses.iter() {
                 self.release(id, a);
             }
@@ -738,6 +767,8 @@ impl Allocator {
 
     /// Returns the outcome and whether the service still waits for an address (to retry).
     fn fill_entry(&mut self, id: Sid, entry: &mut Entry) -> (Outcome, bool) {
+        // Before any claim below, so that the service's own claims do not mark it stale.
+        self.unwatch(id, entry);
         let req = &entry.request;
         let wanted = req.wanted_families();
         if let Some(reason) = request_problem(req, &wanted) {
@@ -811,6 +842,16 @@ impl Allocator {
             }
         }
         if failure.is_some() && req.family_policy == FamilyPolicy::RequireDualStack {
+            // Nothing is taken; the reported failure holds only while these stay free.
+            for &a in fresh.get(..n_fresh).unwrap_or_default() {
+                match self.watched.entry(a) {
+                    hashbrown::hash_map::Entry::Occupied(o) => o.into_mut().add(id),
+                    hashbrown::hash_map::Entry::Vacant(v) => {
+                        v.insert(OwnerIds::One(id));
+                    }
+                }
+                entry.watching.push(a);
+            }
             n_fresh = 0;
         }
         for &a in fresh.get(..n_fresh).unwrap_or_default() {
@@ -832,23 +873,50 @@ impl Allocator {
         (outcome, pending)
     }
 
-    /// Retries pending services, in key order, until nothing changes.
+    /// Retries pending services, in key order, until nothing changes: all of them after an
+    /// address was freed or became joinable, else only those whose outcome went stale.
     fn retry(&mut self) {
-        while self.dirty {
-            self.dirty = false;
-            if self.pending.is_empty() {
+        loop {
+            let ids: Vec<Sid> = if self.dirty {
+                self.dirty = false;
+                // The full pass below recomputes them too; staleness it causes is kept.
+                self.stale.clear();
+                self.pending
+                    .iter()
+                    .filter_map(|k| self.services.id_of(k))
+                    .collect()
+            } else if !self.stale.is_empty() {
+                let mut ids = std::mem::take(&mut self.stale);
+                ids.sort_unstable_by(|x, y| {
+                    let key = |id: &Sid| self.services.get(*id).map(|e| &e.request.key);
+                    key(x).cmp(&key(y))
+                });
+                ids.dedup();
+                ids
+            } else {
+                break;
+            };
+            if ids.is_empty() {
                 break;
             }
-            let ids: Vec<Sid> = self
-                .pending
-                .iter()
-                .filter_map(|k| self.services.id_of(k))
-                .collect();
             for id in ids {
                 self.fill(id);
             }
         }
         self.dirty = false;
+        self.stale.clear();
+    }
+
+    /// Forgets the free addresses a service was watching (it is being re-evaluated or removed).
+    fn unwatch(&mut self, id: Sid, entry: &mut Entry) {
+        for &a in entry.watching.iter() {
+            if let Some(w) = self.watched.get_mut(&a)
+                && w.remove(id)
+            {
+                self.watched.remove(&a);
+            }
+        }
+        entry.watching = Addrs::default();
     }
 
     /// The address is in some pool (any state) that selects the service and, if the service
@@ -957,6 +1025,11 @@ impl Allocator {
     }
 
     fn claim(&mut self, id: Sid, sharing: Option<&str>, a: u128) {
+        if !self.watched.is_empty()
+            && let Some(w) = self.watched.get(&a)
+        {
+            self.stale.extend_from_slice(w.as_slice());
+        }
         let owners = match self.owners.entry(a) {
             hashbrown::hash_map::Entry::Occupied(o) => {
                 let owners = o.into_mut();
@@ -1033,6 +1106,7 @@ impl Entry {
             lost: Vec::new(),
             invalid: None,
             outcome: Outcome::Satisfied,
+            watching: Addrs::default(),
         }
     }
 

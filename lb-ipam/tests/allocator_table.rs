@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use lb_ipam::{
-    Allocator, Block, FamilyPolicy, IpFamily, LabelSelector, Outcome, Pool, PoolSpec, PortProto,
-    Protocol, Request, ServiceKey, Sharing, Unsatisfied,
+    Allocator, Block, FamilyPolicy, Held, IpFamily, LabelSelector, Outcome, Pool, PoolSpec,
+    PortProto, Protocol, Request, ServiceKey, Sharing, Unsatisfied,
 };
 
 fn ip(s: &str) -> IpAddr {
@@ -556,6 +556,91 @@ fn rejected_request_keeps_its_addresses() {
     a.upsert(req("a", "s"));
     assert_eq!(outcome(&a, "a", "s"), Outcome::Satisfied);
     assert_eq!(addrs(&a, "a", "s"), [ip("10.0.0.1")]);
+}
+
+/// Regression (found by `allocator_props`): a `RequireDualStack` service evaluated while its
+/// first family still had a free address reported its second family's failure, and kept that
+/// reason after another service took the address; a rebuild from the snapshot reported the first
+/// family. The reason must be the first failing family against the current state, whatever the
+/// order of operations, and a rebuild must report the same.
+#[test]
+fn unsatisfied_dual_stack_reason_follows_later_claims() {
+    let v6 = || vec![pool("v6", &["2001:db8::1/128"])];
+    // IPv6 first: the /128 is free until "single" takes it; there is no IPv4 pool at all.
+    let dual = with(req("ns", "a-dual"), |r| {
+        r.family_policy = FamilyPolicy::RequireDualStack;
+        r.families = vec![IpFamily::IPv6, IpFamily::IPv4];
+    });
+    let single = with(req("ns", "b-single"), |r| r.families = vec![IpFamily::IPv6]);
+    let exhausted = Outcome::Unsatisfied(Unsatisfied::PoolExhausted {
+        family: IpFamily::IPv6,
+    });
+    let no_v4_pool = Outcome::Unsatisfied(Unsatisfied::NoMatchingPool {
+        family: IpFamily::IPv4,
+    });
+
+    // Order 1: "dual" is evaluated, then "single" takes the address it saw free.
+    let mut one = Allocator::new();
+    one.set_pools(v6()).expect("pools");
+    one.upsert(dual.clone());
+    assert_eq!(outcome(&one, "ns", "a-dual"), no_v4_pool);
+    one.upsert(single.clone());
+    // Order 2: both wait for a pool; the pool edit evaluates them in key order ("dual" first).
+    let mut two = Allocator::new();
+    two.upsert(dual.clone());
+    two.upsert(single.clone());
+    two.set_pools(v6()).expect("pools");
+
+    for a in [&one, &two] {
+        assert_eq!(addrs(a, "ns", "b-single"), [ip("2001:db8::1")]);
+        assert_eq!(addrs(a, "ns", "a-dual"), Vec::<IpAddr>::new());
+        assert_eq!(outcome(a, "ns", "a-dual"), exhausted);
+        let held: BTreeMap<ServiceKey, Held> = a.snapshot().into_iter().collect();
+        let inputs = [&dual, &single]
+            .map(|r| (r.clone(), held.get(&r.key).cloned().unwrap_or_default()))
+            .to_vec();
+        let rebuilt = Allocator::rebuild(v6(), inputs).expect("rebuild");
+        assert_eq!(outcome(&rebuilt, "ns", "a-dual"), exhausted);
+        assert_eq!(addrs(&rebuilt, "ns", "b-single"), [ip("2001:db8::1")]);
+    }
+
+    // Freeing the address makes the IPv4 side the first failure again.
+    one.remove(&single.key);
+    assert_eq!(outcome(&one, "ns", "a-dual"), no_v4_pool);
+    assert_eq!(addrs(&one, "ns", "a-dual"), Vec::<IpAddr>::new());
+}
+
+/// Regression (found by `allocator_props`): when a holder's ports change so that a waiting
+/// service may now share its address, the waiting service joins it at once, as a rebuild would.
+#[test]
+fn holder_port_change_lets_a_waiting_service_join() {
+    let one = || vec![pool("p", &["10.0.0.1/32"])];
+    let holder = |port| shared(req("a", "holder"), "k", &[], &[port]);
+    let joiner = shared(req("a", "joiner"), "k", &[], &[443]);
+    let mut a = Allocator::new();
+    a.set_pools(one()).expect("pools");
+    a.upsert(holder(443));
+    a.upsert(joiner.clone());
+    assert_eq!(addrs(&a, "a", "joiner"), Vec::<IpAddr>::new());
+    // Automatic allocation reports the exhausted pool (`SharingConflict` is for requested IPs).
+    assert_eq!(
+        outcome(&a, "a", "joiner"),
+        Outcome::Unsatisfied(Unsatisfied::PoolExhausted {
+            family: IpFamily::IPv4
+        })
+    );
+    a.upsert(holder(80));
+    assert_eq!(addrs(&a, "a", "joiner"), [ip("10.0.0.1")]);
+    assert_eq!(outcome(&a, "a", "joiner"), Outcome::Satisfied);
+    let held: BTreeMap<ServiceKey, Held> = a.snapshot().into_iter().collect();
+    let inputs = [holder(80), joiner]
+        .map(|r| {
+            let h = held.get(&r.key).cloned().unwrap_or_default();
+            (r, h)
+        })
+        .to_vec();
+    let rebuilt = Allocator::rebuild(one(), inputs).expect("rebuild");
+    assert_eq!(rebuilt.snapshot(), a.snapshot());
 }
 
 #[test]
