@@ -192,8 +192,6 @@ struct Entry {
     lost: Vec<u128>,
     invalid: Option<String>,
     outcome: Outcome,
-    /// Free addresses this service found but did not take (see [`Allocator::watched`]).
-    watching: Addrs,
 }
 
 /// Internal service id: the service's slot in [`Services`]. Never leaves the allocator; ids of
@@ -406,6 +404,8 @@ pub struct Allocator {
     /// because another family failed. Their outcome names the failing family only while these
     /// stay free, so claiming one marks the watchers [`Allocator::stale`].
     watched: HashMap<u128, OwnerIds>,
+    /// The addresses each watcher watches (kept out of the service slab, which stays small).
+    watchers: HashMap<Sid, Addrs>,
     /// Services whose outcome must be recomputed before the current operation returns.
     stale: Vec<Sid>,
 }
@@ -557,7 +557,7 @@ impl Allocator {
         let Some(mut entry) = self.services.take(id) else {
             return;
         };
-        self.unwatch(id, &mut entry);
+        self.unwatch(id);
         entry.invalid = Some(reason.clone());
         entry.outcome = Outcome::Unsatisfied(Unsatisfied::InvalidRequest { reason });
         self.pending.remove(key);
@@ -566,8 +566,8 @@ impl Allocator {
 
     /// Removes a service and frees its addresses (shared ones stay with their other owners).
     pub fn remove(&mut self, key: &ServiceKey) {
-        if let Some((id, mut entry)) = self.services.remove(key) {
-            self.unwatch(id, &mut entry);
+        if let Some((id, entry)) = self.services.remove(key) {
+            self.unwatch(id);
             for &a in entry.addresses.iter() {
                 self.release(id, a);
             }
@@ -768,7 +768,7 @@ impl Allocator {
     /// Returns the outcome and whether the service still waits for an address (to retry).
     fn fill_entry(&mut self, id: Sid, entry: &mut Entry) -> (Outcome, bool) {
         // Before any claim below, so that the service's own claims do not mark it stale.
-        self.unwatch(id, entry);
+        self.unwatch(id);
         let req = &entry.request;
         let wanted = req.wanted_families();
         if let Some(reason) = request_problem(req, &wanted) {
@@ -843,6 +843,7 @@ impl Allocator {
         }
         if failure.is_some() && req.family_policy == FamilyPolicy::RequireDualStack {
             // Nothing is taken; the reported failure holds only while these stay free.
+            let mut watching = Addrs::default();
             for &a in fresh.get(..n_fresh).unwrap_or_default() {
                 match self.watched.entry(a) {
                     hashbrown::hash_map::Entry::Occupied(o) => o.into_mut().add(id),
@@ -850,7 +851,10 @@ impl Allocator {
                         v.insert(OwnerIds::One(id));
                     }
                 }
-                entry.watching.push(a);
+                watching.push(a);
+            }
+            if !watching.is_empty() {
+                self.watchers.insert(id, watching);
             }
             n_fresh = 0;
         }
@@ -908,15 +912,20 @@ impl Allocator {
     }
 
     /// Forgets the free addresses a service was watching (it is being re-evaluated or removed).
-    fn unwatch(&mut self, id: Sid, entry: &mut Entry) {
-        for &a in entry.watching.iter() {
+    fn unwatch(&mut self, id: Sid) {
+        if self.watchers.is_empty() {
+            return;
+        }
+        let Some(addrs) = self.watchers.remove(&id) else {
+            return;
+        };
+        for &a in addrs.iter() {
             if let Some(w) = self.watched.get_mut(&a)
                 && w.remove(id)
             {
                 self.watched.remove(&a);
             }
         }
-        entry.watching = Addrs::default();
     }
 
     /// The address is in some pool (any state) that selects the service and, if the service
@@ -1106,7 +1115,6 @@ impl Entry {
             lost: Vec::new(),
             invalid: None,
             outcome: Outcome::Satisfied,
-            watching: Addrs::default(),
         }
     }
 
