@@ -202,11 +202,30 @@ pub enum StoreConfig {
         #[serde(default = "d_renew")]
         renew_ms: u64,
     },
-    /// Kubernetes Leases, one per node (issue 9).
+    /// Kubernetes Leases, one per node (the speaker builds this store; see
+    /// `speaker::sources::kube::lease`).
     Kubernetes {
         /// Namespace of the Lease objects.
         namespace: String,
+        /// Lease duration in ms (rounded up to whole seconds in the Lease object).
+        #[serde(default = "d_kube_lease")]
+        lease_ms: u64,
+        /// Renew period in ms: two API requests per node per period.
+        #[serde(default = "d_kube_renew")]
+        renew_ms: u64,
     },
+}
+
+/// Kubernetes Lease duration: a node cut off from the API server stops answering after this.
+pub const KUBE_LEASE_MS: u64 = 15_000;
+/// Kubernetes Lease renew period.
+pub const KUBE_RENEW_MS: u64 = 2_000;
+
+fn d_kube_lease() -> u64 {
+    KUBE_LEASE_MS
+}
+fn d_kube_renew() -> u64 {
+    KUBE_RENEW_MS
 }
 
 fn d_lease() -> u64 {
@@ -297,6 +316,9 @@ impl L2Config {
         }
         if let StoreConfig::File {
             lease_ms, renew_ms, ..
+        }
+        | StoreConfig::Kubernetes {
+            lease_ms, renew_ms, ..
         } = &self.store
             && renew_ms * 2 > *lease_ms
         {
@@ -342,6 +364,23 @@ mod tests {
             }
         );
         assert!(L2Config::from_yaml("node: a\nnodes: [{name: a}]\nstore: {kind: file, dir: /x, leaseMs: 500, renewMs: 400}\n").is_err());
+    }
+
+    #[test]
+    fn kubernetes_store_has_lease_defaults_and_the_same_renew_rule() {
+        let cfg = L2Config::from_yaml(
+            "node: a\nnodes: [{name: a}]\nstore: {kind: kubernetes, namespace: herald-system}\n",
+        )
+        .expect("valid config");
+        assert_eq!(
+            cfg.store,
+            StoreConfig::Kubernetes {
+                namespace: "herald-system".into(),
+                lease_ms: KUBE_LEASE_MS,
+                renew_ms: KUBE_RENEW_MS,
+            }
+        );
+        assert!(L2Config::from_yaml("node: a\nnodes: [{name: a}]\nstore: {kind: kubernetes, namespace: x, leaseMs: 3000, renewMs: 2000}\n").is_err());
     }
 
     #[test]

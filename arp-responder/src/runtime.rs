@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::config::{L2Config, ServiceSpec, StoreConfig};
+use crate::config::{L2Config, NodeSpec, ServiceSpec, StoreConfig};
 use crate::decide::{Decision, DropReason, InterfaceInfo, decide};
 use crate::election::{
     Election, FileStore, Membership, MembershipStore, StaticStore, VipSpec, vip_table,
@@ -39,9 +39,9 @@ pub fn store_from_config(cfg: &L2Config) -> Result<Arc<dyn MembershipStore>> {
             cfg.nodes.iter().map(|n| n.name.clone()),
         ))),
         StoreConfig::File { dir, .. } => Ok(Arc::new(FileStore::new(dir.clone()))),
-        StoreConfig::Kubernetes { .. } => {
-            Err(Error::NotImplemented("Kubernetes Lease store (issue 9)"))
-        }
+        StoreConfig::Kubernetes { .. } => Err(Error::NotImplemented(
+            "Kubernetes Lease store outside the speaker (it needs a kube client)",
+        )),
     }
 }
 
@@ -49,16 +49,20 @@ fn store_timing(cfg: &L2Config) -> (Duration, Duration) {
     match &cfg.store {
         StoreConfig::File {
             lease_ms, renew_ms, ..
+        }
+        | StoreConfig::Kubernetes {
+            lease_ms, renew_ms, ..
         } => (
             Duration::from_millis(*lease_ms),
             Duration::from_millis(*renew_ms),
         ),
-        _ => (STATIC_LEASE, STATIC_RENEW),
+        StoreConfig::Static => (STATIC_LEASE, STATIC_RENEW),
     }
 }
 
 enum Command {
     Services(Vec<ServiceSpec>),
+    Nodes(Vec<NodeSpec>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -86,6 +90,15 @@ impl L2Handle {
     pub async fn set_services(&self, services: Vec<ServiceSpec>) -> Result<()> {
         self.cmd_tx
             .send(Command::Services(services))
+            .await
+            .map_err(|_| Error::Store("announcer stopped".into()))
+    }
+
+    /// Replaces the cluster's nodes (and their labels), which decide eligibility, without
+    /// restarting the election: in Kubernetes mode nodes join and leave while it runs.
+    pub async fn set_nodes(&self, nodes: Vec<NodeSpec>) -> Result<()> {
+        self.cmd_tx
+            .send(Command::Nodes(nodes))
             .await
             .map_err(|_| Error::Store("announcer stopped".into()))
     }
@@ -238,6 +251,11 @@ impl Driver {
                     Command::Services(s) => {
                         self.vips = vip_table(&s, &self.cfg.nodes, &self.cfg.node_selector);
                         self.cfg.services = s;
+                        self.evaluate();
+                    }
+                    Command::Nodes(n) => {
+                        self.vips = vip_table(&self.cfg.services, &n, &self.cfg.node_selector);
+                        self.cfg.nodes = n;
                         self.evaluate();
                     }
                     Command::Shutdown(done) => {

@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use arp_responder::config::{ServiceSpec as L2Service, TrafficPolicy as L2Policy};
+use arp_responder::config::{NodeSpec, ServiceSpec as L2Service, TrafficPolicy as L2Policy};
+use arp_responder::election::MembershipStore;
 use arp_responder::runtime::{L2Handle, L2Responder, store_from_config};
 use arp_responder::status::Status;
 use lb_ipam::service::{SHARING_KEY_ANNOTATIONS, TrafficPolicy};
@@ -155,6 +156,13 @@ pub fn render_table(report: &L2Report) -> String {
     out
 }
 
+fn unusable(e: arp_responder::Error) -> ConfigError {
+    ConfigError::Unusable {
+        key: "l2".into(),
+        message: e.to_string(),
+    }
+}
+
 /// The running announcer, shared by the control socket, metrics and the reload loop.
 #[derive(Debug, Clone)]
 pub struct L2 {
@@ -171,22 +179,42 @@ impl L2 {
         let Some(mut l2_config) = config.l2_config() else {
             return Ok(None);
         };
-        let settings = l2_config.clone();
         l2_config.services = desired_services(config, allocations);
-        let unusable = |e: arp_responder::Error| ConfigError::Unusable {
-            key: "l2".into(),
-            message: e.to_string(),
-        };
         let store = store_from_config(&l2_config).map_err(unusable)?;
+        Self::start_with(l2_config, store).map(Some)
+    }
+
+    /// Starts the announcer for a complete arp-responder configuration (services included)
+    /// with an explicit membership store: Kubernetes mode builds both from cluster objects.
+    /// Must run inside a tokio runtime.
+    pub fn start_with(
+        l2_config: arp_responder::config::L2Config,
+        store: Arc<dyn MembershipStore>,
+    ) -> Result<Self, ConfigError> {
+        let settings = arp_responder::config::L2Config {
+            services: Vec::new(),
+            ..l2_config.clone()
+        };
         let handle = L2Responder::start(l2_config, store).map_err(unusable)?;
-        Ok(Some(Self {
-            settings: arp_responder::config::L2Config {
-                services: Vec::new(),
-                ..settings
-            },
+        Ok(Self {
+            settings,
             status_rx: handle.watch_status(),
             handle: Arc::new(Mutex::new(Some(handle))),
-        }))
+        })
+    }
+
+    /// What the announcer was started with, services left out.
+    pub fn settings(&self) -> &arp_responder::config::L2Config {
+        &self.settings
+    }
+
+    /// Replaces the cluster's nodes (eligibility) without restarting the election.
+    pub async fn set_nodes(&self, nodes: Vec<NodeSpec>) -> Result<(), ConfigError> {
+        let guard = self.handle.lock().await;
+        let Some(handle) = guard.as_ref() else {
+            return Ok(());
+        };
+        handle.set_nodes(nodes).await.map_err(unusable)
     }
 
     /// Replaces the announced services (after a reload or a new allocation).

@@ -35,12 +35,18 @@ enum Command {
     /// Run the agent. SIGHUP or a change of the file reloads the configuration; SIGTERM/SIGINT
     /// stop it (graceful-restart peers keep our routes until we are back).
     Run {
-        /// The node's YAML configuration.
-        #[arg(long)]
-        config: PathBuf,
+        /// The node's YAML configuration (standalone mode).
+        #[arg(
+            long,
+            required_unless_present = "kubernetes",
+            conflicts_with = "kubernetes"
+        )]
+        config: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
+        #[command(flatten)]
+        kube: KubeArgs,
     },
     /// Show the BGP peers of the running agent.
     Peers(ShowArgs),
@@ -61,6 +67,27 @@ enum Command {
         #[command(flatten)]
         show: ShowArgs,
     },
+}
+
+/// Kubernetes mode of `speaker run`.
+#[derive(Debug, clap::Args)]
+struct KubeArgs {
+    /// Take the configuration from the Kubernetes API (CRDs, Services, EndpointSlices, Nodes,
+    /// Secrets) instead of a file.
+    #[arg(long)]
+    kubernetes: bool,
+    /// Kubeconfig file (default: in-cluster service account, else $KUBECONFIG).
+    #[arg(long, requires = "kubernetes")]
+    kubeconfig: Option<PathBuf>,
+    /// This node's name.
+    #[arg(long, alias = "node-name", env = "NODE_NAME", requires = "kubernetes")]
+    node: Option<String>,
+    /// The speaker's namespace (Secrets with MD5 keys, L2 Leases).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "herald-system")]
+    namespace: String,
+    /// Prometheus `/metrics` endpoint address (default: none).
+    #[arg(long, requires = "kubernetes")]
+    metrics_address: Option<std::net::SocketAddr>,
 }
 
 /// Which side of the sessions `speaker routes` shows.
@@ -99,7 +126,17 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run { config, log_json } => run(config, log_json),
+        Command::Run {
+            config,
+            log_json,
+            kube,
+        } => {
+            init_logging(log_json);
+            match config {
+                Some(config) => run(config),
+                None => run_kubernetes(kube),
+            }
+        }
         Command::Peers(args) => show(&args, &Request::Peers),
         Command::Services(args) => show(&args, &Request::Services),
         Command::L2(args) => show(&args, &Request::L2),
@@ -156,7 +193,7 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-fn run(config_path: PathBuf, log_json: bool) -> anyhow::Result<()> {
+fn init_logging(log_json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     if log_json {
@@ -167,6 +204,42 @@ fn run(config_path: PathBuf, log_json: bool) -> anyhow::Result<()> {
     } else {
         tracing_subscriber::fmt().with_env_filter(filter).init();
     }
+}
+
+#[cfg(not(feature = "kubernetes"))]
+fn run_kubernetes(_args: KubeArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented: this speaker was built without the `kubernetes` feature")
+}
+
+/// `run --kubernetes`: everything happens in `speaker::sources::kube::runtime`; this waits for
+/// SIGTERM/SIGINT and stops it.
+#[cfg(feature = "kubernetes")]
+fn run_kubernetes(args: KubeArgs) -> anyhow::Result<()> {
+    use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
+    let node = args
+        .node
+        .filter(|n| !n.is_empty())
+        .context("--kubernetes needs --node NAME (or NODE_NAME in the environment)")?;
+    runtime()?.block_on(async move {
+        let client = speaker::sources::kube::client(args.kubeconfig.as_deref(), None).await?;
+        let mut cfg = RuntimeConfig::new(Identity {
+            node_name: node,
+            namespace: args.namespace,
+        });
+        cfg.api.metrics_address = args.metrics_address;
+        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let speaker = KubeRuntime::start(client, cfg);
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = interrupt.recv() => {}
+        }
+        speaker.shutdown().await;
+        anyhow::Ok(())
+    })
+}
+
+fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let config = speaker::config::load(&config_path)?;
     let api = config.api.clone();
     // The state file is opened before anything is announced: a foreign or corrupt one stops

@@ -58,6 +58,17 @@ impl KeyFiles {
     /// Writes the key files, points each peer of `config` with a key at its file, and removes
     /// key files no longer used.
     pub fn apply(&mut self, config: &mut Config, keys: &BTreeMap<IpAddr, Md5Key>) -> Result<()> {
+        let paths = self.write(keys)?;
+        if let Some(bgp) = config.bgp.as_mut() {
+            for peer in &mut bgp.peers {
+                peer.password_file = paths.get(&peer.address.value).cloned();
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the key files, removes the ones no longer used, and returns each peer's file.
+    pub fn write(&mut self, keys: &BTreeMap<IpAddr, Md5Key>) -> Result<BTreeMap<IpAddr, PathBuf>> {
         let paths = self.assign(keys);
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -65,15 +76,12 @@ impl KeyFiles {
             .create(&self.dir)
             .map_err(|e| Error::io(format!("creating {}", self.dir.display()), e))?;
         for (peer, path) in &paths {
-            if !path.exists()
-                && let Some((key, _)) = self.current.get(peer)
+            // Compared, not just checked for existence: a file left by an earlier run of the
+            // speaker may carry the same name and another key.
+            if let Some((key, _)) = self.current.get(peer)
+                && std::fs::read(path).ok().as_deref() != Some(key.0.as_slice())
             {
                 write_private(path, &key.0)?;
-            }
-        }
-        if let Some(bgp) = config.bgp.as_mut() {
-            for peer in &mut bgp.peers {
-                peer.password_file = paths.get(&peer.address.value).cloned();
             }
         }
         let entries = std::fs::read_dir(&self.dir)
@@ -85,7 +93,7 @@ impl KeyFiles {
                 let _ = std::fs::remove_file(&path);
             }
         }
-        Ok(())
+        Ok(paths)
     }
 }
 
@@ -163,5 +171,18 @@ mod tests {
         assert_ne!(new_path, path);
         assert!(!path.exists(), "the old key file is removed");
         assert_eq!(std::fs::read(&new_path).expect("read"), b"rotated");
+    }
+
+    #[test]
+    fn a_file_left_by_an_earlier_run_is_rewritten_with_the_current_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut first = KeyFiles::new(dir.path());
+        let old = first.write(&keys(&[("10.0.0.1", "old")])).expect("write");
+        // A restarted speaker numbers versions from 1 again: same file name, new key.
+        let mut second = KeyFiles::new(dir.path());
+        let new = second.write(&keys(&[("10.0.0.1", "new")])).expect("write");
+        assert_eq!(old, new);
+        let path = &new[&"10.0.0.1".parse::<IpAddr>().expect("ip")];
+        assert_eq!(std::fs::read(path).expect("read"), b"new");
     }
 }

@@ -960,6 +960,8 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
         timing: Default::default(),
         store: StoreConfig::Kubernetes {
             namespace: me.namespace.clone(),
+            lease_ms: arp_responder::config::KUBE_LEASE_MS,
+            renew_ms: arp_responder::config::KUBE_RENEW_MS,
         },
     };
     if let Err(e) = config.validate() {

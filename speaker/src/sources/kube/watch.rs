@@ -152,6 +152,17 @@ pub fn permanent_problem(
     }
 }
 
+/// Pure: whether `problem` is one of [`permanent_problem`]'s messages (an unreadable resource),
+/// which the watcher logs itself.
+pub fn is_availability_problem(problem: &str) -> bool {
+    Watched::ALL.iter().any(|w| {
+        problem
+            .strip_prefix(w.resource())
+            .is_some_and(|rest| rest.starts_with(": "))
+            && (problem.contains(" (404)") || problem.contains(" (403)"))
+    })
+}
+
 fn stream<K>(
     which: Watched,
     api: Api<K>,
@@ -334,5 +345,42 @@ pub async fn run(client: Client, cfg: SourceConfig, desired_tx: watch::Sender<Op
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api_error(code: u16) -> watcher::Error {
+        watcher::Error::InitialListFailed(kube::Error::Api(
+            kube::core::Status {
+                code,
+                message: "mock".into(),
+                reason: "mock".into(),
+                ..Default::default()
+            }
+            .boxed(),
+        ))
+    }
+
+    #[test]
+    fn missing_crd_and_forbidden_are_permanent_and_recognised() {
+        let crd = permanent_problem(Watched::Advertisements, "ns", &api_error(404)).expect("404");
+        assert!(
+            crd.contains("CustomResourceDefinition not installed"),
+            "{crd}"
+        );
+        let rbac = permanent_problem(Watched::Secrets, "ns", &api_error(403)).expect("403");
+        assert!(rbac.contains("in namespace ns"), "{rbac}");
+        assert!(is_availability_problem(&crd) && is_availability_problem(&rbac));
+        assert_eq!(
+            permanent_problem(Watched::Nodes, "ns", &api_error(500)),
+            None,
+            "a server error is transient"
+        );
+        assert!(!is_availability_problem(
+            "BGPClusterConfig all instance main peer tor1: BGPPeerConfig x not found (404)"
+        ));
     }
 }

@@ -1,0 +1,436 @@
+//! `speaker run --kubernetes`: the running speaker in Kubernetes mode. One owner task receives
+//! each new desired state from the watcher ([`super::watch::run`], debounced there) and applies
+//! it: the BGP instance is started on the first state that has a BGP instance for this node and
+//! later reloaded (only sessions whose peering changed are reset) and handed the services; TCP
+//! MD5 keys from Secrets become key files ([`super::md5`]), so a rotated key resets only its
+//! peer; the L2 announcer is started with the Lease membership store ([`super::lease`], one Lease
+//! per node) when an `L2AnnouncementPolicy` asks for it and then handed nodes and services; the
+//! `BGPNodeStatus` is refreshed from the instance's peers and written at a bounded rate
+//! ([`super::status`]); translation problems are logged once each ([`ProblemLog`]). A failed
+//! step is logged and retried on the next change or after [`RETRY`].
+//!
+//! The decisions are pure ([`super::reconcile`]); this module is the I/O boundary around them:
+//! the instance, the announcer, key files, the control socket and metrics endpoint (restarted
+//! with a new [`Agent`] when the instance or the announcer comes or goes), and the API client.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use arp_responder::config::L2Config;
+use kube::Client;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use super::lease::LeaseStore;
+use super::md5::KeyFiles;
+use super::reconcile::{
+    BgpAction, L2Action, ProblemLog, bgp_action, instance_config, l2_action, service_state,
+};
+use super::status::{self, MIN_STATUS_INTERVAL, StatusWriter, node_status};
+use super::translate::{Desired, Identity};
+use super::watch::{self as source, SourceConfig};
+use crate::advertise::ServiceState;
+use crate::api::control::Agent;
+use crate::bgp::io::instance::Instance;
+use crate::config::{ApiConfig, Config};
+use crate::l2::L2;
+
+/// How long after a failed step the runtime tries again without a new change.
+pub const RETRY: Duration = Duration::from_secs(5);
+
+/// Settings of the Kubernetes-mode runtime.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// This node and the speaker's namespace.
+    pub identity: Identity,
+    /// The watcher batches changes this long before translating.
+    pub debounce: Duration,
+    /// Directory of the TCP MD5 key files (memory-backed in the DaemonSet).
+    pub key_dir: PathBuf,
+    /// Directory of the graceful-restart state file (must outlive the container).
+    pub state_dir: Option<PathBuf>,
+    /// Control socket and metrics endpoint.
+    pub api: ApiConfig,
+    /// Minimum time between two `BGPNodeStatus` writes.
+    pub status_interval: Duration,
+    /// How often the peers are sampled for the status.
+    pub status_poll: Duration,
+}
+
+impl RuntimeConfig {
+    /// The defaults of the DaemonSet (`deploy/speaker/daemonset.yaml`): keys in
+    /// `/run/herald/md5`, state in `/var/lib/herald`, control socket `/run/herald/speaker.sock`,
+    /// 200 ms debounce, status at most every 5 s.
+    pub fn new(identity: Identity) -> Self {
+        Self {
+            identity,
+            debounce: Duration::from_millis(200),
+            key_dir: PathBuf::from("/run/herald/md5"),
+            state_dir: Some(PathBuf::from("/var/lib/herald")),
+            api: ApiConfig::default(),
+            status_interval: MIN_STATUS_INTERVAL,
+            status_poll: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The running Kubernetes-mode speaker.
+#[derive(Debug)]
+pub struct KubeRuntime {
+    agent_rx: watch::Receiver<Agent>,
+    stop_tx: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+}
+
+impl KubeRuntime {
+    /// Starts the watcher and the owner task on the current runtime.
+    pub fn start(client: Client, cfg: RuntimeConfig) -> Self {
+        let (desired_tx, desired_rx) = watch::channel(None);
+        let watcher = tokio::spawn(source::run(
+            client.clone(),
+            SourceConfig {
+                identity: cfg.identity.clone(),
+                debounce: cfg.debounce,
+            },
+            desired_tx,
+        ));
+        let (status_tx, status_rx) = watch::channel(node_status(None, &[], &[], SystemTime::now()));
+        let writer = StatusWriter::new(
+            client.clone(),
+            cfg.identity.node_name.clone(),
+            cfg.status_interval,
+        );
+        let status_task = tokio::spawn(status::run(writer, status_rx));
+        let agent = empty_agent();
+        let (agent_tx, agent_rx) = watch::channel(agent);
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let owner = Owner {
+            key_files: KeyFiles::new(cfg.key_dir.clone()),
+            cfg,
+            client,
+            instance: None,
+            applied_config: None,
+            applied_services: None,
+            l2: None,
+            applied_l2: None,
+            problems: ProblemLog::default(),
+            latest_problems: Vec::new(),
+            status_tx,
+            agent_tx,
+            servers: Vec::new(),
+            _watcher: AbortOnDrop(watcher),
+            _status_task: AbortOnDrop(status_task),
+        };
+        let task = tokio::spawn(owner.run(desired_rx, stop_rx));
+        Self {
+            agent_rx,
+            stop_tx: Some(stop_tx),
+            task,
+        }
+    }
+
+    /// The ops view of what runs now (the BGP instance and the L2 announcer, when running).
+    pub fn agent(&self) -> Agent {
+        self.agent_rx.borrow().clone()
+    }
+
+    /// Stops the watcher, the announcer (releasing its Lease) and the instance (graceful-restart
+    /// peers keep our routes), and removes the control socket.
+    pub async fn shutdown(mut self) {
+        if let Some(tx) = self.stop_tx.take() {
+            let _ = tx.send(());
+        }
+        let _ = (&mut self.task).await;
+    }
+}
+
+impl Drop for KubeRuntime {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Debug)]
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn empty_agent() -> Agent {
+    Agent {
+        // `reload` over the control socket has no file to re-read in Kubernetes mode; the
+        // cluster objects are the configuration.
+        config_path: PathBuf::from("(kubernetes: edit the cluster objects instead)"),
+        instance: None,
+        ipam: None,
+        l2: None,
+    }
+}
+
+struct Owner {
+    cfg: RuntimeConfig,
+    client: Client,
+    key_files: KeyFiles,
+    instance: Option<Instance>,
+    /// The configuration the instance runs.
+    applied_config: Option<Config>,
+    applied_services: Option<ServiceState>,
+    l2: Option<L2>,
+    /// The announcer's configuration with the nodes and services last handed to it.
+    applied_l2: Option<L2Config>,
+    problems: ProblemLog,
+    latest_problems: Vec<String>,
+    status_tx: watch::Sender<super::crd::BGPNodeStatusStatus>,
+    agent_tx: watch::Sender<Agent>,
+    servers: Vec<AbortOnDrop>,
+    _watcher: AbortOnDrop,
+    _status_task: AbortOnDrop,
+}
+
+impl Owner {
+    async fn run(
+        mut self,
+        mut desired_rx: watch::Receiver<Option<Desired>>,
+        mut stop_rx: oneshot::Receiver<()>,
+    ) {
+        let mut poll = tokio::time::interval(self.cfg.status_poll);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut retry_at: Option<Instant> = None;
+        self.restart_servers();
+        tracing::info!(
+            node = %self.cfg.identity.node_name,
+            namespace = %self.cfg.identity.namespace,
+            "speaker running in Kubernetes mode"
+        );
+        loop {
+            let retry = async {
+                match retry_at {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut stop_rx => break,
+                changed = desired_rx.changed() => {
+                    if changed.is_err() {
+                        tracing::error!("the Kubernetes watcher stopped");
+                        break;
+                    }
+                }
+                () = retry => {}
+                _ = poll.tick() => {
+                    self.publish_status().await;
+                    continue;
+                }
+            }
+            let desired = desired_rx.borrow_and_update().clone();
+            let Some(desired) = desired else { continue };
+            retry_at = match self.apply(&desired).await {
+                Ok(()) => None,
+                Err(error) => {
+                    tracing::error!(%error, "desired state not fully applied; retrying");
+                    Some(Instant::now() + RETRY)
+                }
+            };
+            self.publish_status().await;
+        }
+        self.stop().await;
+    }
+
+    /// Applies one desired state; every part is attempted, the first error is returned.
+    async fn apply(&mut self, desired: &Desired) -> crate::error::Result<()> {
+        let changes = self.problems.update(&desired.problems);
+        for p in &changes.new {
+            tracing::warn!(problem = %p, "configuration problem");
+        }
+        for p in &changes.resolved {
+            tracing::info!(problem = %p, "configuration problem resolved");
+        }
+        self.latest_problems = desired.problems.clone();
+        let had = (self.instance.is_some(), self.l2.is_some());
+        let bgp = self.apply_bgp(desired).await;
+        let l2 = self.apply_l2(desired).await;
+        if had != (self.instance.is_some(), self.l2.is_some()) {
+            self.restart_servers();
+        }
+        bgp.and(l2)
+    }
+
+    async fn apply_bgp(&mut self, desired: &Desired) -> crate::error::Result<()> {
+        let paths = self.key_files.write(&desired.md5_keys)?;
+        let config = instance_config(desired, &self.cfg.api, self.cfg.state_dir.as_ref(), &paths);
+        let services = service_state(desired);
+        match bgp_action(self.applied_config.as_ref(), &config) {
+            BgpAction::Nothing => {}
+            BgpAction::Start => self.start_instance(config, services).await?,
+            BgpAction::Restart => {
+                tracing::info!(
+                    "BGP listen, route-server or FIB import changed: restarting the instance"
+                );
+                self.stop_instance().await;
+                self.start_instance(config, services).await?;
+            }
+            BgpAction::Stop => {
+                tracing::info!("no BGPClusterConfig selects this node any more: stopping BGP");
+                self.stop_instance().await;
+            }
+            BgpAction::Reload => {
+                let Some(handle) = self.instance.as_ref().map(Instance::handle) else {
+                    return Ok(());
+                };
+                if self.applied_config.as_ref() != Some(&config) {
+                    let report = handle.reload(config.clone()).await?;
+                    tracing::info!(
+                        added = ?report.added,
+                        removed = ?report.removed,
+                        reset = ?report.reset,
+                        updated = ?report.updated,
+                        "BGP configuration applied"
+                    );
+                    self.applied_config = Some(config);
+                }
+                if self.applied_services.as_ref() != Some(&services) {
+                    handle.set_services(services.clone()).await?;
+                    self.applied_services = Some(services);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_instance(
+        &mut self,
+        config: Config,
+        services: ServiceState,
+    ) -> crate::error::Result<()> {
+        let peers = config.bgp.as_ref().map_or(0, |b| b.peers.len());
+        let instance = Instance::start(config.clone(), services.clone()).await?;
+        tracing::info!(peers, "BGP instance started");
+        self.instance = Some(instance);
+        self.applied_config = Some(config);
+        self.applied_services = Some(services);
+        Ok(())
+    }
+
+    async fn stop_instance(&mut self) {
+        if let Some(instance) = self.instance.take() {
+            instance.shutdown().await;
+        }
+        self.applied_config = None;
+        self.applied_services = None;
+    }
+
+    async fn apply_l2(&mut self, desired: &Desired) -> crate::error::Result<()> {
+        let want = desired.l2.as_ref();
+        match l2_action(self.applied_l2.as_ref(), want) {
+            L2Action::Nothing => {}
+            L2Action::Stop => {
+                tracing::info!("no L2AnnouncementPolicy applies: L2 announcements stopped");
+                self.stop_l2().await;
+            }
+            L2Action::Restart => {
+                tracing::info!("L2 interfaces or timers changed: restarting the announcer");
+                self.stop_l2().await;
+                self.start_l2(want).await?;
+            }
+            L2Action::Start => self.start_l2(want).await?,
+            L2Action::Update { nodes, services } => {
+                let (Some(l2), Some(want), Some(applied)) =
+                    (self.l2.as_ref(), want, self.applied_l2.as_mut())
+                else {
+                    return Ok(());
+                };
+                if nodes {
+                    l2.set_nodes(want.nodes.clone()).await?;
+                    applied.nodes = want.nodes.clone();
+                }
+                if services {
+                    l2.set_services(want.services.clone()).await?;
+                    applied.services = want.services.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn start_l2(&mut self, want: Option<&L2Config>) -> crate::error::Result<()> {
+        let Some(want) = want else { return Ok(()) };
+        let store = Arc::new(LeaseStore::new(
+            self.client.clone(),
+            &self.cfg.identity.namespace,
+        ));
+        let l2 = L2::start_with(want.clone(), store)?;
+        tracing::info!(
+            services = want.services.len(),
+            "L2 announcer started (membership: one Lease per node)"
+        );
+        self.l2 = Some(l2);
+        self.applied_l2 = Some(want.clone());
+        Ok(())
+    }
+
+    async fn stop_l2(&mut self) {
+        if let Some(l2) = self.l2.take() {
+            l2.shutdown().await;
+        }
+        self.applied_l2 = None;
+    }
+
+    /// (Re)starts the control socket and the metrics endpoint for what runs now.
+    fn restart_servers(&mut self) {
+        self.servers.clear();
+        let agent = Agent {
+            instance: self.instance.as_ref().map(Instance::handle),
+            l2: self.l2.clone(),
+            ..empty_agent()
+        };
+        self.agent_tx.send_replace(agent.clone());
+        let socket = self.cfg.api.control_socket.clone();
+        let control_agent = agent.clone();
+        self.servers.push(AbortOnDrop(tokio::spawn(async move {
+            if let Err(error) = crate::api::control::serve_agent(socket, control_agent).await {
+                tracing::error!(%error, "control socket stopped");
+            }
+        })));
+        if let Some(address) = self.cfg.api.metrics_address {
+            self.servers.push(AbortOnDrop(tokio::spawn(async move {
+                if let Err(error) = crate::api::metrics::serve_agent(address, agent).await {
+                    tracing::error!(%error, "metrics endpoint stopped");
+                }
+            })));
+        }
+    }
+
+    /// Samples the peers and hands the status to the rate-bounded writer.
+    async fn publish_status(&mut self) {
+        let (local_asn, peers) = match (&self.instance, &self.applied_config) {
+            (Some(instance), Some(config)) => {
+                let peers = instance.handle().peers().await.unwrap_or_default();
+                (config.bgp.as_ref().map(|b| b.local_asn), peers)
+            }
+            _ => (None, Vec::new()),
+        };
+        let status = node_status(local_asn, &peers, &self.latest_problems, SystemTime::now());
+        self.status_tx.send_if_modified(|current| {
+            if status::same_content(current, &status) {
+                false
+            } else {
+                *current = status;
+                true
+            }
+        });
+    }
+
+    async fn stop(&mut self) {
+        tracing::info!("stopping");
+        self.servers.clear();
+        self.stop_l2().await;
+        self.stop_instance().await;
+        let _ = std::fs::remove_file(&self.cfg.api.control_socket);
+    }
+}
