@@ -1,0 +1,559 @@
+//! `speaker run --kubernetes` end to end, in-process: the Kubernetes-mode runtime
+//! ([`KubeRuntime`]) against a MOCKED API server (`kube_api`: no real Kubernetes API server can
+//! run on this machine, so the real kube-rs client, reflectors, server-side applies and Lease
+//! calls talk to a mock that answers as the API server does), with everything else real: the
+//! BGP instance peers with a real BIRD 2 over a veth pair (TCP MD5 included), and the L2
+//! announcer answers real ARP requests from another namespace. The runtime runs on a thread that
+//! has entered the node's namespace, so its sockets live there. Needs root, `ip`, BIRD 2 and
+//! arping; namespaces and daemons are removed on drop, even when a test fails.
+
+#![cfg(feature = "kubernetes")]
+
+mod kube_api;
+
+use std::fs::File;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use herald_tests::{Bird, Netns, TestLab, VethPair, wait_until_ok};
+use kube_api::*;
+use nix::sched::{CloneFlags, setns};
+use serde_json::{Value, json};
+use speaker::api::control::{self, Agent, Request, Response};
+use speaker::bgp::io::instance::PeerStatus;
+use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
+
+const UP: Duration = Duration::from_secs(40);
+
+/// Runs `body` on a thread inside `ns`, on a runtime whose worker threads (spawned from that
+/// thread) live there too.
+fn in_netns<F: Future<Output = ()>>(
+    ns: &Netns,
+    multi_thread: bool,
+    body: impl FnOnce() -> F + Send,
+) {
+    let path = ns.path();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let file = File::open(&path).expect("open namespace");
+            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
+            let mut builder = if multi_thread {
+                let mut b = tokio::runtime::Builder::new_multi_thread();
+                b.worker_threads(2);
+                b
+            } else {
+                tokio::runtime::Builder::new_current_thread()
+            };
+            builder
+                .enable_all()
+                .build()
+                .expect("runtime")
+                .block_on(body());
+        })
+        .join()
+        .expect("test thread");
+    });
+}
+
+fn runtime_config(dir: &Path) -> RuntimeConfig {
+    let mut cfg = RuntimeConfig::new(Identity {
+        node_name: "node1".into(),
+        namespace: "herald-system".into(),
+    });
+    cfg.debounce = Duration::from_millis(100);
+    cfg.key_dir = dir.join("md5");
+    cfg.state_dir = None;
+    cfg.api.control_socket = dir.join("speaker.sock");
+    cfg.status_interval = Duration::from_secs(1);
+    cfg.status_poll = Duration::from_millis(300);
+    cfg
+}
+
+fn node(name: &str, ip: &str, pod_cidr: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": name, "labels": {"bgp": "on"}},
+           "spec": {"podCIDRs": [pod_cidr]},
+           "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})
+}
+
+fn secret(password: &str) -> Value {
+    use base64::Engine as _;
+    json!({"apiVersion": "v1", "kind": "Secret",
+           "metadata": {"name": "tor-auth", "namespace": "herald-system"},
+           "data": {"password": base64::engine::general_purpose::STANDARD.encode(password)}})
+}
+
+fn service(name: &str, ip: &str) -> Value {
+    json!({"apiVersion": "v1", "kind": "Service",
+           "metadata": {"name": name, "namespace": "shop"},
+           "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
+                    "ports": [{"port": 80}]},
+           "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
+}
+
+fn advertisement(community: &str) -> Value {
+    json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPAdvertisement",
+           "metadata": {"name": "lb", "labels": {"adv": "bgp"}},
+           "spec": {"advertisements": [
+               {"advertisementType": "PodCIDR"},
+               {"advertisementType": "Service", "service": {"addresses": ["LoadBalancerIP"]},
+                "selector": {"matchExpressions": [{"key": "herald.io/no-bgp", "operator": "DoesNotExist"}]},
+                "attributes": {"communities": {"standard": [community]}}}]}})
+}
+
+fn peer_config(name: &str, auth: Option<&str>) -> Value {
+    let mut spec = json!({
+        "timers": {"holdTimeSeconds": 9, "keepAliveTimeSeconds": 3, "connectRetryTimeSeconds": 1},
+        "families": [{"afi": "ipv4", "safi": "unicast", "advertisements": {"matchLabels": {"adv": "bgp"}}}],
+    });
+    if let Some(secret) = auth {
+        spec["authSecretRef"] = json!(secret);
+    }
+    json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
+           "metadata": {"name": name}, "spec": spec})
+}
+
+/// node1 peers with tor1 (10.0.1.1, plain) and tor2 (10.0.9.1, TCP MD5 from Secret tor-auth),
+/// announcing its pod CIDR and two LoadBalancer services.
+fn seed_bgp(api: &FakeApi) {
+    api.put(NODES, node("node1", "10.0.1.2", "10.244.1.0/24"));
+    api.put(NODES, node("node2", "10.0.2.2", "10.244.2.0/24"));
+    api.put(
+        CLUSTER_CONFIGS,
+        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPClusterConfig",
+               "metadata": {"name": "all"},
+               "spec": {"nodeSelector": {"matchLabels": {"bgp": "on"}},
+                        "bgpInstances": [{"name": "main", "localASN": 65001, "peers": [
+                            {"name": "tor1", "peerAddress": "10.0.1.1", "peerASN": 65000, "peerConfigRef": {"name": "plain"}},
+                            {"name": "tor2", "peerAddress": "10.0.9.1", "peerASN": 65000, "peerConfigRef": {"name": "signed"}}]}]}}),
+    );
+    api.put(PEER_CONFIGS, peer_config("plain", None));
+    api.put(PEER_CONFIGS, peer_config("signed", Some("tor-auth")));
+    api.put(SECRETS, secret("first-key"));
+    api.put(ADVERTISEMENTS, advertisement("65000:100"));
+    api.put(SERVICES, service("web", "10.200.0.10"));
+    api.put(SERVICES, service("api", "10.200.0.11"));
+}
+
+fn bird_conf(key: &str) -> String {
+    format!(
+        "router id 10.0.1.1;\nprotocol device {{}}\n\
+         protocol bgp tor1 {{ local 10.0.1.1 as 65000; neighbor 10.0.1.2 as 65001; hold time 9; \
+         error wait time 1, 5; connect retry time 1; ipv4 {{ import all; export none; }}; }}\n\
+         protocol bgp tor2 {{ local 10.0.9.1 as 65000; neighbor 10.0.9.2 as 65001; hold time 9; \
+         password \"{key}\"; error wait time 1, 5; connect retry time 1; \
+         ipv4 {{ import all; export none; }}; }}\n"
+    )
+}
+
+/// Prefixes BIRD holds from `protocol`, with their communities.
+fn bird_prefixes(bird: &Bird, protocol: &str) -> Result<Vec<(String, String)>, String> {
+    let routes = bird.routes().map_err(|e| e.to_string())?;
+    Ok(routes
+        .into_iter()
+        .filter_map(|(prefix, list)| {
+            list.into_iter().find(|r| r.protocol == protocol).map(|r| {
+                (
+                    prefix,
+                    r.attributes
+                        .get("BGP.community")
+                        .cloned()
+                        .unwrap_or_default(),
+                )
+            })
+        })
+        .collect())
+}
+
+fn expect_prefixes(bird: &Bird, protocol: &str, want: &[(&str, &str)]) {
+    let want: Vec<(String, String)> = want
+        .iter()
+        .map(|(p, c)| ((*p).to_owned(), (*c).to_owned()))
+        .collect();
+    wait_until_ok(&format!("{want:?} from {protocol}"), UP, || {
+        let got = bird_prefixes(bird, protocol)?;
+        if got == want {
+            Ok(())
+        } else {
+            Err(format!("BIRD has {got:?}"))
+        }
+    })
+    .expect("BIRD's routes");
+}
+
+async fn peers(agent: &Agent) -> Vec<PeerStatus> {
+    agent.peers().await.unwrap_or_default()
+}
+
+async fn peer(agent: &Agent, name: &str) -> PeerStatus {
+    peers(agent)
+        .await
+        .into_iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("no peer {name}"))
+}
+
+/// Polls (every 100 ms, up to `UP`) until `probe` answers `Some`.
+async fn eventually<T, F: Future<Output = Option<T>>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+) -> T {
+    let deadline = tokio::time::Instant::now() + UP;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[test]
+fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
+    let lab = TestLab::new("kube_runtime_bgp").expect("lab");
+    let node_ns = lab.netns("node").expect("netns");
+    let tor = lab.netns("tor").expect("netns");
+    let _link = VethPair::create(&node_ns, "eth1", &tor, "eth1").expect("veth");
+    for (ns, addrs) in [
+        (&node_ns, ["10.0.1.2/24", "10.0.9.2/24"]),
+        (&tor, ["10.0.1.1/24", "10.0.9.1/24"]),
+    ] {
+        ns.link_up("lo").expect("lo");
+        for a in addrs {
+            ns.addr_add("eth1", a).expect("addr");
+        }
+        ns.link_up("eth1").expect("eth1");
+    }
+    let bird_dir = lab.subdir("bird").expect("dir");
+    let bird = Bird::start(&tor, &bird_dir, &bird_conf("first-key")).expect("bird");
+    let dir: PathBuf = lab.subdir("speaker").expect("dir");
+
+    in_netns(&node_ns, true, || async {
+        let (client, api) = FakeApi::start();
+        seed_bgp(&api);
+        let runtime = KubeRuntime::start(client, runtime_config(&dir));
+
+        // First desired state: the instance starts; both sessions come up (tor2 with MD5).
+        bird.wait_established("tor1", UP).expect("tor1 up");
+        bird.wait_established("tor2", UP)
+            .expect("tor2 up (MD5 key from the Secret)");
+        let routes = [
+            ("10.200.0.10/32", "(65000,100)"),
+            ("10.200.0.11/32", "(65000,100)"),
+            ("10.244.1.0/24", ""),
+        ];
+        expect_prefixes(&bird, "tor1", &routes);
+        expect_prefixes(&bird, "tor2", &routes);
+        let agent = eventually("the agent", || async {
+            let a = runtime.agent();
+            (peers(&a).await.len() == 2).then_some(a)
+        })
+        .await;
+        let t1 = peer(&agent, "tor1").await.transitions;
+        let t2 = peer(&agent, "tor2").await.transitions;
+
+        // A CR change (the advertisement's community) reaches the peers without a reset.
+        api.put(ADVERTISEMENTS, advertisement("65000:200"));
+        let routes = [
+            ("10.200.0.10/32", "(65000,200)"),
+            ("10.200.0.11/32", "(65000,200)"),
+            ("10.244.1.0/24", ""),
+        ];
+        expect_prefixes(&bird, "tor1", &routes);
+        expect_prefixes(&bird, "tor2", &routes);
+
+        // A deleted Service is withdrawn from both peers.
+        api.delete(SERVICES, "shop/api");
+        let routes = [("10.200.0.10/32", "(65000,200)"), ("10.244.1.0/24", "")];
+        expect_prefixes(&bird, "tor1", &routes);
+        expect_prefixes(&bird, "tor2", &routes);
+        assert_eq!(peer(&agent, "tor1").await.transitions, t1, "tor1 was reset");
+        assert_eq!(peer(&agent, "tor2").await.transitions, t2, "tor2 was reset");
+
+        // The ops surface answers for the running instance over the control socket.
+        let socket = dir.join("speaker.sock");
+        match control::request(&socket, &Request::Peers)
+            .await
+            .expect("control")
+        {
+            Response::Peers { peers } => {
+                let mut names: Vec<String> = peers.into_iter().map(|p| p.name).collect();
+                names.sort();
+                assert_eq!(names, ["tor1", "tor2"]);
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+
+        // BGPNodeStatus is written by server-side apply with both sessions up.
+        let status = eventually("BGPNodeStatus with 2 established peers", || async {
+            let s = api.get(NODE_STATUSES, "node1")?;
+            (s["status"]["establishedPeers"] == 2).then_some(s)
+        })
+        .await;
+        assert_eq!(status["status"]["localASN"], 65001);
+        assert_eq!(status["status"]["totalPeers"], 2);
+        assert_eq!(status["spec"]["nodeName"], "node1");
+        let peers_status: Vec<&str> = status["status"]["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert_eq!(peers_status, ["tor1", "tor2"]);
+        let applies: Vec<Seen> = api
+            .seen()
+            .into_iter()
+            .filter(|s| s.method == "PATCH" && s.path.starts_with(NODE_STATUSES))
+            .collect();
+        assert!(!applies.is_empty());
+        assert!(
+            applies
+                .iter()
+                .all(|s| s.content_type == "application/apply-patch+yaml"
+                    && s.query.contains("fieldManager=herald-speaker")),
+            "{applies:#?}"
+        );
+
+        // Secret rotation: only tor2 is reset (and stays down while BIRD has the old key).
+        api.put(SECRETS, secret("second-key"));
+        // A reset replaces the session (its counters start again), so watch its state: the
+        // new one cannot come up while BIRD still expects the old key.
+        eventually("tor2 reset by the rotation", || async {
+            (peer(&agent, "tor2").await.state != "Established").then_some(())
+        })
+        .await;
+        wait_until_ok("BIRD sees tor2 go down", UP, || {
+            match bird.bgp_state("tor2").map_err(|e| e.to_string())? {
+                Some(s) if s == "Established" => Err("tor2 still Established".to_owned()),
+                _ => Ok(()),
+            }
+        })
+        .expect("tor2 down");
+        let tor1 = peer(&agent, "tor1").await;
+        assert_eq!(
+            (tor1.state.as_str(), tor1.transitions),
+            ("Established", t1),
+            "the rotation reset the unrelated peer"
+        );
+        // BIRD now holds the new key too; tor2 comes back.
+        std::fs::write(bird_dir.join("bird.conf"), bird_conf("second-key")).expect("conf");
+        bird.birdc("configure").expect("birdc configure");
+        bird.wait_established("tor2", UP)
+            .expect("tor2 up with the new key");
+        eventually("tor2 Established with the new key", || async {
+            (peer(&agent, "tor2").await.state == "Established").then_some(())
+        })
+        .await;
+        let tor1 = peer(&agent, "tor1").await;
+        assert_eq!(
+            (tor1.state.as_str(), tor1.transitions),
+            ("Established", t1),
+            "the rotation reset the unrelated peer"
+        );
+        assert_eq!(
+            bird.bgp_state("tor1").expect("birdc").as_deref(),
+            Some("Established")
+        );
+        let files: Vec<_> = std::fs::read_dir(dir.join("md5"))
+            .expect("key dir")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(files, ["10.0.9.1.2.key"], "the old key file is removed");
+
+        // Relabelling the node out of the BGPClusterConfig's selector stops BGP on it.
+        let mut off = node("node1", "10.0.1.2", "10.244.1.0/24");
+        off["metadata"]["labels"]["bgp"] = json!("off");
+        api.put(NODES, off);
+        wait_until_ok("BIRD sees the sessions go", UP, || {
+            match bird.bgp_state("tor1").map_err(|e| e.to_string())? {
+                Some(s) if s == "Established" => Err("tor1 still Established".to_owned()),
+                _ => Ok(()),
+            }
+        })
+        .expect("BGP stopped");
+        eventually("the agent without BGP", || async {
+            runtime.agent().instance.is_none().then_some(())
+        })
+        .await;
+
+        runtime.shutdown().await;
+        assert!(!socket.exists(), "the control socket is removed on stop");
+    });
+}
+
+/// Collects the log lines of the tracing events of the current thread.
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Logs {
+    fn count(&self, needle: &str) -> usize {
+        String::from_utf8_lossy(&self.0.lock().expect("lock"))
+            .matches(needle)
+            .count()
+    }
+}
+
+/// An ARP request for `vip` from `client` is answered (Habets arping prints "bytes from").
+fn arp_answered(client: &str, vip: &str) -> bool {
+    std::process::Command::new("ip")
+        .args([
+            "netns", "exec", client, "arping", "-c", "1", "-w", "1", "-i", "eth1", vip,
+        ])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("bytes from"))
+}
+
+async fn wait_arp(client: &str, vip: &str) {
+    let (c, v) = (client.to_owned(), vip.to_owned());
+    let answered = tokio::task::spawn_blocking(move || {
+        wait_until_ok(&format!("an ARP reply for {v}"), UP, || {
+            if arp_answered(&c, &v) {
+                Ok(())
+            } else {
+                Err("no reply")
+            }
+        })
+    })
+    .await
+    .expect("probe thread");
+    answered.expect("ARP answered");
+}
+
+#[test]
+fn without_the_bgpadvertisement_crd_services_still_go_out_over_l2_on_one_lease() {
+    let lab = TestLab::new("kube_runtime_l2").expect("lab");
+    let node_ns = lab.netns("node").expect("netns");
+    let client = lab.netns("client").expect("netns");
+    let _link = VethPair::create(&node_ns, "eth1", &client, "eth1").expect("veth");
+    for (ns, addr) in [(&node_ns, "10.0.1.2/24"), (&client, "10.0.1.1/24")] {
+        ns.link_up("lo").expect("lo");
+        ns.addr_add("eth1", addr).expect("addr");
+        ns.link_up("eth1").expect("eth1");
+    }
+    let client_name = client.name().to_owned();
+    let dir: PathBuf = lab.subdir("speaker").expect("dir");
+
+    // A current-thread runtime, so every task's log lines reach this thread's subscriber.
+    in_netns(&node_ns, false, || async {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        let (kube, api) = FakeApi::start();
+        seed_bgp(&api);
+        // The BGPAdvertisement CRD is not installed, and tor2's BGPPeerConfig is missing.
+        api.fail(ADVERTISEMENTS, Some(404));
+        api.delete(PEER_CONFIGS, "signed");
+        api.put(
+            L2_POLICIES,
+            json!({"apiVersion": "herald.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+                   "metadata": {"name": "l2"}, "spec": {"loadBalancerIPs": true, "interfaces": ["^eth1$"]}}),
+        );
+        let runtime = KubeRuntime::start(kube, runtime_config(&dir));
+
+        // L2 works: the client's ARP requests for both VIPs are answered by this node.
+        wait_arp(&client_name, "10.200.0.10").await;
+        wait_arp(&client_name, "10.200.0.11").await;
+        let agent = runtime.agent();
+        let report = agent.l2().expect("l2 report");
+        assert!(
+            report.vips.iter().all(|v| v.led_by_me) && report.vips.len() == 2,
+            "{report:?}"
+        );
+        // BGP runs too (its peers exist; nothing is advertised without the CRD).
+        assert_eq!(peers(&agent).await.len(), 2);
+
+        // More services: announced without restarting the announcer, and the API traffic of
+        // the election stays on this node's one Lease.
+        for i in 0..20 {
+            api.put(
+                SERVICES,
+                service(&format!("svc{i}"), &format!("10.200.1.{}", i + 1)),
+            );
+        }
+        wait_arp(&client_name, "10.200.1.20").await;
+        let lease = api
+            .get(LEASES, "herald-system/herald-l2-node1")
+            .expect("this node's Lease");
+        assert_eq!(lease["spec"]["holderIdentity"], "node1");
+        assert_eq!(lease["spec"]["leaseDurationSeconds"], 15);
+        let lease_calls: Vec<(String, String)> = api
+            .seen()
+            .into_iter()
+            .filter(|s| s.path.contains("/leases"))
+            .map(|s| (s.method, s.path))
+            .collect();
+        assert!(lease_calls.len() >= 2, "{lease_calls:?}");
+        for (method, path) in &lease_calls {
+            assert!(
+                (method == "PATCH" && path == &format!("{LEASES}/herald-l2-node1"))
+                    || (method == "GET" && path == LEASES),
+                "unexpected Lease request {method} {path}"
+            );
+        }
+
+        // The missing CRD and the missing BGPPeerConfig were reported once each, across the
+        // watch retries and the re-translations the new services caused.
+        eventually("the watcher retrying the missing CRD", || async {
+            (api.seen()
+                .iter()
+                .filter(|s| s.path == ADVERTISEMENTS)
+                .count()
+                >= 3)
+                .then_some(())
+        })
+        .await;
+        assert_eq!(logs.count("CustomResourceDefinition not installed"), 1);
+        assert_eq!(logs.count("BGPPeerConfig signed not found"), 1);
+        let status = eventually("BGPNodeStatus listing the problems", || async {
+            let s = api.get(NODE_STATUSES, "node1")?;
+            (s["status"]["problems"].as_array()?.len() == 2).then_some(s)
+        })
+        .await;
+        let problems = status["status"]["problems"].to_string();
+        assert!(
+            problems
+                .contains("bgpadvertisements.herald.io: CustomResourceDefinition not installed")
+                && problems.contains("BGPPeerConfig signed not found"),
+            "{problems}"
+        );
+
+        // Without an L2AnnouncementPolicy the announcer stops and releases its Lease.
+        api.delete(L2_POLICIES, "l2");
+        eventually("the Lease released", || async {
+            api.get(LEASES, "herald-system/herald-l2-node1")
+                .is_none()
+                .then_some(())
+        })
+        .await;
+        assert!(runtime.agent().l2.is_none());
+        runtime.shutdown().await;
+    });
+}
