@@ -410,21 +410,26 @@ fn bgp_ecmp_example_reproduces_the_lab() {
                 q.timers.connect_retry_time_seconds
             );
         }
-        // The lab announces the service IP (its static route) from every node; here it comes from
-        // the Service's LoadBalancer address, with the pod CIDR as well.
-        let prefixes: Vec<String> = desired
+        // The lab announces the pod CIDR and the LoadBalancer IP lb-ipam gives default/web from
+        // its pool (10.200.0.10, the pool's first address); here the same kinds of
+        // advertisement, and the address comes from the Service's status.
+        let kinds: Vec<String> = desired
             .advertisements
             .iter()
             .map(|a| a.kind.to_string())
             .collect();
-        assert_eq!(prefixes, ["PodCIDR", "LoadBalancerIP"]);
+        assert_eq!(kinds, ["PodCIDR", "LoadBalancerIP"]);
+        let lab_kinds: Vec<String> = theirs
+            .advertisements
+            .iter()
+            .map(|a| a.value.kind.to_string())
+            .collect();
+        assert_eq!(kinds, lab_kinds);
         assert!(
-            lab.bgp
-                .expect("bgp")
-                .static_routes
-                .iter()
-                .any(|r| r.prefix.to_string() == "10.200.0.10/32")
+            format!("{:?}", lab.ipam).contains("10.200.0.10"),
+            "the lab's pool starts at the example's address"
         );
+        assert!(lab.services.iter().any(|s| s.value.name == "web"));
         assert_eq!(
             desired
                 .allocations
@@ -435,4 +440,72 @@ fn bgp_ecmp_example_reproduces_the_lab() {
             ["10.200.0.10"]
         );
     }
+}
+
+#[test]
+fn daemonset_flags_are_accepted_by_the_speaker_and_its_paths_are_mounted() {
+    let rendered = kustomize(&deploy());
+    let docs = documents(&rendered, "deploy");
+    let ds = docs
+        .iter()
+        .find(|d| d["kind"] == "DaemonSet")
+        .expect("speaker DaemonSet");
+    let container = &ds["spec"]["template"]["spec"]["containers"][0];
+    // The kubelet expands $(VAR) from the container's env (fieldRefs here).
+    let values = BTreeMap::from([("NODE_NAME", "node1"), ("POD_NAMESPACE", "herald-system")]);
+    for env in container["env"].as_array().expect("env") {
+        let name = env["name"].as_str().expect("name");
+        assert!(
+            env.get("value").is_some() || values.contains_key(name),
+            "env {name} has no value in this test"
+        );
+    }
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| {
+            let mut a = a.as_str().expect("string arg").to_owned();
+            for (k, v) in &values {
+                a = a.replace(&format!("$({k})"), v);
+            }
+            a
+        })
+        .collect();
+    assert_eq!(args[..2], ["run", "--kubernetes"]);
+    // The flags parse (clap exits 2 on a usage error); the run then stops at the kubeconfig.
+    let out = Command::new(env!("CARGO_BIN_EXE_speaker"))
+        .args(&args)
+        .args(["--kubeconfig", "/nonexistent/kubeconfig"])
+        .env_remove("NODE_NAME")
+        .env_remove("POD_NAMESPACE")
+        .output()
+        .expect("run the speaker binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("/nonexistent/kubeconfig"), "{stderr}");
+
+    // Where the runtime writes by default is mounted (the root filesystem is read-only).
+    let mounts: Vec<PathBuf> = container["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .filter_map(|m| m["mountPath"].as_str().map(PathBuf::from))
+        .collect();
+    let cfg = speaker::sources::kube::RuntimeConfig::new(Identity {
+        node_name: "node1".into(),
+        namespace: "herald-system".into(),
+    });
+    let state = cfg.state_dir.clone().expect("state dir");
+    for path in [&cfg.key_dir, &cfg.api.control_socket, &state] {
+        assert!(
+            mounts.iter().any(|m| path.starts_with(m)),
+            "{} is on no volume ({mounts:?})",
+            path.display()
+        );
+    }
+    assert_eq!(
+        container["securityContext"]["readOnlyRootFilesystem"],
+        json!(true)
+    );
 }
