@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::PeerStatus;
 use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const UP: Duration = Duration::from_secs(40);
 
@@ -236,7 +237,10 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
     in_netns(&node_ns, true, || async {
         let (client, api) = FakeApi::start();
         seed_bgp(&api);
-        let runtime = KubeRuntime::start(client, runtime_config(&dir));
+        let mut cfg = runtime_config(&dir);
+        // In the node's namespace: nobody else binds it.
+        cfg.api.metrics_address = Some("127.0.0.1:19464".parse().expect("address"));
+        let runtime = KubeRuntime::start(client, cfg);
 
         // First desired state: the instance starts; both sessions come up (tor2 with MD5).
         bird.wait_established("tor1", UP).expect("tor1 up");
@@ -288,6 +292,25 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
             }
             other => panic!("unexpected answer {other:?}"),
         }
+
+        // So does the metrics endpoint, rebound when the instance appeared.
+        let metrics = eventually("tor1 Established in /metrics", || async {
+            let mut stream = tokio::net::TcpStream::connect("127.0.0.1:19464")
+                .await
+                .ok()?;
+            stream
+                .write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+                .await
+                .ok()?;
+            let mut body = String::new();
+            stream.read_to_string(&mut body).await.ok()?;
+            body.contains(
+                "herald_bgp_session_state{peer=\"10.0.1.1\",name=\"tor1\",state=\"Established\"} 1",
+            )
+            .then_some(body)
+        })
+        .await;
+        assert!(metrics.contains("name=\"tor2\""), "{metrics}");
 
         // BGPNodeStatus is written by server-side apply with both sessions up.
         let status = eventually("BGPNodeStatus with 2 established peers", || async {

@@ -201,7 +201,7 @@ impl Owner {
         let mut poll = tokio::time::interval(self.cfg.status_poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry_at: Option<Instant> = None;
-        self.restart_servers();
+        self.restart_servers().await;
         tracing::info!(
             node = %self.cfg.identity.node_name,
             namespace = %self.cfg.identity.namespace,
@@ -256,7 +256,7 @@ impl Owner {
         let bgp = self.apply_bgp(desired).await;
         let l2 = self.apply_l2(desired).await;
         if had != (self.instance.is_some(), self.l2.is_some()) {
-            self.restart_servers();
+            self.restart_servers().await;
         }
         bgp.and(l2)
     }
@@ -381,9 +381,18 @@ impl Owner {
         self.applied_l2 = None;
     }
 
+    /// Stops the control socket and metrics servers and waits until they are gone, so their
+    /// listening sockets are closed before new ones bind the same address.
+    async fn stop_servers(&mut self) {
+        for mut server in self.servers.drain(..) {
+            server.0.abort();
+            let _ = (&mut server.0).await;
+        }
+    }
+
     /// (Re)starts the control socket and the metrics endpoint for what runs now.
-    fn restart_servers(&mut self) {
-        self.servers.clear();
+    async fn restart_servers(&mut self) {
+        self.stop_servers().await;
         let agent = Agent {
             instance: self.instance.as_ref().map(Instance::handle),
             l2: self.l2.clone(),
@@ -428,7 +437,7 @@ impl Owner {
 
     async fn stop(&mut self) {
         tracing::info!("stopping");
-        self.servers.clear();
+        self.stop_servers().await;
         self.stop_l2().await;
         self.stop_instance().await;
         let _ = std::fs::remove_file(&self.cfg.api.control_socket);
