@@ -35,9 +35,9 @@ const GR_RESTART_STATE: u8 = 0x8;
 /// Graceful Notification (N) bit of the graceful restart flags (RFC 8538 §2).
 const GR_NOTIFICATION: u8 = 0x4;
 
-/// Wraps `inner` in a Cease/Hard Reset NOTIFICATION (RFC 8538 §3): "the Data portion ... MUST
-/// contain ... the ErrorCode and Subcode of the NOTIFICATION that would have been sent had a
-/// Hard Reset not been used ... followed by the Data", so the peer still learns the real cause.
+/// Wraps `inner` in a Cease/Hard Reset NOTIFICATION. RFC 8538 §3.1 (paraphrased): the Hard
+/// Reset's data carries the error code and subcode of the NOTIFICATION it replaces, then that
+/// NOTIFICATION's data, so the peer still learns the real cause.
 pub fn hard_reset(inner: &Notification) -> Notification {
     let mut n = Notification::cease(CeaseSubcode::HardReset);
     n.data.push(inner.code.into());
@@ -109,8 +109,8 @@ impl SessionConfig {
             // node's forwarding (kernel routes, VIPs, eBPF maps) survives the agent, so it is set
             // when we restart.
             let family_flags = if gr.restarting { 0x80 } else { 0 };
-            // RFC 8538 §2: the N bit "indicates that the BGP speaker supports the enhancements
-            // described in this document"; we always do when GR is on.
+            // RFC 8538 §2: the N bit says the speaker supports NOTIFICATION-triggered graceful
+            // restart; we always do when GR is on.
             let restart = if gr.restarting { GR_RESTART_STATE } else { 0 };
             caps.push(Capability::GracefulRestart(GracefulRestart {
                 flags: restart | GR_NOTIFICATION,
@@ -581,9 +581,9 @@ impl Session {
         // BGP session with a peer that has advertised the Graceful Restart Capability, it MUST
         // retain the routes received from the peer for all the address families that were
         // previously received in the Graceful Restart Capability and MUST mark them as stale".
-        // RFC 8538 §4: with the N bit exchanged, "a BGP speaker ... MUST follow the rules for the
-        // Receiving Speaker ... upon receipt or transmission of a NOTIFICATION message other
-        // than Hard Reset" too; without it, a NOTIFICATION ends the session for good.
+        // RFC 8538 §4 (paraphrased): with the N bit exchanged, sending or receiving any
+        // NOTIFICATION other than Hard Reset is handled like the TCP failure above; without
+        // it, a NOTIFICATION ends the session for good.
         let notification_gr = self.config.graceful_restart.is_some()
             && peer_gr.as_ref().is_some_and(GracefulRestart::notification);
         let retain = match (&peer_gr, reason.notification()) {
@@ -814,9 +814,9 @@ impl Session {
                 .is_some_and(GracefulRestart::notification)
     }
 
-    /// RFC 8538 §5: sends the stop/reset's Cease as a Hard Reset where the table says so.
-    /// "A BGP speaker SHOULD NOT send a Hard Reset to a peer from which it has not received the
-    /// 'N' bit", so nothing changes without it.
+    /// RFC 8538 §5: sends the stop/reset's Cease as a Hard Reset where its table says so. No
+    /// Hard Reset goes to a peer that did not send the N bit (RFC 8538 §3: SHOULD NOT), so
+    /// nothing changes without it.
     fn with_hard_reset(&self, input: fsm::Input) -> fsm::Input {
         if !self.notification_gr() {
             return input;
