@@ -243,6 +243,9 @@ impl Driver {
         renew_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (renew_tx, mut renew_rx) = mpsc::channel::<RenewResult>(4);
         let mut renewing = false;
+        // The store's last error, so a store that keeps failing (RBAC, no API server) is
+        // reported once rather than on every renewal.
+        let mut store_error: Option<String> = None;
         loop {
             let deadline = self.next_deadline();
             tokio::select! {
@@ -289,8 +292,21 @@ impl Driver {
                 Some((started, r)) = renew_rx.recv() => {
                     renewing = false;
                     match r {
-                        Ok(m) => self.election.on_membership(started, m.members, self.lease),
-                        Err(e) => warn!(error = %e, "store renewal failed"),
+                        Ok(m) => {
+                            if store_error.take().is_some() {
+                                info!("store renewal works again");
+                            }
+                            self.election.on_membership(started, m.members, self.lease);
+                        }
+                        Err(e) => {
+                            let error = e.to_string();
+                            if store_error.as_ref() != Some(&error) {
+                                warn!(%error, "store renewal failed; retrying every renew period");
+                                store_error = Some(error);
+                            } else {
+                                debug!(%error, "store renewal still failing");
+                            }
+                        }
                     }
                     self.evaluate();
                 }

@@ -607,3 +607,44 @@ async fn lease_store_keeps_one_lease_per_node_and_reports_members() {
     assert!(api.get(LEASES, "herald-system/herald-l2-node-b").is_none());
     b.release("node-b").await.expect("releasing twice is fine");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_status_write_is_retried_and_logged_once() {
+    let logs = Logs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::INFO)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let (client, api) = FakeApi::start();
+    api.fail(NODE_STATUSES, Some(403));
+    let writer = StatusWriter::new(client, "node1", Duration::from_secs(5));
+    let (tx, rx) = watch::channel(status_with(1, "t"));
+    let runner = tokio::spawn(speaker::sources::kube::status::run(writer, rx));
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let attempts = api.seen().iter().filter(|s| s.method == "PATCH").count();
+    assert!(attempts >= 5, "retried every 5 s: {attempts} attempts");
+    let text = || String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+    assert_eq!(
+        text().matches("BGPNodeStatus not written").count(),
+        1,
+        "{}",
+        text()
+    );
+
+    // RBAC fixed: the next retry writes the latest status, and says so once.
+    api.fail(NODE_STATUSES, None);
+    tx.send(status_with(2, "t")).expect("send");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let stored = api.get(NODE_STATUSES, "node1").expect("status written");
+    assert_eq!(stored["status"]["establishedPeers"], 2);
+    assert_eq!(
+        text().matches("BGPNodeStatus written again").count(),
+        1,
+        "{}",
+        text()
+    );
+    runner.abort();
+}

@@ -568,6 +568,25 @@ fn without_the_bgpadvertisement_crd_services_still_go_out_over_l2_on_one_lease()
             "{problems}"
         );
 
+        // Leases forbidden (RBAC): every renewal fails and is retried, reported once.
+        api.clear_seen();
+        api.fail(LEASES, Some(403));
+        eventually("three failed renewals", || async {
+            (api.seen()
+                .iter()
+                .filter(|s| s.path.contains("/leases"))
+                .count()
+                >= 3)
+                .then_some(())
+        })
+        .await;
+        assert_eq!(logs.count("store renewal failed"), 1);
+        api.fail(LEASES, None);
+        eventually("a renewal working again", || async {
+            (logs.count("store renewal works again") == 1).then_some(())
+        })
+        .await;
+
         // Without an L2AnnouncementPolicy the announcer stops and releases its Lease.
         api.delete(L2_POLICIES, "l2");
         eventually("the Lease released", || async {

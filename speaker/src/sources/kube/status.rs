@@ -194,8 +194,10 @@ impl StatusWriter {
 
 /// Runs the writer over a stream of statuses until the sender is dropped: each new value is
 /// offered, and one that came too soon is written when the interval is over (the latest value
-/// at that time, so bursts collapse into one write).
+/// at that time, so bursts collapse into one write). A failing write (CRD missing, RBAC) is
+/// retried every interval but logged once, and its recovery once.
 pub async fn run(mut writer: StatusWriter, mut status_rx: watch::Receiver<BGPNodeStatusStatus>) {
+    let mut failing: Option<String> = None;
     loop {
         let status = status_rx.borrow_and_update().clone();
         match writer.offer(&status).await {
@@ -203,9 +205,19 @@ pub async fn run(mut writer: StatusWriter, mut status_rx: watch::Receiver<BGPNod
                 tokio::time::sleep(wait).await;
                 continue;
             }
-            Ok(_) => {}
+            Ok(_) => {
+                if failing.take().is_some() {
+                    tracing::info!(node = %writer.node, "BGPNodeStatus written again");
+                }
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "BGPNodeStatus not written; retrying");
+                let error = e.to_string();
+                if failing.as_ref() != Some(&error) {
+                    tracing::warn!(%error, "BGPNodeStatus not written; retrying");
+                    failing = Some(error);
+                } else {
+                    tracing::debug!(%error, "BGPNodeStatus still not written");
+                }
                 tokio::time::sleep(writer.min_interval).await;
                 continue;
             }
