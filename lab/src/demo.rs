@@ -384,7 +384,11 @@ impl Steps<'_> {
             Err(e) => return Outcome::NotYet(e.to_string()),
         };
         let allocated = |node: &str| -> Option<Vec<String>> {
-            let socket = self.state.node_dir(node).join("speaker.sock");
+            let socket = self
+                .runner
+                .lab_dir(&self.topo.name)
+                .node_dir(node)
+                .join("speaker.sock");
             let out = std::process::Command::new(&speaker)
                 .args(["services", "--json", "--socket"])
                 .arg(&socket)
