@@ -599,3 +599,51 @@ fn without_the_bgpadvertisement_crd_services_still_go_out_over_l2_on_one_lease()
         runtime.shutdown().await;
     });
 }
+
+#[test]
+fn a_failing_start_is_retried_logged_once_and_recovers() {
+    let lab = TestLab::new("kube_runtime_retry").expect("lab");
+    let node_ns = lab.netns("node").expect("netns");
+    node_ns.link_up("lo").expect("lo");
+    let dir: PathBuf = lab.subdir("speaker").expect("dir");
+
+    in_netns(&node_ns, false, || async {
+        let logs = Logs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        // Something else holds the BGP port the BGPClusterConfig asks for.
+        let blocker = std::net::TcpListener::bind("0.0.0.0:17979").expect("bind the port first");
+        let (kube, api) = FakeApi::start();
+        seed_bgp(&api);
+        let mut cc = api.get(CLUSTER_CONFIGS, "all").expect("cluster config");
+        cc["spec"]["bgpInstances"][0]["localPort"] = json!(17979);
+        api.put(CLUSTER_CONFIGS, cc);
+        let mut cfg = runtime_config(&dir);
+        cfg.retry = Duration::from_millis(200);
+        let runtime = KubeRuntime::start(kube, cfg);
+
+        eventually("the first failed start", || async {
+            (logs.count("desired state not fully applied") == 1).then_some(())
+        })
+        .await;
+        // Many retries later (200 ms apart) it is still reported once, and BGP is not running.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(logs.count("desired state not fully applied"), 1);
+        assert!(runtime.agent().instance.is_none());
+
+        // The port is free again: the next retry starts the instance.
+        drop(blocker);
+        eventually("the instance started", || async {
+            runtime.agent().instance.is_some().then_some(())
+        })
+        .await;
+        assert_eq!(logs.count("desired state applied"), 1);
+        assert_eq!(peers(&runtime.agent()).await.len(), 2);
+        runtime.shutdown().await;
+    });
+}

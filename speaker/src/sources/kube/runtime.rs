@@ -7,7 +7,7 @@
 //! per node) when an `L2AnnouncementPolicy` asks for it and then handed nodes and services; the
 //! `BGPNodeStatus` is refreshed from the instance's peers and written at a bounded rate
 //! ([`super::status`]); translation problems are logged once each ([`ProblemLog`]). A failed
-//! step is logged and retried on the next change or after [`RETRY`].
+//! step is retried on the next change or after [`RuntimeConfig::retry`], and logged once.
 //!
 //! The decisions are pure ([`super::reconcile`]); this module is the I/O boundary around them:
 //! the instance, the announcer, key files, the control socket and metrics endpoint (restarted
@@ -37,7 +37,7 @@ use crate::bgp::io::instance::Instance;
 use crate::config::{ApiConfig, Config};
 use crate::l2::L2;
 
-/// How long after a failed step the runtime tries again without a new change.
+/// How long after a failed step the runtime tries again without a new change (default).
 pub const RETRY: Duration = Duration::from_secs(5);
 
 /// Settings of the Kubernetes-mode runtime.
@@ -57,6 +57,8 @@ pub struct RuntimeConfig {
     pub status_interval: Duration,
     /// How often the peers are sampled for the status.
     pub status_poll: Duration,
+    /// How long after a failed step the runtime tries again without a new change.
+    pub retry: Duration,
 }
 
 impl RuntimeConfig {
@@ -72,6 +74,7 @@ impl RuntimeConfig {
             api: ApiConfig::default(),
             status_interval: MIN_STATUS_INTERVAL,
             status_poll: Duration::from_secs(2),
+            retry: RETRY,
         }
     }
 }
@@ -201,6 +204,7 @@ impl Owner {
         let mut poll = tokio::time::interval(self.cfg.status_poll);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut retry_at: Option<Instant> = None;
+        let mut failing: Option<String> = None;
         self.restart_servers().await;
         tracing::info!(
             node = %self.cfg.identity.node_name,
@@ -231,10 +235,20 @@ impl Owner {
             let desired = desired_rx.borrow_and_update().clone();
             let Some(desired) = desired else { continue };
             retry_at = match self.apply(&desired).await {
-                Ok(()) => None,
+                Ok(()) => {
+                    if failing.take().is_some() {
+                        tracing::info!("desired state applied");
+                    }
+                    None
+                }
                 Err(error) => {
-                    tracing::error!(%error, "desired state not fully applied; retrying");
-                    Some(Instant::now() + RETRY)
+                    // Logged once per distinct error, not on every retry.
+                    let error = error.to_string();
+                    if failing.as_ref() != Some(&error) {
+                        tracing::error!(%error, "desired state not fully applied; retrying");
+                        failing = Some(error);
+                    }
+                    Some(Instant::now() + self.cfg.retry)
                 }
             };
             self.publish_status().await;
