@@ -95,6 +95,19 @@ fn cpu_iter<I, O>(
     total
 }
 
+/// `items` in a fixed pseudo-random order (Fisher-Yates driven by xorshift64).
+fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    for i in (1..items.len()).rev() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let j = usize::try_from(state % (i as u64 + 1)).unwrap_or(0);
+        items.swap(i, j);
+    }
+    items
+}
+
 fn filled(reqs: &[Request]) -> Allocator {
     let mut a = Allocator::new();
     a.set_pools(pools()).expect("pools");
@@ -137,20 +150,24 @@ fn bench(c: &mut Criterion) {
             });
             let full = filled(&reqs);
             let keys: Vec<ServiceKey> = reqs.iter().map(|r| r.key.clone()).collect();
-            group.bench_function(format!("release/{}", mix.name()), |b| {
-                b.iter_custom(|iters| {
-                    cpu_iter(
-                        iters,
-                        || full.clone(),
-                        |mut a| {
-                            for k in &keys {
-                                a.remove(k);
-                            }
-                            a
-                        },
-                    )
+            // Creation order (which is address order) and a fixed random order, which defeats
+            // the locality that ordered maps get from sequential addresses.
+            for (order, keys) in [("", keys.clone()), ("-random", shuffled(keys))] {
+                group.bench_function(format!("release{order}/{}", mix.name()), |b| {
+                    b.iter_custom(|iters| {
+                        cpu_iter(
+                            iters,
+                            || full.clone(),
+                            |mut a| {
+                                for k in &keys {
+                                    a.remove(k);
+                                }
+                                a
+                            },
+                        )
+                    });
                 });
-            });
+            }
         }
         group.finish();
     }
