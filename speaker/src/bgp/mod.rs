@@ -5,6 +5,7 @@ pub mod collision;
 pub mod fsm;
 pub mod io;
 pub mod loc_rib;
+pub mod prefix_map;
 pub mod rib;
 pub mod rib_out;
 pub mod route_rows;

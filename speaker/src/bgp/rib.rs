@@ -5,13 +5,14 @@
 //! Pure data structures: no I/O. Attribute sets are shared through `Arc` so a million routes
 //! with one attribute set cost one copy of the attributes.
 
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bgp_proto::iana::Family;
 use bgp_proto::{NextHop, PathAttribute};
 use ipnet::IpNet;
+
+use super::prefix_map::PrefixMap;
 
 /// The path attributes of a route, without the reachability attributes (NEXT_HOP, MP_REACH_NLRI,
 /// MP_UNREACH_NLRI), which depend on the family and are carried in [`PathAttrs::next_hop`].
@@ -45,7 +46,7 @@ pub fn family_of(prefix: &IpNet) -> Family {
 /// Routes received from one peer.
 #[derive(Debug, Clone, Default)]
 pub struct AdjRibIn {
-    routes: BTreeMap<IpNet, RibInEntry>,
+    routes: PrefixMap<RibInEntry>,
     accepted: usize,
 }
 
@@ -97,15 +98,15 @@ impl AdjRibIn {
     }
 
     /// All routes in prefix order.
-    pub fn iter(&self) -> impl Iterator<Item = (&IpNet, &RibInEntry)> {
+    pub fn iter(&self) -> impl Iterator<Item = (IpNet, &RibInEntry)> {
         self.routes.iter()
     }
 
     /// Marks every route of `family` stale; returns how many.
     pub fn mark_stale(&mut self, family: Family) -> usize {
         let mut n = 0;
-        for (prefix, entry) in &mut self.routes {
-            if family_of(prefix) == family {
+        for (prefix, entry) in self.routes.iter_mut() {
+            if family_of(&prefix) == family {
                 entry.stale = true;
                 n += 1;
             }
@@ -120,7 +121,7 @@ impl AdjRibIn {
             .routes
             .iter()
             .filter(|(p, e)| e.stale && family.is_none_or(|f| family_of(p) == f))
-            .map(|(p, _)| *p)
+            .map(|(p, _)| p)
             .collect();
         let mut withdrawn = Vec::new();
         for prefix in doomed {
@@ -137,7 +138,6 @@ impl AdjRibIn {
             .routes
             .keys()
             .filter(|p| family_of(p) == family)
-            .copied()
             .collect();
         doomed
             .into_iter()
@@ -151,7 +151,7 @@ impl AdjRibIn {
             .routes
             .iter()
             .filter(|(_, e)| e.accepted)
-            .map(|(p, _)| *p)
+            .map(|(p, _)| p)
             .collect();
         self.routes.clear();
         self.accepted = 0;

@@ -15,6 +15,7 @@ use bgp_proto::NextHop;
 use bgp_proto::iana::Family;
 use ipnet::IpNet;
 
+use super::prefix_map::PrefixMap;
 use super::rib::family_of;
 use crate::advertise::RouteAttributes;
 use crate::advertise::packing::{AdjRibOut, OutRoute, next_hop_self};
@@ -69,7 +70,7 @@ impl NextHops {
 #[derive(Debug, Clone, Default)]
 pub struct RibOut {
     local: BTreeMap<IpNet, RouteAttributes>,
-    learned: BTreeMap<IpNet, Arc<OutRoute>>,
+    learned: PrefixMap<Arc<OutRoute>>,
     open: Option<(NextHops, BTreeSet<Family>)>,
 }
 
@@ -135,7 +136,7 @@ impl RibOut {
             .learned
             .iter()
             .filter(|(p, _)| !self.local.contains_key(p))
-            .filter_map(|(p, r)| Some((*p, self.resolve(p, None, Some(r))?)))
+            .filter_map(|(p, r)| Some((p, self.resolve(&p, None, Some(r))?)))
             .collect();
         out.extend(
             self.local

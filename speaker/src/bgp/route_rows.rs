@@ -169,7 +169,7 @@ pub fn received_rows(
     rib.iter()
         .filter(|(p, _)| family_matches(p, family))
         .map(|(p, e)| {
-            let mut r = row(peer, address, *p, &e.attrs.attributes, &e.attrs.next_hop);
+            let mut r = row(peer, address, p, &e.attrs.attributes, &e.attrs.next_hop);
             r.accepted = Some(e.accepted);
             r.stale = e.stale;
             r

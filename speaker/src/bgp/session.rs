@@ -398,7 +398,7 @@ impl Session {
     pub fn reevaluate_import(&mut self) -> Vec<Output> {
         let mut updated = Vec::new();
         let mut withdrawn = Vec::new();
-        let prefixes: Vec<IpNet> = self.rib_in.iter().map(|(p, _)| *p).collect();
+        let prefixes: Vec<IpNet> = self.rib_in.iter().map(|(p, _)| p).collect();
         for prefix in prefixes {
             let Some(entry) = self.rib_in.get(&prefix).cloned() else {
                 continue;

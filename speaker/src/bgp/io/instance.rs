@@ -519,7 +519,7 @@ impl Owner {
         let prefixes: std::collections::BTreeSet<IpNet> = self
             .sources(Some(client))
             .iter()
-            .flat_map(|s| s.rib.iter().filter(|(_, e)| e.accepted).map(|(p, _)| *p))
+            .flat_map(|s| s.rib.iter().filter(|(_, e)| e.accepted).map(|(p, _)| p))
             .collect();
         prefixes.into_iter().collect()
     }
