@@ -359,27 +359,6 @@ async fn deleted_service_is_withdrawn() {
     task.abort();
 }
 
-/// Collects log output of the current thread's tracing events.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn missing_crd_and_forbidden_resource_are_reported_once_and_the_rest_works() {
     let logs = Logs::default();
@@ -440,7 +419,7 @@ async fn missing_crd_and_forbidden_resource_are_reported_once_and_the_rest_works
     .await
     .expect("the watcher retries");
     assert!(retried >= 3);
-    let text = String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+    let text = logs.text();
     assert_eq!(
         text.matches("CustomResourceDefinition not installed")
             .count(),
@@ -626,7 +605,7 @@ async fn a_failing_status_write_is_retried_and_logged_once() {
     tokio::time::sleep(Duration::from_secs(31)).await;
     let attempts = api.seen().iter().filter(|s| s.method == "PATCH").count();
     assert!(attempts >= 5, "retried every 5 s: {attempts} attempts");
-    let text = || String::from_utf8(logs.0.lock().expect("lock").clone()).expect("utf8");
+    let text = || logs.text();
     assert_eq!(
         text().matches("BGPNodeStatus not written").count(),
         1,

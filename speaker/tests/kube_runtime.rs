@@ -14,7 +14,6 @@ mod kube_api;
 use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use herald_tests::{Bird, Netns, TestLab, VethPair, wait_until_ok};
@@ -408,35 +407,6 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
         runtime.shutdown().await;
         assert!(!socket.exists(), "the control socket is removed on stop");
     });
-}
-
-/// Collects the log lines of the tracing events of the current thread.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
-impl Logs {
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().expect("lock"))
-            .matches(needle)
-            .count()
-    }
 }
 
 /// An ARP request for `vip` from `client` is answered (Habets arping prints "bytes from").
