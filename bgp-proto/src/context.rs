@@ -200,6 +200,10 @@ pub fn negotiate(local: &Open, remote: &Open) -> Negotiated {
             }
         }
     }
+    // Sets, in a canonical order: an OPEN may list a family more than once with different modes,
+    // and the result must not depend on which side's entries came first.
+    add_path_rx.sort();
+    add_path_tx.sort();
 
     let ext_nh = |o: &Open| -> Vec<ExtendedNextHopFamily> {
         o.capabilities
@@ -327,5 +331,33 @@ mod tests {
         assert_eq!(n.families, vec![Family::IPV4_UNICAST]);
         assert_eq!(n.hold_time, 0);
         assert!(!n.four_octet_as && !n.ebgp());
+    }
+
+    /// Found by the `open` fuzz target: a family listed in two ADD-PATH entries (send, then
+    /// receive) gave rx and tx lists in different orders depending on which entry came first.
+    #[test]
+    fn add_path_lists_do_not_depend_on_entry_order() {
+        let ap = |family, mode| AddPathFamily { family, mode };
+        let caps = |entries| {
+            vec![
+                Capability::Multiprotocol(Family::IPV4_UNICAST),
+                Capability::Multiprotocol(Family::IPV6_UNICAST),
+                Capability::AddPath(entries),
+            ]
+        };
+        let a = open(
+            65001,
+            90,
+            caps(vec![
+                ap(Family::IPV6_UNICAST, AddPathMode::SEND),
+                ap(Family::IPV4_UNICAST, AddPathMode::RECEIVE),
+                ap(Family::IPV4_UNICAST, AddPathMode::SEND),
+                ap(Family::IPV6_UNICAST, AddPathMode::RECEIVE),
+            ]),
+        );
+        let n = negotiate(&a, &a);
+        let both = vec![Family::IPV4_UNICAST, Family::IPV6_UNICAST];
+        assert_eq!(n.add_path_rx, both);
+        assert_eq!(n.add_path_tx, both);
     }
 }
