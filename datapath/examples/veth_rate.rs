@@ -18,30 +18,16 @@
 //! recycled frame is still a service frame. The DUT's `encap` counter is checked against the
 //! returned frames.
 
-use std::fs::File;
 use std::time::{Duration, Instant};
 
 use datapath::loader::{LoadConfig, Loader, programs};
 use datapath::maglev::Seed;
 use datapath::neighbour;
 use datapath_common::{BackendValue, Config, Counter, FAMILY_V4, ServiceKey, ServiceValue, csum};
-use herald_tests::{Netns, TestLab, VethPair};
+use herald_tests::{Netns, TestLab, VethPair, in_netns};
 
 const VIP: [u8; 4] = [10, 96, 0, 1];
 const M: u32 = 1021;
-
-fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let fd = File::open(&path).expect("open netns");
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("netns thread panicked")
-    })
-}
 
 /// A veth counter from `ethtool -S` (summed over queues), e.g. `xdp_packets`.
 fn veth_stat(ns: &Netns, dev: &str, name: &str) -> anyhow::Result<u64> {

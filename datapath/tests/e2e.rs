@@ -31,6 +31,7 @@ use datapath::maglev::{self, Backend, Proto, Seed};
 use datapath::neighbour;
 use datapath::reconcile::{BackendSpec, Reconciler, ServiceSpec};
 use datapath_common::{Config, Counter, hash};
+use herald_tests::in_netns;
 use support::*;
 
 const M: u32 = 1021;

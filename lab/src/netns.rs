@@ -208,6 +208,33 @@ impl Netns {
     pub fn path(&self) -> PathBuf {
         Path::new("/run/netns").join(&self.name)
     }
+
+    /// Moves the calling thread into this namespace. Sockets, netlink handles and BPF links the
+    /// thread makes from then on live here, and threads it spawns start here too.
+    pub fn enter_current_thread(&self) -> Result<()> {
+        enter_at(&self.path())
+    }
+
+    /// Runs `f` to completion on a new thread inside this namespace and returns its result (a
+    /// panic in `f` is passed on to the caller).
+    pub fn run_in<T: Send>(&self, f: impl FnOnce() -> T + Send) -> Result<T> {
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                self.enter_current_thread()?;
+                Ok(f())
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+}
+
+/// Moves the calling thread into the network namespace bound at `path` (see [`Netns::path`]);
+/// for callbacks that cannot borrow the [`Netns`], such as a runtime's thread-start hook.
+pub fn enter_at(path: &Path) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+        .map_err(|e| Error::io(path, e.into()))
 }
 
 fn pids_in(name: &str) -> Result<Vec<u32>> {

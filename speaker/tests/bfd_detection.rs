@@ -12,13 +12,11 @@
 //! Run: `cargo test -p speaker --test bfd_detection -- --ignored --nocapture`
 //! (env `BFD_TRIALS`, default 5). Prints one line per trial and min/median/max for each side.
 
-use std::fs::File;
 use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use herald_tests::{Frr, FrrConfig, FrrDaemon, Netns, TestLab, VethPair};
-use nix::sched::{CloneFlags, setns};
+use herald_tests::{Frr, FrrConfig, FrrDaemon, Netns, TestLab, VethPair, runtime_in};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 use speaker::bfd::{Bfd, SessionSpec, State};
@@ -137,20 +135,7 @@ fn detection_time_ours_vs_frr_bfdd() {
         .expect("target bfdd");
     let obs_log = obs_frr.dir().join("precise.log");
 
-    let path = ours.path();
-    let rt = std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).expect("open namespace");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .enable_all()
-                .build()
-                .expect("runtime")
-        })
-        .join()
-        .expect("thread")
-    });
+    let rt = runtime_in(&ours, 1);
     let (mut ours_ms, mut frr_ms) = (Vec::new(), Vec::new());
     rt.block_on(async {
         let bfd = Bfd::spawn();

@@ -3,12 +3,10 @@
 //! (demultiplexing by address pair, then by discriminator), the RFC 5881 received-TTL rule is
 //! enforced on hand-made packets, and registration errors are reported. Needs root and `ip`.
 
-use std::fs::File;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
-use herald_tests::{Netns, TestLab, VethPair};
-use nix::sched::{CloneFlags, setns};
+use herald_tests::{Netns, TestLab, VethPair, block_on_in};
 use speaker::bfd::{Bfd, BfdSession, Diagnostic, Error, Repr, SessionSpec, State};
 use speaker::config::BfdConfig;
 
@@ -25,24 +23,6 @@ fn config(multihop: bool) -> BfdConfig {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address literal")
-}
-
-/// Runs `body` on a current-thread runtime on a thread inside `ns`.
-fn in_netns<F: Future<Output = ()>>(ns: &Netns, body: impl FnOnce() -> F + Send) {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).expect("open namespace");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(body());
-        })
-        .join()
-        .expect("test thread");
-    });
 }
 
 async fn wait_state(session: &mut BfdSession, want: State) -> Diagnostic {
@@ -69,7 +49,7 @@ fn lab_ns(test: &str) -> (TestLab, Netns) {
 #[test]
 fn two_local_sessions_come_up_over_loopback_and_detect_a_deregistered_peer() {
     let (_lab, ns) = lab_ns("bfd_loopback");
-    in_netns(&ns, || async {
+    block_on_in(&ns, None, || async {
         let bfd = Bfd::spawn();
         for (a_addr, b_addr, multihop) in [
             ("127.0.0.1", "127.0.0.2", false),
@@ -108,7 +88,7 @@ fn two_local_sessions_come_up_over_loopback_and_detect_a_deregistered_peer() {
 #[test]
 fn single_hop_packets_need_ttl_255() {
     let (_lab, ns) = lab_ns("bfd_ttl");
-    in_netns(&ns, || async {
+    block_on_in(&ns, None, || async {
         let bfd = Bfd::spawn();
         let mut session = bfd
             .register(SessionSpec {
@@ -165,7 +145,7 @@ fn single_hop_packets_need_ttl_255() {
 #[test]
 fn registration_errors_are_reported() {
     let (_lab, ns) = lab_ns("bfd_register");
-    in_netns(&ns, || async {
+    block_on_in(&ns, None, || async {
         let bfd = Bfd::spawn();
         let spec = SessionSpec {
             peer: ip("127.0.0.2"),
@@ -219,7 +199,7 @@ fn ipv6_link_local_sessions_come_up_between_two_namespaces() {
     a.addr_add("eth1", "fe80::a/64").expect("addr");
     b.addr_add("eth1", "fe80::b/64").expect("addr");
     let side = |ns: &Netns, local: &'static str, peer: &'static str| {
-        in_netns(ns, || async move {
+        block_on_in(ns, None, || async move {
             let bfd = Bfd::spawn();
             let mut session = bfd
                 .register(SessionSpec {

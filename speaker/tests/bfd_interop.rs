@@ -8,12 +8,12 @@
 //! The speaker's BFD driver runs on a tokio runtime whose threads are moved into the test's
 //! namespace with setns(2), so its sockets live there. Needs root, `ip`, `tc`, FRR and BIRD 2.
 
-use std::fs::File;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use herald_tests::{Bird, Blackhole, Frr, FrrConfig, FrrDaemon, Netns, TestLab, VethPair};
-use nix::sched::{CloneFlags, setns};
+use herald_tests::{
+    Bird, Blackhole, Frr, FrrConfig, FrrDaemon, Netns, TestLab, VethPair, runtime_in,
+};
 use serde_json::Value;
 use speaker::bfd::{Bfd, BfdEvent, BfdSession, Diagnostic, SessionSpec, State};
 use speaker::config::BfdConfig;
@@ -34,33 +34,6 @@ fn fast() -> BfdConfig {
 
 fn ip(s: &str) -> IpAddr {
     s.parse().expect("address literal")
-}
-
-/// A multi-threaded tokio runtime whose threads all live in `ns` (threads inherit the network
-/// namespace of the thread that creates them, so the builder runs on a thread moved there first).
-fn runtime_in(ns: &Netns) -> tokio::runtime::Runtime {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).expect("open namespace");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            let path = path.clone();
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .on_thread_start(move || {
-                    // Blocking-pool threads may be spawned from the thread calling `block_on`,
-                    // which is outside: move every runtime thread in.
-                    if let Ok(f) = File::open(&path) {
-                        let _ = setns(&f, CloneFlags::CLONE_NEWNET);
-                    }
-                })
-                .build()
-                .expect("runtime")
-        })
-        .join()
-        .expect("runtime thread")
-    })
 }
 
 /// Waits for the next state change to `want`, returning it; other changes are skipped.
@@ -173,7 +146,7 @@ bfd
     .expect("FRR zebra + bfdd");
     let frr = std::sync::Arc::new(frr);
 
-    let rt = runtime_in(&dut);
+    let rt = runtime_in(&dut, 2);
     rt.block_on(async {
         let bfd = Bfd::spawn();
         let mut v4 = bfd
@@ -302,7 +275,7 @@ protocol bfd {
             .flatten()
     };
 
-    let rt = runtime_in(&dut);
+    let rt = runtime_in(&dut, 2);
     rt.block_on(async {
         let bfd = Bfd::spawn();
         let mut v4 = bfd

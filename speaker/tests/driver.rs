@@ -3,11 +3,9 @@
 //! one), then the control socket and the Prometheus endpoint of one of them. Real sockets on the
 //! namespace's loopback; the test thread enters the namespace before starting its runtime.
 
-use std::fs::File;
 use std::time::Duration;
 
-use herald_tests::TestLab;
-use nix::sched::{CloneFlags, setns};
+use herald_tests::{TestLab, block_on_in};
 use speaker::advertise::ServiceState;
 use speaker::api::control::{self, Request, Response};
 use speaker::bgp::io::instance::{Instance, PeerStatus};
@@ -52,118 +50,110 @@ fn two_instances_collide_establish_exchange_routes_and_report() {
     ns.link_up("lo").expect("lo up");
     ns.addr_add("lo", "127.0.1.1/32").expect("addr");
     ns.addr_add("lo", "127.0.1.2/32").expect("addr");
-    let ns_path = ns.path();
     let dir = lab.dir().to_owned();
-    // Run the whole body on a thread that lives in the namespace.
-    let body = std::thread::spawn(move || {
-        let file = File::open(&ns_path).expect("open netns");
-        setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async move {
-            let a = Instance::start(
-                config(
-                    "127.0.1.1",
-                    17901,
-                    "127.0.1.2",
-                    17902,
-                    "  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
-                ),
-                ServiceState::default(),
-            )
-            .await
-            .expect("instance a");
-            let b = Instance::start(
-                config(
-                    "127.0.1.2",
-                    17902,
-                    "127.0.1.1",
-                    17901,
-                    "  importPolicy: accept-all\n",
-                ),
-                ServiceState::default(),
-            )
-            .await
-            .expect("instance b");
-            // Both connect out at once; exactly one connection must survive on both sides.
-            let at_a = wait_peer(&a, "a Established", |p| p.state == "Established").await;
-            let at_b = wait_peer(&b, "b Established with the route", |p| {
-                p.state == "Established" && p.prefixes_accepted == 1
-            })
-            .await;
-            assert_eq!(at_a.remote_asn, Some(65002));
-            assert_eq!(at_b.remote_asn, Some(65001));
-            assert_eq!(at_a.prefixes_sent, 1);
-            assert!(
-                at_a.capabilities
-                    .iter()
-                    .any(|c| c == "enhanced-route-refresh")
-            );
-            // Stable: a second later nobody has reset anything.
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let again = wait_peer(&a, "a still Established", |p| p.state == "Established").await;
-            assert_eq!(again.transitions, at_a.transitions);
+    // The whole body runs on a thread that lives in the namespace.
+    block_on_in(&ns, None, move || async move {
+        let a = Instance::start(
+            config(
+                "127.0.1.1",
+                17901,
+                "127.0.1.2",
+                17902,
+                "  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
+            ),
+            ServiceState::default(),
+        )
+        .await
+        .expect("instance a");
+        let b = Instance::start(
+            config(
+                "127.0.1.2",
+                17902,
+                "127.0.1.1",
+                17901,
+                "  importPolicy: accept-all\n",
+            ),
+            ServiceState::default(),
+        )
+        .await
+        .expect("instance b");
+        // Both connect out at once; exactly one connection must survive on both sides.
+        let at_a = wait_peer(&a, "a Established", |p| p.state == "Established").await;
+        let at_b = wait_peer(&b, "b Established with the route", |p| {
+            p.state == "Established" && p.prefixes_accepted == 1
+        })
+        .await;
+        assert_eq!(at_a.remote_asn, Some(65002));
+        assert_eq!(at_b.remote_asn, Some(65001));
+        assert_eq!(at_a.prefixes_sent, 1);
+        assert!(
+            at_a.capabilities
+                .iter()
+                .any(|c| c == "enhanced-route-refresh")
+        );
+        // Stable: a second later nobody has reset anything.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let again = wait_peer(&a, "a still Established", |p| p.state == "Established").await;
+        assert_eq!(again.transitions, at_a.transitions);
 
-            // The control socket answers the CLI's request.
-            let socket = dir.join("a.sock");
-            let config_path = dir.join("a.yaml");
-            let server = tokio::spawn(control::serve(socket.clone(), a.handle(), config_path));
-            let mut response = None;
-            for _ in 0..50 {
-                if let Ok(r) = control::request(&socket, &Request::Peers).await {
-                    response = Some(r);
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        // The control socket answers the CLI's request.
+        let socket = dir.join("a.sock");
+        let config_path = dir.join("a.yaml");
+        let server = tokio::spawn(control::serve(socket.clone(), a.handle(), config_path));
+        let mut response = None;
+        for _ in 0..50 {
+            if let Ok(r) = control::request(&socket, &Request::Peers).await {
+                response = Some(r);
+                break;
             }
-            match response.expect("control socket answered") {
-                Response::Peers { peers } => {
-                    assert_eq!(peers.len(), 1);
-                    assert_eq!(peers[0].state, "Established");
-                }
-                other => panic!("unexpected {other:?}"),
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        match response.expect("control socket answered") {
+            Response::Peers { peers } => {
+                assert_eq!(peers.len(), 1);
+                assert_eq!(peers[0].state, "Established");
             }
-            server.abort();
+            other => panic!("unexpected {other:?}"),
+        }
+        server.abort();
 
-            // Prometheus scrape.
-            let metrics = tokio::spawn(speaker::api::metrics::serve(
-                "127.0.1.1:19179".parse().expect("addr"),
-                a.handle(),
-            ));
-            let mut body = String::new();
-            for _ in 0..50 {
-                if let Ok(mut s) = tokio::net::TcpStream::connect("127.0.1.1:19179").await {
-                    s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
-                        .await
-                        .expect("write");
-                    s.read_to_string(&mut body).await.expect("read");
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+        // Prometheus scrape.
+        let metrics = tokio::spawn(speaker::api::metrics::serve(
+            "127.0.1.1:19179".parse().expect("addr"),
+            a.handle(),
+        ));
+        let mut body = String::new();
+        for _ in 0..50 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect("127.0.1.1:19179").await {
+                s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")
+                    .await
+                    .expect("write");
+                s.read_to_string(&mut body).await.expect("read");
+                break;
             }
-            assert!(body.starts_with("HTTP/1.1 200"), "{body}");
-            assert!(
-                body.contains("herald_bgp_session_up{peer=\"127.0.1.2\",name=\"127.0.1.2\"} 1"),
-                "{body}"
-            );
-            assert!(body.contains(
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+        assert!(
+            body.contains("herald_bgp_session_up{peer=\"127.0.1.2\",name=\"127.0.1.2\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains(
                 "herald_bgp_prefixes_advertised{peer=\"127.0.1.2\",name=\"127.0.1.2\"} 1"
-            ));
-            metrics.abort();
+            )
+        );
+        metrics.abort();
 
-            // Shutting b down (no GR) sends an RFC 8203 Cease that a sees.
-            b.shutdown().await;
-            let down = wait_peer(&a, "a down", |p| p.state != "Established").await;
-            assert!(
-                down.last_error
-                    .as_deref()
-                    .is_some_and(|e| e.contains("6/2") && e.contains("speaker stopping")),
-                "{:?}",
-                down.last_error
-            );
-        });
+        // Shutting b down (no GR) sends an RFC 8203 Cease that a sees.
+        b.shutdown().await;
+        let down = wait_peer(&a, "a down", |p| p.state != "Established").await;
+        assert!(
+            down.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("6/2") && e.contains("speaker stopping")),
+            "{:?}",
+            down.last_error
+        );
     });
-    body.join().expect("test body");
 }

@@ -3,12 +3,10 @@
 //! restart, foreign routes left alone, and cleanup at shutdown. Needs root. No mocks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::net::IpAddr;
 
-use herald_tests::{Netns, TestLab, VethPair};
+use herald_tests::{Netns, TestLab, VethPair, in_netns};
 use ipnet::IpNet;
-use nix::sched::{CloneFlags, setns};
 use speaker::fib::{Fib, FibNextHop, FibRoutes, FibWriter, NetlinkFib, RTPROT_BGP};
 
 const TABLE: u32 = 1234;
@@ -19,19 +17,6 @@ fn net(s: &str) -> IpNet {
 
 fn via(s: &str) -> FibNextHop {
     FibNextHop::via(s.parse::<IpAddr>().expect("addr"))
-}
-
-/// Runs `f` on a thread that has entered `ns`, with a tokio runtime, so the netlink socket opened
-/// inside lives in that namespace.
-fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let path = ns.path();
-    std::thread::spawn(move || {
-        let file = File::open(&path).expect("open netns");
-        setns(file, CloneFlags::CLONE_NEWNET).expect("setns");
-        f()
-    })
-    .join()
-    .expect("netns thread")
 }
 
 fn block_on<F: std::future::Future>(f: F) -> F::Output {

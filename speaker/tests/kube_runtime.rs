@@ -11,14 +11,12 @@
 
 mod kube_api;
 
-use std::fs::File;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use herald_tests::{Bird, Netns, TestLab, VethPair, wait_until_ok};
+use herald_tests::{Bird, TestLab, VethPair, block_on_in, wait_until_ok};
 use kube_api::*;
-use nix::sched::{CloneFlags, setns};
 use serde_json::{Value, json};
 use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::PeerStatus;
@@ -26,36 +24,6 @@ use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const UP: Duration = Duration::from_secs(40);
-
-/// Runs `body` on a thread inside `ns`, on a runtime whose worker threads (spawned from that
-/// thread) live there too.
-fn in_netns<F: Future<Output = ()>>(
-    ns: &Netns,
-    multi_thread: bool,
-    body: impl FnOnce() -> F + Send,
-) {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            let file = File::open(&path).expect("open namespace");
-            setns(&file, CloneFlags::CLONE_NEWNET).expect("setns");
-            let mut builder = if multi_thread {
-                let mut b = tokio::runtime::Builder::new_multi_thread();
-                b.worker_threads(2);
-                b
-            } else {
-                tokio::runtime::Builder::new_current_thread()
-            };
-            builder
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(body());
-        })
-        .join()
-        .expect("test thread");
-    });
-}
 
 fn runtime_config(dir: &Path) -> RuntimeConfig {
     let mut cfg = RuntimeConfig::new(Identity {
@@ -233,7 +201,7 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
     let bird = Bird::start(&tor, &bird_dir, &bird_conf("first-key")).expect("bird");
     let dir: PathBuf = lab.subdir("speaker").expect("dir");
 
-    in_netns(&node_ns, true, || async {
+    block_on_in(&node_ns, Some(2), || async {
         let (client, api) = FakeApi::start();
         seed_bgp(&api);
         let mut cfg = runtime_config(&dir);
@@ -450,7 +418,7 @@ fn without_the_bgpadvertisement_crd_services_still_go_out_over_l2_on_one_lease()
     let dir: PathBuf = lab.subdir("speaker").expect("dir");
 
     // A current-thread runtime, so every task's log lines reach this thread's subscriber.
-    in_netns(&node_ns, false, || async {
+    block_on_in(&node_ns, None, || async {
         let logs = Logs::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(logs.clone())
@@ -577,7 +545,7 @@ fn a_failing_start_is_retried_logged_once_and_recovers() {
     node_ns.link_up("lo").expect("lo");
     let dir: PathBuf = lab.subdir("speaker").expect("dir");
 
-    in_netns(&node_ns, false, || async {
+    block_on_in(&node_ns, None, || async {
         let logs = Logs::default();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(logs.clone())

@@ -20,6 +20,7 @@ pub mod bird;
 pub mod error;
 pub mod exabgp;
 pub mod gobgp;
+pub mod netns_runtime;
 pub mod testlab;
 
 pub use bird::{Bird, BirdProtocol, BirdRoute};
@@ -31,4 +32,5 @@ pub use herald_lab::{
     Blackhole, Bridge, ChildProcess, Frr, FrrConfig, FrrDaemon, Netns, ProcessId, VethPair,
     wait_until, wait_until_ok,
 };
+pub use netns_runtime::{block_on_in, in_netns, runtime_in};
 pub use testlab::TestLab;

@@ -18,7 +18,6 @@
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::path::Path;
@@ -26,7 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datapath::loader::{LoadConfig, Loader};
-use herald_tests::{ChildProcess, Netns, TestLab, VethPair, wait_until_ok};
+use herald_tests::{ChildProcess, Netns, TestLab, VethPair, in_netns, wait_until_ok};
 use socket2::{Domain, SockAddr, Socket, Type};
 
 pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
@@ -48,21 +47,6 @@ pub(crate) fn root() -> bool {
 
 unsafe extern "C" {
     fn geteuid() -> u32;
-}
-
-/// Runs `f` on a fresh thread that has entered `ns`'s network namespace. Sockets and BPF links
-/// created there stay in that namespace after the thread ends.
-pub(crate) fn in_netns<T: Send>(ns: &Netns, f: impl FnOnce() -> T + Send) -> T {
-    let path = ns.path();
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            let fd = File::open(&path).expect("open netns");
-            nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            f()
-        })
-        .join()
-        .expect("netns thread panicked")
-    })
 }
 
 /// Underlay address of LB node `i` (1-based) and of its router port.
