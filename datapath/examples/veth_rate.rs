@@ -21,12 +21,12 @@
 use std::time::{Duration, Instant};
 
 use datapath::loader::{LoadConfig, Loader, programs};
-use datapath::maglev::Seed;
 use datapath::neighbour;
-use datapath_common::{BackendValue, Config, Counter, FAMILY_V4, ServiceKey, ServiceValue, csum};
 use herald_tests::{Netns, TestLab, VethPair, in_netns};
 
-const VIP: [u8; 4] = [10, 96, 0, 1];
+mod bench_support;
+use bench_support::{BenchNode, VIP, encap_count, program_self_service, tcp_frame};
+
 const M: u32 = 1021;
 
 /// A veth counter from `ethtool -S` (summed over queues), e.g. `xdp_packets`.
@@ -42,13 +42,6 @@ fn veth_stat(ns: &Netns, dev: &str, name: &str) -> anyhow::Result<u64> {
         }
     }
     Ok(sum)
-}
-
-fn encap_count(l: &Loader) -> anyhow::Result<u64> {
-    Ok(l.counters()?
-        .into_iter()
-        .find(|(c, _)| *c == Counter::Encap)
-        .map_or(0, |(_, v)| v))
 }
 
 fn main() -> anyhow::Result<()> {
@@ -94,7 +87,6 @@ fn main() -> anyhow::Result<()> {
 
     // One TCP ACK from a client to the service, addressed to the DUT.
     let frame = tcp_frame(dut_mac, gen_mac, [172, 16, 0, 5], VIP, 40000, 80, 0x10);
-    let seed = Seed::default();
     println!(
         "frames {frames} per round, {rounds} rounds, {}-byte frame; load average {}",
         frame.len(),
@@ -114,7 +106,13 @@ fn main() -> anyhow::Result<()> {
             let dut_loader = in_netns(&dut, || -> anyhow::Result<Loader> {
                 let mut l = load()?;
                 if *prog == programs::XDP_LB {
-                    program_service(&mut l, dut_mac, gen_mac, &seed)?;
+                    let node = BenchNode {
+                        addr: [192, 168, 77, 2],
+                        mac: dut_mac,
+                        backend_node: [192, 168, 77, 1],
+                        next_hop_mac: gen_mac,
+                    };
+                    program_self_service(&mut l, &node, M)?;
                 }
                 let mode = l.attach_xdp(prog, "eth0", true)?;
                 anyhow::ensure!(
@@ -167,82 +165,4 @@ fn main() -> anyhow::Result<()> {
         100.0 * kpps[1] / kpps[0]
     );
     Ok(())
-}
-
-fn program_service(
-    l: &mut Loader,
-    dut_mac: [u8; 6],
-    next_hop: [u8; 6],
-    seed: &Seed,
-) -> anyhow::Result<()> {
-    l.set_config(&Config {
-        node_addr: [192, 168, 77, 2],
-        node_mac: dut_mac,
-        mtu: 1500,
-        maglev_m: M,
-        jhash_v4: seed.jhash_v4,
-        jhash_v6: seed.jhash_v6,
-    })?;
-    let mut vip = [0u8; 16];
-    vip[..4].copy_from_slice(&VIP);
-    l.put_backend(
-        0,
-        &BackendValue {
-            addr: vip,
-            node_addr: [192, 168, 77, 1],
-            port: 80,
-            family: FAMILY_V4,
-            flags: 0,
-            next_hop_mac: next_hop,
-            _pad: [0; 2],
-        },
-    )?;
-    l.write_table(0, &vec![0; M as usize])?;
-    l.put_service(
-        &ServiceKey {
-            addr: vip,
-            port: 80,
-            proto: 6,
-            family: FAMILY_V4,
-        },
-        &ServiceValue {
-            id: 0,
-            table: 0,
-            flags: 0,
-            backends: 1,
-        },
-    )?;
-    Ok(())
-}
-
-fn tcp_frame(
-    dst_mac: [u8; 6],
-    src_mac: [u8; 6],
-    src: [u8; 4],
-    dst: [u8; 4],
-    sport: u16,
-    dport: u16,
-    flags: u8,
-) -> Vec<u8> {
-    let mut f = Vec::new();
-    f.extend_from_slice(&dst_mac);
-    f.extend_from_slice(&src_mac);
-    f.extend_from_slice(&[0x08, 0x00]);
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    let c = csum::ipv4_header(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let mut tcp = [0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
-    tcp[12] = 0x50;
-    tcp[13] = flags;
-    f.extend_from_slice(&tcp);
-    f
 }

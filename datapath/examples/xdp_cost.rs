@@ -11,10 +11,12 @@
 //! count. Each line is the median (and minimum) over ROUNDS runs of REPEAT repetitions.
 
 use datapath::loader::{LoadConfig, Loader, programs};
-use datapath::maglev::Seed;
-use datapath_common::{BackendValue, Config, Counter, FAMILY_V4, ServiceKey, ServiceValue, csum};
 
-const VIP: [u8; 4] = [10, 96, 0, 1];
+mod bench_support;
+use bench_support::{BenchNode, VIP, encap_count, program_self_service, tcp_frame};
+
+const BENCH_MAC: [u8; 6] = [2, 0, 0, 0, 0, 2];
+const CLIENT_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
 const XDP_TX: u32 = 3;
 
 fn main() -> anyhow::Result<()> {
@@ -25,52 +27,31 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or(1_000_000);
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(7);
     let m = 16381;
-    let seed = Seed::default();
     let mut l = Loader::load(&LoadConfig {
         maglev_m: m,
         pin_dir: None,
     })?;
-    l.set_config(&Config {
-        node_addr: [192, 168, 0, 10],
-        node_mac: [2, 0, 0, 0, 0, 2],
-        mtu: 1500,
-        maglev_m: m,
-        jhash_v4: seed.jhash_v4,
-        jhash_v6: seed.jhash_v6,
-    })?;
-    let mut vip = [0u8; 16];
-    vip[..4].copy_from_slice(&VIP);
-    // The backend "is" the service address and port: DNAT is then idempotent (see above).
-    l.put_backend(
-        0,
-        &BackendValue {
-            addr: vip,
-            node_addr: [192, 168, 1, 20],
-            port: 80,
-            family: FAMILY_V4,
-            flags: 0,
-            next_hop_mac: [2, 0, 0, 0, 0, 3],
-            _pad: [0; 2],
-        },
-    )?;
-    l.write_table(0, &vec![0; m as usize])?;
-    l.put_service(
-        &ServiceKey {
-            addr: vip,
-            port: 80,
-            proto: 6,
-            family: FAMILY_V4,
-        },
-        &ServiceValue {
-            id: 0,
-            table: 0,
-            flags: 0,
-            backends: 1,
-        },
-    )?;
-    let ack = tcp_frame([172, 16, 0, 5], VIP, 40000, 80, 0x10);
-    let syn = tcp_frame([172, 16, 0, 5], VIP, 40001, 80, 0x02);
-    let other = tcp_frame([172, 16, 0, 5], [10, 96, 0, 2], 40000, 80, 0x10);
+    let node = BenchNode {
+        addr: [192, 168, 0, 10],
+        mac: BENCH_MAC,
+        backend_node: [192, 168, 1, 20],
+        next_hop_mac: [2, 0, 0, 0, 0, 3],
+    };
+    program_self_service(&mut l, &node, m)?;
+    let frame = |dst, sport, flags| {
+        tcp_frame(
+            BENCH_MAC,
+            CLIENT_MAC,
+            [172, 16, 0, 5],
+            dst,
+            sport,
+            80,
+            flags,
+        )
+    };
+    let ack = frame(VIP, 40000, 0x10);
+    let syn = frame(VIP, 40001, 0x02);
+    let other = frame([10, 96, 0, 2], 40000, 0x10);
 
     println!("repeat {repeat}, {rounds} rounds; ns/packet as the kernel measured it");
     println!("{:52} {:>7} {:>7}", "path", "median", "min");
@@ -111,32 +92,4 @@ fn main() -> anyhow::Result<()> {
         println!("{name:52} {:>7} {:>7}", ns[rounds / 2], ns[0]);
     }
     Ok(())
-}
-
-fn encap_count(l: &Loader) -> anyhow::Result<u64> {
-    Ok(l.counters()?
-        .into_iter()
-        .find(|(c, _)| *c == Counter::Encap)
-        .map_or(0, |(_, v)| v))
-}
-
-fn tcp_frame(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16, flags: u8) -> Vec<u8> {
-    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&40u16.to_be_bytes());
-    ip[8] = 64;
-    ip[9] = 6;
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    let c = csum::ipv4_header(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&ip);
-    let mut tcp = [0u8; 20];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&dport.to_be_bytes());
-    tcp[12] = 0x50;
-    tcp[13] = flags;
-    f.extend_from_slice(&tcp);
-    f
 }
