@@ -17,11 +17,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arp_responder::election::MembershipStore;
+use kube_api::objects::*;
 use kube_api::*;
-use serde_json::{Value, json};
-use speaker::advertise::{self, Inputs, NodeView, PeerFamily, PeerView};
-use speaker::config::{Family, PeerAsn};
+use serde_json::json;
+use speaker::advertise;
+
 use speaker::sources::kube::crd::BGPNodeStatusStatus;
+use speaker::sources::kube::reconcile;
 use speaker::sources::kube::status::{Offer, StatusWriter};
 use speaker::sources::kube::{Desired, Identity, KeyFiles, LeaseStore, SourceConfig};
 use tokio::sync::watch;
@@ -36,49 +38,7 @@ fn identity() -> Identity {
 /// The objects of a small cluster: two nodes, one cluster config with two peers (one with MD5),
 /// their peer configs, one advertisement, one LoadBalancer service with an endpoint on node1.
 fn seed(api: &FakeApi) {
-    for (n, ip) in [("node1", "10.0.1.2"), ("node2", "10.0.2.2")] {
-        api.put(
-            NODES,
-            json!({"apiVersion": "v1", "kind": "Node",
-                   "metadata": {"name": n, "labels": {"bgp": "on"}},
-                   "spec": {"podCIDRs": [format!("10.244.{}.0/24", &n[4..])]},
-                   "status": {"addresses": [{"type": "InternalIP", "address": ip}]}}),
-        );
-    }
-    api.put(
-        CLUSTER_CONFIGS,
-        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPClusterConfig",
-               "metadata": {"name": "all"},
-               "spec": {"nodeSelector": {"matchLabels": {"bgp": "on"}},
-                        "bgpInstances": [{"name": "main", "localASN": 65001, "peers": [
-                            {"name": "tor1", "peerAddress": "10.0.1.1", "peerASN": 65000, "peerConfigRef": {"name": "plain"}},
-                            {"name": "tor2", "peerAddress": "10.0.9.1", "peerASN": 65000, "peerConfigRef": {"name": "signed"}}]}]}}),
-    );
-    let families = json!([{"afi": "ipv4", "safi": "unicast", "advertisements": {"matchLabels": {"adv": "bgp"}}}]);
-    api.put(
-        PEER_CONFIGS,
-        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
-               "metadata": {"name": "plain"},
-               "spec": {"timers": {"holdTimeSeconds": 9}, "families": families}}),
-    );
-    api.put(
-        PEER_CONFIGS,
-        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
-               "metadata": {"name": "signed"},
-               "spec": {"authSecretRef": "tor-auth", "families": families}}),
-    );
-    api.put(SECRETS, secret("first-key"));
-    api.put(
-        ADVERTISEMENTS,
-        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPAdvertisement",
-               "metadata": {"name": "lb", "labels": {"adv": "bgp"}},
-               "spec": {"advertisements": [
-                   {"advertisementType": "PodCIDR"},
-                   {"advertisementType": "Service", "service": {"addresses": ["LoadBalancerIP"]},
-                    "selector": {"matchExpressions": [{"key": "herald.io/no-bgp", "operator": "DoesNotExist"}]},
-                    "attributes": {"communities": {"standard": ["65000:100"]}}}]}}),
-    );
-    api.put(SERVICES, service("web", "10.200.0.10"));
+    seed_two_tors(api);
     api.put(
         ENDPOINT_SLICES,
         json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -86,21 +46,6 @@ fn seed(api: &FakeApi) {
                "addressType": "IPv4",
                "endpoints": [{"addresses": ["10.244.1.10"], "nodeName": "node1", "conditions": {"ready": true}}]}),
     );
-}
-
-fn secret(password: &str) -> Value {
-    use base64::Engine as _;
-    json!({"apiVersion": "v1", "kind": "Secret",
-           "metadata": {"name": "tor-auth", "namespace": "herald-system"},
-           "data": {"password": base64::engine::general_purpose::STANDARD.encode(password)}})
-}
-
-fn service(name: &str, ip: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": name, "namespace": "shop"},
-           "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
-                    "ports": [{"port": 80}]},
-           "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
 }
 
 fn start_source(
@@ -152,39 +97,9 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-fn routes(d: &Desired) -> advertise::DesiredRoutes {
-    let bgp = d.config.bgp.as_ref().expect("bgp");
-    let peers: Vec<PeerView> = bgp
-        .peers
-        .iter()
-        .map(|p| PeerView {
-            name: p.name.clone(),
-            address: p.address.value,
-            families: p.effective_families(),
-            ebgp: matches!(p.asn, PeerAsn::Number(n) if n != bgp.local_asn),
-        })
-        .collect();
-    let node = NodeView {
-        name: d.config.node.name.clone(),
-        pod_cidrs: d.config.node.pod_cidrs.clone(),
-    };
-    advertise::desired(&Inputs {
-        local_asn: bgp.local_asn,
-        node: &node,
-        services: &d.services,
-        allocations: &d.allocations,
-        peers: &peers,
-        advertisements: &d.advertisements,
-        fixed_routes: &[],
-    })
-}
-
 fn prefixes_to(d: &Desired, peer: &str) -> Vec<String> {
-    routes(d)
-        .get(&PeerFamily {
-            peer: ip(peer),
-            family: Family::Ipv4Unicast,
-        })
+    advertise::local_routes(&d.config, &reconcile::service_state(d))
+        .get(&ip(peer))
         .map(|r| r.keys().map(ToString::to_string).collect())
         .unwrap_or_default()
 }
@@ -217,13 +132,7 @@ async fn cr_changes_become_the_expected_desired_state() {
     );
 
     // Editing the BGPPeerConfig changes the peer's timers.
-    api.put(
-        PEER_CONFIGS,
-        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
-               "metadata": {"name": "plain"},
-               "spec": {"timers": {"holdTimeSeconds": 30},
-                        "families": [{"afi": "ipv4", "safi": "unicast", "advertisements": {"matchLabels": {"adv": "bgp"}}}]}}),
-    );
+    api.put(PEER_CONFIGS, peer_config("plain", 30, None));
     let d = wait_for(&mut rx, "hold time 30", |d| {
         hold_time(d, "tor1") == Some(30)
     })
@@ -235,12 +144,9 @@ async fn cr_changes_become_the_expected_desired_state() {
     );
 
     // Relabelling the node out of the selector removes BGP from this node.
-    api.put(
-        NODES,
-        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node1", "labels": {"bgp": "off"}},
-               "spec": {"podCIDRs": ["10.244.1.0/24"]},
-               "status": {"addresses": [{"type": "InternalIP", "address": "10.0.1.2"}]}}),
-    );
+    let mut off = node("node1", "10.0.1.2", "10.244.1.0/24");
+    off["metadata"]["labels"]["bgp"] = json!("off");
+    api.put(NODES, off);
     wait_for(&mut rx, "no BGP on node1", |d| d.config.bgp.is_none()).await;
 
     // An L2AnnouncementPolicy adds the L2 desired state with this node eligible.

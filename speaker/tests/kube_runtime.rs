@@ -16,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use herald_tests::{Bird, TestLab, VethPair, block_on_in, wait_until_ok};
+use kube_api::objects::*;
 use kube_api::*;
-use serde_json::{Value, json};
+use serde_json::json;
 use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::PeerStatus;
 use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
@@ -39,69 +40,10 @@ fn runtime_config(dir: &Path) -> RuntimeConfig {
     cfg
 }
 
-fn node(name: &str, ip: &str, pod_cidr: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Node",
-           "metadata": {"name": name, "labels": {"bgp": "on"}},
-           "spec": {"podCIDRs": [pod_cidr]},
-           "status": {"addresses": [{"type": "InternalIP", "address": ip}]}})
-}
-
-fn secret(password: &str) -> Value {
-    use base64::Engine as _;
-    json!({"apiVersion": "v1", "kind": "Secret",
-           "metadata": {"name": "tor-auth", "namespace": "herald-system"},
-           "data": {"password": base64::engine::general_purpose::STANDARD.encode(password)}})
-}
-
-fn service(name: &str, ip: &str) -> Value {
-    json!({"apiVersion": "v1", "kind": "Service",
-           "metadata": {"name": name, "namespace": "shop"},
-           "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10"],
-                    "ports": [{"port": 80}]},
-           "status": {"loadBalancer": {"ingress": [{"ip": ip}]}}})
-}
-
-fn advertisement(community: &str) -> Value {
-    json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPAdvertisement",
-           "metadata": {"name": "lb", "labels": {"adv": "bgp"}},
-           "spec": {"advertisements": [
-               {"advertisementType": "PodCIDR"},
-               {"advertisementType": "Service", "service": {"addresses": ["LoadBalancerIP"]},
-                "selector": {"matchExpressions": [{"key": "herald.io/no-bgp", "operator": "DoesNotExist"}]},
-                "attributes": {"communities": {"standard": [community]}}}]}})
-}
-
-fn peer_config(name: &str, auth: Option<&str>) -> Value {
-    let mut spec = json!({
-        "timers": {"holdTimeSeconds": 9, "keepAliveTimeSeconds": 3, "connectRetryTimeSeconds": 1},
-        "families": [{"afi": "ipv4", "safi": "unicast", "advertisements": {"matchLabels": {"adv": "bgp"}}}],
-    });
-    if let Some(secret) = auth {
-        spec["authSecretRef"] = json!(secret);
-    }
-    json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPPeerConfig",
-           "metadata": {"name": name}, "spec": spec})
-}
-
 /// node1 peers with tor1 (10.0.1.1, plain) and tor2 (10.0.9.1, TCP MD5 from Secret tor-auth),
 /// announcing its pod CIDR and two LoadBalancer services.
 fn seed_bgp(api: &FakeApi) {
-    api.put(NODES, node("node1", "10.0.1.2", "10.244.1.0/24"));
-    api.put(NODES, node("node2", "10.0.2.2", "10.244.2.0/24"));
-    api.put(
-        CLUSTER_CONFIGS,
-        json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPClusterConfig",
-               "metadata": {"name": "all"},
-               "spec": {"nodeSelector": {"matchLabels": {"bgp": "on"}},
-                        "bgpInstances": [{"name": "main", "localASN": 65001, "peers": [
-                            {"name": "tor1", "peerAddress": "10.0.1.1", "peerASN": 65000, "peerConfigRef": {"name": "plain"}},
-                            {"name": "tor2", "peerAddress": "10.0.9.1", "peerASN": 65000, "peerConfigRef": {"name": "signed"}}]}]}}),
-    );
-    api.put(PEER_CONFIGS, peer_config("plain", None));
-    api.put(PEER_CONFIGS, peer_config("signed", Some("tor-auth")));
-    api.put(SECRETS, secret("first-key"));
-    api.put(ADVERTISEMENTS, advertisement("65000:100"));
-    api.put(SERVICES, service("web", "10.200.0.10"));
+    seed_two_tors(api);
     api.put(SERVICES, service("api", "10.200.0.11"));
 }
 

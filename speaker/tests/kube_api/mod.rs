@@ -17,6 +17,8 @@ use kube::client::Body;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+pub mod objects;
+
 /// Collections the speaker watches.
 pub const CLUSTER_CONFIGS: &str = "/apis/herald.io/v1alpha1/bgpclusterconfigs";
 pub const PEER_CONFIGS: &str = "/apis/herald.io/v1alpha1/bgppeerconfigs";

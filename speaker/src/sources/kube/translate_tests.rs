@@ -9,7 +9,7 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 use super::*;
-use crate::advertise::{self, Inputs, NodeView, PeerView};
+use crate::advertise;
 
 fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
     serde_json::from_value(v).expect("test object")
@@ -129,32 +129,13 @@ fn ip(s: &str) -> IpAddr {
     s.parse().expect("ip")
 }
 
-/// The routes the advertisement model computes from a desired state.
-pub(crate) fn routes(d: &Desired) -> advertise::DesiredRoutes {
-    let bgp = d.config.bgp.as_ref().expect("bgp");
-    let peers: Vec<PeerView> = bgp
-        .peers
-        .iter()
-        .map(|p| PeerView {
-            name: p.name.clone(),
-            address: p.address.value,
-            families: p.effective_families(),
-            ebgp: matches!(p.asn, PeerAsn::Number(n) if n != bgp.local_asn),
-        })
-        .collect();
-    let node = NodeView {
-        name: d.config.node.name.clone(),
-        pod_cidrs: d.config.node.pod_cidrs.clone(),
-    };
-    advertise::desired(&Inputs {
-        local_asn: bgp.local_asn,
-        node: &node,
-        services: &d.services,
-        allocations: &d.allocations,
-        peers: &peers,
-        advertisements: &d.advertisements,
-        fixed_routes: &[],
-    })
+/// The routes the speaker instance announces per peer for a desired state (what
+/// [`crate::sources::kube::reconcile`] hands it).
+fn routes(d: &Desired) -> advertise::PeerRoutes {
+    advertise::local_routes(
+        &d.config,
+        &crate::sources::kube::reconcile::service_state(d),
+    )
 }
 
 #[test]
@@ -205,10 +186,7 @@ fn advertisements_become_routes_with_attributes_per_peer() {
         vec![ip("10.200.0.10")]
     );
     let routes = routes(&d);
-    let to_tor1 = &routes[&advertise::PeerFamily {
-        peer: ip("10.0.1.1"),
-        family: Family::Ipv4Unicast,
-    }];
+    let to_tor1 = &routes[&ip("10.0.1.1")];
     let prefixes: Vec<String> = to_tor1.keys().map(ToString::to_string).collect();
     assert_eq!(prefixes, ["10.200.0.10/32", "10.244.1.0/24"]);
     let lb = &to_tor1[&"10.200.0.10/32".parse::<IpNet>().expect("net")];
@@ -322,10 +300,7 @@ fn etp_local_service_is_announced_only_with_a_local_ready_endpoint() {
     let mut snap = base();
     snap.services = vec![service("shop", "web", "10.200.0.10", "Local")];
     let lb: IpNet = "10.200.0.10/32".parse().expect("net");
-    let key = advertise::PeerFamily {
-        peer: ip("10.0.1.1"),
-        family: Family::Ipv4Unicast,
-    };
+    let key = ip("10.0.1.1");
     assert!(routes(&translate(&me(), &snap))[&key].contains_key(&lb));
     snap.endpoint_slices = vec![slice(
         "shop",
