@@ -7,85 +7,16 @@
 #![cfg(feature = "kubernetes")]
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
-use http::{Request, Response};
 use k8s_openapi::api::core::v1::{Service, ServiceSpec as K8sServiceSpec, ServiceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use kube::client::Body;
 use lb_ipam::controller::{Controller, SERVICE_CONDITION};
 use lb_ipam::crd::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus};
 use serde_json::Value;
 
-/// One request the mock API server received.
-#[derive(Debug, Clone)]
-struct Seen {
-    method: String,
-    path: String,
-    query: String,
-    content_type: String,
-    body: Value,
-}
-
-/// A mock API server answering every PATCH with the applied object.
-struct MockApi {
-    seen: Arc<Mutex<Vec<Seen>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl MockApi {
-    fn start() -> (kube::Client, Self) {
-        let (service, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let record = seen.clone();
-        let task = tokio::spawn(async move {
-            while let Some((req, send)) = handle.next_request().await {
-                let (parts, body) = req.into_parts();
-                let bytes = body.collect_bytes().await.expect("request body");
-                let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-                record.lock().expect("lock").push(Seen {
-                    method: parts.method.to_string(),
-                    path: parts.uri.path().to_owned(),
-                    query: parts.uri.query().unwrap_or_default().to_owned(),
-                    content_type: parts
-                        .headers
-                        .get("content-type")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_default()
-                        .to_owned(),
-                    body: body.clone(),
-                });
-                // The real server returns the whole object; the status patch lacks `spec`,
-                // so the mock adds an empty one where the type requires it.
-                let mut answer = body.clone();
-                if parts.uri.path().contains("/loadbalancerippools/")
-                    && let Some(obj) = answer.as_object_mut()
-                {
-                    obj.entry("spec")
-                        .or_insert(serde_json::json!({"blocks": []}));
-                }
-                let response = Response::builder()
-                    .status(200)
-                    .header("content-type", "application/json")
-                    .body(Body::from(serde_json::to_vec(&answer).expect("json")))
-                    .expect("response");
-                send.send_response(response);
-            }
-        });
-        (kube::Client::new(service, "default"), Self { seen, task })
-    }
-
-    fn take(&self) -> Vec<Seen> {
-        std::mem::take(&mut *self.seen.lock().expect("lock"))
-    }
-}
-
-impl Drop for MockApi {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+mod mock_api;
+use mock_api::{MockApi, Seen};
 
 fn time(secs: i64) -> Time {
     Time(Timestamp::from_second(secs).expect("timestamp"))
@@ -191,7 +122,7 @@ fn no_namespaces() -> BTreeMap<String, BTreeMap<String, String>> {
 
 #[tokio::test]
 async fn create_writes_ingress_and_condition_by_server_side_apply() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client);
     let mut services = vec![svc("shop", "web")];
     let mut pools = vec![pool("p", "10.0.0.0/24", 1, None)];
@@ -237,7 +168,7 @@ async fn create_writes_ingress_and_condition_by_server_side_apply() {
 
 #[tokio::test]
 async fn update_to_a_requested_address_moves_the_service_explicitly() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client);
     let mut services = vec![svc("shop", "web")];
     let mut pools = vec![pool("p", "10.0.0.0/24", 1, None)];
@@ -270,7 +201,7 @@ async fn update_to_a_requested_address_moves_the_service_explicitly() {
 
 #[tokio::test]
 async fn delete_frees_the_address_for_a_waiting_service() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client);
     let mut services = vec![svc("a", "s1"), svc("a", "s2"), svc("a", "s3")];
     let mut pools = vec![pool("p", "10.0.0.0/30", 1, None)];
@@ -305,7 +236,7 @@ async fn delete_frees_the_address_for_a_waiting_service() {
 
 #[tokio::test]
 async fn restart_rebuilds_from_status_without_reshuffling() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut first = Controller::new(client.clone());
     let mut services = vec![svc("a", "m"), svc("a", "z")];
     let mut pools = vec![pool("p", "10.0.0.0/24", 1, None)];
@@ -341,7 +272,7 @@ async fn restart_rebuilds_from_status_without_reshuffling() {
 
 #[tokio::test]
 async fn pool_edit_reports_a_lost_address_and_never_moves_it() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client.clone());
     let mut services = vec![svc("a", "web")];
     let mut pools = vec![pool("p", "10.0.0.0/24", 1, None)];
@@ -394,7 +325,7 @@ async fn pool_edit_reports_a_lost_address_and_never_moves_it() {
 
 #[tokio::test]
 async fn newer_overlapping_pool_is_marked_conflicting() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client);
     let services = vec![svc("a", "web")];
     let pools = vec![
@@ -432,7 +363,7 @@ async fn newer_overlapping_pool_is_marked_conflicting() {
 
 #[tokio::test]
 async fn foreign_class_is_ignored_and_a_service_leaving_us_is_released() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client);
     let mut foreign = svc("a", "other");
     if let Some(spec) = foreign.spec.as_mut() {
@@ -469,7 +400,7 @@ async fn foreign_class_is_ignored_and_a_service_leaving_us_is_released() {
 
 #[tokio::test]
 async fn namespace_selector_uses_namespace_labels() {
-    let (client, api) = MockApi::start();
+    let (client, api) = MockApi::start(&[]);
     let mut ctl = Controller::new(client);
     let services = vec![svc("prod", "web"), svc("dev", "web")];
     let mut p = pool("prod-only", "10.0.0.0/24", 1, None);
