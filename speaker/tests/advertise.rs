@@ -10,7 +10,9 @@ mod common;
 use std::time::Duration;
 
 use common::Speaker;
-use herald_tests::{Bird, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
+use herald_tests::{
+    Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok,
+};
 use nix::sys::signal::Signal;
 
 const UP: Duration = Duration::from_secs(45);
@@ -332,5 +334,67 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
     assert!(
         !installed("198.51.100.0/24"),
         "routes left in the kernel after shutdown"
+    );
+}
+
+/// A reload that adds an advertisement and swaps the service it selects in one file edit must
+/// reach the peer as one change: ExaBGP, which logs every UPDATE, never sees the old service's
+/// address (the new advertisement applied to the old services would announce it for a moment).
+#[test]
+fn a_reload_changing_advertisements_and_services_together_sends_no_intermediate_routes() {
+    let t = common::Topology::new("adv_reload_atomic");
+    let neighbor = ExaBgpNeighbor {
+        peer_address: t.node_v4.to_owned(),
+        local_address: t.peer_v4.to_owned(),
+        local_as: 65000,
+        peer_as: 65001,
+        router_id: t.peer_v4.to_owned(),
+        families: vec!["ipv4 unicast".to_owned()],
+        ..Default::default()
+    };
+    let exabgp = ExaBgp::start(&t.peer, &t.dir("exabgp"), &[neighbor]).expect("exabgp");
+    let yaml = |advertisements: &str, service: &str, ip: &str| {
+        format!(
+            "node: {{ name: node, routerId: {node} }}\n\
+             bgp:\n  localASN: 65001\n  peers:\n    - {{ address: {peer}, asn: 65000, passive: true, {TIMERS} }}\n\
+             \x20 staticRoutes:\n    - prefix: 192.0.2.0/24\n{advertisements}\
+             ipam:\n  pools:\n    - {{ name: vip, blocks: [{{ cidr: 10.200.0.0/24 }}] }}\n\
+             services:\n  - {{ name: {service}, loadBalancerIP: {ip} }}\n\
+             api:\n  controlSocket: {{socket}}\n",
+            node = t.node_v4,
+            peer = t.peer_v4,
+        )
+    };
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml("", "web", "10.200.0.10"));
+    exabgp.wait_up(t.node_v4, UP).expect("ExaBGP up");
+    let received = |want: &str| {
+        wait_until_ok(want, UP, || {
+            let p = exabgp.received_prefixes().map_err(|e| e.to_string())?;
+            (p.iter().map(String::as_str).collect::<Vec<_>>()
+                == want.split(' ').collect::<Vec<_>>())
+            .then_some(())
+            .ok_or(format!("{p:?}"))
+        })
+        .expect("prefixes at ExaBGP");
+    };
+    received("192.0.2.0/24");
+    let transitions = speaker.peer(t.peer_v4).transitions;
+
+    speaker.reconfigure(&yaml(
+        "  advertisements:\n    - { name: lb, kind: LoadBalancerIP }\n",
+        "api",
+        "10.200.0.11",
+    ));
+    received("10.200.0.11/32 192.0.2.0/24");
+    let log = exabgp.messages().expect("ExaBGP messages");
+    let text: String = log.iter().map(ToString::to_string).collect();
+    assert!(
+        !text.contains("10.200.0.10"),
+        "the old service's address went out: {text}"
+    );
+    assert_eq!(
+        speaker.peer(t.peer_v4).transitions,
+        transitions,
+        "the reload reset the session"
     );
 }

@@ -171,11 +171,7 @@ impl Agent {
         }
         let services = ServiceState::from_config(&config, allocations);
         let mut report = match &self.instance {
-            Some(instance) => {
-                let report = instance.reload(config).await?;
-                instance.set_services(services).await?;
-                report
-            }
+            Some(instance) => instance.reload(config, Some(services)).await?,
             None if config.bgp.is_some() => {
                 ignored.push("bgp added: the BGP instance starts on restart".to_owned());
                 ReloadReport::default()
@@ -256,12 +252,6 @@ async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
             .map_err(|e| Error::io("write control response", e))?;
     }
     Ok(())
-}
-
-/// Re-reads `config_path` and applies it; a broken file changes nothing.
-pub async fn reload(instance: &InstanceHandle, config_path: &Path) -> Result<ReloadReport> {
-    let config = crate::config::load(config_path)?;
-    instance.reload(config).await
 }
 
 /// Sends one request to the speaker listening at `path` and returns its answer.

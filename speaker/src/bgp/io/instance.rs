@@ -125,7 +125,10 @@ pub struct ReloadReport {
 #[derive(Debug)]
 enum Command {
     Peers(oneshot::Sender<Vec<PeerStatus>>),
-    Reload(Box<Config>, oneshot::Sender<Result<ReloadReport>>),
+    Reload(
+        Box<(Config, Option<ServiceState>)>,
+        oneshot::Sender<Result<ReloadReport>>,
+    ),
     SetServices(Box<ServiceState>),
     Routes(RouteQuery, oneshot::Sender<Vec<RouteRow>>),
     BfdDown(IpAddr),
@@ -259,11 +262,16 @@ impl InstanceHandle {
         rx.await.map_err(|_| Error::InstanceGone)
     }
 
-    /// Applies a new configuration.
-    pub async fn reload(&self, config: Config) -> Result<ReloadReport> {
+    /// Applies a new configuration and, when given, new services in the same step: the peers
+    /// get one set of differences, never an intermediate state of new config and old services.
+    pub async fn reload(
+        &self,
+        config: Config,
+        services: Option<ServiceState>,
+    ) -> Result<ReloadReport> {
         let (tx, rx) = oneshot::channel();
         self.commands
-            .send(Command::Reload(Box::new(config), tx))
+            .send(Command::Reload(Box::new((config, services)), tx))
             .await
             .map_err(|_| Error::InstanceGone)?;
         rx.await.map_err(|_| Error::InstanceGone)?
@@ -716,8 +724,9 @@ impl Owner {
             Command::Peers(reply) => {
                 let _ = reply.send(self.status());
             }
-            Command::Reload(config, reply) => {
-                let _ = reply.send(self.reload(*config));
+            Command::Reload(change, reply) => {
+                let (config, services) = *change;
+                let _ = reply.send(self.reload(config, services));
             }
             Command::SetServices(services) => {
                 self.services = *services;
@@ -1031,7 +1040,7 @@ impl Owner {
             .collect()
     }
 
-    fn reload(&mut self, config: Config) -> Result<ReloadReport> {
+    fn reload(&mut self, config: Config, services: Option<ServiceState>) -> Result<ReloadReport> {
         let Some(mut new_bgp) = config.bgp.clone() else {
             return Err(Error::NotImplemented(
                 "removing the bgp section at run time",
@@ -1151,6 +1160,9 @@ impl Owner {
                     self.apply(address, outputs);
                 }
             }
+        }
+        if let Some(services) = services {
+            self.services = services;
         }
         self.refresh_local_routes();
         Ok(report)

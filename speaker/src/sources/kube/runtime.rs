@@ -297,8 +297,12 @@ impl Owner {
                 let Some(handle) = self.instance.as_ref().map(Instance::handle) else {
                     return Ok(());
                 };
+                let services_changed = self.applied_services.as_ref() != Some(&services);
                 if self.applied_config.as_ref() != Some(&config) {
-                    let report = handle.reload(config.clone()).await?;
+                    // Config and services in one step: the peers see one set of differences.
+                    let report = handle
+                        .reload(config.clone(), services_changed.then(|| services.clone()))
+                        .await?;
                     tracing::info!(
                         added = ?report.added,
                         removed = ?report.removed,
@@ -307,9 +311,10 @@ impl Owner {
                         "BGP configuration applied"
                     );
                     self.applied_config = Some(config);
-                }
-                if self.applied_services.as_ref() != Some(&services) {
+                } else if services_changed {
                     handle.set_services(services.clone()).await?;
+                }
+                if services_changed {
                     self.applied_services = Some(services);
                 }
             }
