@@ -314,8 +314,14 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
         })
         .await;
 
+        assert!(api.get(NODE_STATUSES, "node1").is_some());
         runtime.shutdown().await;
         assert!(!socket.exists(), "the control socket is removed on stop");
+        assert_eq!(
+            api.get(NODE_STATUSES, "node1"),
+            None,
+            "a stopped speaker leaves no BGPNodeStatus behind"
+        );
     });
 }
 

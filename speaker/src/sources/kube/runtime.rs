@@ -124,7 +124,7 @@ impl KubeRuntime {
             agent_tx,
             servers: Vec::new(),
             _watcher: AbortOnDrop(watcher),
-            _status_task: AbortOnDrop(status_task),
+            status_task: AbortOnDrop(status_task),
         };
         let task = tokio::spawn(owner.run(desired_rx, stop_rx));
         Self {
@@ -192,7 +192,7 @@ struct Owner {
     agent_tx: watch::Sender<Agent>,
     servers: Vec<AbortOnDrop>,
     _watcher: AbortOnDrop,
-    _status_task: AbortOnDrop,
+    status_task: AbortOnDrop,
 }
 
 impl Owner {
@@ -460,5 +460,13 @@ impl Owner {
         self.stop_l2().await;
         self.stop_instance().await;
         let _ = std::fs::remove_file(&self.cfg.api.control_socket);
+        // The writer goes first, so it cannot re-create the status after the delete.
+        self.status_task.0.abort();
+        let _ = (&mut self.status_task.0).await;
+        let node = &self.cfg.identity.node_name;
+        match status::remove(self.client.clone(), node).await {
+            Ok(()) => tracing::info!(%node, "BGPNodeStatus deleted"),
+            Err(error) => tracing::warn!(%error, "BGPNodeStatus left behind"),
+        }
     }
 }

@@ -3,11 +3,13 @@
 //! write per `min_interval` (5 s by default), and none while nothing but the write time changed.
 //! The writer is the I/O boundary (one `PATCH .../bgpnodestatuses/<node>/status`; the object is
 //! created by an apply on the main resource the first time the status patch finds none).
+//! A speaker that stops deletes its node's object ([`remove`]): no status means no speaker runs
+//! there, rather than a last snapshot that still says Established.
 
 use std::time::{Duration, SystemTime};
 
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::watch;
@@ -189,6 +191,18 @@ impl StatusWriter {
 
     fn error(&self, what: &str, e: &kube::Error) -> Error {
         Error::Kube(format!("{what} BGPNodeStatus {}: {e}", self.node))
+    }
+}
+
+/// Deletes `node`'s `BGPNodeStatus` (one that does not exist is not an error).
+pub async fn remove(client: Client, node: &str) -> Result<()> {
+    match Api::<BGPNodeStatus>::all(client)
+        .delete(node, &DeleteParams::default())
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(Error::Kube(format!("deleting BGPNodeStatus {node}: {e}"))),
     }
 }
 
