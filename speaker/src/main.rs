@@ -253,10 +253,11 @@ fn run(config_path: PathBuf) -> anyhow::Result<()> {
             None => None,
         };
         let agent = Agent {
-            config_path: config_path.clone(),
+            config_path: Some(config_path.clone()),
             instance: instance.as_ref().map(Instance::handle),
             ipam: Some(Arc::new(Mutex::new(ipam))),
             l2: l2.clone(),
+            cluster_services: None,
         };
         let control_task = tokio::spawn(control::serve_agent(
             api.control_socket.clone(),

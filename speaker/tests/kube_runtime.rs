@@ -12,6 +12,7 @@
 mod kube_api;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -198,6 +199,33 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
                 let mut names: Vec<String> = peers.into_iter().map(|p| p.name).collect();
                 names.sort();
                 assert_eq!(names, ["tor1", "tor2"]);
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+        match control::request(&socket, &Request::Services)
+            .await
+            .expect("control")
+        {
+            Response::Services { services } => {
+                let web = services
+                    .iter()
+                    .find(|s| s.service == "shop/web")
+                    .expect("shop/web listed");
+                assert_eq!(
+                    web.addresses,
+                    ["10.200.0.10".parse::<IpAddr>().expect("ip")]
+                );
+                assert!(web.satisfied);
+            }
+            other => panic!("unexpected answer {other:?}"),
+        }
+        // No file to re-read: a clear refusal, not a file-not-found.
+        match control::request(&socket, &Request::Reload)
+            .await
+            .expect("control")
+        {
+            Response::Error { message } => {
+                assert!(message.contains("Kubernetes mode"), "{message}");
             }
             other => panic!("unexpected answer {other:?}"),
         }

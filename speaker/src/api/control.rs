@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
 
 use crate::advertise::ServiceState;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus, ReloadReport};
@@ -77,24 +78,29 @@ pub enum Response {
 /// Parts a configuration does not enable are `None`.
 #[derive(Debug, Clone)]
 pub struct Agent {
-    /// The file re-read on reload.
-    pub config_path: PathBuf,
+    /// The file re-read on reload; `None` in Kubernetes mode, where the cluster objects are
+    /// the configuration.
+    pub config_path: Option<PathBuf>,
     /// The BGP instance (absent without a `bgp` section).
     pub instance: Option<InstanceHandle>,
     /// lb-ipam's allocation state (never held across an `await`).
     pub ipam: Option<Arc<Mutex<Ipam>>>,
     /// The L2 announcer (absent without an `l2` section).
     pub l2: Option<L2>,
+    /// Kubernetes mode: the services with the addresses the cluster reports for them (lb-ipam
+    /// runs as its own controller there, so there is no `ipam`).
+    pub cluster_services: Option<watch::Receiver<Vec<ServiceStatus>>>,
 }
 
 impl Agent {
     /// An agent that only has a BGP instance.
     pub fn bgp_only(instance: InstanceHandle, config_path: PathBuf) -> Self {
         Self {
-            config_path,
+            config_path: Some(config_path),
             instance: Some(instance),
             ipam: None,
             l2: None,
+            cluster_services: None,
         }
     }
 
@@ -116,6 +122,9 @@ impl Agent {
 
     /// Services and their addresses.
     pub fn services(&self) -> Result<Vec<ServiceStatus>> {
+        if let Some(services) = &self.cluster_services {
+            return Ok(services.borrow().clone());
+        }
         let ipam = self
             .ipam
             .as_ref()
@@ -139,7 +148,15 @@ impl Agent {
     /// Changes to `l2` other than its services, and a `bgp` or `l2` section added to a running
     /// speaker, take effect on restart (listed in the report's `ignored`).
     pub async fn reload(&self) -> Result<ReloadReport> {
-        let config = crate::config::load(&self.config_path)?;
+        let Some(path) = &self.config_path else {
+            return Err(Error::Control(
+                "Kubernetes mode has no configuration file to re-read: the cluster objects \
+                 (BGPClusterConfig, BGPPeerConfig, BGPAdvertisement, ...) are the configuration \
+                 and apply as they change"
+                    .into(),
+            ));
+        };
+        let config = crate::config::load(path)?;
         self.apply(config).await
     }
 

@@ -13,6 +13,7 @@ use super::translate::Desired;
 use super::watch::is_availability_problem;
 use crate::advertise::ServiceState;
 use crate::config::{ApiConfig, BgpConfig, Config};
+use crate::ipam::ServiceStatus;
 
 /// What to do with the BGP instance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,23 @@ pub fn service_state(desired: &Desired) -> ServiceState {
         services: desired.services.clone(),
         allocations: desired.allocations.clone(),
     }
+}
+
+/// Pure: `speaker services` in Kubernetes mode: every service with the addresses its
+/// `status.loadBalancer.ingress` carries (lb-ipam's allocations), sorted by namespace and name.
+pub fn service_rows(desired: &Desired) -> Vec<ServiceStatus> {
+    desired
+        .allocations
+        .iter()
+        .map(|(key, addresses)| ServiceStatus {
+            service: format!("{}/{}", key.namespace, key.name),
+            addresses: addresses.clone(),
+            lost: Vec::new(),
+            satisfied: !addresses.is_empty(),
+            reason: None,
+            message: None,
+        })
+        .collect()
 }
 
 /// What to do with the L2 announcer.

@@ -26,7 +26,8 @@ use tokio::time::Instant;
 use super::lease::LeaseStore;
 use super::md5::KeyFiles;
 use super::reconcile::{
-    BgpAction, L2Action, ProblemLog, bgp_action, instance_config, l2_action, service_state,
+    BgpAction, L2Action, ProblemLog, bgp_action, instance_config, l2_action, service_rows,
+    service_state,
 };
 use super::status::{self, MIN_STATUS_INTERVAL, StatusWriter, node_status};
 use super::translate::{Desired, Identity};
@@ -35,6 +36,7 @@ use crate::advertise::ServiceState;
 use crate::api::control::Agent;
 use crate::bgp::io::instance::Instance;
 use crate::config::{ApiConfig, Config};
+use crate::ipam::ServiceStatus;
 use crate::l2::L2;
 
 /// How long after a failed step the runtime tries again without a new change (default).
@@ -106,7 +108,8 @@ impl KubeRuntime {
             cfg.status_interval,
         );
         let status_task = tokio::spawn(status::run(writer, status_rx));
-        let agent = empty_agent();
+        let (services_tx, services_rx) = watch::channel(Vec::new());
+        let agent = empty_agent(services_rx);
         let (agent_tx, agent_rx) = watch::channel(agent);
         let (stop_tx, stop_rx) = oneshot::channel();
         let owner = Owner {
@@ -121,6 +124,7 @@ impl KubeRuntime {
             problems: ProblemLog::default(),
             latest_problems: Vec::new(),
             status_tx,
+            services_tx,
             agent_tx,
             servers: Vec::new(),
             _watcher: AbortOnDrop(watcher),
@@ -164,14 +168,15 @@ impl Drop for AbortOnDrop {
     }
 }
 
-fn empty_agent() -> Agent {
+/// The agent before anything runs: no configuration file (the cluster objects are the
+/// configuration) and the services as the cluster reports them.
+fn empty_agent(services: watch::Receiver<Vec<ServiceStatus>>) -> Agent {
     Agent {
-        // `reload` over the control socket has no file to re-read in Kubernetes mode; the
-        // cluster objects are the configuration.
-        config_path: PathBuf::from("(kubernetes: edit the cluster objects instead)"),
+        config_path: None,
         instance: None,
         ipam: None,
         l2: None,
+        cluster_services: Some(services),
     }
 }
 
@@ -189,6 +194,8 @@ struct Owner {
     problems: ProblemLog,
     latest_problems: Vec<String>,
     status_tx: watch::Sender<super::crd::BGPNodeStatusStatus>,
+    /// What `speaker services` shows.
+    services_tx: watch::Sender<Vec<ServiceStatus>>,
     agent_tx: watch::Sender<Agent>,
     servers: Vec<AbortOnDrop>,
     _watcher: AbortOnDrop,
@@ -266,6 +273,7 @@ impl Owner {
             tracing::info!(problem = %p, "configuration problem resolved");
         }
         self.latest_problems = desired.problems.clone();
+        self.services_tx.send_replace(service_rows(desired));
         let had = (self.instance.is_some(), self.l2.is_some());
         let bgp = self.apply_bgp(desired).await;
         let l2 = self.apply_l2(desired).await;
@@ -415,7 +423,7 @@ impl Owner {
         let agent = Agent {
             instance: self.instance.as_ref().map(Instance::handle),
             l2: self.l2.clone(),
-            ..empty_agent()
+            ..empty_agent(self.services_tx.subscribe())
         };
         self.agent_tx.send_replace(agent.clone());
         let socket = self.cfg.api.control_socket.clone();
