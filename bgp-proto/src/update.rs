@@ -498,7 +498,7 @@ impl Update {
     /// peer that did not negotiate 4-octet AS.
     ///
     /// "If the AGGREGATOR attribute contains an AS number other than AS_TRANS, then ... the
-    /// AS4_AGGREGATOR attribute and the AS4_PATH attribute [are] ignored"; otherwise AS4_AGGREGATOR
+    /// AS4_AGGREGATOR attribute and the AS4_PATH attribute \[are\] ignored"; otherwise AS4_AGGREGATOR
     /// replaces AGGREGATOR and the paths are merged.
     pub fn merge_as4(&mut self) {
         let as4_path = self.find(|v| match v {

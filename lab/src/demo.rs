@@ -4,7 +4,7 @@
 //! datapath (XDP Maglev + Geneve DSR), and the DSR proof from packet captures on the nodes'
 //! uplinks — printing one row per step, plus one row per node (flows that entered there, who
 //! answered them, replies that left there). A step whose component has not landed yet says "not
-//! yet available: <what>" instead of failing; a step that should work and does not makes
+//! yet available: `<what>`" instead of failing; a step that should work and does not makes
 //! [`Report::failed`] true.
 //!
 //! The table and the parsers are pure (the capture analysis is in [`crate::dsr_proof`]); the

@@ -26,7 +26,7 @@
 //! else can change it: claiming an address only removes options, and a family that fails keeps
 //! failing for the same reason until one of those events.
 //!
-//! Used addresses live in an ordered map and an [`IntervalSet`], so memory is proportional to
+//! Used addresses live in an ordered map and an `IntervalSet`, so memory is proportional to
 //! allocations and a /64 pool costs no more than a /24.
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -3,7 +3,7 @@
 //! announcer, and turns its status into the rows of `speaker l2`.
 //!
 //! I/O boundary: [`L2`] owns the running announcer (AF_PACKET sockets, netlink, inside
-//! arp-responder); [`desired_services`], [`vip_rows`] and [`render_table`] are pure.
+//! arp-responder); [`desired_services`], [`report`] and [`render_table`] are pure.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;

@@ -1,7 +1,7 @@
 //! Kubernetes mode: the controller that gives `type: LoadBalancer` Services (class
 //! `herald.io/lb` or unset) addresses from `LoadBalancerIPPool`s.
 //!
-//! [`plan`] is pure (observed objects in, status patches out). This module is the I/O boundary:
+//! [`plan()`] is pure (observed objects in, status patches out). This module is the I/O boundary:
 //! [`Controller::sync`] applies a plan by server-side apply on the `status` subresources, and
 //! [`run`] keeps reflector caches of Services, pools and Namespaces and runs a sync after every
 //! change (debounced), retrying failed passes with a back-off.

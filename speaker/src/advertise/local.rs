@@ -1,6 +1,6 @@
 //! The routes this node originates, per peer: the standalone configuration (node, peers,
 //! `bgp.staticRoutes`, `bgp.advertisements`) plus the current services and lb-ipam allocations,
-//! run through [`super::desired`]. The Kubernetes source produces the same [`ServiceState`] and
+//! run through [`super::desired()`]. The Kubernetes source produces the same [`ServiceState`] and
 //! configuration, so both modes share this path. Pure: no I/O.
 
 use std::collections::BTreeMap;

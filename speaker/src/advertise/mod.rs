@@ -7,7 +7,7 @@
 //! session owns the sockets and calls [`packing::updates`] with its negotiated encode context.
 //!
 //! The rules (kinds, traffic policies, selection, merge of overlapping advertisements) are
-//! documented in [`desired`]; the wire encoding choices in [`packing`].
+//! documented in [`mod@desired`]; the wire encoding choices in [`packing`].
 
 pub mod desired;
 pub mod local;

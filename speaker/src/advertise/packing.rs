@@ -410,7 +410,7 @@ fn build(
     Ok(update)
 }
 
-/// The Adj-RIB-Out for one peer and family from [`super::desired`]'s routes: every route gets the
+/// The Adj-RIB-Out for one peer and family from [`super::desired()`]'s routes: every route gets the
 /// session's next hop (see [`next_hop_self`]).
 pub fn adj_rib_out(routes: &BTreeMap<IpNet, RouteAttributes>, next_hop: &NextHop) -> AdjRibOut {
     routes

@@ -375,7 +375,7 @@ impl Session {
     }
 
     /// Replaces the routes we originate to this peer (attributes built for it by
-    /// [`crate::advertise::desired`]; the next hop is ours on the session). Sends the
+    /// [`crate::advertise::desired()`]; the next hop is ours on the session). Sends the
     /// differences if Established.
     pub fn set_local_routes(&mut self, routes: BTreeMap<IpNet, RouteAttributes>) -> Vec<Output> {
         let changes = self.rib_out.set_local(routes);

@@ -4,7 +4,7 @@
 //! `CiliumL2AnnouncementPolicy` resources so a Cilium user can move a resource over by changing
 //! `apiVersion`/`kind`; our additions (BFD, FIB import policy, MED, AS-path prepend, extended
 //! communities) are extra optional fields. Validation the API server can do is in the schema
-//! (ranges, enums, CEL `x-kubernetes-validations`); [`super::translate`] checks the same rules
+//! (ranges, enums, CEL `x-kubernetes-validations`); [`super::translate()`] checks the same rules
 //! again, because a CRD installed by someone else may lack them.
 //!
 //! Pure types; the YAML in `deploy/crds/` is generated from them by `cargo run -p speaker --example gen-crds` (see

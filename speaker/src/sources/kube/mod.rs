@@ -1,8 +1,8 @@
 //! Kubernetes mode of the speaker: the custom resources ([`crd`]), the pure translation of
-//! cluster objects into the desired state the standalone file also feeds ([`translate`]), the
+//! cluster objects into the desired state the standalone file also feeds ([`mod@translate`]), the
 //! reflector-based watcher that drives it ([`watch`]), TCP MD5 key files from Secrets ([`md5`]),
 //! the rate-bounded `BGPNodeStatus` writer ([`status`]) and arp-responder's membership store on
-//! Leases ([`lease`]); [`client`] builds the API client from `--kubeconfig` or in-cluster config.
+//! Leases ([`lease`]); [`client()`] builds the API client from `--kubeconfig` or in-cluster config.
 //! [`runtime`] is `speaker run --kubernetes`: it applies each desired state to the BGP instance
 //! and the L2 announcer, with its decisions in [`reconcile`].
 //!

@@ -3,22 +3,22 @@
 //! messages) and the sessions' earliest deadline. Child tasks only turn I/O into events: a
 //! listener, one connect attempt per peer at most, and a reader plus a writer per connection.
 //!
-//! Also owns configuration reload (sessions whose peering parameters did not change keep
-//! running) and the graceful-restart state file (restart detection for the R bit).
+//! The owner's concerns beyond the event loop live in submodules: `reload` (sessions whose
+//! peering parameters did not change keep running), `restart_state` (the graceful-restart
+//! state file, restart detection for the R bit), `route_server` (fan-out of learned routes to
+//! the other peers and the FIB, `speaker routes` rows) and `status` (peer snapshots).
 //!
 //! I/O boundary: the sockets of [`super::listener`], [`super::connect`] and [`super::codec`], and
 //! the state file. Time is tokio's clock, handed to the pure core as `std::time::Instant`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bgp_proto::iana::{CeaseSubcode, ErrorCode, Family as ProtoFamily};
 use bgp_proto::{DecodeContext, Message, Notification};
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -32,15 +32,23 @@ use crate::advertise::local::is_ebgp;
 use crate::advertise::{PeerRoutes, ServiceState, local_routes};
 use crate::bfd::{Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
-use crate::bgp::fsm::{self, ConnId, FsmConfig, State};
-use crate::bgp::loc_rib::{RouteServer, Source, fib_next_hops};
-use crate::bgp::rib_out::LearnedChange;
-use crate::bgp::route_rows::{RouteQuery, RouteRow, advertised_rows, received_rows};
+use crate::bgp::fsm::{self, ConnId, FsmConfig};
+use crate::bgp::loc_rib::RouteServer;
+use crate::bgp::route_rows::{RouteQuery, RouteRow};
 use crate::bgp::session::{GrConfig, Output, Session, SessionConfig};
-use crate::config::{BgpConfig, Config, Family, PeerAsn, PeerConfig, PeerKind};
+use crate::config::{BgpConfig, Config, Family, PeerConfig};
 use crate::error::{Error, Result};
 use crate::fib::driver::FibHandle;
-use crate::import_policy::{BestPathConfig, PeerInfo};
+use crate::import_policy::PeerInfo;
+
+mod reload;
+mod restart_state;
+mod route_server;
+mod status;
+
+pub use reload::ReloadReport;
+use restart_state::{detect_restart, state_file, touch_state_file};
+pub use status::{PeerStatus, family_name};
 
 /// Aborts a task when dropped.
 #[derive(Debug)]
@@ -50,75 +58,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// A snapshot of one peer for the CLI and metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PeerStatus {
-    /// Configured name (or the address).
-    pub name: String,
-    /// The peer's address.
-    pub address: IpAddr,
-    /// FSM state.
-    pub state: String,
-    /// Seconds since Established.
-    pub uptime_seconds: Option<u64>,
-    /// Our AS.
-    pub local_asn: u32,
-    /// The peer's AS as configured (`internal`/`external` or a number).
-    pub configured_asn: String,
-    /// The peer's AS from its OPEN.
-    pub remote_asn: Option<u32>,
-    /// The peer's BGP identifier.
-    pub remote_id: Option<String>,
-    /// Negotiated hold time, seconds.
-    pub hold_time: Option<u64>,
-    /// Keepalive interval in use, seconds.
-    pub keepalive_time: Option<u64>,
-    /// Negotiated capabilities.
-    pub capabilities: Vec<String>,
-    /// Negotiated families.
-    pub families: Vec<String>,
-    /// Routes in the Adj-RIB-In (before import policy).
-    pub prefixes_received: usize,
-    /// Routes the import policy accepted.
-    pub prefixes_accepted: usize,
-    /// Stale routes kept for a restarting peer.
-    pub prefixes_stale: usize,
-    /// Routes in the Adj-RIB-Out.
-    pub prefixes_sent: usize,
-    /// UPDATEs received / sent.
-    pub updates_in: u64,
-    /// UPDATEs sent.
-    pub updates_out: u64,
-    /// NOTIFICATIONs received.
-    pub notifications_in: u64,
-    /// NOTIFICATIONs sent.
-    pub notifications_out: u64,
-    /// State changes since start.
-    pub transitions: u64,
-    /// Administratively down (`shutdown:` set).
-    pub admin_down: bool,
-    /// The last error.
-    pub last_error: Option<String>,
-    /// State of the bound BFD session, if BFD is configured.
-    #[serde(default)]
-    pub bfd_state: Option<String>,
-}
-
-/// What a reload did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReloadReport {
-    /// Peers added.
-    pub added: Vec<IpAddr>,
-    /// Peers removed.
-    pub removed: Vec<IpAddr>,
-    /// Peers reset because their peering parameters changed.
-    pub reset: Vec<IpAddr>,
-    /// Peers updated in place (no reset).
-    pub updated: Vec<IpAddr>,
-    /// Changes that need a restart of the speaker to apply.
-    pub ignored: Vec<String>,
 }
 
 /// Requests to the owner task.
@@ -359,64 +298,6 @@ fn proto_family(family: Family) -> ProtoFamily {
     }
 }
 
-/// Whether two configurations of a peer describe the same peering, so that a reload may apply
-/// the new one without resetting the session. Names, max-prefix, the shutdown switch, the GR
-/// restart time, BFD and the import policy are not peering parameters; source positions in the
-/// file are ignored.
-fn same_peering(a: &PeerConfig, b: &PeerConfig) -> bool {
-    a.address.value == b.address.value
-        && a.asn == b.asn
-        && a.port == b.port
-        && a.local_address == b.local_address
-        && a.passive == b.passive
-        && a.timers == b.timers
-        && a.password_file == b.password_file
-        && a.ebgp_multihop == b.ebgp_multihop
-        && a.gtsm == b.gtsm
-        && a.graceful_restart.enabled == b.graceful_restart.enabled
-        && a.effective_families() == b.effective_families()
-}
-
-fn state_file(bgp: &BgpConfig) -> Option<PathBuf> {
-    bgp.state_dir.as_ref().map(|d| d.join("graceful-restart"))
-}
-
-/// A state file younger than the longest restart time means we are restarting (RFC 4724: set R).
-fn detect_restart(bgp: &BgpConfig) -> Result<bool> {
-    let Some(path) = state_file(bgp) else {
-        return Ok(false);
-    };
-    let max_restart = bgp
-        .peers
-        .iter()
-        .filter(|p| p.graceful_restart.enabled)
-        .map(|p| u64::from(p.graceful_restart.restart_time_seconds.0))
-        .max();
-    let restarting = match (std::fs::metadata(&path), max_restart) {
-        (Ok(meta), Some(max)) => meta
-            .modified()
-            .ok()
-            .and_then(|m| m.elapsed().ok())
-            .is_some_and(|age| age.as_secs() <= max),
-        _ => false,
-    };
-    touch_state_file(&path)?;
-    Ok(restarting)
-}
-
-fn touch_state_file(path: &std::path::Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    }
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    std::fs::write(path, format!("{stamp}\n"))
-        .map_err(|e| Error::io(format!("write {}", path.display()), e))
-}
-
 impl Owner {
     fn bgp(&self) -> &BgpConfig {
         &self.bgp_config
@@ -446,90 +327,6 @@ impl Owner {
                 .map_or(std::net::Ipv4Addr::UNSPECIFIED, |o| o.bgp_id),
             ebgp: is_ebgp(self.bgp().local_asn, slot.config.asn),
         }
-    }
-
-    /// Best-path settings (FIB import's, else the defaults).
-    fn best_path(&self) -> BestPathConfig {
-        self.bgp()
-            .fib_import
-            .map(|f| f.best_path)
-            .unwrap_or_default()
-    }
-
-    /// Every peer's received routes, except `except`'s.
-    fn sources(&self, except: Option<IpAddr>) -> Vec<Source<'_>> {
-        self.peers
-            .iter()
-            .filter(|(a, _)| Some(**a) != except)
-            .map(|(a, slot)| Source {
-                peer: self.peer_info(*a, slot),
-                rib: slot.session.rib_in(),
-            })
-            .collect()
-    }
-
-    /// Route-server mode: what `client` should now have for `prefixes`.
-    fn learned_changes(
-        &self,
-        client: IpAddr,
-        prefixes: &[IpNet],
-        server: &mut RouteServer,
-    ) -> Vec<LearnedChange> {
-        let Some(slot) = self.peers.get(&client) else {
-            return Vec::new();
-        };
-        let client_ebgp = self.peer_info(client, slot).ebgp;
-        let sources = self.sources(Some(client));
-        let best_path = self.best_path();
-        prefixes
-            .iter()
-            .map(|p| (*p, server.route(p, sources.iter(), client_ebgp, &best_path)))
-            .collect()
-    }
-
-    fn send_learned(&mut self, client: IpAddr, changes: Vec<LearnedChange>) {
-        if let Some(slot) = self.peers.get_mut(&client) {
-            let outputs = slot.session.update_learned_routes(changes);
-            self.apply(client, outputs);
-        }
-    }
-
-    /// Accepted routes of `source` changed for `prefixes`: route-server clients and the FIB
-    /// get the new best routes.
-    fn routes_changed(&mut self, source: IpAddr, prefixes: &[IpNet]) {
-        if let Some(fib) = &self.fib {
-            let sources = self.sources(None);
-            let best_path = self.best_path();
-            fib.update(
-                prefixes
-                    .iter()
-                    .map(|p| (*p, fib_next_hops(p, sources.iter(), &best_path)))
-                    .collect(),
-            );
-        }
-        if self.bgp().route_server {
-            let mut server = RouteServer::default();
-            let clients: Vec<IpAddr> = self
-                .peers
-                .keys()
-                .copied()
-                .filter(|a| *a != source)
-                .collect();
-            for client in clients {
-                let changes = self.learned_changes(client, prefixes, &mut server);
-                self.send_learned(client, changes);
-            }
-        }
-    }
-
-    /// Route-server mode: every prefix the peers other than `client` have accepted.
-    fn learned_prefixes(&self, client: IpAddr) -> Vec<IpNet> {
-        let prefixes: std::collections::BTreeSet<IpNet> = self
-            .sources(Some(client))
-            .iter()
-            .flat_map(|s| s.rib.iter().filter(|(_, e)| e.accepted).map(|(p, _)| p))
-            .collect();
-        prefixes.into_iter().collect()
     }
 
     fn session_config(&self, peer: &PeerConfig) -> SessionConfig {
@@ -759,31 +556,6 @@ impl Owner {
         }
     }
 
-    fn route_rows(&self, query: &RouteQuery) -> Vec<RouteRow> {
-        let selected = self.peers.iter().filter(|(address, slot)| {
-            query.peer.as_deref().is_none_or(|p| {
-                slot.config.name.as_deref() == Some(p)
-                    || p.parse::<IpAddr>().is_ok_and(|a| a == **address)
-            })
-        });
-        let mut rows = Vec::new();
-        for (address, slot) in selected {
-            let name = slot.config.display_name();
-            if query.received {
-                rows.extend(received_rows(
-                    &name,
-                    *address,
-                    slot.session.rib_in(),
-                    query.family,
-                ));
-            } else {
-                let routes = slot.session.rib_out().routes();
-                rows.extend(advertised_rows(&name, *address, &routes, query.family));
-            }
-        }
-        rows
-    }
-
     fn on_event(&mut self, event: Event) {
         let now = now_std();
         match event {
@@ -988,186 +760,6 @@ impl Owner {
         }
     }
 
-    fn status(&self) -> Vec<PeerStatus> {
-        let now = now_std();
-        let local_asn = self.bgp().local_asn;
-        self.peers
-            .iter()
-            .map(|(address, slot)| {
-                let fsm = slot.session.fsm();
-                let counters = slot.session.counters();
-                let up = matches!(fsm.state(), State::OpenConfirm | State::Established);
-                let negotiated = fsm.negotiated().filter(|_| up);
-                let (hold, keepalive) = fsm.timers();
-                PeerStatus {
-                    name: slot.config.display_name(),
-                    address: *address,
-                    state: fsm.state().name().to_owned(),
-                    uptime_seconds: fsm
-                        .established_at()
-                        .map(|at| now.saturating_duration_since(at).as_secs()),
-                    local_asn,
-                    configured_asn: match slot.config.asn {
-                        PeerAsn::Number(n) => n.to_string(),
-                        PeerAsn::Kind(PeerKind::Internal) => "internal".into(),
-                        PeerAsn::Kind(PeerKind::External) => "external".into(),
-                    },
-                    remote_asn: negotiated.map(|n| n.remote_asn),
-                    remote_id: fsm
-                        .remote_open()
-                        .filter(|_| up)
-                        .map(|o| o.bgp_id.to_string()),
-                    hold_time: negotiated.map(|_| hold.as_secs()),
-                    keepalive_time: negotiated.map(|_| keepalive.as_secs()),
-                    capabilities: negotiated.map(describe_capabilities).unwrap_or_default(),
-                    families: negotiated
-                        .map(|n| n.families.iter().map(|f| family_name(*f)).collect())
-                        .unwrap_or_default(),
-                    prefixes_received: slot.session.rib_in().len(),
-                    prefixes_accepted: slot.session.rib_in().accepted(),
-                    prefixes_stale: slot.session.rib_in().stale(),
-                    prefixes_sent: slot.session.rib_out().len(),
-                    updates_in: counters.updates_in,
-                    updates_out: counters.updates_out,
-                    notifications_in: counters.notifications_in,
-                    notifications_out: counters.notifications_out,
-                    transitions: fsm.transitions(),
-                    admin_down: fsm.is_admin_down(),
-                    last_error: fsm.last_error().map(str::to_owned),
-                    bfd_state: slot.bfd_state.clone(),
-                }
-            })
-            .collect()
-    }
-
-    fn reload(&mut self, config: Config, services: Option<ServiceState>) -> Result<ReloadReport> {
-        let Some(mut new_bgp) = config.bgp.clone() else {
-            return Err(Error::NotImplemented(
-                "removing the bgp section at run time",
-            ));
-        };
-        let old_bgp = self.bgp().clone();
-        let mut report = ReloadReport::default();
-        let identity_changed = new_bgp.local_asn != old_bgp.local_asn
-            || config.node.router_id != self.config.node.router_id;
-        if new_bgp.listen != old_bgp.listen {
-            report
-                .ignored
-                .push("bgp.listen changes need a restart".to_owned());
-        }
-        if config.api != self.config.api {
-            report.ignored.push("api changes need a restart".to_owned());
-        }
-        if new_bgp.route_server != old_bgp.route_server {
-            report
-                .ignored
-                .push("bgp.routeServer changes need a restart".to_owned());
-        }
-        if new_bgp.fib_import != old_bgp.fib_import {
-            report
-                .ignored
-                .push("bgp.fibImport changes need a restart".to_owned());
-        }
-        // Kept as running until the restart the report asks for.
-        new_bgp.route_server = old_bgp.route_server;
-        new_bgp.fib_import = old_bgp.fib_import;
-        let new_peers: BTreeMap<IpAddr, PeerConfig> = new_bgp
-            .peers
-            .iter()
-            .map(|p| (p.address.value, p.clone()))
-            .collect();
-        self.config = config;
-        self.bgp_config = new_bgp.clone();
-        let removed: Vec<IpAddr> = self
-            .peers
-            .keys()
-            .filter(|a| !new_peers.contains_key(a))
-            .copied()
-            .collect();
-        for address in removed {
-            self.remove_peer(address, Notification::cease(CeaseSubcode::PeerDeconfigured));
-            report.removed.push(address);
-        }
-        for (address, peer) in new_peers {
-            let Some(slot) = self.peers.get_mut(&address) else {
-                self.add_peer(peer)?;
-                report.added.push(address);
-                continue;
-            };
-            // A changed key file content counts as a changed peering too.
-            let ebgp = is_ebgp(new_bgp.local_asn, peer.asn);
-            let same_key = SocketOptions::for_peer(&peer, ebgp)
-                .is_ok_and(|o| o.md5_key == slot.options.md5_key);
-            let same_peering = !identity_changed && same_peering(&slot.config, &peer) && same_key;
-            if !same_peering {
-                self.remove_peer(
-                    address,
-                    Notification::cease(CeaseSubcode::OtherConfigurationChange),
-                );
-                self.add_peer(peer)?;
-                report.reset.push(address);
-                continue;
-            }
-            let now = now_std();
-            let mut outputs = Vec::new();
-            // Keep the restart state of the running session.
-            let restarting = slot
-                .session
-                .config()
-                .graceful_restart
-                .is_some_and(|g| g.restarting);
-            let new_config = {
-                let mut c = self.session_config(&peer);
-                c.graceful_restart = c.graceful_restart.map(|gr| GrConfig { restarting, ..gr });
-                c
-            };
-            let Some(slot) = self.peers.get_mut(&address) else {
-                continue;
-            };
-            slot.session.update_config(new_config);
-            match (&slot.config.shutdown, &peer.shutdown) {
-                (None, Some(message)) => {
-                    let notification =
-                        Notification::shutdown(CeaseSubcode::AdministrativeShutdown, message)
-                            .unwrap_or_else(|_| {
-                                Notification::cease(CeaseSubcode::AdministrativeShutdown)
-                            });
-                    outputs.extend(slot.session.handle(now, fsm::Input::Stop { notification }));
-                }
-                (Some(_), None) => outputs.extend(slot.session.handle(now, fsm::Input::Start)),
-                _ => {}
-            }
-            let bfd_changed = slot.config.bfd != peer.bfd;
-            slot.config = peer;
-            if bfd_changed {
-                let bfd = slot.config.bfd;
-                let peer_config = slot.config.clone();
-                let task = bfd.map(|config| self.start_bfd(&peer_config, config));
-                if let Some(slot) = self.peers.get_mut(&address) {
-                    slot.bfd_task = task;
-                    slot.bfd_state = None;
-                }
-            }
-            self.apply(address, outputs);
-            report.updated.push(address);
-        }
-        if new_bgp.import_policy != old_bgp.import_policy {
-            // Soft reconfiguration from the Adj-RIB-In: no session is reset.
-            let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
-            for address in addresses {
-                if let Some(slot) = self.peers.get_mut(&address) {
-                    let outputs = slot.session.reevaluate_import();
-                    self.apply(address, outputs);
-                }
-            }
-        }
-        if let Some(services) = services {
-            self.services = services;
-        }
-        self.refresh_local_routes();
-        Ok(report)
-    }
-
     async fn shutdown(&mut self) {
         let now = now_std();
         let addresses: Vec<IpAddr> = self.peers.keys().copied().collect();
@@ -1219,44 +811,4 @@ async fn futures_join(handles: Vec<JoinHandle<()>>) {
     for h in handles {
         let _ = h.await;
     }
-}
-
-/// The name of a family as the CLI shows it.
-pub fn family_name(family: ProtoFamily) -> String {
-    match family {
-        ProtoFamily::IPV4_UNICAST => "ipv4-unicast".into(),
-        ProtoFamily::IPV6_UNICAST => "ipv6-unicast".into(),
-        other => format!("afi{}/safi{}", u16::from(other.afi), u8::from(other.safi)),
-    }
-}
-
-fn describe_capabilities(n: &bgp_proto::Negotiated) -> Vec<String> {
-    let mut caps = Vec::new();
-    for f in &n.families {
-        caps.push(format!("multiprotocol {}", family_name(*f)));
-    }
-    if n.four_octet_as {
-        caps.push("4-octet-as".into());
-    }
-    if n.route_refresh {
-        caps.push("route-refresh".into());
-    }
-    if n.enhanced_route_refresh {
-        caps.push("enhanced-route-refresh".into());
-    }
-    if n.extended_message {
-        caps.push("extended-message".into());
-    }
-    if let Some(gr) = &n.graceful_restart {
-        caps.push(format!(
-            "graceful-restart (peer restart time {} s{})",
-            gr.restart_time,
-            if gr.restart_state() {
-                ", restarting"
-            } else {
-                ""
-            }
-        ));
-    }
-    caps
 }
