@@ -78,19 +78,36 @@ pub async fn read_loop<T: From<(u64, ReadEvent)> + Send + 'static>(
     }
 }
 
+/// Bytes gathered from queued messages before one write.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
 /// Writes what it is given until told to close (or the channel closes), then shuts down.
 pub async fn write_loop(
     mut stream: OwnedWriteHalf,
     mut commands: mpsc::UnboundedReceiver<WriteCommand>,
 ) {
-    while let Some(command) = commands.recv().await {
-        match command {
-            WriteCommand::Send(bytes) => {
-                if stream.write_all(&bytes).await.is_err() {
-                    return;
+    let mut batch = Vec::new();
+    let mut closing = false;
+    while !closing && let Some(first) = commands.recv().await {
+        // Messages already queued go out in the same write: one syscall for a burst.
+        batch.clear();
+        let mut next = Some(first);
+        while let Some(command) = next {
+            match command {
+                WriteCommand::Send(bytes) => batch.extend_from_slice(&bytes),
+                WriteCommand::Close => {
+                    closing = true;
+                    break;
                 }
             }
-            WriteCommand::Close => break,
+            next = if batch.len() < WRITE_BATCH_BYTES {
+                commands.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if !batch.is_empty() && stream.write_all(&batch).await.is_err() {
+            return;
         }
     }
     let _ = stream.flush().await;

@@ -149,6 +149,7 @@ impl Instance {
             fib,
             bfd: None,
             commands_tx: commands_tx.downgrade(),
+            pending_changes: BTreeMap::new(),
         };
         owner.local = local_routes(&owner.config, &owner.services);
         for peer in bgp.peers.clone() {
@@ -285,7 +286,14 @@ struct Owner {
     bfd: Option<Arc<Bfd>>,
     /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
     commands_tx: mpsc::WeakSender<Command>,
+    /// Prefixes whose accepted routes changed, by the peer they came from, not yet passed on
+    /// to the route-server clients and the FIB (see [`Owner::flush_route_changes`]).
+    pending_changes: BTreeMap<IpAddr, Vec<IpNet>>,
 }
+
+/// Most events handled back to back before learned-route changes are passed on: large enough
+/// that a burst of one-prefix UPDATEs leaves as a few packed ones, small enough to bound delay.
+const EVENT_BATCH: usize = 512;
 
 fn now_std() -> std::time::Instant {
     TokioInstant::now().into_std()
@@ -486,7 +494,16 @@ impl Owner {
                     Some(command) => self.on_command(command),
                     None => return,
                 },
-                Some(event) = events.recv() => self.on_event(event),
+                Some(event) = events.recv() => {
+                    self.on_event(event);
+                    // Whatever else is already queued joins this batch.
+                    for _ in 1..EVENT_BATCH {
+                        match events.try_recv() {
+                            Ok(event) => self.on_event(event),
+                            Err(_) => break,
+                        }
+                    }
+                }
                 Some((stream, peer)) = accepted.recv() => self.on_accepted(stream, peer),
                 () = sleep => self.on_timeout(),
                 _ = heartbeat.tick() => {
@@ -497,6 +514,7 @@ impl Owner {
                     }
                 }
             }
+            self.flush_route_changes();
         }
     }
 
@@ -756,7 +774,7 @@ impl Owner {
             }
         }
         if !changed.is_empty() {
-            self.routes_changed(peer, &changed);
+            self.pending_changes.entry(peer).or_default().extend(changed);
         }
     }
 

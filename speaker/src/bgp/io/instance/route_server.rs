@@ -58,6 +58,18 @@ impl Owner {
         }
     }
 
+    /// Passes on the accepted-route changes collected since the last call. Deferring them to the
+    /// end of a batch of events is safe because [`Owner::routes_changed`] recomputes from the
+    /// current Adj-RIBs-In: a prefix that changed several times is computed once, and the
+    /// clients get packed UPDATEs instead of one per received UPDATE.
+    pub(super) fn flush_route_changes(&mut self) {
+        for (source, mut prefixes) in std::mem::take(&mut self.pending_changes) {
+            prefixes.sort_unstable();
+            prefixes.dedup();
+            self.routes_changed(source, &prefixes);
+        }
+    }
+
     /// Accepted routes of `source` changed for `prefixes`: route-server clients and the FIB
     /// get the new best routes.
     pub(super) fn routes_changed(&mut self, source: IpAddr, prefixes: &[IpNet]) {
