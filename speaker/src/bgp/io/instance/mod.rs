@@ -150,6 +150,7 @@ impl Instance {
             bfd: None,
             commands_tx: commands_tx.downgrade(),
             pending_changes: BTreeMap::new(),
+            pending_count: 0,
         };
         owner.local = local_routes(&owner.config, &owner.services);
         for peer in bgp.peers.clone() {
@@ -289,11 +290,16 @@ struct Owner {
     /// Prefixes whose accepted routes changed, by the peer they came from, not yet passed on
     /// to the route-server clients and the FIB (see [`Owner::flush_route_changes`]).
     pending_changes: BTreeMap<IpAddr, Vec<IpNet>>,
+    /// Total length of the `pending_changes` lists.
+    pending_count: usize,
 }
 
 /// Most events handled back to back before learned-route changes are passed on: large enough
 /// that a burst of one-prefix UPDATEs leaves as a few packed ones, small enough to bound delay.
 const EVENT_BATCH: usize = 512;
+/// A batch also ends once this many prefixes wait, so full UPDATEs (hundreds of prefixes each)
+/// do not pile up the fan-out's intermediate state.
+const PENDING_LIMIT: usize = 8192;
 
 fn now_std() -> std::time::Instant {
     TokioInstant::now().into_std()
@@ -498,6 +504,9 @@ impl Owner {
                     self.on_event(event);
                     // Whatever else is already queued joins this batch.
                     for _ in 1..EVENT_BATCH {
+                        if self.pending_count >= PENDING_LIMIT {
+                            break;
+                        }
                         match events.try_recv() {
                             Ok(event) => self.on_event(event),
                             Err(_) => break,
@@ -774,6 +783,7 @@ impl Owner {
             }
         }
         if !changed.is_empty() {
+            self.pending_count += changed.len();
             self.pending_changes.entry(peer).or_default().extend(changed);
         }
     }

@@ -63,6 +63,7 @@ impl Owner {
     /// current Adj-RIBs-In: a prefix that changed several times is computed once, and the
     /// clients get packed UPDATEs instead of one per received UPDATE.
     pub(super) fn flush_route_changes(&mut self) {
+        self.pending_count = 0;
         for (source, mut prefixes) in std::mem::take(&mut self.pending_changes) {
             prefixes.sort_unstable();
             prefixes.dedup();
