@@ -784,7 +784,10 @@ impl Owner {
         }
         if !changed.is_empty() {
             self.pending_count += changed.len();
-            self.pending_changes.entry(peer).or_default().extend(changed);
+            self.pending_changes
+                .entry(peer)
+                .or_default()
+                .extend(changed);
         }
     }
 
