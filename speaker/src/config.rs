@@ -424,6 +424,14 @@ impl PeerConfig {
             .unwrap_or_else(|| self.address.value.to_string())
     }
 
+    /// Whether the CLI's `peer` (a configured name or an address) means this peer.
+    pub fn is_named(&self, peer: &str) -> bool {
+        self.name.as_deref() == Some(peer)
+            || peer
+                .parse::<IpAddr>()
+                .is_ok_and(|a| a == self.address.value)
+    }
+
     /// The families to negotiate: configured ones, or the transport's family.
     pub fn effective_families(&self) -> BTreeSet<Family> {
         if self.families.is_empty() {

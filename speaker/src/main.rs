@@ -13,6 +13,7 @@ use speaker::advertise::ServiceState;
 use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::Instance;
 use speaker::bgp::route_rows::RouteQuery;
+use speaker::bgp::session::PeerReset;
 use speaker::config::Family;
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -64,6 +65,23 @@ enum Command {
         /// Only this family.
         #[arg(long)]
         family: Option<FamilyArg>,
+        #[command(flatten)]
+        show: ShowArgs,
+    },
+    /// Reset one BGP peer: by default Cease/Administrative Reset (with graceful restart and the
+    /// N bit both sides keep routes until the new session re-sends them).
+    Reset {
+        /// Configured name or address of the peer.
+        peer: String,
+        /// An RFC 8538 Hard Reset: both sides flush the other's routes at once.
+        #[arg(long, group = "reset_kind")]
+        hard: bool,
+        /// Keep the session; ask the peer to re-send its routes (ROUTE-REFRESH).
+        #[arg(long, group = "reset_kind")]
+        soft_in: bool,
+        /// Keep the session; send our routes to the peer again.
+        #[arg(long, group = "reset_kind")]
+        soft_out: bool,
         #[command(flatten)]
         show: ShowArgs,
     },
@@ -155,6 +173,21 @@ fn main() -> ExitCode {
                 }),
             };
             show(&args, &Request::Routes { query })
+        }
+        Command::Reset {
+            peer,
+            hard,
+            soft_in,
+            soft_out,
+            show: args,
+        } => {
+            let kind = match (hard, soft_in, soft_out) {
+                (true, _, _) => PeerReset::Hard,
+                (_, true, _) => PeerReset::SoftIn,
+                (_, _, true) => PeerReset::SoftOut,
+                _ => PeerReset::Session,
+            };
+            show(&args, &Request::Reset { peer, kind })
         }
     };
     match result {
@@ -330,6 +363,10 @@ fn show(args: &ShowArgs, request: &Request) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&routes)?)
         }
         Response::Routes { routes } => print!("{}", speaker::bgp::route_rows::render(&routes)),
+        Response::Reset { peer, kind } if json => {
+            println!("{}", serde_json::json!({"peer": peer, "reset": kind}));
+        }
+        Response::Reset { peer, kind } => println!("{peer}: {}", kind.describe()),
         Response::Error { message } => anyhow::bail!("the speaker refused: {message}"),
         other => anyhow::bail!("unexpected answer: {other:?}"),
     }

@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use common::{Speaker, Topology, speaker_yaml};
 use herald_tests::{Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, wait_until_ok};
 use nix::sys::signal::Signal;
+use speaker::api::control::Response;
+use speaker::bgp::session::PeerReset;
 
 const UP: Duration = Duration::from_secs(30);
 
@@ -443,4 +445,107 @@ fn frr_notification_restarts_keep_routes_and_hard_reset_flushes_them() {
     );
     let fourth = settled(&frr);
     assert!(fourth.transitions > third.transitions);
+}
+
+/// FRR's count of one message type received from the speaker (`messageStats` of `show bgp
+/// neighbors json`).
+fn frr_received(frr: &Frr, neighbor: &str, stat: &str) -> Result<u64, String> {
+    let json = frr
+        .vtysh_json(&format!("show bgp neighbors {neighbor} json"))
+        .map_err(|e| e.to_string())?;
+    json[neighbor]["messageStats"][stat]
+        .as_u64()
+        .ok_or_else(|| format!("no messageStats.{stat} in {json}"))
+}
+
+#[test]
+fn operator_resets_reach_frr_soft_ones_without_a_session_reset() {
+    let t = Topology::new("frr_reset");
+    let conf = frr_conf(&format!(
+        " neighbor {n4} remote-as 65001\n neighbor {n4} timers connect 1\n\
+         \x20address-family ipv4 unicast\n  network 198.51.100.0/24\n exit-address-family\n",
+        n4 = t.node_v4,
+    ));
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    t.peer
+        .ip(&["route", "add", "blackhole", "198.51.100.0/24"])
+        .expect("FRR's network route");
+    let peers = format!(
+        "    - name: tor\n      address: {p4}\n      asn: 65000\n{timers}",
+        p4 = t.peer_v4,
+        timers = timers()
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
+    );
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    frr.wait_established(t.node_v4, UP).expect("session up");
+    wait_until_ok("FRR's route accepted", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        (p.prefixes_accepted == 1)
+            .then_some(())
+            .ok_or(format!("{p:?}"))
+    })
+    .expect("accepted");
+    let before = speaker.peer(t.peer_v4);
+    let stat = |name: &str| frr_received(&frr, t.node_v4, name);
+
+    // Soft in: FRR gets a ROUTE-REFRESH and answers it; the session stays.
+    let refreshes = stat("routeRefreshRecv").expect("FRR stats");
+    let answer = speaker.reset("tor", PeerReset::SoftIn).expect("control");
+    assert!(matches!(answer, Response::Reset { .. }), "{answer:?}");
+    wait_until_ok("FRR received the ROUTE-REFRESH", UP, || {
+        let now = stat("routeRefreshRecv")?;
+        (now > refreshes).then_some(()).ok_or(format!("{now}"))
+    })
+    .expect("ROUTE-REFRESH at FRR");
+
+    // Soft out: our routes go out again (FRR counts a new UPDATE); the session stays.
+    let updates = stat("updatesRecv").expect("FRR stats");
+    speaker
+        .reset("10.77.0.2", PeerReset::SoftOut)
+        .expect("control");
+    wait_until_ok("FRR received our routes again", UP, || {
+        let now = stat("updatesRecv")?;
+        (now > updates).then_some(()).ok_or(format!("{now}"))
+    })
+    .expect("UPDATE at FRR");
+    let after_soft = speaker.peer(t.peer_v4);
+    assert_eq!(
+        after_soft.transitions, before.transitions,
+        "a soft reset reset the session"
+    );
+    assert_eq!(after_soft.prefixes_accepted, 1);
+
+    // An unknown peer is named in the refusal.
+    match speaker.reset("nobody", PeerReset::Hard).expect("control") {
+        Response::Error { message } => assert!(message.contains("nobody"), "{message}"),
+        other => panic!("unexpected {other:?}"),
+    }
+
+    // Hard reset: the session goes down and comes back, and FRR has our route again.
+    speaker.reset("tor", PeerReset::Hard).expect("control");
+    wait_until_ok("the session was reset", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        (p.transitions > before.transitions && p.state == "Established")
+            .then_some(())
+            .ok_or(format!("{} after {} transitions", p.state, p.transitions))
+    })
+    .expect("reset and back up");
+    assert!(
+        speaker.log().contains("reset by the operator"),
+        "{}",
+        speaker.log()
+    );
+    wait_until_ok("our prefix back at FRR", UP, || {
+        let routes = frr.bgp_routes("ipv4").map_err(|e| e.to_string())?;
+        routes
+            .get("192.0.2.0/24")
+            .cloned()
+            .ok_or("missing".to_owned())
+    })
+    .expect("prefix at FRR after the reset");
 }

@@ -3,6 +3,7 @@
 //!
 //! I/O boundary: the unix socket (server side in [`serve`], client side in [`request`]).
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use crate::advertise::ServiceState;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus, ReloadReport};
 use crate::bgp::route_rows::{RouteQuery, RouteRow};
+use crate::bgp::session::PeerReset;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ipam::{Ipam, ServiceStatus};
@@ -35,6 +37,13 @@ pub enum Request {
     Routes {
         /// Which ones.
         query: RouteQuery,
+    },
+    /// Reset or soft-reset one peer.
+    Reset {
+        /// Configured name or address.
+        peer: String,
+        /// How.
+        kind: PeerReset,
     },
 }
 
@@ -61,6 +70,13 @@ pub enum Response {
     Routes {
         /// One per route.
         routes: Vec<RouteRow>,
+    },
+    /// The peer was reset (or soft-reset).
+    Reset {
+        /// Its address.
+        peer: IpAddr,
+        /// How.
+        kind: PeerReset,
     },
     /// What a reload did.
     Reloaded {
@@ -116,6 +132,14 @@ impl Agent {
     pub async fn routes(&self, query: RouteQuery) -> Result<Vec<RouteRow>> {
         match &self.instance {
             Some(instance) => instance.routes(query).await,
+            None => Err(Error::Control("this speaker has no bgp section".into())),
+        }
+    }
+
+    /// `speaker reset`: see [`PeerReset`].
+    pub async fn reset(&self, peer: String, kind: PeerReset) -> Result<IpAddr> {
+        match &self.instance {
+            Some(instance) => instance.reset_peer(peer, kind).await,
             None => Err(Error::Control("this speaker has no bgp section".into())),
         }
     }
@@ -255,6 +279,10 @@ async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
                 .routes(query)
                 .await
                 .map(|routes| Response::Routes { routes }),
+            Ok(Request::Reset { peer, kind }) => agent
+                .reset(peer, kind)
+                .await
+                .map(|peer| Response::Reset { peer, kind }),
             Err(e) => Err(Error::Control(format!("bad request: {e}"))),
         };
         let response = answer.unwrap_or_else(|e| Response::Error {

@@ -30,6 +30,10 @@ use crate::advertise::RouteAttributes;
 use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
 
+mod admin;
+
+pub use admin::PeerReset;
+
 /// Restart State (R) bit of the graceful restart flags (RFC 4724 §3).
 const GR_RESTART_STATE: u8 = 0x8;
 /// Graceful Notification (N) bit of the graceful restart flags (RFC 8538 §2).
@@ -836,27 +840,6 @@ impl Session {
             },
             other => other,
         }
-    }
-
-    /// Administrative reset (Cease/Administrative Reset with an RFC 9003 message); the session
-    /// restarts after the IdleHold time. RFC 8538 §5 leaves Administrative Reset to "user
-    /// control": with `hard` (and the N bit negotiated) it goes out as a Hard Reset and both
-    /// sides flush each other's routes; otherwise the peer keeps our routes as stale and we keep
-    /// its routes, as across a restart.
-    pub fn admin_reset(&mut self, now: Instant, hard: bool, message: &str) -> Vec<Output> {
-        let mut notification = Notification::shutdown(CeaseSubcode::AdministrativeReset, message)
-            .unwrap_or_else(|_| Notification::cease(CeaseSubcode::AdministrativeReset));
-        if hard && self.notification_gr() {
-            notification = hard_reset(&notification);
-        }
-        let reason = if hard { "hard reset" } else { "reset" };
-        self.handle(
-            now,
-            fsm::Input::Reset {
-                notification,
-                reason: format!("administrative {reason}"),
-            },
-        )
     }
 
     /// The peer's graceful restart capability of the current (or last) session.

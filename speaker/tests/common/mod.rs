@@ -12,6 +12,7 @@ use nix::sys::signal::Signal;
 use speaker::api::control::{Request, Response, request};
 use speaker::bgp::io::instance::PeerStatus;
 use speaker::bgp::route_rows::{RouteQuery, RouteRow};
+use speaker::bgp::session::PeerReset;
 
 /// Two namespaces joined by a veth pair: `node` (the speaker) and `peer` (the router).
 pub struct Topology {
@@ -142,6 +143,19 @@ impl Speaker {
             }
         })
         .unwrap_or_else(|e| panic!("{e}\nspeaker log:\n{}", self.log()))
+    }
+
+    /// `speaker reset`, through the control socket.
+    pub fn reset(&self, peer: &str, kind: PeerReset) -> Result<Response, String> {
+        self.runtime
+            .block_on(request(
+                &self.socket,
+                &Request::Reset {
+                    peer: peer.to_owned(),
+                    kind,
+                },
+            ))
+            .map_err(|e| e.to_string())
     }
 
     /// Routes advertised to (or received from) every peer.

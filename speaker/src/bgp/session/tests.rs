@@ -685,3 +685,47 @@ fn routes_with_our_as_in_the_path_are_never_accepted() {
     );
     assert_eq!(s.rib_in().accepted(), 1);
 }
+
+#[test]
+fn soft_resets_need_an_established_session_and_soft_in_the_refresh_capability() {
+    let now = Instant::now();
+    let mut idle = Session::new(config(ImportPolicy::accept_all(), None));
+    let refused = idle
+        .operator_reset(now, PeerReset::SoftOut)
+        .expect_err("idle");
+    assert!(refused.contains("Established"), "{refused}");
+
+    // A peer without ROUTE-REFRESH: soft-in is refused, soft-out re-sends our routes.
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
+    let mut open = peer_open(None);
+    open.capabilities.retain(|c| {
+        !matches!(
+            c,
+            Capability::RouteRefresh | Capability::EnhancedRouteRefresh
+        )
+    });
+    established(&mut s, now, open);
+    s.set_local_routes(local(&["192.0.2.0/24"]));
+    let refused = s
+        .operator_reset(now, PeerReset::SoftIn)
+        .expect_err("no refresh");
+    assert!(refused.contains("route refresh"), "{refused}");
+    let out = s.operator_reset(now, PeerReset::SoftOut).expect("soft out");
+    let updates = sent_updates(&out);
+    assert_eq!(updates.len(), 1, "{updates:?}");
+    assert_eq!(updates[0].nlri.len(), 1);
+    assert_eq!(s.fsm().state(), State::Established);
+
+    // With the capability, soft-in asks for every negotiated family.
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
+    established(&mut s, now, peer_open(None));
+    let out = s.operator_reset(now, PeerReset::SoftIn).expect("soft in");
+    let asked: Vec<Family> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Fsm(fsm::Output::Send(_, Message::RouteRefresh(rr))) => Some(rr.family()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked, [Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+}

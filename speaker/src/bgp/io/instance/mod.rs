@@ -35,7 +35,7 @@ use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig};
 use crate::bgp::loc_rib::RouteServer;
 use crate::bgp::route_rows::{RouteQuery, RouteRow};
-use crate::bgp::session::{GrConfig, Output, Session, SessionConfig};
+use crate::bgp::session::{GrConfig, Output, PeerReset, Session, SessionConfig};
 use crate::config::{BgpConfig, Config, Family, PeerConfig};
 use crate::error::{Error, Result};
 use crate::fib::driver::FibHandle;
@@ -70,6 +70,7 @@ enum Command {
     ),
     SetServices(Box<ServiceState>),
     Routes(RouteQuery, oneshot::Sender<Vec<RouteRow>>),
+    Reset(String, PeerReset, oneshot::Sender<Result<IpAddr>>),
     BfdDown(IpAddr),
     BfdState(IpAddr, String),
     Shutdown(oneshot::Sender<()>),
@@ -235,6 +236,17 @@ impl InstanceHandle {
             .await
             .map_err(|_| Error::InstanceGone)?;
         rx.await.map_err(|_| Error::InstanceGone)
+    }
+
+    /// `speaker reset`: resets (or soft-resets) the peer named `peer` (configured name or
+    /// address) and returns its address.
+    pub async fn reset_peer(&self, peer: String, kind: PeerReset) -> Result<IpAddr> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Reset(peer, kind, tx))
+            .await
+            .map_err(|_| Error::InstanceGone)?;
+        rx.await.map_err(|_| Error::InstanceGone)?
     }
 
     /// BFD reported the path to `peer` down: the session goes down at once (RFC 9384 Cease
@@ -560,6 +572,9 @@ impl Owner {
                 let rows = self.route_rows(&query);
                 let _ = reply.send(rows);
             }
+            Command::Reset(peer, kind, reply) => {
+                let _ = reply.send(self.reset_peer(&peer, kind));
+            }
             Command::BfdDown(address) => {
                 let now = now_std();
                 if let Some(slot) = self.peers.get_mut(&address) {
@@ -581,6 +596,23 @@ impl Owner {
             }
             Command::Shutdown(_) => {}
         }
+    }
+
+    fn reset_peer(&mut self, peer: &str, kind: PeerReset) -> Result<IpAddr> {
+        let address = self
+            .peers
+            .iter()
+            .find(|(_, slot)| slot.config.is_named(peer))
+            .map(|(address, _)| *address)
+            .ok_or_else(|| Error::Control(format!("no configured peer {peer}")))?;
+        let slot = self.peers.get_mut(&address).ok_or(Error::InstanceGone)?;
+        tracing::warn!(%address, ?kind, "reset by the operator");
+        let outputs = slot
+            .session
+            .operator_reset(now_std(), kind)
+            .map_err(|why| Error::Control(format!("peer {peer}: {why}")))?;
+        self.apply(address, outputs);
+        Ok(address)
     }
 
     fn on_event(&mut self, event: Event) {

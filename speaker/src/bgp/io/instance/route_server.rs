@@ -110,11 +110,11 @@ impl Owner {
     }
 
     pub(super) fn route_rows(&self, query: &RouteQuery) -> Vec<RouteRow> {
-        let selected = self.peers.iter().filter(|(address, slot)| {
-            query.peer.as_deref().is_none_or(|p| {
-                slot.config.name.as_deref() == Some(p)
-                    || p.parse::<IpAddr>().is_ok_and(|a| a == **address)
-            })
+        let selected = self.peers.iter().filter(|(_, slot)| {
+            query
+                .peer
+                .as_deref()
+                .is_none_or(|p| slot.config.is_named(p))
         });
         let mut rows = Vec::new();
         for (address, slot) in selected {
