@@ -10,9 +10,7 @@ mod common;
 use std::time::Duration;
 
 use common::Speaker;
-use herald_tests::{
-    Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok,
-};
+use herald_tests::{Bird, ExaBgp, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
 use nix::sys::signal::Signal;
 
 const UP: Duration = Duration::from_secs(45);
@@ -343,15 +341,7 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
 #[test]
 fn a_reload_changing_advertisements_and_services_together_sends_no_intermediate_routes() {
     let t = common::Topology::new("adv_reload_atomic");
-    let neighbor = ExaBgpNeighbor {
-        peer_address: t.node_v4.to_owned(),
-        local_address: t.peer_v4.to_owned(),
-        local_as: 65000,
-        peer_as: 65001,
-        router_id: t.peer_v4.to_owned(),
-        families: vec!["ipv4 unicast".to_owned()],
-        ..Default::default()
-    };
+    let neighbor = t.exabgp_neighbor();
     let exabgp = ExaBgp::start(&t.peer, &t.dir("exabgp"), &[neighbor]).expect("exabgp");
     let yaml = |advertisements: &str, service: &str, ip: &str| {
         format!(

@@ -10,7 +10,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{Speaker, Topology, speaker_yaml};
-use herald_tests::{Bird, ExaBgp, ExaBgpNeighbor, Frr, FrrConfig, wait_until_ok};
+use herald_tests::{Bird, ExaBgp, Frr, FrrConfig, wait_until_ok};
 use nix::sys::signal::Signal;
 use speaker::api::control::Response;
 use speaker::bgp::session::PeerReset;
@@ -83,27 +83,14 @@ fn exabgp_session_survives_malformed_updates_on_another_session() {
     t.peer
         .addr_add("eth1", "10.77.0.3/29")
         .expect("raw peer address");
-    let neighbor = ExaBgpNeighbor {
-        peer_address: t.node_v4.to_owned(),
-        local_address: t.peer_v4.to_owned(),
-        local_as: 65000,
-        peer_as: 65001,
-        router_id: t.peer_v4.to_owned(),
-        families: vec!["ipv4 unicast".to_owned()],
-        ..Default::default()
-    };
+    let neighbor = t.exabgp_neighbor();
     let exabgp = ExaBgp::start(&t.peer, &t.dir("exabgp"), &[neighbor]).expect("exabgp");
     let peers = format!(
         "    - address: {p4}\n      asn: 65000\n      passive: true\n{timers}    - address: 10.77.0.3\n      asn: 65010\n      passive: true\n{timers}",
         p4 = t.peer_v4,
         timers = timers()
     );
-    let yaml = speaker_yaml(
-        "10.77.0.1",
-        65001,
-        &peers,
-        "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
-    );
+    let yaml = speaker_yaml("10.77.0.1", 65001, &peers, common::ACCEPT_ALL_AND_STATIC);
     let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
     exabgp.wait_up(t.node_v4, UP).expect("ExaBGP up");
     wait_until_ok("prefix at ExaBGP", UP, || {
@@ -314,12 +301,7 @@ fn frr_notification_restarts_keep_routes_and_hard_reset_flushes_them() {
          timers:\n        holdTimeSeconds: 6\n        connectRetryTimeSeconds: 1\n",
         p4 = t.peer_v4,
     );
-    let yaml = speaker_yaml(
-        "10.77.0.1",
-        65001,
-        &peers,
-        "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
-    );
+    let yaml = speaker_yaml("10.77.0.1", 65001, &peers, common::ACCEPT_ALL_AND_STATIC);
     let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
     // Our route at FRR: None if absent, else whether it is stale.
     let ours = |frr: &Frr| -> Option<bool> {
@@ -475,12 +457,7 @@ fn operator_resets_reach_frr_soft_ones_without_a_session_reset() {
         p4 = t.peer_v4,
         timers = timers()
     );
-    let yaml = speaker_yaml(
-        "10.77.0.1",
-        65001,
-        &peers,
-        "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n",
-    );
+    let yaml = speaker_yaml("10.77.0.1", 65001, &peers, common::ACCEPT_ALL_AND_STATIC);
     let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
     frr.wait_established(t.node_v4, UP).expect("session up");
     wait_until_ok("FRR's route accepted", UP, || {

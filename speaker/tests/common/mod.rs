@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use herald_tests::{ChildProcess, Netns, TestLab, VethPair, wait_until_ok};
+use herald_tests::{ChildProcess, ExaBgpNeighbor, Netns, TestLab, VethPair, wait_until_ok};
 use nix::sys::signal::Signal;
 use speaker::api::control::{Request, Response, request};
 use speaker::bgp::io::instance::PeerStatus;
@@ -58,7 +58,24 @@ impl Topology {
     pub fn dir(&self, role: &str) -> PathBuf {
         self.lab.subdir(role).expect("subdir")
     }
+
+    /// ExaBGP on the peer side (AS 65000) towards the speaker (AS 65001), IPv4 unicast.
+    pub fn exabgp_neighbor(&self) -> ExaBgpNeighbor {
+        ExaBgpNeighbor {
+            peer_address: self.node_v4.to_owned(),
+            local_address: self.peer_v4.to_owned(),
+            local_as: 65000,
+            peer_as: 65001,
+            router_id: self.peer_v4.to_owned(),
+            families: vec!["ipv4 unicast".to_owned()],
+            ..Default::default()
+        }
+    }
 }
+
+/// `bgp:` lines for a speaker that accepts everything and originates 192.0.2.0/24.
+pub const ACCEPT_ALL_AND_STATIC: &str =
+    "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n";
 
 /// A running `speaker run` in a namespace.
 pub struct Speaker {
