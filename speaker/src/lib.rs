@@ -12,5 +12,6 @@ pub mod import_policy;
 pub mod ipam;
 pub mod l2;
 pub mod sources;
+mod task;
 
 pub use error::{Error, Result};

@@ -27,13 +27,13 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::bfd::packet::{Diagnostic, Repr, State};
 use crate::bfd::session::{Input, Output, Prng, Session, SessionConfig};
 use crate::bfd::{Error, Result};
 use crate::config::BfdConfig;
+use crate::task::AbortOnDrop;
 
 /// RFC 5881 §4: single-hop Control packets go to this UDP port.
 pub const SINGLE_HOP_PORT: u16 = 3784;
@@ -90,16 +90,6 @@ impl BfdEvent {
     /// An Up session failed: the BGP session must go down now.
     pub fn is_failure(&self) -> bool {
         self.previous == State::Up && self.state != State::Up
-    }
-}
-
-/// Aborts a task when dropped, so no task outlives its owner.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

@@ -38,6 +38,7 @@ use crate::bgp::io::instance::Instance;
 use crate::config::{ApiConfig, Config};
 use crate::ipam::ServiceStatus;
 use crate::l2::L2;
+use crate::task::AbortOnDrop;
 
 /// How long after a failed step the runtime tries again without a new change (default).
 pub const RETRY: Duration = Duration::from_secs(5);
@@ -156,15 +157,6 @@ impl KubeRuntime {
 impl Drop for KubeRuntime {
     fn drop(&mut self) {
         self.task.abort();
-    }
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 
@@ -469,8 +461,7 @@ impl Owner {
         self.stop_instance().await;
         let _ = std::fs::remove_file(&self.cfg.api.control_socket);
         // The writer goes first, so it cannot re-create the status after the delete.
-        self.status_task.0.abort();
-        let _ = (&mut self.status_task.0).await;
+        self.status_task.stop().await;
         let node = &self.cfg.identity.node_name;
         match status::remove(self.client.clone(), node).await {
             Ok(()) => tracing::info!(%node, "BGPNodeStatus deleted"),

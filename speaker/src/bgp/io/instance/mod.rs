@@ -40,6 +40,7 @@ use crate::config::{BgpConfig, Config, Family, PeerConfig};
 use crate::error::{Error, Result};
 use crate::fib::driver::FibHandle;
 use crate::import_policy::PeerInfo;
+use crate::task::AbortOnDrop;
 
 mod reload;
 mod restart_state;
@@ -49,16 +50,6 @@ mod status;
 pub use reload::ReloadReport;
 use restart_state::{detect_restart, state_file, touch_state_file};
 pub use status::{PeerStatus, family_name};
-
-/// Aborts a task when dropped.
-#[derive(Debug)]
-struct AbortOnDrop(JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
 
 /// Requests to the owner task.
 #[derive(Debug)]
