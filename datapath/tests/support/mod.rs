@@ -49,6 +49,26 @@ unsafe extern "C" {
     fn geteuid() -> u32;
 }
 
+/// Joins `ns`'s `eth0` to the router's `port` on a /24 with the underlay MTU (`addrs`: the
+/// node's address and the router port's, its default gateway), with reverse-path filtering off
+/// on the router port.
+fn attach_to_router(
+    router: &Netns,
+    port: &str,
+    ns: &Netns,
+    (node, gw): (Ipv4Addr, Ipv4Addr),
+) -> VethPair {
+    let link = VethPair::create(router, port, ns, "eth0").expect("veth");
+    router.set_mtu(port, UNDERLAY_MTU.into()).expect("mtu");
+    ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
+    router.addr_add(port, &format!("{gw}/24")).expect("addr");
+    ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
+    ns.route_add(&["default", "via", &gw.to_string()])
+        .expect("route");
+    sysctl(router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
+    link
+}
+
 /// Underlay address of LB node `i` (1-based) and of its router port.
 pub(crate) fn lb_addr(i: usize) -> (Ipv4Addr, Ipv4Addr) {
     (
@@ -143,29 +163,11 @@ impl Net {
 
         for (i, ns) in lb_ns.iter().enumerate() {
             let i = i + 1;
-            let port = format!("lb{i}");
-            links.push(VethPair::create(&router, &port, ns, "eth0").expect("veth"));
-            let (node, gw) = lb_addr(i);
-            router.set_mtu(&port, UNDERLAY_MTU.into()).expect("mtu");
-            ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
-            router.addr_add(&port, &format!("{gw}/24")).expect("addr");
-            ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
-            ns.route_add(&["default", "via", &gw.to_string()])
-                .expect("route");
-            sysctl(&router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
+            links.push(attach_to_router(&router, &format!("lb{i}"), ns, lb_addr(i)));
         }
         for (j, ns) in bes.iter().enumerate() {
             let j = j + 1;
-            let port = format!("be{j}");
-            links.push(VethPair::create(&router, &port, ns, "eth0").expect("veth"));
-            let (node, gw) = be_addr(j);
-            router.set_mtu(&port, UNDERLAY_MTU.into()).expect("mtu");
-            ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
-            router.addr_add(&port, &format!("{gw}/24")).expect("addr");
-            ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
-            ns.route_add(&["default", "via", &gw.to_string()])
-                .expect("route");
-            sysctl(&router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
+            links.push(attach_to_router(&router, &format!("be{j}"), ns, be_addr(j)));
             // The VIP and the backend addresses live on lo; never answer ARP for them.
             for key in ["all", "eth0"] {
                 sysctl(ns, &format!("net.ipv4.conf.{key}.arp_ignore"), "1");
