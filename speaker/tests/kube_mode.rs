@@ -267,13 +267,7 @@ async fn deleted_service_is_withdrawn() {
 
 #[tokio::test]
 async fn missing_crd_and_forbidden_resource_are_reported_once_and_the_rest_works() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
     let (client, api) = FakeApi::start();
     seed(&api);
@@ -495,13 +489,7 @@ async fn lease_store_keeps_one_lease_per_node_and_reports_members() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failing_status_write_is_retried_and_logged_once() {
-    let logs = Logs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = Logs::capture();
 
     let (client, api) = FakeApi::start();
     api.fail(NODE_STATUSES, Some(403));

@@ -395,13 +395,7 @@ fn without_the_bgpadvertisement_crd_services_still_go_out_over_l2_on_one_lease()
 
     // A current-thread runtime, so every task's log lines reach this thread's subscriber.
     block_on_in(&node_ns, None, || async {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _guard) = Logs::capture();
 
         let (kube, api) = FakeApi::start();
         seed_bgp(&api);
@@ -522,13 +516,7 @@ fn a_failing_start_is_retried_logged_once_and_recovers() {
     let dir: PathBuf = lab.subdir("speaker").expect("dir");
 
     block_on_in(&node_ns, None, || async {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let (logs, _guard) = Logs::capture();
 
         // Something else holds the BGP port the BGPClusterConfig asks for.
         let blocker = std::net::TcpListener::bind("0.0.0.0:17979").expect("bind the port first");

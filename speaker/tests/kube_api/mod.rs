@@ -387,8 +387,8 @@ impl Drop for FakeApi {
     }
 }
 
-/// Collects the output of the tracing events of the current thread (install with
-/// `tracing_subscriber::fmt().with_writer(logs.clone())`), so tests can count log lines.
+/// Collects the output of the tracing events of the current thread (see [`Logs::capture`]), so
+/// tests can count log lines.
 #[derive(Clone, Default)]
 pub struct Logs(Arc<Mutex<Vec<u8>>>);
 
@@ -410,6 +410,18 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 }
 
 impl Logs {
+    /// Captures this thread's INFO-and-above events until the guard is dropped.
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Self::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
     /// Everything logged so far.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
