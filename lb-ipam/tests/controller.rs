@@ -11,12 +11,11 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Service, ServiceSpec as K8sServiceSpec, ServiceStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
-use lb_ipam::controller::{Controller, SERVICE_CONDITION};
+use lb_ipam::controller::Controller;
 use lb_ipam::crd::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec, LoadBalancerIPPoolStatus};
-use serde_json::Value;
 
 mod mock_api;
-use mock_api::{MockApi, Seen};
+use mock_api::{MockApi, Seen, condition, ingress};
 
 fn time(secs: i64) -> Time {
     Time(Timestamp::from_second(secs).expect("timestamp"))
@@ -80,30 +79,6 @@ fn apply(services: &mut [Service], pools: &mut [LoadBalancerIPPool], seen: &[See
             target.status = Some(status);
         }
     }
-}
-
-fn ingress(s: &Seen) -> Vec<String> {
-    s.body["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| i["ip"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn condition(s: &Seen) -> (String, String, String) {
-    let c = s.body["status"]["conditions"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["type"] == SERVICE_CONDITION))
-        .cloned()
-        .unwrap_or(Value::Null);
-    (
-        c["status"].as_str().unwrap_or_default().to_owned(),
-        c["reason"].as_str().unwrap_or_default().to_owned(),
-        c["message"].as_str().unwrap_or_default().to_owned(),
-    )
 }
 
 trait AssertOk {

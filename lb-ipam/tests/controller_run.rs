@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Service, ServiceSpec as K8sServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use lb_ipam::controller::SERVICE_CONDITION;
 use lb_ipam::crd::{IpBlock, LoadBalancerIPPool, LoadBalancerIPPoolSpec};
 use serde_json::{Value, json};
 
 mod mock_api;
-use mock_api::{MockApi, Seen};
+use mock_api::{MockApi, Seen, condition, ingress};
 
 fn pool(cidr: &str, resource_version: &str) -> Value {
     let mut p = LoadBalancerIPPool::new(
@@ -58,26 +57,6 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-fn ingress(s: &Seen) -> Vec<String> {
-    s.body["status"]["loadBalancer"]["ingress"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|i| i["ip"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn reason(s: &Seen) -> String {
-    s.body["status"]["conditions"]
-        .as_array()
-        .and_then(|a| a.iter().find(|c| c["type"] == SERVICE_CONDITION))
-        .and_then(|c| c["reason"].as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[tokio::test]
@@ -135,7 +114,7 @@ async fn run_syncs_after_listing_and_again_after_a_pool_edit() {
         .await;
     let lost = api
         .wait_for_patch("the lost-address status", |s| {
-            s.path == STATUS && reason(s) == "AddressLost"
+            s.path == STATUS && condition(s).1 == "AddressLost"
         })
         .await;
     assert_eq!(ingress(&lost), Vec::<String>::new());

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use kube::client::Body;
+use lb_ipam::controller::SERVICE_CONDITION;
 use serde_json::{Value, json};
 use tower_test::mock::SendResponse;
 
@@ -145,6 +146,33 @@ impl Drop for MockApi {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// The addresses a Service status patch puts in `status.loadBalancer.ingress`.
+pub fn ingress(s: &Seen) -> Vec<String> {
+    s.body["status"]["loadBalancer"]["ingress"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|i| i["ip"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Status, reason and message of the controller's condition in a Service status patch (empty
+/// strings where absent).
+pub fn condition(s: &Seen) -> (String, String, String) {
+    let c = s.body["status"]["conditions"]
+        .as_array()
+        .and_then(|a| a.iter().find(|c| c["type"] == SERVICE_CONDITION))
+        .cloned()
+        .unwrap_or(Value::Null);
+    (
+        c["status"].as_str().unwrap_or_default().to_owned(),
+        c["reason"].as_str().unwrap_or_default().to_owned(),
+        c["message"].as_str().unwrap_or_default().to_owned(),
+    )
 }
 
 /// The object a server-side apply leaves: the applied one. A pool's status patch lacks `spec`,
