@@ -142,7 +142,6 @@ impl Instance {
             bfd: None,
             commands_tx: commands_tx.downgrade(),
             pending_changes: BTreeMap::new(),
-            pending_count: 0,
         };
         owner.local = local_routes(&owner.config, &owner.services);
         for peer in bgp.peers.clone() {
@@ -293,8 +292,6 @@ struct Owner {
     /// Prefixes whose accepted routes changed, by the peer they came from, not yet passed on
     /// to the route-server clients and the FIB (see [`Owner::flush_route_changes`]).
     pending_changes: BTreeMap<IpAddr, Vec<IpNet>>,
-    /// Total length of the `pending_changes` lists.
-    pending_count: usize,
 }
 
 /// Most events handled back to back before learned-route changes are passed on: large enough
@@ -507,7 +504,7 @@ impl Owner {
                     self.on_event(event);
                     // Whatever else is already queued joins this batch.
                     for _ in 1..EVENT_BATCH {
-                        if self.pending_count >= PENDING_LIMIT {
+                        if self.pending_len() >= PENDING_LIMIT {
                             break;
                         }
                         match events.try_recv() {
@@ -806,7 +803,6 @@ impl Owner {
             }
         }
         if !changed.is_empty() {
-            self.pending_count += changed.len();
             self.pending_changes
                 .entry(peer)
                 .or_default()

@@ -58,12 +58,16 @@ impl Owner {
         }
     }
 
+    /// How many prefixes wait in `pending_changes` (one entry per peer with changes).
+    pub(super) fn pending_len(&self) -> usize {
+        self.pending_changes.values().map(Vec::len).sum()
+    }
+
     /// Passes on the accepted-route changes collected since the last call. Deferring them to the
     /// end of a batch of events is safe because [`Owner::routes_changed`] recomputes from the
     /// current Adj-RIBs-In: a prefix that changed several times is computed once, and the
     /// clients get packed UPDATEs instead of one per received UPDATE.
     pub(super) fn flush_route_changes(&mut self) {
-        self.pending_count = 0;
         for (source, mut prefixes) in std::mem::take(&mut self.pending_changes) {
             prefixes.sort_unstable();
             prefixes.dedup();
