@@ -1,43 +1,71 @@
-//! `datapath run`: the long-running node agent. It loads the eBPF object with its maps pinned,
-//! attaches the XDP load balancer and the backend TC programs to the configured interfaces, and
-//! keeps the maps equal to the configured services: Maglev tables through
-//! [`Reconciler::apply`], next-hop MACs through [`neighbour`], this node's address/MAC/MTU from
-//! the XDP interface. It reloads on SIGHUP or when the file changes, and on SIGTERM/SIGINT
-//! detaches the programs and removes its pins (unless `keepPinnedMaps`).
+//! The datapath as the node agent drives it: [`Datapath::start`] loads the eBPF object with its
+//! maps pinned and attaches the XDP load balancer and the backend TC programs to the configured
+//! interfaces; [`Datapath::apply`] makes the maps hold exactly the services the agent derived
+//! (Maglev tables through [`Reconciler::apply`], next-hop MACs through [`neighbour`], this node's
+//! address/MAC/MTU from the XDP interface) and reports which entries the kernel serves;
+//! [`Datapath::refresh`] re-resolves identity and next hops; [`Datapath::shutdown`] leaves the
+//! programs and pinned maps in place with `keepPinnedMaps` (the default) or removes them.
 //!
-//! [`desired`] is pure (config + local addresses + known MACs → service specs). The I/O boundary
-//! is [`Agent`]: the [`Loader`] (bpf), [`neighbour`] (procfs, getifaddrs, sysfs), the config file
-//! and a signalfd. Time only paces the loop; nothing decides on it.
+//! [`desired`] is pure (services + local addresses + known MACs → service specs). The I/O
+//! boundary is [`Datapath`]: the [`Loader`] (bpf) and [`neighbour`] (procfs, getifaddrs, sysfs).
+//! There is no loop here and no clock: the caller paces refreshes.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use datapath_common::Config;
-use nix::sys::signal::{SigSet, Signal};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
 
-use crate::config::{self, RunConfig, XdpMode};
+use crate::config::{DatapathConfig, XdpMode};
 use crate::error::{Error, Result};
 use crate::loader::{self, LoadConfig, Loader, programs};
+use crate::maglev::Proto;
 use crate::neighbour;
 use crate::reconcile::{BackendSpec, Reconciler, ServiceSpec, service_key};
+use crate::status::Status;
 
-/// How often the loop looks at signals and the config file.
-const TICK: Duration = Duration::from_millis(200);
-/// Refresh interval while something is still missing (node address, a next hop).
-const RETRY: Duration = Duration::from_secs(1);
 /// How long one next-hop resolution may wait for ARP.
 const ARP_WAIT: Duration = Duration::from_secs(1);
 
-/// Command-line options of `datapath run`.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    /// The config file.
-    pub config: PathBuf,
-    /// Overrides the file's `pinDir` (the lab runner gives each node its own).
-    pub pin_dir: Option<PathBuf>,
+/// One service entry (address, port, protocol) with its backends, as the agent derives it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceInput {
+    /// A name for logs (`namespace/name`).
+    pub name: String,
+    /// Service address.
+    pub vip: IpAddr,
+    /// Service port.
+    pub port: u16,
+    /// L4 protocol.
+    pub proto: Proto,
+    /// Leave the client port out of the hash (ClientIP session affinity).
+    pub affinity: bool,
+    /// Backends.
+    pub backends: Vec<BackendInput>,
+}
+
+/// One backend of a service entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackendInput {
+    /// Backend (pod) address and port.
+    pub addr: SocketAddr,
+    /// Underlay IPv4 address of the node the backend runs on; when it is one of this node's
+    /// addresses the backend is local (DNAT, no encapsulation).
+    pub node: Ipv4Addr,
+    /// Maglev weight (0: no new flows).
+    pub weight: u16,
+}
+
+/// What an apply or refresh achieved.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    /// Entries in the kernel with at least one backend, with the XDP program attached.
+    pub served: BTreeSet<(IpAddr, u16, Proto)>,
+    /// Backends left out because no next-hop MAC towards their node is known yet.
+    pub unresolved: Vec<(String, SocketAddr, Ipv4Addr)>,
+    /// Problems in words (unresolved next hops, unknown node identity).
+    pub problems: Vec<String>,
 }
 
 /// This node's underlay identity, as the XDP program needs it.
@@ -62,10 +90,10 @@ pub struct Desired {
 }
 
 /// The remote nodes whose next hop must be resolved: every backend node that is not local.
-pub fn remote_nodes(cfg: &RunConfig, local: &BTreeSet<Ipv4Addr>) -> BTreeSet<Ipv4Addr> {
-    cfg.services
+pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<Ipv4Addr>) -> BTreeSet<Ipv4Addr> {
+    services
         .iter()
-        .flat_map(|s| s.value.backends.iter().map(|b| b.value.node))
+        .flat_map(|s| s.backends.iter().map(|b| b.node))
         .filter(|n| !local.contains(n))
         .collect()
 }
@@ -74,16 +102,14 @@ pub fn remote_nodes(cfg: &RunConfig, local: &BTreeSet<Ipv4Addr>) -> BTreeSet<Ipv
 /// remote one needs the next-hop MAC towards its node in `macs`, and is left out (and listed in
 /// [`Desired::unresolved`]) until that is known.
 pub fn desired(
-    cfg: &RunConfig,
+    services: &[ServiceInput],
     local: &BTreeSet<Ipv4Addr>,
     macs: &BTreeMap<Ipv4Addr, [u8; 6]>,
 ) -> Desired {
     let mut out = Desired::default();
-    for s in &cfg.services {
-        let s = &s.value;
+    for s in services {
         let mut backends = Vec::new();
         for b in &s.backends {
-            let b = &b.value;
             let is_local = local.contains(&b.node);
             let mac = if is_local {
                 Some([0; 6])
@@ -92,67 +118,55 @@ pub fn desired(
             };
             match mac {
                 Some(next_hop_mac) => backends.push(BackendSpec {
-                    addr: b.address,
+                    addr: b.addr,
                     weight: b.weight,
                     node: b.node,
                     next_hop_mac,
                     local: is_local,
                 }),
-                None => out.unresolved.push((s.name.clone(), b.address, b.node)),
+                None => out.unresolved.push((s.name.clone(), b.addr, b.node)),
             }
         }
         out.services.push(ServiceSpec {
             vip: s.vip,
             port: s.port,
-            proto: s.protocol.proto(),
-            affinity: s.session_affinity,
+            proto: s.proto,
+            affinity: s.affinity,
             backends,
         });
     }
     out
 }
 
-/// Identifies a version of the config file, to notice edits (also editors' write-and-rename).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct FileStamp {
-    modified: Option<std::time::SystemTime>,
-    len: u64,
-    inode: u64,
-}
-
-fn stamp(path: &Path) -> Option<FileStamp> {
-    use std::os::unix::fs::MetadataExt as _;
-    let m = std::fs::metadata(path).ok()?;
-    Some(FileStamp {
-        modified: m.modified().ok(),
-        len: m.len(),
-        inode: m.ino(),
-    })
-}
-
-/// A running agent: loaded programs, attached interfaces, applied state.
-pub struct Agent {
-    path: PathBuf,
-    config: RunConfig,
+/// The loaded and attached datapath and what it has applied.
+pub struct Datapath {
+    config: DatapathConfig,
     pin_dir: PathBuf,
     loader: Loader,
     reconciler: Reconciler,
+    /// Overrides the XDP interface's address as the node's underlay address.
+    node_addr: Option<Ipv4Addr>,
     identity: Option<NodeIdentity>,
     macs: BTreeMap<Ipv4Addr, [u8; 6]>,
+    /// The services last handed to [`Datapath::apply`].
+    services: Vec<ServiceInput>,
     /// Pins from an earlier agent were found: entries it left are swept after the first apply.
     sweep_pending: bool,
-    stamp: Option<FileStamp>,
-    /// Last problem reported by a refresh, so a persisting one is logged once.
+    /// Last problem reported, so a persisting one is logged once.
     last_problem: Option<String>,
 }
 
-impl Agent {
-    /// Loads the config and the eBPF object (maps pinned), and attaches the programs.
-    pub fn start(opts: &RunOptions) -> Result<Self> {
-        let config = config::load(&opts.config)?;
-        let pin_dir = opts
-            .pin_dir
-            .clone()
+impl Datapath {
+    /// Loads the eBPF object (maps pinned in `pin_dir_override` or the section's `pinDir`) and
+    /// attaches the programs. `node_addr` is this node's underlay address (`None`: the XDP
+    /// interface's first IPv4 address).
+    pub fn start(
+        config: &DatapathConfig,
+        pin_dir_override: Option<&Path>,
+        node_addr: Option<Ipv4Addr>,
+    ) -> Result<Self> {
+        let pin_dir = pin_dir_override
+            .map(Path::to_path_buf)
             .unwrap_or_else(|| config.pin_dir.clone());
         let stale = loader::has_pinned_maps(&pin_dir);
         let seed = config.seed()?;
@@ -174,37 +188,37 @@ impl Agent {
         }
         tracing::info!(pin_dir = %pin_dir.display(), reused = stale, "maps pinned");
         Ok(Self {
-            stamp: stamp(&opts.config),
-            path: opts.config.clone(),
             reconciler: Reconciler::new(config.table_size(), seed)?,
-            config,
+            config: config.clone(),
             pin_dir,
             loader,
+            node_addr: node_addr.or(config.node.address),
             identity: None,
             macs: BTreeMap::new(),
+            services: Vec::new(),
             sweep_pending: stale,
             last_problem: None,
         })
     }
 
-    /// The loaded configuration.
-    pub fn config(&self) -> &RunConfig {
+    /// The section the datapath was started with.
+    pub fn config(&self) -> &DatapathConfig {
         &self.config
     }
 
-    /// Reads this node's identity from the XDP interface (address from the config when given).
+    /// Reads this node's identity from the XDP interface (address from the caller when given).
     fn read_identity(&self) -> Result<Option<NodeIdentity>> {
         let Some(iface) = self.config.xdp_interface() else {
             return Ok(None);
         };
         let name = iface.name.value.as_str();
-        let addr = match self.config.node.address {
+        let addr = match self.node_addr {
             Some(a) => a,
             None => match neighbour::interface_ipv4(name)? {
                 Some(a) => a,
                 None => {
                     return Err(Error::Neighbour(format!(
-                        "{name} has no IPv4 address yet (node.address not configured)"
+                        "{name} has no IPv4 address yet (and the node list gives none)"
                     )));
                 }
             },
@@ -220,9 +234,14 @@ impl Agent {
         }))
     }
 
-    /// One reconcile pass: node identity, next hops, maps. Returns whether everything the
-    /// config asks for is programmed (false: retry soon).
-    pub fn refresh(&mut self) -> Result<bool> {
+    /// Makes the maps hold exactly `services`; see [`ApplyReport`] for what is served.
+    pub fn apply(&mut self, services: &[ServiceInput]) -> Result<ApplyReport> {
+        self.services = services.to_vec();
+        self.refresh()
+    }
+
+    /// One reconcile pass over the last applied services: node identity, next hops, maps.
+    pub fn refresh(&mut self) -> Result<ApplyReport> {
         let identity = self.read_identity()?;
         if identity.is_some() && identity != self.identity {
             let seed = self.config.seed()?;
@@ -240,7 +259,7 @@ impl Agent {
             self.identity = identity;
         }
         let local = neighbour::local_ipv4s()?;
-        for node in remote_nodes(&self.config, &local) {
+        for node in remote_nodes(&self.services, &local) {
             match neighbour::next_hop(node, ARP_WAIT) {
                 Ok(hop) => {
                     if self.macs.insert(node, hop.mac) != Some(hop.mac) {
@@ -254,26 +273,27 @@ impl Agent {
                 Err(e) => tracing::debug!(node = %node, "next hop unknown: {e}"),
             }
         }
-        let want = desired(&self.config, &local, &self.macs);
+        let want = desired(&self.services, &local, &self.macs);
         self.reconciler.apply(&want.services, &mut self.loader)?;
         if self.sweep_pending {
             self.sweep(&want.services)?;
             self.sweep_pending = false;
         }
-        let problem = if !want.unresolved.is_empty() {
-            Some(format!(
+        let mut problems = Vec::new();
+        if !want.unresolved.is_empty() {
+            problems.push(format!(
                 "backends waiting for a next hop: {}",
                 want.unresolved
                     .iter()
                     .map(|(s, b, n)| format!("{s}/{b} on {n}"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            ))
-        } else if self.identity.is_none() && self.config.xdp_interface().is_some() {
-            Some("node identity unknown".to_owned())
-        } else {
-            None
-        };
+            ));
+        }
+        if self.identity.is_none() {
+            problems.push("node identity unknown".to_owned());
+        }
+        let problem = (!problems.is_empty()).then(|| problems.join("; "));
         if problem != self.last_problem {
             match &problem {
                 Some(p) => tracing::warn!("{p}"),
@@ -287,12 +307,27 @@ impl Agent {
                     "datapath ready: all services programmed"
                 ),
             }
-            self.last_problem = problem.clone();
+            self.last_problem = problem;
         }
-        Ok(problem.is_none())
+        // Served: the entry is in the map (the reconciler wrote it) with a live backend, and
+        // the node identity the program needs for encapsulation is programmed.
+        let served = if self.identity.is_some() {
+            want.services
+                .iter()
+                .filter(|s| s.backends.iter().any(|b| b.weight > 0))
+                .map(|s| (s.vip, s.port, s.proto))
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        Ok(ApplyReport {
+            served,
+            unresolved: want.unresolved,
+            problems,
+        })
     }
 
-    /// Removes map entries a previous agent left that the current config does not have.
+    /// Removes map entries a previous agent left that the current services do not have.
     fn sweep(&mut self, services: &[ServiceSpec]) -> Result<()> {
         let keep: BTreeSet<_> = services
             .iter()
@@ -312,33 +347,9 @@ impl Agent {
         Ok(())
     }
 
-    /// Reads the config file again. Services, backends and the node section apply at once;
-    /// changes to pinning, interfaces or Maglev parameters need a restart and are refused (the
-    /// running config stays).
-    pub fn reload(&mut self) -> Result<()> {
-        self.stamp = stamp(&self.path);
-        let new = config::load(&self.path)?;
-        if new.restart_key() != self.config.restart_key() {
-            return Err(Error::Config {
-                path: self.path.display().to_string(),
-                line: 0,
-                key: "pinDir/interfaces/maglev".into(),
-                message: "changed: needs a restart of `datapath run`; reload not applied".into(),
-            });
-        }
-        self.config = new;
-        // Node address or MTU may have changed.
-        self.identity = None;
-        tracing::info!(file = %self.path.display(), "config reloaded");
-        Ok(())
-    }
-
-    /// Whether the config file changed since it was last read.
-    fn file_changed(&self) -> bool {
-        match stamp(&self.path) {
-            Some(s) => Some(s) != self.stamp,
-            None => false,
-        }
+    /// Services, backends and counters in the maps.
+    pub fn status(&self) -> Result<Status> {
+        Status::read_pinned(&self.pin_dir)
     }
 
     /// Detaches the programs and, unless `keepPinnedMaps`, removes the pins.
@@ -357,84 +368,44 @@ impl Agent {
     }
 }
 
-/// Runs the agent until SIGTERM or SIGINT. SIGHUP and edits of the file reload it.
-pub fn run(opts: &RunOptions) -> Result<()> {
-    let mut mask = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        mask.add(s);
-    }
-    // Blocked before anything else, so the signals queue on the signalfd instead of killing us.
-    mask.thread_block().map_err(|e| Error::Io(e.into()))?;
-    let signals =
-        SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK).map_err(|e| Error::Io(e.into()))?;
-    let mut agent = Agent::start(opts)?;
-    let mut next_refresh = Instant::now();
-    loop {
-        let mut reload = false;
-        while let Some(info) = signals.read_signal().map_err(|e| Error::Io(e.into()))? {
-            match Signal::try_from(info.ssi_signo as i32) {
-                Ok(Signal::SIGHUP) => reload = true,
-                Ok(sig) => {
-                    tracing::info!(?sig, "stopping");
-                    return agent.shutdown();
-                }
-                Err(_) => {}
-            }
-        }
-        if reload || agent.file_changed() {
-            match agent.reload() {
-                Ok(()) => next_refresh = Instant::now(),
-                Err(e) => tracing::error!("{e}"),
-            }
-        }
-        if Instant::now() >= next_refresh {
-            let ok = match agent.refresh() {
-                Ok(ok) => ok,
-                Err(e) => {
-                    tracing::warn!("refresh failed (retrying): {e}");
-                    false
-                }
-            };
-            let every = Duration::from_secs(agent.config().neighbour_refresh_seconds);
-            next_refresh = Instant::now() + if ok { every } else { RETRY };
-        }
-        std::thread::sleep(TICK);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const CFG: &str = "\
-interfaces:
-  - name: eth1
-    tc: true
-maglev: { tableSize: 251 }
-services:
-  - name: web
-    vip: 10.200.0.10
-    port: 80
-    backends:
-      - { address: 10.244.1.10:8080, node: 10.0.1.2 }
-      - { address: 10.244.2.10:8080, node: 10.0.2.2, weight: 7 }
-      - { address: 10.244.3.10:8080, node: 10.0.3.2 }
-";
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().expect("ip")
     }
 
+    fn web() -> Vec<ServiceInput> {
+        let backend = |addr: &str, node: &str, weight| BackendInput {
+            addr: addr.parse().expect("addr"),
+            node: ip(node),
+            weight,
+        };
+        vec![ServiceInput {
+            name: "web".into(),
+            vip: "10.200.0.10".parse().expect("vip"),
+            port: 80,
+            proto: Proto::Tcp,
+            affinity: false,
+            backends: vec![
+                backend("10.244.1.10:8080", "10.0.1.2", 100),
+                backend("10.244.2.10:8080", "10.0.2.2", 7),
+                backend("10.244.3.10:8080", "10.0.3.2", 100),
+            ],
+        }]
+    }
+
     #[test]
     fn own_node_is_local_and_others_need_a_mac() {
-        let cfg = config::parse(CFG, "t").expect("valid");
+        let services = web();
         let local: BTreeSet<_> = [ip("10.0.1.2"), ip("127.0.0.1")].into();
         assert_eq!(
-            remote_nodes(&cfg, &local),
+            remote_nodes(&services, &local),
             [ip("10.0.2.2"), ip("10.0.3.2")].into()
         );
         let macs: BTreeMap<_, _> = [(ip("10.0.2.2"), [2, 0, 0, 0, 0, 2])].into();
-        let d = desired(&cfg, &local, &macs);
+        let d = desired(&services, &local, &macs);
         assert_eq!(d.services.len(), 1);
         let s = &d.services[0];
         assert_eq!((s.port, s.affinity), (80, false));
@@ -456,14 +427,13 @@ services:
 
     #[test]
     fn with_every_mac_known_nothing_is_left_out() {
-        let cfg = config::parse(CFG, "t").expect("valid");
         let local: BTreeSet<_> = [ip("10.0.3.2")].into();
         let macs: BTreeMap<_, _> = [
             (ip("10.0.1.2"), [2, 0, 0, 0, 0, 1]),
             (ip("10.0.2.2"), [2, 0, 0, 0, 0, 2]),
         ]
         .into();
-        let d = desired(&cfg, &local, &macs);
+        let d = desired(&web(), &local, &macs);
         assert!(d.unresolved.is_empty());
         let locals: Vec<bool> = d.services[0].backends.iter().map(|b| b.local).collect();
         assert_eq!(locals, [false, false, true]);

@@ -1,33 +1,28 @@
-//! The `datapath run` configuration file (YAML): which interfaces get the XDP load balancer and
-//! the backend TC programs, where maps are pinned, the Maglev parameters, and the services with
-//! their backends. Owns the schema, its validation and the error messages that name the offending
-//! key and line. Reading the file in [`load`] is the only I/O; [`parse`] is pure.
+//! The `datapath:` section of the agent's configuration (YAML): which interfaces get the XDP load
+//! balancer and the backend TC programs, where maps are pinned, and the Maglev parameters. The
+//! services are not here: the agent derives them from its service model and hands them to
+//! [`crate::agent::Datapath::apply`]. Owns the schema, its validation and the error messages that
+//! name the offending key and line. Pure.
 //!
 //! ```yaml
-//! pinDir: /sys/fs/bpf/herald        # `datapath status --pin-dir` reads the maps here
-//! interfaces:
-//!   - name: eth1
-//!     xdp: native                   # native | generic | none
-//!     tc: true                      # Geneve decap + reverse NAT (this node hosts backends)
-//! maglev: { tableSize: 1021, seed: JLfvgnHc2kaSUFaI }
-//! services:
-//!   - name: web
-//!     vip: 10.200.0.10
-//!     port: 80
-//!     backends:
-//!       - { address: 10.244.1.10:8080, node: 10.0.1.2 }
+//! datapath:
+//!   pinDir: /sys/fs/bpf/herald      # `herald datapath status` reads the maps here
+//!   interfaces:
+//!     - name: eth1
+//!       xdp: native                 # native | generic | none
+//!       tc: true                    # Geneve decap + reverse NAT (this node hosts backends)
+//!   maglev: { tableSize: 1021, seed: JLfvgnHc2kaSUFaI }
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use crate::error::{Error, Result};
-use crate::maglev::{self, Proto, Seed};
-use crate::reconcile::service_key;
+use crate::maglev::{self, Seed};
 
 /// Where maps are pinned unless the file or the command line says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/herald";
@@ -37,13 +32,13 @@ pub const DEFAULT_NEIGHBOUR_REFRESH_SECONDS: u64 = 10;
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RunConfig {
+pub struct DatapathConfig {
     /// bpffs directory for the pinned maps.
     #[serde(default = "default_pin_dir")]
     pub pin_dir: PathBuf,
-    /// Leave the pinned maps in place on exit (so a restarted agent finds its flow and
-    /// reverse-NAT state); by default they are removed with the programs.
-    #[serde(default)]
+    /// Leave the pinned maps in place on exit, so a restarted agent finds its flow and
+    /// reverse-NAT state (the default); `false` removes them with the programs.
+    #[serde(default = "default_true")]
     pub keep_pinned_maps: bool,
     /// Interfaces to attach programs to.
     pub interfaces: Spanned<Vec<InterfaceConfig>>,
@@ -56,9 +51,10 @@ pub struct RunConfig {
     /// How often next-hop MACs are resolved again, in seconds.
     #[serde(default = "default_refresh")]
     pub neighbour_refresh_seconds: u64,
-    /// The services to load-balance.
-    #[serde(default)]
-    pub services: Vec<Spanned<ServiceConfig>>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_pin_dir() -> PathBuf {
@@ -146,68 +142,7 @@ fn default_seed() -> Spanned<String> {
     )
 }
 
-/// L4 protocol of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum Protocol {
-    /// TCP.
-    #[default]
-    #[serde(rename = "TCP")]
-    Tcp,
-    /// UDP.
-    #[serde(rename = "UDP")]
-    Udp,
-}
-
-impl Protocol {
-    /// The Maglev/map protocol.
-    pub fn proto(self) -> Proto {
-        match self {
-            Self::Tcp => Proto::Tcp,
-            Self::Udp => Proto::Udp,
-        }
-    }
-}
-
-/// One service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServiceConfig {
-    /// A name for logs.
-    pub name: String,
-    /// Service address.
-    pub vip: IpAddr,
-    /// Service port.
-    pub port: u16,
-    /// L4 protocol.
-    #[serde(default)]
-    pub protocol: Protocol,
-    /// Leave the client port out of the hash (ClientIP session affinity).
-    #[serde(default)]
-    pub session_affinity: bool,
-    /// Backends.
-    #[serde(default)]
-    pub backends: Vec<Spanned<BackendConfig>>,
-}
-
-/// One backend of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BackendConfig {
-    /// Backend (pod) address and port.
-    pub address: SocketAddr,
-    /// Underlay IPv4 address of the node the backend runs on; when it is one of this node's
-    /// addresses the backend is local (DNAT, no encapsulation).
-    pub node: Ipv4Addr,
-    /// Maglev weight (0: no new flows).
-    #[serde(default = "default_weight")]
-    pub weight: u16,
-}
-
-fn default_weight() -> u16 {
-    maglev::DEFAULT_WEIGHT
-}
-
-impl RunConfig {
+impl DatapathConfig {
     /// The interface that carries the XDP load balancer, if any.
     pub fn xdp_interface(&self) -> Option<&InterfaceConfig> {
         self.interfaces
@@ -242,9 +177,9 @@ impl RunConfig {
     }
 }
 
-/// Parses and validates a configuration from YAML text; `origin` names it in errors.
-pub fn parse(text: &str, origin: &str) -> Result<RunConfig> {
-    let config: RunConfig = serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
+/// Parses and validates a `datapath:` section from YAML text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<DatapathConfig> {
+    let config: DatapathConfig = serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
         path: origin.to_owned(),
         message: e.to_string(),
     })?;
@@ -252,17 +187,15 @@ pub fn parse(text: &str, origin: &str) -> Result<RunConfig> {
     Ok(config)
 }
 
-/// Reads, parses and validates the configuration file at `path`.
-pub fn load(path: &Path) -> Result<RunConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigParse {
-        path: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse(&text, &path.display().to_string())
+impl DatapathConfig {
+    /// The rules serde cannot express (errors name the key and its line).
+    pub fn validate(&self) -> Result<()> {
+        validate(self, "datapath")
+    }
 }
 
 /// Rules serde cannot express.
-fn validate(c: &RunConfig, origin: &str) -> Result<()> {
+fn validate(c: &DatapathConfig, origin: &str) -> Result<()> {
     let invalid = |line: u64, key: String, message: String| Error::Config {
         path: origin.to_owned(),
         line,
@@ -338,59 +271,22 @@ fn validate(c: &RunConfig, origin: &str) -> Result<()> {
             "must be at least 1".into(),
         ));
     }
-    if !c.services.is_empty() && xdp_at.is_none() {
+    if xdp_at.is_none() {
         return Err(invalid(
-            c.services[0].referenced.line(),
-            "services".into(),
-            "services need an interface with the XDP load balancer (`xdp: native|generic`)".into(),
+            c.interfaces.referenced.line(),
+            "interfaces".into(),
+            "no interface carries the XDP load balancer (`xdp: native|generic`): nothing would \
+             serve the service addresses"
+                .into(),
         ));
-    }
-    let mut seen = BTreeMap::new();
-    for (s, svc) in c.services.iter().enumerate() {
-        let line = svc.referenced.line();
-        let v = &svc.value;
-        let key = service_key(v.vip, v.port, v.protocol.proto());
-        if let Some(first) = seen.insert(key, line) {
-            return Err(invalid(
-                line,
-                format!("services[{s}]"),
-                format!(
-                    "{}:{}/{:?} is already a service at line {first}",
-                    v.vip, v.port, v.protocol
-                ),
-            ));
-        }
-        let mut addrs = BTreeMap::new();
-        for (b, be) in v.backends.iter().enumerate() {
-            let bline = be.referenced.line();
-            let key = format!("services[{s}].backends[{b}].address");
-            if be.value.address.is_ipv4() != v.vip.is_ipv4() {
-                return Err(invalid(
-                    bline,
-                    key,
-                    format!(
-                        "backend {} and service {} are of different address families",
-                        be.value.address, v.vip
-                    ),
-                ));
-            }
-            if let Some(first) = addrs.insert(be.value.address, bline) {
-                return Err(invalid(
-                    bline,
-                    key,
-                    format!(
-                        "backend {} is already listed at line {first}",
-                        be.value.address
-                    ),
-                ));
-            }
-        }
     }
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
 
     const GOOD: &str = "\
@@ -401,16 +297,6 @@ interfaces:
     tc: true
 maglev:
   tableSize: 1021
-services:
-  - name: web
-    vip: 10.200.0.10
-    port: 80
-    backends:
-      - address: 10.244.1.10:8080
-        node: 10.0.1.2
-      - address: 10.244.2.10:8080
-        node: 10.0.2.2
-        weight: 50
 ";
 
     fn err(text: &str) -> String {
@@ -420,10 +306,10 @@ services:
     }
 
     #[test]
-    fn a_full_file_parses_with_defaults_filled_in() {
+    fn a_full_section_parses_with_defaults_filled_in() {
         let c = parse(GOOD, "t.yaml").expect("valid");
         assert_eq!(c.pin_dir, Path::new("/sys/fs/bpf/test"));
-        assert!(!c.keep_pinned_maps);
+        assert!(c.keep_pinned_maps, "restarts keep forwarding by default");
         let x = c.xdp_interface().expect("xdp interface");
         assert_eq!(
             (x.name.value.as_str(), x.xdp, x.tc),
@@ -435,18 +321,18 @@ services:
             c.neighbour_refresh_seconds,
             DEFAULT_NEIGHBOUR_REFRESH_SECONDS
         );
-        let s = &c.services[0].value;
-        assert_eq!((s.protocol, s.session_affinity), (Protocol::Tcp, false));
-        assert_eq!(s.backends[0].value.weight, maglev::DEFAULT_WEIGHT);
-        assert_eq!(s.backends[1].value.weight, 50);
-        assert_eq!(s.backends[1].value.node, Ipv4Addr::new(10, 0, 2, 2));
     }
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let text = GOOD.replace("        weight: 50", "        weigth: 50");
-        let e = err(&text);
-        assert!(e.contains("weigth") && e.contains("line 17"), "{e}");
+        let e = err(&GOOD.replace("  tableSize: 1021", "  tableSize: 1021\n  tabelSize: 3"));
+        assert!(e.contains("tabelSize") && e.contains("line 8"), "{e}");
+    }
+
+    #[test]
+    fn a_services_list_is_refused_they_come_from_the_agent() {
+        let e = err(&format!("{GOOD}services: []\n"));
+        assert!(e.contains("services"), "{e}");
     }
 
     #[test]
@@ -459,33 +345,6 @@ services:
     fn bad_seed_names_key_and_line() {
         let e = err(&GOOD.replace("  tableSize: 1021", "  tableSize: 1021\n  seed: abc"));
         assert!(e.starts_with("t.yaml:8: maglev.seed:"), "{e}");
-    }
-
-    #[test]
-    fn duplicate_backend_is_named_with_both_lines() {
-        let e = err(&GOOD.replace("10.244.2.10:8080", "10.244.1.10:8080"));
-        assert!(
-            e.starts_with("t.yaml:15: services[0].backends[1].address:") && e.contains("line 13"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn mixed_families_are_rejected() {
-        let e = err(&GOOD.replace("10.244.2.10:8080", "\"[fd00::1]:8080\""));
-        assert!(e.contains("different address families"), "{e}");
-    }
-
-    #[test]
-    fn duplicate_service_is_rejected_at_its_line() {
-        let text = format!(
-            "{GOOD}  - name: again\n    vip: 10.200.0.10\n    port: 80\n    protocol: TCP\n"
-        );
-        let e = err(&text);
-        assert!(
-            e.starts_with("t.yaml:18: services[1]:") && e.contains("line 9"),
-            "{e}"
-        );
     }
 
     #[test]
@@ -502,10 +361,10 @@ services:
     }
 
     #[test]
-    fn services_without_an_xdp_interface_are_rejected() {
+    fn without_an_xdp_interface_nothing_would_serve() {
         let e = err(&GOOD.replace("xdp: generic", "xdp: none"));
         assert!(
-            e.contains("services:") && e.contains("XDP load balancer"),
+            e.contains("interfaces") && e.contains("XDP load balancer"),
             "{e}"
         );
     }
@@ -517,16 +376,13 @@ services:
     }
 
     #[test]
-    fn unknown_protocol_and_mode_are_parse_errors() {
-        assert!(err(&GOOD.replace("port: 80", "port: 80\n    protocol: ICMP")).contains("ICMP"));
+    fn unknown_mode_is_a_parse_error() {
         assert!(err(&GOOD.replace("xdp: generic", "xdp: offload")).contains("offload"));
     }
 
     #[test]
-    fn restart_key_ignores_services() {
+    fn restart_key_follows_maglev_parameters() {
         let a = parse(GOOD, "a").expect("valid");
-        let b = parse(&GOOD.replace("weight: 50", "weight: 10"), "b").expect("valid");
-        assert_eq!(a.restart_key(), b.restart_key());
         let c = parse(&GOOD.replace("tableSize: 1021", "tableSize: 2039"), "c").expect("valid");
         assert_ne!(a.restart_key(), c.restart_key());
     }

@@ -838,13 +838,10 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
     let services = second.services().expect("services");
     assert_eq!(services.len(), 1, "service survived the reload");
     assert_eq!(services[0].1.id, 7);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_datapath"))
-        .args(["status", "--json", "--pin-dir"])
-        .arg(&dir)
-        .output()
-        .expect("run datapath status");
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    // What `herald datapath status` reads: the pinned maps, from outside the loader.
+    let v = datapath::status::Status::read_pinned(&dir)
+        .expect("read the pinned maps")
+        .to_json();
     assert_eq!(v["services"][0]["vip"], "10.96.0.1");
     assert_eq!(v["services"][0]["port"], 8080);
     assert_eq!(v["services"][0]["id"], 7);

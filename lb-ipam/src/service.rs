@@ -78,6 +78,16 @@ pub enum TrafficPolicy {
     Local,
 }
 
+/// `spec.sessionAffinity` of a Service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SessionAffinity {
+    /// Each connection is balanced on its own (the client port is part of the hash).
+    #[default]
+    None,
+    /// A client address always reaches the same backend while it lives.
+    ClientIP,
+}
+
 /// One port of a service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -151,6 +161,9 @@ pub struct ServiceSpec {
     /// `spec.externalIPs`.
     #[serde(default, rename = "externalIPs", skip_serializing_if = "Vec::is_empty")]
     pub external_ips: Vec<IpAddr>,
+    /// `spec.sessionAffinity`; None when omitted.
+    #[serde(default)]
+    pub session_affinity: SessionAffinity,
     /// `spec.clusterIP`.
     #[serde(default, rename = "clusterIP", skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<IpAddr>,
@@ -175,6 +188,7 @@ impl ServiceSpec {
             ports: Vec::new(),
             external_traffic_policy: TrafficPolicy::Cluster,
             external_ips: Vec::new(),
+            session_affinity: SessionAffinity::None,
             cluster_ip: None,
             endpoints: Vec::new(),
         }

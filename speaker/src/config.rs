@@ -1,10 +1,9 @@
 //! The standalone configuration file: one YAML document per node.
 //!
-//! Owns the schema (`node`, `bgp`, `api`, and the speaker's view of `ipam`, `services` and `l2`,
-//! whose inner schemas belong to lb-ipam and arp-responder), its validation and the error messages
-//! that name the offending key and line. Reading the file is the only I/O here; everything else is
-//! pure. Sections of components not wired in yet (`datapath`) are not accepted, so a file using
-//! them fails loudly instead of being half-applied.
+//! Owns the schema (`node`, `nodes`, `bgp`, `api`, and the agent's view of `ipam`, `services`,
+//! `l2` and `datapath`, whose inner schemas belong to lb-ipam, arp-responder and datapath), its
+//! validation and the error messages that name the offending key and line. Reading the file is the
+//! only I/O here; everything else is pure.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
@@ -13,6 +12,8 @@ use std::path::{Path, PathBuf};
 use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
+
+pub mod nodes;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +81,14 @@ pub struct Config {
     /// L2 announcements (arp-responder's schema; `node` defaults to `node.name`).
     #[serde(default)]
     pub l2: Option<Spanned<L2Section>>,
+    /// The cluster's nodes and their underlay addresses, so an endpoint's `nodeName` resolves
+    /// to the node that hosts it (the datapath sends remote backends' traffic there).
+    #[serde(default)]
+    pub nodes: Vec<Spanned<nodes::NodeAddress>>,
+    /// The eBPF datapath (XDP Maglev + Geneve DSR) serving the services' addresses on this node;
+    /// absent: announcement only.
+    #[serde(default)]
+    pub datapath: Option<Spanned<datapath::config::DatapathConfig>>,
 }
 
 /// The `l2:` section: arp-responder's [`L2Config`](arp_responder::config::L2Config) with `node`
@@ -644,6 +653,28 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, &path.display().to_string())
 }
 
+/// Reads a file holding only a `datapath:` section's contents (Kubernetes mode's
+/// `--datapath-config`, a ConfigMap), with the same checks as in the standalone file.
+pub fn load_datapath_section(path: &Path) -> Result<datapath::config::DatapathConfig, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let section: datapath::config::DatapathConfig =
+        serde_saphyr::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: origin.clone(),
+            message: error.to_string(),
+        })?;
+    section.validate().map_err(|e| ConfigError::Invalid {
+        path: origin,
+        line: 0,
+        key: "datapath".into(),
+        message: e.to_string(),
+    })?;
+    Ok(section)
+}
+
 /// Cross-field rules that serde cannot express.
 fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
     let invalid = |line: u64, key: String, message: String| ConfigError::Invalid {
@@ -662,6 +693,7 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
         ));
     }
     validate_services(config, origin)?;
+    nodes::validate(config, origin)?;
     let Some(bgp) = &config.bgp else {
         return Ok(());
     };

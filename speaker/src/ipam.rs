@@ -37,6 +37,9 @@ pub struct ServiceStatus {
     /// The explanation when not satisfied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Addresses this node's datapath does not serve, so not announced from here, and why.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub not_served: std::collections::BTreeMap<IpAddr, String>,
 }
 
 /// The running allocation state of this speaker.
@@ -135,6 +138,7 @@ pub fn status_rows(report: &Report) -> Vec<ServiceStatus> {
             satisfied: s.satisfied,
             reason: s.reason.clone(),
             message: s.message.clone(),
+            not_served: Default::default(),
         })
         .collect()
 }

@@ -173,13 +173,14 @@ pub struct L2 {
 }
 
 impl L2 {
-    /// Starts the announcer for `config.l2` (`None` without that section) with the services
-    /// `allocations` give addresses to. Must run inside a tokio runtime.
-    pub fn start(config: &Config, allocations: &Allocations) -> Result<Option<Self>, ConfigError> {
+    /// Starts the announcer for `config.l2` (`None` without that section) with `services`
+    /// (from [`desired_services`], gated by what the datapath serves). Must run inside a tokio
+    /// runtime.
+    pub fn start(config: &Config, services: Vec<L2Service>) -> Result<Option<Self>, ConfigError> {
         let Some(mut l2_config) = config.l2_config() else {
             return Ok(None);
         };
-        l2_config.services = desired_services(config, allocations);
+        l2_config.services = services;
         let store = store_from_config(&l2_config).map_err(unusable)?;
         Self::start_with(l2_config, store).map(Some)
     }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod bfd;
 pub mod bgp;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod fib;
 pub mod import_policy;

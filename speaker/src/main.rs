@@ -1,25 +1,24 @@
-//! `speaker`: Herald's per-node agent. This file only parses the command line, sets up logging
-//! and signals, and calls into the library.
+//! `herald`: Herald's one node binary. This file only parses the command line, sets up logging
+//! and prints answers; the agent itself is `speaker::daemon`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use std::sync::{Arc, Mutex};
+use datapath::maglev;
 
-use speaker::advertise::ServiceState;
-use speaker::api::control::{self, Agent, Request, Response};
-use speaker::bgp::io::instance::Instance;
+use speaker::api::control::{self, Request, Response};
 use speaker::bgp::route_rows::RouteQuery;
 use speaker::bgp::session::PeerReset;
 use speaker::config::Family;
+#[cfg(feature = "kubernetes")]
 use tokio::signal::unix::{SignalKind, signal};
 
-/// Herald's node agent: BGP sessions, advertisements and L2 announcements.
+/// Herald's node agent and its operator commands: BGP, L2 announcements, lb-ipam and the eBPF
+/// datapath (XDP Maglev + Geneve DSR) in one process.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "herald", version, about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,15 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a standalone configuration file and exit.
-    Check {
-        /// The node's YAML configuration.
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Run the agent. SIGHUP or a change of the file reloads the configuration; SIGTERM/SIGINT
-    /// stop it (graceful-restart peers keep our routes until we are back).
-    Run {
+    /// Run the node agent. SIGHUP or an edit of the file reloads the configuration; SIGTERM or
+    /// SIGINT stop it (graceful-restart peers keep our routes, the datapath keeps forwarding).
+    Agent {
         /// The node's YAML configuration (standalone mode).
         #[arg(
             long,
@@ -43,18 +36,39 @@ enum Command {
             conflicts_with = "kubernetes"
         )]
         config: Option<PathBuf>,
+        /// Overrides `datapath.pinDir` (bpffs directory of the pinned maps and links).
+        #[arg(long)]
+        pin_dir: Option<PathBuf>,
         /// Log as JSON lines instead of text.
         #[arg(long)]
         log_json: bool,
         #[command(flatten)]
         kube: KubeArgs,
     },
-    /// Show the BGP peers of the running agent.
-    Peers(ShowArgs),
-    /// Show the services and the addresses lb-ipam gave them (satisfied, or why not).
+    /// Validate a standalone configuration file and exit.
+    Check {
+        /// The node's YAML configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// BGP: peers, routes, resets.
+    #[command(subcommand)]
+    Bgp(BgpCommand),
+    /// Show the services, the addresses lb-ipam gave them, and any not announced from here.
     Services(ShowArgs),
     /// Show the L2 announcements: per VIP the leader, interfaces, replies and GARPs sent.
     L2(ShowArgs),
+    /// Re-read the running agent's configuration file.
+    Reload(ShowArgs),
+    /// The eBPF datapath.
+    #[command(subcommand)]
+    Datapath(DatapathCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum BgpCommand {
+    /// Show the BGP peers of the running agent.
+    Peers(ShowArgs),
     /// Show the routes advertised to or received from the BGP peers.
     Routes {
         /// `advertised` (Adj-RIB-Out) or `received` (Adj-RIB-In, with the import verdict).
@@ -87,7 +101,28 @@ enum Command {
     },
 }
 
-/// Kubernetes mode of `speaker run`.
+#[derive(Debug, Subcommand)]
+enum DatapathCommand {
+    /// Attachment, served addresses, and the services, backends and counters in the maps.
+    Status(ShowArgs),
+    /// Print a Maglev table, one backend index (position on the command line) per slot.
+    Maglev {
+        /// Table size M (one of Cilium's primes).
+        #[arg(long, default_value_t = maglev::DEFAULT_TABLE_SIZE)]
+        table_size: u32,
+        /// Cluster seed: base64 of 12 bytes.
+        #[arg(long, default_value = maglev::DEFAULT_SEED)]
+        seed: String,
+        /// Backend as IP:PORT/PROTO[@WEIGHT] ([IPv6]:PORT/PROTO for IPv6); repeat for each.
+        #[arg(long = "backend", required = true)]
+        backends: Vec<maglev::Backend>,
+        /// Print JSON (an array of backend indexes).
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Kubernetes mode of `herald agent`.
 #[derive(Debug, clap::Args)]
 struct KubeArgs {
     /// Take the configuration from the Kubernetes API (CRDs, Services, EndpointSlices, Nodes,
@@ -106,9 +141,13 @@ struct KubeArgs {
     /// Prometheus `/metrics` endpoint address (default: none).
     #[arg(long, requires = "kubernetes")]
     metrics_address: Option<std::net::SocketAddr>,
+    /// This node's `datapath:` section as a YAML file (a ConfigMap); without it the node
+    /// announces without serving.
+    #[arg(long, requires = "kubernetes")]
+    datapath_config: Option<PathBuf>,
 }
 
-/// Which side of the sessions `speaker routes` shows.
+/// Which side of the sessions `herald bgp routes` shows.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum RouteDirection {
     /// Routes sent to peers.
@@ -126,7 +165,7 @@ enum FamilyArg {
     Ipv6,
 }
 
-/// Options of the `peers`, `services` and `l2` commands.
+/// Options of the commands that ask the running agent.
 #[derive(Debug, clap::Args)]
 struct ShowArgs {
     /// Print JSON.
@@ -144,26 +183,35 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Check { config } => check(&config),
-        Command::Run {
+        Command::Agent {
             config,
+            pin_dir,
             log_json,
             kube,
         } => {
             init_logging(log_json);
             match config {
-                Some(config) => run(config),
-                None => run_kubernetes(kube),
+                Some(config) => run(config, pin_dir),
+                None => run_kubernetes(kube, pin_dir),
             }
         }
-        Command::Peers(args) => show(&args, &Request::Peers),
+        Command::Bgp(BgpCommand::Peers(args)) => show(&args, &Request::Peers),
         Command::Services(args) => show(&args, &Request::Services),
         Command::L2(args) => show(&args, &Request::L2),
-        Command::Routes {
+        Command::Reload(args) => show(&args, &Request::Reload),
+        Command::Datapath(DatapathCommand::Status(args)) => show(&args, &Request::Datapath),
+        Command::Datapath(DatapathCommand::Maglev {
+            table_size,
+            seed,
+            backends,
+            json,
+        }) => print_maglev(table_size, &seed, &backends, json),
+        Command::Bgp(BgpCommand::Routes {
             direction,
             peer,
             family,
             show: args,
-        } => {
+        }) => {
             let query = RouteQuery {
                 received: matches!(direction, RouteDirection::Received),
                 peer,
@@ -174,13 +222,13 @@ fn main() -> ExitCode {
             };
             show(&args, &Request::Routes { query })
         }
-        Command::Reset {
+        Command::Bgp(BgpCommand::Reset {
             peer,
             hard,
             soft_in,
             soft_out,
             show: args,
-        } => {
+        }) => {
             let kind = match (hard, soft_in, soft_out) {
                 (true, _, _) => PeerReset::Hard,
                 (_, true, _) => PeerReset::SoftIn,
@@ -193,10 +241,49 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", error_chain(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each said once: a cause whose text the message before it already
+/// contains (thiserror messages that embed their source) is left out.
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+fn print_maglev(
+    table_size: u32,
+    seed: &str,
+    backends: &[maglev::Backend],
+    json: bool,
+) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let seed = maglev::Seed::from_base64(seed)?;
+    let table = maglev::build(table_size, &seed, backends)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if json {
+        serde_json::to_writer(&mut out, table.slots())?;
+        writeln!(out)?;
+    } else {
+        for slot in table.slots() {
+            writeln!(out, "{slot}")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn check(config: &Path) -> anyhow::Result<()> {
@@ -206,10 +293,21 @@ fn check(config: &Path) -> anyhow::Result<()> {
         .ipam
         .as_ref()
         .map_or(0, |ipam| ipam.value.pools.len());
+    let datapath = match &parsed.datapath {
+        Some(d) => format!(
+            "datapath on ({} interface(s), Maglev M={})",
+            d.value.interfaces.value.len(),
+            d.value.maglev.table_size.value
+        ),
+        None => "datapath off: announcement only (no `datapath:` section; service addresses \
+                 are announced without this node serving them)"
+            .to_owned(),
+    };
     println!(
-        "{}: valid ({peers} BGP peers, {pools} IP pools, {} services, L2 {})",
+        "{}: valid ({peers} BGP peers, {pools} IP pools, {} services, {} nodes, L2 {}, {datapath})",
         config.display(),
         parsed.services.len(),
+        parsed.nodes.len(),
         if parsed.l2.is_some() { "on" } else { "off" }
     );
     Ok(())
@@ -222,32 +320,31 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
-}
-
+/// Logs to stderr; colour only when stderr is a terminal (a log file gets no escape codes).
 fn init_logging(log_json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let fmt = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
+        .with_env_filter(filter);
     if log_json {
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .json()
-            .init();
+        fmt.json().init();
     } else {
-        tracing_subscriber::fmt().with_env_filter(filter).init();
+        fmt.init();
     }
 }
 
 #[cfg(not(feature = "kubernetes"))]
-fn run_kubernetes(_args: KubeArgs) -> anyhow::Result<()> {
+fn run_kubernetes(_args: KubeArgs, _pin_dir: Option<PathBuf>) -> anyhow::Result<()> {
     anyhow::bail!("not implemented: this speaker was built without the `kubernetes` feature")
 }
 
-/// `run --kubernetes`: everything happens in `speaker::sources::kube::runtime`; this waits for
+/// `agent --kubernetes`: everything happens in `speaker::sources::kube::runtime`; this waits for
 /// SIGTERM/SIGINT and stops it.
 #[cfg(feature = "kubernetes")]
-fn run_kubernetes(args: KubeArgs) -> anyhow::Result<()> {
+fn run_kubernetes(args: KubeArgs, pin_dir: Option<PathBuf>) -> anyhow::Result<()> {
     use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
     let node = args
         .node
@@ -260,6 +357,12 @@ fn run_kubernetes(args: KubeArgs) -> anyhow::Result<()> {
             namespace: args.namespace,
         });
         cfg.api.metrics_address = args.metrics_address;
+        cfg.datapath = args
+            .datapath_config
+            .as_deref()
+            .map(speaker::config::load_datapath_section)
+            .transpose()?;
+        cfg.pin_dir = pin_dir;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let speaker = KubeRuntime::start(client, cfg);
@@ -272,72 +375,14 @@ fn run_kubernetes(args: KubeArgs) -> anyhow::Result<()> {
     })
 }
 
-fn run(config_path: PathBuf) -> anyhow::Result<()> {
-    let config = speaker::config::load(&config_path)?;
-    let api = config.api.clone();
-    // The state file is opened before anything is announced: a foreign or corrupt one stops
-    // start-up here, with the file named.
-    let ipam = speaker::ipam::Ipam::open(&config)?;
-    runtime()?.block_on(async move {
-        let l2 = speaker::l2::L2::start(&config, &ipam.allocations())?;
-        let services = ServiceState::from_config(&config, ipam.allocations());
-        let instance = match config.bgp {
-            Some(_) => Some(Instance::start(config, services).await?),
-            None => None,
-        };
-        let agent = Agent {
-            config_path: Some(config_path.clone()),
-            instance: instance.as_ref().map(Instance::handle),
-            ipam: Some(Arc::new(Mutex::new(ipam))),
-            l2: l2.clone(),
-            cluster_services: None,
-        };
-        let control_task = tokio::spawn(control::serve_agent(
-            api.control_socket.clone(),
-            agent.clone(),
-        ));
-        let metrics_task = api
-            .metrics_address
-            .map(|addr| tokio::spawn(speaker::api::metrics::serve_agent(addr, agent.clone())));
-        let mut hangup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
-        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let mut poll = tokio::time::interval(Duration::from_secs(2));
-        let mut last_modified = modified(&config_path);
-        tracing::info!(config = %config_path.display(), "speaker running");
-        loop {
-            let reload = tokio::select! {
-                _ = hangup.recv() => true,
-                _ = poll.tick() => {
-                    let now = modified(&config_path);
-                    let changed = now != last_modified;
-                    last_modified = now;
-                    changed
-                }
-                _ = terminate.recv() => break,
-                _ = interrupt.recv() => break,
-            };
-            if reload {
-                match agent.reload().await {
-                    Ok(report) => tracing::info!(?report, "configuration reloaded"),
-                    Err(error) => tracing::error!(%error, "configuration not reloaded"),
-                }
-            }
-        }
-        tracing::info!("stopping");
-        control_task.abort();
-        if let Some(task) = metrics_task {
-            task.abort();
-        }
-        if let Some(l2) = &l2 {
-            l2.shutdown().await;
-        }
-        if let Some(instance) = instance {
-            instance.shutdown().await;
-        }
-        let _ = std::fs::remove_file(&api.control_socket);
-        anyhow::Ok(())
-    })
+fn run(config_path: PathBuf, pin_dir: Option<PathBuf>) -> anyhow::Result<()> {
+    runtime()?.block_on(speaker::daemon::standalone::run(
+        speaker::daemon::standalone::Options {
+            config_path,
+            pin_dir,
+        },
+    ))?;
+    Ok(())
 }
 
 fn show(args: &ShowArgs, request: &Request) -> anyhow::Result<()> {
@@ -367,8 +412,15 @@ fn show(args: &ShowArgs, request: &Request) -> anyhow::Result<()> {
             println!("{}", serde_json::json!({"peer": peer, "reset": kind}));
         }
         Response::Reset { peer, kind } => println!("{peer}: {}", kind.describe()),
+        Response::Datapath { report } if json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Response::Datapath { report } => print!("{}", speaker::api::cli::render_datapath(&report)),
+        Response::Reloaded { report } if json => {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        Response::Reloaded { report } => println!("reloaded: {report:?}"),
         Response::Error { message } => anyhow::bail!("the speaker refused: {message}"),
-        other => anyhow::bail!("unexpected answer: {other:?}"),
     }
     Ok(())
 }

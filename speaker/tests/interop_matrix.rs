@@ -615,8 +615,8 @@ fn run_matrix(t: &Topology, daemon: &mut dyn Daemon) {
     let json = t
         .node
         .exec(
-            env!("CARGO_BIN_EXE_speaker"),
-            &["peers", "--json", "--socket", &socket],
+            env!("CARGO_BIN_EXE_herald"),
+            &["bgp", "peers", "--json", "--socket", &socket],
         )
         .expect("speaker peers --json");
     let parsed: Value = serde_json::from_str(&json).expect("JSON");

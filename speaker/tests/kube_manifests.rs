@@ -472,9 +472,9 @@ fn daemonset_flags_are_accepted_by_the_speaker_and_its_paths_are_mounted() {
             a
         })
         .collect();
-    assert_eq!(args[..2], ["run", "--kubernetes"]);
+    assert_eq!(args[..2], ["agent", "--kubernetes"]);
     // The flags parse (clap exits 2 on a usage error); the run then stops at the kubeconfig.
-    let out = Command::new(env!("CARGO_BIN_EXE_speaker"))
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args(&args)
         .args(["--kubeconfig", "/nonexistent/kubeconfig"])
         .env_remove("NODE_NAME")

@@ -1,4 +1,4 @@
-//! `speaker run --kubernetes` end to end, in-process: the Kubernetes-mode runtime
+//! `herald agent --kubernetes` end to end, in-process: the Kubernetes-mode runtime
 //! ([`KubeRuntime`]) against a MOCKED API server (`kube_api`: no real Kubernetes API server can
 //! run on this machine, so the real kube-rs client, reflectors, server-side applies and Lease
 //! calls talk to a mock that answers as the API server does), with everything else real: the

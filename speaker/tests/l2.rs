@@ -1,4 +1,4 @@
-//! End-to-end: three `speaker run` processes with `l2:` and one service from an `ipam:` pool, on
+//! End-to-end: three `herald agent` processes with `l2:` and one service from an `ipam:` pool, on
 //! one Linux bridge with a client. The client's ARP requests for the allocated IP are answered by
 //! exactly one node, `speaker l2 --json` and `speaker services --json` report it, and the lb-ipam
 //! state file keeps the service's address across a speaker restart. Real namespaces, veths,
@@ -39,7 +39,7 @@ fn node_config(dir: &Path, node: &str, extra_service: &str) -> String {
     )
 }
 
-/// One `speaker run` in its namespace; SIGTERM on drop (ChildProcess's own drop).
+/// One `herald agent` in its namespace; SIGTERM on drop (ChildProcess's own drop).
 struct Speaker {
     dir: PathBuf,
     process: ChildProcess,
@@ -49,8 +49,8 @@ impl Speaker {
     fn start(ns: &Netns, dir: &Path, node: &str, config: &str) -> Self {
         let path = dir.join("speaker.yaml");
         std::fs::write(&path, config).expect("write config");
-        let mut command = ns.command(env!("CARGO_BIN_EXE_speaker"));
-        command.args(["run", "--config"]).arg(&path);
+        let mut command = ns.command(env!("CARGO_BIN_EXE_herald"));
+        command.args(["agent", "--config"]).arg(&path);
         command.env("RUST_LOG", "info");
         let process = ChildProcess::spawn(&format!("speaker-{node}"), command, dir).expect("spawn");
         let speaker = Self {
@@ -69,7 +69,7 @@ impl Speaker {
     }
 
     fn show(&self, what: &str) -> Result<Value, String> {
-        let out = Command::new(env!("CARGO_BIN_EXE_speaker"))
+        let out = Command::new(env!("CARGO_BIN_EXE_herald"))
             .args([what, "--json", "--socket"])
             .arg(self.dir.join("speaker.sock"))
             .output()

@@ -65,6 +65,36 @@ pub struct EndpointView {
     pub node_name: Option<String>,
     /// Whether it is ready to serve.
     pub ready: bool,
+    /// The endpoint's ports (an EndpointSlice's, matched to the service's by name and
+    /// protocol); empty: each service port's own number.
+    pub ports: Vec<PortView>,
+}
+
+/// A named port: of a service (its number on the service address) or of an endpoint (the
+/// number the pod listens on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortView {
+    /// Port name; Kubernetes matches endpoint ports to service ports by it.
+    pub name: Option<String>,
+    /// Port number.
+    pub port: u16,
+    /// L4 protocol.
+    pub protocol: lb_ipam::request::Protocol,
+}
+
+impl EndpointView {
+    /// The port this endpoint serves `service_port` on: the endpoint port with the same name
+    /// and protocol, or the service port itself when the endpoint lists no ports. `None`: the
+    /// endpoint does not serve that port.
+    pub fn port_for(&self, service_port: &PortView) -> Option<u16> {
+        if self.ports.is_empty() {
+            return Some(service_port.port);
+        }
+        self.ports
+            .iter()
+            .find(|p| p.name == service_port.name && p.protocol == service_port.protocol)
+            .map(|p| p.port)
+    }
 }
 
 /// A service, as far as advertisements care (built from `lb_ipam`'s standalone service entries
@@ -89,6 +119,10 @@ pub struct ServiceView {
     pub load_balancer_ips: Vec<IpAddr>,
     /// Endpoints on every node.
     pub endpoints: Vec<EndpointView>,
+    /// The service's ports.
+    pub ports: Vec<PortView>,
+    /// `sessionAffinity: ClientIP`: the datapath leaves the client port out of the hash.
+    pub session_affinity: bool,
 }
 
 impl ServiceView {
@@ -133,6 +167,30 @@ impl From<&lb_ipam::ServiceSpec> for ServiceView {
                     ip: e.ip,
                     node_name: Some(e.node_name.clone()),
                     ready: e.ready,
+                    // The file's one target port applies to every service port.
+                    ports: e
+                        .port
+                        .map(|port| {
+                            spec.ports
+                                .iter()
+                                .map(|p| PortView {
+                                    name: p.name.clone(),
+                                    port,
+                                    protocol: p.protocol,
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            session_affinity: spec.session_affinity == lb_ipam::service::SessionAffinity::ClientIP,
+            ports: spec
+                .ports
+                .iter()
+                .map(|p| PortView {
+                    name: p.name.clone(),
+                    port: p.port,
+                    protocol: p.protocol,
                 })
                 .collect(),
         }

@@ -59,6 +59,7 @@ fn endpoint(node: &str, ready: bool) -> EndpointView {
         ip: ip("10.244.9.9"),
         node_name: Some(node.into()),
         ready,
+        ports: Vec::new(),
     }
 }
 

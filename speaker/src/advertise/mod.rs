@@ -15,7 +15,7 @@ pub mod model;
 pub mod packing;
 
 pub use desired::{
-    DesiredRoutes, EndpointView, FixedRoute, Inputs, NodeView, PeerFamily, PeerView,
+    DesiredRoutes, EndpointView, FixedRoute, Inputs, NodeView, PeerFamily, PeerView, PortView,
     RouteAttributes, ServiceView, TrafficPolicy, desired,
 };
 pub use local::{PeerRoutes, ServiceState, local_routes};

@@ -430,6 +430,7 @@ fn last_local_endpoint_leaving_withdraws_only_that_service() {
             ip: "10.244.0.7".parse().expect("addr"),
             node_name: Some("n1".into()),
             ready: true,
+            ports: Vec::new(),
         }],
         ..ServiceView::default()
     };

@@ -1,8 +1,9 @@
-//! Human-readable rendering of control-socket answers for `speaker peers` and `speaker
-//! services` (`speaker l2` is rendered by [`crate::l2::render_table`]). Pure.
+//! Human-readable rendering of control-socket answers for `herald bgp peers`, `herald services`
+//! and `herald datapath status` (`herald l2` is rendered by [`crate::l2::render_table`]). Pure.
 
 use std::fmt::Write as _;
 
+use crate::api::control::DatapathReport;
 use crate::bgp::io::instance::PeerStatus;
 use crate::ipam::ServiceStatus;
 
@@ -24,11 +25,17 @@ pub fn render_services(services: &[ServiceStatus]) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let reason = match (&s.reason, &s.message) {
+        let mut reason = match (&s.reason, &s.message) {
             (Some(reason), Some(message)) => format!("{reason}: {message}"),
             (Some(reason), None) => reason.clone(),
             _ => String::new(),
         };
+        for (addr, why) in &s.not_served {
+            if !reason.is_empty() {
+                reason.push_str("; ");
+            }
+            let _ = write!(reason, "{addr} not announced: {why}");
+        }
         let _ = writeln!(
             out,
             "{:<32} {:<40} {:<9} {reason}",
@@ -36,6 +43,41 @@ pub fn render_services(services: &[ServiceStatus]) -> String {
             addresses,
             if s.satisfied { "yes" } else { "no" }
         );
+    }
+    out
+}
+
+/// `herald datapath status`: attachment, served and unserved addresses, then the maps.
+pub fn render_datapath(report: &DatapathReport) -> String {
+    let mut out = String::new();
+    let s = &report.serving;
+    let state = match (s.attached, &s.error) {
+        (true, None) => "attached".to_owned(),
+        (true, Some(e)) => format!("attached; {e}"),
+        (false, Some(e)) => format!("NOT attached: {e}"),
+        (false, None) => "NOT attached (starting)".to_owned(),
+    };
+    let _ = writeln!(out, "Datapath: {state}");
+    let _ = writeln!(out, "Entries:  {}", s.entries);
+    let served: Vec<String> = s.served.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "Served:   {}",
+        if served.is_empty() {
+            "-".to_owned()
+        } else {
+            served.join(", ")
+        }
+    );
+    for (addr, why) in &s.not_served {
+        let _ = writeln!(out, "Not served: {addr}: {why}");
+    }
+    for p in &s.problems {
+        let _ = writeln!(out, "Problem:  {p}");
+    }
+    if let Some(text) = &report.text {
+        let _ = writeln!(out);
+        out.push_str(text);
     }
     out
 }
@@ -120,6 +162,7 @@ mod tests {
                 satisfied: true,
                 reason: None,
                 message: None,
+                not_served: Default::default(),
             },
             ServiceStatus {
                 service: "default/b".into(),
@@ -128,6 +171,7 @@ mod tests {
                 satisfied: false,
                 reason: Some("PoolExhausted".into()),
                 message: Some("no free address".into()),
+                not_served: Default::default(),
             },
         ]);
         let lines: Vec<&str> = text.lines().collect();

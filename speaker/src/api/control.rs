@@ -10,13 +10,14 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::advertise::ServiceState;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus, ReloadReport};
 use crate::bgp::route_rows::{RouteQuery, RouteRow};
 use crate::bgp::session::PeerReset;
-use crate::config::Config;
+use crate::daemon::ServingView;
+use crate::daemon::datapath::DatapathStatusHandle;
+use crate::daemon::health::Health;
 use crate::error::{Error, Result};
 use crate::ipam::{Ipam, ServiceStatus};
 use crate::l2::{L2, L2Report};
@@ -38,6 +39,8 @@ pub enum Request {
         /// Which ones.
         query: RouteQuery,
     },
+    /// The datapath: attachment, served entries, counters.
+    Datapath,
     /// Reset or soft-reset one peer.
     Reset {
         /// Configured name or address.
@@ -78,6 +81,11 @@ pub enum Response {
         /// How.
         kind: PeerReset,
     },
+    /// The datapath's status.
+    Datapath {
+        /// The report.
+        report: Box<DatapathReport>,
+    },
     /// What a reload did.
     Reloaded {
         /// The report.
@@ -88,6 +96,21 @@ pub enum Response {
         /// Why.
         message: String,
     },
+}
+
+/// A reload asked of the daemon, answered when it is done.
+pub type ReloadRequest = oneshot::Sender<Result<ReloadReport>>;
+
+/// `herald datapath status`: the driver's state and, when attached, the maps' contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatapathReport {
+    /// Attached, served addresses and why others are not served.
+    pub serving: ServingView,
+    /// Services, backends and counters read from the maps (absent when not attached).
+    pub maps: Option<serde_json::Value>,
+    /// The maps rendered as text (absent when not attached).
+    pub text: Option<String>,
 }
 
 /// Everything a running speaker exposes to the control socket, metrics and the reload loop.
@@ -106,6 +129,14 @@ pub struct Agent {
     /// Kubernetes mode: the services with the addresses the cluster reports for them (lb-ipam
     /// runs as its own controller there, so there is no `ipam`).
     pub cluster_services: Option<watch::Receiver<Vec<ServiceStatus>>>,
+    /// Where `reload` requests go (the daemon applies them one at a time).
+    pub reload_tx: Option<mpsc::Sender<ReloadRequest>>,
+    /// What the datapath serves and why not (absent without a datapath).
+    pub serving: Option<watch::Receiver<ServingView>>,
+    /// The datapath driver's map reader (absent without a datapath).
+    pub datapath: Option<DatapathStatusHandle>,
+    /// Liveness and readiness.
+    pub health: Health,
 }
 
 impl Agent {
@@ -117,6 +148,10 @@ impl Agent {
             ipam: None,
             l2: None,
             cluster_services: None,
+            reload_tx: None,
+            serving: None,
+            datapath: None,
+            health: Health::default(),
         }
     }
 
@@ -156,7 +191,31 @@ impl Agent {
         let ipam = ipam
             .lock()
             .map_err(|_| Error::Control("lb-ipam state poisoned".into()))?;
-        Ok(crate::ipam::status_rows(&ipam.report()))
+        let mut rows = crate::ipam::status_rows(&ipam.report());
+        drop(ipam);
+        if let Some(serving) = &self.serving {
+            serving.borrow().annotate(&mut rows);
+        }
+        Ok(rows)
+    }
+
+    /// `herald datapath status`.
+    pub async fn datapath(&self) -> Result<DatapathReport> {
+        let (Some(serving), Some(handle)) = (&self.serving, &self.datapath) else {
+            return Err(Error::Control(
+                "this agent runs no datapath (no `datapath:` section): announcement only".into(),
+            ));
+        };
+        let serving = serving.borrow().clone();
+        let (maps, text) = match handle.status().await {
+            Ok(status) => (Some(status.to_json()), Some(status.to_text())),
+            Err(_) => (None, None),
+        };
+        Ok(DatapathReport {
+            serving,
+            maps,
+            text,
+        })
     }
 
     /// The L2 announcer's report.
@@ -167,12 +226,9 @@ impl Agent {
         }
     }
 
-    /// Re-reads the configuration file and applies it: lb-ipam first (a refused state change
-    /// changes nothing else), then the L2 service list, then BGP. A broken file changes nothing.
-    /// Changes to `l2` other than its services, and a `bgp` or `l2` section added to a running
-    /// speaker, take effect on restart (listed in the report's `ignored`).
+    /// Asks the daemon to re-read its configuration file and apply it.
     pub async fn reload(&self) -> Result<ReloadReport> {
-        let Some(path) = &self.config_path else {
+        let Some(reload_tx) = &self.reload_tx else {
             return Err(Error::Control(
                 "Kubernetes mode has no configuration file to re-read: the cluster objects \
                  (BGPClusterConfig, BGPPeerConfig, BGPAdvertisement, ...) are the configuration \
@@ -180,47 +236,13 @@ impl Agent {
                     .into(),
             ));
         };
-        let config = crate::config::load(path)?;
-        self.apply(config).await
-    }
-
-    /// Applies an already loaded configuration (see [`Agent::reload`]).
-    pub async fn apply(&self, config: Config) -> Result<ReloadReport> {
-        let allocations = match &self.ipam {
-            Some(ipam) => {
-                let mut ipam = ipam
-                    .lock()
-                    .map_err(|_| Error::Control("lb-ipam state poisoned".into()))?;
-                ipam.apply(&config)?;
-                ipam.allocations()
-            }
-            None => Default::default(),
-        };
-        let mut ignored = Vec::new();
-        match &self.l2 {
-            Some(l2) => {
-                if l2.needs_restart_for(&config) {
-                    ignored.push("l2 (other than its services): applied on restart".to_owned());
-                }
-                l2.set_services(crate::l2::desired_services(&config, &allocations))
-                    .await?;
-            }
-            None if config.l2.is_some() => {
-                ignored.push("l2 added: the announcer starts on restart".to_owned());
-            }
-            None => {}
-        }
-        let services = ServiceState::from_config(&config, allocations);
-        let mut report = match &self.instance {
-            Some(instance) => instance.reload(config, Some(services)).await?,
-            None if config.bgp.is_some() => {
-                ignored.push("bgp added: the BGP instance starts on restart".to_owned());
-                ReloadReport::default()
-            }
-            None => ReloadReport::default(),
-        };
-        report.ignored.extend(ignored);
-        Ok(report)
+        let (tx, rx) = oneshot::channel();
+        reload_tx
+            .send(tx)
+            .await
+            .map_err(|_| Error::Control("the agent is stopping".into()))?;
+        rx.await
+            .map_err(|_| Error::Control("the agent stopped before answering".into()))?
     }
 }
 
@@ -275,6 +297,9 @@ async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
                 .services()
                 .map(|services| Response::Services { services }),
             Ok(Request::L2) => agent.l2().map(|report| Response::L2 { report }),
+            Ok(Request::Datapath) => agent.datapath().await.map(|report| Response::Datapath {
+                report: Box::new(report),
+            }),
             Ok(Request::Routes { query }) => agent
                 .routes(query)
                 .await

@@ -1,5 +1,5 @@
-//! Prometheus `/metrics` in the text exposition format (version 0.0.4), served over plain HTTP on
-//! a loopback address. The values are rendered from peer snapshots (and the L2 announcer's and
+//! Prometheus `/metrics` in the text exposition format (version 0.0.4), and the `/healthz` and
+//! `/readyz` probes, served over plain HTTP on a loopback address. The values are rendered from peer snapshots (and the L2 announcer's and
 //! lb-ipam's state) on every scrape, so nothing is double-booked between them and the exporter.
 //!
 //! I/O boundary: the TCP listener in [`serve`]; [`render`] is pure.
@@ -177,7 +177,40 @@ pub async fn render_agent(agent: &Agent) -> Result<String> {
     if let Some(l2) = &agent.l2 {
         out.push_str(&arp_responder::status::render_prometheus(&l2.status()));
     }
+    if let Some(serving) = &agent.serving {
+        out.push_str(&render_serving(&serving.borrow()));
+    }
     Ok(out)
+}
+
+/// The datapath's attachment and what it serves, as Prometheus text.
+pub fn render_serving(view: &crate::daemon::ServingView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP herald_datapath_attached Whether this node's XDP/TC programs are attached.\n\
+         # TYPE herald_datapath_attached gauge\nherald_datapath_attached {}",
+        u8::from(view.attached)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP herald_datapath_entries Service entries (address:port/protocol) in the desired table.\n\
+         # TYPE herald_datapath_entries gauge\nherald_datapath_entries {}",
+        view.entries
+    );
+    let _ = writeln!(
+        out,
+        "# HELP herald_datapath_served_addresses Service addresses this node serves and announces.\n\
+         # TYPE herald_datapath_served_addresses gauge\nherald_datapath_served_addresses {}",
+        view.served.len()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP herald_datapath_unserved_addresses Service addresses not served here, so not announced.\n\
+         # TYPE herald_datapath_unserved_addresses gauge\nherald_datapath_unserved_addresses {}",
+        view.not_served.len()
+    );
+    out
 }
 
 /// Serves `/metrics` on `address` until the task is dropped.
@@ -208,7 +241,18 @@ pub async fn serve_agent(address: SocketAddr, agent: Agent) -> Result<()> {
             };
             let head = String::from_utf8_lossy(&request[..n]);
             let path_ok = head.starts_with("GET /metrics ") || head.starts_with("GET / ");
-            let (status, body) = if !path_ok {
+            let (status, body) = if head.starts_with("GET /healthz ") {
+                // Answering at all is the liveness proof: the agent's runtime is running.
+                ("200 OK", "ok\n".to_owned())
+            } else if head.starts_with("GET /readyz ") {
+                let readiness = agent.health.readiness();
+                let status = if readiness.ready {
+                    "200 OK"
+                } else {
+                    "503 Service Unavailable"
+                };
+                (status, format!("{}\n", readiness.reason))
+            } else if !path_ok {
                 ("404 Not Found", "not found\n".to_owned())
             } else {
                 match render_agent(&agent).await {
@@ -268,6 +312,7 @@ mod tests {
             satisfied: false,
             reason: Some("PoolExhausted".into()),
             message: None,
+            not_served: Default::default(),
         }]);
         assert!(
             text.contains("herald_service_addresses{service=\"shop/\\\"web\\\"\"} 1"),

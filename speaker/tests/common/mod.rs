@@ -1,5 +1,5 @@
 //! Shared helpers for the speaker's end-to-end tests: a two-namespace topology (speaker node and
-//! peer router over one veth pair, IPv4 and IPv6), and a guard around a real `speaker run`
+//! peer router over one veth pair, IPv4 and IPv6), and a guard around a real `herald agent`
 //! process queried over its control socket. Everything is torn down on drop.
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
@@ -77,7 +77,7 @@ impl Topology {
 pub const ACCEPT_ALL_AND_STATIC: &str =
     "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n";
 
-/// A running `speaker run` in a namespace.
+/// A running `herald agent` in a namespace.
 pub struct Speaker {
     pub process: Option<ChildProcess>,
     pub config: PathBuf,
@@ -111,8 +111,8 @@ impl Speaker {
     pub fn spawn(&mut self, ns: &Netns) {
         let _ = std::fs::remove_file(&self.socket);
         let config = self.config.to_string_lossy().into_owned();
-        let mut cmd = ns.command(env!("CARGO_BIN_EXE_speaker"));
-        cmd.args(["run", "--config", &config]);
+        let mut cmd = ns.command(env!("CARGO_BIN_EXE_herald"));
+        cmd.args(["agent", "--config", &config]);
         cmd.env("RUST_LOG", "speaker=debug,info");
         let process = ChildProcess::spawn("speaker", cmd, &self.dir).expect("spawn speaker");
         self.process = Some(process);

@@ -92,6 +92,7 @@ pub fn service_rows(desired: &Desired) -> Vec<ServiceStatus> {
             satisfied: !addresses.is_empty(),
             reason: None,
             message: None,
+            not_served: Default::default(),
         })
         .collect()
 }

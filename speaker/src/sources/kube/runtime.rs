@@ -36,6 +36,8 @@ use crate::advertise::ServiceState;
 use crate::api::control::Agent;
 use crate::bgp::io::instance::Instance;
 use crate::config::{ApiConfig, Config};
+use crate::daemon::health::Health;
+use crate::daemon::serving::Serving;
 use crate::ipam::ServiceStatus;
 use crate::l2::L2;
 use crate::task::AbortOnDrop;
@@ -62,6 +64,10 @@ pub struct RuntimeConfig {
     pub status_poll: Duration,
     /// How long after a failed step the runtime tries again without a new change.
     pub retry: Duration,
+    /// This node's `datapath:` section (`--datapath-config`); none: announce without serving.
+    pub datapath: Option<datapath::config::DatapathConfig>,
+    /// Overrides the datapath's `pinDir`.
+    pub pin_dir: Option<PathBuf>,
 }
 
 impl RuntimeConfig {
@@ -78,6 +84,8 @@ impl RuntimeConfig {
             status_interval: MIN_STATUS_INTERVAL,
             status_poll: Duration::from_secs(2),
             retry: RETRY,
+            datapath: None,
+            pin_dir: None,
         }
     }
 }
@@ -113,7 +121,17 @@ impl KubeRuntime {
         let agent = empty_agent(services_rx);
         let (agent_tx, agent_rx) = watch::channel(agent);
         let (stop_tx, stop_rx) = oneshot::channel();
+        let serving = Serving::start_with(cfg.datapath.as_ref(), cfg.pin_dir.clone(), None)
+            .unwrap_or_else(|error| {
+                tracing::error!(%error, "datapath driver not started; nothing it would serve is announced");
+                Serving::default()
+            });
+        let (serving_tx, _) = watch::channel(crate::daemon::ServingView::new(&serving));
         let owner = Owner {
+            latest_services: None,
+            serving_tx,
+            health: Health::default(),
+            serving,
             key_files: KeyFiles::new(cfg.key_dir.clone()),
             cfg,
             client,
@@ -169,10 +187,22 @@ fn empty_agent(services: watch::Receiver<Vec<ServiceStatus>>) -> Agent {
         ipam: None,
         l2: None,
         cluster_services: Some(services),
+        reload_tx: None,
+        serving: None,
+        datapath: None,
+        health: Health::default(),
     }
 }
 
 struct Owner {
+    /// The datapath and the announcement gate (shared with standalone mode).
+    serving: Serving,
+    /// The last desired state taken (re-gated when the datapath's state changes).
+    latest_services: Option<Desired>,
+    /// What `herald datapath status` shows.
+    serving_tx: watch::Sender<crate::daemon::ServingView>,
+    /// Readiness for `/readyz`.
+    health: Health,
     cfg: RuntimeConfig,
     client: Client,
     key_files: KeyFiles,
@@ -226,6 +256,17 @@ impl Owner {
                     }
                 }
                 () = retry => {}
+                () = self.serving.changed() => {
+                    // The kernel serves more (or less): re-gate what BGP and L2 announce.
+                    let desired = desired_rx.borrow().clone();
+                    if let Some(desired) = desired
+                        && let Err(error) = self.announce(&desired, false).await
+                    {
+                        tracing::error!(%error, "announcement after a datapath change failed");
+                    }
+                    self.cfg_health_applied();
+                    continue;
+                }
                 _ = poll.tick() => {
                     self.publish_status().await;
                     continue;
@@ -265,20 +306,52 @@ impl Owner {
             tracing::info!(problem = %p, "configuration problem resolved");
         }
         self.latest_problems = desired.problems.clone();
-        self.services_tx.send_replace(service_rows(desired));
+        let result = self.announce(desired, true).await;
+        self.cfg_health_applied();
+        result
+    }
+
+    fn cfg_health_applied(&self) {
+        self.health.set_applied(self.serving.state());
+        let mut rows = self
+            .latest_services
+            .as_ref()
+            .map(service_rows)
+            .unwrap_or_default();
+        crate::daemon::ServingView::new(&self.serving).annotate(&mut rows);
+        self.services_tx.send_replace(rows);
+        self.serving_tx
+            .send_replace(crate::daemon::ServingView::new(&self.serving));
+    }
+
+    /// Derives the datapath table, hands BGP and L2 the services gated by what the kernel serves
+    /// (withdrawals first), then, when `commit`, the table to the datapath.
+    async fn announce(&mut self, desired: &Desired, commit: bool) -> crate::error::Result<()> {
+        let paths = self.key_files.write(&desired.md5_keys)?;
+        let config = instance_config(desired, &self.cfg.api, self.cfg.state_dir.as_ref(), &paths);
+        let gated = if commit {
+            self.latest_services = Some(desired.clone());
+            self.serving.update(&config, &service_state(desired))
+        } else {
+            self.serving.regate(&service_state(desired))
+        };
         let had = (self.instance.is_some(), self.l2.is_some());
-        let bgp = self.apply_bgp(desired).await;
+        let bgp = self.apply_bgp(config, gated).await;
         let l2 = self.apply_l2(desired).await;
         if had != (self.instance.is_some(), self.l2.is_some()) {
             self.restart_servers().await;
         }
+        if commit {
+            self.serving.commit();
+        }
         bgp.and(l2)
     }
 
-    async fn apply_bgp(&mut self, desired: &Desired) -> crate::error::Result<()> {
-        let paths = self.key_files.write(&desired.md5_keys)?;
-        let config = instance_config(desired, &self.cfg.api, self.cfg.state_dir.as_ref(), &paths);
-        let services = service_state(desired);
+    async fn apply_bgp(
+        &mut self,
+        config: Config,
+        services: ServiceState,
+    ) -> crate::error::Result<()> {
         match bgp_action(self.applied_config.as_ref(), &config) {
             BgpAction::Nothing => {}
             BgpAction::Start => self.start_instance(config, services).await?,
@@ -345,7 +418,11 @@ impl Owner {
     }
 
     async fn apply_l2(&mut self, desired: &Desired) -> crate::error::Result<()> {
-        let want = desired.l2.as_ref();
+        let gated = desired.l2.as_ref().map(|l2| L2Config {
+            services: self.serving.gate_l2(l2.services.clone()),
+            ..l2.clone()
+        });
+        let want = gated.as_ref();
         match l2_action(self.applied_l2.as_ref(), want) {
             L2Action::Nothing => {}
             L2Action::Stop => {
@@ -415,23 +492,13 @@ impl Owner {
         let agent = Agent {
             instance: self.instance.as_ref().map(Instance::handle),
             l2: self.l2.clone(),
+            serving: self.serving.enabled().then(|| self.serving_tx.subscribe()),
+            datapath: self.serving.driver().map(|d| d.status_handle()),
+            health: self.health.clone(),
             ..empty_agent(self.services_tx.subscribe())
         };
         self.agent_tx.send_replace(agent.clone());
-        let socket = self.cfg.api.control_socket.clone();
-        let control_agent = agent.clone();
-        self.servers.push(AbortOnDrop(tokio::spawn(async move {
-            if let Err(error) = crate::api::control::serve_agent(socket, control_agent).await {
-                tracing::error!(%error, "control socket stopped");
-            }
-        })));
-        if let Some(address) = self.cfg.api.metrics_address {
-            self.servers.push(AbortOnDrop(tokio::spawn(async move {
-                if let Err(error) = crate::api::metrics::serve_agent(address, agent).await {
-                    tracing::error!(%error, "metrics endpoint stopped");
-                }
-            })));
-        }
+        self.servers = crate::daemon::servers::start(&self.cfg.api, &agent);
     }
 
     /// Samples the peers and hands the status to the rate-bounded writer.
@@ -457,8 +524,9 @@ impl Owner {
     async fn stop(&mut self) {
         tracing::info!("stopping");
         self.stop_servers().await;
-        self.stop_l2().await;
         self.stop_instance().await;
+        self.stop_l2().await;
+        self.serving.stop().await;
         let _ = std::fs::remove_file(&self.cfg.api.control_socket);
         // The writer goes first, so it cannot re-create the status after the delete.
         self.status_task.stop().await;

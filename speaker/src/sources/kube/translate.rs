@@ -57,7 +57,8 @@ use super::crd::{
     L2AnnouncementPolicy, ServiceAddressType,
 };
 use crate::advertise::{
-    Advertisement, AdvertisementKind, Attributes, EndpointView, ServiceView, TrafficPolicy,
+    Advertisement, AdvertisementKind, Attributes, EndpointView, PortView, ServiceView,
+    TrafficPolicy,
 };
 use crate::config::{
     ApiConfig, BfdConfig, BgpConfig, Config, Family, GracefulRestartConfig, HoldTime, ListenConfig,
@@ -174,6 +175,10 @@ pub fn translate(me: &Identity, snap: &Snapshot) -> Desired {
             ipam: None,
             services: Vec::new(),
             l2: None,
+            // Every Node's InternalIP: endpoints' nodeName resolves to the node hosting them.
+            nodes: node_addresses(snap),
+            // The datapath section is this node's own (the agent's --datapath file).
+            datapath: None,
         },
         advertisements: Vec::new(),
         services: services(snap),
@@ -222,6 +227,19 @@ fn pod_cidrs(node: &Node, problems: &mut Vec<String>) -> Vec<IpNet> {
                 ));
                 None
             }
+        })
+        .collect()
+}
+
+/// Node name → first IPv4 `InternalIP` (the Geneve underlay is IPv4), nodes without one left out.
+fn node_addresses(snap: &Snapshot) -> Vec<Spanned<crate::config::nodes::NodeAddress>> {
+    snap.nodes
+        .iter()
+        .filter_map(|n| {
+            Some(spanned(crate::config::nodes::NodeAddress {
+                name: n.metadata.name.clone()?,
+                address: IpAddr::V4(internal_ipv4(n)?),
+            }))
         })
         .collect()
 }
@@ -701,6 +719,7 @@ fn services(snap: &Snapshot) -> Vec<ServiceView> {
         };
         let ns = slice.metadata.namespace.clone().unwrap_or_default();
         let list = endpoints.entry((ns, service.clone())).or_default();
+        let ports = slice_ports(slice);
         for ep in &slice.endpoints {
             let ready = ep.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true);
             for addr in &ep.addresses {
@@ -709,6 +728,7 @@ fn services(snap: &Snapshot) -> Vec<ServiceView> {
                         ip,
                         node_name: ep.node_name.clone(),
                         ready,
+                        ports: ports.clone(),
                     });
                 }
             }
@@ -740,6 +760,8 @@ fn services(snap: &Snapshot) -> Vec<ServiceView> {
                 external_ips: parse_ips(spec.external_ips.iter().flatten()),
                 load_balancer_ips: Vec::new(),
                 endpoints: eps,
+                ports: service_ports(spec),
+                session_affinity: spec.session_affinity.as_deref() == Some("ClientIP"),
                 namespace,
                 name,
             })
@@ -747,6 +769,46 @@ fn services(snap: &Snapshot) -> Vec<ServiceView> {
         .collect();
     out.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     out
+}
+
+fn protocol(text: Option<&String>) -> Option<lb_ipam::Protocol> {
+    match text.map(String::as_str) {
+        None | Some("TCP") => Some(lb_ipam::Protocol::TCP),
+        Some("UDP") => Some(lb_ipam::Protocol::UDP),
+        Some("SCTP") => Some(lb_ipam::Protocol::SCTP),
+        Some(_) => None,
+    }
+}
+
+/// A Service's ports (ports with an unknown protocol or out of range are left out).
+fn service_ports(spec: &k8s_openapi::api::core::v1::ServiceSpec) -> Vec<PortView> {
+    spec.ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(PortView {
+                name: p.name.clone().filter(|n| !n.is_empty()),
+                port: u16::try_from(p.port).ok()?,
+                protocol: protocol(p.protocol.as_ref())?,
+            })
+        })
+        .collect()
+}
+
+/// An EndpointSlice's ports (Kubernetes matches them to the Service's ports by name).
+fn slice_ports(slice: &EndpointSlice) -> Vec<PortView> {
+    slice
+        .ports
+        .iter()
+        .flatten()
+        .filter_map(|p| {
+            Some(PortView {
+                name: p.name.clone().filter(|n| !n.is_empty()),
+                port: u16::try_from(p.port?).ok()?,
+                protocol: protocol(p.protocol.as_ref())?,
+            })
+        })
+        .collect()
 }
 
 fn is_ours(s: &Service) -> bool {

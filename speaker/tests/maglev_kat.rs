@@ -1,5 +1,6 @@
-//! Known-answer tests: Maglev tables computed independently by `maglev_kat.py` (Cilium's method
-//! with the `mmh3` package) must equal ours, through the library and through the CLI.
+//! Known-answer tests: Maglev tables computed independently by `datapath/tests/maglev_kat.py`
+//! (Cilium's method with the `mmh3` package) must equal ours, through the datapath library and
+//! through `herald datapath maglev`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +16,7 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/maglev");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../datapath/tests/vectors/maglev");
     let mut out = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .expect("vector dir")
@@ -65,8 +66,9 @@ fn library_matches_independent_tables() {
 #[test]
 fn cli_prints_independent_tables() {
     for case in cases() {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_datapath"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
         cmd.args([
+            "datapath",
             "maglev",
             "--table-size",
             &case.m.to_string(),
@@ -89,8 +91,9 @@ fn cli_prints_independent_tables() {
 
 #[test]
 fn cli_rejects_bad_table_size() {
-    let out = Command::new(env!("CARGO_BIN_EXE_datapath"))
+    let out = Command::new(env!("CARGO_BIN_EXE_herald"))
         .args([
+            "datapath",
             "maglev",
             "--table-size",
             "1000",
