@@ -1,18 +1,16 @@
 #!/bin/sh
-# Entrypoint of the herald/speaker image. With arguments, runs them (`docker run IMAGE speaker check
-# --config ...`). Without, starts `herald-l2 run` if /etc/herald/l2.yaml is bound, `datapath run`
-# if /etc/herald/datapath.yaml is bound, and `speaker run` if /etc/herald/speaker.yaml is bound (the
-# netns runner's rule, lab/src/runner/images.rs), and exits when any of them exits, so the
-# container's state follows the agents'.
+# Entrypoint of the herald/speaker image. With arguments, runs them (`docker run IMAGE herald check
+# --config ...`). Without, starts `herald-l2 run` if /etc/herald/l2.yaml is bound and `herald agent`
+# if /etc/herald/herald.yaml is bound (the netns runner's rule, lab/src/runner/images.rs), and exits
+# when any of them exits, so the container's state follows the agents'.
 set -eu
 if [ "$#" -gt 0 ]; then
     exec "$@"
 fi
-SPEAKER_CONF=${HERALD_SPEAKER_CONF:-/etc/herald/speaker.yaml}
+AGENT_CONF=${HERALD_AGENT_CONF:-/etc/herald/herald.yaml}
 L2_CONF=${HERALD_L2_CONF:-/etc/herald/l2.yaml}
-DATAPATH_CONF=${HERALD_DATAPATH_CONF:-/etc/herald/datapath.yaml}
-if [ ! -f "$SPEAKER_CONF" ] && [ ! -f "$L2_CONF" ] && [ ! -f "$DATAPATH_CONF" ]; then
-    echo "herald-entrypoint: bind $SPEAKER_CONF, $L2_CONF and/or $DATAPATH_CONF into the container" >&2
+if [ ! -f "$AGENT_CONF" ] && [ ! -f "$L2_CONF" ]; then
+    echo "herald-entrypoint: bind $AGENT_CONF and/or $L2_CONF into the container" >&2
     exit 2
 fi
 pids=""
@@ -27,17 +25,8 @@ if [ -f "$L2_CONF" ]; then
     herald-l2 run --config "$L2_CONF" --status-file /run/herald/l2-status.json &
     pids="$pids $!"
 fi
-if [ -f "$DATAPATH_CONF" ]; then
-    if ! command -v datapath >/dev/null; then
-        echo "herald-entrypoint: $DATAPATH_CONF is bound but this image has no datapath binary" >&2
-        stop
-        exit 2
-    fi
-    datapath run --config "$DATAPATH_CONF" &
-    pids="$pids $!"
-fi
-if [ -f "$SPEAKER_CONF" ]; then
-    speaker run --config "$SPEAKER_CONF" &
+if [ -f "$AGENT_CONF" ]; then
+    herald agent --config "$AGENT_CONF" &
     pids="$pids $!"
 fi
 # Wait for the first agent to exit, then stop the others too.

@@ -466,7 +466,7 @@ mod tests {
             assert_eq!(t.nodes[n].program, Program::Speaker);
             assert!(
                 t.nodes[n]
-                    .bind_for(images::SPEAKER_CONF)
+                    .bind_for(images::AGENT_CONF)
                     .is_some_and(Path::exists)
             );
         }
@@ -486,7 +486,7 @@ mod tests {
                     .bind_for(images::L2_CONF)
                     .is_some_and(Path::exists)
             );
-            assert!(t.nodes[n].bind_for(images::SPEAKER_CONF).is_none());
+            assert!(t.nodes[n].bind_for(images::AGENT_CONF).is_none());
         }
     }
 
@@ -501,7 +501,7 @@ mod tests {
             assert_eq!(t.nodes[n].program, Program::Speaker);
             assert!(
                 t.nodes[n]
-                    .bind_for(images::SPEAKER_CONF)
+                    .bind_for(images::AGENT_CONF)
                     .is_some_and(Path::exists)
             );
         }

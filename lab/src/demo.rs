@@ -12,7 +12,7 @@
 //! inside the lab's namespaces.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -43,9 +43,9 @@ pub struct DemoPlan {
     pub tor: &'static str,
     /// The node that sends the HTTP requests.
     pub client: &'static str,
-    /// The Kubernetes nodes running the speaker and the datapath. The service (address, port,
-    /// backends) is the first one in the datapath config bound into the first of them
-    /// (`/etc/herald/datapath.yaml`): the one place the lab defines it.
+    /// The Kubernetes nodes running the agent. The service (port, endpoints) is the first one in
+    /// the agent config bound into the first of them (`/etc/herald/herald.yaml`); its address is
+    /// in no file: lb-ipam allocates it and the demo asks the running agents.
     pub nodes: &'static [&'static str],
     /// How the speakers announce the service IP, for the summary.
     pub service_ip_source: &'static str,
@@ -58,7 +58,7 @@ pub const BGP_ECMP: DemoPlan = DemoPlan {
     tor: "tor",
     client: "client",
     nodes: &["node1", "node2", "node3"],
-    service_ip_source: "pool lab-vips in nodeN/speaker.yaml, the same on every node",
+    service_ip_source: "pool lab-vips in nodeN/herald.yaml, the same on every node",
     requests: 12,
 };
 
@@ -161,6 +161,8 @@ pub mod step {
     pub const SESSIONS: &str = "BGP sessions";
     /// The service IP and where it comes from.
     pub const SERVICE_IP: &str = "service IP";
+    /// Each node's datapath serving the service IP lb-ipam gave it.
+    pub const SERVED: &str = "datapath serves VIP";
     /// The ToR's route to the service IP.
     pub const ROUTE: &str = "ToR ECMP route";
     /// HTTP from the client to the service IP.
@@ -226,12 +228,12 @@ pub fn run(
     let conf = topo
         .nodes
         .get(first)
-        .and_then(|n| n.bind_for(images::DATAPATH_CONF))
+        .and_then(|n| n.bind_for(images::AGENT_CONF))
         .ok_or_else(|| Error::Topology {
             file: file.display().to_string(),
             message: format!(
-                "the demo needs `{first}` to bind the datapath config {}",
-                images::DATAPATH_CONF
+                "the demo needs `{first}` to bind the agent config {}",
+                images::AGENT_CONF
             ),
         })?;
     let service = DemoService::load(conf)?;
@@ -271,7 +273,7 @@ pub fn run(
         topo: &topo,
         state: &state,
         plan,
-        service: &service,
+        service,
         service_conf: &service_conf,
     }
     .run_all(&mut emit);
@@ -299,20 +301,23 @@ struct Steps<'a> {
     topo: &'a Topology,
     state: &'a LabState,
     plan: &'a DemoPlan,
-    service: &'a DemoService,
+    /// The service; its address is filled in from the agents' lb-ipam allocations.
+    service: DemoService,
     service_conf: &'a Path,
 }
 
 impl Steps<'_> {
-    fn run_all(&self, emit: &mut dyn FnMut(&'static str, Outcome)) {
+    fn run_all(&mut self, emit: &mut dyn FnMut(&'static str, Outcome)) {
         let sessions = self.sessions();
         emit(step::SESSIONS, sessions.clone());
-        let conf = self
-            .service_conf
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        emit(step::SERVICE_IP, self.service_ip(&conf));
+        let (outcome, vip) = self.service_ip();
+        emit(step::SERVICE_IP, outcome);
+        if let Some(vip) = vip {
+            self.service.vip = vip;
+            emit(step::SERVED, self.served());
+        } else {
+            emit(step::SERVED, Outcome::Skipped("no service IP".into()));
+        }
         let route = match &sessions {
             Outcome::Done(_) => self.route(),
             Outcome::NotYet(_) => Outcome::NotYet("the speakers' BGP sessions".to_owned()),
@@ -323,11 +328,11 @@ impl Steps<'_> {
             .state
             .unavailable
             .iter()
-            .find(|u| u.program == "datapath");
+            .find(|u| u.program == "herald");
         match &route {
             Outcome::Done(_) if no_datapath.is_some() => {
                 let why = no_datapath
-                    .map(|u| format!("datapath on {}: {}", u.node, u.reason))
+                    .map(|u| format!("herald on {}: {}", u.node, u.reason))
                     .unwrap_or_default();
                 emit(step::HTTP, Outcome::NotYet(why.clone()));
                 emit(step::DSR, Outcome::NotYet(why));
@@ -376,28 +381,35 @@ impl Steps<'_> {
         ))
     }
 
-    /// The address lb-ipam allocated on every node (asked over each speaker's control socket),
-    /// which must be the address the datapath serves.
-    fn service_ip(&self, datapath_conf: &str) -> Outcome {
-        let speaker = match images::speaker_binary() {
+    /// Runs `herald ARGS --json --socket <node's control socket>` and parses the answer.
+    fn ask_agent(&self, herald: &Path, node: &str, args: &[&str]) -> Option<serde_json::Value> {
+        let socket = self
+            .runner
+            .lab_dir(&self.topo.name)
+            .node_dir(node)
+            .join("speaker.sock");
+        let out = std::process::Command::new(herald)
+            .args(args)
+            .args(["--json", "--socket"])
+            .arg(&socket)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .ok()?;
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// The address lb-ipam allocated on every node (asked over each agent's control socket): the
+    /// same on every node, and written in no config file.
+    fn service_ip(&self) -> (Outcome, Option<IpAddr>) {
+        let herald = match images::herald_binary_path() {
             Ok(bin) => bin,
-            Err(e) => return Outcome::NotYet(e.to_string()),
+            Err(e) => return (Outcome::NotYet(e.to_string()), None),
         };
         let allocated = |node: &str| -> Option<Vec<String>> {
-            let socket = self
-                .runner
-                .lab_dir(&self.topo.name)
-                .node_dir(node)
-                .join("speaker.sock");
-            let out = std::process::Command::new(&speaker)
-                .args(["services", "--json", "--socket"])
-                .arg(&socket)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .ok()?;
-            allocated_addresses(&String::from_utf8_lossy(&out.stdout), &self.service.name)
+            let answer = self.ask_agent(&herald, node, &["services"])?;
+            allocated_addresses(&answer.to_string(), &self.service.name)
         };
-        let found = wait_until("the speakers' lb-ipam allocations", HTTP_TIMEOUT, || {
+        let found = wait_until("the agents' lb-ipam allocations", HTTP_TIMEOUT, || {
             self.plan
                 .nodes
                 .iter()
@@ -405,28 +417,94 @@ impl Steps<'_> {
                 .collect::<Option<BTreeMap<String, Vec<String>>>>()
         });
         let Ok(per_node) = found else {
-            return Outcome::Failed(format!(
-                "no allocation for service `{}` reported by the speakers",
-                self.service.name
-            ));
+            return (
+                Outcome::Failed(format!(
+                    "no allocation for service `{}` reported by the agents",
+                    self.service.name
+                )),
+                None,
+            );
+        };
+        let distinct: BTreeSet<&Vec<String>> = per_node.values().collect();
+        let vip = match distinct.into_iter().next() {
+            Some(first) if per_node.values().all(|a| a == first) && first.len() == 1 => {
+                first[0].parse::<IpAddr>().ok()
+            }
+            _ => None,
+        };
+        let Some(vip) = vip else {
+            return (
+                Outcome::Failed(format!(
+                    "lb-ipam allocations differ between the nodes: {per_node:?}"
+                )),
+                None,
+            );
+        };
+        let conf = self
+            .service_conf
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        (
+            Outcome::Done(
+                format!(
+                    "{vip} allocated by lb-ipam to service `{}` on {} ({}; no file names the \
+                 address), announced as LoadBalancerIP",
+                    self.service.name,
+                    self.plan.nodes.join(", "),
+                    self.plan.service_ip_source,
+                ) + &format!(" [{conf}]"),
+            ),
+            Some(vip),
+        )
+    }
+
+    /// Each node's datapath (asked with `herald datapath status`) serves the VIP on the
+    /// service's port with every backend of the service.
+    fn served(&self) -> Outcome {
+        let herald = match images::herald_binary_path() {
+            Ok(bin) => bin,
+            Err(e) => return Outcome::NotYet(e.to_string()),
         };
         let vip = self.service.vip.to_string();
-        let distinct: BTreeSet<&Vec<String>> = per_node.values().collect();
-        if distinct.len() != 1 || !per_node.values().all(|a| a.contains(&vip)) {
-            return Outcome::Failed(format!(
-                "lb-ipam allocations {per_node:?} differ from the VIP {vip} in {datapath_conf}"
-            ));
+        let want_backends = self.service.backends.len();
+        let per_node = wait_until(
+            "every node's datapath serving the VIP",
+            HTTP_TIMEOUT,
+            || {
+                self.plan
+                    .nodes
+                    .iter()
+                    .map(|node| {
+                        let answer = self.ask_agent(&herald, node, &["datapath", "status"])?;
+                        let serving = &answer["serving"];
+                        let served = serving["served"]
+                            .as_array()?
+                            .iter()
+                            .any(|a| a.as_str() == Some(vip.as_str()));
+                        let entry = answer["maps"]["services"]
+                            .as_array()?
+                            .iter()
+                            .find(|s| {
+                                s["vip"].as_str() == Some(vip.as_str())
+                                    && s["port"].as_u64() == Some(u64::from(self.service.port))
+                            })?
+                            .clone();
+                        let backends = entry["backends"].as_u64().unwrap_or(0);
+                        (served && backends as usize == want_backends).then(|| {
+                            format!("{node}: {vip}:{} → {backends} backends", self.service.port)
+                        })
+                    })
+                    .collect::<Option<Vec<String>>>()
+            },
+        );
+        match per_node {
+            Ok(rows) => Outcome::Done(format!(
+                "{} (XDP attached, Maglev table in the kernel before the route was announced)",
+                rows.join("; ")
+            )),
+            Err(e) => Outcome::Failed(format!("{e}")),
         }
-        Outcome::Done(format!(
-            "{vip} allocated by lb-ipam to service `{}` on {} ({}), announced as LoadBalancerIP; \
-             {} serves {vip}:{} with {} backends",
-            self.service.name,
-            self.plan.nodes.join(", "),
-            self.plan.service_ip_source,
-            datapath_conf,
-            self.service.port,
-            self.service.backends.len(),
-        ))
     }
 
     fn sessions(&self) -> Outcome {
@@ -737,7 +815,7 @@ impl Steps<'_> {
 
     /// Starts tcpdump on every node's uplink and waits until each listens.
     fn start_captures(&self) -> Result<Vec<(String, ChildProcess)>> {
-        let filter = dsr_proof::capture_filter(self.service);
+        let filter = dsr_proof::capture_filter(&self.service);
         let mut out = Vec::new();
         for node in self.plan.nodes {
             let argv: Vec<String> = ["tcpdump", "-nn", "-l", "-i", &self.service.uplink, &filter]

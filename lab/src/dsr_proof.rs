@@ -1,5 +1,5 @@
-//! The DSR proof of `lab demo`, as pure functions: the service as the nodes' datapath config
-//! defines it, parsing of the packet captures taken on the nodes' uplinks (`tcpdump -nn -l`), and
+//! The DSR proof of `lab demo`, as pure functions: the service as the nodes' agent config defines
+//! it (its address is lb-ipam's, learnt from the running agents), parsing of the packet captures taken on the nodes' uplinks (`tcpdump -nn -l`), and
 //! the analysis that ties each client flow to the node it entered at, the node whose backend
 //! answered, and the source address its replies left that node with.
 //!
@@ -22,14 +22,21 @@ pub fn capture_filter(service: &DemoService) -> String {
     )
 }
 
-/// The part of `datapath run`'s config the demo needs (other keys are ignored here; the datapath
-/// itself rejects unknown ones).
+/// The part of the agent's config the demo needs (other keys are ignored here; the agent itself
+/// rejects unknown ones).
 #[derive(Debug, Deserialize)]
-struct DatapathFile {
-    #[serde(default)]
-    interfaces: Vec<InterfaceEntry>,
+struct AgentFile {
     #[serde(default)]
     services: Vec<ServiceEntry>,
+    #[serde(default)]
+    nodes: Vec<NodeEntry>,
+    datapath: Option<DatapathEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DatapathEntry {
+    #[serde(default)]
+    interfaces: Vec<InterfaceEntry>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -40,26 +47,41 @@ struct InterfaceEntry {
 }
 
 #[derive(Debug, Deserialize)]
-struct ServiceEntry {
+struct NodeEntry {
     name: String,
-    vip: IpAddr,
-    port: u16,
-    #[serde(default)]
-    backends: Vec<BackendEntry>,
+    address: Ipv4Addr,
 }
 
 #[derive(Debug, Deserialize)]
-struct BackendEntry {
-    address: SocketAddr,
-    node: Ipv4Addr,
+#[serde(rename_all = "camelCase")]
+struct ServiceEntry {
+    name: String,
+    #[serde(default)]
+    ports: Vec<PortEntry>,
+    #[serde(default)]
+    endpoints: Vec<EndpointEntry>,
 }
 
-/// The service the demo sends requests to: the first service of the nodes' datapath config.
+#[derive(Debug, Deserialize)]
+struct PortEntry {
+    port: u16,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EndpointEntry {
+    ip: IpAddr,
+    node_name: String,
+    port: Option<u16>,
+}
+
+/// The service the demo sends requests to: the first service of the nodes' agent config.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DemoService {
     /// Service name.
     pub name: String,
-    /// Service address.
+    /// Service address: lb-ipam's allocation, read from the running agents (unspecified until
+    /// then; no config file names it).
     pub vip: IpAddr,
     /// Service port.
     pub port: u16,
@@ -70,35 +92,55 @@ pub struct DemoService {
 }
 
 impl DemoService {
-    /// Parses a datapath config's text; `origin` names it in errors.
+    /// Parses an agent config's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
         let bad = |message: String| Error::Topology {
             file: origin.to_owned(),
             message,
         };
-        let f: DatapathFile =
-            serde_saphyr::from_str(text).map_err(|e| bad(format!("datapath config: {e}")))?;
+        let f: AgentFile =
+            serde_saphyr::from_str(text).map_err(|e| bad(format!("agent config: {e}")))?;
         let s = f
             .services
             .into_iter()
             .next()
-            .ok_or_else(|| bad("the datapath config defines no service".to_owned()))?;
+            .ok_or_else(|| bad("the agent config defines no service".to_owned()))?;
+        let port = s
+            .ports
+            .first()
+            .map(|p| p.port)
+            .ok_or_else(|| bad(format!("service {} has no port", s.name)))?;
         let uplink = f
-            .interfaces
-            .into_iter()
-            .find(|i| i.xdp.as_deref() != Some("none"))
+            .datapath
+            .and_then(|d| {
+                d.interfaces
+                    .into_iter()
+                    .find(|i| i.xdp.as_deref() != Some("none"))
+            })
             .map(|i| i.name)
-            .ok_or_else(|| bad("the datapath config has no XDP interface".to_owned()))?;
+            .ok_or_else(|| bad("the agent config has no datapath XDP interface".to_owned()))?;
+        let nodes: BTreeMap<String, Ipv4Addr> =
+            f.nodes.into_iter().map(|n| (n.name, n.address)).collect();
+        let mut backends = Vec::new();
+        for e in &s.endpoints {
+            let node = nodes.get(&e.node_name).ok_or_else(|| {
+                bad(format!(
+                    "endpoint {} is on unknown node {}",
+                    e.ip, e.node_name
+                ))
+            })?;
+            backends.push((SocketAddr::new(e.ip, e.port.unwrap_or(port)), *node));
+        }
         Ok(Self {
             name: s.name,
-            vip: s.vip,
-            port: s.port,
-            backends: s.backends.iter().map(|b| (b.address, b.node)).collect(),
+            vip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            port,
+            backends,
             uplink,
         })
     }
 
-    /// Reads and parses the datapath config at `path`.
+    /// Reads and parses the agent config at `path`.
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Self::parse(&text, &path.display().to_string())
@@ -396,12 +438,21 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_datapath_config_defines_the_demo_service() {
+    fn the_shipped_agent_config_defines_the_demo_service_but_not_its_address() {
         let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("containerlab/bgp-ecmp/datapath.yaml");
-        let s = DemoService::load(&path).expect("parse");
-        assert_eq!((s.vip, s.port, s.uplink.as_str()), (vip(), 80, "eth1"));
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("containerlab/bgp-ecmp/node1/herald.yaml");
+        let mut s = DemoService::load(&path).expect("parse");
+        assert!(s.vip.is_unspecified(), "no config names the VIP");
+        assert_eq!((s.port, s.uplink.as_str()), (80, "eth1"));
+        assert_eq!(
+            s.backends[1],
+            (
+                "10.244.2.10:8080".parse().expect("addr"),
+                Ipv4Addr::new(10, 0, 2, 2)
+            )
+        );
         assert_eq!(s.backends.len(), 3);
+        s.vip = vip();
         assert_eq!(
             capture_filter(&s),
             "udp port 6081 or (tcp and src host 10.200.0.10 and src port 80)"

@@ -1,9 +1,9 @@
 //! End-to-end test of the main job, `lab demo`, on a private copy of the shipped `bgp-ecmp`
-//! topology: real FRR on the ToR, the real speaker and datapath (XDP Maglev + Geneve DSR) on
+//! topology: real FRR on the ToR, the real agent (BGP, lb-ipam, XDP Maglev + Geneve DSR) on
 //! node1..3, real HTTP through the service IP to the backend pods. Asserts the rows (sessions, the
 //! ToR's 3-way ECMP route, HTTP answered by the pods, the DSR proof from captures on the nodes'
 //! uplinks, one row per node), that `--keep` leaves the lab up with the datapath's pinned maps
-//! readable by `datapath status`, and that `lab down` then leaves no namespace, link, process or
+//! readable by `herald datapath status`, and that `lab down` then leaves no namespace, link, process or
 //! pinned map behind. Needs root; no mocks.
 
 mod support;
@@ -27,8 +27,7 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    ensure_binary("speaker", "speaker");
-    let datapath = ensure_binary("datapath", "datapath");
+    let herald = ensure_binary("speaker", "herald");
     let lab = ShippedLab::copy("bgp-ecmp", "demo");
     let file = lab.file().to_string_lossy().into_owned();
     let out = lab.lab(&["demo", "--keep", "--topology", &file]);
@@ -52,7 +51,19 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
         "{http}"
     );
     assert!(!http.contains("unanswered"), "{http}");
-    assert!(row(&table, "service IP").contains("10.200.0.10:80"));
+    let service_ip = row(&table, "service IP");
+    assert!(
+        service_ip.contains(" ok ") && service_ip.contains("10.200.0.10 allocated by lb-ipam"),
+        "{service_ip}"
+    );
+    // Each node's datapath serves the address lb-ipam gave it, with all three backends.
+    let served = row(&table, "datapath serves VIP");
+    for n in ["node1", "node2", "node3"] {
+        assert!(
+            served.contains(&format!("{n}: 10.200.0.10:80 → 3 backends")),
+            "{served}"
+        );
+    }
     // The proof: a flow entered at one node, crossed to another in Geneve, and its reply left
     // that node with the service address as source; every reply left some node from it.
     let dsr = row(&table, "DSR proof");
@@ -92,11 +103,12 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
         .http_get("client", "http://10.200.0.10/")
         .expect("HTTP after the demo");
     assert!(body.starts_with("pod"), "{body}");
-    // The agents' maps are pinned in the lab's bpffs, readable from inside the node.
+    // The agents' maps are pinned in the lab's bpffs; `herald datapath status` shows them.
     let pins = lab.state_root().join(&lab.name).join("bpffs");
-    let dp = datapath.to_string_lossy().into_owned();
-    let pin_dir = pins.join("node1").to_string_lossy().into_owned();
-    let (ok, status) = lab.exec("node1", &[&dp, "status", "--pin-dir", &pin_dir]);
+    let bin = herald.to_string_lossy().into_owned();
+    let socket = lab.node_dir("node1").join("speaker.sock");
+    let socket = socket.to_string_lossy().into_owned();
+    let (ok, status) = lab.exec("node1", &[&bin, "datapath", "status", "--socket", &socket]);
     assert!(ok && status.contains("10.200.0.10:80"), "{status}");
     assert!(
         status.contains("10.244.1.10:8080 node 10.0.1.2 local true"),
@@ -104,8 +116,8 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
     );
 
     let procs = lab.processes(&ALL);
-    // 3 FRR daemons, speaker + datapath on each node, one server per pod.
-    assert!(procs.len() >= 3 + 2 * 3 + 3, "too few processes: {procs:?}");
+    // 3 FRR daemons, one agent per node, one server per pod.
+    assert!(procs.len() >= 3 + 3 + 3, "too few processes: {procs:?}");
     lab.down_and_check(&ALL, &procs);
     let mounts = std::fs::read_to_string("/proc/self/mounts").expect("mounts");
     assert!(

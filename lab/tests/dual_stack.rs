@@ -18,7 +18,7 @@ fn dual_stack_sessions_ecmp_and_http_over_ipv4_and_ipv6() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    ensure_binary("speaker", "speaker");
+    ensure_binary("speaker", "herald");
     let lab = ShippedLab::copy("dual-stack", "dual");
     lab.up();
 

@@ -374,14 +374,14 @@ fn unsupported_features_are_refused_before_anything_is_created() {
 }
 
 #[test]
-fn speaker_without_run_fails_up_unless_skipped_and_is_reported() {
+fn agent_binary_without_the_agent_command_fails_up_unless_skipped_and_is_reported() {
     let s = Scratch::new("lab-skip");
-    s.write("n1/speaker.yaml", "node: {name: n1, routerId: 10.9.0.1}\n");
+    s.write("n1/herald.yaml", "node: {name: n1, routerId: 10.9.0.1}\n");
     s.write(
         "lab.clab.yml",
         &format!(
             "name: {}\ntopology:\n  nodes:\n    n1:\n      kind: linux\n      image: herald/speaker\n      \
-             binds: [n1/speaker.yaml:/etc/herald/speaker.yaml]\n      exec: ['ip addr add 10.9.8.1/24 dev eth1']\n    \
+             binds: [n1/herald.yaml:/etc/herald/herald.yaml]\n      exec: ['ip addr add 10.9.8.1/24 dev eth1']\n    \
              h: {{kind: linux, image: alpine, exec: ['ip addr add 10.9.8.2/24 dev eth1']}}\n  \
              links:\n    - endpoints: [n1:eth1, h:eth1]\n",
             s.name
@@ -389,10 +389,10 @@ fn speaker_without_run_fails_up_unless_skipped_and_is_reported() {
     );
     let file = s.file();
     let file = file.to_string_lossy();
-    // `false run --help` fails: a speaker binary without the `run` command.
+    // `false agent --help` fails: a binary without the `agent` command.
     let lab = |args: &[&str]| {
         Command::new(env!("CARGO_BIN_EXE_lab"))
-            .env("HERALD_SPEAKER", "/bin/false")
+            .env("HERALD_BIN", "/bin/false")
             .arg("--state-dir")
             .arg(s.state_root())
             .args(args)
@@ -403,7 +403,7 @@ fn speaker_without_run_fails_up_unless_skipped_and_is_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        err.contains("node n1") && err.contains("no `run` command"),
+        err.contains("node n1") && err.contains("no `agent` command"),
         "{err}"
     );
     assert!(!Netns::exists(&s.netns("n1")));
@@ -415,7 +415,7 @@ fn speaker_without_run_fails_up_unless_skipped_and_is_reported() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(text.contains("not started on n1: speaker"), "{text}");
+    assert!(text.contains("not started on n1: herald"), "{text}");
     let st = s.state().expect("state");
     assert_eq!(st.unavailable.len(), 1);
     assert!(recorded_processes(&st).is_empty());

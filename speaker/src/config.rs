@@ -951,9 +951,12 @@ mod tests {
     }
 
     #[test]
-    fn sections_of_unwired_components_are_refused() {
+    fn an_unknown_key_of_the_datapath_section_is_named_with_its_line() {
         let text = error_text(&format!("{MINIMAL}datapath:\n  interface: eth0\n"));
-        assert!(text.contains("unknown field `datapath`"), "{text}");
+        assert!(
+            text.contains("unknown field `interface`") && text.contains("line 10"),
+            "{text}"
+        );
     }
 
     #[test]

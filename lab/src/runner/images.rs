@@ -10,9 +10,9 @@ use crate::{Error, Result};
 pub enum Program {
     /// zebra + bgpd (+ bfdd/staticd per the bound `daemons` file) with the bound `frr.conf`.
     Frr,
-    /// Herald's speaker image: `speaker run` when `/etc/herald/speaker.yaml` is bound, the L2
-    /// announcer `herald-l2 run` when `/etc/herald/l2.yaml` is bound, and the datapath agent
-    /// `datapath run` when `/etc/herald/datapath.yaml` is bound (at least one of them).
+    /// Herald's node image: the agent `herald agent` when `/etc/herald/herald.yaml` is bound
+    /// (BGP, lb-ipam, L2 and the datapath, as its file says), or the standalone L2 announcer
+    /// `herald-l2 run` when `/etc/herald/l2.yaml` is bound (at least one of them).
     Speaker,
     /// A plain Linux image: nothing runs unless the node has a `cmd`.
     Plain,
@@ -36,13 +36,10 @@ impl Program {
 pub const FRR_CONF: &str = "/etc/frr/frr.conf";
 /// Container path of FRR's daemons file (optional; bgpd only without it).
 pub const FRR_DAEMONS: &str = "/etc/frr/daemons";
-/// Container path of the speaker's config (what the speaker image's Dockerfile expects).
-pub const SPEAKER_CONF: &str = "/etc/herald/speaker.yaml";
+/// Container path of the agent's config (what the image's entrypoint expects).
+pub const AGENT_CONF: &str = "/etc/herald/herald.yaml";
 /// Container path of the L2 announcer's config (`herald-l2 run --config`), also in the image.
 pub const L2_CONF: &str = "/etc/herald/l2.yaml";
-/// Container path of the datapath agent's config (`datapath run --config`): XDP Maglev + Geneve
-/// DSR on the node's uplink.
-pub const DATAPATH_CONF: &str = "/etc/herald/datapath.yaml";
 
 /// Image repositories (without registry-independent tag) and the program each stands for. A rule
 /// matches the image's repository exactly or as a path suffix (`quay.io/frrouting/frr:8.4` matches
@@ -126,22 +123,22 @@ fn herald_binary(name: &str, env_var: &str, hint: &str) -> Result<PathBuf> {
         })
 }
 
-/// Finds the speaker binary: `$HERALD_SPEAKER`, then `speaker` beside the running executable (same
+/// Finds the agent binary: `$HERALD_BIN`, then `herald` beside the running executable (same
 /// cargo target directory), then `$PATH`.
-pub fn speaker_binary() -> Result<PathBuf> {
+pub fn herald_binary_path() -> Result<PathBuf> {
     herald_binary(
-        "speaker",
-        "HERALD_SPEAKER",
+        "herald",
+        "HERALD_BIN",
         "cargo build -p speaker` — nodes with image herald/speaker cannot start without it",
     )
 }
 
-/// Finds the speaker binary and checks that it has the `run` command the image's entrypoint uses
-/// (the speaker gains it after `check`; until then nodes that need it cannot start).
-pub fn speaker_with_run() -> Result<PathBuf> {
-    let bin = speaker_binary()?;
+/// Finds the agent binary and checks that it has the `agent` command the image's entrypoint
+/// uses.
+pub fn agent_binary() -> Result<PathBuf> {
+    let bin = herald_binary_path()?;
     let probe = std::process::Command::new(&bin)
-        .args(["run", "--help"])
+        .args(["agent", "--help"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -149,11 +146,11 @@ pub fn speaker_with_run() -> Result<PathBuf> {
     match probe {
         Ok(s) if s.success() => Ok(bin),
         Ok(_) => Err(Error::NotAvailable {
-            what: "speaker run".to_owned(),
-            reason: format!("{} has no `run` command yet", bin.display()),
+            what: "herald agent".to_owned(),
+            reason: format!("{} has no `agent` command", bin.display()),
         }),
         Err(e) => Err(Error::Spawn {
-            command: format!("{} run --help", bin.display()),
+            command: format!("{} agent --help", bin.display()),
             source: e,
         }),
     }
@@ -165,15 +162,6 @@ pub fn l2_binary() -> Result<PathBuf> {
         "herald-l2",
         "HERALD_L2",
         "cargo build -p arp-responder` — speaker-image nodes with an l2.yaml bind need it",
-    )
-}
-
-/// Finds the datapath agent: `$HERALD_DATAPATH`, then `datapath` beside `lab`, then `$PATH`.
-pub fn datapath_binary() -> Result<PathBuf> {
-    herald_binary(
-        "datapath",
-        "HERALD_DATAPATH",
-        "cargo build -p datapath` — speaker-image nodes with a datapath.yaml bind need it",
     )
 }
 

@@ -25,7 +25,7 @@ use state::{LabDir, LabState, NodeRecord, Resource, Unavailable};
 /// Where labs keep state, configs and logs unless told otherwise.
 pub const DEFAULT_STATE_ROOT: &str = "/run/herald-lab";
 
-/// How long a freshly started speaker must stay up to count as started.
+/// How long a freshly started Herald program must stay up to count as started.
 const SPEAKER_SETTLE: Duration = Duration::from_millis(500);
 
 /// Where a `herald-l2` node's status snapshot is written, relative to its node directory.
@@ -100,7 +100,7 @@ type BinaryLookup = fn() -> Result<PathBuf>;
 /// How `up` treats programs that are missing on this machine.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct UpOptions {
-    /// Leave out a node's Herald program (speaker, herald-l2) that is not available instead of
+    /// Leave out a node's Herald program (herald, herald-l2) that is not available instead of
     /// failing; the node's namespace, links and `exec` lines are still set up, and the omission is
     /// recorded in [`LabState::unavailable`]. FRR missing is always an error.
     pub skip_unavailable: bool,
@@ -223,24 +223,21 @@ impl Runner {
                     }
                 }
                 Program::Speaker => {
-                    let wants_speaker = node.bind_for(images::SPEAKER_CONF).is_some();
+                    let wants_agent = node.bind_for(images::AGENT_CONF).is_some();
                     let wants_l2 = node.bind_for(images::L2_CONF).is_some();
-                    let wants_datapath = node.bind_for(images::DATAPATH_CONF).is_some();
-                    if !wants_speaker && !wants_l2 && !wants_datapath {
+                    if !wants_agent && !wants_l2 {
                         return Err(node_err(
                             &node.name,
                             format!(
-                                "a speaker-image node needs a bind to {}, {} or {}",
-                                images::SPEAKER_CONF,
+                                "a herald-image node needs a bind to {} or {}",
+                                images::AGENT_CONF,
                                 images::L2_CONF,
-                                images::DATAPATH_CONF
                             ),
                         ));
                     }
-                    let checks: [(bool, &str, BinaryLookup); 3] = [
-                        (wants_speaker, "speaker", images::speaker_with_run),
+                    let checks: [(bool, &str, BinaryLookup); 2] = [
+                        (wants_agent, "herald", images::agent_binary),
                         (wants_l2, "herald-l2", images::l2_binary),
-                        (wants_datapath, "datapath", images::datapath_binary),
                     ];
                     for (wanted, program, find) in checks {
                         if !wanted {
@@ -376,32 +373,21 @@ impl Runner {
                             .current_dir(&node_dir);
                         started.push(start_settled("herald-l2", c, &node_dir, &node.name)?);
                     }
-                    if let Some(conf) = bound(images::DATAPATH_CONF)
-                        && !skipped("datapath")
+                    if let Some(conf) = bound(images::AGENT_CONF)
+                        && !skipped("herald")
                     {
-                        let bin = images::datapath_binary()?;
+                        let bin = images::agent_binary()?;
+                        // Each node pins its maps and program links in its own directory.
                         let pins = self.lab_bpffs(dir, state)?.join(&node.name);
                         let mut c = netns.command(&bin);
-                        c.arg("run")
+                        c.arg("agent")
                             .arg("--config")
                             .arg(&conf)
                             .arg("--pin-dir")
                             .arg(&pins)
                             .envs(&node.env)
                             .current_dir(&node_dir);
-                        started.push(start_settled("datapath", c, &node_dir, &node.name)?);
-                    }
-                    if let Some(conf) = bound(images::SPEAKER_CONF)
-                        && !skipped("speaker")
-                    {
-                        let bin = images::speaker_with_run()?;
-                        let mut c = netns.command(&bin);
-                        c.arg("run")
-                            .arg("--config")
-                            .arg(&conf)
-                            .envs(&node.env)
-                            .current_dir(&node_dir);
-                        started.push(start_settled("speaker", c, &node_dir, &node.name)?);
+                        started.push(start_settled("herald", c, &node_dir, &node.name)?);
                     }
                 }
                 Program::Plain => {

@@ -129,7 +129,7 @@ mod tests {
         );
         let error = parse(&text, "t.yaml").expect_err("duplicate").to_string();
         assert!(
-            error.contains("t.yaml:5: nodes[1].name") && error.contains("line 4"),
+            error.contains("t.yaml:4: nodes[1].name") && error.contains("line 3"),
             "{error}"
         );
     }
