@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{Namespace, Node, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use lb_ipam::crd::LoadBalancerIPPool;
@@ -122,6 +122,16 @@ fn check_object(doc: &Value) -> Result<(), String> {
         ("v1", "Namespace") => typed::<Namespace>(doc),
         ("v1", "ServiceAccount") => typed::<ServiceAccount>(doc),
         ("v1", "Service") => typed::<Service>(doc),
+        ("v1", "ConfigMap") => {
+            typed::<ConfigMap>(doc)?;
+            // The datapath overlay's section must be one the agent accepts.
+            match doc["data"]["datapath.yaml"].as_str() {
+                Some(text) => datapath::config::parse(text, "ConfigMap datapath.yaml")
+                    .map(|_| ())
+                    .map_err(|e| e.to_string()),
+                None => Ok(()),
+            }
+        }
         ("apps/v1", "Deployment") => typed::<Deployment>(doc),
         ("apps/v1", "DaemonSet") => typed::<DaemonSet>(doc),
         ("rbac.authorization.k8s.io/v1", "ClusterRole") => typed::<ClusterRole>(doc),
@@ -233,7 +243,10 @@ fn kustomize_renders_base_and_overlays_offline_into_valid_objects() {
                 ("Service", 1),
             ],
         ),
-        ("overlays/datapath", vec![("DaemonSet", 1)]),
+        (
+            "overlays/datapath",
+            vec![("ConfigMap", 1), ("DaemonSet", 1)],
+        ),
     ] {
         let rendered = kustomize(&deploy().join(dir));
         let docs = documents(&rendered, dir);
@@ -263,10 +276,38 @@ fn kustomize_renders_base_and_overlays_offline_into_valid_objects() {
             .iter()
             .filter_map(Value::as_str)
             .collect();
+        // Probes on the agent's loopback health endpoint, the port its flags name.
+        let container = &spec["containers"][0];
+        let args: Vec<&str> = container["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        assert!(
+            args.contains(&"--metrics-address=127.0.0.1:9963"),
+            "{args:?}"
+        );
+        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+            let get = &container[probe]["httpGet"];
+            assert_eq!(
+                (
+                    get["host"].as_str(),
+                    get["path"].as_str(),
+                    get["port"].as_u64()
+                ),
+                (Some("127.0.0.1"), Some(path), Some(9963)),
+                "{dir}: {probe}"
+            );
+        }
         if dir == "overlays/datapath" {
             assert_eq!(
                 added,
                 ["NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW", "BPF", "PERFMON"]
+            );
+            assert!(
+                args.contains(&"--datapath-config=/etc/herald/datapath.yaml"),
+                "{args:?}"
             );
         } else {
             assert_eq!(added, ["NET_BIND_SERVICE", "NET_ADMIN", "NET_RAW"]);
@@ -388,7 +429,7 @@ fn bgp_ecmp_example_reproduces_the_lab() {
             desired.problems
         );
         let lab_path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../lab/containerlab/bgp-ecmp/node{n}/speaker.yaml"));
+            .join(format!("../lab/containerlab/bgp-ecmp/node{n}/herald.yaml"));
         let lab = speaker::config::load(&lab_path).expect("lab config");
         assert_eq!(desired.config.node.name, lab.node.name);
         assert_eq!(desired.config.node.router_id, lab.node.router_id);

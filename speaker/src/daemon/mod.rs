@@ -17,11 +17,16 @@ pub mod standalone;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::ipam::ServiceStatus;
 use serving::Serving;
+
+/// How long start-up waits for the datapath's first apply before BGP and L2 start anyway
+/// (announcing only what is served by then).
+pub const FIRST_APPLY: Duration = Duration::from_secs(10);
 
 /// What the datapath serves, as `herald services` and `herald datapath status` show it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

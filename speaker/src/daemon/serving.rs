@@ -177,6 +177,20 @@ impl Serving {
             .collect()
     }
 
+    /// Waits (at most `limit`) until the datapath has applied the last committed table or
+    /// reported why it cannot, so the first announcement after a start already carries what the
+    /// kernel serves: with graceful restart, an End-of-RIB sent before that would make the peers
+    /// drop the addresses the pinned maps still serve.
+    pub async fn settled(&mut self, limit: std::time::Duration) {
+        let generation = self.generation;
+        let Some(rx) = self.state_rx.as_mut() else {
+            return;
+        };
+        let wait =
+            rx.wait_for(|s| s.generation >= generation || (!s.attached && s.error.is_some()));
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
+
     /// Resolves when the datapath's state changes (never without a datapath).
     pub async fn changed(&mut self) {
         match self.state_rx.as_mut() {

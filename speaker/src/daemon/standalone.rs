@@ -2,9 +2,11 @@
 //!
 //! 1. **start** — load the file; open lb-ipam's state file (a foreign or corrupt one stops
 //!    start-up here, before anything is announced); start the datapath driver ([`Serving`]);
-//!    derive the one desired state (allocations → services → datapath table) and gate it by what
-//!    the kernel serves (nothing yet); start L2 and BGP with the gated services, so pod CIDRs go
-//!    out at once and service addresses only once served; hand the table to the datapath.
+//!    derive the one desired state (allocations → services → datapath table), hand the table to
+//!    the datapath and wait (bounded) for its first apply; start L2 and BGP with the services
+//!    gated by what the kernel serves, so pod CIDRs go out at once, served addresses with them
+//!    (after a restart the pinned maps serve at once, so graceful-restart peers see no
+//!    withdrawal), and addresses not served yet only once they are.
 //! 2. **run** — on SIGHUP, an edit of the file, or `herald reload`: load and validate the whole
 //!    file first (a broken file changes nothing), then lb-ipam, then the same derive → gate →
 //!    announce (withdrawals first) → commit to the datapath. When the datapath reports new

@@ -329,11 +329,24 @@ impl Owner {
     async fn announce(&mut self, desired: &Desired, commit: bool) -> crate::error::Result<()> {
         let paths = self.key_files.write(&desired.md5_keys)?;
         let config = instance_config(desired, &self.cfg.api, self.cfg.state_dir.as_ref(), &paths);
+        let state = service_state(desired);
+        let mut committed = false;
         let gated = if commit {
             self.latest_services = Some(desired.clone());
-            self.serving.update(&config, &service_state(desired))
+            let gated = self.serving.update(&config, &state);
+            if self.instance.is_none() && self.l2.is_none() {
+                // Nothing is announced yet: the datapath goes first, and BGP starts with what
+                // it serves (after a restart, the pinned maps at once: no withdrawal at the
+                // graceful-restart peers).
+                self.serving.commit();
+                committed = true;
+                self.serving.settled(crate::daemon::FIRST_APPLY).await;
+                self.serving.regate(&state)
+            } else {
+                gated
+            }
         } else {
-            self.serving.regate(&service_state(desired))
+            self.serving.regate(&state)
         };
         let had = (self.instance.is_some(), self.l2.is_some());
         let bgp = self.apply_bgp(config, gated).await;
@@ -341,7 +354,7 @@ impl Owner {
         if had != (self.instance.is_some(), self.l2.is_some()) {
             self.restart_servers().await;
         }
-        if commit {
+        if commit && !committed {
             self.serving.commit();
         }
         bgp.and(l2)

@@ -463,3 +463,101 @@ fn l2_etp_local_service_is_led_only_from_nodes_with_a_ready_endpoint() {
     let table = arp_responder::election::vip_table(&l2.services, &l2.nodes, &l2.node_selector);
     assert_eq!(table[0].eligible.iter().collect::<Vec<_>>(), ["node2"]);
 }
+
+/// The datapath table the agent derives from a translated snapshot (what the Kubernetes runtime
+/// hands its datapath through `daemon::serving`).
+fn datapath_table(d: &Desired, me: &str) -> crate::daemon::desired::ServiceTable {
+    let nodes = crate::config::nodes::node_addresses(&d.config);
+    crate::daemon::desired::service_table(&crate::daemon::desired::TableInputs {
+        node_name: me,
+        nodes: &nodes,
+        state: &crate::sources::kube::reconcile::service_state(d),
+        cluster_ips: false,
+    })
+}
+
+#[test]
+fn services_endpoint_slices_and_nodes_become_the_datapath_table() {
+    let mut snap = base();
+    snap.services = vec![obj(json!({
+        "metadata": {"name": "web", "namespace": "shop", "labels": {"expose": "bgp"}},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10",
+                 "sessionAffinity": "ClientIP",
+                 "ports": [{"name": "http", "port": 80, "targetPort": "http"},
+                           {"name": "dns", "port": 53, "protocol": "UDP"}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "10.200.0.10"}]}}
+    }))];
+    snap.endpoint_slices = vec![obj(json!({
+        "metadata": {"name": "web-abc", "namespace": "shop",
+                     "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "http", "port": 8080, "protocol": "TCP"},
+                  {"name": "dns", "port": 5353, "protocol": "UDP"}],
+        "endpoints": [
+            {"addresses": ["10.244.1.10"], "nodeName": "node1", "conditions": {"ready": true}},
+            {"addresses": ["10.244.2.10"], "nodeName": "node2", "conditions": {"ready": true}},
+            {"addresses": ["10.244.2.11"], "nodeName": "node2", "conditions": {"ready": false}},
+            {"addresses": ["10.244.9.10"], "nodeName": "gone", "conditions": {"ready": true}}
+        ]
+    }))];
+    let d = translate(&me(), &snap);
+    let table = datapath_table(&d, "node1");
+    let rows: Vec<String> = table
+        .services
+        .iter()
+        .map(|s| {
+            let backends: Vec<String> = s
+                .backends
+                .iter()
+                .map(|b| format!("{}@{}", b.addr, b.node))
+                .collect();
+            format!(
+                "{}:{}/{:?} affinity={} [{}]",
+                s.vip,
+                s.port,
+                s.proto,
+                s.affinity,
+                backends.join(" ")
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            "10.200.0.10:53/Udp affinity=true [10.244.1.10:5353@10.0.1.2 10.244.2.10:5353@10.0.2.2]",
+            "10.200.0.10:80/Tcp affinity=true [10.244.1.10:8080@10.0.1.2 10.244.2.10:8080@10.0.2.2]",
+        ],
+        "ports by name, nodes by InternalIP, the unready endpoint left out"
+    );
+    assert!(
+        table.problems.iter().any(|p| p.contains("\"gone\"")),
+        "an endpoint on a Node without an InternalIP is reported: {:?}",
+        table.problems
+    );
+}
+
+#[test]
+fn etp_local_service_gets_only_local_backends_and_no_entry_without_one() {
+    let mut snap = base();
+    snap.services = vec![service("shop", "web", "10.200.0.10", "Local")];
+    snap.endpoint_slices = vec![slice(
+        "shop",
+        "web",
+        &[
+            ("10.244.1.10", "node1", true),
+            ("10.244.2.10", "node2", true),
+        ],
+    )];
+    let d = translate(&me(), &snap);
+    let table = datapath_table(&d, "node1");
+    assert_eq!(table.services.len(), 1);
+    let backends: Vec<String> = table.services[0]
+        .backends
+        .iter()
+        .map(|b| b.addr.to_string())
+        .collect();
+    assert_eq!(backends, ["10.244.1.10:80"], "never sent to another node");
+    snap.endpoint_slices = vec![slice("shop", "web", &[("10.244.2.10", "node2", true)])];
+    let d = translate(&me(), &snap);
+    assert!(datapath_table(&d, "node1").services.is_empty());
+}
