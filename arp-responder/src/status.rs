@@ -1,10 +1,16 @@
-//! The status snapshot the driver publishes (for `speaker l2 [--json]`) and its rendering in the
-//! Prometheus text exposition format. Pure: the driver fills the snapshot, callers render it.
+//! The status snapshot the driver publishes (for `speaker l2 [--json]`), its table, and its
+//! metrics (encoded with `prometheus-client`). Pure: the driver fills the snapshot, callers
+//! render it.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
+use lb_ipam::endpoint::{encode_family, label_value, render};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 use serde::Serialize;
 
 /// One interface the announcer looked at.
@@ -66,136 +72,102 @@ pub struct Status {
     pub heartbeats_received: u64,
 }
 
-fn esc(s: &str) -> String {
-    s.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Renders the snapshot in the Prometheus text format (version 0.0.4).
-pub fn render_prometheus(s: &Status) -> String {
-    let mut o = String::new();
-    let node = esc(&s.node);
-    let gauge = |o: &mut String, name: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} gauge");
-    };
-    let counter = |o: &mut String, name: &str, help: &str| {
-        let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} counter");
-    };
-    gauge(
-        &mut o,
+/// The L2 announcer's metrics from one snapshot, for a `prometheus-client` collector: the agent's
+/// collector calls this and `herald-l2` registers [`L2Collector`], so there is one encoding.
+pub fn encode_metrics(s: &Status, encoder: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let node = label_value(&s.node);
+    let by_node = || vec![("node", node.clone())];
+    let by_vip = |v: &VipStatus| vec![("node", node.clone()), ("vip", v.vip.to_string())];
+    let flag = |b: bool| ConstGauge::new(u64::from(b));
+    encode_family(
+        encoder,
         "herald_l2_quorum",
         "1 if this node hears a majority of the membership.",
-    );
-    let _ = writeln!(
-        o,
-        "herald_l2_quorum{{node=\"{node}\"}} {}",
-        u8::from(s.quorum)
-    );
-    gauge(
-        &mut o,
+        [(by_node(), flag(s.quorum))],
+    )?;
+    encode_family(
+        encoder,
         "herald_l2_lease_valid",
         "1 if this node's fencing lease is valid.",
-    );
-    let _ = writeln!(
-        o,
-        "herald_l2_lease_valid{{node=\"{node}\"}} {}",
-        u8::from(s.lease_valid)
-    );
-    gauge(
-        &mut o,
+        [(by_node(), flag(s.lease_valid))],
+    )?;
+    encode_family(
+        encoder,
         "herald_l2_peers_alive",
         "Peers heard within the dead interval.",
-    );
-    let _ = writeln!(
-        o,
-        "herald_l2_peers_alive{{node=\"{node}\"}} {}",
-        s.alive_peers.len()
-    );
-    gauge(
-        &mut o,
-        "herald_l2_vip_led",
-        "1 if this node answers ARP/NDP for the VIP.",
-    );
-    for v in &s.vips {
-        let _ = writeln!(
-            o,
-            "herald_l2_vip_led{{node=\"{node}\",vip=\"{}\"}} {}",
-            v.vip,
-            u8::from(v.led_by_me)
-        );
-    }
-    gauge(
-        &mut o,
-        "herald_l2_vip_leader_info",
-        "The leader of each VIP as this node sees it.",
-    );
-    for v in &s.vips {
-        let leader = esc(v.leader.as_deref().unwrap_or(""));
-        let ifaces = esc(&v.interfaces.join(","));
-        let _ = writeln!(
-            o,
-            "herald_l2_vip_leader_info{{node=\"{node}\",vip=\"{}\",leader=\"{leader}\",interfaces=\"{ifaces}\"}} 1",
-            v.vip
-        );
-    }
-    counter(
-        &mut o,
-        "herald_l2_replies_sent_total",
+        [(by_node(), ConstGauge::new(s.alive_peers.len() as u64))],
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_leader",
+        "1 if this node is the VIP's leader (answers ARP/NDP for it), 0 otherwise.",
+        s.vips.iter().map(|v| (by_vip(v), flag(v.led_by_me))),
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_leader_info",
+        "The leader of each VIP as this node sees it, and the interfaces it answers on.",
+        s.vips.iter().map(|v| {
+            let mut labels = by_vip(v);
+            labels.push(("leader", label_value(v.leader.as_deref().unwrap_or(""))));
+            labels.push(("interfaces", label_value(&v.interfaces.join(","))));
+            (labels, ConstGauge::new(1u64))
+        }),
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_replies_sent",
         "ARP replies and neighbor advertisements sent per VIP.",
-    );
-    for v in &s.vips {
-        let _ = writeln!(
-            o,
-            "herald_l2_replies_sent_total{{node=\"{node}\",vip=\"{}\"}} {}",
-            v.vip, v.replies_sent
-        );
-    }
-    counter(
-        &mut o,
-        "herald_l2_garps_sent_total",
+        s.vips
+            .iter()
+            .map(|v| (by_vip(v), ConstCounter::new(v.replies_sent))),
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_garps_sent",
         "Gratuitous ARPs and unsolicited NAs sent per VIP.",
-    );
-    for v in &s.vips {
-        let _ = writeln!(
-            o,
-            "herald_l2_garps_sent_total{{node=\"{node}\",vip=\"{}\"}} {}",
-            v.vip, v.garps_sent
-        );
-    }
-    counter(
-        &mut o,
-        "herald_l2_drops_total",
+        s.vips
+            .iter()
+            .map(|v| (by_vip(v), ConstCounter::new(v.garps_sent))),
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_drops",
         "Received frames not answered, by reason.",
-    );
-    for (reason, n) in &s.drops {
-        let _ = writeln!(
-            o,
-            "herald_l2_drops_total{{node=\"{node}\",reason=\"{}\"}} {n}",
-            esc(reason)
-        );
-    }
-    counter(
-        &mut o,
-        "herald_l2_heartbeats_sent_total",
+        s.drops.iter().map(|(reason, n)| {
+            (
+                vec![("node", node.clone()), ("reason", label_value(reason))],
+                ConstCounter::new(*n),
+            )
+        }),
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_heartbeats_sent",
         "Heartbeat frames sent.",
-    );
-    let _ = writeln!(
-        o,
-        "herald_l2_heartbeats_sent_total{{node=\"{node}\"}} {}",
-        s.heartbeats_sent
-    );
-    counter(
-        &mut o,
-        "herald_l2_heartbeats_received_total",
+        [(by_node(), ConstCounter::new(s.heartbeats_sent))],
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_heartbeats_received",
         "Heartbeat frames received from peers.",
-    );
-    let _ = writeln!(
-        o,
-        "herald_l2_heartbeats_received_total{{node=\"{node}\"}} {}",
-        s.heartbeats_received
-    );
-    o
+        [(by_node(), ConstCounter::new(s.heartbeats_received))],
+    )
+}
+
+/// A collector over one snapshot (`herald-l2` builds one per scrape).
+#[derive(Debug, Clone)]
+pub struct L2Collector(pub Status);
+
+impl Collector for L2Collector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        encode_metrics(&self.0, &mut encoder)
+    }
+}
+
+/// Renders the snapshot in the OpenMetrics text format.
+pub fn render_prometheus(s: &Status) -> Result<String, fmt::Error> {
+    render(L2Collector(s.clone()))
 }
 
 /// Renders the snapshot as the table `speaker l2` prints.
@@ -237,7 +209,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prometheus_text_has_one_sample_per_vip_and_escapes_labels() {
+    fn metrics_have_one_sample_per_vip_and_escape_labels() {
         let s = Status {
             node: "n\"1".into(),
             quorum: true,
@@ -251,16 +223,28 @@ mod tests {
                 replies_sent: 7,
                 garps_sent: 8,
             }],
+            drops: [("not-leader".to_owned(), 2)].into(),
             ..Status::default()
         };
-        let text = render_prometheus(&s);
-        assert!(
-            text.contains("herald_l2_replies_sent_total{node=\"n\\\"1\",vip=\"10.0.0.1\"} 7\n"),
-            "{text}"
-        );
-        assert!(text.contains("herald_l2_garps_sent_total{node=\"n\\\"1\",vip=\"10.0.0.1\"} 8\n"));
-        assert!(text.contains("herald_l2_vip_led{node=\"n\\\"1\",vip=\"10.0.0.1\"} 1\n"));
-        assert!(text.contains("# TYPE herald_l2_replies_sent_total counter"));
+        let text = render_prometheus(&s).expect("render");
+        let lines: Vec<&str> = text.lines().collect();
+        for want in [
+            "herald_l2_replies_sent_total{node=\"n\\\"1\",vip=\"10.0.0.1\"} 7",
+            "herald_l2_garps_sent_total{node=\"n\\\"1\",vip=\"10.0.0.1\"} 8",
+            "herald_l2_leader{node=\"n\\\"1\",vip=\"10.0.0.1\"} 1",
+            "herald_l2_leader_info{node=\"n\\\"1\",vip=\"10.0.0.1\",leader=\"n\\\"1\",interfaces=\"eth0\"} 1",
+            "herald_l2_quorum{node=\"n\\\"1\"} 1",
+            "herald_l2_drops_total{node=\"n\\\"1\",reason=\"not-leader\"} 2",
+            "# TYPE herald_l2_replies_sent counter",
+            "# EOF",
+        ] {
+            assert!(lines.contains(&want), "missing {want}:\n{text}");
+        }
+        let samples = lines
+            .iter()
+            .filter(|l| l.starts_with("herald_l2_leader{"))
+            .count();
+        assert_eq!(samples, 1, "{text}");
         let table = render_table(&s);
         assert!(table.contains("10.0.0.1") && table.contains("eth0"));
     }

@@ -12,6 +12,8 @@ pub mod config;
 pub mod controller;
 #[cfg(feature = "kubernetes")]
 pub mod crd;
+#[cfg(feature = "http")]
+pub mod endpoint;
 pub mod error;
 mod intervals;
 pub mod pool;

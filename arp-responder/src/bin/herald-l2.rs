@@ -1,19 +1,22 @@
 //! `herald-l2`: the L2 announcer as a standalone process, for end-to-end tests and sites that want
 //! ARP/NDP failover without the full speaker. `run` reads an `L2Config` YAML file, announces until
-//! SIGTERM/SIGINT, and can write its status as JSON to a file and serve Prometheus metrics;
+//! SIGTERM/SIGINT, and can write its status as JSON to a file and serve `/metrics`, `/healthz`
+//! and `/readyz` on a loopback address (the agent's endpoint and L2 collector, reused);
 //! `show` prints a status file as the table `speaker l2` shows, as JSON, or as metrics.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use arp_responder::config::L2Config;
 use arp_responder::runtime::{L2Responder, store_from_config};
-use arp_responder::status::{Status, render_prometheus, render_table};
+use arp_responder::status::{L2Collector, Status, render_prometheus, render_table};
 use clap::{Parser, Subcommand};
-use tokio::io::AsyncWriteExt;
+use lb_ipam::endpoint::{self, EndpointConfig, Endpoints, Readiness};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 #[derive(Parser)]
 #[command(about = "Herald L2 announcer (ARP/NDP with leader election)")]
@@ -32,7 +35,7 @@ enum Cmd {
         /// Write the status snapshot as JSON here every 100 ms (atomically).
         #[arg(long)]
         status_file: Option<PathBuf>,
-        /// Serve Prometheus metrics on this address (any path).
+        /// Serve `/metrics`, `/healthz` and `/readyz` on this loopback address.
         #[arg(long)]
         metrics: Option<SocketAddr>,
     },
@@ -75,7 +78,7 @@ fn main() -> Result<()> {
             }
             let status: Status = status_from_json(&status)?;
             if prometheus {
-                print!("{}", render_prometheus(&status));
+                print!("{}", render_prometheus(&status)?);
             } else {
                 print!("{}", render_table(&status));
             }
@@ -156,29 +159,68 @@ fn status_from_json(v: &serde_json::Value) -> Result<Status> {
     Ok(out)
 }
 
+/// `herald-l2`'s endpoint: the announcer's latest snapshot through the shared L2 collector.
+struct L2Endpoints {
+    status_rx: watch::Receiver<Status>,
+}
+
+impl Endpoints for L2Endpoints {
+    fn readiness(&self) -> Readiness {
+        // The announcer runs from start-up on; leadership is per VIP and shown by the metrics.
+        Readiness {
+            ready: true,
+            reason: "ok".into(),
+        }
+    }
+
+    async fn metrics(&self) -> Option<Result<String, String>> {
+        let status = self.status_rx.borrow().clone();
+        Some(endpoint::render(L2Collector(status)).map_err(|e| e.to_string()))
+    }
+}
+
 async fn run(
     config: PathBuf,
     status_file: Option<PathBuf>,
     metrics: Option<SocketAddr>,
 ) -> Result<()> {
     let cfg = L2Config::from_yaml_file(&config)?;
-    let store = store_from_config(&cfg)?;
-    let handle = L2Responder::start(cfg, store)?;
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    // The agent's configuration enforces a loopback metrics address; so does this flag.
     let listener = match metrics {
+        Some(addr) if !addr.ip().is_loopback() => {
+            anyhow::bail!("--metrics {addr}: the metrics endpoint binds loopback addresses only")
+        }
         Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
+            endpoint::bind(addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?,
         ),
         None => None,
     };
+    let store = store_from_config(&cfg)?;
+    let handle = L2Responder::start(cfg, store)?;
+    let status_rx = handle.watch_status();
+    let server = async move {
+        match listener {
+            Some(listener) => {
+                let endpoints = Arc::new(L2Endpoints { status_rx });
+                endpoint::serve(listener, endpoints, EndpointConfig::default()).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(server);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
+            result = &mut server => {
+                result.context("metrics endpoint")?;
+                break;
+            }
             _ = tick.tick() => {
                 if let Some(path) = &status_file {
                     let json = serde_json::to_vec_pretty(&handle.status())?;
@@ -186,15 +228,6 @@ async fn run(
                     std::fs::write(&tmp, json).with_context(|| format!("writing {}", tmp.display()))?;
                     std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
                 }
-            }
-            Ok((mut conn, _)) = async { match &listener { Some(l) => l.accept().await, None => std::future::pending().await } } => {
-                let body = render_prometheus(&handle.status());
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                // Metrics requests are tiny; the request is not read beyond what the kernel buffers.
-                let _ = conn.write_all(resp.as_bytes()).await;
             }
         }
     }

@@ -1,219 +1,366 @@
-//! Prometheus `/metrics` in the text exposition format (version 0.0.4), and the `/healthz` and
-//! `/readyz` probes, served over plain HTTP on a loopback address. The values are rendered from peer snapshots (and the L2 announcer's and
-//! lb-ipam's state) on every scrape, so nothing is double-booked between them and the exporter.
+//! The agent's `/metrics`, `/healthz` and `/readyz` on the shared endpoint
+//! ([`lb_ipam::endpoint`], which `herald-l2` and the lb-ipam controller serve too), bound to the
+//! loopback address the configuration allows. On every scrape [`AgentCollector::snapshot`] reads
+//! the agent's own snapshots (peers, services, the L2 announcer, the datapath's serving view and
+//! counters) and `prometheus-client` encodes them, so nothing is double-booked between the agent
+//! and the exporter.
 //!
-//! I/O boundary: the TCP listener in [`serve`]; [`render`] is pure.
+//! I/O boundary: [`AgentCollector::snapshot`] (asks the agent's tasks) and [`serve_agent`] (the
+//! socket); encoding a snapshot is pure.
 
-use std::fmt::Write as _;
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use lb_ipam::endpoint::{
+    self, EndpointConfig, Endpoints, Readiness, encode_family, encode_metric, label_value,
+};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::DescriptorEncoder;
+use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::metrics::gauge::ConstGauge;
 
 use crate::api::control::Agent;
 use crate::bgp::fsm::State;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus};
+use crate::daemon::ServingView;
 use crate::error::{Error, Result};
 use crate::ipam::ServiceStatus;
 
-fn escape(value: &str) -> String {
-    value
-        .replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
+/// How long a scrape waits for the datapath thread's map read before leaving its counters out.
+const DATAPATH_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One snapshot of the agent, taken at scrape time; the parts it does not run are `None`.
+#[derive(Debug, Default)]
+pub struct AgentCollector {
+    /// BGP peers.
+    pub peers: Option<Vec<PeerStatus>>,
+    /// lb-ipam's (or, in Kubernetes mode, the cluster's) service allocations.
+    pub services: Option<Vec<ServiceStatus>>,
+    /// The L2 announcer.
+    pub l2: Option<arp_responder::status::Status>,
+    /// What the datapath serves.
+    pub serving: Option<ServingView>,
+    /// The datapath's maps (per-service and global counters), when attached and readable.
+    pub datapath: Option<datapath::status::Status>,
 }
 
-/// Renders the peer snapshots as Prometheus text.
-pub fn render(peers: &[PeerStatus]) -> String {
-    let mut out = String::new();
-    let mut family =
-        |name: &str, kind: &str, help: &str, value: &dyn Fn(&PeerStatus) -> Vec<(String, f64)>| {
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            for peer in peers {
-                for (extra, v) in value(peer) {
-                    let _ = writeln!(
-                        out,
-                        "{name}{{peer=\"{}\",name=\"{}\"{extra}}} {v}",
-                        peer.address,
-                        escape(&peer.name)
-                    );
+impl AgentCollector {
+    /// Reads `agent`'s snapshots.
+    pub async fn snapshot(agent: &Agent) -> Result<Self> {
+        let peers = match &agent.instance {
+            Some(_) => Some(agent.peers().await?),
+            None => None,
+        };
+        let services = if agent.ipam.is_some() || agent.cluster_services.is_some() {
+            Some(agent.services()?)
+        } else {
+            None
+        };
+        let serving = agent.serving.as_ref().map(|s| s.borrow().clone());
+        let datapath = match (&serving, &agent.datapath) {
+            (Some(view), Some(handle)) if view.attached => {
+                // Counters are a bonus: a slow or failed map read leaves them out of this scrape.
+                match tokio::time::timeout(DATAPATH_STATUS_TIMEOUT, handle.status()).await {
+                    Ok(Ok(status)) => Some(status),
+                    _ => None,
                 }
             }
+            _ => None,
         };
-    family(
-        "herald_bgp_session_state",
-        "gauge",
-        "1 for the FSM state the session is in (RFC 4271 §8.2.2), 0 for the others.",
-        &|p| {
-            State::ALL
-                .iter()
-                .map(|s| {
-                    (
-                        format!(",state=\"{}\"", s.name()),
-                        if p.state == s.name() { 1.0 } else { 0.0 },
-                    )
-                })
-                .collect()
-        },
-    );
-    family(
+        Ok(Self {
+            peers,
+            services,
+            l2: agent.l2.as_ref().map(|l2| l2.status()),
+            serving,
+            datapath,
+        })
+    }
+}
+
+impl Collector for AgentCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        if let Some(peers) = &self.peers {
+            encode_peers(peers, &mut encoder)?;
+        }
+        if let Some(services) = &self.services {
+            encode_services(services, &mut encoder)?;
+        }
+        if let Some(l2) = &self.l2 {
+            arp_responder::status::encode_metrics(l2, &mut encoder)?;
+        }
+        if let Some(view) = &self.serving {
+            encode_serving(view, &mut encoder)?;
+        }
+        if let Some(status) = &self.datapath {
+            encode_datapath(status, &mut encoder)?;
+        }
+        Ok(())
+    }
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+fn peer_labels(p: &PeerStatus) -> Labels {
+    vec![
+        ("peer", p.address.to_string()),
+        ("name", label_value(&p.name)),
+    ]
+}
+
+fn gauge(v: impl TryInto<u64>) -> ConstGauge<u64> {
+    ConstGauge::new(v.try_into().unwrap_or(u64::MAX))
+}
+
+fn per_peer<'a, M>(
+    peers: &'a [PeerStatus],
+    value: impl Fn(&PeerStatus) -> M + 'a,
+) -> impl Iterator<Item = (Labels, M)> + 'a {
+    peers.iter().map(move |p| (peer_labels(p), value(p)))
+}
+
+/// BGP sessions, per peer (labels `peer` and `name`).
+fn encode_peers(peers: &[PeerStatus], e: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let established = |p: &PeerStatus| gauge(u8::from(p.state == State::Established.name()));
+    encode_family(
+        e,
+        "herald_bgp_session_established",
+        "1 when the BGP session is Established, 0 otherwise.",
+        per_peer(peers, established),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_session_up",
-        "gauge",
-        "1 when the session is Established.",
-        &|p| {
-            vec![(
-                String::new(),
-                if p.state == "Established" { 1.0 } else { 0.0 },
-            )]
-        },
-    );
-    family(
+        "Deprecated alias of herald_bgp_session_established.",
+        per_peer(peers, established),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_session_state",
+        "1 for the FSM state the session is in (RFC 4271 §8.2.2), 0 for the others.",
+        peers.iter().flat_map(|p| {
+            State::ALL.iter().map(move |s| {
+                let mut labels = peer_labels(p);
+                labels.push(("state", s.name().to_owned()));
+                (labels, gauge(u8::from(p.state == s.name())))
+            })
+        }),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_session_uptime_seconds",
-        "gauge",
         "Seconds since the session reached Established (0 when down).",
-        &|p| vec![(String::new(), p.uptime_seconds.unwrap_or(0) as f64)],
-    );
-    family(
-        "herald_bgp_session_transitions_total",
-        "counter",
+        per_peer(peers, |p| gauge(p.uptime_seconds.unwrap_or(0))),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_session_transitions",
         "FSM state changes.",
-        &|p| vec![(String::new(), p.transitions as f64)],
-    );
-    family(
-        "herald_bgp_updates_received_total",
-        "counter",
+        per_peer(peers, |p| ConstCounter::new(p.transitions)),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_updates_received",
         "UPDATE messages received.",
-        &|p| vec![(String::new(), p.updates_in as f64)],
-    );
-    family(
-        "herald_bgp_updates_sent_total",
-        "counter",
+        per_peer(peers, |p| ConstCounter::new(p.updates_in)),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_updates_sent",
         "UPDATE messages sent.",
-        &|p| vec![(String::new(), p.updates_out as f64)],
-    );
-    family(
-        "herald_bgp_notifications_total",
-        "counter",
+        per_peer(peers, |p| ConstCounter::new(p.updates_out)),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_notifications",
         "NOTIFICATION messages by direction.",
-        &|p| {
-            vec![
-                (",direction=\"received\"".into(), p.notifications_in as f64),
-                (",direction=\"sent\"".into(), p.notifications_out as f64),
+        peers.iter().flat_map(|p| {
+            [
+                ("received", p.notifications_in),
+                ("sent", p.notifications_out),
             ]
-        },
-    );
-    family(
+            .map(|(direction, n)| {
+                let mut labels = peer_labels(p);
+                labels.push(("direction", direction.to_owned()));
+                (labels, ConstCounter::new(n))
+            })
+        }),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_prefixes_received",
-        "gauge",
-        "Prefixes in the Adj-RIB-In (before import policy).",
-        &|p| vec![(String::new(), p.prefixes_received as f64)],
-    );
-    family(
+        "Routes received from the peer (Adj-RIB-In, before import policy).",
+        per_peer(peers, |p| gauge(p.prefixes_received)),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_prefixes_accepted",
-        "gauge",
-        "Prefixes accepted by the import policy.",
-        &|p| vec![(String::new(), p.prefixes_accepted as f64)],
-    );
-    family(
+        "Routes from the peer accepted by the import policy.",
+        per_peer(peers, |p| gauge(p.prefixes_accepted)),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_prefixes_stale",
+        "Routes from the peer kept as stale during its graceful restart.",
+        per_peer(peers, |p| gauge(p.prefixes_stale)),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_prefixes_advertised",
-        "gauge",
-        "Prefixes in the Adj-RIB-Out.",
-        &|p| vec![(String::new(), p.prefixes_sent as f64)],
-    );
-    family(
+        "Routes advertised to the peer (Adj-RIB-Out).",
+        per_peer(peers, |p| gauge(p.prefixes_sent)),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_bfd_up",
-        "gauge",
         "1 when the BFD session bound to the peer is Up, 0 otherwise (absent without BFD).",
-        &|p| match &p.bfd_state {
-            Some(state) => vec![(String::new(), if state == "Up" { 1.0 } else { 0.0 })],
-            None => Vec::new(),
-        },
-    );
-    out
+        peers.iter().filter_map(|p| {
+            let state = p.bfd_state.as_deref()?;
+            Some((peer_labels(p), gauge(u8::from(state == "Up"))))
+        }),
+    )
 }
 
-/// Renders lb-ipam's per-service outcome as Prometheus text.
-pub fn render_services(services: &[ServiceStatus]) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP herald_service_addresses Addresses lb-ipam gave the service."
-    );
-    let _ = writeln!(out, "# TYPE herald_service_addresses gauge");
-    for s in services {
-        let _ = writeln!(
-            out,
-            "herald_service_addresses{{service=\"{}\"}} {}",
-            escape(&s.service),
-            s.addresses.len()
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP herald_service_satisfied 1 when lb-ipam fully served the service's request."
-    );
-    let _ = writeln!(out, "# TYPE herald_service_satisfied gauge");
-    for s in services {
-        let _ = writeln!(
-            out,
-            "herald_service_satisfied{{service=\"{}\"}} {}",
-            escape(&s.service),
-            u8::from(s.satisfied)
-        );
-    }
-    out
+/// lb-ipam's allocations, per service (label `service`, `namespace/name`).
+fn encode_services(services: &[ServiceStatus], e: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let by_service = |s: &ServiceStatus| vec![("service", label_value(&s.service))];
+    encode_family(
+        e,
+        "herald_lbipam_service_addresses",
+        "Addresses lb-ipam allocated to the service.",
+        services
+            .iter()
+            .map(|s| (by_service(s), gauge(s.addresses.len()))),
+    )?;
+    encode_family(
+        e,
+        "herald_lbipam_service_satisfied",
+        "1 when lb-ipam fully served the service's request, 0 otherwise.",
+        services
+            .iter()
+            .map(|s| (by_service(s), gauge(u8::from(s.satisfied)))),
+    )?;
+    encode_family(
+        e,
+        "herald_lbipam_service_addresses_lost",
+        "Addresses the service held that no pool covers any more.",
+        services
+            .iter()
+            .map(|s| (by_service(s), gauge(s.lost.len()))),
+    )
 }
 
-/// Everything `agent` exposes: BGP peers, lb-ipam services and the L2 announcer.
+/// The datapath's attachment and what it serves (no labels).
+fn encode_serving(view: &ServingView, e: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    encode_metric(
+        e,
+        "herald_datapath_attached",
+        "Whether this node's XDP/TC programs are attached.",
+        gauge(u8::from(view.attached)),
+    )?;
+    encode_metric(
+        e,
+        "herald_datapath_entries",
+        "Service entries (address:port/protocol) in the desired table.",
+        gauge(view.entries),
+    )?;
+    encode_metric(
+        e,
+        "herald_datapath_served_addresses",
+        "Service addresses this node serves and announces.",
+        gauge(view.served.len()),
+    )?;
+    encode_metric(
+        e,
+        "herald_datapath_unserved_addresses",
+        "Service addresses not served here, so not announced.",
+        gauge(view.not_served.len()),
+    )
+}
+
+fn service_address(addr: &[u8; 16], family: u8) -> IpAddr {
+    if family == datapath_common::FAMILY_V4 {
+        IpAddr::V4(Ipv4Addr::new(addr[0], addr[1], addr[2], addr[3]))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(*addr))
+    }
+}
+
+fn protocol(number: u8) -> String {
+    match number {
+        6 => "tcp".to_owned(),
+        17 => "udp".to_owned(),
+        132 => "sctp".to_owned(),
+        n => n.to_string(),
+    }
+}
+
+/// The datapath's counters read from its maps: per service (labels `vip`, `port`, `protocol`)
+/// and per packet outcome.
+fn encode_datapath(
+    status: &datapath::status::Status,
+    e: &mut DescriptorEncoder<'_>,
+) -> fmt::Result {
+    let by_service = |k: &datapath_common::ServiceKey| {
+        vec![
+            ("vip", service_address(&k.addr, k.family).to_string()),
+            ("port", k.port.to_string()),
+            ("protocol", protocol(k.proto)),
+        ]
+    };
+    encode_family(
+        e,
+        "herald_datapath_service_packets",
+        "Packets the datapath load-balanced for the service.",
+        status
+            .services
+            .iter()
+            .map(|(k, _, c)| (by_service(k), ConstCounter::new(c.packets))),
+    )?;
+    encode_family(
+        e,
+        "herald_datapath_service_bytes",
+        "Bytes the datapath load-balanced for the service (before encapsulation).",
+        status
+            .services
+            .iter()
+            .map(|(k, _, c)| (by_service(k), ConstCounter::new(c.bytes))),
+    )?;
+    encode_family(
+        e,
+        "herald_datapath_packets",
+        "Packets the datapath's programs handled, by outcome.",
+        status.counters.iter().map(|(c, n)| {
+            (
+                vec![("outcome", c.name().to_owned())],
+                ConstCounter::new(*n),
+            )
+        }),
+    )
+}
+
+/// `/metrics` for `agent`: a fresh snapshot encoded in the OpenMetrics text format.
 pub async fn render_agent(agent: &Agent) -> Result<String> {
-    let mut out = String::new();
-    if agent.instance.is_some() {
-        out.push_str(&render(&agent.peers().await?));
-    }
-    if agent.ipam.is_some() {
-        out.push_str(&render_services(&agent.services()?));
-    }
-    if let Some(l2) = &agent.l2 {
-        out.push_str(&arp_responder::status::render_prometheus(&l2.status()));
-    }
-    if let Some(serving) = &agent.serving {
-        out.push_str(&render_serving(&serving.borrow()));
-    }
-    Ok(out)
+    let collector = AgentCollector::snapshot(agent).await?;
+    endpoint::render(collector).map_err(|_| Error::Control("encoding the metrics failed".into()))
 }
 
-/// The datapath's attachment and what it serves, as Prometheus text.
-pub fn render_serving(view: &crate::daemon::ServingView) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# HELP herald_datapath_attached Whether this node's XDP/TC programs are attached.\n\
-         # TYPE herald_datapath_attached gauge\nherald_datapath_attached {}",
-        u8::from(view.attached)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP herald_datapath_entries Service entries (address:port/protocol) in the desired table.\n\
-         # TYPE herald_datapath_entries gauge\nherald_datapath_entries {}",
-        view.entries
-    );
-    let _ = writeln!(
-        out,
-        "# HELP herald_datapath_served_addresses Service addresses this node serves and announces.\n\
-         # TYPE herald_datapath_served_addresses gauge\nherald_datapath_served_addresses {}",
-        view.served.len()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP herald_datapath_unserved_addresses Service addresses not served here, so not announced.\n\
-         # TYPE herald_datapath_unserved_addresses gauge\nherald_datapath_unserved_addresses {}",
-        view.not_served.len()
-    );
-    out
+impl Endpoints for Agent {
+    fn readiness(&self) -> Readiness {
+        let readiness = self.health.readiness();
+        Readiness {
+            ready: readiness.ready,
+            reason: readiness.reason,
+        }
+    }
+
+    async fn metrics(&self) -> Option<std::result::Result<String, String>> {
+        Some(render_agent(self).await.map_err(|e| e.to_string()))
+    }
 }
 
-/// Serves `/metrics` on `address` until the task is dropped.
+/// Serves `/metrics` for a lone BGP instance on `address` until the task is dropped.
 pub async fn serve(address: SocketAddr, instance: InstanceHandle) -> Result<()> {
     serve_agent(
         address,
@@ -222,52 +369,15 @@ pub async fn serve(address: SocketAddr, instance: InstanceHandle) -> Result<()> 
     .await
 }
 
-/// Serves `/metrics` for `agent` on `address` until the task is dropped.
+/// Serves `/metrics`, `/healthz` and `/readyz` for `agent` on `address` until the task is
+/// dropped.
 pub async fn serve_agent(address: SocketAddr, agent: Agent) -> Result<()> {
-    let listener = TcpListener::bind(address)
+    let listener = endpoint::bind(address)
         .await
         .map_err(|e| Error::io(format!("bind metrics {address}"), e))?;
-    loop {
-        let (mut stream, _) = listener
-            .accept()
-            .await
-            .map_err(|e| Error::io("accept metrics", e))?;
-        let agent = agent.clone();
-        tokio::spawn(async move {
-            let mut request = [0u8; 2048];
-            let n = match stream.read(&mut request).await {
-                Ok(n) => n,
-                Err(_) => return,
-            };
-            let head = String::from_utf8_lossy(&request[..n]);
-            let path_ok = head.starts_with("GET /metrics ") || head.starts_with("GET / ");
-            let (status, body) = if head.starts_with("GET /healthz ") {
-                // Answering at all is the liveness proof: the agent's runtime is running.
-                ("200 OK", "ok\n".to_owned())
-            } else if head.starts_with("GET /readyz ") {
-                let readiness = agent.health.readiness();
-                let status = if readiness.ready {
-                    "200 OK"
-                } else {
-                    "503 Service Unavailable"
-                };
-                (status, format!("{}\n", readiness.reason))
-            } else if !path_ok {
-                ("404 Not Found", "not found\n".to_owned())
-            } else {
-                match render_agent(&agent).await {
-                    Ok(text) => ("200 OK", text),
-                    Err(e) => ("503 Service Unavailable", format!("{e}\n")),
-                }
-            };
-            let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-            let _ = stream.shutdown().await;
-        });
-    }
+    endpoint::serve(listener, Arc::new(agent), EndpointConfig::default())
+        .await
+        .map_err(|e| Error::io("metrics endpoint", e))
 }
 
 #[cfg(test)]
@@ -303,41 +413,209 @@ mod tests {
         }
     }
 
+    /// The rendered text's sample lines as `(name{labels}, value)`, checking every line is a
+    /// sample, a `# HELP`/`# TYPE` line or the final `# EOF`.
+    fn samples(text: &str) -> Vec<(String, String)> {
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.last(), Some(&"# EOF"), "{text}");
+        lines[..lines.len() - 1]
+            .iter()
+            .filter(|l| {
+                assert!(
+                    !l.starts_with('#') || l.starts_with("# HELP ") || l.starts_with("# TYPE "),
+                    "{l}"
+                );
+                !l.starts_with('#')
+            })
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').expect("sample has a value");
+                (series.to_owned(), value.to_owned())
+            })
+            .collect()
+    }
+
+    fn value(samples: &[(String, String)], series: &str) -> Option<String> {
+        samples
+            .iter()
+            .find(|(s, _)| s == series)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn render(collector: AgentCollector) -> String {
+        endpoint::render(collector).expect("render")
+    }
+
     #[test]
-    fn services_render_address_counts_and_satisfaction() {
-        let text = render_services(&[ServiceStatus {
-            service: "shop/\"web\"".into(),
-            addresses: vec!["192.0.2.1".parse().expect("ip")],
-            lost: vec![],
-            satisfied: false,
-            reason: Some("PoolExhausted".into()),
-            message: None,
-            not_served: Default::default(),
-        }]);
-        assert!(
-            text.contains("herald_service_addresses{service=\"shop/\\\"web\\\"\"} 1"),
-            "{text}"
+    fn peers_expose_session_state_routes_and_counters_with_escaped_labels() {
+        let text = render(AgentCollector {
+            peers: Some(vec![peer("Established")]),
+            ..Default::default()
+        });
+        let s = samples(&text);
+        let p = r#"peer="10.0.0.1",name="tor \"a\"""#;
+        for (series, want) in [
+            (format!("herald_bgp_session_established{{{p}}}"), "1"),
+            (format!("herald_bgp_session_up{{{p}}}"), "1"),
+            (
+                format!("herald_bgp_session_state{{{p},state=\"Established\"}}"),
+                "1",
+            ),
+            (
+                format!("herald_bgp_session_state{{{p},state=\"Idle\"}}"),
+                "0",
+            ),
+            (format!("herald_bgp_prefixes_received{{{p}}}"), "4"),
+            (format!("herald_bgp_prefixes_accepted{{{p}}}"), "0"),
+            (format!("herald_bgp_prefixes_advertised{{{p}}}"), "2"),
+            (format!("herald_bgp_updates_received_total{{{p}}}"), "7"),
+            (
+                format!("herald_bgp_notifications_total{{{p},direction=\"sent\"}}"),
+                "1",
+            ),
+            (format!("herald_bgp_bfd_up{{{p}}}"), "1"),
+        ] {
+            assert_eq!(
+                value(&s, &series).as_deref(),
+                Some(want),
+                "{series}\n{text}"
+            );
+        }
+        let states = s
+            .iter()
+            .filter(|(series, _)| series.starts_with("herald_bgp_session_state{"))
+            .count();
+        assert_eq!(states, State::ALL.len());
+        assert!(text.contains("# TYPE herald_bgp_updates_received counter\n"));
+    }
+
+    #[test]
+    fn a_down_peer_without_bfd_is_zero_and_has_no_bfd_sample() {
+        let mut down = peer("Active");
+        down.bfd_state = None;
+        let s = samples(&render(AgentCollector {
+            peers: Some(vec![down]),
+            ..Default::default()
+        }));
+        let p = r#"peer="10.0.0.1",name="tor \"a\"""#;
+        assert_eq!(
+            value(&s, &format!("herald_bgp_session_established{{{p}}}")).as_deref(),
+            Some("0")
         );
         assert!(
-            text.contains("herald_service_satisfied{service=\"shop/\\\"web\\\"\"} 0"),
-            "{text}"
+            !s.iter()
+                .any(|(series, _)| series.starts_with("herald_bgp_bfd_up"))
         );
     }
 
     #[test]
-    fn render_exposes_state_counters_and_escapes_labels() {
-        let text = render(&[peer("Established")]);
-        assert!(text.contains("herald_bgp_session_state{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\",state=\"Established\"} 1"), "{text}");
-        assert!(text.contains("state=\"Idle\"} 0"));
-        assert!(text.contains("herald_bgp_session_up{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 1"));
-        assert!(text.contains(
-            "herald_bgp_prefixes_advertised{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 2"
-        ));
-        assert!(text.contains("direction=\"sent\"} 1"));
-        assert!(text.contains("# TYPE herald_bgp_updates_received_total counter"));
+    fn services_expose_address_counts_and_satisfaction() {
+        let s = samples(&render(AgentCollector {
+            services: Some(vec![ServiceStatus {
+                service: "shop/\"web\"".into(),
+                addresses: vec!["192.0.2.1".parse().expect("ip")],
+                lost: vec![],
+                satisfied: false,
+                reason: Some("PoolExhausted".into()),
+                message: None,
+                not_served: Default::default(),
+            }]),
+            ..Default::default()
+        }));
+        let svc = r#"service="shop/\"web\"""#;
+        assert_eq!(
+            value(&s, &format!("herald_lbipam_service_addresses{{{svc}}}")).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            value(&s, &format!("herald_lbipam_service_satisfied{{{svc}}}")).as_deref(),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn serving_view_renders_unlabelled_gauges() {
+        let view = ServingView {
+            enabled: true,
+            attached: false,
+            entries: 2,
+            not_served: [("10.200.0.10".parse().expect("ip"), "no eth9".to_owned())].into(),
+            ..Default::default()
+        };
+        let text = render(AgentCollector {
+            serving: Some(view),
+            ..Default::default()
+        });
+        // speaker/tests/serving.rs looks for these exact lines.
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines.contains(&"herald_datapath_attached 0"), "{text}");
         assert!(
-            text.contains("herald_bgp_bfd_up{peer=\"10.0.0.1\",name=\"tor \\\"a\\\"\"} 1"),
+            lines.contains(&"herald_datapath_unserved_addresses 1"),
             "{text}"
+        );
+        assert!(
+            lines.contains(&"herald_datapath_served_addresses 0"),
+            "{text}"
+        );
+        assert!(lines.contains(&"herald_datapath_entries 2"), "{text}");
+    }
+
+    #[test]
+    fn datapath_counters_are_per_service_and_per_outcome() {
+        let key = datapath_common::ServiceKey {
+            addr: [192, 0, 2, 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            port: 443,
+            proto: 6,
+            family: datapath_common::FAMILY_V4,
+        };
+        let status = datapath::status::Status {
+            services: vec![(
+                key,
+                datapath_common::ServiceValue::default(),
+                datapath_common::ServiceCounters {
+                    packets: 10,
+                    bytes: 1500,
+                },
+            )],
+            backends: vec![],
+            counters: vec![(datapath_common::Counter::Encap, 9)],
+        };
+        let s = samples(&render(AgentCollector {
+            datapath: Some(status),
+            ..Default::default()
+        }));
+        let svc = r#"vip="192.0.2.10",port="443",protocol="tcp""#;
+        assert_eq!(
+            value(
+                &s,
+                &format!("herald_datapath_service_packets_total{{{svc}}}")
+            )
+            .as_deref(),
+            Some("10")
+        );
+        assert_eq!(
+            value(&s, &format!("herald_datapath_service_bytes_total{{{svc}}}")).as_deref(),
+            Some("1500")
+        );
+        let encap = format!(
+            "herald_datapath_packets_total{{outcome=\"{}\"}}",
+            datapath_common::Counter::Encap.name()
+        );
+        assert_eq!(value(&s, &encap).as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn l2_status_is_encoded_by_the_shared_collector() {
+        let s = samples(&render(AgentCollector {
+            l2: Some(arp_responder::status::Status {
+                node: "n1".into(),
+                quorum: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }));
+        assert_eq!(
+            value(&s, "herald_l2_quorum{node=\"n1\"}").as_deref(),
+            Some("1")
         );
     }
 }
