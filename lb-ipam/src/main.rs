@@ -2,7 +2,9 @@
 //! `LoadBalancerIPPool` CRD, `standalone` allocates for a Herald standalone file once and prints
 //! the result (persisting to the file's `ipam.stateFile`).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -30,6 +32,10 @@ enum Command {
         /// Wait this long after a change before syncing, to batch bursts.
         #[arg(long, default_value_t = 200)]
         debounce_ms: u64,
+        /// Serve `/healthz` and `/readyz` (no data) here; the Deployment, which is not
+        /// host-networked, passes 0.0.0.0:9964 so the kubelet can probe the pod IP.
+        #[arg(long, default_value = "127.0.0.1:9964")]
+        health_address: SocketAddr,
     },
     /// Print the LoadBalancerIPPool CRD as YAML.
     Crd,
@@ -77,7 +83,17 @@ async fn main() -> anyhow::Result<()> {
             kubeconfig,
             context,
             debounce_ms,
+            health_address,
         } => {
+            let health = lb_ipam::controller::Health::default();
+            let listener = lb_ipam::endpoint::bind(health_address)
+                .await
+                .with_context(|| format!("binding the health endpoint {health_address}"))?;
+            let endpoint = lb_ipam::endpoint::serve(
+                listener,
+                Arc::new(health.clone()),
+                lb_ipam::endpoint::EndpointConfig::default(),
+            );
             let options = KubeConfigOptions {
                 context,
                 ..Default::default()
@@ -91,7 +107,15 @@ async fn main() -> anyhow::Result<()> {
                 None => kube::Config::infer().await?,
             };
             let client = kube::Client::try_from(config)?;
-            lb_ipam::controller::run(client, Duration::from_millis(debounce_ms)).await?;
+            let controller = lb_ipam::controller::run_with_health(
+                client,
+                Duration::from_millis(debounce_ms),
+                &health,
+            );
+            tokio::select! {
+                result = controller => result?,
+                result = endpoint => result.context("health endpoint")?,
+            }
         }
     }
     Ok(())

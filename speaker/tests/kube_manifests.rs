@@ -300,6 +300,36 @@ fn kustomize_renders_base_and_overlays_offline_into_valid_objects() {
                 "{dir}: {probe}"
             );
         }
+        // lb-ipam is not host-networked: its probes hit the pod IP on the port its flag opens.
+        if let Some(lb) = docs
+            .iter()
+            .find(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "herald-lb-ipam")
+        {
+            let c = &lb["spec"]["template"]["spec"]["containers"][0];
+            assert!(
+                c["args"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("--health-address=0.0.0.0:9964"))),
+                "{dir}: {}",
+                c["args"]
+            );
+            assert_eq!(
+                c["ports"][0],
+                json!({"name": "health", "containerPort": 9964, "protocol": "TCP"})
+            );
+            for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+                let get = &c[probe]["httpGet"];
+                assert_eq!(
+                    (
+                        get["host"].as_str(),
+                        get["path"].as_str(),
+                        get["port"].as_str()
+                    ),
+                    (None, Some(path), Some("health")),
+                    "{dir}: lb-ipam {probe}"
+                );
+            }
+        }
         if dir == "overlays/datapath" {
             assert_eq!(
                 added,

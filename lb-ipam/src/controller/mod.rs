@@ -6,6 +6,7 @@
 //! [`run`] keeps reflector caches of Services, pools and Namespaces and runs a sync after every
 //! change (debounced), retrying failed passes with a back-off.
 
+pub mod health;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -26,6 +27,7 @@ use crate::crd::LoadBalancerIPPool;
 use crate::error::Result;
 use crate::request::ServiceKey;
 
+pub use health::{Health, Phase};
 pub use plan::{FIELD_MANAGER, Plan, SERVICE_CONDITION, plan};
 
 /// What one sync pass did.
@@ -123,6 +125,11 @@ fn cloned<K: Clone>(items: Vec<Arc<K>>) -> Vec<K> {
 /// Runs the controller until the watches end: caches Services, pools and Namespaces, waits for
 /// the first full listing of each, then syncs after every change (debounced by `debounce`).
 pub async fn run(client: Client, debounce: Duration) -> Result<()> {
+    run_with_health(client, debounce, &Health::default()).await
+}
+
+/// [`run`], reporting its start-up [`Phase`] to `health` (for `/readyz`).
+pub async fn run_with_health(client: Client, debounce: Duration, health: &Health) -> Result<()> {
     let changed = Arc::new(Notify::new());
 
     let (svc_store, svc_writer) = reflector::store::<Service>();
@@ -172,6 +179,7 @@ pub async fn run(client: Client, debounce: Duration) -> Result<()> {
         }
     }
     tracing::info!("caches ready; rebuilding allocations from Service status");
+    health.set(Phase::FirstSync);
 
     let mut controller = Controller::new(client);
     let mut backoff = Duration::from_millis(500);
@@ -194,6 +202,7 @@ pub async fn run(client: Client, debounce: Duration) -> Result<()> {
                 &now(),
             )
             .await?;
+        health.set(Phase::Synced);
         if report.failed.is_empty() {
             backoff = Duration::from_millis(500);
             changed.notified().await;
