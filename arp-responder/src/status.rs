@@ -62,8 +62,14 @@ pub struct Status {
     pub drops: BTreeMap<String, u64>,
     /// Heartbeat frames sent.
     pub heartbeats_sent: u64,
-    /// Heartbeat frames received from peers.
+    /// Heartbeat frames received from peers and accepted.
     pub heartbeats_received: u64,
+    /// `"hmac-sha256"` when heartbeats are authenticated with a shared key, `"none"` otherwise.
+    pub heartbeat_auth: String,
+    /// Heartbeat frames rejected, by reason (`bad_auth`, `replay`, `stale`, `unknown_node`, ..).
+    pub heartbeats_rejected: BTreeMap<String, u64>,
+    /// Senders whose state (liveness, claims, sequence numbers) is kept.
+    pub peers_tracked: u64,
 }
 
 fn esc(s: &str) -> String {
@@ -194,6 +200,38 @@ pub fn render_prometheus(s: &Status) -> String {
         o,
         "herald_l2_heartbeats_received_total{{node=\"{node}\"}} {}",
         s.heartbeats_received
+    );
+    counter(
+        &mut o,
+        "herald_l2_heartbeats_rejected_total",
+        "Heartbeat frames rejected, by reason (bad_auth, replay, stale, unknown_node, ...).",
+    );
+    for (reason, n) in &s.heartbeats_rejected {
+        let _ = writeln!(
+            o,
+            "herald_l2_heartbeats_rejected_total{{node=\"{node}\",reason=\"{}\"}} {n}",
+            esc(reason)
+        );
+    }
+    gauge(
+        &mut o,
+        "herald_l2_heartbeats_authenticated",
+        "1 if heartbeats are authenticated with a shared key (auth.keyFile), 0 if anyone on the segment can forge them.",
+    );
+    let _ = writeln!(
+        o,
+        "herald_l2_heartbeats_authenticated{{node=\"{node}\"}} {}",
+        u8::from(s.heartbeat_auth != "none")
+    );
+    gauge(
+        &mut o,
+        "herald_l2_peers_tracked",
+        "Senders whose heartbeat state is kept (bounded; silent ones are pruned).",
+    );
+    let _ = writeln!(
+        o,
+        "herald_l2_peers_tracked{{node=\"{node}\"}} {}",
+        s.peers_tracked
     );
     o
 }

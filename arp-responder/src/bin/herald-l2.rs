@@ -1,5 +1,5 @@
 //! `herald-l2`: the L2 announcer as a standalone process, for end-to-end tests and sites that want
-//! ARP/NDP failover without the full speaker. `run` reads an `L2Config` YAML file, announces until
+//! ARP/NDP failover without the full speaker. `run` reads a `StandaloneConfig` YAML file (the L2 config plus `auth:`), announces until
 //! SIGTERM/SIGINT, and can write its status as JSON to a file and serve Prometheus metrics;
 //! `show` prints a status file as the table `speaker l2` shows, as JSON, or as metrics.
 
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use arp_responder::config::L2Config;
+use arp_responder::config::StandaloneConfig;
 use arp_responder::runtime::{L2Responder, store_from_config};
 use arp_responder::status::{Status, render_prometheus, render_table};
 use clap::{Parser, Subcommand};
@@ -124,6 +124,14 @@ fn status_from_json(v: &serde_json::Value) -> Result<Status> {
     out.members = strs(v, "members");
     out.heartbeats_sent = n(v, "heartbeats_sent");
     out.heartbeats_received = n(v, "heartbeats_received");
+    out.heartbeat_auth = s("heartbeat_auth");
+    out.peers_tracked = n(v, "peers_tracked");
+    if let Some(d) = v.get("heartbeats_rejected").and_then(|d| d.as_object()) {
+        out.heartbeats_rejected = d
+            .iter()
+            .map(|(k, x)| (k.clone(), x.as_u64().unwrap_or(0)))
+            .collect();
+    }
     if let Some(d) = v.get("drops").and_then(|d| d.as_object()) {
         out.drops = d
             .iter()
@@ -161,9 +169,10 @@ async fn run(
     status_file: Option<PathBuf>,
     metrics: Option<SocketAddr>,
 ) -> Result<()> {
-    let cfg = L2Config::from_yaml_file(&config)?;
-    let store = store_from_config(&cfg)?;
-    let handle = L2Responder::start(cfg, store)?;
+    let cfg = StandaloneConfig::from_yaml_file(&config)?;
+    let auth = cfg.auth.load()?;
+    let store = store_from_config(&cfg.l2)?;
+    let handle = L2Responder::start_with_auth(cfg.l2, store, auth)?;
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut tick = tokio::time::interval(Duration::from_millis(100));

@@ -16,5 +16,8 @@ pub mod store;
 
 pub use eligibility::{VipSpec, vip_table};
 pub use rank::{hrw_score, rank_winner};
-pub use state::{Election, ElectionTiming, Outcome, VipOutcome};
+pub use state::{
+    DEFAULT_MAX_CLOCK_SKEW, Election, ElectionTiming, HeartbeatAuth, MAX_PEERS, Outcome, Rejected,
+    VipOutcome,
+};
 pub use store::{FileStore, Membership, MembershipStore, StaticStore};
