@@ -28,10 +28,11 @@ fuzz_target!(|data: &[u8]| {
     }
     let now = Instant::now();
     for key in [None, Some(key)] {
-        let mut e = Election::new("a", 0, ElectionTiming::default(), now).with_auth(HeartbeatAuth {
-            key,
-            ..HeartbeatAuth::default()
-        });
+        let mut e =
+            Election::new("a", 0, ElectionTiming::default(), now).with_auth(HeartbeatAuth {
+                key,
+                ..HeartbeatAuth::default()
+            });
         e.set_known_nodes(["a", "b", "c"].map(String::from));
         let _ = e.on_heartbeat(now, 1_800_000_000_000, data);
         e.prune(now + Duration::from_secs(10));
