@@ -275,16 +275,10 @@ fn assert_failover(
     }
 }
 
-#[test]
-fn forged_heartbeats_claiming_every_vip_change_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces");
-        return;
-    }
-    let _g = guard();
-    let mut lab = one_cluster("fg", true);
-    let leaders = wait_leaders(&lab, &NODES, &VIPS, Duration::from_secs(15));
-    // In every node's name, with a wrong key and with none, claiming every VIP, 2000 frames/s each.
+/// Forges heartbeats in every node's name claiming every VIP — with a wrong key and untagged,
+/// 2000 frames/s each — and SIGKILLs the leader of `VIPS[0]` 2 s into it, the client watching.
+fn forge_attack(lab: &mut Lab) -> (Watch, BTreeMap<String, String>, String, f64) {
+    let leaders = wait_leaders(lab, &NODES, &VIPS, Duration::from_secs(15));
     let all = VIPS.join(",");
     for (name, key) in [("forge-wrong", WRONG_KEY_HEX), ("forge-none", "-")] {
         lab.hb_tool(
@@ -293,7 +287,7 @@ fn forged_heartbeats_claiming_every_vip_change_nothing() {
             &["forge", "eth0", "test", "6", "n1,n2,n3", &all, key],
         );
     }
-    start_watch(&mut lab, &VIPS, 5.0);
+    start_watch(lab, &VIPS, 5.0);
     std::thread::sleep(Duration::from_millis(2000));
     let victim = leaders[VIPS[0]].clone();
     let t_kill = wall_now();
@@ -301,6 +295,18 @@ fn forged_heartbeats_claiming_every_vip_change_nothing() {
     let w = Watch::parse(&lab.output("watch"), 5.0);
     lab.output("forge-wrong");
     lab.output("forge-none");
+    (w, leaders, victim, t_kill)
+}
+
+#[test]
+fn forged_heartbeats_claiming_every_vip_change_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let _g = guard();
+    let mut lab = one_cluster("fg", true);
+    let (w, leaders, victim, t_kill) = forge_attack(&mut lab);
     assert_failover(&lab, &w, &leaders, &victim, t_kill, &NODES);
     for h in NODES.iter().filter(|h| **h != victim) {
         let st = lab.status(h).expect("status");
@@ -308,6 +314,28 @@ fn forged_heartbeats_claiming_every_vip_change_nothing() {
         assert!(rejected(&lab, h, "bad_auth") > 1000, "{st}");
         assert!(st["peers_tracked"].as_u64().expect("peers") <= 2, "{st}");
     }
+}
+
+/// The control: without a key the untagged forgeries are believed, and those in the killed
+/// leader's name keep its VIP dark for as long as they run (the behaviour before this change).
+#[test]
+fn without_a_key_forged_heartbeats_darken_the_vip() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let _g = guard();
+    let mut lab = one_cluster("fq", false);
+    let (w, _, victim, t_kill) = forge_attack(&mut lab);
+    let dark = w.longest_gap(VIPS[0], t_kill, w.end - 0.1);
+    println!(
+        "without a key, {} dark for {dark:.3} s after SIGKILL of {victim} (forgeries running)",
+        VIPS[0]
+    );
+    assert!(
+        dark >= 2.5,
+        "forgeries did not keep the VIP dark ({dark:.3} s)"
+    );
 }
 
 /// Records the leader of `VIPS[0]`'s heartbeats for 2 s, SIGKILLs it and replays them, byte for
