@@ -454,13 +454,14 @@ impl Driver {
                 Err(reason) => {
                     let n = self.hb_rejected.entry(reason).or_default();
                     *n += 1;
+                    let (iface, src, reason) = (&st.link.name, eth.src_addr(), reason.as_str());
                     // Once per reason at warn (a flood must not flood the log), then debug.
-                    if *n == 1 && reason != Rejected::OtherCluster {
-                        warn!(interface = %st.link.name, src = %eth.src_addr(), reason = reason.as_str(),
+                    // Other clusters sharing the segment are normal, not worth a warning.
+                    if *n == 1 && reason != Rejected::OtherCluster.as_str() {
+                        warn!(interface = %iface, %src, reason,
                               "heartbeat rejected (further rejections are counted in the status)");
                     } else {
-                        debug!(interface = %st.link.name, src = %eth.src_addr(), reason = reason.as_str(),
-                               "heartbeat rejected");
+                        debug!(interface = %iface, %src, reason, "heartbeat rejected");
                     }
                 }
             }
