@@ -7,6 +7,7 @@
 # A client pings the VIP every 10 ms; the outage of one failover is the longest gap between ping
 # replies around the fault. Prints each outage, then median and max, next to Cilium's default
 # lease arithmetic (leaseDuration 15 s, renewDeadline 5 s, retryPeriod 2 s) as the reference.
+# AUTH=1 runs the nodes with authenticated heartbeats (a random key in auth.keyFile).
 # Everything lives in namespaces named after this script's PID and is removed on exit.
 set -euo pipefail
 KILLS=${1:-20}
@@ -46,12 +47,18 @@ for h in client $NODES; do
   ip -n "$ns" addr add "192.168.77.$((100 + i))/24" dev eth0
   i=$((i + 1))
 done
+AUTH_LINE=""
+if [[ "${AUTH:-0}" == 1 ]]; then
+  head -c 32 /dev/urandom | base64 > "$WORK/hb.key"
+  AUTH_LINE="auth: {keyFile: $WORK/hb.key}"
+fi
 for n in $NODES; do
   cat > "$WORK/$n.yaml" <<YAML
 node: $n
 cluster: bench
 nodes: [{name: n1}, {name: n2}, {name: n3}]
 interfaces: {include: ['^eth0\$'], exclude: []}
+$AUTH_LINE
 services:
   - {name: web, ips: ['$VIP']}
 YAML

@@ -1,7 +1,8 @@
 //! Runtime configuration of the L2 announcer: this node, the cluster's nodes and services,
 //! interface selection, timers and the fencing store. Deserialised from the `l2` part of the
-//! standalone YAML (or built by the speaker from Kubernetes objects). No I/O except
-//! [`L2Config::from_yaml_file`].
+//! standalone YAML (or built by the speaker from Kubernetes objects). Heartbeat authentication
+//! ([`AuthConfig`]) is read next to it by [`StandaloneConfig`] and handed to the runtime
+//! separately. No I/O except the `from_yaml_file` functions and [`AuthConfig::load`].
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -10,8 +11,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::election::ElectionTiming;
+use crate::election::{DEFAULT_MAX_CLOCK_SKEW, ElectionTiming, HeartbeatAuth};
 use crate::error::{Error, Result};
+use crate::wire::heartbeat::HeartbeatKey;
 
 /// Interfaces excluded unless the configuration says otherwise: loopback and the virtual
 /// interfaces container runtimes and CNIs create, which never face the L2 segment.
@@ -330,6 +332,134 @@ impl L2Config {
     }
 }
 
+/// Heartbeat authentication (`auth:`): a key shared by the cluster's nodes, in a file (in
+/// Kubernetes mode, a mounted Secret).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AuthConfig {
+    /// File holding the key (at least 16 bytes; one trailing newline is ignored). Without it
+    /// heartbeats are unauthenticated: any host on the segment can forge or replay them.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Largest accepted difference between a heartbeat's timestamp and this node's clock, in ms
+    /// (replay window; node clocks must agree within it). Used only with a key.
+    #[serde(default = "d_skew")]
+    pub max_clock_skew_ms: u64,
+}
+
+fn d_skew() -> u64 {
+    DEFAULT_MAX_CLOCK_SKEW.as_millis() as u64
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            key_file: None,
+            max_clock_skew_ms: d_skew(),
+        }
+    }
+}
+
+impl AuthConfig {
+    /// Checks the skew bound: at least one second (NTP-synchronised clocks, scheduling) and at
+    /// most a minute (a replay window longer than that defeats the purpose).
+    pub fn validate(&self) -> Result<()> {
+        if !(1000..=60_000).contains(&self.max_clock_skew_ms) {
+            return Err(Error::Config(
+                "auth maxClockSkewMs must be between 1000 and 60000".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads the key file (if any) into the runtime's [`HeartbeatAuth`].
+    pub fn load(&self) -> Result<HeartbeatAuth> {
+        self.validate()?;
+        let key = match &self.key_file {
+            None => None,
+            Some(path) => {
+                let mut bytes = std::fs::read(path)
+                    .map_err(|e| Error::io(format!("reading key file {}", path.display()), e))?;
+                if bytes.last() == Some(&b'\n') {
+                    bytes.pop();
+                }
+                Some(
+                    HeartbeatKey::new(&bytes)
+                        .map_err(|e| Error::Config(format!("{}: {e}", path.display())))?,
+                )
+            }
+        };
+        Ok(HeartbeatAuth {
+            key,
+            max_clock_skew: Duration::from_millis(self.max_clock_skew_ms),
+        })
+    }
+}
+
+/// The standalone `herald-l2` file: an [`L2Config`] plus `auth:`. The speaker builds an
+/// [`L2Config`] itself and passes the authentication to the runtime on its own.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StandaloneConfig {
+    /// The announcer's configuration.
+    pub l2: L2Config,
+    /// Heartbeat authentication.
+    pub auth: AuthConfig,
+}
+
+/// The YAML shape of [`StandaloneConfig`]: the keys of [`L2Config`] and `auth`, so unknown keys
+/// are still rejected with line and column (serde's `flatten` would lose both).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct StandaloneYaml {
+    node: String,
+    #[serde(default = "d_cluster")]
+    cluster: String,
+    nodes: Vec<NodeSpec>,
+    #[serde(default)]
+    node_selector: BTreeMap<String, String>,
+    #[serde(default)]
+    services: Vec<ServiceSpec>,
+    #[serde(default)]
+    interfaces: InterfaceSelection,
+    #[serde(default)]
+    timing: TimingConfig,
+    #[serde(default)]
+    store: StoreConfig,
+    #[serde(default)]
+    auth: AuthConfig,
+}
+
+impl StandaloneConfig {
+    /// Parses YAML; errors name the line and column.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        let y: StandaloneYaml =
+            serde_saphyr::from_str(text).map_err(|e| Error::Config(e.to_string()))?;
+        let cfg = StandaloneConfig {
+            l2: L2Config {
+                node: y.node,
+                cluster: y.cluster,
+                nodes: y.nodes,
+                node_selector: y.node_selector,
+                services: y.services,
+                interfaces: y.interfaces,
+                timing: y.timing,
+                store: y.store,
+            },
+            auth: y.auth,
+        };
+        cfg.l2.validate()?;
+        cfg.auth.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and parses a YAML file.
+    pub fn from_yaml_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+        Self::from_yaml(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -394,5 +524,45 @@ mod tests {
             L2Config::from_yaml("node: a\nnodes: [{name: a}]\ninterfaces: {include: ['(']}\n")
                 .is_err()
         );
+    }
+
+    #[test]
+    fn standalone_config_reads_auth_and_rejects_bad_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("key");
+        std::fs::write(&key, "0123456789abcdef0123\n").expect("write");
+        let yaml = format!(
+            "node: a\ncluster: blue\nnodes: [{{name: a}}]\nauth: {{keyFile: {}, maxClockSkewMs: 1500}}\n",
+            key.display()
+        );
+        let cfg = StandaloneConfig::from_yaml(&yaml).expect("valid");
+        assert_eq!(cfg.l2.cluster, "blue");
+        let auth = cfg.auth.load().expect("key");
+        assert!(auth.key.is_some());
+        assert_eq!(auth.max_clock_skew, Duration::from_millis(1500));
+        // No auth: unauthenticated, defaults.
+        let plain = StandaloneConfig::from_yaml("node: a\nnodes: [{name: a}]\n").expect("valid");
+        assert_eq!(plain.auth, AuthConfig::default());
+        assert!(plain.auth.load().expect("no key").key.is_none());
+        // A short key, a missing file, a bad skew and unknown keys are errors.
+        std::fs::write(&key, "short\n").expect("write");
+        assert!(cfg.auth.load().is_err());
+        let missing = AuthConfig {
+            key_file: Some(dir.path().join("nope")),
+            ..AuthConfig::default()
+        };
+        assert!(missing.load().is_err());
+        assert!(
+            StandaloneConfig::from_yaml(
+                "node: a\nnodes: [{name: a}]\nauth: {maxClockSkewMs: 10}\n"
+            )
+            .is_err()
+        );
+        assert!(
+            StandaloneConfig::from_yaml("node: a\nnodes: [{name: a}]\nauth: {key: x}\n").is_err()
+        );
+        assert!(StandaloneConfig::from_yaml("node: a\nnodes: [{name: a}]\nbogus: 1\n").is_err());
+        // The speaker's L2Config has no `auth` key.
+        assert!(L2Config::from_yaml("node: a\nnodes: [{name: a}]\nauth: {}\n").is_err());
     }
 }

@@ -16,7 +16,8 @@ use tracing::{debug, info, warn};
 use crate::config::{L2Config, NodeSpec, ServiceSpec, StoreConfig};
 use crate::decide::{Decision, DropReason, InterfaceInfo, decide};
 use crate::election::{
-    Election, FileStore, Membership, MembershipStore, StaticStore, VipSpec, vip_table,
+    Election, FileStore, HeartbeatAuth, Membership, MembershipStore, Rejected, StaticStore,
+    VipSpec, vip_table,
 };
 use crate::error::{Error, Result};
 use crate::io::mcast::SolicitedNodeGroups;
@@ -26,7 +27,7 @@ use crate::io::select::{InterfaceSelector, Link, list_links};
 use crate::status::{InterfaceStatus, Status, VipStatus};
 use crate::takeover::{Schedule, announcement_frames};
 use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetRepr, Frame};
-use crate::wire::heartbeat::{HeartbeatRepr, cluster_id};
+use crate::wire::heartbeat::{HeartbeatKey, HeartbeatRepr, cluster_id};
 
 /// Lease used with the static store, which never expires leases.
 const STATIC_LEASE: Duration = Duration::from_secs(24 * 3600);
@@ -123,9 +124,28 @@ impl Drop for L2Handle {
 pub struct L2Responder;
 
 impl L2Responder {
-    /// Validates `cfg` and starts the announcer on the current runtime.
+    /// Validates `cfg` and starts the announcer on the current runtime, with unauthenticated
+    /// heartbeats (see [`L2Responder::start_with_auth`]).
     pub fn start(cfg: L2Config, store: Arc<dyn MembershipStore>) -> Result<L2Handle> {
+        Self::start_with_auth(cfg, store, HeartbeatAuth::default())
+    }
+
+    /// Validates `cfg` and starts the announcer on the current runtime; heartbeats are tagged
+    /// and checked with `auth`'s key (from [`crate::config::AuthConfig::load`]). Without a key a
+    /// cluster of more than one node logs a warning once and reports `heartbeat_auth: "none"`.
+    pub fn start_with_auth(
+        cfg: L2Config,
+        store: Arc<dyn MembershipStore>,
+        auth: HeartbeatAuth,
+    ) -> Result<L2Handle> {
         cfg.validate()?;
+        if auth.key.is_none() && cfg.nodes.len() > 1 {
+            warn!(
+                cluster = %cfg.cluster,
+                "L2 heartbeats are unauthenticated: any host on the segment can forge or replay \
+                 them and keep VIPs dark; set auth.keyFile"
+            );
+        }
         let selector = InterfaceSelector::new(&cfg.interfaces)?;
         let events = LinkEvents::subscribe()?;
         let (status_tx, status_rx) = watch::channel(Status {
@@ -138,12 +158,15 @@ impl L2Responder {
         let incarnation = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
-        let election = Election::new(
+        let key = auth.key.clone();
+        let mut election = Election::new(
             cfg.node.clone(),
             cluster_id(&cfg.cluster),
             cfg.timing.election(),
             now.into_std(),
-        );
+        )
+        .with_auth(auth);
+        election.set_known_nodes(cfg.nodes.iter().map(|n| n.name.clone()));
         let vips = vip_table(&cfg.services, &cfg.nodes, &cfg.node_selector);
         let (lease, renew_every) = store_timing(&cfg);
         let driver = Driver {
@@ -157,6 +180,7 @@ impl L2Responder {
             election,
             vips,
             incarnation,
+            key,
             seq: 0,
             links: BTreeMap::new(),
             led: BTreeSet::new(),
@@ -168,6 +192,7 @@ impl L2Responder {
             drops: BTreeMap::new(),
             hb_sent: 0,
             hb_received: 0,
+            hb_rejected: BTreeMap::new(),
             frame_tx,
             status_tx,
         };
@@ -211,7 +236,8 @@ struct Driver {
     vips: Vec<VipSpec>,
     cluster: u32,
     incarnation: u64,
-    seq: u32,
+    key: Option<HeartbeatKey>,
+    seq: u64,
     links: BTreeMap<u32, LinkState>,
     led: BTreeSet<IpAddr>,
     leaders: BTreeMap<IpAddr, Option<String>>,
@@ -223,6 +249,7 @@ struct Driver {
     drops: BTreeMap<DropReason, u64>,
     hb_sent: u64,
     hb_received: u64,
+    hb_rejected: BTreeMap<Rejected, u64>,
     frame_tx: mpsc::Sender<(u32, Vec<u8>)>,
     status_tx: watch::Sender<Status>,
 }
@@ -258,6 +285,7 @@ impl Driver {
                     }
                     Command::Nodes(n) => {
                         self.vips = vip_table(&self.cfg.services, &n, &self.cfg.node_selector);
+                        self.election.set_known_nodes(n.iter().map(|n| n.name.clone()));
                         self.cfg.nodes = n;
                         self.evaluate();
                     }
@@ -417,13 +445,25 @@ impl Driver {
             if eth.src_addr() == st.link.mac {
                 return;
             }
-            match HeartbeatRepr::parse(eth.payload()) {
-                Ok(hb) => {
+            let now = std::time::Instant::now();
+            match self.election.on_heartbeat(now, wall_ms(), eth.payload()) {
+                Ok(()) => {
                     self.hb_received += 1;
-                    self.election.on_heartbeat(std::time::Instant::now(), &hb);
                     self.evaluate();
                 }
-                Err(e) => debug!(interface = %st.link.name, error = %e, "bad heartbeat"),
+                Err(reason) => {
+                    let n = self.hb_rejected.entry(reason).or_default();
+                    *n += 1;
+                    let (iface, src, reason) = (&st.link.name, eth.src_addr(), reason.as_str());
+                    // Once per reason at warn (a flood must not flood the log), then debug.
+                    // Other clusters sharing the segment are normal, not worth a warning.
+                    if *n == 1 && reason != Rejected::OtherCluster.as_str() {
+                        warn!(interface = %iface, %src, reason,
+                              "heartbeat rejected (further rejections are counted in the status)");
+                    } else {
+                        debug!(interface = %iface, %src, reason, "heartbeat rejected");
+                    }
+                }
             }
             return;
         }
@@ -530,8 +570,7 @@ impl Driver {
         let chunks = HeartbeatRepr::chunked(
             self.cluster,
             &self.cfg.node,
-            self.incarnation,
-            self.seq,
+            (self.incarnation, self.seq, wall_ms()),
             &claims,
         );
         for st in self.links.values() {
@@ -544,7 +583,7 @@ impl Driver {
                     ethertype: EtherType::Heartbeat,
                 }
                 .emit(&mut Frame::new_unchecked(&mut frame[..]));
-                if let Err(e) = c.emit(&mut frame) {
+                if let Err(e) = c.emit(self.key.as_ref(), &mut frame) {
                     warn!(error = %e, "encoding heartbeat");
                     return;
                 }
@@ -613,6 +652,18 @@ impl Driver {
                 .collect(),
             heartbeats_sent: self.hb_sent,
             heartbeats_received: self.hb_received,
+            heartbeat_auth: if self.key.is_some() {
+                "hmac-sha256"
+            } else {
+                "none"
+            }
+            .to_owned(),
+            heartbeats_rejected: self
+                .hb_rejected
+                .iter()
+                .map(|(r, n)| (r.as_str().to_owned(), *n))
+                .collect(),
+            peers_tracked: self.election.peers_tracked() as u64,
         };
         self.status_tx.send_replace(status);
     }
@@ -625,6 +676,13 @@ impl Driver {
             .filter(|n| self.election.is_member(n))
             .collect()
     }
+}
+
+/// This node's wall clock in ms since the Unix epoch (heartbeat timestamps).
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 async fn read_loop(sock: Arc<PacketSocket>, ifindex: u32, tx: mpsc::Sender<(u32, Vec<u8>)>) {

@@ -68,8 +68,14 @@ pub struct Status {
     pub drops: BTreeMap<String, u64>,
     /// Heartbeat frames sent.
     pub heartbeats_sent: u64,
-    /// Heartbeat frames received from peers.
+    /// Heartbeat frames received from peers and accepted.
     pub heartbeats_received: u64,
+    /// `"hmac-sha256"` when heartbeats are authenticated with a shared key, `"none"` otherwise.
+    pub heartbeat_auth: String,
+    /// Heartbeat frames rejected, by reason (`bad_auth`, `replay`, `stale`, `unknown_node`, ..).
+    pub heartbeats_rejected: BTreeMap<String, u64>,
+    /// Senders whose state (liveness, claims, sequence numbers) is kept.
+    pub peers_tracked: u64,
 }
 
 /// The L2 announcer's metrics from one snapshot, for a `prometheus-client` collector: the agent's
@@ -152,6 +158,30 @@ pub fn encode_metrics(s: &Status, encoder: &mut DescriptorEncoder<'_>) -> fmt::R
         "herald_l2_heartbeats_received",
         "Heartbeat frames received from peers.",
         [(by_node(), ConstCounter::new(s.heartbeats_received))],
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_heartbeats_rejected",
+        "Heartbeat frames rejected, by reason (bad_auth, replay, stale, unknown_node, ...).",
+        s.heartbeats_rejected.iter().map(|(reason, n)| {
+            (
+                vec![("node", node.clone()), ("reason", label_value(reason))],
+                ConstCounter::new(*n),
+            )
+        }),
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_heartbeats_authenticated",
+        "1 if heartbeats are authenticated with a shared key (auth.keyFile), 0 if anyone on the \
+         segment can forge them.",
+        [(by_node(), flag(s.heartbeat_auth != "none"))],
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_peers_tracked",
+        "Senders whose heartbeat state is kept (bounded; silent ones are pruned).",
+        [(by_node(), ConstGauge::new(s.peers_tracked))],
     )
 }
 

@@ -1,7 +1,8 @@
 //! `herald-l2`: the L2 announcer as a standalone process, for end-to-end tests and sites that want
-//! ARP/NDP failover without the full speaker. `run` reads an `L2Config` YAML file, announces until
-//! SIGTERM/SIGINT, and can write its status as JSON to a file and serve `/metrics`, `/healthz`
-//! and `/readyz` on a loopback address (the agent's endpoint and L2 collector, reused);
+//! ARP/NDP failover without the full agent. `run` reads a `StandaloneConfig` YAML file (the L2
+//! config plus `auth:`), announces until SIGTERM/SIGINT, and can write its status as JSON to a
+//! file and serve `/metrics`, `/healthz` and `/readyz` on a loopback address (the agent's
+//! endpoint and L2 collector, reused);
 //! `show` prints a status file as the table `speaker l2` shows, as JSON, or as metrics.
 
 use std::net::SocketAddr;
@@ -10,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use arp_responder::config::L2Config;
+use arp_responder::config::StandaloneConfig;
 use arp_responder::runtime::{L2Responder, store_from_config};
 use arp_responder::status::{L2Collector, Status, render_prometheus, render_table};
 use clap::{Parser, Subcommand};
@@ -127,6 +128,14 @@ fn status_from_json(v: &serde_json::Value) -> Result<Status> {
     out.members = strs(v, "members");
     out.heartbeats_sent = n(v, "heartbeats_sent");
     out.heartbeats_received = n(v, "heartbeats_received");
+    out.heartbeat_auth = s("heartbeat_auth");
+    out.peers_tracked = n(v, "peers_tracked");
+    if let Some(d) = v.get("heartbeats_rejected").and_then(|d| d.as_object()) {
+        out.heartbeats_rejected = d
+            .iter()
+            .map(|(k, x)| (k.clone(), x.as_u64().unwrap_or(0)))
+            .collect();
+    }
     if let Some(d) = v.get("drops").and_then(|d| d.as_object()) {
         out.drops = d
             .iter()
@@ -184,7 +193,8 @@ async fn run(
     status_file: Option<PathBuf>,
     metrics: Option<SocketAddr>,
 ) -> Result<()> {
-    let cfg = L2Config::from_yaml_file(&config)?;
+    let cfg = StandaloneConfig::from_yaml_file(&config)?;
+    let auth = cfg.auth.load()?;
     // The agent's configuration enforces a loopback metrics address; so does this flag.
     let listener = match metrics {
         Some(addr) if !addr.ip().is_loopback() => {
@@ -197,8 +207,8 @@ async fn run(
         ),
         None => None,
     };
-    let store = store_from_config(&cfg)?;
-    let handle = L2Responder::start(cfg, store)?;
+    let store = store_from_config(&cfg.l2)?;
+    let handle = L2Responder::start_with_auth(cfg.l2, store, auth)?;
     let status_rx = handle.watch_status();
     let server = async move {
         match listener {

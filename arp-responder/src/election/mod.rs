@@ -7,6 +7,10 @@
 //! 400 ms), (b) its membership lease in the fencing store is valid, and (c) no live peer still
 //! claims the IP (handover waits for the previous holder's heartbeat to drop the claim).
 //!
+//! Heartbeats count only once accepted by [`Election::on_heartbeat`]: same cluster, a valid
+//! HMAC tag when a key is configured, a known sender, a fresh timestamp and a new sequence number
+//! (see [`crate::wire::heartbeat`] for why), and only current members' claims count.
+//!
 //! Everything here is pure: time is a parameter and the only I/O is behind [`store::MembershipStore`].
 
 pub mod eligibility;
@@ -16,5 +20,8 @@ pub mod store;
 
 pub use eligibility::{VipSpec, vip_table};
 pub use rank::{hrw_score, rank_winner};
-pub use state::{Election, ElectionTiming, Outcome, VipOutcome};
+pub use state::{
+    DEFAULT_MAX_CLOCK_SKEW, Election, ElectionTiming, HeartbeatAuth, MAX_PEERS, Outcome, Rejected,
+    VipOutcome,
+};
 pub use store::{FileStore, Membership, MembershipStore, StaticStore};

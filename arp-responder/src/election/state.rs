@@ -1,7 +1,12 @@
 //! The election state of one node: what it has heard from its peers (liveness, claims), the
 //! membership and own-lease validity from the fencing store, and the pure rule that turns them
 //! into "the IPs I answer for now". Time is always a parameter; nothing here reads a clock.
-
+//!
+//! It is also where a received heartbeat is judged ([`Election::on_heartbeat`]): other cluster,
+//! missing or wrong tag, unknown sender, stale timestamp or replayed sequence number are rejected
+//! with a [`Rejected`] reason (the replay rules are explained in [`crate::wire::heartbeat`]).
+//! The per-sender state is bounded: only configured or member nodes are tracked, at most
+//! [`MAX_PEERS`] of them, and a sender silent for [`Election::prune_after`] is forgotten.
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -9,6 +14,70 @@ use std::time::{Duration, Instant};
 use super::eligibility::VipSpec;
 use super::rank::rank_winner;
 use crate::wire::HeartbeatRepr;
+use crate::wire::heartbeat::{HeartbeatKey, Packet};
+
+/// Most senders tracked at once; heartbeats from further names are rejected.
+pub const MAX_PEERS: usize = 4096;
+
+/// Default bound on the difference between a heartbeat's timestamp and our wall clock.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(2);
+
+/// How heartbeats are authenticated.
+#[derive(Clone, Debug)]
+pub struct HeartbeatAuth {
+    /// The cluster's shared key; `None` sends and accepts only untagged heartbeats (and checks
+    /// neither timestamps nor sequence numbers, which anyone could forge anyway).
+    pub key: Option<HeartbeatKey>,
+    /// Largest accepted difference between a heartbeat's timestamp and our wall clock.
+    pub max_clock_skew: Duration,
+}
+
+impl Default for HeartbeatAuth {
+    fn default() -> Self {
+        HeartbeatAuth {
+            key: None,
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+        }
+    }
+}
+
+/// Why a received heartbeat was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Rejected {
+    /// Not a well-formed heartbeat.
+    Malformed,
+    /// Another cluster's heartbeat (a different cluster id).
+    OtherCluster,
+    /// No tag, a wrong tag, or a tag while we have no key (a mixed cluster behaves like a
+    /// partition, which the quorum rule makes safe, rather than like an asymmetric one).
+    BadAuth,
+    /// Carries this node's own name.
+    OwnName,
+    /// A name neither configured nor in the membership.
+    UnknownNode,
+    /// Timestamp further from our clock than the skew bound.
+    Stale,
+    /// A sequence number (or incarnation) already superseded: a replay.
+    Replay,
+    /// [`MAX_PEERS`] senders are tracked already.
+    TooManyPeers,
+}
+
+impl Rejected {
+    /// A short name for logs, status and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rejected::Malformed => "malformed",
+            Rejected::OtherCluster => "other_cluster",
+            Rejected::BadAuth => "bad_auth",
+            Rejected::OwnName => "own_name",
+            Rejected::UnknownNode => "unknown_node",
+            Rejected::Stale => "stale",
+            Rejected::Replay => "replay",
+            Rejected::TooManyPeers => "too_many_peers",
+        }
+    }
+}
 
 /// Election timers. The defaults give failover in about 300–500 ms after a leader dies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,8 +138,17 @@ struct Peer {
     incarnation: u64,
     last_seen: Instant,
     claims: BTreeSet<IpAddr>,
-    pending_seq: u32,
+    pending_seq: u64,
     pending_chunks: BTreeMap<u8, Vec<IpAddr>>,
+    /// Highest sequence number accepted in `incarnation`, and which of its chunks were seen.
+    seq: u64,
+    chunks_seen: [u64; 4],
+    /// Latest timestamp accepted from this sender, in any incarnation.
+    last_timestamp_ms: u64,
+}
+
+fn chunk_bit(chunk: u8) -> (usize, u64) {
+    (usize::from(chunk / 64), 1u64 << (chunk % 64))
 }
 
 /// Per-VIP result of an evaluation.
@@ -111,8 +189,11 @@ pub struct Election {
     me: String,
     cluster: u32,
     timing: ElectionTiming,
+    auth: HeartbeatAuth,
     started: Instant,
     peers: BTreeMap<String, Peer>,
+    /// Configured node names; heartbeats from names neither here nor in `members` are ignored.
+    known: BTreeSet<String>,
     members: BTreeSet<String>,
     lease_valid_until: Option<Instant>,
     /// Since when this node has held quorum without interruption.
@@ -126,8 +207,10 @@ impl Election {
             me: me.into(),
             cluster,
             timing,
+            auth: HeartbeatAuth::default(),
             started: now,
             peers: BTreeMap::new(),
+            known: BTreeSet::new(),
             members: BTreeSet::new(),
             lease_valid_until: None,
             quorum_since: None,
@@ -144,10 +227,79 @@ impl Election {
         self.timing
     }
 
-    /// Records a heartbeat chunk received on any selected segment.
-    pub fn on_heartbeat(&mut self, now: Instant, hb: &HeartbeatRepr) {
-        if hb.cluster != self.cluster || hb.node == self.me {
-            return;
+    /// Sets how heartbeats are authenticated (none by default).
+    pub fn with_auth(mut self, auth: HeartbeatAuth) -> Self {
+        self.auth = auth;
+        self
+    }
+
+    /// The heartbeat key, if any.
+    pub fn key(&self) -> Option<&HeartbeatKey> {
+        self.auth.key.as_ref()
+    }
+
+    /// Replaces the configured node names (the senders worth tracking besides the members).
+    pub fn set_known_nodes(&mut self, names: impl IntoIterator<Item = String>) {
+        self.known = names.into_iter().collect();
+    }
+
+    /// How long a silent sender's state (claims, sequence numbers) is kept: twice the clock-skew
+    /// bound plus the dead interval, so that anything it sent before falling silent is stale
+    /// once its counters are forgotten.
+    pub fn prune_after(&self) -> Duration {
+        2 * self.auth.max_clock_skew + self.timing.dead_interval
+    }
+
+    /// Senders currently tracked.
+    pub fn peers_tracked(&self) -> usize {
+        self.peers.len()
+    }
+
+    /// Judges a heartbeat payload (after the Ethernet header) received at `now`, our wall clock
+    /// reading `wall_ms` (ms since the Unix epoch), and records it if it is accepted. Checks run
+    /// cheapest first: structure, cluster, tag, sender name, timestamp, sequence number.
+    pub fn on_heartbeat(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        payload: &[u8],
+    ) -> Result<(), Rejected> {
+        let packet = Packet::new_checked(payload).map_err(|_| Rejected::Malformed)?;
+        if packet.cluster() != self.cluster {
+            return Err(Rejected::OtherCluster);
+        }
+        match (&self.auth.key, packet.is_authenticated()) {
+            (Some(key), true) if packet.verify(key) => {}
+            (None, false) => {}
+            _ => return Err(Rejected::BadAuth),
+        }
+        let hb = HeartbeatRepr::parse(&packet).map_err(|_| Rejected::Malformed)?;
+        self.on_verified(now, wall_ms, &hb)
+    }
+
+    /// Records a heartbeat chunk whose tag (if we have a key) has been verified.
+    fn on_verified(
+        &mut self,
+        now: Instant,
+        wall_ms: u64,
+        hb: &HeartbeatRepr,
+    ) -> Result<(), Rejected> {
+        if hb.cluster != self.cluster {
+            return Err(Rejected::OtherCluster);
+        }
+        if hb.node == self.me {
+            return Err(Rejected::OwnName);
+        }
+        if !self.known.contains(&hb.node) && !self.members.contains(&hb.node) {
+            return Err(Rejected::UnknownNode);
+        }
+        let checked = self.auth.key.is_some();
+        let skew = u64::try_from(self.auth.max_clock_skew.as_millis()).unwrap_or(u64::MAX);
+        if checked && wall_ms.abs_diff(hb.timestamp_ms) > skew {
+            return Err(Rejected::Stale);
+        }
+        if !self.peers.contains_key(&hb.node) && self.peers.len() >= MAX_PEERS {
+            return Err(Rejected::TooManyPeers);
         }
         let peer = self.peers.entry(hb.node.clone()).or_insert_with(|| Peer {
             incarnation: hb.incarnation,
@@ -155,18 +307,40 @@ impl Election {
             claims: BTreeSet::new(),
             pending_seq: hb.seq,
             pending_chunks: BTreeMap::new(),
+            seq: hb.seq,
+            chunks_seen: [0; 4],
+            last_timestamp_ms: hb.timestamp_ms,
         });
+        let (word, bit) = chunk_bit(hb.chunk);
+        if checked {
+            let replay = if peer.incarnation == hb.incarnation {
+                hb.seq < peer.seq || (hb.seq == peer.seq && peer.chunks_seen[word] & bit != 0)
+            } else {
+                // A restart is believed only if it is newer than anything heard before.
+                hb.timestamp_ms <= peer.last_timestamp_ms
+            };
+            if replay {
+                return Err(Rejected::Replay);
+            }
+        }
         if peer.incarnation != hb.incarnation {
             // A restarted process: forget what the old one claimed.
             peer.incarnation = hb.incarnation;
             peer.claims.clear();
             peer.pending_chunks.clear();
+            peer.chunks_seen = [0; 4];
         }
+        if peer.seq != hb.seq {
+            peer.seq = hb.seq;
+            peer.chunks_seen = [0; 4];
+        }
+        peer.chunks_seen[word] |= bit;
+        peer.last_timestamp_ms = peer.last_timestamp_ms.max(hb.timestamp_ms);
         peer.last_seen = now;
         if hb.chunks == 1 {
             peer.claims = hb.claims.iter().copied().collect();
             peer.pending_chunks.clear();
-            return;
+            return Ok(());
         }
         if peer.pending_seq != hb.seq {
             peer.pending_seq = hb.seq;
@@ -179,6 +353,18 @@ impl Election {
                 .flatten()
                 .collect();
         }
+        Ok(())
+    }
+
+    /// Forgets senders silent for longer than [`Election::prune_after`] and names no longer
+    /// configured nor members.
+    pub fn prune(&mut self, now: Instant) {
+        let keep = self.prune_after();
+        let (known, members) = (&self.known, &self.members);
+        self.peers.retain(|name, p| {
+            now.saturating_duration_since(p.last_seen) <= keep
+                && (known.contains(name) || members.contains(name))
+        });
     }
 
     /// Records a successful store renewal started at `renew_started`: the membership it returned
@@ -240,6 +426,7 @@ impl Election {
         vips: &[VipSpec],
         currently_led: &BTreeSet<IpAddr>,
     ) -> Outcome {
+        self.prune(now);
         let quorum = self.has_quorum(now);
         if !quorum {
             self.quorum_since = None;
@@ -265,6 +452,9 @@ impl Election {
             let claimant = alive
                 .iter()
                 .copied()
+                // A claim counts only from a current member: a node the store has dropped (or
+                // never admitted) cannot hold an IP dark.
+                .filter(|n| self.members.contains(*n))
                 .filter(|n| {
                     self.peers
                         .get(*n)
@@ -325,16 +515,43 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
-    fn hb(node: &str, inc: u64, seq: u32, claims: &[IpAddr]) -> HeartbeatRepr {
+    /// Wall clock of the tests' senders and receivers (ms since the Unix epoch).
+    const WALL: u64 = 1_800_000_000_000;
+
+    fn hb(node: &str, inc: u64, seq: u64, claims: &[IpAddr]) -> HeartbeatRepr {
         HeartbeatRepr {
             cluster: 7,
             node: node.into(),
             incarnation: inc,
             seq,
+            timestamp_ms: WALL,
             chunk: 0,
             chunks: 1,
             claims: claims.to_vec(),
         }
+    }
+
+    /// Encodes `hb` as its sender would (tagged with `key`) and hands the bytes to `e`, whose
+    /// wall clock reads `wall`.
+    fn try_hear_at(
+        e: &mut Election,
+        now: Instant,
+        wall: u64,
+        key: Option<&HeartbeatKey>,
+        hb: &HeartbeatRepr,
+    ) -> Result<(), Rejected> {
+        let mut out = Vec::new();
+        hb.emit(key, &mut out).expect("emit");
+        e.on_heartbeat(now, wall, &out)
+    }
+
+    fn try_hear(e: &mut Election, now: Instant, hb: &HeartbeatRepr) -> Result<(), Rejected> {
+        let key = e.key().cloned();
+        try_hear_at(e, now, hb.timestamp_ms, key.as_ref(), hb)
+    }
+
+    fn hear(e: &mut Election, now: Instant, hb: &HeartbeatRepr) {
+        try_hear(e, now, hb).expect("heartbeat accepted");
     }
 
     fn spec(ip: IpAddr, eligible: &[&str]) -> VipSpec {
@@ -386,7 +603,7 @@ mod tests {
         let mut seq = 1;
         while t <= to {
             for (p, claims) in peers {
-                e.on_heartbeat(t, &hb(p, 1, seq, claims));
+                hear(e, t, &hb(p, 1, seq, claims));
             }
             e.evaluate(t, vips, &BTreeSet::new());
             seq += 1;
@@ -463,8 +680,8 @@ mod tests {
         for ms in 1..1000u64 {
             let now = cut + Duration::from_millis(ms);
             if ms % 100 == 0 {
-                b.on_heartbeat(now, &hb("c", 1, 100 + ms as u32, &[]));
-                c.on_heartbeat(now, &hb("b", 1, 100 + ms as u32, &[]));
+                hear(&mut b, now, &hb("c", 1, 100 + ms, &[]));
+                hear(&mut c, now, &hb("b", 1, 100 + ms, &[]));
             }
             if step_down.is_none() && !a.evaluate(now, &vips, &held).vips[&vip].led_by_me {
                 step_down = Some(ms);
@@ -498,7 +715,7 @@ mod tests {
         let o = a.evaluate(now, &vips, &BTreeSet::new());
         assert!(!o.vips[&vip].led_by_me);
         assert_eq!(o.vips[&vip].leader.as_deref(), Some("b"));
-        a.on_heartbeat(now + 50 * MS, &hb("b", 1, 99, &[]));
+        hear(&mut a, now + 50 * MS, &hb("b", 1, 99, &[]));
         assert!(a.evaluate(now + 50 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
     }
 
@@ -511,7 +728,7 @@ mod tests {
         // Quorum from t0 + 100 ms: nothing before t0 + 600 ms.
         warm(&mut a, &[("b", &[])], &vips, t0 + 100 * MS, t0 + 500 * MS);
         assert!(!a.evaluate(t0 + 550 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
-        a.on_heartbeat(t0 + 600 * MS, &hb("b", 1, 50, &[]));
+        hear(&mut a, t0 + 600 * MS, &hb("b", 1, 50, &[]));
         assert!(a.evaluate(t0 + 600 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
         // Lease runs out.
         a.on_membership(t0, members(&["a", "b", "c"]), Duration::from_millis(610));
@@ -535,9 +752,9 @@ mod tests {
         // Back: c is heard first; b (which took the IP meanwhile) only 100 ms later. a must not
         // take the IP before it could have heard b's claim.
         let back = t0 + 1700 * MS;
-        a.on_heartbeat(back, &hb("c", 1, 90, &[]));
+        hear(&mut a, back, &hb("c", 1, 90, &[]));
         assert!(!a.evaluate(back, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
-        a.on_heartbeat(back + 100 * MS, &hb("b", 1, 91, &[vip]));
+        hear(&mut a, back + 100 * MS, &hb("b", 1, 91, &[vip]));
         let o = a.evaluate(back + 100 * MS, &vips, &BTreeSet::new());
         assert!(!o.vips[&vip].led_by_me);
         assert_eq!(o.vips[&vip].leader.as_deref(), Some("b"));
@@ -550,10 +767,10 @@ mod tests {
         let all = members(&["a", "b", "c", "d"]);
         let mut a = Election::new("a", 7, ElectionTiming::default(), t0);
         a.on_membership(t0, all.clone(), Duration::from_secs(10));
-        a.on_heartbeat(now, &hb("b", 1, 1, &[]));
+        hear(&mut a, now, &hb("b", 1, 1, &[]));
         let mut c = Election::new("c", 7, ElectionTiming::default(), t0);
         c.on_membership(t0, all, Duration::from_secs(10));
-        c.on_heartbeat(now, &hb("d", 1, 1, &[]));
+        hear(&mut c, now, &hb("d", 1, 1, &[]));
         assert!(a.has_quorum(now));
         assert!(!c.has_quorum(now));
     }
@@ -563,14 +780,14 @@ mod tests {
         let t0 = Instant::now();
         let mut a = setup("a", t0);
         let ips: Vec<IpAddr> = (1..=4u8).map(|i| IpAddr::from([10, 9, 9, i])).collect();
-        a.on_heartbeat(t0, &hb("b", 1, 1, &ips[..1]));
+        hear(&mut a, t0, &hb("b", 1, 1, &ips[..1]));
         let mut part = hb("b", 1, 2, &ips[1..3]);
         part.chunks = 2;
-        a.on_heartbeat(t0, &part);
+        hear(&mut a, t0, &part);
         assert_eq!(a.peers["b"].claims, ips[..1].iter().copied().collect());
         part.chunk = 1;
         part.claims = ips[3..].to_vec();
-        a.on_heartbeat(t0, &part);
+        hear(&mut a, t0, &part);
         assert_eq!(a.peers["b"].claims, ips[1..].iter().copied().collect());
     }
 
@@ -580,7 +797,274 @@ mod tests {
         let mut a = setup("a", t0);
         let mut other = hb("b", 1, 1, &[]);
         other.cluster = 8;
-        a.on_heartbeat(t0, &other);
+        assert_eq!(try_hear(&mut a, t0, &other), Err(Rejected::OtherCluster));
         assert!(a.alive_peers(t0).is_empty());
+    }
+
+    fn key(b: u8) -> HeartbeatKey {
+        HeartbeatKey::new(&[b; 32]).expect("key")
+    }
+
+    /// `me` in a, b, c with heartbeats authenticated by `key(1)`, membership from t0.
+    fn keyed(me: &str, t0: Instant) -> Election {
+        let mut e = Election::new(me, 7, ElectionTiming::default(), t0).with_auth(HeartbeatAuth {
+            key: Some(key(1)),
+            max_clock_skew: DEFAULT_MAX_CLOCK_SKEW,
+        });
+        e.set_known_nodes(["a", "b", "c"].map(String::from));
+        e.on_membership(t0, members(&["a", "b", "c"]), Duration::from_secs(3600));
+        e
+    }
+
+    /// The bytes `node` sends in round `round` (one per 100 ms from t0), tagged with `k`.
+    fn frame(
+        node: &str,
+        inc: u64,
+        round: u64,
+        claims: &[IpAddr],
+        k: Option<&HeartbeatKey>,
+    ) -> Vec<u8> {
+        let mut h = hb(node, inc, round + 1, claims);
+        h.timestamp_ms = WALL + 100 * round;
+        let mut out = Vec::new();
+        h.emit(k, &mut out).expect("emit");
+        out
+    }
+
+    fn at(t0: Instant, round: u64) -> (Instant, u64) {
+        (t0 + Duration::from_millis(100 * round), WALL + 100 * round)
+    }
+
+    #[test]
+    fn forged_heartbeats_claiming_every_vip_are_rejected() {
+        let t0 = Instant::now();
+        let vips: Vec<VipSpec> = (1..=20u8)
+            .map(|i| spec(IpAddr::from([10, 0, 2, i]), &["a", "b", "c"]))
+            .collect();
+        let all: Vec<IpAddr> = vips.iter().map(|v| v.vip).collect();
+        let mut b = keyed("b", t0);
+        for round in 0..=10 {
+            let (t, wall) = at(t0, round);
+            for n in ["a", "c"] {
+                b.on_heartbeat(t, wall, &frame(n, 1, round, &[], Some(&key(1))))
+                    .expect("genuine heartbeat");
+            }
+            // The attacker, with the wrong key or none, claims every VIP in a's and c's names.
+            for k in [Some(key(2)), None] {
+                for n in ["a", "c"] {
+                    let forged = frame(n, 1, round + 1000, &all, k.as_ref());
+                    assert_eq!(b.on_heartbeat(t, wall, &forged), Err(Rejected::BadAuth));
+                }
+            }
+            b.evaluate(t, &vips, &BTreeSet::new());
+        }
+        let (t, _) = at(t0, 10);
+        let o = b.evaluate(t, &vips, &BTreeSet::new());
+        for v in &vips {
+            let winner = rank_winner(v.vip, ["a", "b", "c"]);
+            assert_eq!(o.vips[&v.vip].leader.as_deref(), winner, "{}", v.vip);
+            assert_eq!(o.vips[&v.vip].led_by_me, winner == Some("b"));
+        }
+    }
+
+    #[test]
+    fn replayed_heartbeats_of_a_dead_leader_do_not_keep_it_alive() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("a");
+        let vips = [spec(vip, &["a", "b", "c"])];
+        let k = key(1);
+        let mut b = keyed("b", t0);
+        let mut recorded = Vec::new();
+        for round in 0..=7 {
+            let (t, wall) = at(t0, round);
+            let fa = frame("a", 1, round, &[vip], Some(&k));
+            b.on_heartbeat(t, wall, &fa).expect("a");
+            recorded.push(fa);
+            b.on_heartbeat(t, wall, &frame("c", 1, round, &[], Some(&k)))
+                .expect("c");
+            b.evaluate(t, &vips, &BTreeSet::new());
+        }
+        // a is killed after round 7; c lives on; an attacker replays a's recorded frames, one per
+        // 100 ms, over and over.
+        let mut led = BTreeSet::new();
+        let mut took_over = None;
+        for round in 8..=40 {
+            let (t, wall) = at(t0, round);
+            b.on_heartbeat(t, wall, &frame("c", 1, round, &[], Some(&k)))
+                .expect("c");
+            let i = (round - 8) % recorded.len() as u64;
+            // Rejected as a replay by the counters; once older than the skew bound, as stale.
+            let want = if wall - (WALL + 100 * i) > 2000 {
+                Rejected::Stale
+            } else {
+                Rejected::Replay
+            };
+            assert_eq!(b.on_heartbeat(t, wall, &recorded[i as usize]), Err(want));
+            let o = b.evaluate(t, &vips, &led);
+            led = o.led();
+            if took_over.is_none() && o.vips[&vip].leader.as_deref() != Some("a") {
+                took_over = Some(round);
+            }
+        }
+        // The dead interval (400 ms) after a's last genuine heartbeat, as without the attack.
+        assert_eq!(took_over, Some(12));
+        let (t, _) = at(t0, 40);
+        assert!(!b.alive_peers(t).contains("a"));
+        assert_eq!(
+            b.evaluate(t, &vips, &led).vips[&vip].leader.as_deref(),
+            rank_winner(vip, ["b", "c"])
+        );
+        // Once a's counters are pruned (4.4 s after its last heartbeat), the same frames are stale.
+        let (t, wall) = at(t0, 52);
+        b.evaluate(t, &vips, &led);
+        assert_eq!(b.peers_tracked(), 1, "a's state was pruned, c's kept");
+        assert_eq!(b.on_heartbeat(t, wall, &recorded[7]), Err(Rejected::Stale));
+    }
+
+    #[test]
+    fn without_a_key_replays_are_accepted_which_is_why_the_key_matters() {
+        let t0 = Instant::now();
+        let mut b = setup("b", t0);
+        let old = frame("a", 1, 0, &[], None);
+        b.on_heartbeat(t0, WALL, &frame("a", 1, 5, &[], None))
+            .expect("a");
+        let later = t0 + Duration::from_secs(1);
+        b.on_heartbeat(later, WALL + 1000, &old).expect("accepted");
+        assert!(b.alive_peers(later).contains("a"));
+        // And tagged heartbeats are not accepted by a node without a key (nor the reverse).
+        let tagged = frame("a", 1, 6, &[], Some(&key(1)));
+        assert_eq!(b.on_heartbeat(later, WALL, &tagged), Err(Rejected::BadAuth));
+    }
+
+    #[test]
+    fn a_restart_is_accepted_but_an_older_incarnation_is_not_replayed_over_it() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("a");
+        let k = key(1);
+        let mut b = keyed("b", t0);
+        let (t, wall) = at(t0, 0);
+        let before = frame("a", 1, 0, &[vip], Some(&k));
+        b.on_heartbeat(t, wall, &before).expect("a, incarnation 1");
+        // a restarts (new incarnation, sequence numbers from 1 again, later timestamp).
+        let (t, wall) = at(t0, 3);
+        let mut h = hb("a", 2, 1, &[]);
+        h.timestamp_ms = wall;
+        try_hear_at(&mut b, t, wall, Some(&k), &h).expect("restart");
+        assert!(b.peers["a"].claims.is_empty());
+        // The old incarnation's frame, still within the skew bound, is a replay.
+        assert_eq!(b.on_heartbeat(t, wall, &before), Err(Rejected::Replay));
+        assert!(b.peers["a"].claims.is_empty());
+        // A second chunk of an already-seen sequence number is new; the same chunk again is not.
+        let mut c0 = hb("a", 2, 2, &[]);
+        c0.timestamp_ms = wall;
+        c0.chunks = 2;
+        try_hear_at(&mut b, t, wall, Some(&k), &c0).expect("chunk 0");
+        let mut c1 = c0.clone();
+        c1.chunk = 1;
+        c1.claims = vec![vip];
+        try_hear_at(&mut b, t, wall, Some(&k), &c1).expect("chunk 1");
+        assert_eq!(
+            try_hear_at(&mut b, t, wall, Some(&k), &c1),
+            Err(Rejected::Replay)
+        );
+        assert_eq!(b.peers["a"].claims, BTreeSet::from([vip]));
+    }
+
+    #[test]
+    fn heartbeats_outside_the_clock_skew_bound_are_stale() {
+        let t0 = Instant::now();
+        let k = key(1);
+        let mut b = keyed("b", t0);
+        let mut h = hb("a", 1, 1, &[]);
+        h.timestamp_ms = WALL - 2001;
+        assert_eq!(
+            try_hear_at(&mut b, t0, WALL, Some(&k), &h),
+            Err(Rejected::Stale)
+        );
+        h.timestamp_ms = WALL + 2001;
+        assert_eq!(
+            try_hear_at(&mut b, t0, WALL, Some(&k), &h),
+            Err(Rejected::Stale)
+        );
+        h.timestamp_ms = WALL + 1999;
+        assert_eq!(try_hear_at(&mut b, t0, WALL, Some(&k), &h), Ok(()));
+    }
+
+    #[test]
+    fn a_flood_of_random_names_is_ignored_and_state_stays_bounded() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("b");
+        let vips = [spec(vip, &["a", "b", "c"])];
+        let k = key(1);
+        let mut keyed_b = keyed("b", t0);
+        let mut open_b = setup("b", t0);
+        for i in 0..20_000u32 {
+            let name = format!("x{i:x}");
+            let (t, wall) = at(t0, u64::from(i / 1000));
+            // Even with the right key (a compromised host), unknown names are not tracked.
+            assert_eq!(
+                keyed_b.on_heartbeat(t, wall, &frame(&name, 1, 0, &[vip], Some(&k))),
+                Err(Rejected::UnknownNode)
+            );
+            assert_eq!(
+                open_b.on_heartbeat(t, wall, &frame(&name, 1, 0, &[vip], None)),
+                Err(Rejected::UnknownNode)
+            );
+        }
+        assert_eq!(keyed_b.peers_tracked(), 0);
+        assert_eq!(open_b.peers_tracked(), 0);
+        for (e, key) in [(&mut keyed_b, Some(&k)), (&mut open_b, None)] {
+            for round in 20..=30 {
+                let (t, wall) = at(t0, round);
+                for n in ["a", "c"] {
+                    e.on_heartbeat(t, wall, &frame(n, 1, round, &[], key))
+                        .expect("member");
+                }
+                e.evaluate(t, &vips, &BTreeSet::new());
+            }
+            let (t, _) = at(t0, 30);
+            assert!(e.evaluate(t, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+        }
+    }
+
+    #[test]
+    fn silent_peers_are_pruned_and_removed_names_forgotten() {
+        let t0 = Instant::now();
+        let mut b = setup("b", t0);
+        b.set_known_nodes(["a", "b", "c"].map(String::from));
+        hear(&mut b, t0, &hb("a", 1, 1, &[]));
+        hear(&mut b, t0, &hb("c", 1, 1, &[]));
+        let t = t0 + b.prune_after();
+        b.prune(t);
+        assert_eq!(b.peers_tracked(), 2);
+        hear(&mut b, t, &hb("c", 1, 2, &[]));
+        b.prune(t + 2 * MS);
+        assert_eq!(b.peers_tracked(), 1);
+        b.set_known_nodes(["a", "b"].map(String::from));
+        b.on_membership(t, members(&["a", "b"]), Duration::from_secs(10));
+        b.prune(t + 2 * MS);
+        assert_eq!(b.peers_tracked(), 0);
+    }
+
+    #[test]
+    fn a_claim_counts_only_from_a_current_member() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("a");
+        let vips = [spec(vip, &["a", "b", "c"])];
+        let mut b = setup("b", t0);
+        b.set_known_nodes(["a", "b", "c"].map(String::from));
+        // The store dropped a (its lease expired), but a still sends heartbeats claiming the VIP.
+        b.on_membership(t0, members(&["b", "c"]), Duration::from_secs(10));
+        warm(
+            &mut b,
+            &[("a", &[vip]), ("c", &[])],
+            &vips,
+            t0,
+            t0 + 700 * MS,
+        );
+        let o = b.evaluate(t0 + 700 * MS, &vips, &BTreeSet::new());
+        let winner = rank_winner(vip, ["b", "c"]);
+        assert_eq!(o.vips[&vip].leader.as_deref(), winner);
+        assert_eq!(o.vips[&vip].led_by_me, winner == Some("b"));
     }
 }

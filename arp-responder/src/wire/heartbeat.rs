@@ -1,27 +1,240 @@
 //! Herald's L2 heartbeat, carried in Ethernet frames of EtherType 0x88B5 (IEEE 802 local
 //! experimental) broadcast on each selected segment. It says "node N, incarnation I, is alive on
-//! this segment and currently answers for these IPs" (its claims). Layout, big-endian:
+//! this segment and currently answers for these IPs" (its claims). Layout (version 2),
+//! big-endian:
 //!
 //! ```text
-//! 0  "HRLD"  4  version(1)  5  reserved(1)  6  cluster(4)  10 incarnation(8)  18 seq(4)
-//! 22 chunk(1) 23 chunks(1) 24 name_len(1) 25 name  .. claim_count(2) then per claim:
-//!    family(1: 4 or 6) address(4 or 16)
+//! 0  "HRLD"  4  version(1)=2  5  flags(1)  6  cluster(4)  10 incarnation(8)  18 seq(8)
+//! 26 timestamp_ms(8)  34 chunk(1)  35 chunks(1)  36 name_len(1)  37 name
+//! .. claim_count(2) then per claim: family(1: 4 or 6) address(4 or 16)
+//! .. tag(32), only when flags bit 0 (AUTH) is set: HMAC-SHA256(key, every byte before the tag)
 //! ```
 //! A node with more claims than fit in one frame sends several chunks with the same `seq`.
+//! Frames are padded to the Ethernet minimum, so the tag's position follows from the parsed
+//! structure, never from the frame's end; bytes after the tag are ignored.
+//!
+//! **Authentication.** With a shared key (`auth.keyFile`), the tag covers the whole heartbeat:
+//! cluster, node name, incarnation, sequence number, timestamp and claims, so a host without the
+//! key can neither forge a heartbeat (claiming every VIP, say) nor alter one. HMAC-SHA256 via the
+//! RustCrypto `hmac` crate, verified in constant time. The key is symmetric and shared by the
+//! cluster's nodes: any node can speak for any other, which the election trusts anyway.
+//!
+//! **Replay.** A tag proves who sent a heartbeat, not when. A host that records the leader's
+//! heartbeats and sends them again after the leader dies would keep it "alive" and its VIPs dark.
+//! Each heartbeat therefore carries (incarnation, seq, timestamp_ms), all authenticated; the
+//! receiver ([`crate::election::Election`]) accepts, per sender,
+//! - within one incarnation only a `seq` greater than the last accepted one (or a chunk of the
+//!   last `seq` not seen yet): a replay of anything already heard is rejected, whatever its age;
+//! - a new incarnation (a restart) only if its timestamp is later than the last accepted one from
+//!   that sender, so an older incarnation cannot be replayed over a newer one;
+//! - anything only if `timestamp_ms` is within `auth.maxClockSkewMs` of the receiver's wall clock.
+//!   That bound covers what the counters cannot: a receiver that has pruned (or never had) state
+//!   for the sender. Silent senders are pruned only after twice the skew bound, so everything
+//!   they sent before going silent is stale by then.
+//!
+//! We chose an authenticated timestamp window plus counters over a challenge–response exchange
+//! because heartbeats are one-way broadcasts and must stay so (one frame per node per 100 ms, no
+//! per-peer state on the sender). The price is that node clocks must agree within the skew bound
+//! (NTP); a node whose clock is off is treated like a partitioned one (its heartbeats are
+//! rejected and counted as `stale`), which the election already handles without split brain.
+//! What remains: a receiver that restarts can be fed a dead leader's heartbeats recorded less
+//! than `maxClockSkewMs` ago, for at most that long.
+//!
 //! Pure; no I/O.
 
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 
 use super::{array, be16};
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"HRLD";
-const VERSION: u8 = 1;
-const FIXED_LEN: usize = 25;
+const VERSION: u8 = 2;
+/// Flags bit 0: a 32-byte HMAC-SHA256 tag follows the claims.
+const FLAG_AUTH: u8 = 0x01;
+const FIXED_LEN: usize = 37;
+/// Length of the authentication tag.
+pub const TAG_LEN: usize = 32;
 /// Longest node name carried.
 pub const MAX_NAME_LEN: usize = 63;
 /// Largest payload we emit, so a chunk fits a 1500-byte MTU.
 pub const MAX_PAYLOAD_LEN: usize = 1400;
+/// Shortest key accepted (128 bits).
+pub const MIN_KEY_LEN: usize = 16;
+
+mod field {
+    pub(super) const VERSION: usize = 4;
+    pub(super) const FLAGS: usize = 5;
+    pub(super) const CLUSTER: usize = 6;
+    pub(super) const INCARNATION: usize = 10;
+    pub(super) const SEQ: usize = 18;
+    pub(super) const TIMESTAMP: usize = 26;
+    pub(super) const CHUNK: usize = 34;
+    pub(super) const CHUNKS: usize = 35;
+    pub(super) const NAME_LEN: usize = 36;
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The cluster's shared heartbeat key. `Debug` never shows it.
+#[derive(Clone)]
+pub struct HeartbeatKey {
+    mac: HmacSha256,
+}
+
+impl fmt::Debug for HeartbeatKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HeartbeatKey(..)")
+    }
+}
+
+impl HeartbeatKey {
+    /// A key of at least [`MIN_KEY_LEN`] bytes.
+    pub fn new(key: &[u8]) -> Result<Self> {
+        if key.len() < MIN_KEY_LEN {
+            return Err(Error::Config(format!(
+                "heartbeat key must be at least {MIN_KEY_LEN} bytes, got {}",
+                key.len()
+            )));
+        }
+        let mac = HmacSha256::new_from_slice(key)
+            .map_err(|_| Error::Config("heartbeat key rejected by HMAC".into()))?;
+        Ok(HeartbeatKey { mac })
+    }
+
+    fn tag(&self, signed: &[u8]) -> [u8; TAG_LEN] {
+        let mut m = self.mac.clone();
+        m.update(signed);
+        m.finalize().into_bytes().into()
+    }
+
+    fn verify(&self, signed: &[u8], tag: &[u8]) -> bool {
+        let mut m = self.mac.clone();
+        m.update(signed);
+        m.verify_slice(tag).is_ok()
+    }
+}
+
+/// A zero-copy view of a heartbeat payload whose structure has been checked
+/// ([`Packet::new_checked`]): every accessor is in bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+    /// End of the claims (start of the tag, if any).
+    body_len: usize,
+}
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    /// Checks magic, version, chunk numbering, name and claim lengths and, if flagged, that a tag
+    /// follows. Never panics.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let b = buffer.as_ref();
+        if b.len() < FIXED_LEN {
+            return Err(Error::Truncated("heartbeat"));
+        }
+        if &b[0..4] != MAGIC {
+            return Err(Error::malformed("heartbeat", "bad magic"));
+        }
+        if b[field::VERSION] != VERSION {
+            return Err(Error::malformed("heartbeat", "unsupported version"));
+        }
+        if b[field::FLAGS] & !FLAG_AUTH != 0 {
+            return Err(Error::malformed("heartbeat", "unknown flags"));
+        }
+        let (chunk, chunks) = (b[field::CHUNK], b[field::CHUNKS]);
+        if chunks == 0 || chunk >= chunks {
+            return Err(Error::malformed("heartbeat", "chunk index out of range"));
+        }
+        let name_len = usize::from(b[field::NAME_LEN]);
+        if name_len == 0 || name_len > MAX_NAME_LEN {
+            return Err(Error::malformed("heartbeat", "node name length"));
+        }
+        let name = b
+            .get(FIXED_LEN..FIXED_LEN + name_len)
+            .ok_or(Error::Truncated("heartbeat name"))?;
+        if std::str::from_utf8(name).is_err() {
+            return Err(Error::malformed("heartbeat", "node name is not utf-8"));
+        }
+        let mut at = FIXED_LEN + name_len;
+        if b.len() < at + 2 {
+            return Err(Error::Truncated("heartbeat claim count"));
+        }
+        let count = usize::from(be16(b, at));
+        at += 2;
+        for _ in 0..count {
+            let len = match b.get(at) {
+                Some(4) => 4,
+                Some(6) => 16,
+                Some(_) => return Err(Error::malformed("heartbeat", "claim family")),
+                None => return Err(Error::Truncated("heartbeat claim")),
+            };
+            at += 1 + len;
+            if b.len() < at {
+                return Err(Error::Truncated("heartbeat claim"));
+            }
+        }
+        if b[field::FLAGS] & FLAG_AUTH != 0 && b.len() < at + TAG_LEN {
+            return Err(Error::Truncated("heartbeat tag"));
+        }
+        Ok(Packet {
+            buffer,
+            body_len: at,
+        })
+    }
+
+    fn b(&self) -> &[u8] {
+        self.buffer.as_ref()
+    }
+
+    /// Cluster identifier.
+    pub fn cluster(&self) -> u32 {
+        u32::from_be_bytes(array(self.b(), field::CLUSTER))
+    }
+
+    /// Sender incarnation.
+    pub fn incarnation(&self) -> u64 {
+        u64::from_be_bytes(array(self.b(), field::INCARNATION))
+    }
+
+    /// Sequence number.
+    pub fn seq(&self) -> u64 {
+        u64::from_be_bytes(array(self.b(), field::SEQ))
+    }
+
+    /// Sender's wall clock at sending, in ms since the Unix epoch.
+    pub fn timestamp_ms(&self) -> u64 {
+        u64::from_be_bytes(array(self.b(), field::TIMESTAMP))
+    }
+
+    /// Whether a tag is present.
+    pub fn is_authenticated(&self) -> bool {
+        self.b()[field::FLAGS] & FLAG_AUTH != 0
+    }
+
+    /// The sender's node name (checked UTF-8).
+    pub fn node(&self) -> &str {
+        let len = usize::from(self.b()[field::NAME_LEN]);
+        self.b()
+            .get(FIXED_LEN..FIXED_LEN + len)
+            .and_then(|n| std::str::from_utf8(n).ok())
+            .unwrap_or_default()
+    }
+
+    /// Checks the tag with `key`. False if there is no tag.
+    pub fn verify(&self, key: &HeartbeatKey) -> bool {
+        let b = self.b();
+        match (
+            b.get(..self.body_len),
+            b.get(self.body_len..self.body_len + TAG_LEN),
+        ) {
+            (Some(signed), Some(tag)) if self.is_authenticated() => key.verify(signed, tag),
+            _ => false,
+        }
+    }
+}
 
 /// An owned heartbeat chunk.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -32,8 +245,10 @@ pub struct HeartbeatRepr {
     pub node: String,
     /// Changes every time the node's process starts.
     pub incarnation: u64,
-    /// Heartbeat sequence number.
-    pub seq: u32,
+    /// Heartbeat sequence number: grows by one per heartbeat round within an incarnation.
+    pub seq: u64,
+    /// Sender's wall clock in ms since the Unix epoch (replay window).
+    pub timestamp_ms: u64,
     /// Index of this chunk (0-based).
     pub chunk: u8,
     /// Number of chunks with this `seq`.
@@ -43,88 +258,71 @@ pub struct HeartbeatRepr {
 }
 
 impl HeartbeatRepr {
-    /// Parses a heartbeat payload (after the Ethernet header).
-    pub fn parse(b: &[u8]) -> Result<Self> {
-        if b.len() < FIXED_LEN {
-            return Err(Error::Truncated("heartbeat"));
-        }
-        if &b[0..4] != MAGIC {
-            return Err(Error::malformed("heartbeat", "bad magic"));
-        }
-        if b[4] != VERSION {
-            return Err(Error::malformed("heartbeat", "unsupported version"));
-        }
-        let cluster = u32::from_be_bytes(array(b, 6));
-        let incarnation = u64::from_be_bytes(array(b, 10));
-        let seq = u32::from_be_bytes(array(b, 18));
-        let (chunk, chunks) = (b[22], b[23]);
-        if chunks == 0 || chunk >= chunks {
-            return Err(Error::malformed("heartbeat", "chunk index out of range"));
-        }
-        let name_len = usize::from(b[24]);
-        if name_len == 0 || name_len > MAX_NAME_LEN {
-            return Err(Error::malformed("heartbeat", "node name length"));
-        }
-        let name = b
-            .get(FIXED_LEN..FIXED_LEN + name_len)
-            .ok_or(Error::Truncated("heartbeat name"))?;
-        let node = std::str::from_utf8(name)
-            .map_err(|_| Error::malformed("heartbeat", "node name is not utf-8"))?
-            .to_owned();
+    /// Parses a checked packet. Does not verify the tag (see [`Packet::verify`]).
+    pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Self> {
+        let b = p.b();
+        let name_len = usize::from(b[field::NAME_LEN]);
         let mut at = FIXED_LEN + name_len;
-        if b.len() < at + 2 {
-            return Err(Error::Truncated("heartbeat claim count"));
-        }
         let count = usize::from(be16(b, at));
         at += 2;
         let mut claims = Vec::with_capacity(count.min(256));
         for _ in 0..count {
-            let family = *b.get(at).ok_or(Error::Truncated("heartbeat claim"))?;
-            at += 1;
-            let ip = match family {
-                4 if b.len() >= at + 4 => IpAddr::V4(Ipv4Addr::from(array::<4>(b, at))),
-                6 if b.len() >= at + 16 => IpAddr::V6(Ipv6Addr::from(array::<16>(b, at))),
-                4 | 6 => return Err(Error::Truncated("heartbeat claim")),
+            let ip = match b.get(at) {
+                Some(4) => IpAddr::V4(Ipv4Addr::from(array::<4>(b, at + 1))),
+                Some(6) => IpAddr::V6(Ipv6Addr::from(array::<16>(b, at + 1))),
                 _ => return Err(Error::malformed("heartbeat", "claim family")),
             };
-            at += if family == 4 { 4 } else { 16 };
+            at += 1 + if ip.is_ipv4() { 4 } else { 16 };
             claims.push(ip);
         }
         Ok(HeartbeatRepr {
-            cluster,
-            node,
-            incarnation,
-            seq,
-            chunk,
-            chunks,
+            cluster: p.cluster(),
+            node: p.node().to_owned(),
+            incarnation: p.incarnation(),
+            seq: p.seq(),
+            timestamp_ms: p.timestamp_ms(),
+            chunk: b[field::CHUNK],
+            chunks: b[field::CHUNKS],
             claims,
         })
     }
 
-    /// Payload length.
-    pub fn buffer_len(&self) -> usize {
+    /// Checks and parses a payload in one step (no tag verification).
+    pub fn parse_bytes(b: &[u8]) -> Result<Self> {
+        Self::parse(&Packet::new_checked(b)?)
+    }
+
+    /// Payload length, with the tag when `authenticated`.
+    pub fn buffer_len(&self, authenticated: bool) -> usize {
         FIXED_LEN
             + self.node.len().min(MAX_NAME_LEN)
             + 2
             + self.claims.iter().map(claim_len).sum::<usize>()
+            + if authenticated { TAG_LEN } else { 0 }
     }
 
-    /// Appends the payload to `out`. Names longer than [`MAX_NAME_LEN`] bytes are rejected.
-    pub fn emit(&self, out: &mut Vec<u8>) -> Result<()> {
+    /// Appends the payload to `out`, tagged when `key` is given. Names longer than
+    /// [`MAX_NAME_LEN`] bytes are rejected.
+    pub fn emit(&self, key: Option<&HeartbeatKey>, out: &mut Vec<u8>) -> Result<()> {
         if self.node.is_empty() || self.node.len() > MAX_NAME_LEN {
             return Err(Error::Config(format!(
                 "node name {:?} must be 1..=63 bytes",
                 self.node
             )));
         }
+        if self.chunks == 0 || self.chunk >= self.chunks {
+            return Err(Error::Config("heartbeat chunk index out of range".into()));
+        }
         let count = u16::try_from(self.claims.len())
             .map_err(|_| Error::Config("too many claims in one heartbeat chunk".into()))?;
+        let start = out.len();
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
-        out.push(0);
+        out.push(if key.is_some() { FLAG_AUTH } else { 0 });
         out.extend_from_slice(&self.cluster.to_be_bytes());
         out.extend_from_slice(&self.incarnation.to_be_bytes());
         out.extend_from_slice(&self.seq.to_be_bytes());
+        out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
         out.push(self.chunk);
         out.push(self.chunks);
         out.push(self.node.len() as u8);
@@ -142,19 +340,22 @@ impl HeartbeatRepr {
                 }
             }
         }
+        if let Some(key) = key {
+            let tag = key.tag(&out[start..]);
+            out.extend_from_slice(&tag);
+        }
         Ok(())
     }
 
-    /// Splits a node's claims into as many chunks as needed to keep each payload within
-    /// [`MAX_PAYLOAD_LEN`]. Always returns at least one chunk.
+    /// Splits a node's claims into as many chunks as needed to keep each payload (tag included)
+    /// within [`MAX_PAYLOAD_LEN`]. Always returns at least one chunk.
     pub fn chunked(
         cluster: u32,
         node: &str,
-        incarnation: u64,
-        seq: u32,
+        (incarnation, seq, timestamp_ms): (u64, u64, u64),
         claims: &[IpAddr],
     ) -> Vec<HeartbeatRepr> {
-        let budget = MAX_PAYLOAD_LEN - FIXED_LEN - node.len().min(MAX_NAME_LEN) - 2;
+        let budget = MAX_PAYLOAD_LEN - FIXED_LEN - node.len().min(MAX_NAME_LEN) - 2 - TAG_LEN;
         let mut groups: Vec<Vec<IpAddr>> = vec![Vec::new()];
         let mut used = 0;
         for ip in claims {
@@ -178,6 +379,7 @@ impl HeartbeatRepr {
                 node: node.to_owned(),
                 incarnation,
                 seq,
+                timestamp_ms,
                 chunk: i as u8,
                 chunks,
                 claims,
@@ -202,48 +404,123 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn key(b: u8) -> HeartbeatKey {
+        HeartbeatKey::new(&[b; 32]).expect("key")
+    }
+
+    fn sample() -> HeartbeatRepr {
+        HeartbeatRepr {
+            cluster: 7,
+            node: "node-a".into(),
+            incarnation: 3,
+            seq: 9,
+            timestamp_ms: 1_700_000_000_000,
+            chunk: 0,
+            chunks: 1,
+            claims: vec![IpAddr::from([10, 0, 0, 1]), "fd00::1".parse().expect("v6")],
+        }
+    }
+
     #[test]
     fn many_claims_are_split_into_chunks_that_fit() {
         let claims: Vec<IpAddr> = (0..300u16)
             .map(|i| IpAddr::V6(Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i)))
             .collect();
-        let chunks = HeartbeatRepr::chunked(1, "node-a", 7, 9, &claims);
+        let chunks = HeartbeatRepr::chunked(1, "node-a", (7, 9, 11), &claims);
         assert!(chunks.len() > 1);
+        let k = key(1);
         let mut all = Vec::new();
         for c in &chunks {
-            assert!(c.buffer_len() <= MAX_PAYLOAD_LEN);
+            assert!(c.buffer_len(true) <= MAX_PAYLOAD_LEN);
             let mut out = Vec::new();
-            c.emit(&mut out).expect("emit");
-            assert_eq!(out.len(), c.buffer_len());
-            all.extend(HeartbeatRepr::parse(&out).expect("parse").claims);
+            c.emit(Some(&k), &mut out).expect("emit");
+            assert_eq!(out.len(), c.buffer_len(true));
+            let p = Packet::new_checked(&out[..]).expect("checked");
+            assert!(p.verify(&k));
+            all.extend(HeartbeatRepr::parse(&p).expect("parse").claims);
         }
         assert_eq!(all, claims);
     }
 
+    #[test]
+    fn tag_verifies_only_with_the_same_key_and_unaltered_bytes() {
+        let mut out = Vec::new();
+        sample().emit(Some(&key(1)), &mut out).expect("emit");
+        // Ethernet padding after the tag is ignored.
+        out.extend_from_slice(&[0; 8]);
+        assert!(Packet::new_checked(&out[..]).expect("ok").verify(&key(1)));
+        assert!(!Packet::new_checked(&out[..]).expect("ok").verify(&key(2)));
+        for i in 0..sample().buffer_len(true) {
+            let mut bad = out.clone();
+            bad[i] ^= 0x01;
+            if let Ok(p) = Packet::new_checked(&bad[..]) {
+                assert!(!p.verify(&key(1)), "flipping byte {i} kept the tag valid");
+            }
+        }
+    }
+
+    #[test]
+    fn untagged_heartbeats_never_verify() {
+        let mut out = Vec::new();
+        sample().emit(None, &mut out).expect("emit");
+        // Even followed by 32 bytes of anything: the AUTH flag is part of what is signed.
+        out.extend_from_slice(&[0xAA; TAG_LEN]);
+        let p = Packet::new_checked(&out[..]).expect("ok");
+        assert!(!p.is_authenticated());
+        assert!(!p.verify(&key(1)));
+    }
+
+    #[test]
+    fn short_keys_and_truncated_tags_are_rejected() {
+        assert!(HeartbeatKey::new(b"too short").is_err());
+        let mut out = Vec::new();
+        sample().emit(Some(&key(1)), &mut out).expect("emit");
+        out.truncate(out.len() - 1);
+        assert!(matches!(
+            Packet::new_checked(&out[..]),
+            Err(Error::Truncated(_))
+        ));
+        assert_eq!(format!("{:?}", key(1)), "HeartbeatKey(..)");
+    }
+
     proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = HeartbeatRepr::parse(&bytes);
-            let mut b = bytes.clone();
-            if b.len() > 30 {
-                b[0..5].copy_from_slice(b"HRLD\x01");
-                b[22] = 0;
-                b[23] = 1;
-                b[24] = 3;
-                let _ = HeartbeatRepr::parse(&b);
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200),
+                                       flags in 0u8..2) {
+            let k = key(1);
+            for b in [bytes.clone(), {
+                let mut b = bytes.clone();
+                if b.len() > 40 {
+                    b[0..6].copy_from_slice(&[b'H', b'R', b'L', b'D', 2, flags]);
+                    b[34] = 0;
+                    b[35] = 1;
+                    b[36] = 3;
+                }
+                b
+            }] {
+                if let Ok(p) = Packet::new_checked(&b[..]) {
+                    let _ = p.verify(&k);
+                    let _ = HeartbeatRepr::parse(&p);
+                }
             }
         }
 
         #[test]
-        fn repr_round_trips(node in "[a-z0-9-]{1,63}", inc in any::<u64>(), seq in any::<u32>(), cluster in any::<u32>(),
+        fn repr_round_trips(node in "[a-z0-9-]{1,63}", inc in any::<u64>(), seq in any::<u64>(),
+                            ts in any::<u64>(), cluster in any::<u32>(), auth in any::<bool>(),
                             v4 in proptest::collection::vec(any::<[u8; 4]>(), 0..10),
                             v6 in proptest::collection::vec(any::<[u8; 16]>(), 0..10)) {
             let claims: Vec<IpAddr> = v4.into_iter().map(|a| IpAddr::V4(a.into()))
                 .chain(v6.into_iter().map(|a| IpAddr::V6(a.into()))).collect();
-            let repr = HeartbeatRepr { cluster, node, incarnation: inc, seq, chunk: 0, chunks: 1, claims };
+            let repr = HeartbeatRepr { cluster, node, incarnation: inc, seq, timestamp_ms: ts,
+                                       chunk: 0, chunks: 1, claims };
+            let k = key(9);
             let mut out = Vec::new();
-            repr.emit(&mut out).expect("emit");
-            prop_assert_eq!(HeartbeatRepr::parse(&out).expect("parse"), repr);
+            repr.emit(auth.then_some(&k), &mut out).expect("emit");
+            prop_assert_eq!(out.len(), repr.buffer_len(auth));
+            let p = Packet::new_checked(&out[..]).expect("checked");
+            prop_assert_eq!(p.verify(&k), auth);
+            prop_assert_eq!(HeartbeatRepr::parse(&p).expect("parse"), repr);
         }
     }
 }

@@ -172,6 +172,27 @@ impl Lab {
         }
     }
 
+    /// Starts `tests/support/hb_tool.py ARGS` (the heartbeat attacker and ARP observer) in host
+    /// `h` in the background as process `name`; killed on drop like the nodes.
+    pub(crate) fn hb_tool(&mut self, name: &str, h: &str, args: &[&str]) {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/hb_tool.py");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(h), "/usr/bin/python3", script])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn hb_tool.py");
+        self.procs.insert(name.to_owned(), child);
+    }
+
+    /// Waits for background process `name` to end and returns its standard output.
+    pub(crate) fn output(&mut self, name: &str) -> String {
+        let child = self.procs.remove(name).expect("no such process");
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{name} failed: {:?}", out.status);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The node's log so far.
     pub(crate) fn log(&self, node: &str) -> String {
         std::fs::read_to_string(self.dir.path().join(format!("{node}.log"))).unwrap_or_default()
