@@ -1,72 +1,97 @@
-//! The `datapath run` configuration file (YAML): which interfaces get the XDP load balancer and
-//! the backend TC programs, where maps are pinned, the Maglev parameters, and the services with
-//! their backends. Owns the schema, its validation and the error messages that name the offending
-//! key and line. Reading the file in [`load`] is the only I/O; [`parse`] is pure.
+//! The `datapath:` section of the node agent's YAML: which interfaces get the XDP load balancer
+//! and the backend TC programs, where maps and program links are pinned, the Maglev parameters
+//! and the map capacity. Services are not configured here: the caller derives them from its own
+//! service model and hands them to [`crate::driver::Datapath::apply`]. Owns the schema, its
+//! validation and the error messages that name the offending key and line. Pure: no I/O.
 //!
 //! ```yaml
-//! pinDir: /sys/fs/bpf/herald        # `datapath status --pin-dir` reads the maps here
-//! interfaces:
-//!   - name: eth1
-//!     xdp: native                   # native | generic | none
-//!     tc: true                      # Geneve decap + reverse NAT (this node hosts backends)
-//! maglev: { tableSize: 1021, seed: JLfvgnHc2kaSUFaI }
-//! services:
-//!   - name: web
-//!     vip: 10.200.0.10
-//!     port: 80
-//!     backends:
-//!       - { address: 10.244.1.10:8080, node: 10.0.1.2 }
+//! datapath:
+//!   pinDir: /sys/fs/bpf/herald      # maps and program links; `herald datapath status` reads here
+//!   keepPinnedMaps: true            # on shutdown keep maps and links: forwarding continues
+//!   interfaces:
+//!     - name: eth1
+//!       xdp: native                 # native | generic | none
+//!       tc: true                    # Geneve decap + reverse NAT (this node hosts backends)
+//!   maglev: { tableSize: 1021, seed: JLfvgnHc2kaSUFaI }
+//!   maxServices: 10240              # service ports; Maglev map = maxServices × 2 × M × 8 bytes
+//!   maxBackends: 131072
+//!   neighbourRefreshSeconds: 10
+//!   mtu: 1500                       # default: the XDP interface's MTU
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use crate::error::{Error, Result};
-use crate::maglev::{self, Proto, Seed};
-use crate::reconcile::service_key;
+use crate::loader::maglev_map_bytes;
+use crate::maglev::{self, Seed};
 
-/// Where maps are pinned unless the file or the command line says otherwise.
+/// Where maps are pinned unless the config or the caller says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/herald";
 /// Default interval between re-resolutions of the next-hop MACs.
 pub const DEFAULT_NEIGHBOUR_REFRESH_SECONDS: u64 = 10;
+/// Default service capacity (service ports) when M is small enough for it to fit
+/// [`DEFAULT_MAGLEV_BUDGET`]: 10,000 service ports with headroom.
+pub const DEFAULT_MAX_SERVICES: u32 = 10240;
+/// Kernel memory the default `maxServices` may give the Maglev map: at M = 1021 the default
+/// is [`DEFAULT_MAX_SERVICES`] (160 MiB), at larger M it shrinks to fit (640 at M = 16381).
+pub const DEFAULT_MAGLEV_BUDGET: u64 = 160 << 20;
+/// Most kernel memory an explicit `maxServices` may give the Maglev map.
+pub const MAX_MAGLEV_BYTES: u64 = 2 << 30;
+/// Default backend capacity: 10,000 service ports × ~13 distinct endpoints (32 bytes each: 4 MiB).
+pub const DEFAULT_MAX_BACKENDS: u32 = 131072;
+/// Most backends `maxBackends` may ask for.
+pub const MAX_BACKENDS_LIMIT: u32 = 1 << 22;
 
-/// The whole file.
+/// The `datapath:` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RunConfig {
-    /// bpffs directory for the pinned maps.
+pub struct DatapathConfig {
+    /// bpffs directory for the pinned maps and program links.
     #[serde(default = "default_pin_dir")]
     pub pin_dir: PathBuf,
-    /// Leave the pinned maps in place on exit (so a restarted agent finds its flow and
-    /// reverse-NAT state); by default they are removed with the programs.
-    #[serde(default)]
+    /// On shutdown, leave the pinned maps and program links in place, so the kernel keeps
+    /// forwarding and the next agent takes over the flow and reverse-NAT state (default true).
+    /// When false, shutdown detaches the programs and removes the pins.
+    #[serde(default = "default_true")]
     pub keep_pinned_maps: bool,
     /// Interfaces to attach programs to.
     pub interfaces: Spanned<Vec<InterfaceConfig>>,
-    /// This node's underlay identity.
-    #[serde(default)]
-    pub node: NodeConfig,
     /// Maglev table size and seed.
     #[serde(default)]
     pub maglev: MaglevConfig,
-    /// How often next-hop MACs are resolved again, in seconds.
-    #[serde(default = "default_refresh")]
-    pub neighbour_refresh_seconds: u64,
-    /// The services to load-balance.
+    /// Service capacity (service ports); default [`DatapathConfig::max_services`].
     #[serde(default)]
-    pub services: Vec<Spanned<ServiceConfig>>,
+    pub max_services: Option<Spanned<u32>>,
+    /// Backend capacity; default [`DEFAULT_MAX_BACKENDS`].
+    #[serde(default)]
+    pub max_backends: Option<Spanned<u32>>,
+    /// How often the caller should call [`crate::driver::Datapath::refresh`], in seconds.
+    #[serde(default = "default_refresh")]
+    pub neighbour_refresh_seconds: Spanned<u64>,
+    /// Uplink MTU for the too-big check; default: the XDP interface's MTU.
+    #[serde(default)]
+    pub mtu: Option<Spanned<u16>>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_pin_dir() -> PathBuf {
     PathBuf::from(DEFAULT_PIN_DIR)
 }
 
-fn default_refresh() -> u64 {
-    DEFAULT_NEIGHBOUR_REFRESH_SECONDS
+fn default_refresh() -> Spanned<u64> {
+    Spanned::new(
+        DEFAULT_NEIGHBOUR_REFRESH_SECONDS,
+        Location::UNKNOWN,
+        Location::UNKNOWN,
+    )
 }
 
 /// How the XDP load balancer is attached to an interface.
@@ -94,19 +119,6 @@ pub struct InterfaceConfig {
     /// Attach the backend-node TC programs (Geneve decap on ingress, reverse NAT on egress).
     #[serde(default)]
     pub tc: bool,
-}
-
-/// This node's underlay identity.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NodeConfig {
-    /// Outer source address of Geneve packets; default: the first IPv4 address of the XDP
-    /// interface.
-    #[serde(default)]
-    pub address: Option<Ipv4Addr>,
-    /// Uplink MTU for the too-big check; default: the XDP interface's MTU.
-    #[serde(default)]
-    pub mtu: Option<u16>,
 }
 
 /// Maglev parameters (the same on every node, or nodes disagree on backends).
@@ -146,68 +158,18 @@ fn default_seed() -> Spanned<String> {
     )
 }
 
-/// L4 protocol of a service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
-pub enum Protocol {
-    /// TCP.
-    #[default]
-    #[serde(rename = "TCP")]
-    Tcp,
-    /// UDP.
-    #[serde(rename = "UDP")]
-    Udp,
-}
-
-impl Protocol {
-    /// The Maglev/map protocol.
-    pub fn proto(self) -> Proto {
-        match self {
-            Self::Tcp => Proto::Tcp,
-            Self::Udp => Proto::Udp,
-        }
+impl DatapathConfig {
+    /// Parses and validates a `datapath:` section given alone as YAML text (tests, tools);
+    /// `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config: Self = serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
     }
-}
 
-/// One service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ServiceConfig {
-    /// A name for logs.
-    pub name: String,
-    /// Service address.
-    pub vip: IpAddr,
-    /// Service port.
-    pub port: u16,
-    /// L4 protocol.
-    #[serde(default)]
-    pub protocol: Protocol,
-    /// Leave the client port out of the hash (ClientIP session affinity).
-    #[serde(default)]
-    pub session_affinity: bool,
-    /// Backends.
-    #[serde(default)]
-    pub backends: Vec<Spanned<BackendConfig>>,
-}
-
-/// One backend of a service.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BackendConfig {
-    /// Backend (pod) address and port.
-    pub address: SocketAddr,
-    /// Underlay IPv4 address of the node the backend runs on; when it is one of this node's
-    /// addresses the backend is local (DNAT, no encapsulation).
-    pub node: Ipv4Addr,
-    /// Maglev weight (0: no new flows).
-    #[serde(default = "default_weight")]
-    pub weight: u16,
-}
-
-fn default_weight() -> u16 {
-    maglev::DEFAULT_WEIGHT
-}
-
-impl RunConfig {
     /// The interface that carries the XDP load balancer, if any.
     pub fn xdp_interface(&self) -> Option<&InterfaceConfig> {
         self.interfaces
@@ -216,182 +178,170 @@ impl RunConfig {
             .find(|i| i.xdp != XdpMode::None)
     }
 
-    /// The decoded Maglev seed (validated by [`parse`]).
+    /// The decoded Maglev seed (checked by [`DatapathConfig::validate`]).
     pub fn seed(&self) -> Result<Seed> {
         Seed::from_base64(&self.maglev.seed.value)
     }
 
-    /// The Maglev table size.
+    /// The Maglev table size M.
     pub fn table_size(&self) -> u32 {
         self.maglev.table_size.value
     }
 
-    /// What a running agent cannot change without a restart: pinning, interfaces and Maglev
-    /// parameters. Two configs with equal keys can be swapped by a reload.
-    pub fn restart_key(&self) -> (PathBuf, Vec<(String, XdpMode, bool)>, u32, String) {
-        (
-            self.pin_dir.clone(),
-            self.interfaces
-                .value
-                .iter()
-                .map(|i| (i.name.value.clone(), i.xdp, i.tc))
-                .collect(),
-            self.table_size(),
-            self.maglev.seed.value.clone(),
-        )
+    /// Service capacity: `maxServices`, or by default [`DEFAULT_MAX_SERVICES`] capped so the
+    /// Maglev map stays within [`DEFAULT_MAGLEV_BUDGET`] at this M.
+    pub fn max_services(&self) -> u32 {
+        match &self.max_services {
+            Some(n) => n.value,
+            None => {
+                let per_service = maglev_map_bytes(1, self.table_size()).max(1);
+                let fit = (DEFAULT_MAGLEV_BUDGET / per_service).clamp(1, u64::from(u32::MAX));
+                DEFAULT_MAX_SERVICES.min(fit as u32)
+            }
+        }
     }
-}
 
-/// Parses and validates a configuration from YAML text; `origin` names it in errors.
-pub fn parse(text: &str, origin: &str) -> Result<RunConfig> {
-    let config: RunConfig = serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
-        path: origin.to_owned(),
-        message: e.to_string(),
-    })?;
-    validate(&config, origin)?;
-    Ok(config)
-}
+    /// Backend capacity.
+    pub fn max_backends(&self) -> u32 {
+        self.max_backends
+            .as_ref()
+            .map_or(DEFAULT_MAX_BACKENDS, |n| n.value)
+    }
 
-/// Reads, parses and validates the configuration file at `path`.
-pub fn load(path: &Path) -> Result<RunConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::ConfigParse {
-        path: path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })?;
-    parse(&text, &path.display().to_string())
-}
+    /// The refresh interval the caller should keep.
+    pub fn neighbour_refresh(&self) -> Duration {
+        Duration::from_secs(self.neighbour_refresh_seconds.value)
+    }
 
-/// Rules serde cannot express.
-fn validate(c: &RunConfig, origin: &str) -> Result<()> {
-    let invalid = |line: u64, key: String, message: String| Error::Config {
-        path: origin.to_owned(),
-        line,
-        key,
-        message,
-    };
-    if let Err(e) = maglev::check_table_size(c.maglev.table_size.value) {
-        return Err(invalid(
-            c.maglev.table_size.referenced.line(),
-            "maglev.tableSize".into(),
-            e.to_string(),
-        ));
-    }
-    if let Err(e) = Seed::from_base64(&c.maglev.seed.value) {
-        return Err(invalid(
-            c.maglev.seed.referenced.line(),
-            "maglev.seed".into(),
-            e.to_string(),
-        ));
-    }
-    let ifaces = &c.interfaces.value;
-    if ifaces.is_empty() {
-        return Err(invalid(
-            c.interfaces.referenced.line(),
-            "interfaces".into(),
-            "at least one interface is needed".into(),
-        ));
-    }
-    let mut names = BTreeMap::new();
-    let mut xdp_at: Option<u64> = None;
-    for (i, iface) in ifaces.iter().enumerate() {
-        let line = iface.name.referenced.line();
-        let name = &iface.name.value;
-        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+    /// Rules serde cannot express; errors name the key (under `datapath.`) and its line in
+    /// `origin`.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let invalid = |line: u64, key: &str, message: String| Error::Config {
+            path: origin.to_owned(),
+            line,
+            key: format!("datapath.{key}"),
+            message,
+        };
+        if let Err(e) = maglev::check_table_size(self.table_size()) {
             return Err(invalid(
-                line,
-                format!("interfaces[{i}].name"),
-                format!("{name:?} is not an interface name"),
+                self.maglev.table_size.referenced.line(),
+                "maglev.tableSize",
+                e.to_string(),
             ));
         }
-        if let Some(first) = names.insert(name.clone(), line) {
+        if let Err(e) = Seed::from_base64(&self.maglev.seed.value) {
             return Err(invalid(
-                line,
-                format!("interfaces[{i}].name"),
-                format!("{name} is already listed at line {first}"),
+                self.maglev.seed.referenced.line(),
+                "maglev.seed",
+                e.to_string(),
             ));
         }
-        if iface.xdp == XdpMode::None && !iface.tc {
+        if let Some(n) = &self.max_services {
+            let bytes = maglev_map_bytes(n.value, self.table_size());
+            if n.value == 0 {
+                return Err(invalid(
+                    n.referenced.line(),
+                    "maxServices",
+                    "must be at least 1".into(),
+                ));
+            }
+            if bytes > MAX_MAGLEV_BYTES {
+                return Err(invalid(
+                    n.referenced.line(),
+                    "maxServices",
+                    format!(
+                        "{} services at maglev.tableSize {} need a {} MiB Maglev map \
+                         (services × 2 tables × M × 8 bytes), more than the {} MiB limit: \
+                         lower maxServices or maglev.tableSize",
+                        n.value,
+                        self.table_size(),
+                        bytes >> 20,
+                        MAX_MAGLEV_BYTES >> 20
+                    ),
+                ));
+            }
+        }
+        if let Some(n) = &self.max_backends
+            && !(1..=MAX_BACKENDS_LIMIT).contains(&n.value)
+        {
             return Err(invalid(
-                line,
-                format!("interfaces[{i}]"),
-                format!("{name} has neither `xdp` nor `tc`: nothing to attach"),
+                n.referenced.line(),
+                "maxBackends",
+                format!("must be between 1 and {MAX_BACKENDS_LIMIT}"),
             ));
         }
-        if iface.xdp != XdpMode::None {
-            if let Some(first) = xdp_at {
+        if let Some(m) = &self.mtu
+            && m.value < 576
+        {
+            return Err(invalid(
+                m.referenced.line(),
+                "mtu",
+                format!("{} is below the IPv4 minimum of 576", m.value),
+            ));
+        }
+        let ifaces = &self.interfaces.value;
+        if ifaces.is_empty() {
+            return Err(invalid(
+                self.interfaces.referenced.line(),
+                "interfaces",
+                "at least one interface is needed".into(),
+            ));
+        }
+        let mut names = BTreeMap::new();
+        let mut xdp_at: Option<u64> = None;
+        for (i, iface) in ifaces.iter().enumerate() {
+            let line = iface.name.referenced.line();
+            let name = &iface.name.value;
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
                 return Err(invalid(
                     line,
-                    format!("interfaces[{i}].xdp"),
-                    format!(
-                        "not implemented: more than one XDP uplink (the first is at line {first}); \
-                         the node address, MAC and MTU are per node"
-                    ),
+                    &format!("interfaces[{i}].name"),
+                    format!("{name:?} is not an interface name"),
                 ));
             }
-            xdp_at = Some(line);
+            if let Some(first) = names.insert(name.clone(), line) {
+                return Err(invalid(
+                    line,
+                    &format!("interfaces[{i}].name"),
+                    format!("{name} is already listed at line {first}"),
+                ));
+            }
+            if iface.xdp == XdpMode::None && !iface.tc {
+                return Err(invalid(
+                    line,
+                    &format!("interfaces[{i}]"),
+                    format!("{name} has neither `xdp` nor `tc`: nothing to attach"),
+                ));
+            }
+            if iface.xdp != XdpMode::None {
+                if let Some(first) = xdp_at {
+                    return Err(invalid(
+                        line,
+                        &format!("interfaces[{i}].xdp"),
+                        format!(
+                            "not implemented: more than one XDP uplink (the first is at line \
+                             {first}); the node address, MAC and MTU are per node"
+                        ),
+                    ));
+                }
+                xdp_at = Some(line);
+            }
         }
-    }
-    if c.neighbour_refresh_seconds == 0 {
-        return Err(invalid(
-            0,
-            "neighbourRefreshSeconds".into(),
-            "must be at least 1".into(),
-        ));
-    }
-    if !c.services.is_empty() && xdp_at.is_none() {
-        return Err(invalid(
-            c.services[0].referenced.line(),
-            "services".into(),
-            "services need an interface with the XDP load balancer (`xdp: native|generic`)".into(),
-        ));
-    }
-    let mut seen = BTreeMap::new();
-    for (s, svc) in c.services.iter().enumerate() {
-        let line = svc.referenced.line();
-        let v = &svc.value;
-        let key = service_key(v.vip, v.port, v.protocol.proto());
-        if let Some(first) = seen.insert(key, line) {
+        if self.neighbour_refresh_seconds.value == 0 {
             return Err(invalid(
-                line,
-                format!("services[{s}]"),
-                format!(
-                    "{}:{}/{:?} is already a service at line {first}",
-                    v.vip, v.port, v.protocol
-                ),
+                self.neighbour_refresh_seconds.referenced.line(),
+                "neighbourRefreshSeconds",
+                "must be at least 1".into(),
             ));
         }
-        let mut addrs = BTreeMap::new();
-        for (b, be) in v.backends.iter().enumerate() {
-            let bline = be.referenced.line();
-            let key = format!("services[{s}].backends[{b}].address");
-            if be.value.address.is_ipv4() != v.vip.is_ipv4() {
-                return Err(invalid(
-                    bline,
-                    key,
-                    format!(
-                        "backend {} and service {} are of different address families",
-                        be.value.address, v.vip
-                    ),
-                ));
-            }
-            if let Some(first) = addrs.insert(be.value.address, bline) {
-                return Err(invalid(
-                    bline,
-                    key,
-                    format!(
-                        "backend {} is already listed at line {first}",
-                        be.value.address
-                    ),
-                ));
-            }
-        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     const GOOD: &str = "\
 pinDir: /sys/fs/bpf/test
@@ -401,29 +351,20 @@ interfaces:
     tc: true
 maglev:
   tableSize: 1021
-services:
-  - name: web
-    vip: 10.200.0.10
-    port: 80
-    backends:
-      - address: 10.244.1.10:8080
-        node: 10.0.1.2
-      - address: 10.244.2.10:8080
-        node: 10.0.2.2
-        weight: 50
+neighbourRefreshSeconds: 3
 ";
 
     fn err(text: &str) -> String {
-        parse(text, "t.yaml")
+        DatapathConfig::parse(text, "t.yaml")
             .expect_err("must be rejected")
             .to_string()
     }
 
     #[test]
-    fn a_full_file_parses_with_defaults_filled_in() {
-        let c = parse(GOOD, "t.yaml").expect("valid");
+    fn a_section_parses_with_defaults_filled_in() {
+        let c = DatapathConfig::parse(GOOD, "t.yaml").expect("valid");
         assert_eq!(c.pin_dir, Path::new("/sys/fs/bpf/test"));
-        assert!(!c.keep_pinned_maps);
+        assert!(c.keep_pinned_maps, "pins are kept by default");
         let x = c.xdp_interface().expect("xdp interface");
         assert_eq!(
             (x.name.value.as_str(), x.xdp, x.tc),
@@ -431,59 +372,60 @@ services:
         );
         assert_eq!(c.table_size(), 1021);
         assert_eq!(c.seed().expect("seed"), Seed::default());
-        assert_eq!(
-            c.neighbour_refresh_seconds,
-            DEFAULT_NEIGHBOUR_REFRESH_SECONDS
-        );
-        let s = &c.services[0].value;
-        assert_eq!((s.protocol, s.session_affinity), (Protocol::Tcp, false));
-        assert_eq!(s.backends[0].value.weight, maglev::DEFAULT_WEIGHT);
-        assert_eq!(s.backends[1].value.weight, 50);
-        assert_eq!(s.backends[1].value.node, Ipv4Addr::new(10, 0, 2, 2));
+        assert_eq!(c.neighbour_refresh(), Duration::from_secs(3));
+        assert_eq!(c.max_services(), DEFAULT_MAX_SERVICES);
+        assert_eq!(c.max_backends(), DEFAULT_MAX_BACKENDS);
+        assert_eq!(c.mtu, None);
     }
 
     #[test]
-    fn unknown_key_is_named_with_its_line() {
-        let text = GOOD.replace("        weight: 50", "        weigth: 50");
+    fn default_capacity_fits_ten_thousand_service_ports_at_m_1021() {
+        let c = DatapathConfig::parse(GOOD, "t").expect("valid");
+        assert!(c.max_services() >= 10_000);
+        assert!(maglev_map_bytes(c.max_services(), 1021) <= DEFAULT_MAGLEV_BUDGET);
+    }
+
+    #[test]
+    fn default_capacity_shrinks_with_a_large_table() {
+        let c = DatapathConfig::parse(&GOOD.replace("tableSize: 1021", "tableSize: 16381"), "t")
+            .expect("valid");
+        assert_eq!(c.max_services(), 640);
+        assert!(maglev_map_bytes(c.max_services(), 16381) <= DEFAULT_MAGLEV_BUDGET);
+    }
+
+    #[test]
+    fn too_much_maglev_memory_names_max_services_and_its_line() {
+        let text = GOOD.replace("tableSize: 1021", "tableSize: 65521") + "maxServices: 10000\n";
         let e = err(&text);
-        assert!(e.contains("weigth") && e.contains("line 17"), "{e}");
-    }
-
-    #[test]
-    fn bad_table_size_names_key_and_line() {
-        let e = err(&GOOD.replace("tableSize: 1021", "tableSize: 1000"));
-        assert!(e.starts_with("t.yaml:7: maglev.tableSize:"), "{e}");
-    }
-
-    #[test]
-    fn bad_seed_names_key_and_line() {
-        let e = err(&GOOD.replace("  tableSize: 1021", "  tableSize: 1021\n  seed: abc"));
-        assert!(e.starts_with("t.yaml:8: maglev.seed:"), "{e}");
-    }
-
-    #[test]
-    fn duplicate_backend_is_named_with_both_lines() {
-        let e = err(&GOOD.replace("10.244.2.10:8080", "10.244.1.10:8080"));
         assert!(
-            e.starts_with("t.yaml:15: services[0].backends[1].address:") && e.contains("line 13"),
+            e.starts_with("t.yaml:9: datapath.maxServices:") && e.contains("MiB"),
             "{e}"
         );
     }
 
     #[test]
-    fn mixed_families_are_rejected() {
-        let e = err(&GOOD.replace("10.244.2.10:8080", "\"[fd00::1]:8080\""));
-        assert!(e.contains("different address families"), "{e}");
+    fn unknown_key_is_named_with_its_line() {
+        let e = err(&format!("{GOOD}services: []\n"));
+        assert!(e.contains("services") && e.contains("line 9"), "{e}");
     }
 
     #[test]
-    fn duplicate_service_is_rejected_at_its_line() {
-        let text = format!(
-            "{GOOD}  - name: again\n    vip: 10.200.0.10\n    port: 80\n    protocol: TCP\n"
-        );
-        let e = err(&text);
+    fn bad_table_size_names_key_and_line() {
+        let e = err(&GOOD.replace("tableSize: 1021", "tableSize: 1000"));
+        assert!(e.starts_with("t.yaml:7: datapath.maglev.tableSize:"), "{e}");
+    }
+
+    #[test]
+    fn bad_seed_names_key_and_line() {
+        let e = err(&GOOD.replace("  tableSize: 1021", "  tableSize: 1021\n  seed: abc"));
+        assert!(e.starts_with("t.yaml:8: datapath.maglev.seed:"), "{e}");
+    }
+
+    #[test]
+    fn zero_refresh_names_key_and_line() {
+        let e = err(&GOOD.replace("neighbourRefreshSeconds: 3", "neighbourRefreshSeconds: 0"));
         assert!(
-            e.starts_with("t.yaml:18: services[1]:") && e.contains("line 9"),
+            e.starts_with("t.yaml:8: datapath.neighbourRefreshSeconds:"),
             "{e}"
         );
     }
@@ -496,16 +438,7 @@ services:
         );
         let e = err(&text);
         assert!(
-            e.starts_with("t.yaml:6: interfaces[1].xdp: not implemented"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn services_without_an_xdp_interface_are_rejected() {
-        let e = err(&GOOD.replace("xdp: generic", "xdp: none"));
-        assert!(
-            e.contains("services:") && e.contains("XDP load balancer"),
+            e.starts_with("t.yaml:6: datapath.interfaces[1].xdp: not implemented"),
             "{e}"
         );
     }
@@ -513,21 +446,29 @@ services:
     #[test]
     fn an_interface_with_nothing_to_attach_is_rejected() {
         let e = err("interfaces:\n  - name: eth0\n    xdp: none\n");
-        assert!(e.starts_with("t.yaml:2: interfaces[0]:"), "{e}");
+        assert!(e.starts_with("t.yaml:2: datapath.interfaces[0]:"), "{e}");
     }
 
     #[test]
-    fn unknown_protocol_and_mode_are_parse_errors() {
-        assert!(err(&GOOD.replace("port: 80", "port: 80\n    protocol: ICMP")).contains("ICMP"));
+    fn unknown_mode_is_a_parse_error() {
         assert!(err(&GOOD.replace("xdp: generic", "xdp: offload")).contains("offload"));
     }
 
     #[test]
-    fn restart_key_ignores_services() {
-        let a = parse(GOOD, "a").expect("valid");
-        let b = parse(&GOOD.replace("weight: 50", "weight: 10"), "b").expect("valid");
-        assert_eq!(a.restart_key(), b.restart_key());
-        let c = parse(&GOOD.replace("tableSize: 1021", "tableSize: 2039"), "c").expect("valid");
-        assert_ne!(a.restart_key(), c.restart_key());
+    fn embeds_as_an_optional_spanned_section() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Agent {
+            datapath: Option<Spanned<DatapathConfig>>,
+        }
+        let text = format!(
+            "datapath:\n{}",
+            GOOD.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let a: Agent = serde_saphyr::from_str(&text).expect("parses");
+        let d = a.datapath.expect("section");
+        assert_eq!(d.referenced.line(), 2);
+        assert_eq!(d.value.maglev.table_size.referenced.line(), 8);
+        d.value.validate("agent.yaml").expect("valid");
     }
 }

@@ -1,8 +1,7 @@
 //! Known-answer tests: Maglev tables computed independently by `maglev_kat.py` (Cilium's method
-//! with the `mmh3` package) must equal ours, through the library and through the CLI.
+//! with the `mmh3` package) must equal ours.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use datapath::maglev::{self, Backend, Seed};
 
@@ -63,42 +62,8 @@ fn library_matches_independent_tables() {
 }
 
 #[test]
-fn cli_prints_independent_tables() {
-    for case in cases() {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_datapath"));
-        cmd.args([
-            "maglev",
-            "--table-size",
-            &case.m.to_string(),
-            "--seed",
-            &case.seed,
-        ]);
-        for b in &case.backends {
-            cmd.args(["--backend", b]);
-        }
-        let out = cmd.output().expect("run datapath");
-        assert!(out.status.success(), "{}: {:?}", case.name, out);
-        let printed: Vec<u32> = String::from_utf8(out.stdout)
-            .expect("utf8")
-            .lines()
-            .map(|l| l.parse().expect("slot"))
-            .collect();
-        assert_eq!(printed, case.table, "{}", case.name);
-    }
-}
-
-#[test]
-fn cli_rejects_bad_table_size() {
-    let out = Command::new(env!("CARGO_BIN_EXE_datapath"))
-        .args([
-            "maglev",
-            "--table-size",
-            "1000",
-            "--backend",
-            "10.0.0.1:80/TCP",
-        ])
-        .output()
-        .expect("run datapath");
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("table size 1000"));
+fn bad_table_size_is_rejected_with_the_size() {
+    let backends = ["10.0.0.1:80/TCP".parse().expect("backend")];
+    let e = maglev::build(1000, &Seed::default(), &backends).expect_err("1000 is not a prime");
+    assert!(e.to_string().contains("table size 1000"), "{e}");
 }

@@ -167,6 +167,7 @@ fn lab(mtu: u16) -> Lab {
     let mut loader = Loader::load(&LoadConfig {
         maglev_m: M,
         pin_dir: None,
+        ..LoadConfig::default()
     })
     .expect("load eBPF object");
     let seed = Seed::default();
@@ -816,6 +817,7 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
         let mut first = Loader::load(&LoadConfig {
             maglev_m: M,
             pin_dir: Some(dir.clone()),
+            ..LoadConfig::default()
         })
         .expect("load pinned");
         first
@@ -833,18 +835,15 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
     let second = Loader::load(&LoadConfig {
         maglev_m: M,
         pin_dir: Some(dir.clone()),
+        ..LoadConfig::default()
     })
     .expect("reload pinned");
     let services = second.services().expect("services");
     assert_eq!(services.len(), 1, "service survived the reload");
     assert_eq!(services[0].1.id, 7);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_datapath"))
-        .args(["status", "--json", "--pin-dir"])
-        .arg(&dir)
-        .output()
-        .expect("run datapath status");
-    assert!(out.status.success(), "{out:?}");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let v = datapath::status::Status::read_pinned(&dir)
+        .expect("status from the pins")
+        .to_json();
     assert_eq!(v["services"][0]["vip"], "10.96.0.1");
     assert_eq!(v["services"][0]["port"], 8080);
     assert_eq!(v["services"][0]["id"], 7);

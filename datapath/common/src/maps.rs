@@ -31,10 +31,16 @@ pub const MAP_COUNTERS: &str = "HERALD_CNT";
 /// Per-CPU per-service counters by service id → [`ServiceCounters`].
 pub const MAP_SVC_COUNTERS: &str = "HERALD_SVCCNT";
 
-/// Most services the maps hold (service ids are `0..MAX_SERVICES`).
+/// Service capacity compiled into the object (service ids are `0..max`). The loader overrides it
+/// at load time (`maxServices`), sizing the service maps, the per-service counters and the
+/// Maglev map.
 pub const MAX_SERVICES: u32 = 256;
-/// Most backends the maps hold.
+/// Backend capacity compiled into the object; the loader overrides it at load time
+/// (`maxBackends`).
 pub const MAX_BACKENDS: u32 = 4096;
+/// `BPF_F_MMAPABLE`: the Maglev map can be mapped into user space, so the loader writes a whole
+/// table with one `memcpy` instead of one `bpf()` call per slot.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Flow LRU size on the LB node (each of the IPv4 TCP, IPv4 UDP and IPv6 flow maps).
 pub const MAX_FLOWS: u32 = 65536;
 /// Reverse-NAT LRU size on the backend node.

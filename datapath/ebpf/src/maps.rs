@@ -6,9 +6,9 @@ use aya_ebpf::{
     maps::{Array, HashMap, LruHashMap, PerCpuArray},
 };
 use datapath_common::{
-    BackendValue, COUNTERS, Config, FlowKey, FlowKey4, FlowValue, MAX_BACKENDS, MAX_FLOWS,
-    MAX_REVNAT, MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
-    TABLES_PER_SERVICE,
+    BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, FlowKey, FlowKey4, FlowValue, MAX_BACKENDS,
+    MAX_FLOWS, MAX_REVNAT, MAX_SERVICES, RevNatValue, ServiceCounters, ServiceKey, ServiceKey4,
+    ServiceValue, TABLES_PER_SERVICE,
 };
 
 /// IPv4 services by (VIP, port, proto): compact key (see `datapath_common::MAP_SERVICES4`).
@@ -28,7 +28,8 @@ pub static BACKENDS: Array<BackendValue> = Array::with_max_entries(MAX_BACKENDS,
 /// Flattened Maglev tables: `table * M + slot` → backend id. The loader sizes it to
 /// `MAX_SERVICES * TABLES_PER_SERVICE * M`.
 #[map(name = "HERALD_MAGLEV")]
-pub static MAGLEV: Array<u32> = Array::with_max_entries(MAX_SERVICES * TABLES_PER_SERVICE * 251, 0);
+pub static MAGLEV: Array<u32> =
+    Array::with_max_entries(MAX_SERVICES * TABLES_PER_SERVICE * 251, BPF_F_MMAPABLE);
 
 /// Node configuration at index 0.
 #[map(name = "HERALD_CFG")]

@@ -188,6 +188,7 @@ impl Net {
                     let mut l = Loader::load(&LoadConfig {
                         maglev_m: 251,
                         pin_dir: None,
+                        ..LoadConfig::default()
                     })
                     .expect("load eBPF");
                     l.attach_tc("eth0").expect("attach TC");
