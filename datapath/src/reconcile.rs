@@ -561,6 +561,18 @@ mod tests {
         }
     }
 
+    impl MapReader for FakeMaps {
+        fn services(&self) -> Result<Vec<(ServiceKey, ServiceValue)>> {
+            Ok(self.services.iter().map(|(k, v)| (*k, *v)).collect())
+        }
+        fn backends(&self) -> Result<Vec<(u32, BackendValue)>> {
+            Ok(self.backends.iter().map(|(k, v)| (*k, *v)).collect())
+        }
+        fn read_table(&self, table: u32) -> Result<Vec<u32>> {
+            Ok(self.tables.get(&table).cloned().unwrap_or_default())
+        }
+    }
+
     fn spec(port: u16, backends: &[&str]) -> ServiceSpec {
         ServiceSpec {
             vip: "10.96.0.1".parse().expect("vip"),
@@ -657,5 +669,142 @@ mod tests {
         .expect("build");
         // Backend ids were allocated in address order, which is the spec order here.
         assert_eq!(maps.tables[&0], by_index.slots());
+    }
+
+    fn reconciler() -> Reconciler {
+        Reconciler::new(251, Seed::default(), 256, 4096).expect("reconciler")
+    }
+
+    #[test]
+    fn an_adopting_reconciler_rewrites_nothing_that_is_unchanged() {
+        let mut maps = FakeMaps::default();
+        let desired = [
+            spec(80, &["10.0.0.1:8080", "10.0.0.2:8080"]),
+            spec(81, &["10.0.0.3:9000"]),
+        ];
+        let mut first = reconciler();
+        first.apply(&desired, &mut maps).expect("apply");
+        // A backend change after the first write puts port 80 on its second table.
+        let moved = [
+            spec(80, &["10.0.0.1:8080", "10.0.0.4:8080"]),
+            spec(81, &["10.0.0.3:9000"]),
+        ];
+        first.apply(&moved, &mut maps).expect("apply");
+        let ids: Vec<_> = ["10.0.0.1:8080", "10.0.0.3:9000", "10.0.0.4:8080"]
+            .iter()
+            .map(|a| first.backend_id(a.parse().expect("addr"), Proto::Tcp))
+            .collect();
+        let before = (maps.services.clone(), maps.backends.clone());
+        maps.ops.clear();
+
+        let mut second = reconciler();
+        second.adopt(&maps).expect("adopt");
+        let stats = second.apply(&moved, &mut maps).expect("apply");
+        assert!(maps.ops.is_empty(), "{:?}", maps.ops);
+        assert_eq!(stats.tables_written, 0);
+        assert_eq!((maps.services.clone(), maps.backends.clone()), before);
+        let again: Vec<_> = ["10.0.0.1:8080", "10.0.0.3:9000", "10.0.0.4:8080"]
+            .iter()
+            .map(|a| second.backend_id(a.parse().expect("addr"), Proto::Tcp))
+            .collect();
+        assert_eq!(ids, again);
+    }
+
+    #[test]
+    fn an_adopting_reconciler_removes_what_is_no_longer_wanted() {
+        let mut maps = FakeMaps::default();
+        let mut first = reconciler();
+        first
+            .apply(
+                &[spec(80, &["10.0.0.1:8080"]), spec(81, &["10.0.0.9:9"])],
+                &mut maps,
+            )
+            .expect("apply");
+        maps.ops.clear();
+        let mut second = reconciler();
+        second.adopt(&maps).expect("adopt");
+        second
+            .apply(&[spec(80, &["10.0.0.1:8080"])], &mut maps)
+            .expect("apply");
+        assert_eq!(maps.ops, ["delete_service 81", "delete_backend 1"]);
+    }
+
+    #[test]
+    fn an_adopted_backend_no_table_names_keeps_its_id_by_address() {
+        let mut maps = FakeMaps::default();
+        let mut s = spec(80, &["10.0.0.1:8080", "10.0.0.2:8080"]);
+        s.backends[1].weight = 0;
+        let mut first = reconciler();
+        first
+            .apply(std::slice::from_ref(&s), &mut maps)
+            .expect("apply");
+        let drained = first.backend_id("10.0.0.2:8080".parse().expect("addr"), Proto::Tcp);
+        maps.ops.clear();
+        let mut second = reconciler();
+        second.adopt(&maps).expect("adopt");
+        second
+            .apply(std::slice::from_ref(&s), &mut maps)
+            .expect("apply");
+        assert!(maps.ops.is_empty(), "{:?}", maps.ops);
+        assert_eq!(
+            second.backend_id("10.0.0.2:8080".parse().expect("addr"), Proto::Tcp),
+            drained
+        );
+    }
+
+    #[test]
+    fn unchanged_services_are_skipped_without_a_maglev_build() {
+        let mut r = reconciler();
+        let mut maps = FakeMaps::default();
+        let desired: Vec<_> = (0..50)
+            .map(|p| spec(1000 + p, &["10.0.0.1:8080", "10.0.0.2:8080"]))
+            .collect();
+        r.apply(&desired, &mut maps).expect("apply");
+        let stats = r.apply(&desired, &mut maps).expect("apply");
+        assert_eq!(stats, ApplyStats::default());
+    }
+
+    #[test]
+    fn ports_with_the_same_backends_share_one_build() {
+        let mut r = reconciler();
+        let mut maps = FakeMaps::default();
+        let desired: Vec<_> = (0..50)
+            .map(|p| spec(1000 + p, &["10.0.0.1:8080", "10.0.0.2:8080"]))
+            .collect();
+        let stats = r.apply(&desired, &mut maps).expect("apply");
+        assert_eq!((stats.tables_built, stats.tables_written), (1, 50));
+        let changed: Vec<_> = (0..50)
+            .map(|p| spec(1000 + p, &["10.0.0.1:8080", "10.0.0.3:8080"]))
+            .collect();
+        let stats = r.apply(&changed, &mut maps).expect("apply");
+        assert_eq!((stats.tables_built, stats.tables_written), (1, 50));
+        assert_eq!(stats.services_written, 50);
+    }
+
+    #[test]
+    fn released_ids_are_reused_only_after_fresh_ones_run_out() {
+        let mut pool = IdPool::new(3);
+        assert_eq!([pool.alloc(), pool.alloc()], [Some(0), Some(1)]);
+        pool.release(0);
+        assert_eq!(pool.alloc(), Some(2));
+        assert_eq!(pool.alloc(), Some(0));
+        assert_eq!(pool.alloc(), None);
+        let used: BTreeSet<u32> = [1, 4].into();
+        let mut adopted = IdPool::with_used(8, &used);
+        let got: Vec<_> = std::iter::from_fn(|| adopted.alloc()).collect();
+        assert_eq!(got, [5, 6, 7, 0, 2, 3]);
+    }
+
+    #[test]
+    fn a_full_service_map_names_the_setting() {
+        let mut r = Reconciler::new(251, Seed::default(), 1, 16).expect("reconciler");
+        let mut maps = FakeMaps::default();
+        let e = r
+            .apply(
+                &[spec(80, &["10.0.0.1:1"]), spec(81, &["10.0.0.1:1"])],
+                &mut maps,
+            )
+            .expect_err("one service fits");
+        assert!(e.to_string().contains("maxServices"), "{e}");
     }
 }
