@@ -6,7 +6,7 @@
 //!
 //! ```yaml
 //! datapath:
-//!   pinDir: /sys/fs/bpf/herald      # maps and program links; `herald datapath status` reads here
+//!   pinDir: /sys/fs/bpf/herald      # maps and program links; status is read from here
 //!   keepPinnedMaps: true            # on shutdown keep maps and links: forwarding continues
 //!   interfaces:
 //!     - name: eth1

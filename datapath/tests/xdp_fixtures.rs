@@ -790,7 +790,7 @@ print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inne
 }
 
 /// Maps pinned in bpffs survive the loader (an agent restart): a second loader reuses them, and
-/// `datapath status --json` reads them.
+/// `Status::read_pinned` reads them.
 #[test]
 fn pinned_maps_survive_reload_and_status_reads_them() {
     if !root() {
