@@ -111,7 +111,17 @@ pub fn desired(
     macs: &BTreeMap<Ipv4Addr, [u8; 6]>,
 ) -> Desired {
     let mut out = Desired::default();
+    let mut seen = BTreeMap::new();
     for s in services {
+        let key = (s.vip, s.port, s.proto);
+        if let Some(first) = seen.get(&key) {
+            out.problems.push(format!(
+                "{}: {}:{}/{} is already the service {first}; ignored",
+                s.name, s.vip, s.port, s.proto
+            ));
+            continue;
+        }
+        seen.insert(key, &s.name);
         let mut backends = Vec::with_capacity(s.backends.len());
         for b in &s.backends {
             if b.addr.is_ipv4() != s.vip.is_ipv4() {
@@ -218,8 +228,13 @@ impl Datapath {
             cfg.max_services(),
             cfg.max_backends(),
         )?;
+        let mut macs = BTreeMap::new();
         if had_maps {
             reconciler.adopt(&loader)?;
+            // The previous agent's next hops stay in use until a refresh re-resolves them, so
+            // the first apply neither waits for ARP nor drops a backend whose MAC is not back
+            // yet.
+            macs = reconciler.next_hops();
         }
         let mut start_problems: Vec<String> = loader
             .recreated_pins()
@@ -275,7 +290,7 @@ impl Datapath {
             xdp_attached,
             taken_over,
             identity: None,
-            macs: BTreeMap::new(),
+            macs,
             tried: BTreeSet::new(),
             last: Vec::new(),
             start_problems,
@@ -537,6 +552,23 @@ mod tests {
         assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
         assert!(d.problems[0].contains("different address families"));
         assert!(d.services[0].backends.is_empty());
+    }
+
+    #[test]
+    fn a_second_service_on_the_same_vip_port_and_protocol_is_ignored() {
+        let mut again = web();
+        again.name = "other/web:http".into();
+        again.backends.truncate(1);
+        let local: BTreeSet<_> = [ip("10.0.1.2")].into();
+        let d = desired(&[web(), again], &local, &BTreeMap::new());
+        assert_eq!(d.services.len(), 1);
+        assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
+        assert!(
+            d.problems[0].starts_with("other/web:http:")
+                && d.problems[0].contains("default/web:http"),
+            "{:?}",
+            d.problems
+        );
     }
 
     #[test]

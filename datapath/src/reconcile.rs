@@ -10,7 +10,7 @@
 //! over what pinned maps hold after a restart (service ids, active tables, backend ids), so an
 //! unchanged service is not rewritten and flows keep their backends.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{Hash as _, Hasher as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -323,6 +323,16 @@ impl Reconciler {
         Ok(())
     }
 
+    /// Next-hop MACs the applied remote backends carry, by node: after [`Reconciler::adopt`],
+    /// what the previous agent had resolved.
+    pub fn next_hops(&self) -> BTreeMap<Ipv4Addr, [u8; 6]> {
+        self.backends
+            .values()
+            .filter(|b| b.flags & BE_F_LOCAL == 0)
+            .map(|b| (Ipv4Addr::from(b.node_addr), b.next_hop_mac))
+            .collect()
+    }
+
     /// Backend ids the applied state uses.
     pub fn backend_ids(&self) -> BTreeSet<u32> {
         self.backends.keys().copied().collect()
@@ -402,7 +412,6 @@ impl Reconciler {
             .filter(|(k, _)| !wanted_backends.contains_key(k))
             .map(|(k, id)| (*k, *id))
             .collect();
-        let orphans: Vec<u32> = self.orphans.drain().flat_map(|(_, ids)| ids).collect();
         for (k, id) in stale {
             w.delete_backend(id)?;
             stats.backends_deleted += 1;
@@ -410,11 +419,23 @@ impl Reconciler {
             self.backends.remove(&id);
             self.backend_pool.release(id);
         }
-        for id in orphans {
-            w.delete_backend(id)?;
-            stats.backends_deleted += 1;
-            self.backends.remove(&id);
-            self.backend_pool.release(id);
+        // Adopted backends nothing claimed: one at a time, so an error leaves the rest tracked.
+        while let Some(addr) = self.orphans.keys().next().copied() {
+            let ids = self
+                .orphans
+                .get_mut(&addr)
+                .map(std::mem::take)
+                .unwrap_or_default();
+            for (n, id) in ids.iter().enumerate() {
+                if let Err(e) = w.delete_backend(*id) {
+                    self.orphans.insert(addr, ids[n..].to_vec());
+                    return Err(e);
+                }
+                stats.backends_deleted += 1;
+                self.backends.remove(id);
+                self.backend_pool.release(*id);
+            }
+            self.orphans.remove(&addr);
         }
         Ok(stats)
     }
@@ -521,7 +542,6 @@ impl Reconciler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     /// In-memory map writer that records every operation.
     #[derive(Default)]
