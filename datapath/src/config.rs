@@ -13,7 +13,7 @@
 //!       xdp: native                 # native | generic | none
 //!       tc: true                    # Geneve decap + reverse NAT (this node hosts backends)
 //!   maglev: { tableSize: 1021, seed: JLfvgnHc2kaSUFaI }
-//!   maxServices: 10240              # service ports; Maglev map = maxServices × 2 × M × 8 bytes
+//!   maxServices: 10240              # service ports; Maglev map = maxServices × 2 × M × 4 bytes
 //!   maxBackends: 131072
 //!   neighbourRefreshSeconds: 10
 //!   mtu: 1500                       # default: the XDP interface's MTU
@@ -38,8 +38,8 @@ pub const DEFAULT_NEIGHBOUR_REFRESH_SECONDS: u64 = 10;
 /// [`DEFAULT_MAGLEV_BUDGET`]: 10,000 service ports with headroom.
 pub const DEFAULT_MAX_SERVICES: u32 = 10240;
 /// Kernel memory the default `maxServices` may give the Maglev map: at M = 1021 the default
-/// is [`DEFAULT_MAX_SERVICES`] (160 MiB), at larger M it shrinks to fit (640 at M = 16381).
-pub const DEFAULT_MAGLEV_BUDGET: u64 = 160 << 20;
+/// is [`DEFAULT_MAX_SERVICES`] (80 MiB), at larger M it shrinks to fit (640 at M = 16381).
+pub const DEFAULT_MAGLEV_BUDGET: u64 = 80 << 20;
 /// Most kernel memory an explicit `maxServices` may give the Maglev map.
 pub const MAX_MAGLEV_BYTES: u64 = 2 << 30;
 /// Default backend capacity: 10,000 service ports × ~13 distinct endpoints (32 bytes each: 4 MiB).
@@ -251,7 +251,7 @@ impl DatapathConfig {
                     "maxServices",
                     format!(
                         "{} services at maglev.tableSize {} need a {} MiB Maglev map \
-                         (services × 2 tables × M × 8 bytes), more than the {} MiB limit: \
+                         (services × 2 tables × M × 4 bytes), more than the {} MiB limit: \
                          lower maxServices or maglev.tableSize",
                         n.value,
                         self.table_size(),

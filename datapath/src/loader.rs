@@ -26,8 +26,8 @@ use aya::{
 use datapath_common::{
     BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG,
     MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES,
-    MAP_SERVICES4, MAP_SVC_COUNTERS, MAX_BACKENDS, MAX_SERVICES, ServiceCounters, ServiceKey,
-    ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
+    MAP_SERVICES4, MAP_SVC_COUNTERS, MAX_BACKENDS, MAX_SERVICES, MaglevPair, ServiceCounters,
+    ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -84,14 +84,15 @@ impl Default for LoadConfig {
     }
 }
 
-/// Bytes of kernel memory the Maglev map takes for `max_services` at table size `m`: the kernel
-/// stores array values in 8-byte elements, so each 4-byte slot costs 8 bytes.
+/// Bytes of kernel memory the Maglev map takes for `max_services` at table size `m`
+/// (`max_services × 2 tables × M × 4 bytes`; two slots per 8-byte element).
 pub fn maglev_map_bytes(max_services: u32, m: u32) -> u64 {
     u64::from(max_services) * u64::from(TABLES_PER_SERVICE) * u64::from(m) * MAGLEV_STRIDE as u64
 }
 
-/// Bytes between two Maglev slots in the map's memory (`round_up(value_size, 8)`).
-const MAGLEV_STRIDE: usize = 8;
+/// Bytes between two Maglev slots in the map's memory: elements are [`MaglevPair`]s of two
+/// `u32`, laid out back to back, so the map is one contiguous `u32` array.
+const MAGLEV_STRIDE: usize = 4;
 
 /// The Maglev map mapped into this process (`BPF_F_MMAPABLE`): slot `i` is the `u32` at byte
 /// `i * MAGLEV_STRIDE`.
@@ -106,7 +107,7 @@ unsafe impl Send for MaglevMmap {}
 
 impl MaglevMmap {
     fn new(fd: std::os::fd::BorrowedFd<'_>, entries: u32) -> Result<Self> {
-        let len = entries as usize * MAGLEV_STRIDE;
+        let len = entries as usize * std::mem::size_of::<MaglevPair>();
         // SAFETY: a fresh shared mapping of a BPF array map created with BPF_F_MMAPABLE, of at
         // most its size; the kernel checks both and fails otherwise. Nothing aliases it.
         let ptr = unsafe {
@@ -136,8 +137,9 @@ impl MaglevMmap {
             )));
         }
         for (i, id) in slots.iter().enumerate() {
-            // SAFETY: in bounds (checked above) and 4-byte aligned (page-aligned base, 8-byte
-            // stride). Volatile: the kernel's programs read this memory concurrently.
+            // SAFETY: in bounds (checked above) and 4-byte aligned (page-aligned base, 4-byte
+            // stride). Volatile: the kernel's programs read this memory concurrently; a 4-byte
+            // aligned store is atomic, and a reader only uses its own half of a pair.
             unsafe {
                 self.ptr
                     .add((first_slot + i) * MAGLEV_STRIDE)
@@ -196,7 +198,7 @@ pub struct Loader {
     maglev_m: u32,
     max_services: u32,
     max_backends: u32,
-    maglev: Option<MaglevMmap>,
+    maglev: MaglevMmap,
     /// Pinned program attachments this process created or took over.
     links: Vec<PinnedLink>,
     /// Pins removed at load because their geometry did not fit the configuration.
@@ -234,8 +236,10 @@ impl Loader {
                 "service and backend capacity must be at least 1".into(),
             ));
         }
+        // Elements of two slots; the slot count (max_services × 2 × M) is even.
         let tables = u32::try_from(
-            u64::from(cfg.max_services) * u64::from(TABLES_PER_SERVICE) * u64::from(cfg.maglev_m),
+            u64::from(cfg.max_services) * u64::from(TABLES_PER_SERVICE) * u64::from(cfg.maglev_m)
+                / 2,
         )
         .map_err(|_| {
             Error::InvalidBackend(format!(
@@ -276,11 +280,7 @@ impl Loader {
         }
         let maglev = {
             let data = map_data(&ebpf, MAP_MAGLEV)?;
-            if data.info()?.map_flags() & BPF_F_MMAPABLE != 0 {
-                Some(MaglevMmap::new(data.fd().as_fd(), tables)?)
-            } else {
-                None
-            }
+            MaglevMmap::new(data.fd().as_fd(), tables)?
         };
         Ok(Self {
             ebpf,
@@ -428,16 +428,7 @@ impl Loader {
                 slots.len()
             )));
         }
-        if let Some(mm) = &mut self.maglev {
-            return mm.write(table as usize * m as usize, slots);
-        }
-        let mut a: Array<&mut MapData, u32> =
-            Array::try_from(map_mut(&mut self.ebpf, MAP_MAGLEV)?)?;
-        let base = table * m;
-        for (i, id) in slots.iter().enumerate() {
-            a.set(base + i as u32, id, 0)?;
-        }
-        Ok(())
+        self.maglev.write(table as usize * m as usize, slots)
     }
 
     /// Reads Maglev table number `table`.
@@ -449,11 +440,7 @@ impl Loader {
                 self.max_services
             )));
         }
-        if let Some(mm) = &self.maglev {
-            return mm.read(table as usize * m as usize, m as usize);
-        }
-        let a: Array<&MapData, u32> = Array::try_from(map(&self.ebpf, MAP_MAGLEV)?)?;
-        (0..m).map(|i| Ok(a.get(&(table * m + i), 0)?)).collect()
+        self.maglev.read(table as usize * m as usize, m as usize)
     }
 
     /// Global counters summed over CPUs, in [`Counter::ALL`] order.
@@ -667,7 +654,9 @@ fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<Str
         }
         let info = MapInfo::from_pin(&path)?;
         Ok(info.max_entries() == want
-            && (name != MAP_MAGLEV || info.map_flags() & BPF_F_MMAPABLE != 0))
+            && (name != MAP_MAGLEV
+                || (info.map_flags() & BPF_F_MMAPABLE != 0
+                    && info.value_size() as usize == std::mem::size_of::<MaglevPair>())))
     };
     let mut group_fits = fits(MAP_SERVICES, cfg.max_services)?
         && fits(MAP_SERVICES4, cfg.max_services)?

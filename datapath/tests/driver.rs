@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use aya::maps::{Array, Map, MapData};
 use datapath::{BackendInput, Datapath, DatapathConfig, Proto, ServiceInput};
-use datapath_common::{BackendValue, MAP_MAGLEV, ServiceKey, ServiceValue};
+use datapath_common::{BackendValue, MAP_MAGLEV, MaglevPair, ServiceKey, ServiceValue};
 use herald_tests::{ChildProcess, Netns, in_netns, wait_until, wait_until_ok};
 use nix::sys::signal::Signal;
 use support::*;
@@ -284,7 +284,7 @@ struct Snapshot {
 
 fn snapshot(pin_dir: &Path) -> Snapshot {
     let st = datapath::status::Status::read_pinned(pin_dir).expect("status");
-    let maglev: Array<MapData, u32> = Array::try_from(Map::Array(
+    let maglev: Array<MapData, MaglevPair> = Array::try_from(Map::Array(
         MapData::from_pin(pin_dir.join(MAP_MAGLEV)).expect("Maglev pin"),
     ))
     .expect("array");
@@ -292,8 +292,12 @@ fn snapshot(pin_dir: &Path) -> Snapshot {
     let tables = services
         .iter()
         .map(|(k, v)| {
+            // Two slots per element: slot g is half g % 2 of element g / 2.
             let slots = (0..M)
-                .map(|i| maglev.get(&(v.table * M + i), 0).expect("slot"))
+                .map(|i| {
+                    let g = v.table * M + i;
+                    maglev.get(&(g / 2), 0).expect("slot")[(g % 2) as usize]
+                })
                 .collect();
             (*k, slots)
         })

@@ -11,8 +11,13 @@ pub const MAP_SERVICES4: &str = "HERALD_SVC4";
 /// Backends: array indexed by backend id (`0..MAX_BACKENDS`) → [`BackendValue`]; a free slot is
 /// all zeroes (`family` 0).
 pub const MAP_BACKENDS: &str = "HERALD_BE";
-/// Maglev tables, flattened: `table_index * M + slot` → backend id.
+/// Maglev tables, flattened: global slot `g = table_index * M + slot` holds a backend id, two
+/// slots per element ([`MaglevPair`]): element `g / 2`, half `g % 2`. The kernel stores array
+/// values in 8-byte elements, so a `u32` value would waste half the map; a pair wastes nothing,
+/// and in user space (mmap) the map is one contiguous `u32` array.
 pub const MAP_MAGLEV: &str = "HERALD_MAGLEV";
+/// One element of the Maglev map: two consecutive slots.
+pub type MaglevPair = [u32; 2];
 /// Node configuration: index 0 → [`Config`].
 pub const MAP_CONFIG: &str = "HERALD_CFG";
 /// Flows this LB node has seen: [`FlowKey`] → [`FlowValue`] (LRU).
@@ -45,7 +50,7 @@ pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 pub const MAX_FLOWS: u32 = 65536;
 /// Reverse-NAT LRU size on the backend node.
 pub const MAX_REVNAT: u32 = 65536;
-/// Maglev table slots per service (two per service: active and standby for atomic swaps).
+/// Maglev tables per service (two: active and standby, for atomic swaps).
 pub const TABLES_PER_SERVICE: u32 = 2;
 
 /// Service flag: session affinity (the client port is left out of the hash).
