@@ -358,8 +358,9 @@ impl Reconciler {
                 wanted_backends.insert((b.addr, s.proto), backend_value(b));
             }
         }
-        // Backends first, so every table entry written below resolves. Sorted, so ids are
-        // handed out in a reproducible order.
+        // New and changed backends first, so every table entry written below resolves (stale
+        // ones go last: a table being replaced may still name them). Sorted, so ids are handed
+        // out in a reproducible order.
         let mut wanted: Vec<_> = wanted_backends.iter().collect();
         wanted.sort_unstable_by_key(|(k, _)| **k);
         for (k, v) in wanted {
@@ -385,13 +386,12 @@ impl Reconciler {
                 self.backends.insert(id, *v);
             }
         }
-        let mut keep = std::collections::HashSet::with_capacity(desired.len());
-        let mut last_build: Option<(Fingerprint, Vec<u32>, u64)> = None;
-        for s in desired {
-            let key = service_key(s.vip, s.port, s.proto);
-            keep.insert(key);
-            self.apply_service(key, s, w, &mut last_build, &mut stats)?;
-        }
+        // Services no longer wanted go first, so their ids are free for new services at full
+        // capacity (a freed id is reused only after every fresh one, see `IdPool`).
+        let keep: std::collections::HashSet<ServiceKey> = desired
+            .iter()
+            .map(|s| service_key(s.vip, s.port, s.proto))
+            .collect();
         let gone: Vec<ServiceKey> = self
             .services
             .keys()
@@ -404,6 +404,11 @@ impl Reconciler {
             if let Some(a) = self.services.remove(&k) {
                 self.service_ids.release(a.value.id);
             }
+        }
+        let mut last_build: Option<(Fingerprint, Vec<u32>, u64)> = None;
+        for s in desired {
+            let key = service_key(s.vip, s.port, s.proto);
+            self.apply_service(key, s, w, &mut last_build, &mut stats)?;
         }
         // Backends no service refers to any more go last.
         let stale: Vec<((SocketAddr, Proto), u32)> = self
@@ -826,5 +831,23 @@ mod tests {
             )
             .expect_err("one service fits");
         assert!(e.to_string().contains("maxServices"), "{e}");
+    }
+
+    #[test]
+    fn a_full_service_map_can_be_replaced_in_one_apply() {
+        let mut r = Reconciler::new(251, Seed::default(), 2, 16).expect("reconciler");
+        let mut maps = FakeMaps::default();
+        r.apply(
+            &[spec(80, &["10.0.0.1:1"]), spec(81, &["10.0.0.1:1"])],
+            &mut maps,
+        )
+        .expect("two fit");
+        r.apply(
+            &[spec(90, &["10.0.0.1:1"]), spec(91, &["10.0.0.1:1"])],
+            &mut maps,
+        )
+        .expect("the old two are deleted before the new two get their ids");
+        let ports: BTreeSet<u16> = maps.services.keys().map(|k| k.port).collect();
+        assert_eq!(ports, [90, 91].into());
     }
 }

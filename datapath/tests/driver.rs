@@ -410,3 +410,85 @@ fn killed_agent_keeps_forwarding_and_the_next_one_takes_over_unchanged() {
         "XDP detached by a keep-pins shutdown: {link}"
     );
 }
+
+/// An interface recreated under the same name while no agent ran: the pinned links point at the
+/// dead interface (the kernel detached them), so `start` cannot take them over and attaches
+/// afresh; a capacity change in the config recreates the service-sized maps, reported as a
+/// problem, and the new capacity is in force.
+#[test]
+fn dead_pinned_links_are_replaced_and_a_capacity_change_recreates_the_service_maps() {
+    if !root() {
+        return;
+    }
+    let lab = herald_tests::TestLab::new("dp_relink").expect("test lab");
+    let a = lab.netns("a").expect("netns");
+    let b = lab.netns("b").expect("netns");
+    let pins = BpfFs::mount(lab.dir().join("bpffs"));
+    let pin_dir = pins.path.join("node");
+    let yaml = |max: u32| {
+        format!(
+            "pinDir: {}\ninterfaces:\n  - name: eth0\n    xdp: generic\n    tc: true\n\
+             maglev: {{ tableSize: 251 }}\nmaxServices: {max}\nmaxBackends: 64\nmtu: 1500\n",
+            pin_dir.display()
+        )
+    };
+    let service = ServiceInput {
+        name: "svc".into(),
+        vip: "10.96.0.99".parse().expect("vip"),
+        port: 443,
+        proto: Proto::Tcp,
+        affinity: true,
+        // A backend on this node: no next hop to resolve.
+        backends: vec![BackendInput {
+            addr: "10.244.9.9:8443".parse().expect("addr"),
+            node: "192.168.77.1".parse().expect("node"),
+            weight: 100,
+        }],
+    };
+    let link = herald_tests::VethPair::create(&a, "eth0", &b, "eth0").expect("veth");
+    a.addr_add("eth0", "192.168.77.1/24").expect("addr");
+    let cfg = DatapathConfig::parse(&yaml(8), "a.yaml").expect("config");
+    let mut dp = in_netns(&a, || Datapath::start(&cfg, None, None)).expect("start");
+    let report = in_netns(&a, || dp.apply(std::slice::from_ref(&service))).expect("apply");
+    assert_eq!(report.served.len(), 1, "{report:?}");
+    assert_eq!(dp.identity().map(|i| i.mtu), Some(1500));
+    in_netns(&a, || dp.shutdown()).expect("shutdown, pins kept");
+    assert!(pin_dir.join("link_xdp_eth0").exists());
+
+    drop(link);
+    let _link = herald_tests::VethPair::create(&a, "eth0", &b, "eth0").expect("veth again");
+    a.addr_add("eth0", "192.168.77.1/24").expect("addr");
+    let shown = a.ip(&["-d", "link", "show", "eth0"]).expect("ip link");
+    assert!(
+        !shown.contains("xdp"),
+        "a new interface has no program: {shown}"
+    );
+
+    let cfg = DatapathConfig::parse(&yaml(16), "a.yaml").expect("config");
+    let mut dp = in_netns(&a, || Datapath::start(&cfg, None, None)).expect("restart");
+    assert!(
+        !dp.taken_over(),
+        "links of a deleted interface cannot be taken over"
+    );
+    let shown = a.ip(&["-d", "link", "show", "eth0"]).expect("ip link");
+    assert!(shown.contains("xdp"), "XDP attached afresh: {shown}");
+    let report = in_netns(&a, || dp.apply(std::slice::from_ref(&service))).expect("apply");
+    assert_eq!(report.served.len(), 1, "{report:?}");
+    assert_eq!(
+        report.stats.tables_written, 1,
+        "recreated maps are rewritten: {report:?}"
+    );
+    assert!(
+        report.problems.iter().any(|p| p.contains("HERALD_MAGLEV")),
+        "{report:?}"
+    );
+    let services: Vec<_> = (0..16u16)
+        .map(|p| ServiceInput {
+            port: 1000 + p,
+            ..service.clone()
+        })
+        .collect();
+    let report = in_netns(&a, || dp.apply(&services)).expect("16 services fit now");
+    assert_eq!(report.served.len(), 16);
+    in_netns(&a, || dp.shutdown()).expect("shutdown");
+}
