@@ -8,7 +8,14 @@ use datapath::maglev::{self, Backend, Seed};
 
 fn cli_table(m: u32, seed: &str, backends: &[&str]) -> std::process::Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_herald"));
-    cmd.args(["datapath", "maglev", "--table-size", &m.to_string(), "--seed", seed]);
+    cmd.args([
+        "datapath",
+        "maglev",
+        "--table-size",
+        &m.to_string(),
+        "--seed",
+        seed,
+    ]);
     for b in backends {
         cmd.args(["--backend", b]);
     }
@@ -18,9 +25,21 @@ fn cli_table(m: u32, seed: &str, backends: &[&str]) -> std::process::Output {
 #[test]
 fn cli_prints_the_library_table() {
     let cases: [(u32, &str, &[&str]); 3] = [
-        (251, maglev::DEFAULT_SEED, &["10.0.0.1:80/TCP", "10.0.0.2:80/TCP", "10.0.0.3:80/TCP"]),
-        (1021, "AAAAAAAAAAAAAAAA", &["10.0.0.1:80/TCP@1", "10.0.0.2:80/TCP@100"]),
-        (509, maglev::DEFAULT_SEED, &["[fd00::1]:8080/UDP", "10.9.9.9:53/UDP"]),
+        (
+            251,
+            maglev::DEFAULT_SEED,
+            &["10.0.0.1:80/TCP", "10.0.0.2:80/TCP", "10.0.0.3:80/TCP"],
+        ),
+        (
+            1021,
+            "AAAAAAAAAAAAAAAA",
+            &["10.0.0.1:80/TCP@1", "10.0.0.2:80/TCP@100"],
+        ),
+        (
+            509,
+            maglev::DEFAULT_SEED,
+            &["[fd00::1]:8080/UDP", "10.9.9.9:53/UDP"],
+        ),
     ];
     for (m, seed, backends) in cases {
         let out = cli_table(m, seed, backends);
@@ -30,7 +49,10 @@ fn cli_prints_the_library_table() {
             .lines()
             .map(|l| l.parse().expect("slot"))
             .collect();
-        let parsed: Vec<Backend> = backends.iter().map(|b| b.parse().expect("backend")).collect();
+        let parsed: Vec<Backend> = backends
+            .iter()
+            .map(|b| b.parse().expect("backend"))
+            .collect();
         let want = maglev::build(m, &Seed::from_base64(seed).expect("seed"), &parsed)
             .expect("library table");
         assert_eq!(printed, want.slots(), "M={m} {backends:?}");

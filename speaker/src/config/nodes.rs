@@ -75,7 +75,11 @@ pub(super) fn validate(config: &Config, origin: &str) -> Result<(), ConfigError>
             ::datapath::Error::Config {
                 line, key, message, ..
             } => invalid(line, key, message),
-            other => invalid(datapath.referenced.line(), "datapath".into(), other.to_string()),
+            other => invalid(
+                datapath.referenced.line(),
+                "datapath".into(),
+                other.to_string(),
+            ),
         });
     }
     for (index, service) in config.services.iter().enumerate() {
