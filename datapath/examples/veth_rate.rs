@@ -72,6 +72,7 @@ fn main() -> anyhow::Result<()> {
         Loader::load(&LoadConfig {
             maglev_m: M,
             pin_dir: None,
+            ..LoadConfig::default()
         })
     };
     // Generator and sink on gen:eth0.

@@ -30,6 +30,7 @@ fn main() -> anyhow::Result<()> {
     let mut l = Loader::load(&LoadConfig {
         maglev_m: m,
         pin_dir: None,
+        ..LoadConfig::default()
     })?;
     let node = BenchNode {
         addr: [192, 168, 0, 10],

@@ -1,56 +1,81 @@
-//! The `datapath:` section of the agent's configuration (YAML): which interfaces get the XDP load
-//! balancer and the backend TC programs, where maps are pinned, and the Maglev parameters. The
-//! services are not here: the agent derives them from its service model and hands them to
-//! [`crate::agent::Datapath::apply`]. Owns the schema, its validation and the error messages that
-//! name the offending key and line. Pure.
+//! The `datapath:` section of the node agent's YAML: which interfaces get the XDP load balancer
+//! and the backend TC programs, where maps and program links are pinned, the Maglev parameters
+//! and the map capacity. Services are not configured here: the caller derives them from its own
+//! service model and hands them to [`crate::driver::Datapath::apply`]. Owns the schema, its
+//! validation and the error messages that name the offending key and line. Pure: no I/O.
 //!
 //! ```yaml
 //! datapath:
-//!   pinDir: /sys/fs/bpf/herald      # `herald datapath status` reads the maps here
+//!   pinDir: /sys/fs/bpf/herald      # maps and program links; status is read from here
+//!   keepPinnedMaps: true            # on shutdown keep maps and links: forwarding continues
 //!   interfaces:
 //!     - name: eth1
 //!       xdp: native                 # native | generic | none
 //!       tc: true                    # Geneve decap + reverse NAT (this node hosts backends)
 //!   maglev: { tableSize: 1021, seed: JLfvgnHc2kaSUFaI }
+//!   maxServices: 10240              # service ports; Maglev map = maxServices × 2 × M × 4 bytes
+//!   maxBackends: 131072
+//!   neighbourRefreshSeconds: 10
+//!   mtu: 1500                       # default: the XDP interface's MTU
 //! ```
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_saphyr::{Location, Spanned};
 
 use crate::error::{Error, Result};
+use crate::loader::maglev_map_bytes;
 use crate::maglev::{self, Seed};
 
-/// Where maps are pinned unless the file or the command line says otherwise.
+/// Where maps are pinned unless the config or the caller says otherwise.
 pub const DEFAULT_PIN_DIR: &str = "/sys/fs/bpf/herald";
 /// Default interval between re-resolutions of the next-hop MACs.
 pub const DEFAULT_NEIGHBOUR_REFRESH_SECONDS: u64 = 10;
+/// Default service capacity (service ports) when M is small enough for it to fit
+/// [`DEFAULT_MAGLEV_BUDGET`]: 10,000 service ports with headroom.
+pub const DEFAULT_MAX_SERVICES: u32 = 10240;
+/// Kernel memory the default `maxServices` may give the Maglev map: at M = 1021 the default
+/// is [`DEFAULT_MAX_SERVICES`] (80 MiB), at larger M it shrinks to fit (640 at M = 16381).
+pub const DEFAULT_MAGLEV_BUDGET: u64 = 80 << 20;
+/// Most kernel memory an explicit `maxServices` may give the Maglev map.
+pub const MAX_MAGLEV_BYTES: u64 = 2 << 30;
+/// Default backend capacity: 10,000 service ports × ~13 distinct endpoints (32 bytes each: 4 MiB).
+pub const DEFAULT_MAX_BACKENDS: u32 = 131072;
+/// Most backends `maxBackends` may ask for.
+pub const MAX_BACKENDS_LIMIT: u32 = 1 << 22;
 
-/// The whole file.
+/// The `datapath:` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DatapathConfig {
-    /// bpffs directory for the pinned maps.
+    /// bpffs directory for the pinned maps and program links.
     #[serde(default = "default_pin_dir")]
     pub pin_dir: PathBuf,
-    /// Leave the pinned maps in place on exit, so a restarted agent finds its flow and
-    /// reverse-NAT state (the default); `false` removes them with the programs.
+    /// On shutdown, leave the pinned maps and program links in place, so the kernel keeps
+    /// forwarding and the next agent takes over the flow and reverse-NAT state (default true).
+    /// When false, shutdown detaches the programs and removes the pins.
     #[serde(default = "default_true")]
     pub keep_pinned_maps: bool,
     /// Interfaces to attach programs to.
     pub interfaces: Spanned<Vec<InterfaceConfig>>,
-    /// This node's underlay identity.
-    #[serde(default)]
-    pub node: NodeConfig,
     /// Maglev table size and seed.
     #[serde(default)]
     pub maglev: MaglevConfig,
-    /// How often next-hop MACs are resolved again, in seconds.
+    /// Service capacity (service ports); default [`DatapathConfig::max_services`].
+    #[serde(default)]
+    pub max_services: Option<Spanned<u32>>,
+    /// Backend capacity; default [`DEFAULT_MAX_BACKENDS`].
+    #[serde(default)]
+    pub max_backends: Option<Spanned<u32>>,
+    /// How often the caller should call [`crate::driver::Datapath::refresh`], in seconds.
     #[serde(default = "default_refresh")]
-    pub neighbour_refresh_seconds: u64,
+    pub neighbour_refresh_seconds: Spanned<u64>,
+    /// Uplink MTU for the too-big check; default: the XDP interface's MTU.
+    #[serde(default)]
+    pub mtu: Option<Spanned<u16>>,
 }
 
 fn default_true() -> bool {
@@ -61,8 +86,12 @@ fn default_pin_dir() -> PathBuf {
     PathBuf::from(DEFAULT_PIN_DIR)
 }
 
-fn default_refresh() -> u64 {
-    DEFAULT_NEIGHBOUR_REFRESH_SECONDS
+fn default_refresh() -> Spanned<u64> {
+    Spanned::new(
+        DEFAULT_NEIGHBOUR_REFRESH_SECONDS,
+        Location::UNKNOWN,
+        Location::UNKNOWN,
+    )
 }
 
 /// How the XDP load balancer is attached to an interface.
@@ -90,19 +119,6 @@ pub struct InterfaceConfig {
     /// Attach the backend-node TC programs (Geneve decap on ingress, reverse NAT on egress).
     #[serde(default)]
     pub tc: bool,
-}
-
-/// This node's underlay identity.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NodeConfig {
-    /// Outer source address of Geneve packets; default: the first IPv4 address of the XDP
-    /// interface.
-    #[serde(default)]
-    pub address: Option<Ipv4Addr>,
-    /// Uplink MTU for the too-big check; default: the XDP interface's MTU.
-    #[serde(default)]
-    pub mtu: Option<u16>,
 }
 
 /// Maglev parameters (the same on every node, or nodes disagree on backends).
@@ -143,6 +159,17 @@ fn default_seed() -> Spanned<String> {
 }
 
 impl DatapathConfig {
+    /// Parses and validates a `datapath:` section given alone as YAML text (tests, tools);
+    /// `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self> {
+        let config: Self = serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
+            path: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(origin)?;
+        Ok(config)
+    }
+
     /// The interface that carries the XDP load balancer, if any.
     pub fn xdp_interface(&self) -> Option<&InterfaceConfig> {
         self.interfaces
@@ -151,143 +178,170 @@ impl DatapathConfig {
             .find(|i| i.xdp != XdpMode::None)
     }
 
-    /// The decoded Maglev seed (validated by [`parse`]).
+    /// The decoded Maglev seed (checked by [`DatapathConfig::validate`]).
     pub fn seed(&self) -> Result<Seed> {
         Seed::from_base64(&self.maglev.seed.value)
     }
 
-    /// The Maglev table size.
+    /// The Maglev table size M.
     pub fn table_size(&self) -> u32 {
         self.maglev.table_size.value
     }
 
-    /// What a running agent cannot change without a restart: pinning, interfaces and Maglev
-    /// parameters. Two configs with equal keys can be swapped by a reload.
-    pub fn restart_key(&self) -> (PathBuf, Vec<(String, XdpMode, bool)>, u32, String) {
-        (
-            self.pin_dir.clone(),
-            self.interfaces
-                .value
-                .iter()
-                .map(|i| (i.name.value.clone(), i.xdp, i.tc))
-                .collect(),
-            self.table_size(),
-            self.maglev.seed.value.clone(),
-        )
+    /// Service capacity: `maxServices`, or by default [`DEFAULT_MAX_SERVICES`] capped so the
+    /// Maglev map stays within [`DEFAULT_MAGLEV_BUDGET`] at this M.
+    pub fn max_services(&self) -> u32 {
+        match &self.max_services {
+            Some(n) => n.value,
+            None => {
+                let per_service = maglev_map_bytes(1, self.table_size()).max(1);
+                let fit = (DEFAULT_MAGLEV_BUDGET / per_service).clamp(1, u64::from(u32::MAX));
+                DEFAULT_MAX_SERVICES.min(fit as u32)
+            }
+        }
     }
-}
 
-/// Parses and validates a `datapath:` section from YAML text; `origin` names it in errors.
-pub fn parse(text: &str, origin: &str) -> Result<DatapathConfig> {
-    let config: DatapathConfig = serde_saphyr::from_str(text).map_err(|e| Error::ConfigParse {
-        path: origin.to_owned(),
-        message: e.to_string(),
-    })?;
-    validate(&config, origin)?;
-    Ok(config)
-}
+    /// Backend capacity.
+    pub fn max_backends(&self) -> u32 {
+        self.max_backends
+            .as_ref()
+            .map_or(DEFAULT_MAX_BACKENDS, |n| n.value)
+    }
 
-impl DatapathConfig {
-    /// The rules serde cannot express (errors name the key and its line).
-    pub fn validate(&self) -> Result<()> {
-        validate(self, "datapath")
+    /// The refresh interval the caller should keep.
+    pub fn neighbour_refresh(&self) -> Duration {
+        Duration::from_secs(self.neighbour_refresh_seconds.value)
     }
-}
 
-/// Rules serde cannot express.
-fn validate(c: &DatapathConfig, origin: &str) -> Result<()> {
-    let invalid = |line: u64, key: String, message: String| Error::Config {
-        path: origin.to_owned(),
-        line,
-        key,
-        message,
-    };
-    if let Err(e) = maglev::check_table_size(c.maglev.table_size.value) {
-        return Err(invalid(
-            c.maglev.table_size.referenced.line(),
-            "maglev.tableSize".into(),
-            e.to_string(),
-        ));
-    }
-    if let Err(e) = Seed::from_base64(&c.maglev.seed.value) {
-        return Err(invalid(
-            c.maglev.seed.referenced.line(),
-            "maglev.seed".into(),
-            e.to_string(),
-        ));
-    }
-    let ifaces = &c.interfaces.value;
-    if ifaces.is_empty() {
-        return Err(invalid(
-            c.interfaces.referenced.line(),
-            "interfaces".into(),
-            "at least one interface is needed".into(),
-        ));
-    }
-    let mut names = BTreeMap::new();
-    let mut xdp_at: Option<u64> = None;
-    for (i, iface) in ifaces.iter().enumerate() {
-        let line = iface.name.referenced.line();
-        let name = &iface.name.value;
-        if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+    /// Rules serde cannot express; errors name the key (under `datapath.`) and its line in
+    /// `origin`.
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        let invalid = |line: u64, key: &str, message: String| Error::Config {
+            path: origin.to_owned(),
+            line,
+            key: format!("datapath.{key}"),
+            message,
+        };
+        if let Err(e) = maglev::check_table_size(self.table_size()) {
             return Err(invalid(
-                line,
-                format!("interfaces[{i}].name"),
-                format!("{name:?} is not an interface name"),
+                self.maglev.table_size.referenced.line(),
+                "maglev.tableSize",
+                e.to_string(),
             ));
         }
-        if let Some(first) = names.insert(name.clone(), line) {
+        if let Err(e) = Seed::from_base64(&self.maglev.seed.value) {
             return Err(invalid(
-                line,
-                format!("interfaces[{i}].name"),
-                format!("{name} is already listed at line {first}"),
+                self.maglev.seed.referenced.line(),
+                "maglev.seed",
+                e.to_string(),
             ));
         }
-        if iface.xdp == XdpMode::None && !iface.tc {
-            return Err(invalid(
-                line,
-                format!("interfaces[{i}]"),
-                format!("{name} has neither `xdp` nor `tc`: nothing to attach"),
-            ));
-        }
-        if iface.xdp != XdpMode::None {
-            if let Some(first) = xdp_at {
+        if let Some(n) = &self.max_services {
+            let bytes = maglev_map_bytes(n.value, self.table_size());
+            if n.value == 0 {
                 return Err(invalid(
-                    line,
-                    format!("interfaces[{i}].xdp"),
+                    n.referenced.line(),
+                    "maxServices",
+                    "must be at least 1".into(),
+                ));
+            }
+            if bytes > MAX_MAGLEV_BYTES {
+                return Err(invalid(
+                    n.referenced.line(),
+                    "maxServices",
                     format!(
-                        "not implemented: more than one XDP uplink (the first is at line {first}); \
-                         the node address, MAC and MTU are per node"
+                        "{} services at maglev.tableSize {} need a {} MiB Maglev map \
+                         (services × 2 tables × M × 4 bytes), more than the {} MiB limit: \
+                         lower maxServices or maglev.tableSize",
+                        n.value,
+                        self.table_size(),
+                        bytes >> 20,
+                        MAX_MAGLEV_BYTES >> 20
                     ),
                 ));
             }
-            xdp_at = Some(line);
         }
+        if let Some(n) = &self.max_backends
+            && !(1..=MAX_BACKENDS_LIMIT).contains(&n.value)
+        {
+            return Err(invalid(
+                n.referenced.line(),
+                "maxBackends",
+                format!("must be between 1 and {MAX_BACKENDS_LIMIT}"),
+            ));
+        }
+        if let Some(m) = &self.mtu
+            && m.value < 576
+        {
+            return Err(invalid(
+                m.referenced.line(),
+                "mtu",
+                format!("{} is below the IPv4 minimum of 576", m.value),
+            ));
+        }
+        let ifaces = &self.interfaces.value;
+        if ifaces.is_empty() {
+            return Err(invalid(
+                self.interfaces.referenced.line(),
+                "interfaces",
+                "at least one interface is needed".into(),
+            ));
+        }
+        let mut names = BTreeMap::new();
+        let mut xdp_at: Option<u64> = None;
+        for (i, iface) in ifaces.iter().enumerate() {
+            let line = iface.name.referenced.line();
+            let name = &iface.name.value;
+            if name.is_empty() || name.len() > 15 || name.contains(['/', ' ']) {
+                return Err(invalid(
+                    line,
+                    &format!("interfaces[{i}].name"),
+                    format!("{name:?} is not an interface name"),
+                ));
+            }
+            if let Some(first) = names.insert(name.clone(), line) {
+                return Err(invalid(
+                    line,
+                    &format!("interfaces[{i}].name"),
+                    format!("{name} is already listed at line {first}"),
+                ));
+            }
+            if iface.xdp == XdpMode::None && !iface.tc {
+                return Err(invalid(
+                    line,
+                    &format!("interfaces[{i}]"),
+                    format!("{name} has neither `xdp` nor `tc`: nothing to attach"),
+                ));
+            }
+            if iface.xdp != XdpMode::None {
+                if let Some(first) = xdp_at {
+                    return Err(invalid(
+                        line,
+                        &format!("interfaces[{i}].xdp"),
+                        format!(
+                            "not implemented: more than one XDP uplink (the first is at line \
+                             {first}); the node address, MAC and MTU are per node"
+                        ),
+                    ));
+                }
+                xdp_at = Some(line);
+            }
+        }
+        if self.neighbour_refresh_seconds.value == 0 {
+            return Err(invalid(
+                self.neighbour_refresh_seconds.referenced.line(),
+                "neighbourRefreshSeconds",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
     }
-    if c.neighbour_refresh_seconds == 0 {
-        return Err(invalid(
-            0,
-            "neighbourRefreshSeconds".into(),
-            "must be at least 1".into(),
-        ));
-    }
-    if xdp_at.is_none() {
-        return Err(invalid(
-            c.interfaces.referenced.line(),
-            "interfaces".into(),
-            "no interface carries the XDP load balancer (`xdp: native|generic`): nothing would \
-             serve the service addresses"
-                .into(),
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
+    use std::path::Path;
 
     const GOOD: &str = "\
 pinDir: /sys/fs/bpf/test
@@ -297,19 +351,20 @@ interfaces:
     tc: true
 maglev:
   tableSize: 1021
+neighbourRefreshSeconds: 3
 ";
 
     fn err(text: &str) -> String {
-        parse(text, "t.yaml")
+        DatapathConfig::parse(text, "t.yaml")
             .expect_err("must be rejected")
             .to_string()
     }
 
     #[test]
-    fn a_full_section_parses_with_defaults_filled_in() {
-        let c = parse(GOOD, "t.yaml").expect("valid");
+    fn a_section_parses_with_defaults_filled_in() {
+        let c = DatapathConfig::parse(GOOD, "t.yaml").expect("valid");
         assert_eq!(c.pin_dir, Path::new("/sys/fs/bpf/test"));
-        assert!(c.keep_pinned_maps, "restarts keep forwarding by default");
+        assert!(c.keep_pinned_maps, "pins are kept by default");
         let x = c.xdp_interface().expect("xdp interface");
         assert_eq!(
             (x.name.value.as_str(), x.xdp, x.tc),
@@ -317,34 +372,62 @@ maglev:
         );
         assert_eq!(c.table_size(), 1021);
         assert_eq!(c.seed().expect("seed"), Seed::default());
-        assert_eq!(
-            c.neighbour_refresh_seconds,
-            DEFAULT_NEIGHBOUR_REFRESH_SECONDS
+        assert_eq!(c.neighbour_refresh(), Duration::from_secs(3));
+        assert_eq!(c.max_services(), DEFAULT_MAX_SERVICES);
+        assert_eq!(c.max_backends(), DEFAULT_MAX_BACKENDS);
+        assert_eq!(c.mtu, None);
+    }
+
+    #[test]
+    fn default_capacity_fits_ten_thousand_service_ports_at_m_1021() {
+        let c = DatapathConfig::parse(GOOD, "t").expect("valid");
+        assert!(c.max_services() >= 10_000);
+        assert!(maglev_map_bytes(c.max_services(), 1021) <= DEFAULT_MAGLEV_BUDGET);
+    }
+
+    #[test]
+    fn default_capacity_shrinks_with_a_large_table() {
+        let c = DatapathConfig::parse(&GOOD.replace("tableSize: 1021", "tableSize: 16381"), "t")
+            .expect("valid");
+        assert_eq!(c.max_services(), 640);
+        assert!(maglev_map_bytes(c.max_services(), 16381) <= DEFAULT_MAGLEV_BUDGET);
+    }
+
+    #[test]
+    fn too_much_maglev_memory_names_max_services_and_its_line() {
+        let text = GOOD.replace("tableSize: 1021", "tableSize: 65521") + "maxServices: 10000\n";
+        let e = err(&text);
+        assert!(
+            e.starts_with("t.yaml:9: datapath.maxServices:") && e.contains("MiB"),
+            "{e}"
         );
     }
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let e = err(&GOOD.replace("  tableSize: 1021", "  tableSize: 1021\n  tabelSize: 3"));
-        assert!(e.contains("tabelSize") && e.contains("line 8"), "{e}");
-    }
-
-    #[test]
-    fn a_services_list_is_refused_they_come_from_the_agent() {
         let e = err(&format!("{GOOD}services: []\n"));
-        assert!(e.contains("services"), "{e}");
+        assert!(e.contains("services") && e.contains("line 9"), "{e}");
     }
 
     #[test]
     fn bad_table_size_names_key_and_line() {
         let e = err(&GOOD.replace("tableSize: 1021", "tableSize: 1000"));
-        assert!(e.starts_with("t.yaml:7: maglev.tableSize:"), "{e}");
+        assert!(e.starts_with("t.yaml:7: datapath.maglev.tableSize:"), "{e}");
     }
 
     #[test]
     fn bad_seed_names_key_and_line() {
         let e = err(&GOOD.replace("  tableSize: 1021", "  tableSize: 1021\n  seed: abc"));
-        assert!(e.starts_with("t.yaml:8: maglev.seed:"), "{e}");
+        assert!(e.starts_with("t.yaml:8: datapath.maglev.seed:"), "{e}");
+    }
+
+    #[test]
+    fn zero_refresh_names_key_and_line() {
+        let e = err(&GOOD.replace("neighbourRefreshSeconds: 3", "neighbourRefreshSeconds: 0"));
+        assert!(
+            e.starts_with("t.yaml:8: datapath.neighbourRefreshSeconds:"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -355,16 +438,7 @@ maglev:
         );
         let e = err(&text);
         assert!(
-            e.starts_with("t.yaml:6: interfaces[1].xdp: not implemented"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn without_an_xdp_interface_nothing_would_serve() {
-        let e = err(&GOOD.replace("xdp: generic", "xdp: none"));
-        assert!(
-            e.contains("interfaces") && e.contains("XDP load balancer"),
+            e.starts_with("t.yaml:6: datapath.interfaces[1].xdp: not implemented"),
             "{e}"
         );
     }
@@ -372,7 +446,7 @@ maglev:
     #[test]
     fn an_interface_with_nothing_to_attach_is_rejected() {
         let e = err("interfaces:\n  - name: eth0\n    xdp: none\n");
-        assert!(e.starts_with("t.yaml:2: interfaces[0]:"), "{e}");
+        assert!(e.starts_with("t.yaml:2: datapath.interfaces[0]:"), "{e}");
     }
 
     #[test]
@@ -381,9 +455,20 @@ maglev:
     }
 
     #[test]
-    fn restart_key_follows_maglev_parameters() {
-        let a = parse(GOOD, "a").expect("valid");
-        let c = parse(&GOOD.replace("tableSize: 1021", "tableSize: 2039"), "c").expect("valid");
-        assert_ne!(a.restart_key(), c.restart_key());
+    fn embeds_as_an_optional_spanned_section() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Agent {
+            datapath: Option<Spanned<DatapathConfig>>,
+        }
+        let text = format!(
+            "datapath:\n{}",
+            GOOD.lines().map(|l| format!("  {l}\n")).collect::<String>()
+        );
+        let a: Agent = serde_saphyr::from_str(&text).expect("parses");
+        let d = a.datapath.expect("section");
+        assert_eq!(d.referenced.line(), 2);
+        assert_eq!(d.value.maglev.table_size.referenced.line(), 8);
+        d.value.validate("agent.yaml").expect("valid");
     }
 }

@@ -27,14 +27,20 @@ pub enum Error {
     /// A program operation (load, attach, test run) failed.
     #[error("BPF program: {0}")]
     Program(#[from] aya::programs::ProgramError),
+    /// A bpf_link operation (open, convert, take over) failed.
+    #[error("BPF link: {0}")]
+    Link(#[from] aya::programs::links::LinkError),
+    /// Pinning an object in bpffs failed.
+    #[error("pinning: {0}")]
+    Pin(#[from] aya::pin::PinError),
     /// A system call or file operation failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
     /// The next hop towards an underlay address could not be found or resolved.
     #[error("next hop: {0}")]
     Neighbour(String),
-    /// A `datapath run` config file is malformed or could not be read (serde-saphyr's message
-    /// names line and column).
+    /// The `datapath:` config section is malformed (serde-saphyr's message names line and
+    /// column).
     #[error("{path}: {message}")]
     ConfigParse {
         /// The file (or `<input>`).
@@ -42,14 +48,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
-    /// A `datapath run` config value is invalid.
+    /// A `datapath:` config value is invalid.
     #[error("{path}:{line}: {key}: {message}")]
     Config {
         /// The file (or `<input>`).
         path: String,
         /// 1-based line of the offending value (0 when unknown).
         line: u64,
-        /// Dotted key path, e.g. `services[0].backends[1].address`.
+        /// Dotted key path, e.g. `datapath.maglev.tableSize`.
         key: String,
         /// What is wrong.
         message: String,

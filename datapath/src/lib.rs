@@ -1,8 +1,10 @@
-//! Datapath user space, a library of the node agent: loads and attaches the XDP/TC programs, owns
-//! the BPF maps, builds Maglev tables and reconciles the agent's services into the maps.
+//! Datapath user space, a library driven by the node agent: [`driver::Datapath`] loads and
+//! attaches the XDP/TC programs through pinned links, owns the BPF maps and keeps them equal to
+//! the services the caller hands it (Maglev tables, backends, next hops); [`config`] is the
+//! `datapath:` section of the agent's YAML; [`status`] and [`maglev`] serve the CLI.
 
-pub mod agent;
 pub mod config;
+pub mod driver;
 pub mod error;
 pub mod loader;
 pub mod maglev;
@@ -10,5 +12,7 @@ pub mod neighbour;
 pub mod reconcile;
 pub mod status;
 
-pub use agent::{ApplyReport, BackendInput, Datapath, ServiceInput};
+pub use config::DatapathConfig;
+pub use driver::{ApplyReport, BackendInput, Datapath, ServiceInput, Unresolved};
 pub use error::{Error, Result};
+pub use maglev::Proto;

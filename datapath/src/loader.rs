@@ -1,19 +1,33 @@
 //! Loads Herald's eBPF object, owns its maps, attaches the programs to interfaces and runs them
 //! through `BPF_PROG_TEST_RUN`. This is the crate's kernel boundary: every bpf() syscall made by
-//! the datapath goes through here (via aya).
+//! the datapath goes through here (via aya), and the Maglev map is written through a shared
+//! memory mapping of it (`BPF_F_MMAPABLE`).
+//!
+//! Capacity (services, backends, Maglev M) is set at load time. Maps pinned by an earlier process
+//! are reused when their geometry matches; the service-sized group (services, Maglev tables,
+//! per-service counters) is unpinned and recreated when it does not. Program attachments can be
+//! pinned links ([`Loader::attach_xdp_pinned`], [`Loader::attach_tc_pinned`]): they survive the
+//! process (also `kill -9`), and a later process takes them over by replacing their program
+//! atomically (`bpf_link_update`), so forwarding never stops.
 
+use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::{Path, PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray},
-    programs::{SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode},
+    maps::{Array, HashMap, MapData, MapInfo, PerCpuArray},
+    programs::{
+        SchedClassifier, TcAttachType, TestRun, TestRunOptions, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
+    },
 };
 use datapath_common::{
-    BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG, MAP_COUNTERS, MAP_FLOWS,
-    MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES, MAP_SERVICES4,
-    MAP_SVC_COUNTERS, MAX_SERVICES, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
-    TABLES_PER_SERVICE,
+    BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG,
+    MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES,
+    MAP_SERVICES4, MAP_SVC_COUNTERS, MAX_BACKENDS, MAX_SERVICES, MaglevPair, ServiceCounters,
+    ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -48,9 +62,123 @@ pub const BPFFS: &str = "/sys/fs/bpf";
 pub struct LoadConfig {
     /// Maglev table size M (sizes the Maglev map).
     pub maglev_m: u32,
+    /// Service capacity: sizes the service maps, per-service counters and the Maglev map
+    /// (`max_services * 2 * maglev_m` slots).
+    pub max_services: u32,
+    /// Backend capacity (backend ids are `0..max_backends`).
+    pub max_backends: u32,
     /// Pin (or reuse) every map under this bpffs directory, so a restarted agent keeps state and
     /// traffic keeps flowing; `None` keeps maps private to this process.
     pub pin_dir: Option<PathBuf>,
+}
+
+impl Default for LoadConfig {
+    /// The object's compiled-in capacity (256 services, 4096 backends), M = 251, maps private.
+    fn default() -> Self {
+        Self {
+            maglev_m: 251,
+            max_services: MAX_SERVICES,
+            max_backends: MAX_BACKENDS,
+            pin_dir: None,
+        }
+    }
+}
+
+/// Bytes of kernel memory the Maglev map takes for `max_services` at table size `m`
+/// (`max_services × 2 tables × M × 4 bytes`; two slots per 8-byte element).
+pub fn maglev_map_bytes(max_services: u32, m: u32) -> u64 {
+    u64::from(max_services) * u64::from(TABLES_PER_SERVICE) * u64::from(m) * MAGLEV_STRIDE as u64
+}
+
+/// Bytes between two Maglev slots in the map's memory: elements are [`MaglevPair`]s of two
+/// `u32`, laid out back to back, so the map is one contiguous `u32` array.
+const MAGLEV_STRIDE: usize = 4;
+
+/// The Maglev map mapped into this process (`BPF_F_MMAPABLE`): slot `i` is the `u32` at byte
+/// `i * MAGLEV_STRIDE`.
+struct MaglevMmap {
+    ptr: *mut u8,
+    len: usize,
+}
+
+// SAFETY: the mapping is plain shared memory owned by this value; access goes through `&self` /
+// `&mut self` of the owning `Loader`, so moving it to another thread is fine.
+unsafe impl Send for MaglevMmap {}
+
+impl MaglevMmap {
+    fn new(fd: std::os::fd::BorrowedFd<'_>, entries: u32) -> Result<Self> {
+        let len = entries as usize * std::mem::size_of::<MaglevPair>();
+        // SAFETY: a fresh shared mapping of a BPF array map created with BPF_F_MMAPABLE, of at
+        // most its size; the kernel checks both and fails otherwise. Nothing aliases it.
+        let ptr = unsafe {
+            nix::libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                nix::libc::PROT_READ | nix::libc::PROT_WRITE,
+                nix::libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == nix::libc::MAP_FAILED {
+            return Err(Error::Io(std::io::Error::last_os_error()));
+        }
+        Ok(Self {
+            ptr: ptr.cast(),
+            len,
+        })
+    }
+
+    fn write(&mut self, first_slot: usize, slots: &[u32]) -> Result<()> {
+        let end = (first_slot + slots.len()) * MAGLEV_STRIDE;
+        if end > self.len {
+            return Err(Error::InvalidBackend(format!(
+                "Maglev slots {first_slot}.. beyond the map"
+            )));
+        }
+        for (i, id) in slots.iter().enumerate() {
+            // SAFETY: in bounds (checked above) and 4-byte aligned (page-aligned base, 4-byte
+            // stride). Volatile: the kernel's programs read this memory concurrently; a 4-byte
+            // aligned store is atomic, and a reader only uses its own half of a pair.
+            unsafe {
+                self.ptr
+                    .add((first_slot + i) * MAGLEV_STRIDE)
+                    .cast::<u32>()
+                    .write_volatile(*id);
+            }
+        }
+        // The slots must be visible before the service entry that points at them is updated.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+
+    fn read(&self, first_slot: usize, n: usize) -> Result<Vec<u32>> {
+        if (first_slot + n) * MAGLEV_STRIDE > self.len {
+            return Err(Error::InvalidBackend(format!(
+                "Maglev slots {first_slot}.. beyond the map"
+            )));
+        }
+        Ok((0..n)
+            .map(|i| {
+                // SAFETY: in bounds and aligned, as in `write`.
+                unsafe {
+                    self.ptr
+                        .add((first_slot + i) * MAGLEV_STRIDE)
+                        .cast::<u32>()
+                        .read_volatile()
+                }
+            })
+            .collect())
+    }
+}
+
+impl Drop for MaglevMmap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping `new` created; nothing refers to it afterwards.
+        unsafe {
+            nix::libc::munmap(self.ptr.cast(), self.len);
+        }
+    }
 }
 
 /// What one `BPF_PROG_TEST_RUN` returned.
@@ -68,7 +196,17 @@ pub struct RunResult {
 pub struct Loader {
     ebpf: Ebpf,
     maglev_m: u32,
+    max_services: u32,
+    max_backends: u32,
+    maglev: MaglevMmap,
+    /// Pinned program attachments this process created or took over.
+    links: Vec<PinnedLink>,
+    /// Pins removed at load because their geometry did not fit the configuration.
+    recreated: Vec<String>,
 }
+
+/// Maps whose size follows the service capacity or M: recreated together when that changes.
+const SERVICE_SIZED: [&str; 4] = [MAP_SERVICES, MAP_SERVICES4, MAP_MAGLEV, MAP_SVC_COUNTERS];
 
 const MAP_NAMES: [&str; 11] = [
     MAP_SERVICES,
@@ -93,12 +231,33 @@ impl Loader {
             ));
         }
         crate::maglev::check_table_size(cfg.maglev_m)?;
-        let tables = MAX_SERVICES * TABLES_PER_SERVICE * cfg.maglev_m;
+        if cfg.max_services == 0 || cfg.max_backends == 0 {
+            return Err(Error::InvalidBackend(
+                "service and backend capacity must be at least 1".into(),
+            ));
+        }
+        // Elements of two slots; the slot count (max_services × 2 × M) is even.
+        let tables = u32::try_from(
+            u64::from(cfg.max_services) * u64::from(TABLES_PER_SERVICE) * u64::from(cfg.maglev_m)
+                / 2,
+        )
+        .map_err(|_| {
+            Error::InvalidBackend(format!(
+                "{} services at M={} need more than 2^32 Maglev slots",
+                cfg.max_services, cfg.maglev_m
+            ))
+        })?;
         let mut loader = EbpfLoader::new();
         loader.map_max_entries(MAP_MAGLEV, tables);
+        loader.map_max_entries(MAP_SERVICES, cfg.max_services);
+        loader.map_max_entries(MAP_SERVICES4, cfg.max_services);
+        loader.map_max_entries(MAP_SVC_COUNTERS, cfg.max_services);
+        loader.map_max_entries(MAP_BACKENDS, cfg.max_backends);
+        let mut recreated = Vec::new();
         let pins: Vec<(&str, PathBuf)> = match &cfg.pin_dir {
             Some(dir) => {
                 ensure_bpffs(dir)?;
+                recreated = drop_misfit_pins(dir, cfg, tables)?;
                 MAP_NAMES.iter().map(|n| (*n, dir.join(n))).collect()
             }
             None => Vec::new(),
@@ -119,15 +278,61 @@ impl Loader {
         for name in [programs::TC_INGRESS, programs::TC_EGRESS] {
             tc_mut(&mut ebpf, name)?.load()?;
         }
+        let maglev = {
+            let data = map_data(&ebpf, MAP_MAGLEV)?;
+            MaglevMmap::new(data.fd().as_fd(), tables)?
+        };
         Ok(Self {
             ebpf,
             maglev_m: cfg.maglev_m,
+            max_services: cfg.max_services,
+            max_backends: cfg.max_backends,
+            maglev,
+            links: Vec::new(),
+            recreated,
         })
     }
 
     /// Maglev table size M the maps were sized for.
     pub fn maglev_m(&self) -> u32 {
         self.maglev_m
+    }
+
+    /// Service capacity the maps were sized for.
+    pub fn max_services(&self) -> u32 {
+        self.max_services
+    }
+
+    /// Backend capacity the maps were sized for.
+    pub fn max_backends(&self) -> u32 {
+        self.max_backends
+    }
+
+    /// Pinned maps [`Loader::load`] found with a geometry that did not fit and recreated empty
+    /// (their entries were lost).
+    pub fn recreated_pins(&self) -> &[String] {
+        &self.recreated
+    }
+
+    /// The node configuration (index 0 of the config map).
+    pub fn config(&self) -> Result<Config> {
+        let a: Array<&MapData, Config> = Array::try_from(map(&self.ebpf, MAP_CONFIG)?)?;
+        Ok(a.get(&0, 0)?)
+    }
+
+    /// Kernel memory charged for the maps (sum of `memlock` in `/proc/self/fdinfo`), in bytes.
+    pub fn map_memory(&self) -> Result<u64> {
+        let mut total = 0;
+        for name in MAP_NAMES {
+            let fd = map_data(&self.ebpf, name)?.fd().as_fd().as_raw_fd();
+            let text = std::fs::read_to_string(format!("/proc/self/fdinfo/{fd}"))?;
+            total += text
+                .lines()
+                .find_map(|l| l.strip_prefix("memlock:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        Ok(total)
     }
 
     /// Writes the node configuration.
@@ -217,26 +422,25 @@ impl Loader {
     /// Writes Maglev table number `table` (backend ids, one per slot; length M).
     pub fn write_table(&mut self, table: u32, slots: &[u32]) -> Result<()> {
         let m = self.maglev_m;
-        if slots.len() != m as usize || table >= MAX_SERVICES * TABLES_PER_SERVICE {
+        if slots.len() != m as usize || table >= self.max_services * TABLES_PER_SERVICE {
             return Err(Error::InvalidBackend(format!(
                 "table {table} of {} slots does not fit M={m}",
                 slots.len()
             )));
         }
-        let mut a: Array<&mut MapData, u32> =
-            Array::try_from(map_mut(&mut self.ebpf, MAP_MAGLEV)?)?;
-        let base = table * m;
-        for (i, id) in slots.iter().enumerate() {
-            a.set(base + i as u32, id, 0)?;
-        }
-        Ok(())
+        self.maglev.write(table as usize * m as usize, slots)
     }
 
     /// Reads Maglev table number `table`.
     pub fn read_table(&self, table: u32) -> Result<Vec<u32>> {
         let m = self.maglev_m;
-        let a: Array<&MapData, u32> = Array::try_from(map(&self.ebpf, MAP_MAGLEV)?)?;
-        (0..m).map(|i| Ok(a.get(&(table * m + i), 0)?)).collect()
+        if table >= self.max_services * TABLES_PER_SERVICE {
+            return Err(Error::InvalidBackend(format!(
+                "table {table} beyond {} services",
+                self.max_services
+            )));
+        }
+        self.maglev.read(table as usize * m as usize, m as usize)
     }
 
     /// Global counters summed over CPUs, in [`Counter::ALL`] order.
@@ -276,6 +480,92 @@ impl Loader {
     pub fn attach_tc(&mut self, ifname: &str) -> Result<()> {
         tc_mut(&mut self.ebpf, programs::TC_INGRESS)?.attach(ifname, TcAttachType::Ingress)?;
         tc_mut(&mut self.ebpf, programs::TC_EGRESS)?.attach(ifname, TcAttachType::Egress)?;
+        Ok(())
+    }
+
+    /// Attaches the XDP load balancer to `ifname` through a bpf_link pinned at `pin` (which
+    /// survives this process, also `kill -9`). When `pin` already holds a live link (an earlier
+    /// process's), its program is replaced atomically (`bpf_link_update`) instead, keeping that
+    /// link's mode: no packet meets the interface without the load balancer. A pinned link that
+    /// cannot be taken over (its interface is gone) is unpinned and a fresh one attached.
+    pub fn attach_xdp_pinned(
+        &mut self,
+        ifname: &str,
+        native: bool,
+        pin: &Path,
+    ) -> Result<Attachment> {
+        let prog = xdp_mut(&mut self.ebpf, programs::XDP_LB)?;
+        if let Some(old) = open_pinned_link(pin)? {
+            let taken = XdpLink::try_from(FdLink::from(old))
+                .map_err(Error::from)
+                .and_then(|link| Ok(prog.attach_to_link(link)?));
+            match taken {
+                Ok(id) => {
+                    // The kernel link is still pinned at `pin`: hold it through the pin.
+                    drop(FdLink::try_from(prog.take_link(id)?)?);
+                    self.links.push(PinnedLink::from_pin(pin)?);
+                    return Ok(Attachment::TakenOver);
+                }
+                Err(e) => {
+                    tracing::warn!(pin = %pin.display(), "pinned XDP link not taken over ({e}); attaching afresh");
+                    remove_pin(pin)?;
+                }
+            }
+        }
+        let id = match native {
+            true => match prog.attach(ifname, XdpMode::Driver) {
+                Ok(id) => id,
+                Err(_) => prog.attach(ifname, XdpMode::Skb)?,
+            },
+            false => prog.attach(ifname, XdpMode::Skb)?,
+        };
+        let link = FdLink::try_from(prog.take_link(id)?).map_err(|_| not_a_bpf_link(ifname))?;
+        self.links.push(link.pin(pin)?);
+        Ok(Attachment::Attached)
+    }
+
+    /// Attaches one backend-node TC program (`Ingress`: Geneve decap, `Egress`: reverse NAT)
+    /// to `ifname` through a tcx link pinned at `pin`, or takes over the link pinned there, as
+    /// [`Loader::attach_xdp_pinned`] does.
+    pub fn attach_tc_pinned(
+        &mut self,
+        ifname: &str,
+        direction: TcAttachType,
+        pin: &Path,
+    ) -> Result<Attachment> {
+        let name = match direction {
+            TcAttachType::Egress => programs::TC_EGRESS,
+            _ => programs::TC_INGRESS,
+        };
+        let prog = tc_mut(&mut self.ebpf, name)?;
+        if let Some(old) = open_pinned_link(pin)? {
+            let taken = SchedClassifierLink::try_from(FdLink::from(old))
+                .map_err(Error::from)
+                .and_then(|link| Ok(prog.attach_to_link(link)?));
+            match taken {
+                Ok(id) => {
+                    drop(FdLink::try_from(prog.take_link(id)?)?);
+                    self.links.push(PinnedLink::from_pin(pin)?);
+                    return Ok(Attachment::TakenOver);
+                }
+                Err(e) => {
+                    tracing::warn!(pin = %pin.display(), "pinned TC link not taken over ({e}); attaching afresh");
+                    remove_pin(pin)?;
+                }
+            }
+        }
+        let id = prog.attach(ifname, direction)?;
+        let link = FdLink::try_from(prog.take_link(id)?).map_err(|_| not_a_bpf_link(ifname))?;
+        self.links.push(link.pin(pin)?);
+        Ok(Attachment::Attached)
+    }
+
+    /// Detaches every pinned attachment this loader holds and removes its pin.
+    pub fn detach_pinned(&mut self) -> Result<()> {
+        for link in self.links.drain(..) {
+            // Unpinning leaves our fd as the last reference; dropping it detaches.
+            drop(link.unpin()?);
+        }
         Ok(())
     }
 
@@ -324,6 +614,85 @@ impl Loader {
     }
 }
 
+/// How [`Loader::attach_xdp_pinned`] / [`Loader::attach_tc_pinned`] got the program attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attachment {
+    /// A new link was created and pinned.
+    Attached,
+    /// The link an earlier process pinned now runs this process's program.
+    TakenOver,
+}
+
+fn open_pinned_link(pin: &Path) -> Result<Option<PinnedLink>> {
+    if !pin.exists() {
+        return Ok(None);
+    }
+    Ok(Some(PinnedLink::from_pin(pin)?))
+}
+
+fn remove_pin(pin: &Path) -> Result<()> {
+    match std::fs::remove_file(pin) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn not_a_bpf_link(ifname: &str) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "{ifname}: the kernel attached through netlink, not a bpf_link: cannot pin the attachment"
+    )))
+}
+
+/// Removes pinned maps under `dir` whose size does not fit `cfg` (the whole service-sized group
+/// when one of them misfits, since service ids index all of them). Returns their names.
+fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<String>> {
+    let fits = |name: &str, want: u32| -> Result<bool> {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Ok(true);
+        }
+        let info = MapInfo::from_pin(&path)?;
+        Ok(info.max_entries() == want
+            && (name != MAP_MAGLEV
+                || (info.map_flags() & BPF_F_MMAPABLE != 0
+                    && info.value_size() as usize == std::mem::size_of::<MaglevPair>())))
+    };
+    let mut group_fits = fits(MAP_SERVICES, cfg.max_services)?
+        && fits(MAP_SERVICES4, cfg.max_services)?
+        && fits(MAP_SVC_COUNTERS, cfg.max_services)?
+        && fits(MAP_MAGLEV, tables)?;
+    // Same slot count with another M (say 2×M and half the services) still misfits.
+    let cfg_pin = dir.join(MAP_CONFIG);
+    if group_fits && cfg_pin.exists() {
+        let a: Array<MapData, Config> =
+            Array::try_from(aya::maps::Map::Array(MapData::from_pin(&cfg_pin)?))?;
+        let m = a.get(&0, 0)?.maglev_m;
+        group_fits = m == 0 || m == cfg.maglev_m;
+    }
+    let mut removed = Vec::new();
+    let mut drop_pin = |name: &str| -> Result<()> {
+        let path = dir.join(name);
+        if path.exists() {
+            remove_pin(&path)?;
+            removed.push(name.to_owned());
+        }
+        Ok(())
+    };
+    if !group_fits {
+        for name in SERVICE_SIZED {
+            drop_pin(name)?;
+        }
+    }
+    if !fits(MAP_BACKENDS, cfg.max_backends)? {
+        drop_pin(MAP_BACKENDS)?;
+    }
+    if !removed.is_empty() {
+        tracing::warn!(pin_dir = %dir.display(), maps = ?removed, "pinned maps of another size recreated empty");
+    }
+    Ok(removed)
+}
+
 /// The in-use slots of a backend array.
 pub(crate) fn backends_in<T: std::borrow::Borrow<MapData>>(
     a: &Array<T, BackendValue>,
@@ -361,6 +730,16 @@ where
 fn map<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a aya::maps::Map> {
     ebpf.map(name)
         .ok_or_else(|| Error::MissingObject(name.to_string()))
+}
+
+fn map_data<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a MapData> {
+    use aya::maps::Map;
+    match map(ebpf, name)? {
+        Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::PerCpuArray(d) => Ok(d),
+        _ => Err(Error::MissingObject(format!(
+            "{name} (unexpected map type)"
+        ))),
+    }
 }
 
 fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut aya::maps::Map> {
@@ -444,6 +823,32 @@ pub fn unpin_maps(dir: &Path) -> Result<usize> {
     }
     Ok(removed)
 }
+
+/// Removes the program links pinned under `dir` (`link_*`), which detaches those programs.
+/// Returns how many were removed.
+pub fn unpin_links(dir: &Path) -> Result<usize> {
+    let mut removed = 0;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(LINK_PIN_PREFIX)
+        {
+            remove_pin(&entry.path())?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// File-name prefix of pinned program links in a pin directory.
+pub const LINK_PIN_PREFIX: &str = "link_";
 
 /// Whether any map is pinned under `dir` (a previous agent's state).
 pub fn has_pinned_maps(dir: &Path) -> bool {

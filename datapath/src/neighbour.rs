@@ -243,17 +243,34 @@ pub fn local_ipv4s() -> Result<std::collections::BTreeSet<Ipv4Addr>> {
         .collect())
 }
 
-/// The MTU of interface `ifname`, from sysfs. sysfs shows the network namespace it was mounted
-/// in: right under `ip netns exec` (which mounts it afresh), not after a bare `setns`.
+/// The MTU of interface `ifname` in the calling thread's network namespace (`SIOCGIFMTU` on a
+/// socket opened there; sysfs would show the namespace it was mounted in instead).
 pub fn interface_mtu(ifname: &str) -> Result<u16> {
-    let path = format!("/sys/class/net/{ifname}/mtu");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| Error::Neighbour(format!("{path}: {e}")))?;
-    let mtu: u32 = text
-        .trim()
-        .parse()
-        .map_err(|_| Error::Neighbour(format!("{path}: {text:?} is not an MTU")))?;
-    Ok(u16::try_from(mtu).unwrap_or(u16::MAX))
+    use std::os::fd::AsRawFd as _;
+    let name = ifname.as_bytes();
+    // SAFETY: `ifreq` is plain old data; all zeroes is a valid value.
+    let mut req: nix::libc::ifreq = unsafe { std::mem::zeroed() };
+    if name.is_empty() || name.len() >= req.ifr_name.len() {
+        return Err(Error::Neighbour(format!(
+            "{ifname:?} is not an interface name"
+        )));
+    }
+    for (dst, src) in req.ifr_name.iter_mut().zip(name) {
+        *dst = *src as nix::libc::c_char;
+    }
+    let sock = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
+    // SAFETY: SIOCGIFMTU reads a NUL-terminated name from and writes the MTU into `req`, which
+    // lives across the call; the socket fd is valid.
+    let rc = unsafe { nix::libc::ioctl(sock.as_raw_fd(), nix::libc::SIOCGIFMTU, &mut req) };
+    if rc != 0 {
+        return Err(Error::Neighbour(format!(
+            "MTU of {ifname}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    // SAFETY: SIOCGIFMTU filled the `ifru_mtu` member.
+    let mtu = unsafe { req.ifr_ifru.ifru_mtu };
+    Ok(u16::try_from(mtu.max(0)).unwrap_or(u16::MAX))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! `datapath status`: reads the pinned maps of a running datapath (no programs loaded) and renders
-//! services, backends and counters as text or JSON. I/O: bpf() reads of pinned maps only.
+//! Datapath status (for the `herald` CLI and `Datapath::status`): reads the pinned maps of a
+//! running datapath (no programs loaded) and renders services, backends and counters as text or
+//! JSON. I/O: bpf() reads of pinned maps only.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;

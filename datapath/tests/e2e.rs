@@ -107,6 +107,7 @@ impl Lab {
                 let mut l = Loader::load(&LoadConfig {
                     maglev_m: M,
                     pin_dir: None,
+                    ..LoadConfig::default()
                 })
                 .expect("load eBPF");
                 let mac = neighbour::interface_mac("eth0").expect("uplink MAC");
@@ -142,7 +143,7 @@ impl Lab {
             let mut lb = LbNode {
                 name: ns.name().to_owned(),
                 loader,
-                reconciler: Reconciler::new(M, seed).expect("reconciler"),
+                reconciler: Reconciler::new(M, seed, 256, 4096).expect("reconciler"),
                 next_hops,
             };
             lb.program(&backends());

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes Maglev known-answer tables for speaker/tests/maglev_kat.rs.
+"""Writes Maglev known-answer tables for datapath/tests/maglev_kat.rs.
 
 An independent computation of Cilium's Maglev method (pkg/maglev): backends sorted by the key
 string "[ip:port/PROTO,State:active]" ("[[ip]:port/..." for IPv6), MurmurHash3_x64_128 of the key

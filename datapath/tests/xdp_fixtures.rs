@@ -167,6 +167,7 @@ fn lab(mtu: u16) -> Lab {
     let mut loader = Loader::load(&LoadConfig {
         maglev_m: M,
         pin_dir: None,
+        ..LoadConfig::default()
     })
     .expect("load eBPF object");
     let seed = Seed::default();
@@ -789,7 +790,7 @@ print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inne
 }
 
 /// Maps pinned in bpffs survive the loader (an agent restart): a second loader reuses them, and
-/// `datapath status --json` reads them.
+/// `Status::read_pinned` reads them.
 #[test]
 fn pinned_maps_survive_reload_and_status_reads_them() {
     if !root() {
@@ -816,6 +817,7 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
         let mut first = Loader::load(&LoadConfig {
             maglev_m: M,
             pin_dir: Some(dir.clone()),
+            ..LoadConfig::default()
         })
         .expect("load pinned");
         first
@@ -833,14 +835,14 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
     let second = Loader::load(&LoadConfig {
         maglev_m: M,
         pin_dir: Some(dir.clone()),
+        ..LoadConfig::default()
     })
     .expect("reload pinned");
     let services = second.services().expect("services");
     assert_eq!(services.len(), 1, "service survived the reload");
     assert_eq!(services[0].1.id, 7);
-    // What `herald datapath status` reads: the pinned maps, from outside the loader.
     let v = datapath::status::Status::read_pinned(&dir)
-        .expect("read the pinned maps")
+        .expect("status from the pins")
         .to_json();
     assert_eq!(v["services"][0]["vip"], "10.96.0.1");
     assert_eq!(v["services"][0]["port"], 8080);

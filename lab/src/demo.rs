@@ -169,8 +169,29 @@ pub mod step {
     pub const HTTP: &str = "HTTP via VIP";
     /// Reply observed leaving a backend node with the service IP as source after DSR.
     pub const DSR: &str = "DSR proof";
+    /// One node's agent killed with SIGKILL and restarted while the client keeps requesting.
+    pub const RESTART: &str = "agent kill -9";
     /// `lab down` (or kept).
     pub const TEARDOWN: &str = "teardown";
+}
+
+/// The node whose agent the restart row kills.
+const RESTARTED_NODE: &str = "node2";
+/// Requests the client sends during the restart row (one every [`RESTART_GAP`]).
+const RESTART_REQUESTS: usize = 100;
+/// Pause between two of those requests.
+const RESTART_GAP: Duration = Duration::from_millis(40);
+
+/// `(answered, failed)` from the client loop's output: one HTTP status per line (`000`: no
+/// answer within the request's timeout).
+pub fn http_outcomes(text: &str) -> (usize, usize) {
+    let codes: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let ok = codes.iter().filter(|c| **c == "200").count();
+    (ok, codes.len() - ok)
 }
 
 /// Next hops of a route as `ip route show PREFIX` prints it: `via X` on the route line or one
@@ -237,7 +258,6 @@ pub fn run(
             ),
         })?;
     let service = DemoService::load(conf)?;
-    let service_conf = conf.to_path_buf();
     let mut report = Report::default();
     let mut emit = |step: &'static str, outcome: Outcome| {
         let row = Row { step, outcome };
@@ -274,7 +294,6 @@ pub fn run(
         state: &state,
         plan,
         service,
-        service_conf: &service_conf,
     }
     .run_all(&mut emit);
     let teardown = if keep {
@@ -303,7 +322,6 @@ struct Steps<'a> {
     plan: &'a DemoPlan,
     /// The service; its address is filled in from the agents' lb-ipam allocations.
     service: DemoService,
-    service_conf: &'a Path,
 }
 
 impl Steps<'_> {
@@ -337,7 +355,10 @@ impl Steps<'_> {
                 emit(step::HTTP, Outcome::NotYet(why.clone()));
                 emit(step::DSR, Outcome::NotYet(why));
             }
-            Outcome::Done(_) => self.http_and_dsr(emit),
+            Outcome::Done(_) => {
+                self.http_and_dsr(emit);
+                emit(step::RESTART, self.agent_restart());
+            }
             Outcome::NotYet(_) => {
                 let why = "a route from the ToR to the service IP";
                 emit(step::HTTP, Outcome::NotYet(why.into()));
@@ -353,6 +374,89 @@ impl Steps<'_> {
                     Outcome::Skipped("no route to the service IP".into()),
                 );
             }
+        }
+    }
+
+    /// Kills one node's agent with SIGKILL and starts it again while the client requests the VIP
+    /// without pause; counts failed requests and watches the ToR's paths to the VIP. The pinned
+    /// programs and maps keep forwarding while the agent is gone; graceful restart keeps the
+    /// ToR's path; the restarted agent adopts the maps and announces at once.
+    fn agent_restart(&self) -> Outcome {
+        let vip = self.service.vip.to_string();
+        let script = format!(
+            "i=0; while [ $i -lt {RESTART_REQUESTS} ]; do \
+             curl -s -o /dev/null -m 1 -w '%{{http_code}}\\n' {url} || true; \
+             i=$((i+1)); sleep {gap}; done",
+            url = self.url(),
+            gap = RESTART_GAP.as_secs_f64(),
+        );
+        let argv = ["sh".to_owned(), "-c".to_owned(), script];
+        let client = match self
+            .runner
+            .exec_command(Some(&self.topo.name), self.plan.client, &argv)
+        {
+            Ok(mut c) => c
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn(),
+            Err(e) => return Outcome::Failed(format!("client loop: {e}")),
+        };
+        let client = match client {
+            Ok(c) => c,
+            Err(e) => return Outcome::Failed(format!("client loop: {e}")),
+        };
+        let tor = format!("clab-{}-{}", self.topo.name, self.plan.tor);
+        let route_vip = vip.clone();
+        let paths_now = move || -> usize {
+            std::process::Command::new("ip")
+                .args(["-n", &tor, "route", "show", &route_vip])
+                .output()
+                .map(|o| {
+                    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+                    fib_next_hops(&text).len()
+                })
+                .unwrap_or(0)
+        };
+        let watch_for = RESTART_GAP * RESTART_REQUESTS as u32;
+        let watcher = std::thread::spawn(move || {
+            let started = Instant::now();
+            let mut min = usize::MAX;
+            let mut samples = 0;
+            while started.elapsed() < watch_for {
+                min = min.min(paths_now());
+                samples += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            (min, samples)
+        });
+        std::thread::sleep(Duration::from_secs(1));
+        let restarted = self.runner.crash_and_restart_agent(
+            &self.topo.name,
+            RESTARTED_NODE,
+            Duration::from_secs(1),
+        );
+        let output = client.wait_with_output();
+        let (min_paths, samples) = watcher.join().unwrap_or((0, 0));
+        if let Err(e) = restarted {
+            return Outcome::Failed(format!("restart of {RESTARTED_NODE}'s agent: {e}"));
+        }
+        let (answered, failed) = match output {
+            Ok(o) => http_outcomes(&String::from_utf8_lossy(&o.stdout)),
+            Err(e) => return Outcome::Failed(format!("client loop: {e}")),
+        };
+        let paths = self.plan.nodes.len();
+        let text = format!(
+            "{RESTARTED_NODE}'s agent killed (SIGKILL) and restarted 1 s later while the client \
+             sent {} requests to {vip}: {failed} failed; the ToR kept {min_paths} of {paths} \
+             paths throughout ({samples} samples; graceful restart, pinned maps and links kept \
+             forwarding)",
+            answered + failed
+        );
+        if failed == 0 && min_paths == paths && answered > 0 {
+            Outcome::Done(text)
+        } else {
+            Outcome::Failed(text)
         }
     }
 
@@ -440,21 +544,14 @@ impl Steps<'_> {
                 None,
             );
         };
-        let conf = self
-            .service_conf
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
         (
-            Outcome::Done(
-                format!(
-                    "{vip} allocated by lb-ipam to service `{}` on {} ({}; no file names the \
+            Outcome::Done(format!(
+                "{vip} allocated by lb-ipam to service `{}` on {} ({}; no file names the \
                  address), announced as LoadBalancerIP",
-                    self.service.name,
-                    self.plan.nodes.join(", "),
-                    self.plan.service_ip_source,
-                ) + &format!(" [{conf}]"),
-            ),
+                self.service.name,
+                self.plan.nodes.join(", "),
+                self.plan.service_ip_source,
+            )),
             Some(vip),
         )
     }
@@ -943,6 +1040,12 @@ mod tests {
         let text = "9: eth1    inet 10.0.1.2/30 scope global eth1\\       valid_lft forever preferred_lft forever\n";
         assert_eq!(uplink_addresses(text), vec![Ipv4Addr::new(10, 0, 1, 2)]);
         assert!(uplink_addresses("").is_empty());
+    }
+
+    #[test]
+    fn http_outcomes_count_every_non_200_as_failed() {
+        assert_eq!(http_outcomes("200\n200\n000\n503\n\n200\n"), (3, 2));
+        assert_eq!(http_outcomes(""), (0, 0));
     }
 
     #[test]

@@ -94,6 +94,14 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
         replies, 12,
         "each of the 12 flows replied from exactly one node"
     );
+    // One agent killed with SIGKILL and restarted under load: nothing failed, no path lost.
+    let restart = row(&table, "agent kill -9");
+    assert!(
+        restart.contains(" ok ")
+            && restart.contains(": 0 failed;")
+            && restart.contains("the ToR kept 3 of 3 paths throughout"),
+        "{restart}"
+    );
     assert!(row(&table, "teardown").contains("kept up"));
 
     // The lab is still up and what the table claims is visible from outside the demo.

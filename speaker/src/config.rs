@@ -661,18 +661,23 @@ pub fn load_datapath_section(path: &Path) -> Result<datapath::config::DatapathCo
         path: path.to_owned(),
         source,
     })?;
-    let section: datapath::config::DatapathConfig =
-        serde_saphyr::from_str(&text).map_err(|error| ConfigError::Parse {
+    datapath::config::DatapathConfig::parse(&text, &origin).map_err(|error| match error {
+        datapath::Error::Config {
+            path,
+            line,
+            key,
+            message,
+        } => ConfigError::Invalid {
+            path,
+            line,
+            key,
+            message,
+        },
+        other => ConfigError::Parse {
             path: origin.clone(),
-            message: error.to_string(),
-        })?;
-    section.validate().map_err(|e| ConfigError::Invalid {
-        path: origin,
-        line: 0,
-        key: "datapath".into(),
-        message: e.to_string(),
-    })?;
-    Ok(section)
+            message: other.to_string(),
+        },
+    })
 }
 
 /// Cross-field rules that serde cannot express.

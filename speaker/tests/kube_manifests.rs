@@ -126,7 +126,7 @@ fn check_object(doc: &Value) -> Result<(), String> {
             typed::<ConfigMap>(doc)?;
             // The datapath overlay's section must be one the agent accepts.
             match doc["data"]["datapath.yaml"].as_str() {
-                Some(text) => datapath::config::parse(text, "ConfigMap datapath.yaml")
+                Some(text) => datapath::DatapathConfig::parse(text, "ConfigMap datapath.yaml")
                     .map(|_| ())
                     .map_err(|e| e.to_string()),
                 None => Ok(()),

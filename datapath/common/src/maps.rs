@@ -11,8 +11,13 @@ pub const MAP_SERVICES4: &str = "HERALD_SVC4";
 /// Backends: array indexed by backend id (`0..MAX_BACKENDS`) → [`BackendValue`]; a free slot is
 /// all zeroes (`family` 0).
 pub const MAP_BACKENDS: &str = "HERALD_BE";
-/// Maglev tables, flattened: `table_index * M + slot` → backend id.
+/// Maglev tables, flattened: global slot `g = table_index * M + slot` holds a backend id, two
+/// slots per element ([`MaglevPair`]): element `g / 2`, half `g % 2`. The kernel stores array
+/// values in 8-byte elements, so a `u32` value would waste half the map; a pair wastes nothing,
+/// and in user space (mmap) the map is one contiguous `u32` array.
 pub const MAP_MAGLEV: &str = "HERALD_MAGLEV";
+/// One element of the Maglev map: two consecutive slots.
+pub type MaglevPair = [u32; 2];
 /// Node configuration: index 0 → [`Config`].
 pub const MAP_CONFIG: &str = "HERALD_CFG";
 /// Flows this LB node has seen: [`FlowKey`] → [`FlowValue`] (LRU).
@@ -31,15 +36,21 @@ pub const MAP_COUNTERS: &str = "HERALD_CNT";
 /// Per-CPU per-service counters by service id → [`ServiceCounters`].
 pub const MAP_SVC_COUNTERS: &str = "HERALD_SVCCNT";
 
-/// Most services the maps hold (service ids are `0..MAX_SERVICES`).
+/// Service capacity compiled into the object (service ids are `0..max`). The loader overrides it
+/// at load time (`maxServices`), sizing the service maps, the per-service counters and the
+/// Maglev map.
 pub const MAX_SERVICES: u32 = 256;
-/// Most backends the maps hold.
+/// Backend capacity compiled into the object; the loader overrides it at load time
+/// (`maxBackends`).
 pub const MAX_BACKENDS: u32 = 4096;
+/// `BPF_F_MMAPABLE`: the Maglev map can be mapped into user space, so the loader writes a whole
+/// table with one `memcpy` instead of one `bpf()` call per slot.
+pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Flow LRU size on the LB node (each of the IPv4 TCP, IPv4 UDP and IPv6 flow maps).
 pub const MAX_FLOWS: u32 = 65536;
 /// Reverse-NAT LRU size on the backend node.
 pub const MAX_REVNAT: u32 = 65536;
-/// Maglev table slots per service (two per service: active and standby for atomic swaps).
+/// Maglev tables per service (two: active and standby, for atomic swaps).
 pub const TABLES_PER_SERVICE: u32 = 2;
 
 /// Service flag: session affinity (the client port is left out of the hash).

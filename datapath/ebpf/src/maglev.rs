@@ -35,5 +35,6 @@ pub fn select(svc: &ServiceValue, hash: u32, m: u32) -> Option<u32> {
         return None;
     }
     let index = svc.table.checked_mul(m)?.checked_add(hash % m)?;
-    MAGLEV.get(index).copied()
+    let pair = MAGLEV.get(index / 2)?;
+    Some(if index & 1 == 0 { pair[0] } else { pair[1] })
 }

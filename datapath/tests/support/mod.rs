@@ -1,7 +1,7 @@
 //! The end-to-end topology the datapath's netns tests share (`e2e.rs` drives the programs
-//! in-process, `run.rs` through `datapath run`): client, router, two LB nodes and two backend
-//! nodes in network namespaces, the backends' HTTP servers, packet captures and the HTTP client
-//! helpers. Everything is an RAII guard; namespaces and processes go on drop, also on failure.
+//! through the loader, `driver.rs` through the `Datapath` library): client, router, two LB nodes
+//! and two backend nodes in network namespaces, the backends' HTTP servers, packet captures and
+//! the HTTP client helpers. Everything is an RAII guard; namespaces and processes go on drop, also on failure.
 //!
 //! ```text
 //!                       ┌─ lb1 (XDP Maglev + Geneve DSR on eth0)
@@ -127,7 +127,7 @@ pub(crate) fn sysctl(ns: &Netns, key: &str, value: &str) {
 
 impl Net {
     /// Builds the topology. With `backend_tc`, the backend nodes' TC programs are loaded and
-    /// attached here (in-process); without, the caller attaches them (e.g. with `datapath run`).
+    /// attached here (in-process); without, the caller attaches them (e.g. with `Datapath`).
     pub(crate) fn new(test: &str, backend_tc: bool) -> Self {
         let lab = TestLab::new(test).expect("test lab");
         let client = lab.netns("client").expect("netns");
@@ -188,6 +188,7 @@ impl Net {
                     let mut l = Loader::load(&LoadConfig {
                         maglev_m: 251,
                         pin_dir: None,
+                        ..LoadConfig::default()
                     })
                     .expect("load eBPF");
                     l.attach_tc("eth0").expect("attach TC");

@@ -5,6 +5,7 @@
 //! [`crate::process`], [`crate::frr`], and the state directory ([`state`]).
 
 pub mod images;
+mod restart;
 pub mod state;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,25 @@ const SPEAKER_SETTLE: Duration = Duration::from_millis(500);
 
 /// Where a `herald-l2` node's status snapshot is written, relative to its node directory.
 pub const L2_STATUS_FILE: &str = "l2-status.json";
+
+/// The program name the agent's process is recorded under.
+const AGENT: &str = "herald";
+
+/// `herald agent` for a node: its config copy, its pin directory, its node directory as the
+/// working directory (control socket, lb-ipam and graceful-restart state live there).
+fn agent_args<'c>(
+    c: &'c mut Command,
+    conf: &Path,
+    pins: &Path,
+    node_dir: &Path,
+) -> &'c mut Command {
+    c.arg("agent")
+        .arg("--config")
+        .arg(conf)
+        .arg("--pin-dir")
+        .arg(pins)
+        .current_dir(node_dir)
+}
 
 /// Spawns `c` as `name` and checks that it is still running after [`SPEAKER_SETTLE`].
 fn start_settled(name: &str, c: Command, node_dir: &Path, node: &str) -> Result<ChildProcess> {
@@ -380,14 +400,8 @@ impl Runner {
                         // Each node pins its maps and program links in its own directory.
                         let pins = self.lab_bpffs(dir, state)?.join(&node.name);
                         let mut c = netns.command(&bin);
-                        c.arg("agent")
-                            .arg("--config")
-                            .arg(&conf)
-                            .arg("--pin-dir")
-                            .arg(&pins)
-                            .envs(&node.env)
-                            .current_dir(&node_dir);
-                        started.push(start_settled("herald", c, &node_dir, &node.name)?);
+                        agent_args(&mut c, &conf, &pins, &node_dir).envs(&node.env);
+                        started.push(start_settled(AGENT, c, &node_dir, &node.name)?);
                     }
                 }
                 Program::Plain => {

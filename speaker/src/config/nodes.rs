@@ -70,10 +70,18 @@ pub(super) fn validate(config: &Config, origin: &str) -> Result<(), ConfigError>
     let Some(datapath) = &config.datapath else {
         return Ok(());
     };
-    datapath
-        .value
-        .validate()
-        .map_err(|e| invalid(datapath.referenced.line(), "datapath".into(), e.to_string()))?;
+    if let Err(error) = datapath.value.validate(origin) {
+        return Err(match error {
+            ::datapath::Error::Config {
+                line, key, message, ..
+            } => invalid(line, key, message),
+            other => invalid(
+                datapath.referenced.line(),
+                "datapath".into(),
+                other.to_string(),
+            ),
+        });
+    }
     for (index, service) in config.services.iter().enumerate() {
         for (e, endpoint) in service.value.endpoints.iter().enumerate() {
             if !seen.contains_key(endpoint.node_name.as_str()) {

@@ -189,10 +189,10 @@ fn run(
                     Ok(report) => {
                         dirty = false;
                         next_refresh = Instant::now()
-                            + if report.unresolved.is_empty() {
-                                refresh_interval(&cfg.config)
-                            } else {
+                            + if report.retry_soon {
                                 RETRY
+                            } else {
+                                refresh_interval(&cfg.config)
                             };
                         DatapathState {
                             attached: true,
@@ -257,7 +257,7 @@ fn run(
 }
 
 fn refresh_interval(cfg: &DatapathConfig) -> Duration {
-    Duration::from_secs(cfg.neighbour_refresh_seconds.max(1))
+    cfg.neighbour_refresh().max(Duration::from_secs(1))
 }
 
 fn answer_status(

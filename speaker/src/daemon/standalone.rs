@@ -71,13 +71,17 @@ pub async fn run(options: Options) -> Result<()> {
         health: Health::default(),
         config,
     };
-    let gated = running.serving.update(&running.config, &running.services);
+    // Nothing is announced yet, so the table goes to the datapath first; BGP and L2 start with
+    // what it serves once it has applied it (or said why it cannot).
+    running.serving.update(&running.config, &running.services);
+    running.serving.commit();
+    running.serving.settled(super::FIRST_APPLY).await;
+    let gated = running.serving.regate(&running.services);
     let l2_services = running.l2_services(&gated);
     running.l2 = L2::start(&running.config, l2_services)?;
     if running.config.bgp.is_some() {
         running.instance = Some(Instance::start(running.config.clone(), gated).await?);
     }
-    running.serving.commit();
     running.health.set_applied(running.serving.state());
 
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
