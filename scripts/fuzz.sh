@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-#! Runs every bgp-proto cargo-fuzz target for a bounded time, seeded with the golden vectors.
+#! Runs every cargo-fuzz target (bgp-proto's, seeded with the golden vectors, and arp-responder's)
+#! for a bounded time.
 #! Usage: scripts/fuzz.sh SECONDS_PER_TARGET   (default 60). Fails if any target finds a crash;
-#! the crashing input is left in bgp-proto/fuzz/artifacts/<target>/ to turn into a unit test.
+#! the crashing input is left in <project>/fuzz/artifacts/<target>/ to turn into a unit test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -13,28 +14,41 @@ fi
 
 # cargo-fuzz needs nightly flags (-Z sanitizer); RUSTC_BOOTSTRAP lets stable rustc accept them.
 export RUSTC_BOOTSTRAP=1
-cd bgp-proto/fuzz
-targets=$(cargo fuzz list)
-
-# Seed each corpus from the captured vectors (OPEN/UPDATE/... frames from real daemons).
 shopt -s nullglob globstar
-vectors=(../tests/vectors/**/*.bin)
-for t in $targets; do
-    mkdir -p "corpus/$t"
-    for v in "${vectors[@]}"; do
-        cp -n "$v" "corpus/$t/$(basename "$(dirname "$v")")-$(basename "$v")"
-    done
-done
-
+root=$(pwd)
 failed=()
-for t in $targets; do
-    echo "== fuzz $t (${secs}s)"
-    if ! cargo fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1; then
-        failed+=("$t")
-    fi
-done
+count=0
+
+# Runs every target of the cargo-fuzz project in $1, corpora seeded from the files matching $2.
+fuzz_project() {
+    local dir=$1 seeds=$2
+    cd "$root/$dir"
+    local targets
+    targets=$(cargo fuzz list)
+    local vectors=($seeds)
+    for t in $targets; do
+        mkdir -p "corpus/$t"
+        for v in "${vectors[@]}"; do
+            cp -n "$v" "corpus/$t/$(basename "$(dirname "$v")")-$(basename "$v")"
+        done
+    done
+    for t in $targets; do
+        echo "== fuzz $dir $t (${secs}s)"
+        count=$((count + 1))
+        if ! cargo fuzz run "$t" -- -max_total_time="$secs" -print_final_stats=1; then
+            failed+=("$dir:$t")
+        fi
+    done
+    cd "$root"
+}
+
+# bgp-proto: seeded with the OPEN/UPDATE/... frames captured from real daemons.
+fuzz_project bgp-proto/fuzz "../tests/vectors/**/*.bin"
+# arp-responder: the L2 heartbeat decoder (untrusted frames from the segment).
+fuzz_project arp-responder/fuzz ""
+
 if ((${#failed[@]})); then
-    echo "fuzz: crashes in: ${failed[*]} (inputs under bgp-proto/fuzz/artifacts/)" >&2
+    echo "fuzz: crashes in: ${failed[*]} (inputs under <project>/artifacts/)" >&2
     exit 1
 fi
-echo "fuzz: $(wc -w <<<"$targets") targets ran ${secs}s each without a crash"
+echo "fuzz: $count targets ran ${secs}s each without a crash"

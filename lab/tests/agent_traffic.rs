@@ -1,0 +1,336 @@
+//! The one agent under real traffic, on copies of the shipped `bgp-ecmp` topology: real FRR on the
+//! ToR, `herald agent` on three nodes (BGP, lb-ipam, XDP Maglev + Geneve DSR), python HTTP servers
+//! as pods, curl as the client.
+//!
+//! - `externalTrafficPolicy: Local`: the ToR gets paths only from nodes with a local endpoint, the
+//!   pods see the client's own address, and the node without one has no datapath entry (it
+//!   neither announces nor sends the flow to another node).
+//! - Endpoint churn 3 → 2 → 4 while long downloads run: streams to surviving backends complete;
+//!   growing the backend set breaks no stream.
+//!
+//! Needs root, FRR and bpffs (`scripts/setup.sh`).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use herald_lab::wait_until;
+use support::{ShippedLab, ensure_binary, is_root};
+
+const VIP: &str = "10.200.0.10";
+const UP: Duration = Duration::from_secs(60);
+/// Size of each pod's download file.
+const BIG: usize = 6 << 20;
+
+fn topology_dir(lab: &ShippedLab) -> PathBuf {
+    lab.file()
+        .parent()
+        .map(|p| p.join("bgp-ecmp"))
+        .unwrap_or_default()
+}
+
+/// Rewrites the `endpoints:` list of every node's agent config in `dir/nodeN/herald.yaml` (before
+/// `up`) or of the running copies (after), and optionally the traffic policy.
+fn set_endpoints(configs: &[PathBuf], endpoints: &[(&str, &str)], local: bool) {
+    let list: String = endpoints
+        .iter()
+        .map(|(ip, node)| format!("      - {{ ip: {ip}, nodeName: {node}, port: 8080 }}\n"))
+        .collect();
+    for path in configs {
+        let text = std::fs::read_to_string(path).expect("agent config");
+        let start = text.find("    endpoints:\n").expect("endpoints list");
+        let end = text[start..]
+            .find("# The cluster's nodes")
+            .map(|i| start + i)
+            .expect("end of endpoints");
+        let policy = if local {
+            "    externalTrafficPolicy: Local\n"
+        } else {
+            ""
+        };
+        let new = format!(
+            "{}{policy}    endpoints:\n{list}{}",
+            &text[..start],
+            &text[end..]
+        );
+        // Write-and-rename, as an editor would: the agent sees one complete file.
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, new).expect("write config");
+        std::fs::rename(&tmp, path).expect("rename config");
+    }
+}
+
+fn shipped_configs(lab: &ShippedLab) -> Vec<PathBuf> {
+    (1..=3)
+        .map(|n| topology_dir(lab).join(format!("node{n}/herald.yaml")))
+        .collect()
+}
+
+fn running_configs(lab: &ShippedLab) -> Vec<PathBuf> {
+    (1..=3)
+        .map(|n| {
+            lab.node_dir(&format!("node{n}"))
+                .join("binds/etc/herald/herald.yaml")
+        })
+        .collect()
+}
+
+/// Next hops of the ToR's kernel route to the VIP.
+fn tor_paths(lab: &ShippedLab) -> Vec<String> {
+    let (_, text) = lab.exec("tor", &["ip", "route", "show", VIP]);
+    text.split_whitespace()
+        .zip(text.split_whitespace().skip(1))
+        .filter(|(w, _)| *w == "via")
+        .map(|(_, a)| a.to_owned())
+        .collect()
+}
+
+fn agent_json(lab: &ShippedLab, herald: &Path, node: &str, args: &[&str]) -> serde_json::Value {
+    let socket = lab.node_dir(node).join("speaker.sock");
+    let out = Command::new(herald)
+        .args(args)
+        .args(["--json", "--socket"])
+        .arg(&socket)
+        .output()
+        .expect("run herald");
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+}
+
+/// Backends of the VIP's datapath entry on `node` (0 without an entry).
+fn vip_backends(lab: &ShippedLab, herald: &Path, node: &str) -> u64 {
+    let status = agent_json(lab, herald, node, &["datapath", "status"]);
+    status["maps"]["services"]
+        .as_array()
+        .and_then(|s| s.iter().find(|e| e["vip"] == VIP))
+        .and_then(|e| e["backends"].as_u64())
+        .unwrap_or(0)
+}
+
+/// Writes a `BIG`-byte file whose first line names the pod into each pod's web root.
+fn write_big_files(topology: &Path) {
+    for n in 1..=3 {
+        let mut body = format!("pod{n}\n").into_bytes();
+        body.resize(BIG, b'x');
+        std::fs::write(topology.join(format!("pod{n}/www/big.bin")), body).expect("big file");
+    }
+}
+
+/// A rate-limited download from the client, into `out`; its stdout is curl's
+/// `size http_code` line.
+fn start_download(lab: &ShippedLab, out: &Path, port: u16) -> Child {
+    let url = format!("http://{VIP}/big.bin");
+    let out = out.to_string_lossy().into_owned();
+    let port = port.to_string();
+    Command::new("ip")
+        .args(["netns", "exec", &lab.netns("client")])
+        .args([
+            "curl",
+            "-s",
+            "--limit-rate",
+            "1M",
+            "-m",
+            "60",
+            "--local-port",
+            &port,
+            "-o",
+            &out,
+            "-w",
+            "%{size_download} %{http_code}",
+            &url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("curl")
+}
+
+/// One finished download: which pod served it (first line of the file) and whether it is
+/// complete.
+#[derive(Debug)]
+struct Download {
+    pod: String,
+    complete: bool,
+}
+
+fn finish(child: Child, out: &Path) -> Download {
+    let output = child.wait_with_output().expect("curl output");
+    let line = String::from_utf8_lossy(&output.stdout).into_owned();
+    let size: usize = line
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = std::fs::read(out).unwrap_or_default();
+    let pod = body
+        .split(|b| *b == b'\n')
+        .next()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .unwrap_or_default();
+    Download {
+        pod,
+        complete: size == BIG && line.ends_with(" 200"),
+    }
+}
+
+#[test]
+fn external_traffic_policy_local_keeps_the_client_address_and_idle_nodes_stay_silent() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let herald = ensure_binary("speaker", "herald");
+    let lab = ShippedLab::copy("bgp-ecmp", "etpl");
+    // pod3's endpoint is gone: node3 has no local endpoint.
+    set_endpoints(
+        &shipped_configs(&lab),
+        &[("10.244.1.10", "node1"), ("10.244.2.10", "node2")],
+        true,
+    );
+    lab.up();
+    let paths = wait_until("two ToR paths", UP, || {
+        let p = tor_paths(&lab);
+        (p.len() == 2).then_some(p)
+    })
+    .unwrap_or_else(|e| panic!("{e}: {:?}", tor_paths(&lab)));
+    assert_eq!(paths, ["10.0.1.2", "10.0.2.2"], "node3 announces nothing");
+    // Every request is answered by a pod on the node it entered at.
+    lab.wait_http("client", &format!("http://{VIP}/"), UP);
+    let mut answered: BTreeMap<String, usize> = BTreeMap::new();
+    for port in 0..10u16 {
+        let port = (31000 + port).to_string();
+        let (ok, body) = lab.exec(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "2",
+                "--local-port",
+                &port,
+                &format!("http://{VIP}/"),
+            ],
+        );
+        assert!(ok, "request from port {port} failed");
+        *answered
+            .entry(body.split_whitespace().next().unwrap_or("").to_owned())
+            .or_default() += 1;
+    }
+    assert!(
+        answered.keys().all(|p| p == "pod1" || p == "pod2"),
+        "{answered:?}"
+    );
+    // The pods saw the client's own address (no SNAT, no DSR hop hiding it).
+    let log = |pod: &str| {
+        std::fs::read_to_string(lab.node_dir(pod).join("cmd.stderr.log")).unwrap_or_default()
+    };
+    let seen = format!("{}{}", log("pod1"), log("pod2"));
+    assert!(seen.contains("10.0.100.10 - -"), "{seen}");
+    assert!(!seen.contains("10.0.1.2 - -") && !seen.contains("10.0.2.2 - -"));
+    // node3 has no entry: it neither serves nor forwards the VIP, and says why.
+    assert_eq!(vip_backends(&lab, &herald, "node3"), 0);
+    assert_eq!(vip_backends(&lab, &herald, "node1"), 1, "only its own pod");
+    let services = agent_json(&lab, &herald, "node3", &["services"]);
+    let why = services[0]["notServed"][VIP].as_str().unwrap_or_default();
+    assert!(why.contains("no ready backend"), "{services}");
+}
+
+#[test]
+fn endpoint_churn_keeps_streams_to_surviving_backends() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let herald = ensure_binary("speaker", "herald");
+    let lab = ShippedLab::copy("bgp-ecmp", "churn");
+    write_big_files(&topology_dir(&lab));
+    lab.up();
+    wait_until("three ToR paths", UP, || {
+        (tor_paths(&lab).len() == 3).then_some(())
+    })
+    .expect("ECMP");
+    lab.wait_http("client", &format!("http://{VIP}/"), UP);
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let batch = |first_port: u16, n: u16| -> Vec<(Child, PathBuf)> {
+        (0..n)
+            .map(|i| {
+                let out = scratch.path().join(format!("d{}", first_port + i));
+                (start_download(&lab, &out, first_port + i), out)
+            })
+            .collect()
+    };
+
+    // 3 → 2 while 12 downloads run: pod3 leaves every node's endpoint list.
+    let first = batch(32000, 12);
+    std::thread::sleep(Duration::from_secs(2));
+    set_endpoints(
+        &running_configs(&lab),
+        &[("10.244.1.10", "node1"), ("10.244.2.10", "node2")],
+        false,
+    );
+    wait_until("two backends everywhere", UP, || {
+        ["node1", "node2", "node3"]
+            .iter()
+            .all(|n| vip_backends(&lab, &herald, n) == 2)
+            .then_some(())
+    })
+    .expect("churn applied");
+    let done: Vec<Download> = first.into_iter().map(|(c, out)| finish(c, &out)).collect();
+    let survivors: Vec<&Download> = done.iter().filter(|d| d.pod != "pod3").collect();
+    assert!(!survivors.is_empty(), "{done:?}");
+    assert!(
+        survivors.iter().all(|d| d.complete),
+        "a stream to a surviving backend broke: {done:?}"
+    );
+
+    // 2 → 4 while 12 more run: pod3 returns and pod2 gains a second address.
+    lab.exec("pod2", &["ip", "addr", "add", "10.244.2.11/24", "dev", "eth1"]);
+    let second = batch(33000, 12);
+    std::thread::sleep(Duration::from_secs(2));
+    set_endpoints(
+        &running_configs(&lab),
+        &[
+            ("10.244.1.10", "node1"),
+            ("10.244.2.10", "node2"),
+            ("10.244.2.11", "node2"),
+            ("10.244.3.10", "node3"),
+        ],
+        false,
+    );
+    wait_until("four backends everywhere", UP, || {
+        ["node1", "node2", "node3"]
+            .iter()
+            .all(|n| vip_backends(&lab, &herald, n) == 4)
+            .then_some(())
+    })
+    .expect("growth applied");
+    let done: Vec<Download> = second
+        .into_iter()
+        .map(|(c, out)| finish(c, &out))
+        .collect();
+    assert!(
+        done.iter().all(|d| d.complete),
+        "growing the backend set broke a stream: {done:?}"
+    );
+    // New flows reach the new backends too.
+    let mut pods = std::collections::BTreeSet::new();
+    for port in 0..24u16 {
+        let port = (34000 + port).to_string();
+        let (_, body) = lab.exec(
+            "client",
+            &[
+                "curl",
+                "-s",
+                "-m",
+                "2",
+                "--local-port",
+                &port,
+                &format!("http://{VIP}/"),
+            ],
+        );
+        pods.insert(body.split_whitespace().next().unwrap_or("").to_owned());
+    }
+    assert!(pods.contains("pod3"), "pod3 is back in the tables: {pods:?}");
+}
