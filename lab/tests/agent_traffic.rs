@@ -286,7 +286,10 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
     );
 
     // 2 → 4 while 12 more run: pod3 returns and pod2 gains a second address.
-    lab.exec("pod2", &["ip", "addr", "add", "10.244.2.11/24", "dev", "eth1"]);
+    lab.exec(
+        "pod2",
+        &["ip", "addr", "add", "10.244.2.11/24", "dev", "eth1"],
+    );
     let second = batch(33000, 12);
     std::thread::sleep(Duration::from_secs(2));
     set_endpoints(
@@ -306,10 +309,7 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
             .then_some(())
     })
     .expect("growth applied");
-    let done: Vec<Download> = second
-        .into_iter()
-        .map(|(c, out)| finish(c, &out))
-        .collect();
+    let done: Vec<Download> = second.into_iter().map(|(c, out)| finish(c, &out)).collect();
     assert!(
         done.iter().all(|d| d.complete),
         "growing the backend set broke a stream: {done:?}"
@@ -332,5 +332,8 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
         );
         pods.insert(body.split_whitespace().next().unwrap_or("").to_owned());
     }
-    assert!(pods.contains("pod3"), "pod3 is back in the tables: {pods:?}");
+    assert!(
+        pods.contains("pod3"),
+        "pod3 is back in the tables: {pods:?}"
+    );
 }

@@ -120,6 +120,10 @@ pub struct L2Section {
     /// Membership/fencing store.
     #[serde(default)]
     pub store: arp_responder::config::StoreConfig,
+    /// Heartbeat authentication: a shared key file (HMAC-SHA256, replay window). Without it any
+    /// host on the segment can forge or replay heartbeats; set it wherever the segment is shared.
+    #[serde(default)]
+    pub auth: arp_responder::config::AuthConfig,
 }
 
 impl Config {
@@ -880,6 +884,9 @@ fn validate_services(config: &Config, origin: &str) -> Result<(), ConfigError> {
             && let Err(error) = l2_config.validate()
         {
             return Err(invalid(line, "l2".into(), error.to_string()));
+        }
+        if let Err(error) = l2.value.auth.validate() {
+            return Err(invalid(line, "l2.auth".into(), error.to_string()));
         }
     }
     Ok(())

@@ -182,21 +182,31 @@ impl L2 {
         };
         l2_config.services = services;
         let store = store_from_config(&l2_config).map_err(unusable)?;
-        Self::start_with(l2_config, store).map(Some)
+        let auth = config
+            .l2
+            .as_ref()
+            .map(|l2| l2.value.auth.clone())
+            .unwrap_or_default();
+        Self::start_with(l2_config, store, &auth).map(Some)
     }
 
     /// Starts the announcer for a complete arp-responder configuration (services included)
-    /// with an explicit membership store: Kubernetes mode builds both from cluster objects.
-    /// Must run inside a tokio runtime.
+    /// with an explicit membership store and heartbeat authentication: Kubernetes mode builds
+    /// them from cluster objects and flags. Must run inside a tokio runtime.
     pub fn start_with(
         l2_config: arp_responder::config::L2Config,
         store: Arc<dyn MembershipStore>,
+        auth: &arp_responder::config::AuthConfig,
     ) -> Result<Self, ConfigError> {
+        let key = auth.load().map_err(|e| ConfigError::Unusable {
+            key: "l2.auth".into(),
+            message: e.to_string(),
+        })?;
         let settings = arp_responder::config::L2Config {
             services: Vec::new(),
             ..l2_config.clone()
         };
-        let handle = L2Responder::start(l2_config, store).map_err(unusable)?;
+        let handle = L2Responder::start_with_auth(l2_config, store, key).map_err(unusable)?;
         Ok(Self {
             settings,
             status_rx: handle.watch_status(),

@@ -145,6 +145,14 @@ struct KubeArgs {
     /// announces without serving.
     #[arg(long, requires = "kubernetes")]
     datapath_config: Option<PathBuf>,
+    /// L2 heartbeat key file (a mounted Secret, at least 16 bytes): heartbeats are
+    /// authenticated with HMAC-SHA256 and replays refused. Without it any host on the segment
+    /// can forge them.
+    #[arg(long, requires = "kubernetes")]
+    l2_key_file: Option<PathBuf>,
+    /// L2 cluster id: heartbeats of other clusters on the same segment are ignored.
+    #[arg(long, requires = "kubernetes")]
+    l2_cluster: Option<String>,
 }
 
 /// Which side of the sessions `herald bgp routes` shows.
@@ -363,6 +371,8 @@ fn run_kubernetes(args: KubeArgs, pin_dir: Option<PathBuf>) -> anyhow::Result<()
             .map(speaker::config::load_datapath_section)
             .transpose()?;
         cfg.pin_dir = pin_dir;
+        cfg.l2_auth.key_file = args.l2_key_file;
+        cfg.l2_cluster = args.l2_cluster;
         let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
         let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
         let speaker = KubeRuntime::start(client, cfg);

@@ -549,3 +549,170 @@ fn a_failing_start_is_retried_logged_once_and_recovers() {
         runtime.shutdown().await;
     });
 }
+
+/// EndpointSlice `shop/<service>-1` with one ready endpoint per (address, node).
+fn endpoint_slice(service: &str, endpoints: &[(&str, &str)]) -> serde_json::Value {
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+           "metadata": {"name": format!("{service}-1"), "namespace": "shop",
+                        "labels": {"kubernetes.io/service-name": service}},
+           "addressType": "IPv4",
+           "ports": [{"port": 8080, "protocol": "TCP"}],
+           "endpoints": endpoints.iter().map(|(ip, node)| json!({
+               "addresses": [ip], "nodeName": node, "conditions": {"ready": true}
+           })).collect::<Vec<_>>()})
+}
+
+/// Backends of `vip`'s datapath entry as the running agent reports them (`herald datapath
+/// status` over the control socket); `None` while the agent has no such entry.
+async fn datapath_backends(socket: &Path, vip: &str) -> Option<Vec<String>> {
+    let Ok(Response::Datapath { report }) = control::request(socket, &Request::Datapath).await
+    else {
+        return None;
+    };
+    let maps = report.maps?;
+    let entry = maps["services"]
+        .as_array()?
+        .iter()
+        .find(|s| s["vip"] == vip)?
+        .clone();
+    let count = entry["backends"].as_u64()? as usize;
+    let mut backends: Vec<String> = maps["backends"]
+        .as_array()?
+        .iter()
+        .map(|b| {
+            format!(
+                "{}:{}@{}",
+                b["addr"].as_str().unwrap_or(""),
+                b["port"],
+                b["node"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    backends.sort();
+    (backends.len() >= count).then_some(backends)
+}
+
+#[test]
+fn kubernetes_mode_programs_the_datapath_from_endpoint_slices_and_announces_once_served() {
+    let lab = TestLab::new("kube_runtime_dp").expect("lab");
+    let node_ns = lab.netns("node").expect("netns");
+    let tor = lab.netns("tor").expect("netns");
+    let _link = VethPair::create(&node_ns, "eth1", &tor, "eth1").expect("veth");
+    for (ns, addrs) in [
+        (&node_ns, ["10.0.1.2/24", "10.0.9.2/24"]),
+        (&tor, ["10.0.1.1/24", "10.0.9.1/24"]),
+    ] {
+        ns.link_up("lo").expect("lo");
+        for a in addrs {
+            ns.addr_add("eth1", a).expect("addr");
+        }
+        ns.link_up("eth1").expect("eth1");
+    }
+    // node2 (10.0.2.2) is reached through the tor: the datapath resolves that next hop.
+    node_ns
+        .ip(&["route", "add", "10.0.2.0/24", "via", "10.0.1.1"])
+        .expect("route to node2");
+    let bird = Bird::start(
+        &tor,
+        &lab.subdir("bird").expect("dir"),
+        &bird_conf("first-key"),
+    )
+    .expect("bird");
+    let dir: PathBuf = lab.subdir("speaker").expect("dir");
+    // A bpf filesystem of the test's own for the agent's pins (unmounted below, even on failure).
+    let pins = dir.join("bpffs");
+    std::fs::create_dir_all(&pins).expect("bpffs dir");
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "bpf", "bpf"])
+        .arg(&pins)
+        .status()
+        .expect("mount");
+    assert!(mounted.success());
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(&self.0)
+                .status();
+        }
+    }
+    let _unmount = Unmount(pins.clone());
+
+    block_on_in(&node_ns, Some(2), || async {
+        let (client, api) = FakeApi::start();
+        seed_two_tors(&api);
+        // node2's InternalIP is the underlay address of its endpoint; the tor resolves it.
+        api.put(
+            ENDPOINT_SLICES,
+            endpoint_slice("web", &[("10.244.1.10", "node1"), ("10.244.2.10", "node2")]),
+        );
+        let mut cfg = runtime_config(&dir);
+        cfg.datapath = Some(
+            datapath::DatapathConfig::parse(
+                &format!(
+                    "pinDir: {}\nkeepPinnedMaps: false\ninterfaces:\n  - {{ name: eth1, xdp: generic }}\nmaglev: {{ tableSize: 251 }}\n",
+                    pins.join("node").display()
+                ),
+                "test",
+            )
+            .expect("datapath section"),
+        );
+        let runtime = KubeRuntime::start(client, cfg);
+        let socket = dir.join("speaker.sock");
+
+        // The Service's address, its port and the ready endpoints on their nodes' InternalIPs.
+        let backends = eventually("the datapath entry", || async {
+            datapath_backends(&socket, "10.200.0.10").await
+        })
+        .await;
+        assert_eq!(
+            backends,
+            ["10.244.1.10:8080@10.0.1.2", "10.244.2.10:8080@10.0.2.2"],
+            "node1's own backend is local, node2's goes to its InternalIP"
+        );
+        // Served, so announced.
+        bird.wait_established("tor1", UP).expect("tor1 up");
+        expect_prefixes(
+            &bird,
+            "tor1",
+            &[("10.200.0.10/32", "(65000,100)"), ("10.244.1.0/24", "")],
+        );
+
+        // An EndpointSlice change reaches the kernel maps.
+        api.put(
+            ENDPOINT_SLICES,
+            endpoint_slice(
+                "web",
+                &[
+                    ("10.244.1.10", "node1"),
+                    ("10.244.1.11", "node1"),
+                    ("10.244.2.10", "node2"),
+                ],
+            ),
+        );
+        let backends = eventually("the new endpoint in the kernel", || async {
+            datapath_backends(&socket, "10.200.0.10")
+                .await
+                .filter(|b| b.len() == 3)
+        })
+        .await;
+        assert!(
+            backends.contains(&"10.244.1.11:8080@10.0.1.2".to_owned()),
+            "{backends:?}"
+        );
+
+        // The last endpoint goes: no entry, and the address is withdrawn.
+        api.put(ENDPOINT_SLICES, endpoint_slice("web", &[]));
+        eventually("the entry removed", || async {
+            datapath_backends(&socket, "10.200.0.10")
+                .await
+                .is_none()
+                .then_some(())
+        })
+        .await;
+        expect_prefixes(&bird, "tor1", &[("10.244.1.0/24", "")]);
+        runtime.shutdown().await;
+    });
+    drop(bird);
+}

@@ -34,7 +34,8 @@ fn node_config(dir: &Path, node: &str, extra_service: &str) -> String {
          api: {{controlSocket: {dir}/speaker.sock}}\n\
          ipam:\n  stateFile: {dir}/lb-ipam.json\n  pools:\n    - name: lan\n      blocks: [{{start: {POOL_FIRST}, stop: 192.168.78.210}}]\n\
          services:\n{extra_service}  - {{name: web, namespace: shop, ports: [{{port: 80}}]}}\n\
-         l2:\n  nodes: [{{name: n1}}, {{name: n2}}, {{name: n3}}]\n  interfaces: {{include: ['^eth0$'], exclude: []}}\n",
+         l2:\n  nodes: [{{name: n1}}, {{name: n2}}, {{name: n3}}]\n  interfaces: {{include: ['^eth0$'], exclude: []}}\n\
+         \x20 auth: {{keyFile: {dir}/l2.key}}\n",
         dir = dir.display()
     )
 }
@@ -49,6 +50,8 @@ impl Speaker {
     fn start(ns: &Netns, dir: &Path, node: &str, config: &str) -> Self {
         let path = dir.join("speaker.yaml");
         std::fs::write(&path, config).expect("write config");
+        // Every node holds the same heartbeat key (authenticated, replay-protected heartbeats).
+        std::fs::write(dir.join("l2.key"), "herald-test-l2-shared-key\n").expect("write key");
         let mut command = ns.command(env!("CARGO_BIN_EXE_herald"));
         command.args(["agent", "--config"]).arg(&path);
         command.env("RUST_LOG", "info");

@@ -68,6 +68,11 @@ pub struct RuntimeConfig {
     pub datapath: Option<datapath::config::DatapathConfig>,
     /// Overrides the datapath's `pinDir`.
     pub pin_dir: Option<PathBuf>,
+    /// L2 heartbeat authentication (a key file mounted from a Secret).
+    pub l2_auth: arp_responder::config::AuthConfig,
+    /// L2 cluster id: heartbeats of other clusters on the segment are ignored (default
+    /// `herald`).
+    pub l2_cluster: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -86,6 +91,8 @@ impl RuntimeConfig {
             retry: RETRY,
             datapath: None,
             pin_dir: None,
+            l2_auth: arp_responder::config::AuthConfig::default(),
+            l2_cluster: None,
         }
     }
 }
@@ -433,6 +440,11 @@ impl Owner {
     async fn apply_l2(&mut self, desired: &Desired) -> crate::error::Result<()> {
         let gated = desired.l2.as_ref().map(|l2| L2Config {
             services: self.serving.gate_l2(l2.services.clone()),
+            cluster: self
+                .cfg
+                .l2_cluster
+                .clone()
+                .unwrap_or_else(|| l2.cluster.clone()),
             ..l2.clone()
         });
         let want = gated.as_ref();
@@ -473,7 +485,7 @@ impl Owner {
             self.client.clone(),
             &self.cfg.identity.namespace,
         ));
-        let l2 = L2::start_with(want.clone(), store)?;
+        let l2 = L2::start_with(want.clone(), store, &self.cfg.l2_auth)?;
         tracing::info!(
             services = want.services.len(),
             "L2 announcer started (membership: one Lease per node)"
