@@ -6,7 +6,9 @@
 //!   pods see the client's own address, and the node without one has no datapath entry (it
 //!   neither announces nor sends the flow to another node).
 //! - Endpoint churn 3 → 2 → 4 while long downloads run: streams to surviving backends complete;
-//!   growing the backend set breaks no stream.
+//!   growing the backend set breaks no stream. (Streams already running to the removed backend
+//!   may go on while its pod still answers — the flow table pins established flows, as a
+//!   terminating pod's connections drain; new flows never reach it.)
 //!
 //! Needs root, FRR and bpffs (`scripts/setup.sh`).
 
@@ -23,7 +25,7 @@ use support::{ShippedLab, ensure_binary, is_root};
 const VIP: &str = "10.200.0.10";
 const UP: Duration = Duration::from_secs(60);
 /// Size of each pod's download file.
-const BIG: usize = 6 << 20;
+const BIG: usize = 8 << 20;
 
 fn topology_dir(lab: &ShippedLab) -> PathBuf {
     lab.file()
@@ -130,7 +132,7 @@ fn start_download(lab: &ShippedLab, out: &Path, port: u16) -> Child {
             "curl",
             "-s",
             "--limit-rate",
-            "1M",
+            "500K",
             "-m",
             "60",
             "--local-port",
@@ -277,7 +279,15 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
             .then_some(())
     })
     .expect("churn applied");
+    let mut first = first;
+    let running = first
+        .iter_mut()
+        .map(|(c, _)| c.try_wait().ok().flatten().is_none())
+        .filter(|running| *running)
+        .count();
+    assert!(running > 0, "the churn must land while streams run");
     let done: Vec<Download> = first.into_iter().map(|(c, out)| finish(c, &out)).collect();
+    eprintln!("3 -> 2: {done:?}");
     let survivors: Vec<&Download> = done.iter().filter(|d| d.pod != "pod3").collect();
     assert!(!survivors.is_empty(), "{done:?}");
     assert!(
@@ -309,7 +319,15 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
             .then_some(())
     })
     .expect("growth applied");
+    let mut second = second;
+    let running = second
+        .iter_mut()
+        .map(|(c, _)| c.try_wait().ok().flatten().is_none())
+        .filter(|running| *running)
+        .count();
+    assert!(running > 0, "the growth must land while streams run");
     let done: Vec<Download> = second.into_iter().map(|(c, out)| finish(c, &out)).collect();
+    eprintln!("2 -> 4: {done:?}");
     assert!(
         done.iter().all(|d| d.complete),
         "growing the backend set broke a stream: {done:?}"
