@@ -1,5 +1,5 @@
 //! End-to-end test of the shipped `l2` topology under the netns runner: three nodes running the
-//! real `herald-l2` on a real Linux bridge, a client on the segment and a host behind a router.
+//! real `herald agent` (lb-ipam + L2 announcements) on a real Linux bridge, a client on the segment and a host behind a router.
 //! Asserts that the service IPs are reachable over IPv4 (ARP) and IPv6 (NDP), that exactly one node
 //! leads each IP, that traffic resumes on another node when the leader's link dies, and that
 //! `lab down` leaves no namespace, link or process behind. Needs root; no mocks.
@@ -17,18 +17,23 @@ const ALL: [&str; 7] = [
 const VIP4: &str = "192.168.50.200";
 const VIP6: &str = "fd50::200";
 
-fn leaders_of(lab: &ShippedLab, vip: &str) -> Vec<String> {
+/// The nodes whose agent says it leads `vip` (`herald l2 --json` over each control socket).
+fn leaders_of(lab: &ShippedLab, herald: &std::path::Path, vip: &str) -> Vec<String> {
     NODES
         .iter()
         .filter(|n| {
-            let f = lab.node_dir(n).join(herald_lab::runner::L2_STATUS_FILE);
-            let Ok(text) = std::fs::read_to_string(f) else {
+            let socket = lab.node_dir(n).join("speaker.sock");
+            let Ok(out) = std::process::Command::new(herald)
+                .args(["l2", "--json", "--socket"])
+                .arg(&socket)
+                .output()
+            else {
                 return false;
             };
-            let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
             v["vips"].as_array().is_some_and(|vips| {
                 vips.iter()
-                    .any(|x| x["vip"] == vip && x["led_by_me"] == serde_json::Value::Bool(true))
+                    .any(|x| x["vip"] == vip && x["ledByMe"] == serde_json::Value::Bool(true))
             })
         })
         .map(|n| (*n).to_owned())
@@ -41,10 +46,9 @@ fn l2_topology_answers_arp_and_ndp_fails_over_and_tears_down_cleanly() {
         eprintln!("skipped: needs root for network namespaces");
         return;
     }
-    ensure_binary("arp-responder", "herald-l2");
+    let herald = ensure_binary("speaker", "herald");
     let lab = ShippedLab::copy("l2", "l2e2e");
-    let up = lab.up();
-    assert!(up.contains("herald-l2"), "{up}");
+    lab.up();
 
     let url4 = format!("http://{VIP4}/");
     let url6 = format!("http://[{VIP6}]/");
@@ -59,7 +63,7 @@ fn l2_topology_answers_arp_and_ndp_fails_over_and_tears_down_cleanly() {
 
     // Exactly one node leads each IP, and it is the one that answered.
     for (vip, answered) in [(VIP4, &by_v4), (VIP6, &by_v6)] {
-        let leaders = leaders_of(&lab, vip);
+        let leaders = leaders_of(&lab, &herald, vip);
         assert_eq!(&leaders, &vec![answered.clone()], "leaders of {vip}");
     }
     let (_, neigh) = lab.exec("client", &["ip", "neigh", "show", VIP4]);
