@@ -69,6 +69,24 @@ impl ServingView {
         }
     }
 
+    /// One line per reason an address is not served (and so not announced) from this node, for
+    /// status objects: the datapath's error, then each unserved address.
+    pub fn problem_lines(&self) -> Vec<String> {
+        if !self.enabled {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        if let Some(error) = &self.error {
+            out.push(error.clone());
+        }
+        out.extend(
+            self.not_served
+                .iter()
+                .map(|(addr, why)| format!("{addr} not announced from this node: {why}")),
+        );
+        out
+    }
+
     /// Adds the not-served addresses (and why) to `herald services` rows.
     pub fn annotate(&self, rows: &mut [ServiceStatus]) {
         for row in rows {
@@ -78,5 +96,35 @@ impl ServingView {
                 .filter_map(|a| self.not_served.get(a).map(|why| (*a, why.clone())))
                 .collect();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_lines_name_the_error_and_each_unserved_address() {
+        let view = ServingView {
+            enabled: true,
+            error: Some("datapath not attached: no interface eth9".into()),
+            not_served: [(
+                "10.200.0.10".parse().expect("ip"),
+                "no ready backend this node may use".to_owned(),
+            )]
+            .into(),
+            ..ServingView::default()
+        };
+        assert_eq!(
+            view.problem_lines(),
+            [
+                "datapath not attached: no interface eth9",
+                "10.200.0.10 not announced from this node: no ready backend this node may use",
+            ]
+        );
+        assert!(
+            ServingView::default().problem_lines().is_empty(),
+            "no datapath, no lines"
+        );
     }
 }

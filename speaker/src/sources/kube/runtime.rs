@@ -535,7 +535,11 @@ impl Owner {
             }
             _ => (None, Vec::new()),
         };
-        let status = node_status(local_asn, &peers, &self.latest_problems, SystemTime::now());
+        // The node's status object says why an address is not announced from here (datapath
+        // not attached, no ready local backend) next to the translation's problems.
+        let mut problems = self.latest_problems.clone();
+        problems.extend(crate::daemon::ServingView::new(&self.serving).problem_lines());
+        let status = node_status(local_asn, &peers, &problems, SystemTime::now());
         self.status_tx.send_if_modified(|current| {
             if status::same_content(current, &status) {
                 false
