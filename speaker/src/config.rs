@@ -13,6 +13,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::sources::external_ips::ExternalIpPolicy;
+
 pub mod nodes;
 
 /// Why a configuration could not be used.
@@ -89,6 +91,18 @@ pub struct Config {
     /// absent: announcement only.
     #[serde(default)]
     pub datapath: Option<Spanned<datapath::config::DatapathConfig>>,
+    /// Which `services[].externalIPs` may be announced and served; absent: none.
+    #[serde(default, rename = "externalIPs")]
+    pub external_ips: Option<Spanned<ExternalIpsSection>>,
+}
+
+/// The `externalIPs:` section: the operator's allow-list for services' `externalIPs`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalIpsSection {
+    /// CIDRs an external IP must lie in to be announced or served.
+    #[serde(default, rename = "allowedCIDRs")]
+    pub allowed_cidrs: Vec<Spanned<IpNet>>,
 }
 
 /// The `l2:` section: arp-responder's [`L2Config`](arp_responder::config::L2Config) with `node`
@@ -144,6 +158,42 @@ impl Config {
     /// The `services:` entries, without their source positions.
     pub fn service_specs(&self) -> Vec<lb_ipam::ServiceSpec> {
         self.services.iter().map(|s| s.value.clone()).collect()
+    }
+
+    /// The allow-list for `services[].externalIPs` (empty without an `externalIPs:` section).
+    pub fn external_ip_policy(&self) -> ExternalIpPolicy {
+        ExternalIpPolicy::new(
+            self.external_ips
+                .iter()
+                .flat_map(|s| s.value.allowed_cidrs.iter().map(|c| c.value))
+                .collect(),
+        )
+    }
+
+    /// The `externalIPs` of `spec` the allow-list admits; the one place the standalone file's
+    /// external IPs are read, so BGP, L2 and the datapath all see the same filtered list.
+    pub fn admitted_external_ips(&self, spec: &lb_ipam::ServiceSpec) -> Vec<IpAddr> {
+        self.external_ip_policy().admit(
+            &spec.namespace,
+            &spec.name,
+            &spec.external_ips,
+            &mut Vec::new(),
+        )
+    }
+
+    /// One message per `externalIPs` entry the allow-list refuses (logged at load and reload).
+    pub fn refused_external_ips(&self) -> Vec<String> {
+        let policy = self.external_ip_policy();
+        let mut problems = Vec::new();
+        for spec in self.services.iter().map(|s| &s.value) {
+            policy.admit(
+                &spec.namespace,
+                &spec.name,
+                &spec.external_ips,
+                &mut problems,
+            );
+        }
+        problems
     }
 
     /// The `ipam:` section, or an empty one (no pools, no state file).
@@ -698,6 +748,7 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
         ));
     }
     validate_services(config, origin)?;
+    validate_external_ips(config, origin)?;
     nodes::validate(config, origin)?;
     let Some(bgp) = &config.bgp else {
         return Ok(());
@@ -819,6 +870,29 @@ fn validate_advertisements(bgp: &BgpConfig, origin: &str) -> Result<(), ConfigEr
             key: "bgp.fibImport".into(),
             message: "table and bestPath.maxPaths must be non-zero".into(),
         });
+    }
+    Ok(())
+}
+
+/// `externalIPs.allowedCIDRs`: each entry is a network address (no host bits set), so what the
+/// operator wrote is what is allowed.
+fn validate_external_ips(config: &Config, origin: &str) -> Result<(), ConfigError> {
+    let Some(section) = &config.external_ips else {
+        return Ok(());
+    };
+    for (index, cidr) in section.value.allowed_cidrs.iter().enumerate() {
+        if cidr.value.trunc() != cidr.value {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                line: cidr.referenced.line(),
+                key: format!("externalIPs.allowedCIDRs[{index}]"),
+                message: format!(
+                    "{} has host bits set; write {}",
+                    cidr.value,
+                    cidr.value.trunc()
+                ),
+            });
+        }
     }
     Ok(())
 }
