@@ -212,6 +212,10 @@ pub struct ApiConfig {
     /// Unix socket for `speaker peers` and friends.
     #[serde(default = "ApiConfig::default_control_socket")]
     pub control_socket: PathBuf,
+    /// A group (name or gid) whose members may use the control socket too: it is then created
+    /// mode 0660 with that group instead of 0600.
+    #[serde(default)]
+    pub control_socket_group: Option<String>,
     /// `host:port` of the Prometheus `/metrics` endpoint; must be a loopback address. Absent:
     /// no endpoint.
     #[serde(default)]
@@ -229,6 +233,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             control_socket: Self::default_control_socket(),
+            control_socket_group: None,
             metrics_address: None,
         }
     }
