@@ -20,6 +20,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{Config, ConfigError};
 use crate::ipam::Allocations;
+use crate::sanitize::printable;
 
 /// What the announcer should answer for: every service with addresses (lb-ipam's allocation,
 /// its `externalIPs` the file's allow-list admits) and the fixed `l2.services`. Services without
@@ -104,14 +105,14 @@ pub fn report(status: &Status) -> L2Report {
     L2Report {
         node: status.node.clone(),
         quorum: status.quorum,
-        alive_peers: status.alive_peers.clone(),
+        alive_peers: status.alive_peers.iter().map(|n| printable(n)).collect(),
         vips: status
             .vips
             .iter()
             .map(|v| VipRow {
                 vip: v.vip,
                 services: v.services.clone(),
-                leader: v.leader.clone(),
+                leader: v.leader.as_deref().map(printable),
                 led_by_me: v.led_by_me,
                 interfaces: v.interfaces.clone(),
                 replies_sent: v.replies_sent,
