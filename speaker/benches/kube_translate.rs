@@ -73,6 +73,7 @@ fn bench(c: &mut Criterion) {
     let me = Identity {
         node_name: "node0".into(),
         namespace: "herald-system".into(),
+        external_ips: Default::default(),
     };
     let mut group = c.benchmark_group("kube_translate");
     group.sample_size(10);

@@ -13,6 +13,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use serde_saphyr::Spanned;
 
+use crate::sources::external_ips::ExternalIpPolicy;
+
 pub mod nodes;
 
 /// Why a configuration could not be used.
@@ -89,6 +91,18 @@ pub struct Config {
     /// absent: announcement only.
     #[serde(default)]
     pub datapath: Option<Spanned<datapath::config::DatapathConfig>>,
+    /// Which `services[].externalIPs` may be announced and served; absent: none.
+    #[serde(default, rename = "externalIPs")]
+    pub external_ips: Option<Spanned<ExternalIpsSection>>,
+}
+
+/// The `externalIPs:` section: the operator's allow-list for services' `externalIPs`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExternalIpsSection {
+    /// CIDRs an external IP must lie in to be announced or served.
+    #[serde(default, rename = "allowedCIDRs")]
+    pub allowed_cidrs: Vec<Spanned<IpNet>>,
 }
 
 /// The `l2:` section: arp-responder's [`L2Config`](arp_responder::config::L2Config) with `node`
@@ -150,6 +164,42 @@ impl Config {
         self.services.iter().map(|s| s.value.clone()).collect()
     }
 
+    /// The allow-list for `services[].externalIPs` (empty without an `externalIPs:` section).
+    pub fn external_ip_policy(&self) -> ExternalIpPolicy {
+        ExternalIpPolicy::new(
+            self.external_ips
+                .iter()
+                .flat_map(|s| s.value.allowed_cidrs.iter().map(|c| c.value))
+                .collect(),
+        )
+    }
+
+    /// The `externalIPs` of `spec` the allow-list admits; the one place the standalone file's
+    /// external IPs are read, so BGP, L2 and the datapath all see the same filtered list.
+    pub fn admitted_external_ips(&self, spec: &lb_ipam::ServiceSpec) -> Vec<IpAddr> {
+        self.external_ip_policy().admit(
+            &spec.namespace,
+            &spec.name,
+            &spec.external_ips,
+            &mut Vec::new(),
+        )
+    }
+
+    /// One message per `externalIPs` entry the allow-list refuses (logged at load and reload).
+    pub fn refused_external_ips(&self) -> Vec<String> {
+        let policy = self.external_ip_policy();
+        let mut problems = Vec::new();
+        for spec in self.services.iter().map(|s| &s.value) {
+            policy.admit(
+                &spec.namespace,
+                &spec.name,
+                &spec.external_ips,
+                &mut problems,
+            );
+        }
+        problems
+    }
+
     /// The `ipam:` section, or an empty one (no pools, no state file).
     pub fn ipam_config(&self) -> lb_ipam::IpamConfig {
         self.ipam
@@ -166,6 +216,10 @@ pub struct ApiConfig {
     /// Unix socket for `speaker peers` and friends.
     #[serde(default = "ApiConfig::default_control_socket")]
     pub control_socket: PathBuf,
+    /// A group (name or gid) whose members may use the control socket too: it is then created
+    /// mode 0660 with that group instead of 0600.
+    #[serde(default)]
+    pub control_socket_group: Option<String>,
     /// `host:port` of the Prometheus `/metrics` endpoint; must be a loopback address. Absent:
     /// no endpoint.
     #[serde(default)]
@@ -183,6 +237,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             control_socket: Self::default_control_socket(),
+            control_socket_group: None,
             metrics_address: None,
         }
     }
@@ -702,6 +757,7 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
         ));
     }
     validate_services(config, origin)?;
+    validate_external_ips(config, origin)?;
     nodes::validate(config, origin)?;
     let Some(bgp) = &config.bgp else {
         return Ok(());
@@ -823,6 +879,29 @@ fn validate_advertisements(bgp: &BgpConfig, origin: &str) -> Result<(), ConfigEr
             key: "bgp.fibImport".into(),
             message: "table and bestPath.maxPaths must be non-zero".into(),
         });
+    }
+    Ok(())
+}
+
+/// `externalIPs.allowedCIDRs`: each entry is a network address (no host bits set), so what the
+/// operator wrote is what is allowed.
+fn validate_external_ips(config: &Config, origin: &str) -> Result<(), ConfigError> {
+    let Some(section) = &config.external_ips else {
+        return Ok(());
+    };
+    for (index, cidr) in section.value.allowed_cidrs.iter().enumerate() {
+        if cidr.value.trunc() != cidr.value {
+            return Err(ConfigError::Invalid {
+                path: origin.to_owned(),
+                line: cidr.referenced.line(),
+                key: format!("externalIPs.allowedCIDRs[{index}]"),
+                message: format!(
+                    "{} has host bits set; write {}",
+                    cidr.value,
+                    cidr.value.trunc()
+                ),
+            });
+        }
     }
     Ok(())
 }

@@ -20,16 +20,18 @@ use tokio::sync::Mutex;
 
 use crate::config::{Config, ConfigError};
 use crate::ipam::Allocations;
+use crate::sanitize::printable;
 
 /// What the announcer should answer for: every service with addresses (lb-ipam's allocation,
-/// its `externalIPs`) and the fixed `l2.services`. Services without an address are left out.
+/// its `externalIPs` the file's allow-list admits) and the fixed `l2.services`. Services without
+/// an address are left out.
 pub fn desired_services(config: &Config, allocations: &Allocations) -> Vec<L2Service> {
     let mut out = Vec::new();
     for spec in config.services.iter().map(|s| &s.value) {
         let mut ips: Vec<IpAddr> = allocations.get(&spec.key()).cloned().unwrap_or_default();
-        for ip in &spec.external_ips {
-            if !ips.contains(ip) {
-                ips.push(*ip);
+        for ip in config.admitted_external_ips(spec) {
+            if !ips.contains(&ip) {
+                ips.push(ip);
             }
         }
         if ips.is_empty() {
@@ -103,14 +105,14 @@ pub fn report(status: &Status) -> L2Report {
     L2Report {
         node: status.node.clone(),
         quorum: status.quorum,
-        alive_peers: status.alive_peers.clone(),
+        alive_peers: status.alive_peers.iter().map(|n| printable(n)).collect(),
         vips: status
             .vips
             .iter()
             .map(|v| VipRow {
                 vip: v.vip,
                 services: v.services.clone(),
-                leader: v.leader.clone(),
+                leader: v.leader.as_deref().map(printable),
                 led_by_me: v.led_by_me,
                 interfaces: v.interfaces.clone(),
                 replies_sent: v.replies_sent,
@@ -272,7 +274,7 @@ impl L2 {
 mod tests {
     use super::*;
 
-    const BASE: &str = "node: {name: n1, routerId: 10.0.0.1}\nl2:\n  nodes: [{name: n1}, {name: n2}]\n  services:\n    - {name: fixed, ips: [192.168.9.9]}\nservices:\n  - name: web\n    externalTrafficPolicy: Local\n    annotations: {herald.io/sharing-key: k}\n    externalIPs: [198.51.100.7]\n    endpoints:\n      - {ip: 10.244.0.5, nodeName: n2}\n      - {ip: 10.244.0.6, nodeName: n1, ready: false}\n  - name: idle\n";
+    const BASE: &str = "node: {name: n1, routerId: 10.0.0.1}\nexternalIPs: {allowedCIDRs: [198.51.100.0/24]}\nl2:\n  nodes: [{name: n1}, {name: n2}]\n  services:\n    - {name: fixed, ips: [192.168.9.9]}\nservices:\n  - name: web\n    externalTrafficPolicy: Local\n    annotations: {herald.io/sharing-key: k}\n    externalIPs: [198.51.100.7]\n    endpoints:\n      - {ip: 10.244.0.5, nodeName: n2}\n      - {ip: 10.244.0.6, nodeName: n1, ready: false}\n  - name: idle\n";
 
     #[test]
     fn services_get_allocated_and_external_ips_and_fixed_ones_follow() {

@@ -12,6 +12,7 @@ pub mod fib;
 pub mod import_policy;
 pub mod ipam;
 pub mod l2;
+pub mod sanitize;
 pub mod sources;
 mod task;
 

@@ -153,6 +153,16 @@ struct KubeArgs {
     /// L2 cluster id: heartbeats of other clusters on the same segment are ignored.
     #[arg(long, requires = "kubernetes")]
     l2_cluster: Option<String>,
+    /// Comma-separated CIDRs a Service's `spec.externalIPs` must lie in to be announced or
+    /// served (default: none; each refused address is reported).
+    #[arg(long, requires = "kubernetes", value_parser = parse_external_ip_policy, default_value = "")]
+    allowed_external_ip_cidrs: speaker::sources::external_ips::ExternalIpPolicy,
+}
+
+fn parse_external_ip_policy(
+    text: &str,
+) -> Result<speaker::sources::external_ips::ExternalIpPolicy, String> {
+    speaker::sources::external_ips::ExternalIpPolicy::parse_list(text)
 }
 
 /// Which side of the sessions `herald bgp routes` shows.
@@ -363,6 +373,7 @@ fn run_kubernetes(args: KubeArgs, pin_dir: Option<PathBuf>) -> anyhow::Result<()
         let mut cfg = RuntimeConfig::new(Identity {
             node_name: node,
             namespace: args.namespace,
+            external_ips: args.allowed_external_ip_cidrs,
         });
         cfg.api.metrics_address = args.metrics_address;
         cfg.datapath = args

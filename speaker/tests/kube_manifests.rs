@@ -451,6 +451,7 @@ fn bgp_ecmp_example_reproduces_the_lab() {
         let me = Identity {
             node_name: format!("node{n}"),
             namespace: "herald-system".into(),
+            external_ips: Default::default(),
         };
         let desired = translate(&me, &snap);
         assert!(
@@ -566,6 +567,7 @@ fn daemonset_flags_are_accepted_by_the_speaker_and_its_paths_are_mounted() {
     let cfg = speaker::sources::kube::RuntimeConfig::new(Identity {
         node_name: "node1".into(),
         namespace: "herald-system".into(),
+        external_ips: Default::default(),
     });
     let state = cfg.state_dir.clone().expect("state dir");
     for path in [&cfg.key_dir, &cfg.api.control_socket, &state] {

@@ -32,6 +32,7 @@ fn identity() -> Identity {
     Identity {
         node_name: "node1".into(),
         namespace: "herald-system".into(),
+        external_ips: Default::default(),
     }
 }
 

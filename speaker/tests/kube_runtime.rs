@@ -31,6 +31,7 @@ fn runtime_config(dir: &Path) -> RuntimeConfig {
     let mut cfg = RuntimeConfig::new(Identity {
         node_name: "node1".into(),
         namespace: "herald-system".into(),
+        external_ips: Default::default(),
     });
     cfg.debounce = Duration::from_millis(100);
     cfg.key_dir = dir.join("md5");

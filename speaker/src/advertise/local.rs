@@ -25,13 +25,17 @@ pub struct ServiceState {
 }
 
 impl ServiceState {
-    /// The `services:` of a standalone file with the given allocations.
+    /// The `services:` of a standalone file with the given allocations; `externalIPs` outside
+    /// the file's `externalIPs.allowedCIDRs` are dropped here, before BGP and the datapath.
     pub fn from_config(config: &Config, allocations: Allocations) -> Self {
         Self {
             services: config
                 .services
                 .iter()
-                .map(|s| ServiceView::from(&s.value))
+                .map(|s| ServiceView {
+                    external_ips: config.admitted_external_ips(&s.value),
+                    ..ServiceView::from(&s.value)
+                })
                 .collect(),
             allocations,
         }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use crate::api::control::DatapathReport;
 use crate::bgp::io::instance::PeerStatus;
 use crate::ipam::ServiceStatus;
+use crate::sanitize::printable;
 
 /// A table of services: addresses, and the reason when lb-ipam could not serve one.
 pub fn render_services(services: &[ServiceStatus]) -> String {
@@ -108,7 +109,7 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
         let _ = writeln!(
             out,
             "{:<20} {:<40} {:>10} {:<12} {:>9} {:>8} {:>8} {:>6}",
-            p.name,
+            printable(&p.name),
             p.address,
             asn,
             if p.admin_down && p.state == "Idle" {
@@ -123,7 +124,7 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
         );
     }
     for p in peers {
-        let _ = writeln!(out, "\n{} ({}):", p.name, p.address);
+        let _ = writeln!(out, "\n{} ({}):", printable(&p.name), p.address);
         if let (Some(hold), Some(keepalive)) = (p.hold_time, p.keepalive_time) {
             let _ = writeln!(out, "  timers: hold {hold}s, keepalive {keepalive}s");
         }
@@ -142,7 +143,8 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
             let _ = writeln!(out, "  BFD: {bfd}");
         }
         if let Some(error) = &p.last_error {
-            let _ = writeln!(out, "  last error: {error}");
+            // Escaped again here: the agent answering may be an older one.
+            let _ = writeln!(out, "  last error: {}", printable(error));
         }
     }
     out
@@ -151,6 +153,54 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A peer's RFC 9003 shutdown communication with a terminal escape ("\x1b[2J" clears the
+    /// screen) reaches `herald bgp peers` escaped, through the FSM's description of the
+    /// NOTIFICATION (what `PeerStatus.last_error` holds).
+    #[test]
+    fn a_shutdown_communication_with_escapes_is_rendered_harmless() {
+        use bgp_proto::iana::CeaseSubcode;
+        use bgp_proto::notification::Notification;
+
+        use crate::bgp::fsm::DownReason;
+
+        let n = Notification::shutdown(CeaseSubcode::AdministrativeShutdown, "bye\x1b[2J\r")
+            .expect("notification");
+        let last_error = DownReason::NotificationReceived(n).describe();
+        assert!(!last_error.contains('\x1b'), "{last_error:?}");
+        let peer = PeerStatus {
+            name: "tor\x1b]0;pwned\x07".into(),
+            address: "10.0.0.1".parse().expect("ip"),
+            state: "Idle".into(),
+            uptime_seconds: None,
+            local_asn: 65001,
+            configured_asn: "65000".into(),
+            remote_asn: None,
+            remote_id: None,
+            hold_time: None,
+            keepalive_time: None,
+            capabilities: vec![],
+            families: vec![],
+            prefixes_received: 0,
+            prefixes_accepted: 0,
+            prefixes_stale: 0,
+            prefixes_sent: 0,
+            updates_in: 0,
+            updates_out: 0,
+            notifications_in: 1,
+            notifications_out: 0,
+            transitions: 1,
+            admin_down: false,
+            last_error: Some(last_error),
+            bfd_state: None,
+        };
+        let text = render_peers(&[peer]);
+        assert!(text.contains("bye\\u{1b}[2J\\u{d}"), "{text:?}");
+        assert!(
+            !text.chars().any(|c| c.is_control() && c != '\n'),
+            "{text:?}"
+        );
+    }
 
     #[test]
     fn services_table_names_the_reason() {

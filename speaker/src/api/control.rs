@@ -1,5 +1,6 @@
 //! The control socket: one JSON request per line in, one JSON response per line out, over a unix
-//! stream socket only root (or the socket's group) can open.
+//! stream socket only root, its owner (or the socket's group) can open; see [`control_access`]
+//! for the mode, the credential check and the bounds on lines and connections.
 //!
 //! I/O boundary: the unix socket (server side in [`serve`], client side in [`request`]).
 
@@ -9,8 +10,10 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::net::UnixStream;
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+
+use super::control_access::{self, Line};
 
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus, ReloadReport};
 use crate::bgp::route_rows::{RouteQuery, RouteRow};
@@ -249,44 +252,77 @@ impl Agent {
 /// Serves the control socket at `path` (replacing a stale socket file) until the task is
 /// dropped. `config_path` is re-read on `reload`.
 pub async fn serve(path: PathBuf, instance: InstanceHandle, config_path: PathBuf) -> Result<()> {
-    serve_agent(path, Agent::bgp_only(instance, config_path)).await
+    serve_agent(path, None, Agent::bgp_only(instance, config_path)).await
 }
 
-/// Serves the control socket at `path` for `agent` (see [`serve`]).
-pub async fn serve_agent(path: PathBuf, agent: Agent) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::io(format!("create {}", dir.display()), e))?;
-    }
-    match std::fs::remove_file(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(Error::io(format!("remove stale {}", path.display()), e)),
-    }
-    let listener =
-        UnixListener::bind(&path).map_err(|e| Error::io(format!("bind {}", path.display()), e))?;
+/// Serves the control socket at `path` for `agent` (see [`serve`]); `group` (a name or gid)
+/// makes it 0660 for that group instead of 0600. See [`control_access`] for who may connect.
+pub async fn serve_agent(path: PathBuf, group: Option<String>, agent: Agent) -> Result<()> {
+    let (listener, access) = control_access::bind(&path, group.as_deref())?;
+    let slots = Arc::new(Semaphore::new(control_access::MAX_CONNECTIONS));
     loop {
         let (stream, _) = listener
             .accept()
             .await
             .map_err(|e| Error::io("accept on control socket", e))?;
+        if let Err(message) = control_access::check_peer(&stream, access) {
+            tracing::warn!("control socket: {message}");
+            tokio::spawn(refuse(stream, message));
+            continue;
+        }
+        let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+            let message = format!(
+                "too many control connections (at most {}); try again",
+                control_access::MAX_CONNECTIONS
+            );
+            tracing::warn!("control socket: {message}");
+            tokio::spawn(refuse(stream, message));
+            continue;
+        };
         let agent = agent.clone();
         tokio::spawn(async move {
             if let Err(error) = serve_one(stream, agent).await {
                 tracing::debug!(%error, "control connection ended");
             }
+            drop(permit);
         });
     }
 }
 
+/// Answers one error and closes the connection (bounded: gives up after a second).
+async fn refuse(mut stream: UnixStream, message: String) {
+    let Ok(mut text) = serde_json::to_string(&Response::Error { message }) else {
+        return;
+    };
+    text.push('\n');
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        stream.write_all(text.as_bytes()),
+    )
+    .await;
+}
+
 async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read).lines();
-    while let Some(line) = lines
-        .next_line()
-        .await
-        .map_err(|e| Error::io("read control request", e))?
-    {
+    let mut reader = BufReader::new(read);
+    loop {
+        let line = match control_access::read_line(&mut reader).await? {
+            Line::Request(line) => line,
+            Line::End => return Ok(()),
+            Line::TooLong => {
+                let response = Response::Error {
+                    message: format!(
+                        "request line longer than {} bytes; connection closed",
+                        control_access::MAX_REQUEST_LINE
+                    ),
+                };
+                let mut text = serde_json::to_string(&response)
+                    .map_err(|e| Error::Control(format!("encode response: {e}")))?;
+                text.push('\n');
+                let _ = write.write_all(text.as_bytes()).await;
+                return Err(Error::Control("request line too long".into()));
+            }
+        };
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Peers) => agent.peers().await.map(|peers| Response::Peers { peers }),
             Ok(Request::Reload) => agent
@@ -321,7 +357,6 @@ async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
             .await
             .map_err(|e| Error::io("write control response", e))?;
     }
-    Ok(())
 }
 
 /// Sends one request to the speaker listening at `path` and returns its answer.

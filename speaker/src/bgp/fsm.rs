@@ -161,7 +161,7 @@ impl DownReason {
         let note = |n: &Notification| {
             let text = n
                 .shutdown_communication()
-                .map(|m| format!(" \"{m}\""))
+                .map(|m| format!(" \"{}\"", crate::sanitize::printable(m)))
                 .unwrap_or_default();
             // RFC 8538 §3: a Hard Reset carries the code and subcode it stands for.
             let wrapped = match (n.cease_subcode(), n.data.as_slice()) {

@@ -9,9 +9,10 @@ use crate::task::AbortOnDrop;
 pub(crate) fn start(api: &ApiConfig, agent: &Agent) -> Vec<AbortOnDrop> {
     let mut servers = Vec::new();
     let socket = api.control_socket.clone();
+    let group = api.control_socket_group.clone();
     let control_agent = agent.clone();
     servers.push(AbortOnDrop(tokio::spawn(async move {
-        if let Err(error) = crate::api::control::serve_agent(socket, control_agent).await {
+        if let Err(error) = crate::api::control::serve_agent(socket, group, control_agent).await {
             tracing::error!(%error, "control socket stopped");
         }
     })));

@@ -55,9 +55,18 @@ struct Running {
     health: Health,
 }
 
+/// Logs each `services[].externalIPs` entry outside `externalIPs.allowedCIDRs` (never announced
+/// or served).
+fn log_refused_external_ips(config: &Config) {
+    for problem in config.refused_external_ips() {
+        tracing::warn!("{problem}");
+    }
+}
+
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> Result<()> {
     let config = crate::config::load(&options.config_path)?;
+    log_refused_external_ips(&config);
     let ipam = Ipam::open(&config)?;
     let serving = Serving::start(&config, options.pin_dir.clone())
         .map_err(|e| Error::io("start the datapath driver", e))?;
@@ -171,6 +180,7 @@ impl Running {
     /// Re-reads the file and applies it (see the module header, step 2).
     async fn reload(&mut self, path: &Path) -> Result<ReloadReport> {
         let config = crate::config::load(path)?;
+        log_refused_external_ips(&config);
         let mut ignored = Vec::new();
         if config.datapath != self.config.datapath {
             ignored.push("datapath: applied on restart".to_owned());

@@ -237,6 +237,7 @@ mod tests {
         let d = desired(config(BGP));
         let api = ApiConfig {
             control_socket: "/tmp/x.sock".into(),
+            control_socket_group: None,
             metrics_address: None,
         };
         let state = PathBuf::from("/var/lib/herald");

@@ -65,6 +65,7 @@ use crate::config::{
     NodeConfig, PeerAsn, PeerConfig, PeerKind, RestartTime, TimersConfig, Ttl,
 };
 use crate::import_policy::{ImportPolicy, ImportPolicyConfig};
+use crate::sources::external_ips::ExternalIpPolicy;
 
 /// The Secret key holding a peer's TCP MD5 password (as Cilium).
 pub const AUTH_SECRET_KEY: &str = "password";
@@ -131,13 +132,16 @@ pub struct Desired {
     pub problems: Vec<String>,
 }
 
-/// Where the Kubernetes-mode speaker runs.
+/// Where the Kubernetes-mode speaker runs, and what its operator allows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     /// This node's name.
     pub node_name: String,
     /// Namespace of the speaker (Secrets, Leases).
     pub namespace: String,
+    /// Which Services' `spec.externalIPs` may be announced and served
+    /// (`--allowed-external-ip-cidrs`); default: none.
+    pub external_ips: ExternalIpPolicy,
 }
 
 /// Translates a snapshot into this node's desired state.
@@ -179,9 +183,11 @@ pub fn translate(me: &Identity, snap: &Snapshot) -> Desired {
             nodes: node_addresses(snap),
             // The datapath section is this node's own (the agent's --datapath file).
             datapath: None,
+            // The allow-list is the agent's flag, applied below (`Identity::external_ips`).
+            external_ips: None,
         },
         advertisements: Vec::new(),
-        services: services(snap),
+        services: services(me, snap, &mut problems),
         allocations: allocations(snap),
         md5_keys: BTreeMap::new(),
         l2: None,
@@ -705,8 +711,22 @@ fn policy(text: Option<&String>) -> TrafficPolicy {
     }
 }
 
+/// A Service's `spec.externalIPs` that the operator's allow-list admits (each refused address is
+/// reported). The only place this translation reads `spec.externalIPs`: BGP, the datapath and L2
+/// all see what this returns.
+fn admitted_external_ips(
+    me: &Identity,
+    namespace: &str,
+    name: &str,
+    spec: &k8s_openapi::api::core::v1::ServiceSpec,
+    problems: &mut Vec<String>,
+) -> Vec<IpAddr> {
+    let ips = parse_ips(spec.external_ips.iter().flatten());
+    me.external_ips.admit(namespace, name, &ips, problems)
+}
+
 /// Services with their endpoints; ExternalName services are left out.
-fn services(snap: &Snapshot) -> Vec<ServiceView> {
+fn services(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Vec<ServiceView> {
     let mut endpoints: BTreeMap<(String, String), Vec<EndpointView>> = BTreeMap::new();
     for slice in &snap.endpoint_slices {
         let Some(service) = slice
@@ -752,12 +772,13 @@ fn services(snap: &Snapshot) -> Vec<ServiceView> {
                 .remove(&(namespace.clone(), name.clone()))
                 .unwrap_or_default();
             eps.sort_by(|a, b| (a.ip, &a.node_name).cmp(&(b.ip, &b.node_name)));
+            let external_ips = admitted_external_ips(me, &namespace, &name, spec, problems);
             Some(ServiceView {
                 labels: s.metadata.labels.clone().unwrap_or_default(),
                 external_traffic_policy: policy(spec.external_traffic_policy.as_ref()),
                 internal_traffic_policy: policy(spec.internal_traffic_policy.as_ref()),
                 cluster_ips,
-                external_ips: parse_ips(spec.external_ips.iter().flatten()),
+                external_ips,
                 load_balancer_ips: Vec::new(),
                 endpoints: eps,
                 ports: service_ports(spec),
@@ -957,7 +978,7 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
                 from_policy.extend(ingress_ips(s));
             }
             if p.spec.external_ips {
-                from_policy.extend(parse_ips(spec.external_ips.iter().flatten()));
+                from_policy.extend(admitted_external_ips(me, &ns, &name, spec, problems));
             }
             if !from_policy.is_empty() {
                 ips.extend(from_policy);

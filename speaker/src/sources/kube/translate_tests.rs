@@ -19,6 +19,7 @@ fn me() -> Identity {
     Identity {
         node_name: "node1".into(),
         namespace: "herald-system".into(),
+        external_ips: ExternalIpPolicy::new(vec!["192.0.2.0/24".parse().expect("cidr")]),
     }
 }
 
@@ -560,4 +561,46 @@ fn etp_local_service_gets_only_local_backends_and_no_entry_without_one() {
     snap.endpoint_slices = vec![slice("shop", "web", &[("10.244.2.10", "node2", true)])];
     let d = translate(&me(), &snap);
     assert!(datapath_table(&d, "node1").services.is_empty());
+}
+
+/// CVE-2020-8554 class: a tenant's Service naming the gateway as an externalIP is neither in the
+/// services BGP and the datapath see nor in L2, and the refusal names the service and address.
+#[test]
+fn external_ips_outside_the_allowed_cidrs_are_refused_and_reported() {
+    let mut snap = base();
+    snap.services.push(obj(json!({
+        "metadata": {"name": "evil", "namespace": "tenant"},
+        "spec": {"type": "ClusterIP", "externalIPs": ["10.77.0.2", "192.0.2.9"]}
+    })));
+    snap.l2_policies = vec![obj(json!({
+        "apiVersion": "herald.io/v1alpha1", "kind": "L2AnnouncementPolicy",
+        "metadata": {"name": "external-everywhere"},
+        "spec": {"interfaces": ["^bond0$"], "externalIPs": true}
+    }))];
+    let d = translate(&me(), &snap);
+    let evil = d
+        .services
+        .iter()
+        .find(|s| s.name == "evil")
+        .expect("service");
+    assert_eq!(evil.external_ips, [ip("192.0.2.9")]);
+    let l2 = d.l2.expect("l2");
+    let l2_evil = l2
+        .services
+        .iter()
+        .find(|s| s.name == "evil")
+        .expect("l2 service");
+    assert_eq!(l2_evil.ips, [ip("192.0.2.9")]);
+    let refused: Vec<&String> = d
+        .problems
+        .iter()
+        .filter(|p| p.contains("externalIP"))
+        .collect();
+    assert!(
+        refused.len() == 1
+            && refused[0].contains("tenant/evil")
+            && refused[0].contains("10.77.0.2"),
+        "{:?}",
+        d.problems
+    );
 }
