@@ -376,8 +376,7 @@ impl Loader {
 
     /// The load-balancer node map's addresses, sorted.
     pub fn lb_nodes(&self) -> Result<Vec<std::net::Ipv4Addr>> {
-        let m: HashMap<&MapData, [u8; 4], u32> =
-            HashMap::try_from(map(&self.ebpf, MAP_LB_NODES)?)?;
+        let m: HashMap<&MapData, [u8; 4], u32> = HashMap::try_from(map(&self.ebpf, MAP_LB_NODES)?)?;
         let mut out = m
             .keys()
             .map(|k| k.map(std::net::Ipv4Addr::from))

@@ -861,7 +861,10 @@ fn be_node(loader: &mut Loader, addr: [u8; 4]) {
     loader
         .set_lb_nodes(&[Ipv4Addr::from(NODE_IP)])
         .expect("LB nodes");
-    assert_eq!(loader.lb_nodes().expect("LB nodes"), [Ipv4Addr::from(NODE_IP)]);
+    assert_eq!(
+        loader.lb_nodes().expect("LB nodes"),
+        [Ipv4Addr::from(NODE_IP)]
+    );
 }
 
 /// A Geneve frame as an LB node sends it, built here independently of the XDP program:
@@ -983,7 +986,10 @@ fn geneve_from_a_known_node_to_another_address_is_passed_up_undecapsulated() {
     // Without a node identity nothing is local.
     be_node(&mut l.loader, [0; 4]);
     let input = geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &inner);
-    let r = l.loader.run_tc(programs::TC_INGRESS, &input, 1).expect("tc");
+    let r = l
+        .loader
+        .run_tc(programs::TC_INGRESS, &input, 1)
+        .expect("tc");
     assert_eq!((r.verdict, r.data), (TC_ACT_OK, input));
     assert_eq!(l.loader.revnat_len().expect("len"), (0, 0));
 }
@@ -1080,16 +1086,27 @@ fn a_syn_flood_does_not_evict_an_established_flows_reverse_nat() {
     let mut l = lab(1500);
     be_node(&mut l.loader, BE_NODE_IP);
     let key = reply_key(CLIENT4, 41004);
-    let syn = geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &inner_syn(CLIENT4, 41004));
+    let syn = geneve(
+        NODE_IP,
+        BE_NODE_IP,
+        Some((VIP4, 80)),
+        &inner_syn(CLIENT4, 41004),
+    );
     assert_eq!(
-        l.loader.run_tc(programs::TC_INGRESS, &syn, 1).expect("tc").verdict,
+        l.loader
+            .run_tc(programs::TC_INGRESS, &syn, 1)
+            .expect("tc")
+            .verdict,
         TC_ACT_OK
     );
     for flags in [0x12, 0x10] {
         let reply = frame_v4(BE4, CLIENT4, 6, 8080, 41004, flags, b"", None);
         l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
     }
-    assert_eq!(l.loader.revnat(&key).expect("revnat"), (Some(vip80()), None));
+    assert_eq!(
+        l.loader.revnat(&key).expect("revnat"),
+        (Some(vip80()), None)
+    );
 
     // Valid SYNs (known node, local destination, configured service) from other clients.
     let n = MAX_REVNAT + MAX_REVNAT_NEW + 4096;
@@ -1099,7 +1116,10 @@ fn a_syn_flood_does_not_evict_an_established_flows_reverse_nat() {
         let client = [100, 64 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
         frame[inner + 26..inner + 30].copy_from_slice(&client);
         frame[inner + 34..inner + 36].copy_from_slice(&(1024 + (i % 50000) as u16).to_be_bytes());
-        let r = l.loader.run_tc(programs::TC_INGRESS, &frame, 1).expect("tc");
+        let r = l
+            .loader
+            .run_tc(programs::TC_INGRESS, &frame, 1)
+            .expect("tc");
         assert_eq!(r.verdict, TC_ACT_OK);
     }
     assert!(counter(&l.loader, Counter::Decap) > u64::from(n));

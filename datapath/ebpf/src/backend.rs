@@ -151,7 +151,7 @@ fn is_service(d: &Dsr, h: &Headers) -> bool {
             proto: h.proto,
             _pad: 0,
         };
-            SERVICES4.get_ptr(&key).is_some()
+        SERVICES4.get_ptr(&key).is_some()
     } else {
         let key = ServiceKey {
             addr: d.vip,
@@ -159,7 +159,7 @@ fn is_service(d: &Dsr, h: &Headers) -> bool {
             proto: h.proto,
             family: d.family,
         };
-            SERVICES.get_ptr(&key).is_some()
+        SERVICES.get_ptr(&key).is_some()
     }
 }
 
