@@ -3,7 +3,8 @@
 //! pinned links (taking over the links an earlier agent left, so forwarding never stops);
 //! [`Datapath::apply`] makes the maps hold exactly the services the caller derived from its own
 //! service model; [`Datapath::refresh`] re-reads this node's identity and the next-hop MACs and
-//! re-applies; [`Datapath::shutdown`] leaves everything in the kernel (`keepPinnedMaps`) or
+//! re-applies; [`Datapath::set_lb_nodes`] names the load-balancer nodes whose Geneve the
+//! backend TC program accepts; [`Datapath::shutdown`] leaves everything in the kernel (`keepPinnedMaps`) or
 //! detaches and unpins. Synchronous and tokio-free: the caller owns threads and timers, and
 //! calls `refresh` every [`Datapath::neighbour_refresh`] (sooner when a report says
 //! `retry_soon`).
@@ -310,6 +311,14 @@ impl Datapath {
         self.reconcile(false)
     }
 
+    /// Makes the set of load-balancer nodes whose Geneve packets this node's TC ingress program
+    /// decapsulates exactly `nodes` (their underlay IPv4 addresses; the caller passes every
+    /// node of its node list). Geneve to this node from any other source is dropped. The set is
+    /// kept in the pinned maps across agent restarts.
+    pub fn set_lb_nodes(&mut self, nodes: &[Ipv4Addr]) -> Result<()> {
+        self.loader.set_lb_nodes(nodes)
+    }
+
     /// Periodic: re-reads this node's identity and every next-hop MAC, then re-applies the last
     /// services.
     pub fn refresh(&mut self) -> Result<ApplyReport> {
@@ -382,7 +391,13 @@ impl Datapath {
     }
 
     fn read_identity(&self) -> Result<Option<NodeIdentity>> {
-        let Some(iface) = self.config.xdp_interface() else {
+        // A backend-only node (TC, no XDP) needs its address too: the TC ingress program
+        // decapsulates only Geneve addressed to it.
+        let Some(iface) = self
+            .config
+            .xdp_interface()
+            .or_else(|| self.config.interfaces.value.iter().find(|i| i.tc))
+        else {
             return Ok(None);
         };
         let name = iface.name.value.as_str();
@@ -474,7 +489,8 @@ impl Datapath {
                     .join(", ")
             ));
         }
-        let identity_missing = self.identity.is_none() && self.xdp_attached;
+        let identity_missing = self.identity.is_none()
+            && (self.xdp_attached || self.config.interfaces.value.iter().any(|i| i.tc));
         if identity_missing {
             problems.push("node identity unknown".into());
         }

@@ -25,9 +25,10 @@ use aya::{
 };
 use datapath_common::{
     BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG,
-    MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_MAGLEV, MAP_REVNAT, MAP_SERVICES,
-    MAP_SERVICES4, MAP_SVC_COUNTERS, MAX_BACKENDS, MAX_SERVICES, MaglevPair, ServiceCounters,
-    ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
+    MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_LB_NODES, MAP_MAGLEV, MAP_REVNAT,
+    MAP_REVNAT_NEW, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS, MAX_BACKENDS, MAX_LB_NODES,
+    MAX_SERVICES, MaglevPair, RevNatValue, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
+    TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -208,7 +209,7 @@ pub struct Loader {
 /// Maps whose size follows the service capacity or M: recreated together when that changes.
 const SERVICE_SIZED: [&str; 4] = [MAP_SERVICES, MAP_SERVICES4, MAP_MAGLEV, MAP_SVC_COUNTERS];
 
-const MAP_NAMES: [&str; 11] = [
+const MAP_NAMES: [&str; 13] = [
     MAP_SERVICES,
     MAP_SERVICES4,
     MAP_BACKENDS,
@@ -218,6 +219,8 @@ const MAP_NAMES: [&str; 11] = [
     MAP_FLOWS4_TCP,
     MAP_FLOWS4_UDP,
     MAP_REVNAT,
+    MAP_REVNAT_NEW,
+    MAP_LB_NODES,
     MAP_COUNTERS,
     MAP_SVC_COUNTERS,
 ];
@@ -341,6 +344,72 @@ impl Loader {
             Array::try_from(map_mut(&mut self.ebpf, MAP_CONFIG)?)?;
         a.set(0, cfg, 0)?;
         Ok(())
+    }
+
+    /// Makes the load-balancer node map (the underlay addresses the TC ingress program accepts
+    /// Geneve from) hold exactly `nodes`: new ones are added before stale ones go, so a node
+    /// present in both sets is never missing.
+    pub fn set_lb_nodes(&mut self, nodes: &[std::net::Ipv4Addr]) -> Result<()> {
+        let want: std::collections::BTreeSet<[u8; 4]> = nodes.iter().map(|a| a.octets()).collect();
+        if want.len() > MAX_LB_NODES as usize {
+            return Err(Error::InvalidBackend(format!(
+                "{} load-balancer nodes; at most {MAX_LB_NODES} fit",
+                want.len()
+            )));
+        }
+        let mut m: HashMap<&mut MapData, [u8; 4], u32> =
+            HashMap::try_from(map_mut(&mut self.ebpf, MAP_LB_NODES)?)?;
+        let have = m.keys().collect::<std::result::Result<Vec<_>, _>>()?;
+        for a in &want {
+            if !have.contains(a) {
+                m.insert(a, 1, 0)?;
+            }
+        }
+        for a in have.iter().filter(|a| !want.contains(*a)) {
+            match m.remove(a) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The load-balancer node map's addresses, sorted.
+    pub fn lb_nodes(&self) -> Result<Vec<std::net::Ipv4Addr>> {
+        let m: HashMap<&MapData, [u8; 4], u32> = HashMap::try_from(map(&self.ebpf, MAP_LB_NODES)?)?;
+        let mut out = m
+            .keys()
+            .map(|k| k.map(std::net::Ipv4Addr::from))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        out.sort();
+        Ok(out)
+    }
+
+    /// The reverse-NAT entry for a reply tuple: `(established, not yet answered)` map entries.
+    pub fn revnat(
+        &self,
+        key: &datapath_common::FlowKey,
+    ) -> Result<(Option<RevNatValue>, Option<RevNatValue>)> {
+        let get = |name| -> Result<Option<RevNatValue>> {
+            let m: HashMap<&MapData, datapath_common::FlowKey, RevNatValue> =
+                HashMap::try_from(map(&self.ebpf, name)?)?;
+            match m.get(key, 0) {
+                Ok(v) => Ok(Some(v)),
+                Err(aya::maps::MapError::KeyNotFound) => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        };
+        Ok((get(MAP_REVNAT)?, get(MAP_REVNAT_NEW)?))
+    }
+
+    /// Entries in the (established, not yet answered) reverse-NAT maps.
+    pub fn revnat_len(&self) -> Result<(usize, usize)> {
+        let len = |name| -> Result<usize> {
+            let m: HashMap<&MapData, datapath_common::FlowKey, RevNatValue> =
+                HashMap::try_from(map(&self.ebpf, name)?)?;
+            Ok(m.keys().count())
+        };
+        Ok((len(MAP_REVNAT)?, len(MAP_REVNAT_NEW)?))
     }
 
     /// Inserts or replaces a service entry (one atomic map update). IPv4 services go to the
@@ -686,6 +755,10 @@ fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<Str
     }
     if !fits(MAP_BACKENDS, cfg.max_backends)? {
         drop_pin(MAP_BACKENDS)?;
+    }
+    // An object with more counters than the pinned map holds: the new slots would be missing.
+    if !fits(MAP_COUNTERS, COUNTERS)? {
+        drop_pin(MAP_COUNTERS)?;
     }
     if !removed.is_empty() {
         tracing::warn!(pin_dir = %dir.display(), maps = ?removed, "pinned maps of another size recreated empty");

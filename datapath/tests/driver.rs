@@ -95,14 +95,25 @@ fn web(backends: &[(usize, SocketAddr)]) -> ServiceInput {
     }
 }
 
-/// Starts the backend nodes' datapaths (TC only).
+/// Starts the backend nodes' datapaths (TC only), as the agent does: the node list's nodes
+/// are the LB nodes Geneve may come from, and the service table names the VIP.
 fn start_backends(net: &Net, pins: &Path) -> Vec<Datapath> {
     net.bes
         .iter()
         .enumerate()
         .map(|(j, ns)| {
             let cfg = be_config(&pins.join(format!("be{}", j + 1)));
-            in_netns(ns, || Datapath::start(&cfg, None, None)).expect("start backend datapath")
+            in_netns(ns, || {
+                let mut dp = Datapath::start(&cfg, None, None)?;
+                let nodes: Vec<_> = (1..=2)
+                    .map(|i| lb_addr(i).0)
+                    .chain((1..=2).map(|j| be_addr(j).0))
+                    .collect();
+                dp.set_lb_nodes(&nodes)?;
+                dp.apply(&[web(&backends())])?;
+                Ok::<_, datapath::Error>(dp)
+            })
+            .expect("start backend datapath")
         })
         .collect()
 }

@@ -2,19 +2,20 @@
 //! for the XDP load balancer and the backend node's TC programs. Needs root (CI runs as root);
 //! skipped with a message otherwise. Frames are built by hand here and checked field by field.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use datapath::loader::{LoadConfig, Loader, programs};
 use datapath::maglev::{self, Backend, Proto, Seed};
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Config, Counter, FAMILY_V4, FAMILY_V6, ServiceKey, ServiceValue,
-    csum, hash,
+    BE_F_LOCAL, BackendValue, Config, Counter, FAMILY_V4, FAMILY_V6, FlowKey, MAX_REVNAT,
+    MAX_REVNAT_NEW, RevNatValue, ServiceKey, ServiceValue, csum, hash,
 };
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
 const XDP_TX: u32 = 3;
 const TC_ACT_OK: u32 = 0;
+const TC_ACT_SHOT: u32 = 2;
 
 const CLIENT_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const NODE_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
@@ -656,7 +657,8 @@ fn backend_tc_decaps_and_reverse_nats_the_reply() {
         .run_xdp(programs::XDP_LB, &input, 1)
         .expect("run")
         .data;
-    // The backend node receives the Geneve frame.
+    // The backend node (the encapsulation's outer destination) accepts the LB node's Geneve.
+    be_node(&mut l.loader, encap[30..34].try_into().expect("4"));
     let r = l
         .loader
         .run_tc(programs::TC_INGRESS, &encap, 1)
@@ -848,4 +850,295 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
     assert_eq!(v["services"][0]["port"], 8080);
     assert_eq!(v["services"][0]["id"], 7);
     assert!(v["counters"]["xdp_rx"].is_u64());
+}
+
+/// Turns the lab's loader into backend node `addr`'s: its identity is `addr`, and the lab's LB
+/// node (`NODE_IP`) is the one node allowed to send it Geneve.
+fn be_node(loader: &mut Loader, addr: [u8; 4]) {
+    let mut cfg = loader.config().expect("config");
+    cfg.node_addr = addr;
+    loader.set_config(&cfg).expect("config");
+    loader
+        .set_lb_nodes(&[Ipv4Addr::from(NODE_IP)])
+        .expect("LB nodes");
+    assert_eq!(
+        loader.lb_nodes().expect("LB nodes"),
+        [Ipv4Addr::from(NODE_IP)]
+    );
+}
+
+/// A Geneve frame as an LB node sends it, built here independently of the XDP program:
+/// outer IPv4 `src` → `dst`, UDP 6081, and the DSR option naming `opt` (VIP, port) when given,
+/// around the inner frame `inner`.
+fn geneve(src: [u8; 4], dst: [u8; 4], opt: Option<([u8; 4], u16)>, inner: &[u8]) -> Vec<u8> {
+    let opt_len = if opt.is_some() { 12 } else { 0 };
+    let mut f = Vec::new();
+    f.extend_from_slice(&NODE_MAC);
+    f.extend_from_slice(&ROUTER_MAC);
+    f.extend_from_slice(&[0x08, 0x00]);
+    let total = 20 + 8 + 8 + opt_len + inner.len();
+    let mut ip = [0u8; 20];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip[6] = 0x40;
+    ip[8] = 64;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src);
+    ip[16..20].copy_from_slice(&dst);
+    let c = csum::ipv4_header(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&0xc123u16.to_be_bytes());
+    f.extend_from_slice(&6081u16.to_be_bytes());
+    f.extend_from_slice(&((total - 20) as u16).to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.extend_from_slice(&[(opt_len / 4) as u8, 0, 0x65, 0x58, 0, 0, 0, 0]);
+    if let Some((vip, port)) = opt {
+        f.extend_from_slice(&[0x01, 0x4b, 0x81, 2]);
+        f.extend_from_slice(&vip);
+        f.extend_from_slice(&port.to_be_bytes());
+        f.extend_from_slice(&[0, 0]);
+    }
+    f.extend_from_slice(inner);
+    f
+}
+
+/// The backend the fixtures' backend node serves VIP4:80 with.
+const BE4: [u8; 4] = [10, 244, 1, 10];
+
+/// The reverse-NAT key of the reply of `client:sport` → `BE4:8080` (TCP).
+fn reply_key(client: [u8; 4], sport: u16) -> FlowKey {
+    FlowKey {
+        saddr: v4key(BE4),
+        daddr: v4key(client),
+        sport: 8080,
+        dport: sport,
+        proto: 6,
+        family: FAMILY_V4,
+        _pad: [0; 2],
+    }
+}
+
+fn vip80() -> RevNatValue {
+    RevNatValue {
+        vip: v4key(VIP4),
+        port: 80,
+        family: FAMILY_V4,
+        _pad: 0,
+    }
+}
+
+/// The client's SYN to VIP4:80 as the LB node forwards it (DNATed to `BE4:8080`).
+fn inner_syn(client: [u8; 4], sport: u16) -> Vec<u8> {
+    frame_v4(client, BE4, 6, sport, 8080, 0x02, b"", None)
+}
+
+#[test]
+fn geneve_from_an_unknown_host_is_dropped_and_creates_no_reverse_nat() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    be_node(&mut l.loader, BE_NODE_IP);
+    let inner = inner_syn(CLIENT4, 41000);
+    for src in [[203, 0, 113, 9], BE_NODE_IP, [192, 168, 0, 11]] {
+        let input = geneve(src, BE_NODE_IP, Some((VIP4, 80)), &inner);
+        let r = l
+            .loader
+            .run_tc(programs::TC_INGRESS, &input, 1)
+            .expect("tc ingress");
+        assert_eq!(r.verdict, TC_ACT_SHOT, "Geneve from {src:?} is dropped");
+    }
+    assert_eq!(
+        l.loader.revnat(&reply_key(CLIENT4, 41000)).expect("revnat"),
+        (None, None),
+        "no reverse-NAT entry from an unknown sender"
+    );
+    assert_eq!(l.loader.revnat_len().expect("len"), (0, 0));
+    assert_eq!(counter(&l.loader, Counter::DropGeneveUnknownNode), 3);
+    assert_eq!(counter(&l.loader, Counter::Decap), 0);
+    // Its reply is not rewritten either.
+    let reply = frame_v4(BE4, CLIENT4, 6, 8080, 41000, 0x12, b"", None);
+    let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+    assert_eq!(r.data, reply);
+}
+
+#[test]
+fn geneve_from_a_known_node_to_another_address_is_passed_up_undecapsulated() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    be_node(&mut l.loader, BE_NODE_IP);
+    let inner = inner_syn(CLIENT4, 41001);
+    for dst in [[192, 168, 1, 99], VIP4] {
+        let input = geneve(NODE_IP, dst, Some((VIP4, 80)), &inner);
+        let r = l
+            .loader
+            .run_tc(programs::TC_INGRESS, &input, 1)
+            .expect("tc ingress");
+        assert_eq!(r.verdict, TC_ACT_OK);
+        assert_eq!(r.data, input, "to {dst:?}: left as it was");
+    }
+    assert_eq!(l.loader.revnat_len().expect("len"), (0, 0));
+    assert_eq!(counter(&l.loader, Counter::GeneveNotLocal), 2);
+    assert_eq!(counter(&l.loader, Counter::Decap), 0);
+    // Without a node identity nothing is local.
+    be_node(&mut l.loader, [0; 4]);
+    let input = geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &inner);
+    let r = l
+        .loader
+        .run_tc(programs::TC_INGRESS, &input, 1)
+        .expect("tc");
+    assert_eq!((r.verdict, r.data), (TC_ACT_OK, input));
+    assert_eq!(l.loader.revnat_len().expect("len"), (0, 0));
+}
+
+#[test]
+fn geneve_naming_an_unconfigured_service_is_dropped_and_creates_no_reverse_nat() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    be_node(&mut l.loader, BE_NODE_IP);
+    let tcp = inner_syn(CLIENT4, 41002);
+    let udp = frame_v4(CLIENT4, BE4, 17, 41002, 8080, 0, b"q", None);
+    // Another VIP, another port, and VIP4:53 which is a UDP service (the inner packet is TCP);
+    // then a UDP packet naming the TCP service VIP4:80.
+    let cases = [
+        (([10, 96, 0, 99], 80), &tcp),
+        ((VIP4, 81), &tcp),
+        ((VIP4, 53), &tcp),
+        ((VIP4, 80), &udp),
+    ];
+    for (opt, inner) in cases {
+        let input = geneve(NODE_IP, BE_NODE_IP, Some(opt), inner);
+        let r = l
+            .loader
+            .run_tc(programs::TC_INGRESS, &input, 1)
+            .expect("tc ingress");
+        assert_eq!(r.verdict, TC_ACT_SHOT, "option {opt:?} is refused");
+    }
+    assert_eq!(l.loader.revnat_len().expect("len"), (0, 0));
+    assert_eq!(counter(&l.loader, Counter::DropGeneveUnknownService), 4);
+    assert_eq!(counter(&l.loader, Counter::Decap), 0);
+}
+
+#[test]
+fn a_known_nodes_geneve_is_decapsulated_and_its_entry_becomes_established_on_the_reply() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    be_node(&mut l.loader, BE_NODE_IP);
+    let inner = inner_syn(CLIENT4, 41003);
+    let input = geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &inner);
+    let r = l
+        .loader
+        .run_tc(programs::TC_INGRESS, &input, 1)
+        .expect("tc ingress");
+    assert_eq!(r.verdict, TC_ACT_OK);
+    assert_eq!(&r.data[14..], &inner[14..], "outer headers stripped");
+    let key = reply_key(CLIENT4, 41003);
+    assert_eq!(
+        l.loader.revnat(&key).expect("revnat"),
+        (None, Some(vip80()))
+    );
+    // A mid-flow packet without the option is decapsulated too.
+    let ack = frame_v4(CLIENT4, BE4, 6, 41003, 8080, 0x10, b"GET", None);
+    let r = l
+        .loader
+        .run_tc(
+            programs::TC_INGRESS,
+            &geneve(NODE_IP, BE_NODE_IP, None, &ack),
+            1,
+        )
+        .expect("tc ingress");
+    assert_eq!((r.verdict, &r.data[14..]), (TC_ACT_OK, &ack[14..]));
+    assert_eq!(counter(&l.loader, Counter::Decap), 2);
+    // SYN-ACK: rewritten, the entry stays new; the first established reply moves it.
+    for flags in [0x12, 0x10, 0x18] {
+        let reply = frame_v4(BE4, CLIENT4, 6, 8080, 41003, flags, b"", None);
+        let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+        assert_eq!(
+            r.data,
+            frame_v4(VIP4, CLIENT4, 6, 80, 41003, flags, b"", None),
+            "reply with flags {flags:#x} leaves from VIP:80"
+        );
+        let want = if flags == 0x12 {
+            (None, Some(vip80()))
+        } else {
+            (Some(vip80()), None)
+        };
+        assert_eq!(l.loader.revnat(&key).expect("revnat"), want);
+    }
+    assert_eq!(counter(&l.loader, Counter::RevNatEstablished), 1);
+    assert_eq!(counter(&l.loader, Counter::RevNat), 3);
+}
+
+/// A flood of SYNs through a validated LB node, more than both reverse-NAT maps hold, must not
+/// evict the entry of an established flow that stays idle throughout.
+#[test]
+fn a_syn_flood_does_not_evict_an_established_flows_reverse_nat() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    be_node(&mut l.loader, BE_NODE_IP);
+    let key = reply_key(CLIENT4, 41004);
+    let syn = geneve(
+        NODE_IP,
+        BE_NODE_IP,
+        Some((VIP4, 80)),
+        &inner_syn(CLIENT4, 41004),
+    );
+    assert_eq!(
+        l.loader
+            .run_tc(programs::TC_INGRESS, &syn, 1)
+            .expect("tc")
+            .verdict,
+        TC_ACT_OK
+    );
+    for flags in [0x12, 0x10] {
+        let reply = frame_v4(BE4, CLIENT4, 6, 8080, 41004, flags, b"", None);
+        l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+    }
+    assert_eq!(
+        l.loader.revnat(&key).expect("revnat"),
+        (Some(vip80()), None)
+    );
+
+    // Valid SYNs (known node, local destination, configured service) from other clients.
+    let n = MAX_REVNAT + MAX_REVNAT_NEW + 4096;
+    let mut frame = geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &inner_syn([0; 4], 0));
+    let inner = frame.len() - 54;
+    for i in 0..n {
+        let client = [100, 64 + (i >> 16) as u8, (i >> 8) as u8, i as u8];
+        frame[inner + 26..inner + 30].copy_from_slice(&client);
+        frame[inner + 34..inner + 36].copy_from_slice(&(1024 + (i % 50000) as u16).to_be_bytes());
+        let r = l
+            .loader
+            .run_tc(programs::TC_INGRESS, &frame, 1)
+            .expect("tc");
+        assert_eq!(r.verdict, TC_ACT_OK);
+    }
+    assert!(counter(&l.loader, Counter::Decap) > u64::from(n));
+    let (established, new) = l.loader.revnat_len().expect("len");
+    assert!(
+        new > MAX_REVNAT_NEW as usize / 2,
+        "the flood filled the new-flow map ({new})"
+    );
+    assert_eq!(established, 1, "the flood created no established entry");
+    assert_eq!(
+        l.loader.revnat(&key).expect("revnat").0,
+        Some(vip80()),
+        "the established flow's entry survived"
+    );
+    let reply = frame_v4(BE4, CLIENT4, 6, 8080, 41004, 0x18, b"data", None);
+    let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+    assert_eq!(
+        r.data,
+        frame_v4(VIP4, CLIENT4, 6, 80, 41004, 0x18, b"data", None),
+        "its replies still leave from VIP:80"
+    );
 }

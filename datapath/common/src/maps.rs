@@ -29,8 +29,18 @@ pub const MAP_FLOWS: &str = "HERALD_FLOWS";
 pub const MAP_FLOWS4_TCP: &str = "HERALD_FLOWS4T";
 /// IPv4 UDP flows this LB node has seen: [`FlowKey4`] → [`FlowValue`] (LRU).
 pub const MAP_FLOWS4_UDP: &str = "HERALD_FLOWS4U";
-/// Reverse NAT on the backend node: reply [`FlowKey`] → [`RevNatValue`] (LRU).
+/// Reverse NAT of established flows on the backend node: reply [`FlowKey`] → [`RevNatValue`]
+/// (LRU). Only the egress program inserts here, when this node's own stack sends a reply that
+/// shows the flow is established (see [`MAP_REVNAT_NEW`]); so a flood of first packets, which
+/// only ever lands in [`MAP_REVNAT_NEW`], cannot evict these entries.
 pub const MAP_REVNAT: &str = "HERALD_RNAT";
+/// Reverse NAT of flows not yet answered (LRU, same key and value as [`MAP_REVNAT`]): written
+/// by the TC ingress program from the DSR option of a validated Geneve packet (and by the XDP
+/// program for a local backend). A flood of SYNs evicts only other entries of this map.
+pub const MAP_REVNAT_NEW: &str = "HERALD_RNATNEW";
+/// Underlay IPv4 addresses of the nodes allowed to send us Geneve (the load-balancer nodes):
+/// `[u8; 4]` → `u32` (1). Written by user space ([`MAX_LB_NODES`] entries at most).
+pub const MAP_LB_NODES: &str = "HERALD_LBNODES";
 /// Per-CPU counters by [`Counter`] index.
 pub const MAP_COUNTERS: &str = "HERALD_CNT";
 /// Per-CPU per-service counters by service id → [`ServiceCounters`].
@@ -48,8 +58,14 @@ pub const MAX_BACKENDS: u32 = 4096;
 pub const BPF_F_MMAPABLE: u32 = 1 << 10;
 /// Flow LRU size on the LB node (each of the IPv4 TCP, IPv4 UDP and IPv6 flow maps).
 pub const MAX_FLOWS: u32 = 65536;
-/// Reverse-NAT LRU size on the backend node.
+/// Established reverse-NAT LRU size on the backend node.
 pub const MAX_REVNAT: u32 = 65536;
+/// Size of the LRU of reverse-NAT entries not answered yet (SYN seen, no established reply).
+/// Half-open flows live here for as long as they are among the newest `MAX_REVNAT_NEW`; a SYN
+/// flood of more than this many per handshake time costs new flows, never established ones.
+pub const MAX_REVNAT_NEW: u32 = 16384;
+/// Capacity of the allowed load-balancer node map.
+pub const MAX_LB_NODES: u32 = 1024;
 /// Maglev tables per service (two: active and standby, for atomic swaps).
 pub const TABLES_PER_SERVICE: u32 = 2;
 
@@ -259,10 +275,18 @@ pub enum Counter {
     DropInternal = 10,
     /// Passed: IP fragments or IPv6 extension headers (not load-balanced).
     PassUnsupported = 11,
+    /// Dropped by TC ingress: Geneve to our node address from a host not in the LB node map.
+    DropGeneveUnknownNode = 12,
+    /// Passed untouched by TC ingress: Geneve (UDP 6081) to an address other than this node's.
+    GeneveNotLocal = 13,
+    /// Dropped by TC ingress: a DSR option naming no configured service (VIP, port, protocol).
+    DropGeneveUnknownService = 14,
+    /// Reverse-NAT entries moved to the established map by an established reply.
+    RevNatEstablished = 15,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTERS: u32 = 12;
+pub const COUNTERS: u32 = 16;
 
 impl Counter {
     /// Every counter, in index order.
@@ -279,6 +303,10 @@ impl Counter {
         Counter::RevNat,
         Counter::DropInternal,
         Counter::PassUnsupported,
+        Counter::DropGeneveUnknownNode,
+        Counter::GeneveNotLocal,
+        Counter::DropGeneveUnknownService,
+        Counter::RevNatEstablished,
     ];
 
     /// A stable snake_case name for status output and metrics.
@@ -296,6 +324,10 @@ impl Counter {
             Counter::RevNat => "rev_nat",
             Counter::DropInternal => "drop_internal",
             Counter::PassUnsupported => "pass_unsupported",
+            Counter::DropGeneveUnknownNode => "drop_geneve_unknown_node",
+            Counter::GeneveNotLocal => "geneve_not_local",
+            Counter::DropGeneveUnknownService => "drop_geneve_unknown_service",
+            Counter::RevNatEstablished => "rev_nat_established",
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::{
     geneve::{self, Encap, OUTER_FIXED},
     maglev,
     maps::{
-        BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT, SCRATCH, SERVICES, SERVICES4,
+        BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT_NEW, SCRATCH, SERVICES, SERVICES4,
         count, count_service,
     },
     nat,
@@ -144,7 +144,10 @@ fn remember_flow(h: &Headers, backend: u32) {
 }
 
 /// Records the reverse-NAT entry for a flow DNATed to a local backend, keyed the way the
-/// egress TC program sees the reply (backend → client). Once per flow, so out of line.
+/// egress TC program sees the reply (backend → client). Once per flow, so out of line. Into the
+/// not-yet-answered map, as for decapsulated flows: the egress program moves it to the
+/// established map on the backend's first established reply, so a SYN flood to the service
+/// cannot evict established flows' entries.
 #[inline(never)]
 fn remember_revnat(h: &Headers, be: &BackendValue) {
     let key = FlowKey {
@@ -162,7 +165,7 @@ fn remember_revnat(h: &Headers, be: &BackendValue) {
         family: h.family,
         _pad: 0,
     };
-    let _ = REVNAT.insert(&key, &value, 0);
+    let _ = REVNAT_NEW.insert(&key, &value, 0);
 }
 
 /// What the balancing step decided.

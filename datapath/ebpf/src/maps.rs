@@ -7,8 +7,8 @@ use aya_ebpf::{
 };
 use datapath_common::{
     BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, FlowKey, FlowKey4, FlowValue, MAX_BACKENDS,
-    MAX_FLOWS, MAX_REVNAT, MAX_SERVICES, MaglevPair, RevNatValue, ServiceCounters, ServiceKey,
-    ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
+    MAX_FLOWS, MAX_LB_NODES, MAX_REVNAT, MAX_REVNAT_NEW, MAX_SERVICES, MaglevPair, RevNatValue,
+    ServiceCounters, ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
 };
 
 /// IPv4 services by (VIP, port, proto): compact key (see `datapath_common::MAP_SERVICES4`).
@@ -47,9 +47,20 @@ pub static FLOWS4_TCP: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_en
 #[map(name = "HERALD_FLOWS4U")]
 pub static FLOWS4_UDP: LruHashMap<FlowKey4, FlowValue> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
-/// Reply tuple → service address, on the backend node.
+/// Reply tuple → service address of established flows, on the backend node (only the egress
+/// program inserts; see `datapath_common::MAP_REVNAT`).
 #[map(name = "HERALD_RNAT")]
 pub static REVNAT: LruHashMap<FlowKey, RevNatValue> = LruHashMap::with_max_entries(MAX_REVNAT, 0);
+
+/// Reply tuple → service address of flows not answered yet (see
+/// `datapath_common::MAP_REVNAT_NEW`).
+#[map(name = "HERALD_RNATNEW")]
+pub static REVNAT_NEW: LruHashMap<FlowKey, RevNatValue> =
+    LruHashMap::with_max_entries(MAX_REVNAT_NEW, 0);
+
+/// Underlay addresses of the load-balancer nodes allowed to send us Geneve.
+#[map(name = "HERALD_LBNODES")]
+pub static LB_NODES: HashMap<[u8; 4], u32> = HashMap::with_max_entries(MAX_LB_NODES, 0);
 
 /// Global counters.
 #[map(name = "HERALD_CNT")]

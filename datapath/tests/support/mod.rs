@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datapath::loader::{LoadConfig, Loader};
+use datapath_common::{Config, FAMILY_V4, IPPROTO_TCP, ServiceKey, ServiceValue};
 use herald_tests::{ChildProcess, Netns, TestLab, VethPair, in_netns, wait_until_ok};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -75,6 +76,13 @@ pub(crate) fn lb_addr(i: usize) -> (Ipv4Addr, Ipv4Addr) {
         Ipv4Addr::new(10, 0, i as u8, 2),
         Ipv4Addr::new(10, 0, i as u8, 1),
     )
+}
+
+/// An IPv4 address in the 16-byte key form.
+fn v4_key(a: Ipv4Addr) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    k[..4].copy_from_slice(&a.octets());
+    k
 }
 
 /// Underlay address of backend node `j` (1-based) and of its router port.
@@ -191,6 +199,27 @@ impl Net {
                         ..LoadConfig::default()
                     })
                     .expect("load eBPF");
+                    // What the agent programs on a backend node: its identity (Geneve must be
+                    // addressed to it), the LB nodes allowed to send it Geneve, and the service
+                    // the DSR option must name.
+                    l.set_config(&Config {
+                        node_addr: be_addr(j + 1).0.octets(),
+                        maglev_m: 251,
+                        ..Config::default()
+                    })
+                    .expect("config");
+                    let lbs: Vec<Ipv4Addr> = (1..=2).map(|i| lb_addr(i).0).collect();
+                    l.set_lb_nodes(&lbs).expect("LB nodes");
+                    l.put_service(
+                        &ServiceKey {
+                            addr: v4_key(VIP),
+                            port: VIP_PORT,
+                            proto: IPPROTO_TCP,
+                            family: FAMILY_V4,
+                        },
+                        &ServiceValue::default(),
+                    )
+                    .expect("service");
                     l.attach_tc("eth0").expect("attach TC");
                     l
                 });

@@ -47,6 +47,8 @@ enum Command {
         services: Vec<ServiceInput>,
         generation: u64,
     },
+    /// The load-balancer nodes whose Geneve the backend TC program accepts.
+    LbNodes(Vec<Ipv4Addr>),
     Status(oneshot::Sender<Result<datapath::status::Status, String>>),
     Stop,
 }
@@ -63,6 +65,7 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Apply { generation, .. } => write!(f, "Apply({generation})"),
+            Self::LbNodes(nodes) => write!(f, "LbNodes({})", nodes.len()),
             Self::Status(_) => f.write_str("Status"),
             Self::Stop => f.write_str("Stop"),
         }
@@ -121,6 +124,11 @@ impl DatapathDriver {
         });
     }
 
+    /// Hands the driver the underlay addresses of the nodes allowed to send this node Geneve.
+    pub fn set_lb_nodes(&self, nodes: Vec<Ipv4Addr>) {
+        let _ = self.command_tx.send(Command::LbNodes(nodes));
+    }
+
     /// What the datapath serves now; changes whenever an apply or refresh changes it.
     pub fn subscribe(&self) -> watch::Receiver<DatapathState> {
         self.state_rx.clone()
@@ -150,6 +158,9 @@ fn run(
 ) {
     let mut datapath: Option<Datapath> = None;
     let mut wanted: Vec<ServiceInput> = Vec::new();
+    // `None` until the daemon names them: a restarted agent keeps the pinned set meanwhile.
+    let mut lb_nodes: Option<Vec<Ipv4Addr>> = None;
+    let mut lb_nodes_dirty = false;
     let mut generation = 0;
     let mut dirty = false;
     let mut next_attempt = Instant::now();
@@ -162,6 +173,7 @@ fn run(
                     tracing::info!("datapath attached");
                     datapath = Some(d);
                     dirty = true;
+                    lb_nodes_dirty = true;
                 }
                 Err(error) => {
                     let error = format!("datapath not attached: {error}");
@@ -178,6 +190,18 @@ fn run(
                         changed
                     });
                     next_attempt = now + RETRY;
+                }
+            }
+        }
+        if let Some(d) = datapath.as_mut()
+            && lb_nodes_dirty
+            && let Some(nodes) = &lb_nodes
+        {
+            match d.set_lb_nodes(nodes) {
+                Ok(()) => lb_nodes_dirty = false,
+                Err(error) => {
+                    tracing::error!(%error, "load-balancer nodes not programmed (retrying)");
+                    next_refresh = next_refresh.min(Instant::now() + RETRY);
                 }
             }
         }
@@ -244,10 +268,18 @@ fn run(
                             wanted = services;
                             generation = g;
                         }
+                        Command::LbNodes(nodes) => {
+                            lb_nodes_dirty |= lb_nodes.as_ref() != Some(&nodes);
+                            lb_nodes = Some(nodes);
+                        }
                         Command::Status(reply) => answer_status(datapath.as_ref(), reply),
                         Command::Stop => return stop(datapath),
                     }
                 }
+            }
+            Ok(Command::LbNodes(nodes)) => {
+                lb_nodes_dirty |= lb_nodes.as_ref() != Some(&nodes);
+                lb_nodes = Some(nodes);
             }
             Ok(Command::Status(reply)) => answer_status(datapath.as_ref(), reply),
             Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return stop(datapath),

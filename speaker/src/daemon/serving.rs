@@ -91,6 +91,17 @@ impl Serving {
             return state.clone();
         }
         let nodes = crate::config::nodes::node_addresses(config);
+        if let Some(driver) = &self.driver {
+            // Every node may balance to this one: accept Geneve from each node's address.
+            let lb_nodes = nodes
+                .values()
+                .filter_map(|a| match a {
+                    IpAddr::V4(v4) => Some(*v4),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            driver.set_lb_nodes(lb_nodes);
+        }
         let cluster_ips = config.bgp.as_ref().is_some_and(|b| {
             b.advertisements
                 .iter()
