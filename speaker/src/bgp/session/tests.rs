@@ -20,6 +20,8 @@ fn config(import: ImportPolicy, gr: Option<GrConfig>) -> SessionConfig {
         families: BTreeSet::from([Family::IPV4_UNICAST, Family::IPV6_UNICAST]),
         import,
         max_prefixes: Some(3),
+        soft_reconfiguration_inbound: false,
+        refresh_interval: Duration::from_secs(5),
         graceful_restart: gr,
         stale_path_time: Duration::from_secs(30),
     }
