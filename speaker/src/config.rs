@@ -946,6 +946,30 @@ mod tests {
     }
 
     #[test]
+    fn peer_limits_default_and_are_settable() {
+        let config = parse(MINIMAL, "test.yaml").expect("valid");
+        let peer = &config.bgp.expect("bgp").peers[0];
+        assert_eq!(peer.effective_max_prefixes(), Some(DEFAULT_MAX_PREFIXES));
+        assert!(!peer.soft_reconfiguration_inbound);
+        assert_eq!(
+            peer.effective_send_hold_time(),
+            std::time::Duration::from_secs(480)
+        );
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      maxPrefixes: 0\n      softReconfigurationInbound: true\n      sendHoldTimeSeconds: 5",
+        );
+        let config = parse(&yaml, "t").expect("valid");
+        let peer = &config.bgp.expect("bgp").peers[0];
+        assert_eq!(peer.effective_max_prefixes(), None, "0 lifts the limit");
+        assert!(peer.soft_reconfiguration_inbound);
+        assert_eq!(
+            peer.effective_send_hold_time(),
+            std::time::Duration::from_secs(5)
+        );
+    }
+
+    #[test]
     fn peer_asn_accepts_keywords() {
         let yaml = MINIMAL.replace("asn: 65000", "asn: internal");
         let config = parse(&yaml, "t").expect("valid");
