@@ -44,6 +44,8 @@ fn established(now: Instant) -> Session {
         families: BTreeSet::from([Family::IPV4_UNICAST]),
         import: ImportPolicy::accept_all(),
         max_prefixes: None,
+        soft_reconfiguration_inbound: false,
+        refresh_interval: Duration::from_secs(5),
         graceful_restart: None,
         stale_path_time: Duration::from_secs(360),
     });

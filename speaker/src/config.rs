@@ -476,15 +476,48 @@ pub struct PeerConfig {
     /// Address families to negotiate; by default the family of the peer's address.
     #[serde(default)]
     pub families: Vec<Family>,
-    /// Tear the session down when the peer sends more prefixes than this.
+    /// Tear the session down (Cease, Maximum Number of Prefixes Reached) when the peer's routes
+    /// stored for one family exceed this; [`DEFAULT_MAX_PREFIXES`] when absent, 0 for no limit.
     #[serde(default)]
     pub max_prefixes: Option<u32>,
+    /// Keep the routes the import policy rejects (soft reconfiguration inbound), so a policy
+    /// change applies without asking the peer again; off by default, as they cost memory.
+    #[serde(default)]
+    pub soft_reconfiguration_inbound: bool,
+    /// RFC 9687 send hold time: the session is closed when the peer accepts none of our data
+    /// for this long. Default: 8 minutes or twice the hold time, whichever is longer.
+    #[serde(default)]
+    pub send_hold_time_seconds: Option<u32>,
     /// Keep the session administratively down, sending this RFC 8203 message.
     #[serde(default)]
     pub shutdown: Option<String>,
 }
 
+/// The per-family prefix limit of a peer without `maxPrefixes`.
+pub const DEFAULT_MAX_PREFIXES: u32 = 100_000;
+
 impl PeerConfig {
+    /// The per-family prefix limit in force: the configured one (0 = none) or the default.
+    pub fn effective_max_prefixes(&self) -> Option<u32> {
+        match self.max_prefixes {
+            None => Some(DEFAULT_MAX_PREFIXES),
+            Some(0) => None,
+            Some(n) => Some(n),
+        }
+    }
+
+    /// The RFC 9687 send hold time in force.
+    ///
+    /// RFC 9687 (paraphrased): the suggested default is 8 minutes or twice the negotiated hold
+    /// time, whichever is longer. The configured hold time stands in for the negotiated one
+    /// (which is never longer).
+    pub fn effective_send_hold_time(&self) -> std::time::Duration {
+        let seconds = self
+            .send_hold_time_seconds
+            .unwrap_or_else(|| 480.max(2 * u32::from(self.timers.hold_time_seconds.0)));
+        std::time::Duration::from_secs(u64::from(seconds.max(1)))
+    }
+
     /// The name used in logs and the CLI.
     pub fn display_name(&self) -> String {
         self.name
@@ -996,6 +1029,30 @@ mod tests {
         );
         assert_eq!(peer.asn, PeerAsn::Number(65000));
         assert_eq!(peer.display_name(), "10.0.0.254");
+    }
+
+    #[test]
+    fn peer_limits_default_and_are_settable() {
+        let config = parse(MINIMAL, "test.yaml").expect("valid");
+        let peer = &config.bgp.expect("bgp").peers[0];
+        assert_eq!(peer.effective_max_prefixes(), Some(DEFAULT_MAX_PREFIXES));
+        assert!(!peer.soft_reconfiguration_inbound);
+        assert_eq!(
+            peer.effective_send_hold_time(),
+            std::time::Duration::from_secs(480)
+        );
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      maxPrefixes: 0\n      softReconfigurationInbound: true\n      sendHoldTimeSeconds: 5",
+        );
+        let config = parse(&yaml, "t").expect("valid");
+        let peer = &config.bgp.expect("bgp").peers[0];
+        assert_eq!(peer.effective_max_prefixes(), None, "0 lifts the limit");
+        assert!(peer.soft_reconfiguration_inbound);
+        assert_eq!(
+            peer.effective_send_hold_time(),
+            std::time::Duration::from_secs(5)
+        );
     }
 
     #[test]

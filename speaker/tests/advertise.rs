@@ -310,7 +310,8 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
         after.transitions, before.transitions,
         "import policy change reset the session"
     );
-    assert_eq!(after.prefixes_received, 2);
+    // The rejected route is not kept: no soft reconfiguration inbound.
+    assert_eq!(after.prefixes_received, 1);
     assert_eq!(after.prefixes_accepted, 1);
 
     // Withdrawal by BIRD, then the route back; session loss, then the session back; then a clean

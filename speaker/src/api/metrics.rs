@@ -410,6 +410,8 @@ mod tests {
             admin_down: false,
             last_error: None,
             bfd_state: Some("Up".into()),
+            memory_bytes: 0,
+            outbound_queued_bytes: 0,
         }
     }
 

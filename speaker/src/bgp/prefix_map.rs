@@ -85,6 +85,16 @@ impl<V> PrefixMap<V> {
         self.v4.len() + self.v6.len()
     }
 
+    /// Number of IPv4 prefixes.
+    pub fn len_v4(&self) -> usize {
+        self.v4.len()
+    }
+
+    /// Number of IPv6 prefixes.
+    pub fn len_v6(&self) -> usize {
+        self.v6.len()
+    }
+
     /// Whether the map is empty.
     pub fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_empty()

@@ -1,5 +1,6 @@
-//! The per-peer Adj-RIB-In: every route the peer announced, with the import verdict and the
-//! graceful-restart stale mark. The Adj-RIB-Out and UPDATE packing are
+//! The per-peer Adj-RIB-In: the routes the peer announced that the session keeps (the accepted
+//! ones, and the rejected ones too only with soft reconfiguration inbound), with the import
+//! verdict and the graceful-restart stale mark. The Adj-RIB-Out and UPDATE packing are
 //! [`crate::advertise::packing`]'s, shared by the session and the advertisement pipeline.
 //!
 //! Pure data structures: no I/O. Attribute sets are shared through `Arc` so a million routes
@@ -43,6 +44,12 @@ pub fn family_of(prefix: &IpNet) -> Family {
     }
 }
 
+/// Estimated bytes per stored IPv4 route: the 8-byte key and the 24-byte [`RibInEntry`] in a
+/// B-tree leaf (about two thirds full, plus node headers), and a share of its attributes.
+const V4_ROUTE_BYTES: usize = 64;
+/// Estimated bytes per stored IPv6 route (17-byte key).
+const V6_ROUTE_BYTES: usize = 80;
+
 /// Routes received from one peer.
 #[derive(Debug, Clone, Default)]
 pub struct AdjRibIn {
@@ -80,6 +87,22 @@ impl AdjRibIn {
     /// Number of routes received (before import policy).
     pub fn len(&self) -> usize {
         self.routes.len()
+    }
+
+    /// Number of routes stored for `family` (what the per-family prefix limit counts).
+    pub fn len_family(&self, family: Family) -> usize {
+        match family {
+            Family::IPV4_UNICAST => self.routes.len_v4(),
+            Family::IPV6_UNICAST => self.routes.len_v6(),
+            _ => 0,
+        }
+    }
+
+    /// An estimate of the heap memory the table holds, in bytes, from its size: a B-tree slot
+    /// per route (key, entry, node overhead). Attribute sets are shared through `Arc` and most
+    /// routes share one, so they are only counted as a flat share per route.
+    pub fn memory_estimate(&self) -> usize {
+        self.routes.len_v4() * V4_ROUTE_BYTES + self.routes.len_v6() * V6_ROUTE_BYTES
     }
 
     /// Whether there are no routes.

@@ -34,6 +34,9 @@ mod admin;
 
 pub use admin::PeerReset;
 
+/// Estimated bytes per route in the Adj-RIB-Out (prefix key, route, B-tree overhead).
+const RIB_OUT_ROUTE_BYTES: usize = 96;
+
 /// Restart State (R) bit of the graceful restart flags (RFC 4724 §3).
 const GR_RESTART_STATE: u8 = 0x8;
 /// Graceful Notification (N) bit of the graceful restart flags (RFC 8538 §2).
@@ -89,8 +92,15 @@ pub struct SessionConfig {
     pub families: BTreeSet<Family>,
     /// Import policy.
     pub import: ImportPolicy,
-    /// Reset the session when the peer announces more prefixes than this.
+    /// Reset the session when the peer's routes stored for one family exceed this.
     pub max_prefixes: Option<u32>,
+    /// Keep the routes the import policy rejects in the Adj-RIB-In, so a policy change can be
+    /// applied without asking the peer again (soft reconfiguration inbound). Off, they are
+    /// dropped on arrival and a policy change sends the peer a ROUTE-REFRESH.
+    pub soft_reconfiguration_inbound: bool,
+    /// Least time between two replays of the Adj-RIB-Out for one family on ROUTE-REFRESH;
+    /// requests within it are coalesced into one replay when it ends.
+    pub refresh_interval: Duration,
     /// Graceful restart, if enabled.
     pub graceful_restart: Option<GrConfig>,
     /// How long stale routes wait for End-of-RIB once the restarted peer is back.
@@ -169,6 +179,8 @@ pub struct Counters {
     pub treat_as_withdraw: u64,
     /// Route refresh requests answered.
     pub refreshes_answered: u64,
+    /// Route refresh requests folded into a pending replay by the rate limit.
+    pub refreshes_coalesced: u64,
 }
 
 /// One peer's session.
@@ -182,6 +194,10 @@ pub struct Session {
     local_addrs: BTreeMap<ConnId, (IpAddr, Option<Ipv6Addr>)>,
     peer_gr: Option<GracefulRestart>,
     stale_deadline: Option<Instant>,
+    /// When the Adj-RIB-Out of each family was last replayed for a ROUTE-REFRESH.
+    last_refresh: BTreeMap<Family, Instant>,
+    /// Families whose ROUTE-REFRESH waits for the rate limit.
+    pending_refresh: BTreeSet<Family>,
     counters: Counters,
 }
 
@@ -244,6 +260,8 @@ impl Session {
             local_addrs: BTreeMap::new(),
             peer_gr: None,
             stale_deadline: None,
+            last_refresh: BTreeMap::new(),
+            pending_refresh: BTreeSet::new(),
             counters: Counters::default(),
         }
     }
@@ -300,11 +318,29 @@ impl Session {
 
     /// When the driver must call [`Session::on_timeout`] next.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let fsm = self.fsm.poll_timeout().map(|(at, _)| at);
-        match (fsm, self.stale_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [
+            self.fsm.poll_timeout().map(|(at, _)| at),
+            self.stale_deadline,
+            self.refresh_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// When the earliest coalesced ROUTE-REFRESH may be answered.
+    fn refresh_deadline(&self) -> Option<Instant> {
+        self.pending_refresh
+            .iter()
+            .filter_map(|f| self.last_refresh.get(f))
+            .map(|at| *at + self.config.refresh_interval)
+            .min()
+    }
+
+    /// An estimate of the memory this peer's tables hold, in bytes (Adj-RIB-In and
+    /// Adj-RIB-Out, from their sizes).
+    pub fn memory_estimate(&self) -> usize {
+        self.rib_in.memory_estimate() + self.rib_out.len() * RIB_OUT_ROUTE_BYTES
     }
 
     /// Fires whatever timers are due at `now`.
@@ -316,6 +352,22 @@ impl Session {
             }
             let outputs = self.fsm.handle(now, fsm::Input::TimerExpired(timer));
             self.process(now, outputs, &mut out);
+        }
+        let due: Vec<Family> = self
+            .pending_refresh
+            .iter()
+            .copied()
+            .filter(|f| {
+                self.last_refresh
+                    .get(f)
+                    .is_none_or(|at| *at + self.config.refresh_interval <= now)
+            })
+            .collect();
+        for family in due {
+            self.pending_refresh.remove(&family);
+            if self.fsm.state() == State::Established {
+                self.replay_family(now, family, &mut out);
+            }
         }
         if self.stale_deadline.is_some_and(|d| d <= now) {
             // RFC 4724 §4.2: "If the session does not get re-established within the 'Restart
@@ -398,8 +450,26 @@ impl Session {
     }
 
     /// Re-applies the import policy to every stored route (after a policy change, no session
-    /// reset: the Adj-RIB-In keeps what the peer sent). Returns the accepted-route changes.
+    /// reset). With soft reconfiguration inbound the Adj-RIB-In holds everything the peer sent;
+    /// without it, only accepted routes are here, so the peer is also asked for its routes
+    /// again (ROUTE-REFRESH) when it supports that. Returns the changes and requests.
     pub fn reevaluate_import(&mut self) -> Vec<Output> {
+        let mut out = self.reevaluate_stored();
+        let ask = !self.config.soft_reconfiguration_inbound
+            && self.fsm.state() == State::Established
+            && self.fsm.negotiated().is_some_and(|n| n.route_refresh);
+        if ask {
+            for family in self.negotiated_families() {
+                self.send(
+                    Message::RouteRefresh(RouteRefresh::new(family, RouteRefreshSubtype::Normal)),
+                    &mut out,
+                );
+            }
+        }
+        out
+    }
+
+    fn reevaluate_stored(&mut self) -> Vec<Output> {
         let mut updated = Vec::new();
         let mut withdrawn = Vec::new();
         let prefixes: Vec<IpNet> = self.rib_in.iter().map(|(p, _)| p).collect();
@@ -412,7 +482,11 @@ impl Session {
                 continue;
             }
             let attrs = entry.attrs.clone();
-            self.rib_in.insert(prefix, RibInEntry { accepted, ..entry });
+            if accepted || self.config.soft_reconfiguration_inbound {
+                self.rib_in.insert(prefix, RibInEntry { accepted, ..entry });
+            } else {
+                self.rib_in.remove(&prefix);
+            }
             if accepted {
                 updated.push((prefix, attrs));
             } else {
@@ -506,7 +580,9 @@ impl Session {
                         queue.extend(self.fsm.handle(now, reset));
                     }
                 }
-                fsm::Output::Received(Message::RouteRefresh(rr)) => self.on_route_refresh(rr, out),
+                fsm::Output::Received(Message::RouteRefresh(rr)) => {
+                    self.on_route_refresh(now, rr, out)
+                }
                 fsm::Output::Received(_) => {}
                 fsm::Output::Established { conn, negotiated } => {
                     out.push(Output::Fsm(fsm::Output::Established {
@@ -580,6 +656,8 @@ impl Session {
 
     fn on_down(&mut self, now: Instant, reason: &DownReason, out: &mut Vec<Output>) {
         self.rib_out.close();
+        self.pending_refresh.clear();
+        self.last_refresh.clear();
         let peer_gr = self.peer_gr.take();
         // RFC 4724 §4.2: "When the Receiving Speaker detects termination of the TCP session for a
         // BGP session with a peer that has advertised the Graceful Restart Capability, it MUST
@@ -715,14 +793,20 @@ impl Session {
                 }
             };
             let accepted = !as_loop && self.config.import.accepts(&prefix, &attrs.attributes);
-            let old = self.rib_in.insert(
-                prefix,
-                RibInEntry {
-                    attrs: attrs.clone(),
-                    accepted,
-                    stale: false,
-                },
-            );
+            // A rejected route is kept only for soft reconfiguration inbound: a peer leaking
+            // a full table at a speaker that imports nothing must not cost its memory.
+            let old = if accepted || self.config.soft_reconfiguration_inbound {
+                self.rib_in.insert(
+                    prefix,
+                    RibInEntry {
+                        attrs: attrs.clone(),
+                        accepted,
+                        stale: false,
+                    },
+                )
+            } else {
+                self.rib_in.remove(&prefix)
+            };
             if accepted {
                 updated.push((prefix, attrs));
             } else if old.is_some_and(|o| o.accepted) {
@@ -732,13 +816,22 @@ impl Session {
         if !updated.is_empty() || !withdrawn.is_empty() {
             out.push(Output::Routes { updated, withdrawn });
         }
-        match self.config.max_prefixes {
-            Some(max) if self.rib_in.len() > max as usize => {
-                // RFC 4486 §4: Cease "Maximum Number of Prefixes Reached" MAY carry "Address
-                // Family Identifier (2 octets), Subsequent Address Family Identifier (1 octet),
-                // and the Upper bound on the number of prefixes received (4 octets)".
+        let max = self.config.max_prefixes?;
+        // RFC 4486 §4: "If a BGP speaker decides to terminate its peering with a neighbor because
+        // the number of address prefixes received from the neighbor exceeds a locally configured
+        // upper bound ..., then the speaker MUST send to the neighbor a NOTIFICATION message with
+        // the Error Code Cease and the Error Subcode 'Maximum Number of Prefixes Reached'." The
+        // bound applies per family to what the Adj-RIB-In stores, which is what costs memory.
+        let over = families
+            .iter()
+            .copied()
+            .find(|f| self.rib_in.len_family(*f) > max as usize);
+        match over {
+            Some(family) => {
+                // RFC 4486 §4: "The message MAY optionally include the Address Family
+                // Identifier (2 octets), Subsequent Address Family Identifier (1 octet), and the
+                // Upper bound on the number of prefixes received (4 octets)".
                 let mut notification = Notification::cease(CeaseSubcode::MaxPrefixes);
-                let family = families.first().copied().unwrap_or(Family::IPV4_UNICAST);
                 notification
                     .data
                     .extend_from_slice(&u16::from(family.afi).to_be_bytes());
@@ -746,14 +839,17 @@ impl Session {
                 notification.data.extend_from_slice(&max.to_be_bytes());
                 Some(fsm::Input::Reset {
                     notification,
-                    reason: format!("peer sent more than {max} prefixes"),
+                    reason: format!(
+                        "peer sent more than {max} {} prefixes",
+                        crate::bgp::io::instance::family_name(family)
+                    ),
                 })
             }
-            _ => None,
+            None => None,
         }
     }
 
-    fn on_route_refresh(&mut self, rr: RouteRefresh, out: &mut Vec<Output>) {
+    fn on_route_refresh(&mut self, now: Instant, rr: RouteRefresh, out: &mut Vec<Output>) {
         let family = rr.family();
         if !self.negotiated_families().contains(&family) {
             return;
@@ -775,35 +871,50 @@ impl Session {
                 }
             }
             _ => {
-                // RFC 2918 §4: the speaker "SHOULD re-advertise to that peer the Adj-RIB-Out";
-                // RFC 7313 §4 brackets the replay with BoRR and EoRR when both support it.
-                self.counters.refreshes_answered += 1;
-                let enhanced = self
-                    .fsm
-                    .negotiated()
-                    .is_some_and(|n| n.enhanced_route_refresh);
-                if enhanced {
-                    self.send(
-                        Message::RouteRefresh(RouteRefresh::new(
-                            family,
-                            RouteRefreshSubtype::BeginningOfRefresh,
-                        )),
-                        out,
-                    );
+                // A peer asking again and again must not make us queue a table per request:
+                // at most one replay per family per `refresh_interval`; requests in between
+                // are coalesced into one replay when it ends (the peer gets the same table).
+                let limited = self
+                    .last_refresh
+                    .get(&family)
+                    .is_some_and(|at| now < *at + self.config.refresh_interval);
+                if limited {
+                    self.counters.refreshes_coalesced += 1;
+                    self.pending_refresh.insert(family);
+                    return;
                 }
-                let mut table = self.rib_out.routes();
-                table.retain(|p, _| family_of(p) == family);
-                self.send_table(&table, out);
-                if enhanced {
-                    self.send(
-                        Message::RouteRefresh(RouteRefresh::new(
-                            family,
-                            RouteRefreshSubtype::EndOfRefresh,
-                        )),
-                        out,
-                    );
-                }
+                self.replay_family(now, family, out);
             }
+        }
+    }
+
+    /// Answers a ROUTE-REFRESH for `family` with the whole Adj-RIB-Out of that family.
+    fn replay_family(&mut self, now: Instant, family: Family, out: &mut Vec<Output>) {
+        self.last_refresh.insert(family, now);
+        // RFC 2918 §4: the speaker "SHOULD re-advertise to that peer the Adj-RIB-Out";
+        // RFC 7313 §4 brackets the replay with BoRR and EoRR when both support it.
+        self.counters.refreshes_answered += 1;
+        let enhanced = self
+            .fsm
+            .negotiated()
+            .is_some_and(|n| n.enhanced_route_refresh);
+        if enhanced {
+            self.send(
+                Message::RouteRefresh(RouteRefresh::new(
+                    family,
+                    RouteRefreshSubtype::BeginningOfRefresh,
+                )),
+                out,
+            );
+        }
+        let mut table = self.rib_out.routes();
+        table.retain(|p, _| family_of(p) == family);
+        self.send_table(&table, out);
+        if enhanced {
+            self.send(
+                Message::RouteRefresh(RouteRefresh::new(family, RouteRefreshSubtype::EndOfRefresh)),
+                out,
+            );
         }
     }
 

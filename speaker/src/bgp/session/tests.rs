@@ -20,6 +20,8 @@ fn config(import: ImportPolicy, gr: Option<GrConfig>) -> SessionConfig {
         families: BTreeSet::from([Family::IPV4_UNICAST, Family::IPV6_UNICAST]),
         import,
         max_prefixes: Some(3),
+        soft_reconfiguration_inbound: false,
+        refresh_interval: Duration::from_secs(5),
         graceful_restart: gr,
         stale_path_time: Duration::from_secs(30),
     }
@@ -137,17 +139,59 @@ fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
 }
 
 #[test]
-fn default_import_policy_stores_but_accepts_nothing() {
+fn rejected_routes_are_not_kept_without_soft_reconfiguration() {
     let now = Instant::now();
     let mut s = Session::new(config(ImportPolicy::reject_all(), None));
     established(&mut s, now, peer_open(None));
     let out = s.received(
         now,
         CONN,
-        clean(Message::Update(announce(&["10.1.0.0/16"]))),
+        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))),
     );
     assert!(!out.iter().any(|o| matches!(o, Output::Routes { .. })));
-    assert_eq!((s.rib_in().len(), s.rib_in().accepted()), (1, 0));
+    assert_eq!((s.rib_in().len(), s.rib_in().accepted()), (0, 0));
+    assert_eq!(s.memory_estimate(), 0);
+
+    // A policy change asks the peer again, since nothing rejected was kept.
+    let mut c = s.config().clone();
+    c.import = ImportPolicy::accept_all();
+    s.update_config(c);
+    let out = s.reevaluate_import();
+    let asked = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Fsm(fsm::Output::Send(_, Message::RouteRefresh(_)))
+            )
+        })
+        .count();
+    assert_eq!(asked, 2, "one ROUTE-REFRESH per family: {out:?}");
+
+    // With soft reconfiguration inbound they are kept, and the policy change needs no refresh.
+    let mut c = config(ImportPolicy::reject_all(), None);
+    c.soft_reconfiguration_inbound = true;
+    let mut s = Session::new(c);
+    established(&mut s, now, peer_open(None));
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&["10.1.0.0/16", "10.2.0.0/16"]))),
+    );
+    assert_eq!((s.rib_in().len(), s.rib_in().accepted()), (2, 0));
+    assert!(s.memory_estimate() > 0);
+    let mut c = s.config().clone();
+    c.import = ImportPolicy::accept_all();
+    s.update_config(c);
+    let out = s.reevaluate_import();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Routes { updated, .. } if updated.len() == 2))
+    );
+    assert!(!out.iter().any(|o| matches!(
+        o,
+        Output::Fsm(fsm::Output::Send(_, Message::RouteRefresh(_)))
+    )));
 
     let mut s = Session::new(config(ImportPolicy::accept_all(), None));
     established(&mut s, now, peer_open(None));
@@ -216,6 +260,88 @@ fn max_prefix_resets_with_cease_and_backs_off() {
     assert!(
         s.rib_in().is_empty(),
         "routes flushed: a NOTIFICATION ends GR"
+    );
+}
+
+#[test]
+fn max_prefix_counts_each_family_and_names_it_in_the_cease() {
+    let now = Instant::now();
+    let mut s = Session::new(config(ImportPolicy::accept_all(), None));
+    established(&mut s, now, peer_open(None));
+    // Three IPv4 routes: at the limit, not over it.
+    s.received(
+        now,
+        CONN,
+        clean(Message::Update(announce(&[
+            "10.1.0.0/16",
+            "10.2.0.0/16",
+            "10.3.0.0/16",
+        ]))),
+    );
+    assert_eq!(s.fsm().state(), State::Established);
+    // Four IPv6 routes: the IPv6 family goes over its own limit.
+    let v6: Vec<Ipv6Nlri> = (1u16..=4)
+        .map(|i| {
+            Ipv6Nlri::new(
+                bgp_proto::Ipv6Prefix::new(Ipv6Addr::new(0x2001, 0xdb8, i, 0, 0, 0, 0, 0), 48)
+                    .expect("len"),
+            )
+        })
+        .collect();
+    let update = Update {
+        attributes: vec![
+            PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+            PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[65002]))),
+            PathAttribute::new(AttrValue::MpReach(bgp_proto::MpReach {
+                family: Family::IPV6_UNICAST,
+                next_hop: NextHop::Ipv6 {
+                    global: "fd00::2".parse().expect("ip"),
+                    link_local: None,
+                },
+                nlri: MpNlri::Ipv6(v6),
+            })),
+        ],
+        ..Update::default()
+    };
+    let out = s.received(now, CONN, clean(Message::Update(update)));
+    let cease = sent_notification(&out);
+    assert_eq!(cease.cease_subcode(), Some(CeaseSubcode::MaxPrefixes));
+    // AFI 2, SAFI 1, limit 3.
+    assert_eq!(cease.data, vec![0, 2, 1, 0, 0, 0, 3]);
+    assert_eq!(s.fsm().state(), State::Idle);
+    assert!(s.fsm().deadline(fsm::Timer::IdleHold).is_some());
+}
+
+#[test]
+fn route_refresh_replays_are_rate_limited_and_coalesced() {
+    let now = Instant::now();
+    let mut s = Session::new(config(ImportPolicy::reject_all(), None));
+    s.set_local_routes(local(&["192.0.2.0/24"]));
+    established(&mut s, now, peer_open(None));
+    let refresh = || {
+        clean(Message::RouteRefresh(RouteRefresh::new(
+            Family::IPV4_UNICAST,
+            RouteRefreshSubtype::Normal,
+        )))
+    };
+    assert_eq!(sent_updates(&s.received(now, CONN, refresh())).len(), 1);
+    // A burst within the interval sends nothing now...
+    for i in 1..100 {
+        let at = now + Duration::from_millis(i * 10);
+        assert!(sent_updates(&s.received(at, CONN, refresh())).is_empty());
+    }
+    assert_eq!(s.counters().refreshes_answered, 1);
+    assert_eq!(s.counters().refreshes_coalesced, 99);
+    // ...and one replay when the interval ends.
+    let due = now + Duration::from_secs(5);
+    assert!(s.poll_timeout().is_some_and(|t| t <= due));
+    let out = s.on_timeout(due);
+    assert_eq!(sent_updates(&out).len(), 1, "{out:?}");
+    assert_eq!(s.counters().refreshes_answered, 2);
+    assert!(
+        s.on_timeout(due + Duration::from_secs(60))
+            .iter()
+            .all(|o| !matches!(o, Output::Fsm(fsm::Output::Send(_, Message::Update(_)))))
     );
 }
 
@@ -677,7 +803,7 @@ fn routes_with_our_as_in_the_path_are_never_accepted() {
         !out.iter().any(|o| matches!(o, Output::Routes { .. })),
         "{out:?}"
     );
-    assert_eq!(s.rib_in().len(), 1, "kept in the Adj-RIB-In");
+    assert_eq!(s.rib_in().len(), 0, "not kept without soft reconfiguration");
     s.received(
         now,
         CONN,

@@ -225,6 +225,14 @@ pub struct BGPPeerConfigSpec {
     /// Herald addition: BFD bound to the session (RFC 5880/5881/5883).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bfd: Option<Bfd>,
+    /// Herald addition: the session is reset (Cease, Maximum Number of Prefixes Reached) when
+    /// the peer's stored routes of one family exceed this; 100000 when omitted, 0 for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_prefixes: Option<u32>,
+    /// Herald addition: keep routes the import policy rejects, so policy changes apply without
+    /// a ROUTE-REFRESH (costs memory for every rejected route).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soft_reconfiguration_inbound: Option<bool>,
 }
 
 /// TCP transport of a peering.

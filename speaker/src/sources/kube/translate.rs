@@ -631,7 +631,9 @@ fn peer_config(
         graceful_restart,
         bfd,
         families,
-        max_prefixes: None,
+        max_prefixes: spec.max_prefixes,
+        soft_reconfiguration_inbound: spec.soft_reconfiguration_inbound.unwrap_or(false),
+        send_hold_time_seconds: None,
         shutdown: None,
     })
 }

@@ -24,7 +24,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant as TokioInstant;
 
-use super::codec::{ReadEvent, WriteCommand, read_loop, write_loop};
+use super::codec::{
+    OUTBOUND_LIMIT_BYTES, Outbound, QueueError, ReadEvent, SEND_HOLD_TIMER_EXPIRED, WriteEnd,
+    outbound, read_loop, write_loop,
+};
 use super::connect::{SocketOptions, connect};
 use super::link_local::link_local_for;
 use super::listener;
@@ -76,11 +79,18 @@ enum Event {
         result: Result<TcpStream>,
     },
     Read(ConnId, ReadEvent),
+    Write(ConnId, WriteEnd),
 }
 
 impl From<(ConnId, ReadEvent)> for Event {
     fn from((conn, event): (ConnId, ReadEvent)) -> Self {
         Event::Read(conn, event)
+    }
+}
+
+impl From<(ConnId, WriteEnd)> for Event {
+    fn from((conn, end): (ConnId, WriteEnd)) -> Self {
+        Event::Write(conn, end)
     }
 }
 
@@ -251,7 +261,7 @@ impl InstanceHandle {
 
 struct ConnSlot {
     peer: IpAddr,
-    writer: mpsc::UnboundedSender<WriteCommand>,
+    writer: Outbound,
     context: watch::Sender<DecodeContext>,
     _reader: AbortOnDrop,
     _writer_task: JoinHandle<()>,
@@ -293,6 +303,9 @@ struct Owner {
     /// to the route-server clients and the FIB (see [`Owner::flush_route_changes`]).
     pending_changes: BTreeMap<IpAddr, Vec<IpNet>>,
 }
+
+/// Least time between two replays of a family's Adj-RIB-Out for ROUTE-REFRESH requests.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Most events handled back to back before learned-route changes are passed on: large enough
 /// that a burst of one-prefix UPDATEs leaves as a few packed ones, small enough to bound delay.
@@ -366,7 +379,9 @@ impl Owner {
                 .map(proto_family)
                 .collect(),
             import: bgp.import_policy.clone(),
-            max_prefixes: peer.max_prefixes,
+            max_prefixes: peer.effective_max_prefixes(),
+            soft_reconfiguration_inbound: peer.soft_reconfiguration_inbound,
+            refresh_interval: REFRESH_INTERVAL,
             graceful_restart: peer.graceful_restart.enabled.then_some(GrConfig {
                 restart_time: peer.graceful_restart.restart_time_seconds.0,
                 restarting: self.restarting,
@@ -654,6 +669,29 @@ impl Owner {
                 };
                 self.apply(peer, outputs);
             }
+            Event::Write(conn, WriteEnd::SendHoldExpired) => {
+                let Some(peer) = self.conns.remove(&conn).map(|c| c.peer) else {
+                    return;
+                };
+                let Some(slot) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                tracing::warn!(%peer, conn, "send hold timer expired: the peer reads nothing");
+                // The writer tried the NOTIFICATION itself; dropping the slot closes the socket.
+                let notification = Notification::new(ErrorCode::from(SEND_HOLD_TIMER_EXPIRED), 0);
+                let outputs = if slot.session.fsm().connection() == Some(conn) {
+                    slot.session.handle(
+                        now,
+                        fsm::Input::Reset {
+                            notification,
+                            reason: "send hold timer expired (RFC 9687)".into(),
+                        },
+                    )
+                } else {
+                    slot.session.handle(now, fsm::Input::Disconnected(conn))
+                };
+                self.apply(peer, outputs);
+            }
         }
     }
 
@@ -684,14 +722,23 @@ impl Owner {
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let (context_tx, context_rx) = watch::channel(DecodeContext::default());
-        let (writer_tx, writer_rx) = mpsc::unbounded_channel();
+        let (writer_tx, writer_rx) = outbound(OUTBOUND_LIMIT_BYTES);
+        let send_hold = self.peers.get(&peer).map_or(Duration::from_secs(480), |p| {
+            p.config.effective_send_hold_time()
+        });
         let reader = AbortOnDrop(tokio::spawn(read_loop(
             conn,
             read_half,
             context_rx,
             self.events_tx.clone(),
         )));
-        let writer_task = tokio::spawn(write_loop(write_half, writer_rx));
+        let writer_task = tokio::spawn(write_loop(
+            conn,
+            write_half,
+            writer_rx,
+            send_hold,
+            self.events_tx.clone(),
+        ));
         self.conns.insert(
             conn,
             ConnSlot {
@@ -731,6 +778,7 @@ impl Owner {
         }
         let encode = slot.session.encode_context();
         let mut changed: Vec<IpNet> = Vec::new();
+        let mut overflow: Option<ConnId> = None;
         for output in outputs {
             match output {
                 Output::Fsm(fsm::Output::Connect) => {
@@ -762,16 +810,21 @@ impl Owner {
                     if let Message::Notification(n) = &message {
                         tracing::warn!(%peer, code = u8::from(n.code), subcode = n.subcode, "sending NOTIFICATION");
                     }
+                    if overflow == Some(conn) {
+                        continue;
+                    }
                     match message.to_bytes(&encode) {
                         Ok(bytes) => {
-                            let _ = c.writer.send(WriteCommand::Send(bytes.freeze()));
+                            if c.writer.send(bytes.freeze()) == Err(QueueError::Full) {
+                                overflow = Some(conn);
+                            }
                         }
                         Err(error) => tracing::error!(%peer, %error, "cannot encode message"),
                     }
                 }
                 Output::Fsm(fsm::Output::Close(conn)) => {
                     if let Some(c) = self.conns.remove(&conn) {
-                        let _ = c.writer.send(WriteCommand::Close);
+                        c.writer.close();
                     }
                 }
                 Output::Fsm(fsm::Output::Established { negotiated, .. }) => {
@@ -808,6 +861,35 @@ impl Owner {
                 .or_default()
                 .extend(changed);
         }
+        if let Some(conn) = overflow {
+            self.on_queue_full(peer, conn);
+        }
+    }
+
+    /// A connection's outbound queue is full: the peer does not take our messages as fast as
+    /// we produce them. The connection is dropped at once (its writer aborted, so the queue is
+    /// freed) and the session reset with Cease / Out of Resources, rather than buffering on.
+    fn on_queue_full(&mut self, peer: IpAddr, conn: ConnId) {
+        if let Some(c) = self.conns.remove(&conn) {
+            c._writer_task.abort();
+        }
+        let Some(slot) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        tracing::warn!(%peer, conn, limit = OUTBOUND_LIMIT_BYTES, "outbound queue full: dropping the connection");
+        let now = now_std();
+        let outputs = if slot.session.fsm().connection() == Some(conn) {
+            slot.session.handle(
+                now,
+                fsm::Input::Reset {
+                    notification: Notification::cease(CeaseSubcode::OutOfResources),
+                    reason: format!("outbound queue over {OUTBOUND_LIMIT_BYTES} bytes"),
+                },
+            )
+        } else {
+            slot.session.handle(now, fsm::Input::Disconnected(conn))
+        };
+        self.apply(peer, outputs);
     }
 
     async fn shutdown(&mut self) {
@@ -829,7 +911,7 @@ impl Owner {
                 if let Some(conn) = slot.session.fsm().connection()
                     && let Some(c) = self.conns.remove(&conn)
                 {
-                    let _ = c.writer.send(WriteCommand::Close);
+                    c.writer.close();
                 }
             } else {
                 let notification = Notification::shutdown(
@@ -846,7 +928,7 @@ impl Owner {
             .conns
             .drain()
             .map(|(_, c)| {
-                let _ = c.writer.send(WriteCommand::Close);
+                c.writer.close();
                 c._writer_task
             })
             .collect();

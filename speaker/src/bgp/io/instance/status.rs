@@ -62,6 +62,13 @@ pub struct PeerStatus {
     /// State of the bound BFD session, if BFD is configured.
     #[serde(default)]
     pub bfd_state: Option<String>,
+    /// Estimated memory held for this peer, bytes: its Adj-RIB-In and Adj-RIB-Out (from their
+    /// sizes) and the bytes queued for its connections' writers.
+    #[serde(default)]
+    pub memory_bytes: u64,
+    /// Bytes queued for its connections' writers.
+    #[serde(default)]
+    pub outbound_queued_bytes: u64,
 }
 
 /// The name of a family as the CLI shows it.
@@ -116,6 +123,12 @@ impl Owner {
                 let up = matches!(fsm.state(), State::OpenConfirm | State::Established);
                 let negotiated = fsm.negotiated().filter(|_| up);
                 let (hold, keepalive) = fsm.timers();
+                let queued: usize = self
+                    .conns
+                    .values()
+                    .filter(|c| c.peer == *address)
+                    .map(|c| c.writer.queued())
+                    .sum();
                 PeerStatus {
                     name: slot.config.display_name(),
                     address: *address,
@@ -152,6 +165,8 @@ impl Owner {
                     admin_down: fsm.is_admin_down(),
                     last_error: fsm.last_error().map(str::to_owned),
                     bfd_state: slot.bfd_state.clone(),
+                    memory_bytes: (slot.session.memory_estimate() + queued) as u64,
+                    outbound_queued_bytes: queued as u64,
                 }
             })
             .collect()
