@@ -8,14 +8,14 @@
 # time, the DUT's peak RSS (VmHWM) and CPU seconds. Prints a table with ratios against BIRD.
 #
 # Usage: run.sh [CASE...]      CASE in: 100k 1m churn10k   (default: 100k churn10k 1m)
-# Env:   DUTS="bird frr gobgp speaker"  TIMEOUT=600  SPEAKER=path/to/speaker  KEEP=1 (keep logs)
+# Env:   DUTS="bird frr gobgp speaker"  TIMEOUT=600  SPEAKER=path/to/herald  KEEP=1 (keep logs)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../../.." && pwd)
 target=${CARGO_TARGET_DIR:-$root/target}
 bin=${BIN:-$target/release/herald-route-scale}
-speaker=${SPEAKER:-$target/release/speaker}
+speaker=${SPEAKER:-$target/release/herald}
 duts=${DUTS:-"bird frr gobgp speaker"}
 timeout=${TIMEOUT:-600}
 cases=("$@")
@@ -135,7 +135,7 @@ CONF
       echo "exec gobgpd -f $dir/gobgpd.toml -p --pprof-disable --api-hosts unix://$dir/gobgp.sock"
       ;;
     speaker)
-      # Needs `speaker run` with import-all and a route-server (re-advertise received routes)
+      # Needs `herald agent` with import-all and a route-server (re-advertise received routes)
       # mode; until the config accepts `routeServer`, the speaker is reported as not available.
       [ -x "$speaker" ] || return 1
       cat > "$dir/speaker.yaml" <<CONF
@@ -145,11 +145,12 @@ bgp:
   importPolicy: accept-all
   routeServer: true
   peers:
-    - { address: 10.0.1.1, asn: 65001, passive: true }
-    - { address: 10.0.2.1, asn: 65003, timers: { connectRetryTimeSeconds: 1 } }
+    # The benchmark's 1M-prefix feed is above the default per-family limit (100k).
+    - { address: 10.0.1.1, asn: 65001, passive: true, maxPrefixes: 0 }
+    - { address: 10.0.2.1, asn: 65003, maxPrefixes: 0, timers: { connectRetryTimeSeconds: 1 } }
 CONF
       "$speaker" check --config "$dir/speaker.yaml" >/dev/null 2>&1 || return 1
-      echo "exec $speaker run --config $dir/speaker.yaml"
+      echo "exec $speaker agent --config $dir/speaker.yaml"
       ;;
   esac
 }

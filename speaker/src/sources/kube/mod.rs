@@ -3,7 +3,7 @@
 //! reflector-based watcher that drives it ([`watch`]), TCP MD5 key files from Secrets ([`md5`]),
 //! the rate-bounded `BGPNodeStatus` writer ([`status`]) and arp-responder's membership store on
 //! Leases ([`lease`]); [`client()`] builds the API client from `--kubeconfig` or in-cluster config.
-//! [`runtime`] is `speaker run --kubernetes`: it applies each desired state to the BGP instance
+//! [`runtime`] is `herald agent --kubernetes`: it applies each desired state to the BGP instance
 //! and the L2 announcer, with its decisions in [`reconcile`].
 //!
 //! The I/O boundaries are `watch` (list/watch), `status` (server-side apply), `lease` (Lease

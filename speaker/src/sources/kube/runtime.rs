@@ -1,4 +1,4 @@
-//! `speaker run --kubernetes`: the running speaker in Kubernetes mode. One owner task receives
+//! `herald agent --kubernetes`: the running agent in Kubernetes mode. One owner task receives
 //! each new desired state from the watcher ([`super::watch::run`], debounced there) and applies
 //! it: the BGP instance is started on the first state that has a BGP instance for this node and
 //! later reloaded (only sessions whose peering changed are reset) and handed the services; TCP
