@@ -192,6 +192,8 @@ mod tests {
             transitions: 1,
             admin_down: false,
             last_error: Some(last_error),
+            memory_bytes: 0,
+            outbound_queued_bytes: 0,
             bfd_state: None,
         };
         let text = render_peers(&[peer]);
