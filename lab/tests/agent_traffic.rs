@@ -177,6 +177,43 @@ fn finish(child: Child, out: &Path) -> Download {
     }
 }
 
+/// Starts 12 downloads (client ports from `first_port`), changes every node's endpoint list to
+/// `endpoints` while they run, waits until every node's datapath holds that many backends
+/// (asserting streams were still running then), and returns how each download ended.
+fn churn_under_load(
+    lab: &ShippedLab,
+    herald: &Path,
+    scratch: &Path,
+    first_port: u16,
+    endpoints: &[(&str, &str)],
+) -> Vec<Download> {
+    let mut streams: Vec<(Child, PathBuf)> = (0..12)
+        .map(|i| {
+            let out = scratch.join(format!("d{}", first_port + i));
+            (start_download(lab, &out, first_port + i), out)
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    set_endpoints(&running_configs(lab), endpoints, false);
+    wait_until("the new backend set on every node", UP, || {
+        ["node1", "node2", "node3"]
+            .iter()
+            .all(|n| vip_backends(lab, herald, n) == endpoints.len() as u64)
+            .then_some(())
+    })
+    .expect("endpoint change applied");
+    let running = streams
+        .iter_mut()
+        .map(|(c, _)| c.try_wait().ok().flatten().is_none())
+        .filter(|running| *running)
+        .count();
+    assert!(running > 0, "the change must land while streams run");
+    streams
+        .into_iter()
+        .map(|(c, out)| finish(c, &out))
+        .collect()
+}
+
 #[test]
 fn external_traffic_policy_local_keeps_the_client_address_and_idle_nodes_stay_silent() {
     if !is_root() {
@@ -255,38 +292,15 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
     .expect("ECMP");
     lab.wait_http("client", &format!("http://{VIP}/"), UP);
     let scratch = tempfile::tempdir().expect("tempdir");
-    let batch = |first_port: u16, n: u16| -> Vec<(Child, PathBuf)> {
-        (0..n)
-            .map(|i| {
-                let out = scratch.path().join(format!("d{}", first_port + i));
-                (start_download(&lab, &out, first_port + i), out)
-            })
-            .collect()
-    };
 
     // 3 → 2 while 12 downloads run: pod3 leaves every node's endpoint list.
-    let first = batch(32000, 12);
-    std::thread::sleep(Duration::from_secs(2));
-    set_endpoints(
-        &running_configs(&lab),
+    let done = churn_under_load(
+        &lab,
+        &herald,
+        scratch.path(),
+        32000,
         &[("10.244.1.10", "node1"), ("10.244.2.10", "node2")],
-        false,
     );
-    wait_until("two backends everywhere", UP, || {
-        ["node1", "node2", "node3"]
-            .iter()
-            .all(|n| vip_backends(&lab, &herald, n) == 2)
-            .then_some(())
-    })
-    .expect("churn applied");
-    let mut first = first;
-    let running = first
-        .iter_mut()
-        .map(|(c, _)| c.try_wait().ok().flatten().is_none())
-        .filter(|running| *running)
-        .count();
-    assert!(running > 0, "the churn must land while streams run");
-    let done: Vec<Download> = first.into_iter().map(|(c, out)| finish(c, &out)).collect();
     eprintln!("3 -> 2: {done:?}");
     let survivors: Vec<&Download> = done.iter().filter(|d| d.pod != "pod3").collect();
     assert!(!survivors.is_empty(), "{done:?}");
@@ -300,33 +314,18 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
         "pod2",
         &["ip", "addr", "add", "10.244.2.11/24", "dev", "eth1"],
     );
-    let second = batch(33000, 12);
-    std::thread::sleep(Duration::from_secs(2));
-    set_endpoints(
-        &running_configs(&lab),
+    let done = churn_under_load(
+        &lab,
+        &herald,
+        scratch.path(),
+        33000,
         &[
             ("10.244.1.10", "node1"),
             ("10.244.2.10", "node2"),
             ("10.244.2.11", "node2"),
             ("10.244.3.10", "node3"),
         ],
-        false,
     );
-    wait_until("four backends everywhere", UP, || {
-        ["node1", "node2", "node3"]
-            .iter()
-            .all(|n| vip_backends(&lab, &herald, n) == 4)
-            .then_some(())
-    })
-    .expect("growth applied");
-    let mut second = second;
-    let running = second
-        .iter_mut()
-        .map(|(c, _)| c.try_wait().ok().flatten().is_none())
-        .filter(|running| *running)
-        .count();
-    assert!(running > 0, "the growth must land while streams run");
-    let done: Vec<Download> = second.into_iter().map(|(c, out)| finish(c, &out)).collect();
     eprintln!("2 -> 4: {done:?}");
     assert!(
         done.iter().all(|d| d.complete),

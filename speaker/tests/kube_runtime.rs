@@ -125,12 +125,12 @@ async fn eventually<T, F: Future<Output = Option<T>>>(
     }
 }
 
-#[test]
-fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
-    let lab = TestLab::new("kube_runtime_bgp").expect("lab");
+/// The node (10.0.1.2 and 10.0.9.2 on eth1) and the ToR (10.0.1.1 and 10.0.9.1) on one veth
+/// pair, links up.
+fn node_and_tor(lab: &TestLab) -> (herald_tests::Netns, herald_tests::Netns, VethPair) {
     let node_ns = lab.netns("node").expect("netns");
     let tor = lab.netns("tor").expect("netns");
-    let _link = VethPair::create(&node_ns, "eth1", &tor, "eth1").expect("veth");
+    let link = VethPair::create(&node_ns, "eth1", &tor, "eth1").expect("veth");
     for (ns, addrs) in [
         (&node_ns, ["10.0.1.2/24", "10.0.9.2/24"]),
         (&tor, ["10.0.1.1/24", "10.0.9.1/24"]),
@@ -141,6 +141,13 @@ fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
         }
         ns.link_up("eth1").expect("eth1");
     }
+    (node_ns, tor, link)
+}
+
+#[test]
+fn kubernetes_mode_drives_real_bgp_sessions_with_bird() {
+    let lab = TestLab::new("kube_runtime_bgp").expect("lab");
+    let (node_ns, tor, _link) = node_and_tor(&lab);
     let bird_dir = lab.subdir("bird").expect("dir");
     let bird = Bird::start(&tor, &bird_dir, &bird_conf("first-key")).expect("bird");
     let dir: PathBuf = lab.subdir("speaker").expect("dir");
@@ -596,19 +603,7 @@ async fn datapath_backends(socket: &Path, vip: &str) -> Option<Vec<String>> {
 #[test]
 fn kubernetes_mode_programs_the_datapath_from_endpoint_slices_and_announces_once_served() {
     let lab = TestLab::new("kube_runtime_dp").expect("lab");
-    let node_ns = lab.netns("node").expect("netns");
-    let tor = lab.netns("tor").expect("netns");
-    let _link = VethPair::create(&node_ns, "eth1", &tor, "eth1").expect("veth");
-    for (ns, addrs) in [
-        (&node_ns, ["10.0.1.2/24", "10.0.9.2/24"]),
-        (&tor, ["10.0.1.1/24", "10.0.9.1/24"]),
-    ] {
-        ns.link_up("lo").expect("lo");
-        for a in addrs {
-            ns.addr_add("eth1", a).expect("addr");
-        }
-        ns.link_up("eth1").expect("eth1");
-    }
+    let (node_ns, tor, _link) = node_and_tor(&lab);
     // node2 (10.0.2.2) is reached through the tor: the datapath resolves that next hop.
     node_ns
         .ip(&["route", "add", "10.0.2.0/24", "via", "10.0.1.1"])
