@@ -12,8 +12,6 @@ use speaker::api::control::{self, Request, Response};
 use speaker::bgp::route_rows::RouteQuery;
 use speaker::bgp::session::PeerReset;
 use speaker::config::Family;
-#[cfg(feature = "kubernetes")]
-use tokio::signal::unix::{SignalKind, signal};
 
 /// Herald's node agent and its operator commands: BGP, L2 announcements, lb-ipam and the eBPF
 /// datapath (XDP Maglev + Geneve DSR) in one process.
@@ -359,11 +357,12 @@ fn run_kubernetes(_args: KubeArgs, _pin_dir: Option<PathBuf>) -> anyhow::Result<
     anyhow::bail!("not implemented: this speaker was built without the `kubernetes` feature")
 }
 
-/// `agent --kubernetes`: everything happens in `speaker::sources::kube::runtime`; this waits for
-/// SIGTERM/SIGINT and stops it.
+/// `agent --kubernetes`: the flags become the runtime's settings; `speaker::daemon::kube` runs
+/// the agent until SIGTERM/SIGINT.
 #[cfg(feature = "kubernetes")]
 fn run_kubernetes(args: KubeArgs, pin_dir: Option<PathBuf>) -> anyhow::Result<()> {
-    use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
+    use speaker::daemon::kube::RuntimeConfig;
+    use speaker::sources::kube::Identity;
     let node = args
         .node
         .filter(|n| !n.is_empty())
@@ -384,14 +383,7 @@ fn run_kubernetes(args: KubeArgs, pin_dir: Option<PathBuf>) -> anyhow::Result<()
         cfg.pin_dir = pin_dir;
         cfg.l2_auth.key_file = args.l2_key_file;
         cfg.l2_cluster = args.l2_cluster;
-        let mut terminate = signal(SignalKind::terminate()).context("SIGTERM handler")?;
-        let mut interrupt = signal(SignalKind::interrupt()).context("SIGINT handler")?;
-        let speaker = KubeRuntime::start(client, cfg);
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        speaker.shutdown().await;
+        speaker::daemon::kube::run(client, cfg).await?;
         anyhow::Ok(())
     })
 }

@@ -564,7 +564,7 @@ fn daemonset_flags_are_accepted_by_the_speaker_and_its_paths_are_mounted() {
         .iter()
         .filter_map(|m| m["mountPath"].as_str().map(PathBuf::from))
         .collect();
-    let cfg = speaker::sources::kube::RuntimeConfig::new(Identity {
+    let cfg = speaker::daemon::kube::RuntimeConfig::new(Identity {
         node_name: "node1".into(),
         namespace: "herald-system".into(),
         external_ips: Default::default(),

@@ -22,7 +22,8 @@ use kube_api::*;
 use serde_json::json;
 use speaker::api::control::{self, Agent, Request, Response};
 use speaker::bgp::io::instance::PeerStatus;
-use speaker::sources::kube::{Identity, KubeRuntime, RuntimeConfig};
+use speaker::daemon::kube::{KubeRuntime, RuntimeConfig};
+use speaker::sources::kube::Identity;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const UP: Duration = Duration::from_secs(40);

@@ -1,8 +1,8 @@
 //! The composition root of the node agent: the one place that starts, reloads and stops it.
 //!
 //! Both sources feed the same steps. A source yields a configuration and the services it knows
-//! (the standalone file with lb-ipam's allocations — [`standalone`]; or the Kubernetes objects —
-//! `sources::kube::runtime`). From them one pure step derives the desired state
+//! (the standalone file with lb-ipam's allocations — [`standalone`]; or the Kubernetes objects
+//! watched by `sources::kube` — `kube`). From them one pure step derives the desired state
 //! ([`desired`]): the datapath's service table, and the services BGP and L2 may announce, gated
 //! by what the kernel serves ([`serving`]). The datapath runs on its own thread ([`datapath`]);
 //! BGP and L2 run as their own tasks (`bgp::io::instance`, `l2`). The control socket and the
@@ -11,6 +11,8 @@
 pub mod datapath;
 pub mod desired;
 pub mod health;
+#[cfg(feature = "kubernetes")]
+pub mod kube;
 pub mod servers;
 pub mod serving;
 pub mod standalone;

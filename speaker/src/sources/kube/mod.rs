@@ -3,19 +3,17 @@
 //! reflector-based watcher that drives it ([`watch`]), TCP MD5 key files from Secrets ([`md5`]),
 //! the rate-bounded `BGPNodeStatus` writer ([`status`]) and arp-responder's membership store on
 //! Leases ([`lease`]); [`client()`] builds the API client from `--kubeconfig` or in-cluster config.
-//! [`runtime`] is `herald agent --kubernetes`: it applies each desired state to the BGP instance
-//! and the L2 announcer, with its decisions in [`reconcile`].
+//! `herald agent --kubernetes` itself, which applies each desired state to the datapath, the BGP
+//! instance and the L2 announcer with its decisions in [`reconcile`], is `crate::daemon::kube`.
 //!
 //! The I/O boundaries are `watch` (list/watch), `status` (server-side apply), `lease` (Lease
-//! apply/list/delete), `md5` (key files) and `runtime` (instance, announcer, ops servers);
-//! `crd`, `translate` and `reconcile` are pure.
+//! apply/list/delete) and `md5` (key files); `crd`, `translate` and `reconcile` are pure.
 
 pub mod client;
 pub mod crd;
 pub mod lease;
 pub mod md5;
 pub mod reconcile;
-pub mod runtime;
 pub mod status;
 pub mod translate;
 pub mod watch;
@@ -23,7 +21,6 @@ pub mod watch;
 pub use client::client;
 pub use lease::LeaseStore;
 pub use md5::KeyFiles;
-pub use runtime::{KubeRuntime, RuntimeConfig};
 pub use status::{StatusWriter, node_status};
 pub use translate::{Desired, Identity, Md5Key, Snapshot, translate};
 pub use watch::{SourceConfig, Watched, run};

@@ -1,15 +1,15 @@
 //! `herald agent --kubernetes`: the running agent in Kubernetes mode. One owner task receives
-//! each new desired state from the watcher ([`super::watch::run`], debounced there) and applies
+//! each new desired state from the watcher ([`crate::sources::kube::watch::run`], debounced there) and applies
 //! it: the BGP instance is started on the first state that has a BGP instance for this node and
 //! later reloaded (only sessions whose peering changed are reset) and handed the services; TCP
-//! MD5 keys from Secrets become key files ([`super::md5`]), so a rotated key resets only its
-//! peer; the L2 announcer is started with the Lease membership store ([`super::lease`], one Lease
+//! MD5 keys from Secrets become key files ([`crate::sources::kube::md5`]), so a rotated key resets only its
+//! peer; the L2 announcer is started with the Lease membership store ([`crate::sources::kube::lease`], one Lease
 //! per node) when an `L2AnnouncementPolicy` asks for it and then handed nodes and services; the
 //! `BGPNodeStatus` is refreshed from the instance's peers and written at a bounded rate
-//! ([`super::status`]); translation problems are logged once each ([`ProblemLog`]). A failed
+//! ([`crate::sources::kube::status`]); translation problems are logged once each ([`ProblemLog`]). A failed
 //! step is retried on the next change or after [`RuntimeConfig::retry`], and logged once.
 //!
-//! The decisions are pure ([`super::reconcile`]); this module is the I/O boundary around them:
+//! The decisions are pure ([`crate::sources::kube::reconcile`]); this module is the I/O boundary around them:
 //! the instance, the announcer, key files, the control socket and metrics endpoint (restarted
 //! with a new [`Agent`] when the instance or the announcer comes or goes), and the API client.
 
@@ -23,15 +23,6 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::lease::LeaseStore;
-use super::md5::KeyFiles;
-use super::reconcile::{
-    BgpAction, L2Action, ProblemLog, bgp_action, instance_config, l2_action, service_rows,
-    service_state,
-};
-use super::status::{self, MIN_STATUS_INTERVAL, StatusWriter, node_status};
-use super::translate::{Desired, Identity};
-use super::watch::{self as source, SourceConfig};
 use crate::advertise::ServiceState;
 use crate::api::control::Agent;
 use crate::bgp::io::instance::Instance;
@@ -40,6 +31,15 @@ use crate::daemon::health::Health;
 use crate::daemon::serving::Serving;
 use crate::ipam::ServiceStatus;
 use crate::l2::L2;
+use crate::sources::kube::lease::LeaseStore;
+use crate::sources::kube::md5::KeyFiles;
+use crate::sources::kube::reconcile::{
+    BgpAction, L2Action, ProblemLog, bgp_action, instance_config, l2_action, service_rows,
+    service_state,
+};
+use crate::sources::kube::status::{self, MIN_STATUS_INTERVAL, StatusWriter, node_status};
+use crate::sources::kube::translate::{Desired, Identity};
+use crate::sources::kube::watch::{self as source, SourceConfig};
 use crate::task::AbortOnDrop;
 
 /// How long after a failed step the runtime tries again without a new change (default).
@@ -222,7 +222,7 @@ struct Owner {
     applied_l2: Option<L2Config>,
     problems: ProblemLog,
     latest_problems: Vec<String>,
-    status_tx: watch::Sender<super::crd::BGPNodeStatusStatus>,
+    status_tx: watch::Sender<crate::sources::kube::crd::BGPNodeStatusStatus>,
     /// What `speaker services` shows.
     services_tx: watch::Sender<Vec<ServiceStatus>>,
     agent_tx: watch::Sender<Agent>,
@@ -565,4 +565,21 @@ impl Owner {
             Err(error) => tracing::warn!(%error, "BGPNodeStatus left behind"),
         }
     }
+}
+
+/// `herald agent --kubernetes`: runs the agent until SIGTERM or SIGINT, then stops it (BGP
+/// first, so graceful-restart peers keep our routes; the datapath keeps forwarding).
+pub async fn run(client: Client, cfg: RuntimeConfig) -> crate::error::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| crate::error::Error::io("SIGTERM handler", e))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| crate::error::Error::io("SIGINT handler", e))?;
+    let runtime = KubeRuntime::start(client, cfg);
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    runtime.shutdown().await;
+    Ok(())
 }
