@@ -481,12 +481,13 @@ mod tests {
         assert_eq!(t.links.len(), 6);
         for n in ["node1", "node2", "node3"] {
             assert_eq!(t.nodes[n].program, Program::Speaker);
+            // The one agent runs there too (lb-ipam + L2), not the standalone announcer.
             assert!(
                 t.nodes[n]
-                    .bind_for(images::L2_CONF)
+                    .bind_for(images::AGENT_CONF)
                     .is_some_and(Path::exists)
             );
-            assert!(t.nodes[n].bind_for(images::AGENT_CONF).is_none());
+            assert!(t.nodes[n].bind_for(images::L2_CONF).is_none());
         }
     }
 
