@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use k8s_openapi::api::admissionregistration::v1::{
+    ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
@@ -138,6 +141,12 @@ fn check_object(doc: &Value) -> Result<(), String> {
         ("rbac.authorization.k8s.io/v1", "ClusterRoleBinding") => typed::<ClusterRoleBinding>(doc),
         ("rbac.authorization.k8s.io/v1", "Role") => typed::<Role>(doc),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<RoleBinding>(doc),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            typed::<ValidatingAdmissionPolicy>(doc)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            typed::<ValidatingAdmissionPolicyBinding>(doc)
+        }
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             typed::<CustomResourceDefinition>(doc)
         }
@@ -400,6 +409,97 @@ fn rbac_is_least_privilege() {
             .expect("r")
             .contains(&json!("leases"))
     }));
+}
+
+/// The speaker's writes are scoped to its own node by a ValidatingAdmissionPolicy
+/// (`deploy/speaker/node-scoped-writes.yaml`). No API server runs here, so this is a structural
+/// check of the rendered base: the policy exists, is bound with `Deny`, matches the two
+/// resources and the speaker's ServiceAccount, and its CEL reads the node from the token's
+/// `authentication.kubernetes.io/node-name` extra and the name from `object` (CREATE, UPDATE)
+/// or `oldObject` (DELETE). The CEL itself is evaluated only by a real API server.
+#[test]
+fn speaker_writes_are_scoped_to_its_node_by_an_admission_policy() {
+    const POLICY: &str = "herald-speaker-node-scoped-writes";
+    let rendered = kustomize(&deploy());
+    let docs = documents(&rendered, "deploy");
+    let find = |kind: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == POLICY)
+            .unwrap_or_else(|| panic!("{kind} {POLICY} not rendered by the base"))
+    };
+    let policy = find("ValidatingAdmissionPolicy");
+    let binding = find("ValidatingAdmissionPolicyBinding");
+    for doc in [policy, binding] {
+        check_object(doc).unwrap_or_else(|e| panic!("{}: {e}", doc["kind"]));
+    }
+
+    // Bound, enforcing, cluster-wide (no param, no selector narrowing it away).
+    assert_eq!(binding["spec"]["policyName"], json!(POLICY));
+    assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    assert!(binding["spec"]["matchResources"].is_null());
+    assert_eq!(policy["spec"]["failurePolicy"], json!("Fail"));
+
+    // Matches both resources (and the status subresource) for every write verb.
+    let rules = policy["spec"]["matchConstraints"]["resourceRules"]
+        .as_array()
+        .expect("resourceRules");
+    for (group, resource) in [
+        ("herald.io", "bgpnodestatuses"),
+        ("herald.io", "bgpnodestatuses/status"),
+        ("coordination.k8s.io", "leases"),
+    ] {
+        let rule = rules
+            .iter()
+            .find(|r| {
+                r["apiGroups"] == json!([group])
+                    && r["resources"]
+                        .as_array()
+                        .is_some_and(|a| a.contains(&json!(resource)))
+            })
+            .unwrap_or_else(|| panic!("no rule for {group} {resource}"));
+        assert_eq!(
+            rule["operations"],
+            json!(["CREATE", "UPDATE", "DELETE"]),
+            "{resource}"
+        );
+    }
+
+    // Only the speaker's ServiceAccount is concerned.
+    let conditions = policy["spec"]["matchConditions"]
+        .as_array()
+        .expect("matchConditions");
+    assert!(
+        conditions.iter().any(|c| c["expression"].as_str().is_some_and(|e| e
+            .contains(r#"request.userInfo.username == "system:serviceaccount:herald-system:herald-speaker""#))),
+        "{conditions:?}"
+    );
+    let sa = docs
+        .iter()
+        .find(|d| d["kind"] == "ServiceAccount" && d["metadata"]["name"] == "herald-speaker")
+        .expect("speaker ServiceAccount");
+    assert_eq!(sa["metadata"]["namespace"], json!("herald-system"));
+
+    // The CEL: node from the token, name from object or oldObject, Lease name as the agent's.
+    let cel: String = ["variables", "validations"]
+        .iter()
+        .flat_map(|k| policy["spec"][k].as_array().expect(k).iter())
+        .filter_map(|v| v["expression"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    for needle in [
+        r#"has(request.userInfo.extra)"#,
+        r#""authentication.kubernetes.io/node-name" in request.userInfo.extra"#,
+        r#"request.operation == "DELETE" ? oldObject.metadata.name : object.metadata.name"#,
+        r#"request.resource.resource == "leases""#,
+        &format!(
+            r#""{}" + variables.nodeName"#,
+            speaker::sources::kube::lease::LEASE_PREFIX
+        ),
+        r#"variables.nodeName != """#,
+        "variables.objectName == variables.ownName",
+    ] {
+        assert!(cel.contains(needle), "policy CEL lacks `{needle}`:\n{cel}");
+    }
 }
 
 #[test]
