@@ -3,7 +3,8 @@
 //! watch handling, server-side apply and Lease calls against a mock that answers as the API
 //! server does. What they pin: CR changes become the expected BGP/L2 desired state; Secret
 //! rotation changes one peer's MD5 key and nothing else; deleted services are withdrawn; a
-//! missing CRD or a forbidden resource is reported once while the rest keeps working;
+//! missing CRD or a forbidden resource is reported once while the rest keeps working; one that
+//! turns unreadable after a good listing keeps its last objects (fail static) until it heals;
 //! `BGPNodeStatus` is written by server-side apply at a bounded rate; the L2 membership store
 //! keeps one Lease per node.
 
@@ -347,6 +348,99 @@ async fn missing_crd_and_forbidden_resource_are_reported_once_and_the_rest_works
         d.problems
     );
     task.abort();
+}
+
+/// Asserts that every desired state published during `period` satisfies `pred`.
+async fn holds_for(
+    rx: &mut watch::Receiver<Option<Desired>>,
+    period: Duration,
+    what: &str,
+    pred: impl Fn(&Desired) -> bool,
+) {
+    let end = tokio::time::Instant::now() + period;
+    loop {
+        if let Some(d) = rx.borrow_and_update().as_ref() {
+            assert!(
+                pred(d),
+                "{what}: {:?} {:?}",
+                prefixes_to(d, "10.0.1.1"),
+                d.problems
+            );
+        }
+        if tokio::time::timeout_at(end, rx.changed()).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Fail static: a collection that turns unreadable (`code`) after a good listing keeps its last
+/// objects in use and reports the collection and the status; readable again, the problem goes and
+/// changes apply again.
+async fn unreadable_after_listing_keeps_the_last_objects(
+    collection: &str,
+    code: u16,
+    problem: &str,
+) {
+    let (logs, _guard) = Logs::capture();
+    let (client, api) = FakeApi::start();
+    seed(&api);
+    let (mut rx, task) = start_source(client);
+    let routes = ["10.200.0.10/32", "10.244.1.0/24"];
+    wait_for(&mut rx, "the service announced", |d| {
+        prefixes_to(d, "10.0.1.1") == routes
+    })
+    .await;
+
+    api.fail(collection, Some(code));
+    let d = wait_for(&mut rx, "the problem reported", |d| {
+        d.problems.iter().any(|p| p.contains(problem))
+    })
+    .await;
+    assert_eq!(prefixes_to(&d, "10.0.1.1"), routes, "{:?}", d.problems);
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains(problem) && p.contains("keeping the last listed objects")),
+        "{:?}",
+        d.problems
+    );
+    holds_for(
+        &mut rx,
+        Duration::from_secs(3),
+        "the service stays announced",
+        |d| prefixes_to(d, "10.0.1.1") == routes && d.problems.iter().any(|p| p.contains(problem)),
+    )
+    .await;
+    assert_eq!(logs.count(problem), 1, "{}", logs.text());
+
+    api.fail(collection, None);
+    let d = wait_for(&mut rx, "the problem cleared", |d| d.problems.is_empty()).await;
+    assert_eq!(prefixes_to(&d, "10.0.1.1"), routes);
+    assert_eq!(logs.count("resource readable again"), 1, "{}", logs.text());
+
+    // Watched again: a deleted service is withdrawn.
+    api.delete(SERVICES, "shop/web");
+    wait_for(&mut rx, "the deleted service withdrawn", |d| {
+        prefixes_to(d, "10.0.1.1") == ["10.244.1.0/24"]
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn services_forbidden_after_listing_keep_their_routes_until_readable_again() {
+    unreadable_after_listing_keeps_the_last_objects(SERVICES, 403, "services: forbidden (403)")
+        .await;
+}
+
+#[tokio::test]
+async fn advertisements_crd_gone_after_listing_keeps_its_routes_until_readable_again() {
+    unreadable_after_listing_keeps_the_last_objects(
+        ADVERTISEMENTS,
+        404,
+        "bgpadvertisements.herald.io: CustomResourceDefinition not installed (404)",
+    )
+    .await;
 }
 
 fn status_with(peers_established: u32, time: &str) -> BGPNodeStatusStatus {

@@ -222,6 +222,19 @@ impl FakeApi {
                     let notified = changed.notified();
                     let lines: Vec<u8> = {
                         let w = world.lock().expect("lock");
+                        // An error injected while the watch is open ends it: the API server
+                        // closes watches (timeouts, restarts) and the next one is refused.
+                        if let Some(code) = w
+                            .errors
+                            .iter()
+                            .find(|(prefix, _)| path.starts_with(prefix.as_str()))
+                            .map(|(_, code)| *code)
+                        {
+                            return status(
+                                code,
+                                if code == 403 { "Forbidden" } else { "NotFound" },
+                            );
+                        }
                         w.log
                             .get(&path)
                             .map(|log| {

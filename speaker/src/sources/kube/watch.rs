@@ -3,9 +3,13 @@
 //! every change (debounced) and publishing the result on a `watch` channel when it differs.
 //!
 //! A resource the speaker cannot read — its CRD is not installed (404) or RBAC forbids it (403) —
-//! is reported once, as an error log and as an entry of `Desired::problems`, and treated as
-//! empty; the other resources keep working, and the watch keeps retrying with back-off, so
-//! installing the CRD or fixing the Role later heals it without a restart (logged once too).
+//! is reported once, as an error log and as an entry of `Desired::problems`; the other resources
+//! keep working, and the watch keeps retrying with back-off, so installing the CRD or fixing the
+//! Role later heals it without a restart (logged once too). A resource never listed is treated as
+//! empty; one that turns unreadable after a good listing fails static: its last listed objects
+//! stay in use (the reflector swaps its cache only when a new listing completes), so an RBAC edit
+//! or a deleted CRD does not withdraw every route it fed. Such a watch restarts from a fresh
+//! listing, whose completion is what says the resource is readable again.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -107,8 +111,18 @@ enum Availability {
     Pending,
     /// Listed (and watched).
     Ready,
-    /// Not readable; the message says why and what to do. Treated as empty.
+    /// Not readable and never listed; the message says why and what to do. Treated as empty.
     Unavailable(String),
+    /// Listed before, not readable now; the message says why. The last listed objects stay in
+    /// use (fail static).
+    Stale(String),
+}
+
+impl Availability {
+    /// Whether the reflector's cache holds a complete listing to use.
+    fn usable(&self) -> bool {
+        matches!(self, Availability::Ready | Availability::Stale(_))
+    }
 }
 
 enum Outcome {
@@ -117,13 +131,9 @@ enum Outcome {
     Failed(watcher::Error),
 }
 
-/// Pure: the operator-facing message for a watch error that will not heal by retrying (a
-/// missing CRD or a missing permission), or `None` for transient errors.
-pub fn permanent_problem(
-    which: Watched,
-    namespace: &str,
-    error: &watcher::Error,
-) -> Option<String> {
+/// Pure: the HTTP status of a watch error that will not heal by retrying (404: a missing CRD,
+/// 403: a missing permission), or `None` for transient errors.
+fn permanent_status(error: &watcher::Error) -> Option<u16> {
     let status = match error {
         watcher::Error::InitialListFailed(kube::Error::Api(s))
         | watcher::Error::WatchStartFailed(kube::Error::Api(s))
@@ -131,25 +141,40 @@ pub fn permanent_problem(
         watcher::Error::WatchError(s) => s.as_ref(),
         _ => return None,
     };
-    match status.code {
-        404 if which.is_crd() => Some(format!(
-            "{which}: CustomResourceDefinition not installed (404); treated as empty until it is \
+    matches!(status.code, 403 | 404).then_some(status.code)
+}
+
+/// Pure: the operator-facing message for a watch error that will not heal by retrying (a
+/// missing CRD or a missing permission), or `None` for transient errors. `listed` says whether
+/// the resource was listed before: then its last listed objects are kept, else it is empty.
+pub fn permanent_problem(
+    which: Watched,
+    namespace: &str,
+    error: &watcher::Error,
+    listed: bool,
+) -> Option<String> {
+    let code = permanent_status(error)?;
+    let treated = if listed {
+        "keeping the last listed objects"
+    } else {
+        "treated as empty"
+    };
+    Some(match code {
+        404 if which.is_crd() => format!(
+            "{which}: CustomResourceDefinition not installed (404); {treated} until it is \
              (kubectl apply -k deploy/crds)"
-        )),
-        404 => Some(format!(
-            "{which}: not served by the API server (404); treated as empty"
-        )),
-        403 => Some(format!(
-            "{which}: forbidden (403) for the speaker's service account{}; treated as empty \
+        ),
+        404 => format!("{which}: not served by the API server (404); {treated}"),
+        _ => format!(
+            "{which}: forbidden (403) for the speaker's service account{}; {treated} \
              until RBAC allows list/watch (deploy/speaker/rbac.yaml)",
             if which == Watched::Secrets {
                 format!(" in namespace {namespace}")
             } else {
                 String::new()
             }
-        )),
-        _ => None,
-    }
+        ),
+    })
 }
 
 /// Pure: whether `problem` is one of [`permanent_problem`]'s messages (an unreadable resource),
@@ -163,6 +188,10 @@ pub fn is_availability_problem(problem: &str) -> bool {
     })
 }
 
+/// One resource's events, applied to its reflector cache. A permanent error on the watch (after
+/// a listing) restarts the watcher, so the resource is listed afresh: the cache keeps the last
+/// listing until the new one completes ([`watcher::Event::InitDone`]), which is what marks the
+/// resource readable again. A failing listing is retried by the watcher itself, with back-off.
 fn stream<K>(
     which: Watched,
     api: Api<K>,
@@ -172,17 +201,35 @@ where
     K: kube::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone + Send + Sync,
 {
-    reflector::reflector(writer, watcher(api, watcher::Config::default()))
-        .default_backoff()
-        .map(move |event| {
-            let outcome = match event {
-                Ok(watcher::Event::InitDone) => Outcome::Ready,
-                Ok(_) => Outcome::Changed,
-                Err(e) => Outcome::Failed(e),
+    let fresh = move || {
+        watcher(api.clone(), watcher::Config::default())
+            .default_backoff()
+            .boxed()
+    };
+    let events = fresh();
+    futures::stream::unfold(
+        (writer, events, fresh),
+        move |(mut writer, mut events, fresh)| async move {
+            let outcome = match events.next().await? {
+                Ok(event) => {
+                    writer.apply_watcher_event(&event);
+                    match event {
+                        watcher::Event::InitDone => Outcome::Ready,
+                        _ => Outcome::Changed,
+                    }
+                }
+                Err(error) => {
+                    let listing = matches!(error, watcher::Error::InitialListFailed(_));
+                    if !listing && permanent_status(&error).is_some() {
+                        events = fresh();
+                    }
+                    Outcome::Failed(error)
+                }
             };
-            (which, outcome)
-        })
-        .boxed()
+            Some(((which, outcome), (writer, events, fresh)))
+        },
+    )
+    .boxed()
 }
 
 /// The reflector caches, readable at any time.
@@ -216,7 +263,7 @@ where
 
 impl Stores {
     fn snapshot(&self, availability: &BTreeMap<Watched, Availability>) -> Snapshot {
-        let ok = |w: Watched| availability.get(&w) == Some(&Availability::Ready);
+        let ok = |w: Watched| availability.get(&w).is_some_and(Availability::usable);
         Snapshot {
             cluster_configs: items(&self.cluster_configs, ok(Watched::ClusterConfigs)),
             peer_configs: items(&self.peer_configs, ok(Watched::PeerConfigs)),
@@ -230,7 +277,7 @@ impl Stores {
             problems: availability
                 .values()
                 .filter_map(|a| match a {
-                    Availability::Unavailable(why) => Some(why.clone()),
+                    Availability::Unavailable(why) | Availability::Stale(why) => Some(why.clone()),
                     _ => None,
                 })
                 .collect(),
@@ -301,17 +348,22 @@ pub async fn run(client: Client, cfg: SourceConfig, desired_tx: watch::Sender<Op
                 let slot = availability.entry(which).or_insert(Availability::Pending);
                 match outcome {
                     Outcome::Ready => {
-                        if matches!(slot, Availability::Unavailable(_)) {
+                        if matches!(slot, Availability::Unavailable(_) | Availability::Stale(_)) {
                             tracing::info!(resource = %which, "resource readable again");
                         }
                         *slot = Availability::Ready;
                     }
                     Outcome::Changed => {}
-                    Outcome::Failed(error) => match permanent_problem(which, &ns, &error) {
+                    Outcome::Failed(error) => match permanent_problem(which, &ns, &error, slot.usable()) {
                         Some(why) => {
-                            if *slot != Availability::Unavailable(why.clone()) {
+                            let next = if slot.usable() {
+                                Availability::Stale(why.clone())
+                            } else {
+                                Availability::Unavailable(why.clone())
+                            };
+                            if *slot != next {
                                 tracing::error!(resource = %which, "{why}");
-                                *slot = Availability::Unavailable(why);
+                                *slot = next;
                             } else {
                                 tracing::debug!(resource = %which, %error, "still unavailable");
                             }
@@ -366,16 +418,25 @@ mod tests {
 
     #[test]
     fn missing_crd_and_forbidden_are_permanent_and_recognised() {
-        let crd = permanent_problem(Watched::Advertisements, "ns", &api_error(404)).expect("404");
+        let crd =
+            permanent_problem(Watched::Advertisements, "ns", &api_error(404), false).expect("404");
         assert!(
             crd.contains("CustomResourceDefinition not installed"),
             "{crd}"
         );
-        let rbac = permanent_problem(Watched::Secrets, "ns", &api_error(403)).expect("403");
+        let rbac = permanent_problem(Watched::Secrets, "ns", &api_error(403), false).expect("403");
         assert!(rbac.contains("in namespace ns"), "{rbac}");
         assert!(is_availability_problem(&crd) && is_availability_problem(&rbac));
+        assert!(crd.contains("treated as empty"), "{crd}");
+        let stale = permanent_problem(Watched::Services, "ns", &api_error(403), true).expect("403");
+        assert!(
+            stale.starts_with("services: forbidden (403)")
+                && stale.contains("keeping the last listed objects"),
+            "{stale}"
+        );
+        assert!(is_availability_problem(&stale));
         assert_eq!(
-            permanent_problem(Watched::Nodes, "ns", &api_error(500)),
+            permanent_problem(Watched::Nodes, "ns", &api_error(500), false),
             None,
             "a server error is transient"
         );
