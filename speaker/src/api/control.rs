@@ -368,15 +368,19 @@ pub async fn request(path: &Path, request: &Request) -> Result<Response> {
     let mut text = serde_json::to_string(request)
         .map_err(|e| Error::Control(format!("encode request: {e}")))?;
     text.push('\n');
-    write
-        .write_all(text.as_bytes())
-        .await
-        .map_err(|e| Error::io("write control request", e))?;
-    let line = BufReader::new(read)
-        .lines()
-        .next_line()
-        .await
-        .map_err(|e| Error::io("read control response", e))?
-        .ok_or_else(|| Error::Control("the speaker closed the socket without answering".into()))?;
+    // A refused client (credentials, connection cap) is answered and closed at once, possibly
+    // before our request is written: a failed write still reads the agent's explanation.
+    let written = write.write_all(text.as_bytes()).await;
+    let line = BufReader::new(read).lines().next_line().await;
+    let line = match (written, line) {
+        (_, Ok(Some(line))) => line,
+        (Err(e), _) => return Err(Error::io("write control request", e)),
+        (Ok(()), Err(e)) => return Err(Error::io("read control response", e)),
+        (Ok(()), Ok(None)) => {
+            return Err(Error::Control(
+                "the agent closed the socket without answering".into(),
+            ));
+        }
+    };
     serde_json::from_str(&line).map_err(|e| Error::Control(format!("bad response: {e}")))
 }
