@@ -19,7 +19,7 @@ use ipnet::IpNet;
 
 use crate::error::{Error, Result};
 
-pub use netlink::{NetlinkFib, RTPROT_BGP};
+pub use netlink::{HERALD_RTPROT, NetlinkFib, RTPROT_BGP};
 
 /// One next hop of a kernel route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

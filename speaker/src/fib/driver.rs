@@ -12,7 +12,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Fib, FibNextHop, FibRoutes, NetlinkFib, RTPROT_BGP};
+use super::{Fib, FibNextHop, FibRoutes, NetlinkFib};
 use crate::config::FibImportConfig;
 use crate::error::Result;
 
@@ -48,7 +48,7 @@ impl FibHandle {
     /// Opens the kernel table of `config` (in the calling thread's network namespace), adopts
     /// routes a previous run left there, and starts the task.
     pub async fn start(config: FibImportConfig) -> Result<Self> {
-        let writer = NetlinkFib::connect(config.table, RTPROT_BGP, config.metric)?;
+        let writer = NetlinkFib::connect(config.table, config.protocol, config.metric)?;
         let mut fib = Fib::new(writer);
         fib.resync().await?;
         let (commands, rx) = mpsc::unbounded_channel();

@@ -126,8 +126,8 @@ impl Instance {
             ),
             None => None,
         };
-        let fib = match bgp.fib_import {
-            Some(fib_config) => Some(FibHandle::start(fib_config).await?),
+        let fib = match &bgp.fib_import {
+            Some(fib_config) => Some(FibHandle::start(fib_config.value).await?),
             None => None,
         };
         let (commands_tx, commands_rx) = mpsc::channel(64);
