@@ -1103,7 +1103,7 @@ mod tests {
         let yaml = MINIMAL.replace("asn: 65000", "asn: 65000\n      holdTime: 9");
         let text = error_text(&yaml);
         assert!(
-            text.contains("test.yaml:10:") && text.contains("unknown field `holdTime`"),
+            text.contains("line 9") && text.contains("unknown field `holdTime`"),
             "{text}"
         );
     }

@@ -194,6 +194,8 @@ pub struct Session {
     local_addrs: BTreeMap<ConnId, (IpAddr, Option<Ipv6Addr>)>,
     peer_gr: Option<GracefulRestart>,
     stale_deadline: Option<Instant>,
+    /// Families whose End-of-RIB the peer has sent in the current session.
+    end_of_rib_in: BTreeSet<Family>,
     /// When the Adj-RIB-Out of each family was last replayed for a ROUTE-REFRESH.
     last_refresh: BTreeMap<Family, Instant>,
     /// Families whose ROUTE-REFRESH waits for the rate limit.
@@ -260,6 +262,7 @@ impl Session {
             local_addrs: BTreeMap::new(),
             peer_gr: None,
             stale_deadline: None,
+            end_of_rib_in: BTreeSet::new(),
             last_refresh: BTreeMap::new(),
             pending_refresh: BTreeSet::new(),
             counters: Counters::default(),
@@ -623,6 +626,7 @@ impl Session {
         // Speaker MUST immediately remove all the stale routes from the peer that it is
         // retaining for that address family."
         let peer_gr = negotiated.graceful_restart.clone();
+        self.end_of_rib_in.clear();
         let mut withdrawn = Vec::new();
         for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
             let keeps = peer_gr.as_ref().is_some_and(|gr| {
@@ -656,6 +660,7 @@ impl Session {
 
     fn on_down(&mut self, now: Instant, reason: &DownReason, out: &mut Vec<Output>) {
         self.rib_out.close();
+        self.end_of_rib_in.clear();
         self.pending_refresh.clear();
         self.last_refresh.clear();
         let peer_gr = self.peer_gr.take();
@@ -713,6 +718,7 @@ impl Session {
             update.merge_as4();
         }
         if let Some(family) = update.end_of_rib_family() {
+            self.end_of_rib_in.insert(family);
             // RFC 4724 §4.2: "Once the End-of-RIB marker for an address family is received from
             // the peer, it MUST immediately remove any routes from the peer that are still marked
             // as stale for that address family."
@@ -956,6 +962,16 @@ impl Session {
     /// The peer's graceful restart capability of the current (or last) session.
     pub fn peer_graceful_restart(&self) -> Option<&GracefulRestart> {
         self.peer_gr.as_ref()
+    }
+
+    /// Whether the session is Established and the peer has sent End-of-RIB for every negotiated
+    /// family: its initial update is complete (RFC 4724 §2).
+    pub fn initial_update_received(&self) -> bool {
+        self.fsm.state() == fsm::State::Established
+            && self
+                .negotiated_families()
+                .iter()
+                .all(|f| self.end_of_rib_in.contains(f))
     }
 
     /// When stale routes will be swept if no End-of-RIB arrives.

@@ -148,6 +148,7 @@ impl Instance {
             restarting,
             local: PeerRoutes::new(),
             services,
+            fib_awaiting_eor: fib.as_ref().is_some_and(FibHandle::kept_routes),
             fib,
             bfd: None,
             commands_tx: commands_tx.downgrade(),
@@ -295,6 +296,8 @@ struct Owner {
     services: ServiceState,
     /// The FIB import task, with `bgp.fibImport`.
     fib: Option<FibHandle>,
+    /// The FIB keeps a previous run's routes until every peer has sent End-of-RIB.
+    fib_awaiting_eor: bool,
     /// The BFD driver, started with the first peer that asks for BFD.
     bfd: Option<Arc<Bfd>>,
     /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
@@ -539,6 +542,26 @@ impl Owner {
                 }
             }
             self.flush_route_changes();
+            self.check_end_of_rib();
+        }
+    }
+
+    /// RFC 4724 §4.1: once every peer has completed its initial update (End-of-RIB for each
+    /// negotiated family), the FIB sweeps the previous run's routes not learned again. Peers that
+    /// never come back are covered by the FIB's own deferral timer.
+    fn check_end_of_rib(&mut self) {
+        if !self.fib_awaiting_eor
+            || !self
+                .peers
+                .values()
+                .all(|slot| slot.session.initial_update_received())
+        {
+            return;
+        }
+        self.fib_awaiting_eor = false;
+        if let Some(fib) = &self.fib {
+            tracing::info!("End-of-RIB from every peer: sweeping stale FIB routes");
+            fib.end_of_rib();
         }
     }
 
