@@ -370,14 +370,16 @@ fn kept_fib_routes_survive_a_restart_and_are_swept_only_after_end_of_rib() {
     node.sh("ip addr add 10.83.0.4/29 dev eth1")
         .expect("second address");
     let bird = Bird::start(&bird_ns, &lab.subdir("bird").expect("dir"), bird_conf).expect("bird");
+    let state_dir = lab.subdir("state").expect("dir");
     let yaml = format!(
         "node: {{ name: node, routerId: 10.83.0.1 }}\n\
-         bgp:\n  localASN: 65001\n  fibImport: {{ keepOnShutdown: true }}\n  importPolicy: accept-all\n\
+         bgp:\n  localASN: 65001\n  stateDir: {state}\n  fibImport: {{ keepOnShutdown: true }}\n  importPolicy: accept-all\n\
          \x20 peers:\n    - {{ name: bird, address: 10.83.0.2, asn: 65000, {TIMERS}, \
          gracefulRestart: {{ enabled: true, restartTimeSeconds: 120 }} }}\n\
          \x20   - {{ name: quiet, address: 10.83.0.3, localAddress: 10.83.0.4, asn: 65000, {TIMERS}, \
          gracefulRestart: {{ enabled: true, restartTimeSeconds: 120 }} }}\n\
-         api:\n  controlSocket: {{socket}}\n"
+         api:\n  controlSocket: {{socket}}\n",
+        state = state_dir.display()
     );
     let installed = |prefix: &str| {
         node.ip(&["route", "show", prefix, "proto", &HERALD_RTPROT.to_string()])
@@ -421,6 +423,12 @@ fn kept_fib_routes_survive_a_restart_and_are_swept_only_after_end_of_rib() {
         both(),
         (true, true),
         "stale route kept until every peer has sent End-of-RIB"
+    );
+    // The restarted agent announced the kept forwarding state (RFC 4724 §3: R and F bits).
+    let detail = bird.birdc("show protocols all spk").expect("birdc");
+    assert!(
+        detail.contains("AF preserved: ipv4"),
+        "F bit not seen by BIRD: {detail}"
     );
 
     // The last peer comes back and sends End-of-RIB: the route no longer received is swept.

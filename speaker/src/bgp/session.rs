@@ -79,8 +79,11 @@ fn wants_hard_reset(n: &Notification) -> bool {
 pub struct GrConfig {
     /// Restart time we advertise, seconds (≤ 4095).
     pub restart_time: u16,
-    /// We are restarting: set the Restart State (R) bit and the Forwarding State (F) bits.
+    /// We are restarting: set the Restart State (R) bit.
     pub restarting: bool,
+    /// The forwarding state for the peer's routes survived the restart (with FIB import: the FIB
+    /// found and kept its routes): with `restarting`, set the Forwarding State (F) bits.
+    pub forwarding_preserved: bool,
 }
 
 /// Configuration of one session.
@@ -119,10 +122,15 @@ impl SessionConfig {
         caps.push(Capability::EnhancedRouteRefresh);
         if let Some(gr) = self.graceful_restart {
             // RFC 4724 §3: Restart State bit "set to 1 ... to indicate that the BGP speaker has
-            // restarted"; per family, the Forwarding State bit says forwarding was preserved. The
-            // node's forwarding (kernel routes, VIPs, eBPF maps) survives the agent, so it is set
-            // when we restart.
-            let family_flags = if gr.restarting { 0x80 } else { 0 };
+            // restarted"; per family, the Forwarding State bit says forwarding was preserved.
+            // Set only when the FIB really kept the previous run's routes: a peer that sees F
+            // keeps forwarding to us on the routes it learned from us, and without kept routes
+            // that traffic would follow whatever the kernel now holds.
+            let family_flags = if gr.restarting && gr.forwarding_preserved {
+                0x80
+            } else {
+                0
+            };
             // RFC 8538 §2: the N bit says the speaker supports NOTIFICATION-triggered graceful
             // restart; we always do when GR is on.
             let restart = if gr.restarting { GR_RESTART_STATE } else { 0 };

@@ -388,6 +388,10 @@ impl Owner {
             graceful_restart: peer.graceful_restart.enabled.then_some(GrConfig {
                 restart_time: peer.graceful_restart.restart_time_seconds.0,
                 restarting: self.restarting,
+                // RFC 4724 §3: F covers the forwarding state for the routes the peer sent us.
+                // With FIB import, that is the kernel routes the FIB found and kept at start;
+                // without it, no forwarding depends on received routes, so none was lost.
+                forwarding_preserved: self.fib.as_ref().is_none_or(FibHandle::kept_routes),
             }),
             stale_path_time: Duration::from_secs(360),
         }
