@@ -551,13 +551,15 @@ impl Owner {
     }
 
     /// RFC 4724 §4.1: once every peer has completed its initial update (End-of-RIB for each
-    /// negotiated family), the FIB sweeps the previous run's routes not learned again. Peers that
-    /// never come back are covered by the FIB's own deferral timer.
+    /// negotiated family), the FIB sweeps the previous run's routes not learned again. Peers kept
+    /// administratively down are not waited for; peers that never come back are covered by the
+    /// FIB's own deferral timer.
     fn check_end_of_rib(&mut self) {
         if !self.fib_awaiting_eor
             || !self
                 .peers
                 .values()
+                .filter(|slot| slot.config.shutdown.is_none())
                 .all(|slot| slot.session.initial_update_received())
         {
             return;
