@@ -295,16 +295,21 @@ pub struct BgpConfig {
     /// Install the best received routes (after `importPolicy`) into a kernel routing table.
     /// Absent: received routes are never installed.
     #[serde(default)]
-    pub fib_import: Option<FibImportConfig>,
+    pub fib_import: Option<Spanned<FibImportConfig>>,
 }
 
 /// Where and how accepted routes are installed into the kernel (`bgp.fibImport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FibImportConfig {
-    /// Kernel routing table id (254 is `main`).
+    /// Kernel routing table id (254 is `main`; 0 and 255, `local`, are refused).
     #[serde(default = "FibImportConfig::default_table")]
     pub table: u32,
+    /// Route protocol number our routes carry (rtnetlink `rtm_protocol`). Herald adopts, replaces
+    /// and deletes only routes of this protocol in `table`; the default,
+    /// [`crate::fib::HERALD_RTPROT`], is used by no other routing daemon. 0–4 are the kernel's own.
+    #[serde(default = "FibImportConfig::default_protocol")]
+    pub protocol: u8,
     /// Route metric (priority); absent: the kernel's default.
     #[serde(default)]
     pub metric: Option<u32>,
@@ -321,12 +326,17 @@ impl FibImportConfig {
     fn default_table() -> u32 {
         254
     }
+
+    fn default_protocol() -> u8 {
+        crate::fib::HERALD_RTPROT
+    }
 }
 
 impl Default for FibImportConfig {
     fn default() -> Self {
         Self {
             table: Self::default_table(),
+            protocol: Self::default_protocol(),
             metric: None,
             best_path: crate::import_policy::BestPathConfig::default(),
             keep_on_shutdown: false,
@@ -903,15 +913,38 @@ fn validate_advertisements(bgp: &BgpConfig, origin: &str) -> Result<(), ConfigEr
             }
         }
     }
-    if let Some(fib) = &bgp.fib_import
-        && (fib.table == 0 || fib.best_path.max_paths == 0)
-    {
-        return Err(ConfigError::Invalid {
+    if let Some(fib) = &bgp.fib_import {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
             path: origin.to_owned(),
-            line: 0,
-            key: "bgp.fibImport".into(),
-            message: "table and bestPath.maxPaths must be non-zero".into(),
-        });
+            line: fib.referenced.line(),
+            key: format!("bgp.fibImport.{key}"),
+            message,
+        };
+        let fib = &fib.value;
+        if fib.table == 0 || fib.table == 255 {
+            return Err(invalid(
+                "table",
+                format!(
+                    "table {} is not a routing table for received routes (use 254 for main or \
+                     another table id)",
+                    fib.table
+                ),
+            ));
+        }
+        // linux/rtnetlink.h: values up to RTPROT_STATIC (4) are interpreted by the kernel.
+        if fib.protocol <= 4 {
+            return Err(invalid(
+                "protocol",
+                format!(
+                    "protocol {} is reserved to the kernel (0-4); the default is {}",
+                    fib.protocol,
+                    crate::fib::HERALD_RTPROT
+                ),
+            ));
+        }
+        if fib.best_path.max_paths == 0 {
+            return Err(invalid("bestPath.maxPaths", "must be non-zero".into()));
+        }
     }
     Ok(())
 }
@@ -1073,6 +1106,36 @@ mod tests {
             text.contains("line 9") && text.contains("unknown field `holdTime`"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn fib_import_protocol_and_table_default_to_herald_and_main() {
+        let yaml = format!("{MINIMAL}  fibImport: {{ metric: 20 }}\n");
+        let bgp = parse(&yaml, "test.yaml").expect("valid").bgp.expect("bgp");
+        let fib = bgp.fib_import.expect("fibImport").value;
+        assert_eq!((fib.table, fib.protocol), (254, crate::fib::HERALD_RTPROT));
+        let yaml = format!("{MINIMAL}  fibImport:\n    table: 100\n    protocol: 150\n");
+        let bgp = parse(&yaml, "test.yaml").expect("valid").bgp.expect("bgp");
+        let fib = bgp.fib_import.expect("fibImport").value;
+        assert_eq!((fib.table, fib.protocol), (100, 150));
+    }
+
+    #[test]
+    fn fib_import_kernel_protocol_and_local_table_are_rejected_at_their_line() {
+        let text = error_text(&format!("{MINIMAL}  fibImport:\n    protocol: 3\n"));
+        assert!(
+            text.contains("test.yaml:10:")
+                && text.contains("bgp.fibImport.protocol")
+                && text.contains("reserved to the kernel"),
+            "{text}"
+        );
+        let text = error_text(&format!("{MINIMAL}  fibImport:\n    table: 255\n"));
+        assert!(
+            text.contains("test.yaml:10:") && text.contains("bgp.fibImport.table"),
+            "{text}"
+        );
+        let text = error_text(&format!("{MINIMAL}  fibImport:\n    protocol: 300\n"));
+        assert!(text.contains("protocol"), "{text}");
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! desired routes to idempotent [`FibOp`]s; a [`FibWriter`] applies them. [`Fib`] tracks what was
 //! applied, retries what failed on the next reconcile, adopts routes left by a previous run
 //! ([`Fib::resync`]) and removes everything at shutdown ([`Fib::shutdown`]) unless graceful
-//! restart keeps the routes. The only I/O is in [`netlink::NetlinkFib`] (rtnetlink).
+//! restart keeps the routes. Adopted routes are [`Retained`] — still forwarding — until the peers'
+//! End-of-RIB or a deferral deadline, and only then swept if not learned again. The only I/O is
+//! in [`netlink::NetlinkFib`] (rtnetlink).
 
 pub mod driver;
 pub mod netlink;
@@ -14,12 +16,13 @@ pub mod netlink;
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::net::IpAddr;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 
 use crate::error::{Error, Result};
 
-pub use netlink::{NetlinkFib, RTPROT_BGP};
+pub use netlink::{HERALD_RTPROT, NetlinkFib, RTPROT_BGP};
 
 /// One next hop of a kernel route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -79,6 +82,54 @@ pub fn diff(installed: &FibRoutes, desired: &FibRoutes) -> Vec<FibOp> {
             }),
     );
     ops
+}
+
+/// Routes a previous run left in the table, kept forwarding while the restarted speaker relearns
+/// them (RFC 4724 §4.1: the restarting speaker retains its forwarding state and "MUST defer route
+/// selection ... until it either (a) receives the End-of-RIB marker from all its peers ... or (b)
+/// the Selection_Deferral_Timer ... expires"). Pure: the caller passes the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retained {
+    routes: FibRoutes,
+    deadline: Instant,
+}
+
+impl Retained {
+    /// Retains `routes` until `now + deferral`; `None` when there is nothing to retain.
+    pub fn new(routes: FibRoutes, now: Instant, deferral: Duration) -> Option<Self> {
+        (!routes.is_empty()).then(|| Self {
+            routes,
+            deadline: now + deferral,
+        })
+    }
+
+    /// When the retained routes are swept even without End-of-RIB from every peer.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Whether the deferral has run out at `now`.
+    pub fn expired(&self, now: Instant) -> bool {
+        now >= self.deadline
+    }
+
+    /// The retained routes not learned again so far.
+    pub fn routes(&self) -> &FibRoutes {
+        &self.routes
+    }
+
+    /// What the table should hold while routes are retained: `desired`, plus each retained route
+    /// whose prefix has not been learned again. A prefix once learned again is no longer retained,
+    /// so its later withdrawal removes it at once.
+    pub fn overlay(&mut self, desired: &FibRoutes) -> FibRoutes {
+        self.routes
+            .retain(|prefix, _| desired.get(prefix).is_none_or(BTreeSet::is_empty));
+        let mut out = desired.clone();
+        for (prefix, hops) in &self.routes {
+            out.insert(*prefix, hops.clone());
+        }
+        out
+    }
 }
 
 /// Applies FIB operations to one kernel table (or to a fake in tests).
@@ -246,6 +297,39 @@ mod tests {
             .build()
             .expect("runtime")
             .block_on(f)
+    }
+
+    #[test]
+    fn retained_routes_stay_until_learned_again_and_relearned_ones_follow_desired() {
+        let now = Instant::now();
+        assert_eq!(
+            Retained::new(FibRoutes::new(), now, Duration::from_secs(120)),
+            None
+        );
+        let left = routes(&[
+            ("10.0.0.0/24", &["192.0.2.1"]),
+            ("10.0.1.0/24", &["192.0.2.1"]),
+        ]);
+        let mut kept = Retained::new(left.clone(), now, Duration::from_secs(120)).expect("some");
+        assert!(!kept.expired(now + Duration::from_secs(119)));
+        assert!(kept.expired(now + Duration::from_secs(120)));
+        // Nothing learned yet: everything left over stays in the table.
+        assert_eq!(kept.overlay(&FibRoutes::new()), left);
+        // 10.0.0.0/24 learned again through another next hop: desired wins for it.
+        let relearned = routes(&[("10.0.0.0/24", &["192.0.2.9"])]);
+        assert_eq!(
+            kept.overlay(&relearned),
+            routes(&[
+                ("10.0.0.0/24", &["192.0.2.9"]),
+                ("10.0.1.0/24", &["192.0.2.1"]),
+            ])
+        );
+        // ... and once withdrawn, it is gone, not brought back from the previous run.
+        assert_eq!(
+            kept.overlay(&FibRoutes::new()),
+            routes(&[("10.0.1.0/24", &["192.0.2.1"])])
+        );
+        assert_eq!(kept.routes().len(), 1);
     }
 
     #[test]

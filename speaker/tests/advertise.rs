@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::Speaker;
 use herald_tests::{Bird, ExaBgp, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
 use nix::sys::signal::Signal;
+use speaker::fib::HERALD_RTPROT;
 
 const UP: Duration = Duration::from_secs(45);
 
@@ -287,7 +288,7 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
     let speaker = Speaker::start(&node, &lab.subdir("speaker").expect("dir"), &yaml(both));
     speaker.wait_state("10.82.0.2", "Established", UP);
     let installed = |prefix: &str| {
-        node.ip(&["route", "show", prefix, "proto", "bgp"])
+        node.ip(&["route", "show", prefix, "proto", &HERALD_RTPROT.to_string()])
             .unwrap_or_default()
             .contains("via 10.82.0.2")
     };
@@ -334,6 +335,113 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
         !installed("198.51.100.0/24"),
         "routes left in the kernel after shutdown"
     );
+}
+
+/// RFC 4724 §4.1 on the restarting side, against BIRD: after the agent is killed, the kernel
+/// routes it installed keep forwarding while it is down; the new agent adopts them, and removes
+/// the one BIRD no longer sends only when every peer has sent End-of-RIB — not when the first
+/// peer's update arrives. The route BIRD still sends is never absent.
+#[test]
+fn kept_fib_routes_survive_a_restart_and_are_swept_only_after_end_of_rib() {
+    let lab = TestLab::new("adv_fib_gr").expect("lab");
+    let node = lab.netns("node").expect("node");
+    let bird_ns = lab.netns("bird").expect("bird");
+    let _l = link(
+        &node,
+        "eth1",
+        "10.83.0.1/29",
+        &bird_ns,
+        "eth1",
+        "10.83.0.2/29",
+    );
+    let bird_conf = "router id 10.83.0.2;\nprotocol device {}\n\
+        protocol static kept { ipv4; route 198.51.100.0/24 blackhole; }\n\
+        protocol static gone { ipv4; route 203.0.113.0/24 blackhole; }\n\
+        protocol bgp spk { local 10.83.0.2 as 65000; neighbor 10.83.0.1 as 65001; hold time 9; \
+        graceful restart on; error wait time 1, 5; connect retry time 1; \
+        ipv4 { import none; export all; }; }\n\
+        protocol bgp quiet { local 10.83.0.3 as 65000; neighbor 10.83.0.4 as 65001; hold time 9; \
+        graceful restart on; error wait time 1, 5; connect retry time 1; \
+        ipv4 { import none; export none; }; }\n";
+    // A second session between second addresses (BIRD matches incoming sessions by address).
+    bird_ns
+        .sh("ip addr add 10.83.0.3/29 dev eth1")
+        .expect("second address");
+    node.sh("ip addr add 10.83.0.4/29 dev eth1")
+        .expect("second address");
+    let bird = Bird::start(&bird_ns, &lab.subdir("bird").expect("dir"), bird_conf).expect("bird");
+    let state_dir = lab.subdir("state").expect("dir");
+    let yaml = format!(
+        "node: {{ name: node, routerId: 10.83.0.1 }}\n\
+         bgp:\n  localASN: 65001\n  stateDir: {state}\n  fibImport: {{ keepOnShutdown: true }}\n  importPolicy: accept-all\n\
+         \x20 peers:\n    - {{ name: bird, address: 10.83.0.2, asn: 65000, {TIMERS}, \
+         gracefulRestart: {{ enabled: true, restartTimeSeconds: 120 }} }}\n\
+         \x20   - {{ name: quiet, address: 10.83.0.3, localAddress: 10.83.0.4, asn: 65000, {TIMERS}, \
+         gracefulRestart: {{ enabled: true, restartTimeSeconds: 120 }} }}\n\
+         api:\n  controlSocket: {{socket}}\n",
+        state = state_dir.display()
+    );
+    let installed = |prefix: &str| {
+        node.ip(&["route", "show", prefix, "proto", &HERALD_RTPROT.to_string()])
+            .unwrap_or_default()
+            .contains("via 10.83.0.2")
+    };
+    let both = || (installed("198.51.100.0/24"), installed("203.0.113.0/24"));
+    let mut first = Speaker::start(&node, &lab.subdir("speaker1").expect("dir"), &yaml);
+    first.wait_state("10.83.0.2", "Established", UP);
+    first.wait_state("10.83.0.3", "Established", UP);
+    wait_until_ok("both routes in the kernel", UP, || {
+        (both() == (true, true))
+            .then_some(())
+            .ok_or(format!("{:?}", both()))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+
+    // The agent dies; BIRD stops sending one route, and its second (route-less) session stays
+    // down for now.
+    let mut process = first.process.take().expect("running speaker");
+    process.signal(Signal::SIGKILL).expect("SIGKILL");
+    process
+        .wait_exit(Duration::from_secs(10))
+        .expect("speaker dies");
+    bird.birdc("disable gone").expect("birdc");
+    bird.birdc("disable quiet").expect("birdc");
+    assert_eq!(both(), (true, true), "routes kept while the agent is down");
+
+    // The new agent adopts both routes; one peer's update and End-of-RIB are not enough to sweep.
+    let second = Speaker::start(&node, &lab.subdir("speaker2").expect("dir"), &yaml);
+    let peer = second.wait_state("10.83.0.2", "Established", UP);
+    wait_until_ok("the first peer's update", UP, || {
+        let p = second.peer("10.83.0.2");
+        (p.prefixes_accepted == 1)
+            .then_some(())
+            .ok_or(format!("{p:?}"))
+    })
+    .unwrap_or_else(|e| panic!("{e} {peer:?}"));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        both(),
+        (true, true),
+        "stale route kept until every peer has sent End-of-RIB"
+    );
+    // The restarted agent announced the kept forwarding state (RFC 4724 §3: R and F bits).
+    let detail = bird.birdc("show protocols all spk").expect("birdc");
+    assert!(
+        detail.contains("AF preserved: ipv4"),
+        "F bit not seen by BIRD: {detail}"
+    );
+
+    // The last peer comes back and sends End-of-RIB: the route no longer received is swept.
+    bird.birdc("enable quiet").expect("birdc");
+    wait_until_ok("stale route swept after End-of-RIB", UP, || {
+        let now = both();
+        assert!(now.0, "the route BIRD still sends went missing");
+        (now == (true, false))
+            .then_some(())
+            .ok_or(format!("{now:?}"))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    second.wait_state("10.83.0.3", "Established", UP);
 }
 
 /// A reload that adds an advertisement and swaps the service it selects in one file edit must

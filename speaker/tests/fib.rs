@@ -7,7 +7,9 @@ use std::net::IpAddr;
 
 use herald_tests::{Netns, TestLab, VethPair, in_netns};
 use ipnet::IpNet;
-use speaker::fib::{Fib, FibNextHop, FibRoutes, FibWriter, NetlinkFib, RTPROT_BGP};
+use speaker::config::FibImportConfig;
+use speaker::fib::driver::FibHandle;
+use speaker::fib::{Fib, FibNextHop, FibRoutes, FibWriter, HERALD_RTPROT, NetlinkFib, RTPROT_BGP};
 
 const TABLE: u32 = 1234;
 
@@ -116,7 +118,7 @@ fn fib_installs_ecmp_routes_reconciles_and_cleans_up() {
     );
     let v4 = table(&node, false);
     let ecmp = route_of(&v4, "10.1.0.0/24");
-    assert!(ecmp.contains("proto bgp"), "{v4}");
+    assert!(ecmp.contains("proto bgp"), "{v4}"); // RTPROT_BGP, as asked above
     assert!(
         ecmp.contains("nexthop via 10.0.0.2") && ecmp.contains("nexthop via 10.0.0.3"),
         "{v4}"
@@ -251,4 +253,66 @@ fn fib_reports_kernel_refusals_and_retries_them() {
     assert_eq!(first.failed[0].0, net("10.5.0.0/24"));
     assert_eq!((second.replaced, second.failed.len()), (1, 0), "{second:?}");
     assert!(table(&node, false).contains("10.5.0.0/24 via 10.50.0.1"));
+}
+
+#[test]
+fn fib_import_leaves_frr_bgp_routes_in_main_alone() {
+    let lab = TestLab::new("fib_leaves_frr").expect("lab");
+    let node = lab.netns("node").expect("netns");
+    let peers = lab.netns("peers").expect("netns");
+    let _link = VethPair::create(&node, "eth1", &peers, "eth1").expect("veth");
+    node.addr_add("eth1", "10.0.0.1/24").expect("addr");
+    node.link_up("eth1").expect("up");
+    // What FRR's zebra leaves in main for bgpd: protocol 186. Herald must never adopt or delete it.
+    node.sh("ip route add 10.77.0.0/24 via 10.0.0.9 proto 186")
+        .expect("FRR-like route");
+    let config = FibImportConfig::default();
+    assert_eq!((config.table, config.protocol), (254, HERALD_RTPROT));
+    assert_ne!(config.protocol, RTPROT_BGP);
+    let (installed, during) = {
+        let node_name = node.name().to_owned();
+        in_netns(&node, move || {
+            block_on(async move {
+                let fib = FibHandle::start(config).await.expect("start");
+                fib.update(vec![(
+                    net("10.88.0.0/24"),
+                    BTreeSet::from([via("10.0.0.2")]),
+                )]);
+                let installed = fib.installed().await;
+                let during = std::process::Command::new("ip")
+                    .args(["-n", &node_name, "-4", "route", "show", "table", "main"])
+                    .output()
+                    .expect("ip");
+                fib.shutdown().await;
+                (
+                    installed,
+                    String::from_utf8_lossy(&during.stdout).into_owned(),
+                )
+            })
+        })
+    };
+    assert_eq!(
+        installed.keys().copied().collect::<Vec<_>>(),
+        vec![net("10.88.0.0/24")],
+        "only our own route is ours"
+    );
+    assert!(
+        route_of(&during, "10.88.0.0/24").contains(&format!("proto {HERALD_RTPROT}")),
+        "{during}"
+    );
+    assert!(
+        route_of(&during, "10.77.0.0/24").contains("proto bgp"),
+        "{during}"
+    );
+    let main = node
+        .ip(&["-4", "route", "show", "table", "main"])
+        .expect("ip");
+    assert!(
+        route_of(&main, "10.88.0.0/24").is_empty(),
+        "ours removed: {main}"
+    );
+    assert!(
+        route_of(&main, "10.77.0.0/24").contains("via 10.0.0.9 dev eth1 proto bgp"),
+        "FRR's route untouched by start, import and shutdown: {main}"
+    );
 }

@@ -79,8 +79,11 @@ fn wants_hard_reset(n: &Notification) -> bool {
 pub struct GrConfig {
     /// Restart time we advertise, seconds (≤ 4095).
     pub restart_time: u16,
-    /// We are restarting: set the Restart State (R) bit and the Forwarding State (F) bits.
+    /// We are restarting: set the Restart State (R) bit.
     pub restarting: bool,
+    /// The forwarding state for the peer's routes survived the restart (with FIB import: the FIB
+    /// found and kept its routes): with `restarting`, set the Forwarding State (F) bits.
+    pub forwarding_preserved: bool,
 }
 
 /// Configuration of one session.
@@ -119,10 +122,15 @@ impl SessionConfig {
         caps.push(Capability::EnhancedRouteRefresh);
         if let Some(gr) = self.graceful_restart {
             // RFC 4724 §3: Restart State bit "set to 1 ... to indicate that the BGP speaker has
-            // restarted"; per family, the Forwarding State bit says forwarding was preserved. The
-            // node's forwarding (kernel routes, VIPs, eBPF maps) survives the agent, so it is set
-            // when we restart.
-            let family_flags = if gr.restarting { 0x80 } else { 0 };
+            // restarted"; per family, the Forwarding State bit says forwarding was preserved.
+            // Set only when the FIB really kept the previous run's routes: a peer that sees F
+            // keeps forwarding to us on the routes it learned from us, and without kept routes
+            // that traffic would follow whatever the kernel now holds.
+            let family_flags = if gr.restarting && gr.forwarding_preserved {
+                0x80
+            } else {
+                0
+            };
             // RFC 8538 §2: the N bit says the speaker supports NOTIFICATION-triggered graceful
             // restart; we always do when GR is on.
             let restart = if gr.restarting { GR_RESTART_STATE } else { 0 };
@@ -194,6 +202,8 @@ pub struct Session {
     local_addrs: BTreeMap<ConnId, (IpAddr, Option<Ipv6Addr>)>,
     peer_gr: Option<GracefulRestart>,
     stale_deadline: Option<Instant>,
+    /// Families whose End-of-RIB the peer has sent in the current session.
+    end_of_rib_in: BTreeSet<Family>,
     /// When the Adj-RIB-Out of each family was last replayed for a ROUTE-REFRESH.
     last_refresh: BTreeMap<Family, Instant>,
     /// Families whose ROUTE-REFRESH waits for the rate limit.
@@ -260,6 +270,7 @@ impl Session {
             local_addrs: BTreeMap::new(),
             peer_gr: None,
             stale_deadline: None,
+            end_of_rib_in: BTreeSet::new(),
             last_refresh: BTreeMap::new(),
             pending_refresh: BTreeSet::new(),
             counters: Counters::default(),
@@ -623,6 +634,7 @@ impl Session {
         // Speaker MUST immediately remove all the stale routes from the peer that it is
         // retaining for that address family."
         let peer_gr = negotiated.graceful_restart.clone();
+        self.end_of_rib_in.clear();
         let mut withdrawn = Vec::new();
         for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
             let keeps = peer_gr.as_ref().is_some_and(|gr| {
@@ -656,6 +668,7 @@ impl Session {
 
     fn on_down(&mut self, now: Instant, reason: &DownReason, out: &mut Vec<Output>) {
         self.rib_out.close();
+        self.end_of_rib_in.clear();
         self.pending_refresh.clear();
         self.last_refresh.clear();
         let peer_gr = self.peer_gr.take();
@@ -713,6 +726,7 @@ impl Session {
             update.merge_as4();
         }
         if let Some(family) = update.end_of_rib_family() {
+            self.end_of_rib_in.insert(family);
             // RFC 4724 §4.2: "Once the End-of-RIB marker for an address family is received from
             // the peer, it MUST immediately remove any routes from the peer that are still marked
             // as stale for that address family."
@@ -956,6 +970,16 @@ impl Session {
     /// The peer's graceful restart capability of the current (or last) session.
     pub fn peer_graceful_restart(&self) -> Option<&GracefulRestart> {
         self.peer_gr.as_ref()
+    }
+
+    /// Whether the session is Established and the peer has sent End-of-RIB for every negotiated
+    /// family: its initial update is complete (RFC 4724 §2).
+    pub fn initial_update_received(&self) -> bool {
+        self.fsm.state() == fsm::State::Established
+            && self
+                .negotiated_families()
+                .iter()
+                .all(|f| self.end_of_rib_in.contains(f))
     }
 
     /// When stale routes will be swept if no End-of-RIB arrives.

@@ -1,23 +1,30 @@
 //! The FIB import task: receives per-prefix next-hop changes from the BGP instance, keeps the
 //! desired kernel table, and reconciles it through [`super::Fib`] after each batch (changes that
 //! arrive while a reconcile runs are batched into the next one). Failed kernel operations are
-//! retried on the next batch and at most every [`RETRY_EVERY`]. At shutdown the routes are
-//! removed unless the configuration keeps them for a graceful restart.
+//! retried on the next batch and at most every [`RETRY_EVERY`]. Routes of our protocol found at
+//! start (left by a previous run) keep forwarding until [`FibHandle::end_of_rib`] says every peer
+//! has sent its initial update, or [`SELECTION_DEFERRAL`] runs out; then those not learned again
+//! are swept. At shutdown the routes are removed unless the configuration keeps them for a
+//! graceful restart.
 //!
 //! I/O boundary: the [`super::NetlinkFib`] the task owns.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ipnet::IpNet;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Fib, FibNextHop, FibRoutes, NetlinkFib, RTPROT_BGP};
+use super::{Fib, FibNextHop, FibRoutes, NetlinkFib, Retained};
 use crate::config::FibImportConfig;
 use crate::error::Result;
 
 /// How often failed kernel operations are retried when nothing else changes.
 pub const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// How long routes left by a previous run are kept when not every peer sends End-of-RIB
+/// (RFC 4724 §4.1's Selection_Deferral_Timer; its suggested default is not given, FRR uses 120 s).
+pub const SELECTION_DEFERRAL: Duration = Duration::from_secs(120);
 
 /// A prefix's new next hops (empty: remove the route).
 pub type FibChange = (IpNet, BTreeSet<FibNextHop>);
@@ -25,6 +32,7 @@ pub type FibChange = (IpNet, BTreeSet<FibNextHop>);
 enum Command {
     Changes(Vec<FibChange>),
     Installed(oneshot::Sender<FibRoutes>),
+    EndOfRib,
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -32,6 +40,7 @@ enum Command {
 #[derive(Debug, Clone)]
 pub struct FibHandle {
     commands: mpsc::UnboundedSender<Command>,
+    kept_routes: bool,
 }
 
 impl std::fmt::Debug for Command {
@@ -39,6 +48,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::Changes(_) => "Changes",
             Command::Installed(_) => "Installed",
+            Command::EndOfRib => "EndOfRib",
             Command::Shutdown(_) => "Shutdown",
         })
     }
@@ -46,14 +56,45 @@ impl std::fmt::Debug for Command {
 
 impl FibHandle {
     /// Opens the kernel table of `config` (in the calling thread's network namespace), adopts
-    /// routes a previous run left there, and starts the task.
+    /// routes a previous run left there (kept until [`FibHandle::end_of_rib`] or
+    /// [`SELECTION_DEFERRAL`]), and starts the task.
     pub async fn start(config: FibImportConfig) -> Result<Self> {
-        let writer = NetlinkFib::connect(config.table, RTPROT_BGP, config.metric)?;
+        Self::start_with_deferral(config, SELECTION_DEFERRAL).await
+    }
+
+    /// [`FibHandle::start`] with another deferral (tests).
+    pub async fn start_with_deferral(config: FibImportConfig, deferral: Duration) -> Result<Self> {
+        let writer = NetlinkFib::connect(config.table, config.protocol, config.metric)?;
         let mut fib = Fib::new(writer);
         fib.resync().await?;
+        let retained = Retained::new(fib.applied().clone(), Instant::now(), deferral);
+        if let Some(kept) = &retained {
+            tracing::info!(
+                routes = kept.routes().len(),
+                table = config.table,
+                protocol = config.protocol,
+                "keeping the previous run's FIB routes until End-of-RIB"
+            );
+        }
+        let kept_routes = retained.is_some();
         let (commands, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(fib, rx, config.keep_on_shutdown));
-        Ok(Self { commands })
+        tokio::spawn(run(fib, rx, config.keep_on_shutdown, retained));
+        Ok(Self {
+            commands,
+            kept_routes,
+        })
+    }
+
+    /// Whether routes of a previous run were found at start and are kept forwarding: the
+    /// forwarding state a restarting speaker may announce (RFC 4724 §3, F bit).
+    pub fn kept_routes(&self) -> bool {
+        self.kept_routes
+    }
+
+    /// Every peer has sent End-of-RIB: routes of the previous run not learned again are removed
+    /// (after the changes queued before this call).
+    pub fn end_of_rib(&self) {
+        let _ = self.commands.send(Command::EndOfRib);
     }
 
     /// Queues changes (never blocks; the task batches them).
@@ -83,6 +124,7 @@ async fn run(
     mut fib: Fib<NetlinkFib>,
     mut commands: mpsc::UnboundedReceiver<Command>,
     keep_on_shutdown: bool,
+    mut retained: Option<Retained>,
 ) {
     let mut desired = FibRoutes::new();
     let mut retry = tokio::time::interval(RETRY_EVERY);
@@ -97,6 +139,10 @@ async fn run(
                     None => return,
                 },
                 _ = retry.tick(), if failing => Command::Changes(Vec::new()),
+                () = deferral(retained.as_ref().map(Retained::deadline)) => {
+                    tracing::info!("selection deferral over without End-of-RIB from every peer");
+                    Command::EndOfRib
+                }
             },
         };
         let mut batch = match command {
@@ -104,6 +150,15 @@ async fn run(
             Command::Installed(reply) => {
                 let _ = reply.send(fib.applied().clone());
                 continue;
+            }
+            Command::EndOfRib => {
+                if let Some(kept) = retained.take() {
+                    tracing::info!(
+                        stale = kept.routes().len(),
+                        "sweeping the previous run's FIB routes not learned again"
+                    );
+                }
+                Vec::new()
             }
             Command::Shutdown(done) => {
                 if !keep_on_shutdown && let Err(error) = fib.shutdown().await {
@@ -117,6 +172,10 @@ async fn run(
         while deferred.is_none() {
             match commands.try_recv() {
                 Ok(Command::Changes(more)) => batch.extend(more),
+                Ok(Command::EndOfRib) => {
+                    // Applies after the changes before it, which are in the batch already.
+                    retained = None;
+                }
                 Ok(other) => deferred = Some(other),
                 Err(_) => break,
             }
@@ -128,7 +187,14 @@ async fn run(
                 desired.insert(prefix, hops);
             }
         }
-        let report = fib.reconcile(&desired).await;
+        let target = match retained.as_mut() {
+            Some(kept) if !kept.expired(Instant::now()) => kept.overlay(&desired),
+            _ => {
+                retained = None;
+                desired.clone()
+            }
+        };
+        let report = fib.reconcile(&target).await;
         failing = !report.failed.is_empty();
         if failing {
             tracing::warn!(failed = ?report.failed, "kernel refused FIB routes; retrying");
@@ -139,5 +205,13 @@ async fn run(
                 "FIB updated"
             );
         }
+    }
+}
+
+/// Sleeps until the deferral deadline; never, without one.
+async fn deferral(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }

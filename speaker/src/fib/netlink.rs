@@ -18,8 +18,14 @@ use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 use super::{FibNextHop, FibRoutes, FibWriter};
 use crate::error::{Error, Result};
 
-/// `RTPROT_BGP` from `linux/rtnetlink.h`: the protocol our routes carry by default.
+/// `RTPROT_BGP` from `linux/rtnetlink.h`: FRR's bgpd marks its routes with it, so Herald does not.
 pub const RTPROT_BGP: u8 = 186;
+
+/// The route protocol Herald's routes carry by default (`bgp.fibImport.protocol`). Chosen outside
+/// `linux/rtnetlink.h` and iproute2's `rt_protos` (bgp 186, isis 187, ospf 188, rip 189, eigrp
+/// 192) and outside the range FRR's zebra uses for its daemons (186–198), so Herald never adopts
+/// or deletes another routing daemon's routes.
+pub const HERALD_RTPROT: u8 = 203;
 
 /// Installs routes into one kernel routing table over rtnetlink.
 #[derive(Debug)]

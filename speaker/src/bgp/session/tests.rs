@@ -353,6 +353,7 @@ fn helper_keeps_stale_routes_until_end_of_rib() {
         Some(GrConfig {
             restart_time: 120,
             restarting: false,
+            forwarding_preserved: false,
         }),
     ));
     established(&mut s, now, peer_open(Some(peer_gr(60))));
@@ -413,6 +414,7 @@ fn helper_sweeps_stale_routes_when_restart_time_expires() {
         Some(GrConfig {
             restart_time: 120,
             restarting: false,
+            forwarding_preserved: false,
         }),
     ));
     established(&mut s, now, peer_open(Some(peer_gr(10))));
@@ -439,6 +441,7 @@ fn peer_without_graceful_restart_loses_routes_at_once() {
         Some(GrConfig {
             restart_time: 120,
             restarting: false,
+            forwarding_preserved: false,
         }),
     ));
     established(&mut s, now, peer_open(None));
@@ -461,6 +464,7 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
         Some(GrConfig {
             restart_time: 90,
             restarting: true,
+            forwarding_preserved: true,
         }),
     );
     let s = Session::new(config.clone());
@@ -481,9 +485,33 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
     fresh.graceful_restart = Some(GrConfig {
         restart_time: 90,
         restarting: false,
+        forwarding_preserved: false,
     });
     let caps = fresh.capabilities();
     assert!(caps.iter().any(|c| matches!(c, Capability::GracefulRestart(g) if !g.restart_state() && g.families.iter().all(|f| !f.forwarding_preserved()))));
+}
+
+#[test]
+fn restarting_speaker_without_kept_forwarding_state_sets_r_but_not_f() {
+    let config = config(
+        ImportPolicy::reject_all(),
+        Some(GrConfig {
+            restart_time: 90,
+            restarting: true,
+            forwarding_preserved: false,
+        }),
+    );
+    let gr = config
+        .capabilities()
+        .into_iter()
+        .find_map(|c| match c {
+            Capability::GracefulRestart(g) => Some(g),
+            _ => None,
+        })
+        .expect("GR capability");
+    assert!(gr.restart_state());
+    assert!(!gr.families.is_empty());
+    assert!(gr.families.iter().all(|f| !f.forwarding_preserved()));
 }
 
 #[test]
@@ -577,6 +605,7 @@ fn gr_on() -> Option<GrConfig> {
     Some(GrConfig {
         restart_time: 120,
         restarting: false,
+        forwarding_preserved: false,
     })
 }
 
@@ -635,6 +664,7 @@ fn graceful_restart_capability_carries_the_notification_bit() {
     c.graceful_restart = Some(GrConfig {
         restart_time: 120,
         restarting: true,
+        forwarding_preserved: true,
     });
     let gr = gr_of(&c);
     assert!(gr.notification() && gr.restart_state());

@@ -36,7 +36,8 @@ pub enum BgpAction {
 fn needs_restart(running: &BgpConfig, desired: &BgpConfig) -> bool {
     running.listen != desired.listen
         || running.route_server != desired.route_server
-        || running.fib_import != desired.fib_import
+        || running.fib_import.as_ref().map(|f| f.value)
+            != desired.fib_import.as_ref().map(|f| f.value)
 }
 
 /// Pure: the action that takes the instance running `running` (if any) to `desired`.
@@ -216,7 +217,11 @@ mod tests {
         port.bgp.as_mut().expect("bgp").listen.port = 1179;
         assert_eq!(bgp_action(Some(&bgp), &port), BgpAction::Restart);
         let mut fib = bgp.clone();
-        fib.bgp.as_mut().expect("bgp").fib_import = Some(FibImportConfig::default());
+        fib.bgp.as_mut().expect("bgp").fib_import = Some(serde_saphyr::Spanned::new(
+            FibImportConfig::default(),
+            serde_saphyr::Location::UNKNOWN,
+            serde_saphyr::Location::UNKNOWN,
+        ));
         assert_eq!(bgp_action(Some(&bgp), &fib), BgpAction::Restart);
     }
 

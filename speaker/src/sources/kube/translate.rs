@@ -479,7 +479,7 @@ fn bgp(
         fib_import: instance
             .fib_import
             .as_ref()
-            .map(|_| crate::config::FibImportConfig::default()),
+            .map(|_| spanned(crate::config::FibImportConfig::default())),
     });
 }
 

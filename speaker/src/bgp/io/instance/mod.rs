@@ -126,8 +126,8 @@ impl Instance {
             ),
             None => None,
         };
-        let fib = match bgp.fib_import {
-            Some(fib_config) => Some(FibHandle::start(fib_config).await?),
+        let fib = match &bgp.fib_import {
+            Some(fib_config) => Some(FibHandle::start(fib_config.value).await?),
             None => None,
         };
         let (commands_tx, commands_rx) = mpsc::channel(64);
@@ -148,6 +148,7 @@ impl Instance {
             restarting,
             local: PeerRoutes::new(),
             services,
+            fib_awaiting_eor: fib.as_ref().is_some_and(FibHandle::kept_routes),
             fib,
             bfd: None,
             commands_tx: commands_tx.downgrade(),
@@ -295,6 +296,8 @@ struct Owner {
     services: ServiceState,
     /// The FIB import task, with `bgp.fibImport`.
     fib: Option<FibHandle>,
+    /// The FIB keeps a previous run's routes until every peer has sent End-of-RIB.
+    fib_awaiting_eor: bool,
     /// The BFD driver, started with the first peer that asks for BFD.
     bfd: Option<Arc<Bfd>>,
     /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
@@ -385,6 +388,10 @@ impl Owner {
             graceful_restart: peer.graceful_restart.enabled.then_some(GrConfig {
                 restart_time: peer.graceful_restart.restart_time_seconds.0,
                 restarting: self.restarting,
+                // RFC 4724 §3: F covers the forwarding state for the routes the peer sent us.
+                // With FIB import, that is the kernel routes the FIB found and kept at start;
+                // without it, no forwarding depends on received routes, so none was lost.
+                forwarding_preserved: self.fib.as_ref().is_none_or(FibHandle::kept_routes),
             }),
             stale_path_time: Duration::from_secs(360),
         }
@@ -539,6 +546,28 @@ impl Owner {
                 }
             }
             self.flush_route_changes();
+            self.check_end_of_rib();
+        }
+    }
+
+    /// RFC 4724 §4.1: once every peer has completed its initial update (End-of-RIB for each
+    /// negotiated family), the FIB sweeps the previous run's routes not learned again. Peers kept
+    /// administratively down are not waited for; peers that never come back are covered by the
+    /// FIB's own deferral timer.
+    fn check_end_of_rib(&mut self) {
+        if !self.fib_awaiting_eor
+            || !self
+                .peers
+                .values()
+                .filter(|slot| slot.config.shutdown.is_none())
+                .all(|slot| slot.session.initial_update_received())
+        {
+            return;
+        }
+        self.fib_awaiting_eor = false;
+        if let Some(fib) = &self.fib {
+            tracing::info!("End-of-RIB from every peer: sweeping stale FIB routes");
+            fib.end_of_rib();
         }
     }
 

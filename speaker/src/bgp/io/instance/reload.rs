@@ -78,14 +78,16 @@ impl Owner {
                 .ignored
                 .push("bgp.routeServer changes need a restart".to_owned());
         }
-        if new_bgp.fib_import != old_bgp.fib_import {
+        if new_bgp.fib_import.as_ref().map(|f| f.value)
+            != old_bgp.fib_import.as_ref().map(|f| f.value)
+        {
             report
                 .ignored
                 .push("bgp.fibImport changes need a restart".to_owned());
         }
         // Kept as running until the restart the report asks for.
         new_bgp.route_server = old_bgp.route_server;
-        new_bgp.fib_import = old_bgp.fib_import;
+        new_bgp.fib_import = old_bgp.fib_import.clone();
         let new_peers: BTreeMap<IpAddr, PeerConfig> = new_bgp
             .peers
             .iter()

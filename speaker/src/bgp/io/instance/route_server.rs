@@ -16,7 +16,8 @@ impl Owner {
     pub(super) fn best_path(&self) -> BestPathConfig {
         self.bgp()
             .fib_import
-            .map(|f| f.best_path)
+            .as_ref()
+            .map(|f| f.value.best_path)
             .unwrap_or_default()
     }
 
