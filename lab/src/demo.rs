@@ -181,17 +181,39 @@ const RESTARTED_NODE: &str = "node2";
 const RESTART_REQUESTS: usize = 100;
 /// Pause between two of those requests.
 const RESTART_GAP: Duration = Duration::from_millis(40);
+/// Long downloads running across the restart (at 1 MB/s each, so they span it).
+const RESTART_DOWNLOADS: usize = 6;
+/// Size of the file they fetch, written into each pod's web root for the row.
+const RESTART_DOWNLOAD_BYTES: usize = 4 << 20;
 
 /// `(answered, failed)` from the client loop's output: one HTTP status per line (`000`: no
-/// answer within the request's timeout).
+/// answer within the request's timeout); the downloads' `DL` lines are not requests.
 pub fn http_outcomes(text: &str) -> (usize, usize) {
     let codes: Vec<&str> = text
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty())
+        .filter(|l| !l.is_empty() && !l.starts_with("DL "))
         .collect();
     let ok = codes.iter().filter(|c| **c == "200").count();
     (ok, codes.len() - ok)
+}
+
+/// `(complete, started)` downloads from the client's `DL <bytes> <status>` lines: complete when
+/// all `bytes` arrived with status 200.
+pub fn download_outcomes(text: &str, bytes: usize) -> (usize, usize) {
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("DL "))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let complete = lines
+        .iter()
+        .filter(|w| {
+            w.first().and_then(|b| b.parse::<usize>().ok()) == Some(bytes)
+                && w.get(1) == Some(&"200")
+        })
+        .count();
+    (complete, lines.len())
 }
 
 /// Next hops of a route as `ip route show PREFIX` prints it: `via X` on the route line or one
@@ -383,10 +405,23 @@ impl Steps<'_> {
     /// ToR's path; the restarted agent adopts the maps and announces at once.
     fn agent_restart(&self) -> Outcome {
         let vip = self.service.vip.to_string();
+        // Every pod serves a large file for the downloads that span the restart.
+        let lab_dir = self.runner.lab_dir(&self.topo.name);
+        for node in self.topo.nodes.values() {
+            if node.bind_for("/srv/www").is_some() {
+                let file = lab_dir.node_dir(&node.name).join("binds/srv/www/big.bin");
+                if let Err(e) = std::fs::write(&file, vec![b'x'; RESTART_DOWNLOAD_BYTES]) {
+                    return Outcome::Failed(format!("writing {}: {e}", file.display()));
+                }
+            }
+        }
         let script = format!(
-            "i=0; while [ $i -lt {RESTART_REQUESTS} ]; do \
+            "for p in $(seq 1 {RESTART_DOWNLOADS}); do \
+             (curl -s --limit-rate 1M -m 60 -o /dev/null -w 'DL %{{size_download}} %{{http_code}}\\n' \
+             {url}big.bin || echo 'DL 0 000') & done; \
+             i=0; while [ $i -lt {RESTART_REQUESTS} ]; do \
              curl -s -o /dev/null -m 1 -w '%{{http_code}}\\n' {url} || true; \
-             i=$((i+1)); sleep {gap}; done",
+             i=$((i+1)); sleep {gap}; done; wait",
             url = self.url(),
             gap = RESTART_GAP.as_secs_f64(),
         );
@@ -441,19 +476,28 @@ impl Steps<'_> {
         if let Err(e) = restarted {
             return Outcome::Failed(format!("restart of {RESTARTED_NODE}'s agent: {e}"));
         }
-        let (answered, failed) = match output {
-            Ok(o) => http_outcomes(&String::from_utf8_lossy(&o.stdout)),
+        let stdout = match output {
+            Ok(o) => String::from_utf8_lossy(&o.stdout).into_owned(),
             Err(e) => return Outcome::Failed(format!("client loop: {e}")),
         };
+        let (answered, failed) = http_outcomes(&stdout);
+        let (downloaded, downloads) = download_outcomes(&stdout, RESTART_DOWNLOAD_BYTES);
         let paths = self.plan.nodes.len();
         let text = format!(
             "{RESTARTED_NODE}'s agent killed (SIGKILL) and restarted 1 s later while the client \
-             sent {} requests to {vip}: {failed} failed; the ToR kept {min_paths} of {paths} \
+             sent {} requests to {vip}: {failed} failed; {downloaded} of {downloads} {} MiB \
+             downloads running across the restart completed; the ToR kept {min_paths} of {paths} \
              paths throughout ({samples} samples; graceful restart, pinned maps and links kept \
              forwarding)",
-            answered + failed
+            answered + failed,
+            RESTART_DOWNLOAD_BYTES >> 20,
         );
-        if failed == 0 && min_paths == paths && answered > 0 {
+        if failed == 0
+            && min_paths == paths
+            && answered > 0
+            && downloads == RESTART_DOWNLOADS
+            && downloaded == downloads
+        {
             Outcome::Done(text)
         } else {
             Outcome::Failed(text)
@@ -1044,8 +1088,17 @@ mod tests {
 
     #[test]
     fn http_outcomes_count_every_non_200_as_failed() {
-        assert_eq!(http_outcomes("200\n200\n000\n503\n\n200\n"), (3, 2));
+        assert_eq!(
+            http_outcomes("200\n200\n000\n503\n\n200\nDL 10 200\n"),
+            (3, 2)
+        );
         assert_eq!(http_outcomes(""), (0, 0));
+    }
+
+    #[test]
+    fn downloads_count_only_when_every_byte_arrived_with_200() {
+        let text = "200\nDL 4194304 200\nDL 1000 200\nDL 4194304 000\nDL 0 000\n";
+        assert_eq!(download_outcomes(text, 4 << 20), (1, 4));
     }
 
     #[test]

@@ -99,6 +99,7 @@ fn demo_shows_sessions_ecmp_route_and_http_through_the_service_ip() {
     assert!(
         restart.contains(" ok ")
             && restart.contains(": 0 failed;")
+            && restart.contains("6 of 6 4 MiB downloads running across the restart completed")
             && restart.contains("the ToR kept 3 of 3 paths throughout"),
         "{restart}"
     );

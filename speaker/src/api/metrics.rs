@@ -267,6 +267,18 @@ fn encode_serving(view: &ServingView, e: &mut DescriptorEncoder<'_>) -> fmt::Res
     )?;
     encode_metric(
         e,
+        "herald_datapath_backends",
+        "Backends over all service entries of the desired table.",
+        gauge(view.backends),
+    )?;
+    encode_metric(
+        e,
+        "herald_datapath_apply_seconds",
+        "Wall time of the last apply of a new service table: Maglev rebuilds and map writes.",
+        ConstGauge::new(view.last_apply_micros as f64 / 1e6),
+    )?;
+    encode_metric(
+        e,
         "herald_datapath_served_addresses",
         "Service addresses this node serves and announces.",
         gauge(view.served.len()),
@@ -540,6 +552,8 @@ mod tests {
             enabled: true,
             attached: false,
             entries: 2,
+            backends: 5,
+            last_apply_micros: 1500,
             not_served: [("10.200.0.10".parse().expect("ip"), "no eth9".to_owned())].into(),
             ..Default::default()
         };
@@ -559,6 +573,11 @@ mod tests {
             "{text}"
         );
         assert!(lines.contains(&"herald_datapath_entries 2"), "{text}");
+        assert!(lines.contains(&"herald_datapath_backends 5"), "{text}");
+        assert!(
+            lines.contains(&"herald_datapath_apply_seconds 0.0015"),
+            "{text}"
+        );
     }
 
     #[test]

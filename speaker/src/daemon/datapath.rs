@@ -40,6 +40,8 @@ pub struct DatapathState {
     pub generation: u64,
     /// Backends waiting for a next hop, and the like (the datapath's own report).
     pub problems: Vec<String>,
+    /// Wall time of the last apply of a new service table (Maglev rebuilds and map writes), µs.
+    pub last_apply_micros: u64,
 }
 
 enum Command {
@@ -208,7 +210,14 @@ fn run(
         if let Some(d) = datapath.as_mut() {
             let due = now >= next_refresh;
             if dirty || due {
+                let started = Instant::now();
                 let result = if dirty { d.apply(&wanted) } else { d.refresh() };
+                // Refreshes keep the last apply's time, so a quiet datapath publishes nothing.
+                let last_apply_micros = if dirty {
+                    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+                } else {
+                    state_tx.borrow().last_apply_micros
+                };
                 let state = match result {
                     Ok(report) => {
                         dirty = false;
@@ -224,6 +233,7 @@ fn run(
                             served: report.served,
                             generation,
                             problems: report.problems,
+                            last_apply_micros,
                         }
                     }
                     Err(error) => {
@@ -234,6 +244,7 @@ fn run(
                             served: state_tx.borrow().served.clone(),
                             generation: state_tx.borrow().generation,
                             problems: Vec::new(),
+                            last_apply_micros,
                         }
                     }
                 };

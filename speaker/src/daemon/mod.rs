@@ -43,6 +43,12 @@ pub struct ServingView {
     pub error: Option<String>,
     /// Entries (address:port/protocol) in the desired table.
     pub entries: usize,
+    /// Backends over all entries of the desired table.
+    #[serde(default)]
+    pub backends: usize,
+    /// Wall time of the last apply of a new table (Maglev rebuilds and map writes), µs.
+    #[serde(default)]
+    pub last_apply_micros: u64,
     /// Addresses served (and so announced).
     pub served: Vec<IpAddr>,
     /// Addresses not served, and why.
@@ -65,6 +71,13 @@ impl ServingView {
             attached: state.attached,
             error: state.error.clone(),
             entries: serving.table().services.len(),
+            backends: serving
+                .table()
+                .services
+                .iter()
+                .map(|s| s.backends.len())
+                .sum(),
+            last_apply_micros: state.last_apply_micros,
             served: serving.served().unwrap_or_default().into_iter().collect(),
             not_served: serving.unserved_reasons(),
             problems,
