@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::clab::Topology;
 use crate::dsr_proof::{self, DemoService, FlowPath, Seen};
 use crate::frr;
+use crate::paced_get;
 use crate::process::ChildProcess;
 use crate::runner::images;
 use crate::runner::state::LabState;
@@ -201,19 +202,9 @@ pub fn http_outcomes(text: &str) -> (usize, usize) {
 /// `(complete, started)` downloads from the client's `DL <bytes> <status>` lines: complete when
 /// all `bytes` arrived with status 200.
 pub fn download_outcomes(text: &str, bytes: usize) -> (usize, usize) {
-    let lines: Vec<Vec<&str>> = text
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("DL "))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    let complete = lines
-        .iter()
-        .filter(|w| {
-            w.first().and_then(|b| b.parse::<usize>().ok()) == Some(bytes)
-                && w.get(1) == Some(&"200")
-        })
-        .count();
-    (complete, lines.len())
+    let results: Vec<(usize, u16)> = text.lines().filter_map(paced_get::parse_line).collect();
+    let complete = results.iter().filter(|r| **r == (bytes, 200)).count();
+    (complete, results.len())
 }
 
 /// Next hops of a route as `ip route show PREFIX` prints it: `via X` on the route line or one
@@ -415,13 +406,16 @@ impl Steps<'_> {
                 }
             }
         }
+        let paced = match paced_get::install(lab_dir.path()) {
+            Ok(p) => paced_get::argv(&p, &format!("{}big.bin", self.url()), 1 << 20, "-", 0),
+            Err(e) => return Outcome::Failed(format!("writing the download client: {e}")),
+        };
         let script = format!(
-            "for p in $(seq 1 {RESTART_DOWNLOADS}); do \
-             (curl -s --limit-rate 1M -m 60 -o /dev/null -w 'DL %{{size_download}} %{{http_code}}\\n' \
-             {url}big.bin || echo 'DL 0 000') & done; \
+            "for p in $(seq 1 {RESTART_DOWNLOADS}); do ({paced} || echo 'DL 0 000') & done; \
              i=0; while [ $i -lt {RESTART_REQUESTS} ]; do \
              curl -s -o /dev/null -m 1 -w '%{{http_code}}\\n' {url} || true; \
              i=$((i+1)); sleep {gap}; done; wait",
+            paced = paced.join(" "),
             url = self.url(),
             gap = RESTART_GAP.as_secs_f64(),
         );

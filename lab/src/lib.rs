@@ -15,6 +15,7 @@ pub mod error;
 pub mod frr;
 pub mod link;
 pub mod netns;
+pub mod paced_get;
 pub mod process;
 pub mod runner;
 pub mod wait;

@@ -1,6 +1,6 @@
 //! The one agent under real traffic, on copies of the shipped `bgp-ecmp` topology: real FRR on the
 //! ToR, `herald agent` on three nodes (BGP, lb-ipam, XDP Maglev + Geneve DSR), python HTTP servers
-//! as pods, curl as the client.
+//! as pods, curl and a paced download client as the client.
 //!
 //! - `externalTrafficPolicy: Local`: the ToR gets paths only from nodes with a local endpoint, the
 //!   pods see the client's own address, and the node without one has no datapath entry (it
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use herald_lab::wait_until;
+use herald_lab::{paced_get, wait_until};
 use support::{ShippedLab, ensure_binary, is_root};
 
 const VIP: &str = "10.200.0.10";
@@ -120,33 +120,18 @@ fn write_big_files(topology: &Path) {
     }
 }
 
-/// A rate-limited download from the client, into `out`; its stdout is curl's
-/// `size http_code` line.
-fn start_download(lab: &ShippedLab, out: &Path, port: u16) -> Child {
+/// A paced download (500 KB/s, about 17 s for `BIG`) from the client, into `out`, from client
+/// port `port`; its stdout is the `DL <bytes> <status>` line of [`paced_get`].
+fn start_download(lab: &ShippedLab, script: &Path, out: &Path, port: u16) -> Child {
     let url = format!("http://{VIP}/big.bin");
-    let out = out.to_string_lossy().into_owned();
-    let port = port.to_string();
+    let argv = paced_get::argv(script, &url, 500_000, &out.to_string_lossy(), port);
     Command::new("ip")
         .args(["netns", "exec", &lab.netns("client")])
-        .args([
-            "curl",
-            "-s",
-            "--limit-rate",
-            "500K",
-            "-m",
-            "60",
-            "--local-port",
-            &port,
-            "-o",
-            &out,
-            "-w",
-            "%{size_download} %{http_code}",
-            &url,
-        ])
+        .args(&argv)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
-        .expect("curl")
+        .expect("paced download")
 }
 
 /// One finished download: which pod served it (first line of the file) and whether it is
@@ -158,13 +143,8 @@ struct Download {
 }
 
 fn finish(child: Child, out: &Path) -> Download {
-    let output = child.wait_with_output().expect("curl output");
-    let line = String::from_utf8_lossy(&output.stdout).into_owned();
-    let size: usize = line
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
+    let output = child.wait_with_output().expect("download output");
+    let result = paced_get::parse_line(&String::from_utf8_lossy(&output.stdout));
     let body = std::fs::read(out).unwrap_or_default();
     let pod = body
         .split(|b| *b == b'\n')
@@ -173,7 +153,7 @@ fn finish(child: Child, out: &Path) -> Download {
         .unwrap_or_default();
     Download {
         pod,
-        complete: size == BIG && line.ends_with(" 200"),
+        complete: result == Some((BIG, 200)),
     }
 }
 
@@ -187,14 +167,16 @@ fn churn_under_load(
     first_port: u16,
     endpoints: &[(&str, &str)],
 ) -> Vec<Download> {
+    let script = paced_get::install(scratch).expect("download client");
     let mut streams: Vec<(Child, PathBuf)> = (0..12)
         .map(|i| {
             let out = scratch.join(format!("d{}", first_port + i));
-            (start_download(lab, &out, first_port + i), out)
+            (start_download(lab, &script, &out, first_port + i), out)
         })
         .collect();
     std::thread::sleep(Duration::from_secs(2));
     set_endpoints(&running_configs(lab), endpoints, false);
+    let changed = std::time::Instant::now();
     wait_until("the new backend set on every node", UP, || {
         ["node1", "node2", "node3"]
             .iter()
@@ -207,6 +189,10 @@ fn churn_under_load(
         .map(|(c, _)| c.try_wait().ok().flatten().is_none())
         .filter(|running| *running)
         .count();
+    eprintln!(
+        "change applied on every node after {:?}; {running} streams running",
+        changed.elapsed()
+    );
     assert!(running > 0, "the change must land while streams run");
     streams
         .into_iter()
