@@ -159,6 +159,29 @@ fn default_seed() -> Spanned<String> {
 }
 
 impl DatapathConfig {
+    /// Whether `other` asks for the same datapath, whatever lines its settings are written on
+    /// (`==` compares the spans too, so an edit elsewhere in a file would count as a change).
+    /// Every field is compared.
+    pub fn same_settings(&self, other: &Self) -> bool {
+        let interfaces = |c: &Self| -> Vec<(String, XdpMode, bool)> {
+            c.interfaces
+                .value
+                .iter()
+                .map(|i| (i.name.value.clone(), i.xdp, i.tc))
+                .collect()
+        };
+        let value = |v: &Option<Spanned<u32>>| v.as_ref().map(|s| s.value);
+        self.pin_dir == other.pin_dir
+            && self.keep_pinned_maps == other.keep_pinned_maps
+            && interfaces(self) == interfaces(other)
+            && self.maglev.table_size.value == other.maglev.table_size.value
+            && self.maglev.seed.value == other.maglev.seed.value
+            && value(&self.max_services) == value(&other.max_services)
+            && value(&self.max_backends) == value(&other.max_backends)
+            && self.neighbour_refresh_seconds.value == other.neighbour_refresh_seconds.value
+            && self.mtu.as_ref().map(|m| m.value) == other.mtu.as_ref().map(|m| m.value)
+    }
+
     /// Parses and validates a `datapath:` section given alone as YAML text (tests, tools);
     /// `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
@@ -358,6 +381,20 @@ neighbourRefreshSeconds: 3
         DatapathConfig::parse(text, "t.yaml")
             .expect_err("must be rejected")
             .to_string()
+    }
+
+    #[test]
+    fn moved_lines_are_the_same_settings_and_a_changed_value_is_not() {
+        let c = DatapathConfig::parse(GOOD, "t.yaml").expect("valid");
+        let moved =
+            DatapathConfig::parse(&format!("# a comment\n{GOOD}"), "t.yaml").expect("valid");
+        assert_ne!(c, moved, "the spans differ");
+        assert!(c.same_settings(&moved));
+        let mtu = DatapathConfig::parse(&format!("{GOOD}mtu: 1400\n"), "t.yaml").expect("valid");
+        assert!(!c.same_settings(&mtu));
+        let tc =
+            DatapathConfig::parse(&GOOD.replace("tc: true", "tc: false"), "t.yaml").expect("valid");
+        assert!(!c.same_settings(&tc));
     }
 
     #[test]

@@ -182,7 +182,12 @@ impl Running {
         let config = crate::config::load(path)?;
         log_refused_external_ips(&config);
         let mut ignored = Vec::new();
-        if config.datapath != self.config.datapath {
+        // Compared without their spans: an edit elsewhere in the file moves lines, not settings.
+        let same_datapath = match (&config.datapath, &self.config.datapath) {
+            (Some(new), Some(old)) => new.value.same_settings(&old.value),
+            (new, old) => new.is_none() && old.is_none(),
+        };
+        if !same_datapath {
             ignored.push("datapath: applied on restart".to_owned());
         }
         if self.nodes_or_node_changed(&config) && self.serving.enabled() {
@@ -219,7 +224,12 @@ impl Running {
     }
 
     fn nodes_or_node_changed(&self, config: &Config) -> bool {
-        config.nodes != self.config.nodes || config.node != self.config.node
+        !config
+            .nodes
+            .iter()
+            .map(|n| &n.value)
+            .eq(self.config.nodes.iter().map(|n| &n.value))
+            || config.node != self.config.node
     }
 
     /// Re-gates the current services by what the datapath serves now and announces.
