@@ -120,6 +120,26 @@ fn write_big_files(topology: &Path) {
     }
 }
 
+/// Sends `count` requests to the VIP from client ports `first_port..`, one new flow each, and
+/// counts the answers by the pod that sent them (failed requests are not counted).
+fn pods_answering(lab: &ShippedLab, first_port: u16, count: u16) -> BTreeMap<String, usize> {
+    let url = format!("http://{VIP}/");
+    let mut answered = BTreeMap::new();
+    for port in first_port..first_port + count {
+        let port = port.to_string();
+        let (ok, body) = lab.exec(
+            "client",
+            &["curl", "-s", "-m", "2", "--local-port", &port, &url],
+        );
+        if ok {
+            *answered
+                .entry(body.split_whitespace().next().unwrap_or("").to_owned())
+                .or_default() += 1;
+        }
+    }
+    answered
+}
+
 /// A paced download (500 KB/s, about 17 s for `BIG`) from the client, into `out`, from client
 /// port `port`; its stdout is the `DL <bytes> <status>` line of [`paced_get`].
 fn start_download(lab: &ShippedLab, script: &Path, out: &Path, port: u16) -> Child {
@@ -223,26 +243,12 @@ fn external_traffic_policy_local_keeps_the_client_address_and_idle_nodes_stay_si
     assert_eq!(paths, ["10.0.1.2", "10.0.2.2"], "node3 announces nothing");
     // Every request is answered by a pod on the node it entered at.
     lab.wait_http("client", &format!("http://{VIP}/"), UP);
-    let mut answered: BTreeMap<String, usize> = BTreeMap::new();
-    for port in 0..10u16 {
-        let port = (31000 + port).to_string();
-        let (ok, body) = lab.exec(
-            "client",
-            &[
-                "curl",
-                "-s",
-                "-m",
-                "2",
-                "--local-port",
-                &port,
-                &format!("http://{VIP}/"),
-            ],
-        );
-        assert!(ok, "request from port {port} failed");
-        *answered
-            .entry(body.split_whitespace().next().unwrap_or("").to_owned())
-            .or_default() += 1;
-    }
+    let answered = pods_answering(&lab, 31000, 10);
+    assert_eq!(
+        answered.values().sum::<usize>(),
+        10,
+        "every request answered: {answered:?}"
+    );
     assert!(
         answered.keys().all(|p| p == "pod1" || p == "pod2"),
         "{answered:?}"
@@ -318,25 +324,9 @@ fn endpoint_churn_keeps_streams_to_surviving_backends() {
         "growing the backend set broke a stream: {done:?}"
     );
     // New flows reach the new backends too.
-    let mut pods = std::collections::BTreeSet::new();
-    for port in 0..24u16 {
-        let port = (34000 + port).to_string();
-        let (_, body) = lab.exec(
-            "client",
-            &[
-                "curl",
-                "-s",
-                "-m",
-                "2",
-                "--local-port",
-                &port,
-                &format!("http://{VIP}/"),
-            ],
-        );
-        pods.insert(body.split_whitespace().next().unwrap_or("").to_owned());
-    }
+    let pods = pods_answering(&lab, 34000, 24);
     assert!(
-        pods.contains("pod3"),
+        pods.contains_key("pod3"),
         "pod3 is back in the tables: {pods:?}"
     );
 }
