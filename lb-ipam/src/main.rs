@@ -36,6 +36,16 @@ enum Command {
         /// host-networked, passes 0.0.0.0:9964 so the kubelet can probe the pod IP.
         #[arg(long, default_value = "127.0.0.1:9964")]
         health_address: SocketAddr,
+        /// Allocate only while holding the `herald-lb-ipam` Lease, so several replicas can run
+        /// (one allocates, the others stand by). `false`: exactly one replica must run.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        leader_elect: bool,
+        /// This replica's name in the Lease (the Deployment passes the pod name).
+        #[arg(long, env = "POD_NAME")]
+        identity: Option<String>,
+        /// Namespace of the Lease (the Deployment passes the pod's namespace).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "herald-system")]
+        lease_namespace: String,
     },
     /// Print the LoadBalancerIPPool CRD as YAML.
     Crd,
@@ -70,10 +80,8 @@ async fn main() -> anyhow::Result<()> {
             let owner = match owner {
                 Some(o) => o,
                 None => {
-                    let host =
-                        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
                     let path = std::fs::canonicalize(&config).unwrap_or(config.clone());
-                    format!("{}:{}", host.trim(), path.display())
+                    format!("{}:{}", hostname(), path.display())
                 }
             };
             let state = lb_ipam::standalone::Standalone::open(&cfg.ipam, &cfg.services, &owner)?;
@@ -84,6 +92,9 @@ async fn main() -> anyhow::Result<()> {
             context,
             debounce_ms,
             health_address,
+            leader_elect,
+            identity,
+            lease_namespace,
         } => {
             let health = lb_ipam::controller::Health::default();
             let listener = lb_ipam::endpoint::bind(health_address)
@@ -107,11 +118,22 @@ async fn main() -> anyhow::Result<()> {
                 None => kube::Config::infer().await?,
             };
             let client = kube::Client::try_from(config)?;
-            let controller = lb_ipam::controller::run_with_health(
-                client,
-                Duration::from_millis(debounce_ms),
-                &health,
-            );
+            let debounce = Duration::from_millis(debounce_ms);
+            let controller = async {
+                if !leader_elect {
+                    return lb_ipam::controller::run_with_health(client, debounce, &health).await;
+                }
+                let identity = match identity {
+                    Some(i) if !i.is_empty() => i,
+                    _ => hostname(),
+                };
+                let leader = lb_ipam::controller::LeaderConfig {
+                    namespace: lease_namespace,
+                    identity,
+                    timing: lb_ipam::controller::LeaderTiming::default(),
+                };
+                lb_ipam::controller::run_elected(client, debounce, &health, leader).await
+            };
             tokio::select! {
                 result = controller => result?,
                 result = endpoint => result.context("health endpoint")?,
@@ -119,4 +141,10 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default()
 }

@@ -10,6 +10,9 @@ use crate::endpoint::{Endpoints, Readiness};
 /// Where the controller is in its start-up.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Phase {
+    /// Another replica holds the leader Lease; this one waits to take over. Ready: a standby is
+    /// healthy, and a rollout must not wait for it to lead.
+    Standby,
     /// Listing Services, pools and Namespaces (the reflector caches are not ready yet).
     #[default]
     WaitingForCaches,
@@ -40,6 +43,7 @@ impl Health {
 impl Endpoints for Health {
     fn readiness(&self) -> Readiness {
         let (ready, reason) = match self.phase() {
+            Phase::Standby => (true, "standby: another replica holds the leader lease"),
             Phase::WaitingForCaches => (
                 false,
                 "waiting for the Service, LoadBalancerIPPool and Namespace caches",

@@ -4,9 +4,11 @@
 //! [`plan()`] is pure (observed objects in, status patches out). This module is the I/O boundary:
 //! [`Controller::sync`] applies a plan by server-side apply on the `status` subresources, and
 //! [`run`] keeps reflector caches of Services, pools and Namespaces and runs a sync after every
-//! change (debounced), retrying failed passes with a back-off.
+//! change (debounced), retrying failed passes with a back-off. [`run_elected`] runs it only while
+//! this replica holds the leader Lease ([`leader`]), so several replicas can run.
 
 pub mod health;
+pub mod leader;
 pub mod plan;
 
 use std::collections::BTreeMap;
@@ -28,6 +30,7 @@ use crate::error::Result;
 use crate::request::ServiceKey;
 
 pub use health::{Health, Phase};
+pub use leader::{LeaderConfig, LeaderTiming, Leadership};
 pub use plan::{FIELD_MANAGER, Plan, SERVICE_CONDITION, plan};
 
 /// What one sync pass did.
@@ -126,6 +129,32 @@ fn cloned<K: Clone>(items: Vec<Arc<K>>) -> Vec<K> {
 /// the first full listing of each, then syncs after every change (debounced by `debounce`).
 pub async fn run(client: Client, debounce: Duration) -> Result<()> {
     run_with_health(client, debounce, &Health::default()).await
+}
+
+/// [`run_with_health`] behind the leader Lease: waits (in [`Phase::Standby`]) until this replica
+/// holds it, runs the controller with fresh caches while it does, and stops writing — drops the
+/// caches and stands by again — when the renewals stop before the renew deadline. Two replicas
+/// never write status at once, so they never hand out the same address.
+pub async fn run_elected(
+    client: Client,
+    debounce: Duration,
+    health: &Health,
+    leader: LeaderConfig,
+) -> Result<()> {
+    loop {
+        health.set(Phase::Standby);
+        let mut leadership = Leadership::acquire(client.clone(), leader.clone()).await;
+        health.set(Phase::WaitingForCaches);
+        // Biased: once the deadline has passed, the controller is not polled again, so it sends
+        // nothing more.
+        tokio::select! {
+            biased;
+            () = leadership.lost() => {
+                tracing::warn!("leadership lost: caches dropped, standing by");
+            }
+            result = run_with_health(client.clone(), debounce, health) => return result,
+        }
+    }
 }
 
 /// [`run`], reporting its start-up [`Phase`] to `health` (for `/readyz`).

@@ -2,7 +2,11 @@
 //! this machine, so a `tower-test` mock stands in for it behind a real `kube::Client`. It records
 //! every request (method, path, query, content type, JSON body), answers LISTs from what the test
 //! gave it, holds every WATCH open until the test sends an event, and answers a server-side apply
-//! (PATCH) with the applied object, as the API server does. Anything else gets a 404 Status.
+//! (PATCH) with the applied object, as the API server does. It keeps `coordination.k8s.io`
+//! Leases as the API server does for leader election: create (409 if present), get, and update
+//! only with the current `resourceVersion` (409 otherwise). Several clients can share one mock
+//! ([`MockApi::client`]), each seen under its own number and each able to be cut off
+//! ([`MockApi::partition`]: every request then gets 503). Anything else gets a 404 Status.
 
 #![allow(dead_code, unreachable_pub, reason = "shared by several test binaries")]
 
@@ -22,6 +26,8 @@ const WAIT: Duration = Duration::from_secs(60);
 /// One request the mock API server received.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// Which client sent it (0: the one [`MockApi::start`] returned).
+    pub client: usize,
     pub method: String,
     pub path: String,
     pub query: String,
@@ -36,18 +42,25 @@ struct State {
     lists: BTreeMap<String, Value>,
     /// Open WATCH requests, by path, not answered yet.
     watches: Vec<(String, SendResponse<Response<Body>>)>,
+    /// Leases by object path.
+    leases: BTreeMap<String, Value>,
+    /// Last resourceVersion handed out.
+    version: u64,
+    /// Clients whose requests fail with 503.
+    partitioned: Vec<usize>,
+    /// Clients handed out so far.
+    clients: usize,
 }
 
 /// The mock server task and what it has seen; the task stops on drop.
 pub struct MockApi {
     state: Arc<Mutex<State>>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl MockApi {
     /// A server that answers LISTs of `lists` (collection path → list object).
     pub fn start(lists: &[(&str, Value)]) -> (kube::Client, Self) {
-        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
         let state = Arc::new(Mutex::new(State {
             lists: lists
                 .iter()
@@ -55,12 +68,29 @@ impl MockApi {
                 .collect(),
             ..State::default()
         }));
-        let shared = state.clone();
-        let task = tokio::spawn(async move {
+        let mut api = Self {
+            state,
+            tasks: Vec::new(),
+        };
+        let client = api.client();
+        (client, api)
+    }
+
+    /// Another client of the same server (its requests are seen under the next number).
+    pub fn client(&mut self) -> kube::Client {
+        let (mock, mut handle) = tower_test::mock::pair::<Request<Body>, Response<Body>>();
+        let shared = self.state.clone();
+        let id = {
+            let mut st = shared.lock().expect("lock");
+            st.clients += 1;
+            st.clients - 1
+        };
+        self.tasks.push(tokio::spawn(async move {
             while let Some((req, send)) = handle.next_request().await {
                 let (parts, body) = req.into_parts();
                 let bytes = body.collect_bytes().await.expect("request body");
                 let seen = Seen {
+                    client: id,
                     method: parts.method.to_string(),
                     path: parts.uri.path().to_owned(),
                     query: parts.uri.query().unwrap_or_default().to_owned(),
@@ -74,6 +104,14 @@ impl MockApi {
                 };
                 let mut st = shared.lock().expect("lock");
                 st.seen.push(seen.clone());
+                if st.partitioned.contains(&id) {
+                    send.send_response(status_response(503));
+                    continue;
+                }
+                if seen.path.contains("/leases") {
+                    send.send_response(st.lease_request(&seen));
+                    continue;
+                }
                 let answer = match seen.method.as_str() {
                     "GET" if seen.query.contains("watch=true") => {
                         st.watches.push((seen.path, send));
@@ -83,13 +121,23 @@ impl MockApi {
                     "PATCH" => Some(applied(&seen)),
                     _ => None,
                 };
-                let answer = answer.unwrap_or_else(|| {
-                    json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
+                send.send_response(match answer {
+                    Some(a) => json_response(&serde_json::to_vec(&a).expect("json")),
+                    None => status_response(404),
                 });
-                send.send_response(json_response(&serde_json::to_vec(&answer).expect("json")));
             }
-        });
-        (kube::Client::new(mock, "default"), Self { state, task })
+        }));
+        kube::Client::new(mock, "default")
+    }
+
+    /// Cuts client `id` off: its requests still arrive (and are seen) but fail with 503.
+    pub fn partition(&self, id: usize) {
+        self.state.lock().expect("lock").partitioned.push(id);
+    }
+
+    /// The Lease at `path`, if any.
+    pub fn lease(&self, path: &str) -> Option<Value> {
+        self.state.lock().expect("lock").leases.get(path).cloned()
     }
 
     /// Every request so far, taken out (the next call sees only newer ones).
@@ -144,7 +192,49 @@ impl MockApi {
 
 impl Drop for MockApi {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl State {
+    /// Create, get or compare-and-swap update of a Lease, as the API server does them.
+    fn lease_request(&mut self, seen: &Seen) -> Response<Body> {
+        let name_of = |v: &Value| {
+            v["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let (path, exists) = match seen.method.as_str() {
+            "POST" => {
+                let path = format!("{}/{}", seen.path, name_of(&seen.body));
+                let exists = self.leases.contains_key(&path);
+                (path, exists)
+            }
+            _ => (seen.path.clone(), self.leases.contains_key(&seen.path)),
+        };
+        let current_version = |st: &Self| st.leases[&path]["metadata"]["resourceVersion"].clone();
+        match seen.method.as_str() {
+            "GET" if exists => {
+                json_response(&serde_json::to_vec(&self.leases[&path]).expect("json"))
+            }
+            "POST" if exists => status_response(409),
+            "PUT"
+                if exists && current_version(self) != seen.body["metadata"]["resourceVersion"] =>
+            {
+                status_response(409)
+            }
+            "POST" | "PUT" if seen.method == "POST" || exists => {
+                self.version += 1;
+                let mut object = seen.body.clone();
+                object["metadata"]["resourceVersion"] = json!(self.version.to_string());
+                self.leases.insert(path, object.clone());
+                json_response(&serde_json::to_vec(&object).expect("json"))
+            }
+            _ => status_response(404),
+        }
     }
 }
 
@@ -185,6 +275,21 @@ fn applied(seen: &Seen) -> Value {
         obj.entry("spec").or_insert(json!({"blocks": []}));
     }
     answer
+}
+
+fn status_response(code: u16) -> Response<Body> {
+    let reason = match code {
+        404 => "NotFound",
+        409 => "Conflict",
+        _ => "ServiceUnavailable",
+    };
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+                      "message": format!("mock answer {code}"), "reason": reason, "code": code});
+    Response::builder()
+        .status(code)
+        .header("content-type", "application/json")
+        .body(Body::from(serde_json::to_vec(&body).expect("json")))
+        .expect("response")
 }
 
 fn json_response(body: &[u8]) -> Response<Body> {
