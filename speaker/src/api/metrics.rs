@@ -213,6 +213,12 @@ fn encode_peers(peers: &[PeerStatus], e: &mut DescriptorEncoder<'_>) -> fmt::Res
     )?;
     encode_family(
         e,
+        "herald_bgp_prefixes_unsent",
+        "Routes of the Adj-RIB-Out not sent to the peer because they cannot be encoded for its session.",
+        per_peer(peers, |p| gauge(p.prefixes_unsent)),
+    )?;
+    encode_family(
+        e,
         "herald_bgp_bfd_up",
         "1 when the BFD session bound to the peer is Up, 0 otherwise (absent without BFD).",
         peers.iter().filter_map(|p| {
@@ -414,6 +420,7 @@ mod tests {
             prefixes_accepted: 0,
             prefixes_stale: 0,
             prefixes_sent: 2,
+            prefixes_unsent: 0,
             updates_in: 7,
             updates_out: 3,
             notifications_in: 0,
