@@ -413,9 +413,14 @@ impl Owner {
     }
 
     fn add_peer(&mut self, peer: PeerConfig) -> Result<()> {
-        let address = peer.address.value;
         let ebgp = is_ebgp(self.bgp().local_asn, peer.asn);
         let options = SocketOptions::for_peer(&peer, ebgp)?;
+        self.add_peer_with(peer, options)
+    }
+
+    /// Adds a peer whose socket options (password file read) are already known.
+    fn add_peer_with(&mut self, peer: PeerConfig, options: SocketOptions) -> Result<()> {
+        let address = peer.address.value;
         if let (Some(listener), Some(key)) = (&self.listener, &options.md5_key) {
             listener::set_peer_key(listener, address, key)?;
         }
