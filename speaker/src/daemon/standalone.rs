@@ -2,8 +2,8 @@
 //!
 //! 1. **start** — load the file and check the files it names; open lb-ipam's state file (a
 //!    foreign, corrupt or unreadable one stops start-up here, before anything is announced; one
-//!    that cannot be written does not: see [`crate::ipam`]); start the datapath driver ([`Serving`]);
-//!    derive the one desired state (allocations → services → datapath table), hand the table to
+//!    that cannot be written does not: see [`crate::ipam`]); start the datapath driver
+//!    ([`Serving`]); derive the one desired state (allocations → services → datapath table), hand the table to
 //!    the datapath and wait (bounded) for its first apply; start L2 and BGP with the services
 //!    gated by what the kernel serves, so pod CIDRs go out at once, served addresses with them
 //!    (after a restart the pinned maps serve at once, so graceful-restart peers see no
