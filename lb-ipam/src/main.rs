@@ -86,6 +86,9 @@ async fn main() -> anyhow::Result<()> {
             };
             let state = lb_ipam::standalone::Standalone::open(&cfg.ipam, &cfg.services, &owner)?;
             println!("{}", serde_json::to_string_pretty(&state.report())?);
+            if let Some(error) = state.save_error() {
+                anyhow::bail!("allocations not saved: {error}");
+            }
         }
         Command::Run {
             kubeconfig,

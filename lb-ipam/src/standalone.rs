@@ -1,6 +1,13 @@
 //! Standalone mode: pools and services from Herald's YAML file, allocations persisted in the
 //! state file. I/O boundary: [`StateFile`] reads and writes the state; reading the YAML file is
 //! left to the caller ([`parse_config`] takes its text).
+//!
+//! Every change is computed on a copy of the allocation, saved, and only then made current, so
+//! a failed save (state directory read-only or full) leaves the running state as it was. At
+//! start-up a failed save is not fatal: the state read from the file (plus new allocations) is
+//! kept in memory, [`Standalone::save_error`] says why it is not on disk, and
+//! [`Standalone::retry_save`] tries again. A state file that cannot be *read* still stops
+//! start-up: without it, held addresses could move.
 
 use std::collections::BTreeMap;
 
@@ -48,12 +55,15 @@ pub fn parse_config(yaml: &str, file_name: &str) -> Result<StandaloneConfig> {
 pub struct Standalone {
     store: Option<StateFile>,
     allocator: Allocator,
+    /// Why the current state is not on disk (the last save failed), if it is not.
+    unsaved: Option<String>,
 }
 
 impl Standalone {
     /// Loads the state file (if configured), rebuilds the allocation from it without moving
-    /// anything, allocates for new services, and saves. A corrupt or foreign state file is an
-    /// error and is left untouched.
+    /// anything, allocates for new services, and saves. A corrupt, foreign or unreadable state
+    /// file is an error and is left untouched; a failed save is not (see the module header and
+    /// [`Standalone::save_error`]).
     pub fn open(config: &IpamConfig, services: &[ServiceSpec], owner: &str) -> Result<Self> {
         let store = config
             .state_file
@@ -82,15 +92,61 @@ impl Standalone {
             })
             .collect();
         let allocator = Allocator::rebuild_with_invalid(pools, valid, invalid)?;
-        let this = Self { store, allocator };
-        this.save()?;
+        let mut this = Self {
+            store,
+            allocator,
+            unsaved: None,
+        };
+        if let Err(error) = this.save(&this.allocator) {
+            this.unsaved = Some(error.to_string());
+        }
         Ok(this)
     }
 
     /// Applies a new configuration: pools first, then removed, changed and new services in
-    /// key order. Saves the result.
+    /// key order. The result is computed on a copy and saved; only then does it replace the
+    /// current state. On any error (invalid pools, failed save) nothing changes.
     pub fn apply(&mut self, config: &IpamConfig, services: &[ServiceSpec]) -> Result<()> {
-        self.allocator.set_pools(config.pools()?)?;
+        let mut next = self.allocator.clone();
+        Self::plan(&mut next, config, services)?;
+        // Nothing to write when the held addresses did not change and the disk is current.
+        if self.unsaved.is_some() || next.snapshot() != self.allocator.snapshot() {
+            self.save(&next)?;
+        }
+        self.allocator = next;
+        self.unsaved = None;
+        Ok(())
+    }
+
+    /// Saves the current state again after a failed save; `Ok` when it is on disk now (or
+    /// already was).
+    pub fn retry_save(&mut self) -> Result<()> {
+        if self.unsaved.is_none() {
+            return Ok(());
+        }
+        match self.save(&self.allocator) {
+            Ok(()) => {
+                self.unsaved = None;
+                Ok(())
+            }
+            Err(error) => {
+                self.unsaved = Some(error.to_string());
+                Err(error)
+            }
+        }
+    }
+
+    /// Why the current state is not on disk, when the last save failed.
+    pub fn save_error(&self) -> Option<&str> {
+        self.unsaved.as_deref()
+    }
+
+    fn plan(
+        allocator: &mut Allocator,
+        config: &IpamConfig,
+        services: &[ServiceSpec],
+    ) -> Result<()> {
+        allocator.set_pools(config.pools()?)?;
         let requests = build_requests(services, &BTreeMap::new());
         let keep: std::collections::BTreeSet<&ServiceKey> = requests
             .valid
@@ -98,27 +154,26 @@ impl Standalone {
             .map(|r| &r.key)
             .chain(requests.invalid.iter().map(|(k, _)| k))
             .collect();
-        let gone: Vec<ServiceKey> = self
-            .allocator
+        let gone: Vec<ServiceKey> = allocator
             .services()
             .map(|v| v.key.clone())
             .filter(|k| !keep.contains(k))
             .collect();
         for k in &gone {
-            self.allocator.remove(k);
+            allocator.remove(k);
         }
         for r in requests.valid {
-            self.allocator.upsert(r);
+            allocator.upsert(r);
         }
         for (k, reason) in &requests.invalid {
-            self.allocator.reject(k, reason.clone());
+            allocator.reject(k, reason.clone());
         }
-        self.save()
+        Ok(())
     }
 
-    fn save(&self) -> Result<()> {
+    fn save(&self, allocator: &Allocator) -> Result<()> {
         match &self.store {
-            Some(s) => s.save(&self.allocator.snapshot()),
+            Some(s) => s.save(&allocator.snapshot()),
             None => Ok(()),
         }
     }
@@ -276,6 +331,67 @@ services:
             .expect("new");
         assert_ne!(new.addresses, a_ip);
         assert!(new.satisfied);
+    }
+
+    /// Issue 14 item 6: a round is computed on a copy and committed only after the save. The
+    /// state file's directory is replaced by a plain file, which fails the save for root too.
+    #[test]
+    fn a_failed_save_leaves_the_running_state_unchanged() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sub = dir.path().join("state");
+        std::fs::create_dir(&sub).expect("mkdir");
+        let mut c = parse_config(FILE, "herald.yaml").expect("parse");
+        c.ipam.state_file = Some(sub.join("state.json"));
+        let mut s = Standalone::open(&c.ipam, &c.services, "n1").expect("open");
+        assert_eq!(s.save_error(), None);
+        let before = s.report();
+        std::fs::remove_dir_all(&sub).expect("rm");
+        std::fs::write(&sub, "not a directory").expect("file in the way");
+
+        let mut services = c.services.clone();
+        services.push(ServiceSpec::new("default", "c"));
+        let err = s.apply(&c.ipam, &services).expect_err("save fails");
+        assert!(matches!(err, Error::StateIo { .. }), "{err}");
+        assert!(err.to_string().contains("state.json"), "{err}");
+        assert_eq!(s.report(), before, "memory must not run ahead of the disk");
+
+        // A reload that changes no allocation needs no write and succeeds.
+        s.apply(&c.ipam, &c.services).expect("nothing to save");
+        assert_eq!(s.report(), before);
+
+        // Once the directory is back, the same change goes through and is on disk.
+        std::fs::remove_file(&sub).expect("rm");
+        std::fs::create_dir(&sub).expect("mkdir");
+        s.apply(&c.ipam, &services).expect("apply");
+        assert_eq!(s.allocator().len(), 3);
+        let reopened = Standalone::open(&c.ipam, &services, "n1").expect("reopen");
+        assert_eq!(reopened.report(), s.report());
+    }
+
+    /// Issue 14 item 7: a state directory that cannot be written at start-up is not fatal: the
+    /// state is kept in memory with the reason, and a later retry writes it. A directory where
+    /// the save's temporary file goes makes the write fail for root too.
+    #[test]
+    fn start_up_with_an_unwritable_state_directory_degrades_and_retries() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir
+            .path()
+            .join(format!(".state.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&blocker).expect("mkdir");
+        let mut c = parse_config(FILE, "herald.yaml").expect("parse");
+        c.ipam.state_file = Some(dir.path().join("state.json"));
+        let mut s = Standalone::open(&c.ipam, &c.services, "n1").expect("starts anyway");
+        assert_eq!(s.allocator().len(), 2);
+        let reason = s.save_error().expect("not saved").to_owned();
+        assert!(reason.contains("state.json.tmp"), "{reason}");
+        assert!(s.retry_save().is_err());
+        assert!(s.save_error().is_some());
+
+        std::fs::remove_dir(&blocker).expect("rmdir");
+        s.retry_save().expect("saved now");
+        assert_eq!(s.save_error(), None);
+        let reopened = Standalone::open(&c.ipam, &c.services, "n1").expect("reopen");
+        assert_eq!(reopened.report(), s.report());
     }
 
     #[test]

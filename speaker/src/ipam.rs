@@ -2,8 +2,13 @@
 //! allocator: opens the state file at start, re-applies on reload, and publishes the allocations
 //! to the rest of the speaker on a `watch` channel.
 //!
-//! I/O boundary: lb-ipam's state file (read and written inside [`Ipam::open`] / [`Ipam::apply`]);
-//! [`status_rows`] is pure.
+//! I/O boundary: lb-ipam's state file (read and written inside [`Ipam::open`] / [`Ipam::apply`] /
+//! [`Ipam::retry_save`]); [`status_rows`] is pure.
+//!
+//! A state file that cannot be written (directory read-only or full) does not stop start-up:
+//! the allocations are served from memory, the problem is logged, shown by `/readyz` and the
+//! `herald_lbipam_state_saved` metric, and the save is retried. A reload computes on a copy and
+//! changes nothing unless its result was saved.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -78,6 +83,9 @@ impl Ipam {
             &owner(config),
         )
         .map_err(|e| unusable(&e))?;
+        if let Some(error) = state.save_error() {
+            tracing::error!(key = "ipam.stateFile", %error, "lb-ipam state not saved: allocations are kept in memory and the save is retried");
+        }
         let (allocations_tx, _) = watch::channel(allocations(&state.report()));
         Ok(Self {
             state,
@@ -86,7 +94,8 @@ impl Ipam {
     }
 
     /// Applies a reloaded configuration without moving held addresses, saves the state and
-    /// publishes the new allocations (receivers are only woken when something changed).
+    /// publishes the new allocations (receivers are only woken when something changed). When
+    /// the save fails nothing changes and the error names `ipam.stateFile`.
     pub fn apply(&mut self, config: &Config) -> Result<(), ConfigError> {
         self.state
             .apply(&config.ipam_config(), &config.service_specs())
@@ -98,6 +107,16 @@ impl Ipam {
             changed
         });
         Ok(())
+    }
+
+    /// Why the allocations in memory are not on disk, when saving the state file fails.
+    pub fn save_error(&self) -> Option<&str> {
+        self.state.save_error()
+    }
+
+    /// Tries again to save allocations that are not on disk; `Ok` when they are now (or were).
+    pub fn retry_save(&mut self) -> Result<(), ConfigError> {
+        self.state.retry_save().map_err(|e| unusable(&e))
     }
 
     /// A receiver of the allocations; it sees every change.
@@ -200,6 +219,38 @@ mod tests {
             before,
             "the foreign file must be left untouched"
         );
+    }
+
+    /// A reload whose result cannot be saved changes nothing and names `ipam.stateFile`; an
+    /// unwritable state directory at start-up is reported, not fatal, and the save is retried.
+    /// (A directory where the save's temporary file goes fails the write for root too.)
+    #[test]
+    fn an_unsaved_state_degrades_and_a_failed_reload_changes_nothing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let blocker = dir
+            .path()
+            .join(format!(".ipam.json.tmp.{}", std::process::id()));
+        std::fs::create_dir(&blocker).expect("mkdir");
+        let first = config(dir.path(), "n1", "  - name: b\n");
+        let mut ipam = Ipam::open(&first).expect("starts without a writable state file");
+        let reason = ipam.save_error().expect("not saved").to_owned();
+        assert!(reason.contains("ipam.json"), "{reason}");
+        let before = ipam.allocations();
+        assert_eq!(before.len(), 1);
+
+        let mut rx = ipam.subscribe();
+        rx.mark_unchanged();
+        let second = config(dir.path(), "n1", "  - name: a\n  - name: b\n");
+        let error = ipam.apply(&second).expect_err("cannot save").to_string();
+        assert!(error.starts_with("ipam.stateFile: "), "{error}");
+        assert_eq!(ipam.allocations(), before);
+        assert!(!rx.has_changed().expect("sender alive"));
+
+        std::fs::remove_dir(&blocker).expect("rmdir");
+        ipam.retry_save().expect("saved now");
+        assert_eq!(ipam.save_error(), None);
+        ipam.apply(&second).expect("apply");
+        assert_eq!(ipam.allocations().len(), 2);
     }
 
     #[test]

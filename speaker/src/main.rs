@@ -43,7 +43,8 @@ enum Command {
         #[command(flatten)]
         kube: KubeArgs,
     },
-    /// Validate a standalone configuration file and exit.
+    /// Validate a standalone configuration file (and the password and key files it names) and
+    /// exit.
     Check {
         /// The node's YAML configuration.
         #[arg(long)]
@@ -304,6 +305,7 @@ fn print_maglev(
 
 fn check(config: &Path) -> anyhow::Result<()> {
     let parsed = speaker::config::load(config)?;
+    speaker::daemon::preflight::check(&parsed, &config.display().to_string())?;
     let peers = parsed.bgp.as_ref().map_or(0, |bgp| bgp.peers.len());
     let pools = parsed
         .ipam

@@ -20,4 +20,6 @@ pub use desired::{
 };
 pub use local::{PeerRoutes, ServiceState, local_routes};
 pub use model::{Advertisement, AdvertisementKind, Attributes, Communities};
-pub use packing::{AdjRibOut, Diff, OutRoute, adj_rib_out, diff, next_hop_self, pack, updates};
+pub use packing::{
+    AdjRibOut, Diff, OutRoute, Packed, adj_rib_out, diff, next_hop_self, pack, updates,
+};

@@ -13,6 +13,9 @@
 //!   prefixes is sent as an IPv4-mapped IPv6 address (RFC 4798 §3).
 //! - When ADD-PATH send was negotiated for a family, every prefix carries path identifier
 //!   [`ADD_PATH_ID`] (we send one path per prefix).
+//! - A route that cannot be sent (its attributes do not fit the negotiated message size, or do
+//!   not encode for the session) skips only itself: it is returned in [`Packed::skipped`] with
+//!   the reason, and every other announcement and every withdrawal still goes out.
 //!
 //! Pure: builds [`bgp_proto::Update`] values; the session encodes and sends them.
 
@@ -107,24 +110,30 @@ pub fn diff<'a>(previous: &AdjRibOut, desired: &'a AdjRibOut) -> Diff<'a> {
     out
 }
 
+/// The UPDATEs of a diff, and the announcements that could not be put in one.
+#[derive(Debug, Default)]
+pub struct Packed {
+    /// The messages, withdrawals first.
+    pub updates: Vec<Update>,
+    /// Announcements left out (the peer does not get them), in the order met, each with why.
+    pub skipped: Vec<(IpNet, Error)>,
+}
+
 /// The UPDATE messages that take a peer from `previous` to `desired`.
-pub fn updates(
-    previous: &AdjRibOut,
-    desired: &AdjRibOut,
-    cx: &EncodeContext,
-) -> Result<Vec<Update>> {
+pub fn updates(previous: &AdjRibOut, desired: &AdjRibOut, cx: &EncodeContext) -> Packed {
     pack(&diff(previous, desired), cx)
 }
 
-/// The UPDATE messages carrying a diff, withdrawals first.
-pub fn pack(diff: &Diff<'_>, cx: &EncodeContext) -> Result<Vec<Update>> {
+/// The UPDATE messages carrying a diff, withdrawals first. Announcements that cannot be encoded
+/// are skipped one by one (see [`Packed::skipped`]); the rest of the diff is always packed.
+pub fn pack(diff: &Diff<'_>, cx: &EncodeContext) -> Packed {
     let max = cx.max_message_len();
-    let mut out = Vec::new();
-    pack_withdrawals(&diff.withdraw, cx, max, &mut out)?;
+    let mut out = Packed::default();
+    pack_withdrawals(&diff.withdraw, cx, max, &mut out.updates);
     for group in group_announcements(&diff.announce) {
-        pack_group(&group, cx, max, &mut out)?;
+        pack_group(&group, cx, max, &mut out);
     }
-    Ok(out)
+    out
 }
 
 /// Encoded size of one NLRI entry: length octet, prefix octets, optional path identifier.
@@ -180,12 +189,9 @@ fn wire_family(prefix: &IpNet) -> WireFamily {
     }
 }
 
-fn pack_withdrawals(
-    withdraw: &[IpNet],
-    cx: &EncodeContext,
-    max: usize,
-    out: &mut Vec<Update>,
-) -> Result<()> {
+/// Withdrawals never fail: a prefix is always expressible in the Withdrawn Routes field or
+/// MP_UNREACH_NLRI (the family filters below make the conversions total).
+fn pack_withdrawals(withdraw: &[IpNet], cx: &EncodeContext, max: usize, out: &mut Vec<Update>) {
     // IPv4: the Withdrawn Routes field of an UPDATE without attributes.
     let ap4 = cx.add_path(WireFamily::IPV4_UNICAST);
     let fixed4 = HEADER_LEN + 4;
@@ -200,7 +206,10 @@ fn pack_withdrawals(
             });
             size = fixed4;
         }
-        batch.push(v4_nlri(p, ap4)?);
+        let Ok(nlri) = v4_nlri(p, ap4) else {
+            continue;
+        };
+        batch.push(nlri);
         size += n;
     }
     if !batch.is_empty() {
@@ -226,13 +235,15 @@ fn pack_withdrawals(
             out.push(unreach(std::mem::take(&mut batch)));
             value = 3;
         }
-        batch.push(v6_nlri(p, ap6)?);
+        let Ok(nlri) = v6_nlri(p, ap6) else {
+            continue;
+        };
+        batch.push(nlri);
         value += n;
     }
     if !batch.is_empty() {
         out.push(unreach(batch));
     }
-    Ok(())
 }
 
 /// Announcements sharing attributes, next hop and prefix family.
@@ -280,18 +291,34 @@ fn mp_next_hop(next_hop: &NextHop) -> NextHop {
     }
 }
 
-fn pack_group(
-    group: &Group<'_>,
-    cx: &EncodeContext,
-    max: usize,
-    out: &mut Vec<Update>,
-) -> Result<()> {
+/// Why the attributes of a group cannot be sent with `cx`, if they cannot: encoded once into a
+/// scratch buffer, so a failure the size estimate does not see skips the group instead of
+/// failing the whole message at send time.
+fn attributes_unencodable(attrs: &[PathAttribute], cx: &EncodeContext) -> Option<&'static str> {
+    let mut scratch = bytes::BytesMut::new();
+    attrs.iter().find_map(|a| match a.encode(cx, &mut scratch) {
+        Ok(()) => None,
+        Err(bgp_proto::Error::Unencodable(reason)) => Some(reason),
+        Err(_) => Some("a path attribute cannot be encoded for this session"),
+    })
+}
+
+fn pack_group(group: &Group<'_>, cx: &EncodeContext, max: usize, out: &mut Packed) {
     let Some(first) = group.prefixes.first() else {
-        return Ok(());
+        return;
     };
+    let attrs: &[PathAttribute] = &group.route.attributes;
+    if let Some(reason) = attributes_unencodable(attrs, cx) {
+        out.skipped.extend(
+            group
+                .prefixes
+                .iter()
+                .map(|p| (*p, Error::Unencodable { prefix: *p, reason })),
+        );
+        return;
+    }
     let family = wire_family(first);
     let add_path = cx.add_path(family);
-    let attrs: &[PathAttribute] = &group.route.attributes;
     let attrs_len: usize = attrs.iter().map(|a| a.encoded_len(cx)).sum();
     let fixed = HEADER_LEN + 4 + attrs_len;
     let classic = matches!(
@@ -313,45 +340,58 @@ fn pack_group(
             fixed + attr_len(5 + next_hop.len() + nlri)
         }
     };
-    let mut start = 0;
+    let mut batch: Vec<IpNet> = Vec::new();
     let mut nlri = 0;
-    for (i, p) in group.prefixes.iter().enumerate() {
+    for p in &group.prefixes {
         let n = nlri_len(p, add_path);
-        if size(nlri + n) > max {
-            if i == start {
-                return Err(Error::RouteTooLarge {
+        if size(n) > max {
+            out.skipped.push((
+                *p,
+                Error::RouteTooLarge {
                     prefix: *p,
                     len: size(n),
                     max,
-                });
-            }
-            out.push(build(
-                &group.prefixes[start..i],
-                attrs,
-                &next_hop,
-                classic,
-                add_path,
-            )?);
-            start = i;
-            nlri = 0;
-            if size(n) > max {
-                return Err(Error::RouteTooLarge {
-                    prefix: *p,
-                    len: size(n),
-                    max,
-                });
-            }
+                },
+            ));
+            continue;
         }
+        if size(nlri + n) > max {
+            flush(&mut batch, attrs, &next_hop, classic, add_path, out);
+            nlri = 0;
+        }
+        batch.push(*p);
         nlri += n;
     }
-    out.push(build(
-        &group.prefixes[start..],
-        attrs,
-        &next_hop,
-        classic,
-        add_path,
-    )?);
-    Ok(())
+    flush(&mut batch, attrs, &next_hop, classic, add_path, out);
+}
+
+/// Builds the UPDATE for `batch` (if any) and empties it; a failure skips the batch's prefixes.
+fn flush(
+    batch: &mut Vec<IpNet>,
+    attrs: &[PathAttribute],
+    next_hop: &NextHop,
+    classic: bool,
+    add_path: bool,
+    out: &mut Packed,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    match build(batch, attrs, next_hop, classic, add_path) {
+        Ok(update) => out.updates.push(update),
+        Err(error) => {
+            let reason = match error {
+                Error::Unencodable { reason, .. } => reason,
+                _ => "the UPDATE cannot be built",
+            };
+            out.skipped.extend(
+                batch
+                    .iter()
+                    .map(|p| (*p, Error::Unencodable { prefix: *p, reason })),
+            );
+        }
+    }
+    batch.clear();
 }
 
 /// One UPDATE for prefixes of one family sharing attributes and next hop; attributes in

@@ -54,6 +54,12 @@ fn v4_rib(n: u32, r: &OutRoute) -> AdjRibOut {
         .collect()
 }
 
+/// The UPDATEs of a packing that skipped nothing.
+fn ok(packed: Packed) -> Vec<Update> {
+    assert!(packed.skipped.is_empty(), "skipped {:?}", packed.skipped);
+    packed.updates
+}
+
 fn cx() -> EncodeContext {
     EncodeContext {
         four_octet_as: true,
@@ -137,7 +143,7 @@ fn unchanged_routes_produce_no_updates() {
     let r = route(&attrs(1), &nh4());
     let rib = v4_rib(100, &r);
     assert!(diff(&rib, &rib).is_empty());
-    assert!(updates(&rib, &rib, &cx()).expect("packs").is_empty());
+    assert!(ok(updates(&rib, &rib, &cx())).is_empty());
 }
 
 #[test]
@@ -167,7 +173,7 @@ fn diff_withdraws_removed_and_announces_new_and_changed_only() {
         ann,
         [net("10.0.1.0/24"), net("10.0.2.0/24"), net("10.9.0.0/16")]
     );
-    let ups = updates(&prev, &next, &cx()).expect("packs");
+    let ups = ok(updates(&prev, &next, &cx()));
     let sent = wire(&ups, &cx());
     assert_eq!(
         withdrawn(&ups),
@@ -185,7 +191,7 @@ fn one_attribute_set_fills_each_message_to_4096_octets() {
     let r = route(&attrs(1), &nh4());
     let rib = v4_rib(5000, &r);
     let e = cx();
-    let ups = updates(&AdjRibOut::new(), &rib, &e).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &e));
     let sent = wire(&ups, &e);
     assert_eq!(announced(&ups).len(), 5000);
     // Every message but the last is full: one more /24 (4 octets) would not fit.
@@ -205,7 +211,7 @@ fn extended_message_packs_up_to_65535_octets() {
         extended_message: true,
         ..cx()
     };
-    let ups = updates(&AdjRibOut::new(), &rib, &e).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &e));
     let sent = wire(&ups, &e);
     for (len, _) in &sent[..sent.len() - 1] {
         assert!(*len > 4096 && len + 4 > 65535, "{len}");
@@ -223,7 +229,7 @@ fn interleaved_attribute_sets_are_grouped() {
             (p, if i % 2 == 0 { a.clone() } else { b.clone() })
         })
         .collect();
-    let ups = updates(&AdjRibOut::new(), &rib, &cx()).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &cx()));
     assert_eq!(ups.len(), 2);
     assert_eq!(ups[0].med(), Some(1));
     assert_eq!(ups[1].med(), Some(2));
@@ -240,7 +246,7 @@ fn ipv6_uses_mp_reach_with_global_and_link_local_next_hop() {
         })
         .collect();
     let e = cx();
-    let ups = updates(&AdjRibOut::new(), &rib, &e).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &e));
     let sent = wire(&ups, &e);
     for (len, u) in &sent {
         assert!(
@@ -265,7 +271,7 @@ fn ipv6_uses_mp_reach_with_global_and_link_local_next_hop() {
         .collect();
     assert_eq!(codes, [1, 2, 4, 8, 14]);
     // And withdrawing them all uses MP_UNREACH_NLRI.
-    let gone = updates(&rib, &AdjRibOut::new(), &e).expect("packs");
+    let gone = ok(updates(&rib, &AdjRibOut::new(), &e));
     wire(&gone, &e);
     assert_eq!(withdrawn(&gone).len(), 3000);
     assert!(
@@ -280,7 +286,7 @@ fn ipv6_global_only_next_hop_is_16_octets() {
     assert_eq!(nh.len(), 16);
     let mut rib = AdjRibOut::new();
     rib.insert(net("2001:db8:5::/48"), route(&attrs(1), &nh));
-    let ups = updates(&AdjRibOut::new(), &rib, &cx()).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &cx()));
     wire(&ups, &cx());
     assert_eq!(ups[0].mp_reach().expect("mp").next_hop, nh);
 }
@@ -289,7 +295,7 @@ fn ipv6_global_only_next_hop_is_16_octets() {
 fn ipv4_next_hop_for_ipv6_prefixes_is_ipv4_mapped() {
     let mut rib = AdjRibOut::new();
     rib.insert(net("2001:db8:5::/48"), route(&attrs(1), &nh4()));
-    let ups = updates(&AdjRibOut::new(), &rib, &cx()).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &cx()));
     wire(&ups, &cx());
     let m = ups[0].mp_reach().expect("mp");
     assert_eq!(
@@ -305,7 +311,7 @@ fn ipv4_next_hop_for_ipv6_prefixes_is_ipv4_mapped() {
 fn ipv4_prefixes_with_ipv6_next_hop_use_rfc8950_mp_reach() {
     let mut rib = AdjRibOut::new();
     rib.insert(net("10.1.0.0/16"), route(&attrs(1), &nh6()));
-    let ups = updates(&AdjRibOut::new(), &rib, &cx()).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &cx()));
     wire(&ups, &cx());
     let m = ups[0].mp_reach().expect("mp");
     assert_eq!(m.family, bgp_proto::Family::IPV4_UNICAST);
@@ -324,7 +330,7 @@ fn add_path_sessions_carry_path_identifiers() {
     };
     let mut prev = v4_rib(2000, &route(&attrs(1), &nh4()));
     prev.insert(net("2001:db8:9::/48"), route(&attrs(1), &nh6()));
-    let ups = updates(&AdjRibOut::new(), &prev, &e).expect("packs");
+    let ups = ok(updates(&AdjRibOut::new(), &prev, &e));
     let sent = wire(&ups, &e);
     assert!(
         ups.iter()
@@ -335,7 +341,7 @@ fn add_path_sessions_carry_path_identifiers() {
     for (len, u) in &sent[..sent.len() - 2] {
         assert!(!u.nlri.is_empty() && len + 8 > 4096, "{len}");
     }
-    let gone = updates(&prev, &AdjRibOut::new(), &e).expect("packs");
+    let gone = ok(updates(&prev, &AdjRibOut::new(), &e));
     wire(&gone, &e);
     assert!(
         gone.iter()
@@ -348,7 +354,7 @@ fn add_path_sessions_carry_path_identifiers() {
 #[test]
 fn many_withdrawals_fill_messages() {
     let rib = v4_rib(3000, &route(&attrs(1), &nh4()));
-    let ups = updates(&rib, &AdjRibOut::new(), &cx()).expect("packs");
+    let ups = ok(updates(&rib, &AdjRibOut::new(), &cx()));
     let sent = wire(&ups, &cx());
     assert_eq!(withdrawn(&ups).len(), 3000);
     for (len, u) in &sent[..sent.len() - 1] {
@@ -356,29 +362,79 @@ fn many_withdrawals_fill_messages() {
     }
 }
 
-#[test]
-fn a_route_whose_attributes_cannot_fit_is_an_error() {
-    let huge: RouteAttributes = Arc::new(vec![
+fn huge_attributes() -> RouteAttributes {
+    Arc::new(vec![
         PathAttribute::new(AttrValue::Origin(Origin::Igp)),
         PathAttribute::new(AttrValue::AsPath(AsPath::new())),
         PathAttribute::new(AttrValue::Communities(
             (0..1100u32).map(Community).collect(),
         )),
-    ]);
+    ])
+}
+
+#[test]
+fn a_route_whose_attributes_cannot_fit_is_skipped_alone() {
     let mut rib = AdjRibOut::new();
-    rib.insert(net("10.0.0.0/24"), route(&huge, &nh4()));
-    let err = updates(&AdjRibOut::new(), &rib, &cx()).expect_err("too large");
+    rib.insert(net("10.0.0.0/24"), route(&huge_attributes(), &nh4()));
+    let packed = updates(&AdjRibOut::new(), &rib, &cx());
+    assert!(packed.updates.is_empty());
+    assert_eq!(packed.skipped.len(), 1);
+    let (prefix, err) = &packed.skipped[0];
+    assert_eq!(*prefix, net("10.0.0.0/24"));
     assert!(
         matches!(err, crate::Error::RouteTooLarge { max: 4096, .. }),
         "{err}"
     );
+    assert!(err.to_string().contains("10.0.0.0/24"), "{err}");
     // With extended messages it fits.
     let e = EncodeContext {
         extended_message: true,
         ..cx()
     };
-    let ups = updates(&AdjRibOut::new(), &rib, &e).expect("fits in 65535");
+    let ups = ok(updates(&AdjRibOut::new(), &rib, &e));
     wire(&ups, &e);
+}
+
+/// Issue 14 item 6: one route too large for a 4096-octet UPDATE used to fail the whole batch,
+/// withdrawals included. Now it skips only itself.
+#[test]
+fn an_unencodable_route_does_not_hold_back_the_rest_of_the_batch() {
+    let small = attrs(1);
+    let mut prev = AdjRibOut::new();
+    prev.insert(net("10.9.0.0/24"), route(&small, &nh4()));
+    prev.insert(net("2001:db8:9::/48"), route(&small, &nh6()));
+    let mut next = AdjRibOut::new();
+    next.insert(net("10.0.0.0/24"), route(&small, &nh4()));
+    next.insert(net("10.0.1.0/24"), route(&huge_attributes(), &nh4()));
+    next.insert(net("10.0.2.0/24"), route(&small, &nh4()));
+    next.insert(net("2001:db8:1::/48"), route(&huge_attributes(), &nh6()));
+    next.insert(net("2001:db8:2::/48"), route(&small, &nh6()));
+    let packed = updates(&prev, &next, &cx());
+    let skipped: BTreeSet<IpNet> = packed.skipped.iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        skipped,
+        [net("10.0.1.0/24"), net("2001:db8:1::/48")]
+            .into_iter()
+            .collect()
+    );
+    let ups = wire(&packed.updates, &cx());
+    let ups: Vec<Update> = ups.into_iter().map(|(_, u)| u).collect();
+    assert_eq!(
+        announced(&ups),
+        [
+            net("10.0.0.0/24"),
+            net("10.0.2.0/24"),
+            net("2001:db8:2::/48")
+        ]
+        .into_iter()
+        .collect()
+    );
+    assert_eq!(
+        withdrawn(&ups),
+        [net("10.9.0.0/24"), net("2001:db8:9::/48")]
+            .into_iter()
+            .collect()
+    );
 }
 
 #[test]
@@ -458,12 +514,12 @@ fn last_local_endpoint_leaving_withdraws_only_that_service() {
         adj_rib_out(&d[&key], &nh4())
     };
     let before = rib(&[local.clone(), cluster.clone()]);
-    let first = updates(&AdjRibOut::new(), &before, &cx()).expect("packs");
+    let first = ok(updates(&AdjRibOut::new(), &before, &cx()));
     assert_eq!(first.len(), 1, "one attribute set, one UPDATE");
     assert_eq!(announced(&first).len(), 3);
     local.endpoints[0].ready = false;
     let after = rib(&[local, cluster]);
-    let ups = updates(&before, &after, &cx()).expect("packs");
+    let ups = ok(updates(&before, &after, &cx()));
     wire(&ups, &cx());
     assert_eq!(ups.len(), 1);
     assert_eq!(withdrawn(&ups), BTreeSet::from([net("198.51.100.1/32")]));

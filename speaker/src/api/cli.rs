@@ -139,6 +139,13 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
             "  updates in/out: {}/{}, notifications in/out: {}/{}, stale: {}",
             p.updates_in, p.updates_out, p.notifications_in, p.notifications_out, p.prefixes_stale
         );
+        if p.prefixes_unsent > 0 {
+            let _ = writeln!(
+                out,
+                "  not sent (cannot be encoded for this session; see the log): {}",
+                p.prefixes_unsent
+            );
+        }
         if let Some(bfd) = &p.bfd_state {
             let _ = writeln!(out, "  BFD: {bfd}");
         }
@@ -185,6 +192,7 @@ mod tests {
             prefixes_accepted: 0,
             prefixes_stale: 0,
             prefixes_sent: 0,
+            prefixes_unsent: 0,
             updates_in: 0,
             updates_out: 0,
             notifications_in: 1,

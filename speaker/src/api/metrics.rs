@@ -44,6 +44,8 @@ pub struct AgentCollector {
     pub serving: Option<ServingView>,
     /// The datapath's maps (per-service and global counters), when attached and readable.
     pub datapath: Option<datapath::status::Status>,
+    /// Whether lb-ipam's allocations are on disk (`None` without lb-ipam in this agent).
+    pub ipam_state_saved: Option<bool>,
 }
 
 impl AgentCollector {
@@ -69,12 +71,22 @@ impl AgentCollector {
             }
             _ => None,
         };
+        let ipam_state_saved = match &agent.ipam {
+            Some(ipam) => Some(
+                ipam.lock()
+                    .map_err(|_| Error::Control("lb-ipam state poisoned".into()))?
+                    .save_error()
+                    .is_none(),
+            ),
+            None => None,
+        };
         Ok(Self {
             peers,
             services,
             l2: agent.l2.as_ref().map(|l2| l2.status()),
             serving,
             datapath,
+            ipam_state_saved,
         })
     }
 }
@@ -86,6 +98,14 @@ impl Collector for AgentCollector {
         }
         if let Some(services) = &self.services {
             encode_services(services, &mut encoder)?;
+        }
+        if let Some(saved) = self.ipam_state_saved {
+            encode_metric(
+                &mut encoder,
+                "herald_lbipam_state_saved",
+                "1 when lb-ipam's allocations are saved in its state file, 0 while saving fails (served from memory; see the log).",
+                gauge(u8::from(saved)),
+            )?;
         }
         if let Some(l2) = &self.l2 {
             arp_responder::status::encode_metrics(l2, &mut encoder)?;
@@ -210,6 +230,12 @@ fn encode_peers(peers: &[PeerStatus], e: &mut DescriptorEncoder<'_>) -> fmt::Res
         "herald_bgp_prefixes_advertised",
         "Routes advertised to the peer (Adj-RIB-Out).",
         per_peer(peers, |p| gauge(p.prefixes_sent)),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_prefixes_unsent",
+        "Routes of the Adj-RIB-Out not sent to the peer because they cannot be encoded for its session.",
+        per_peer(peers, |p| gauge(p.prefixes_unsent)),
     )?;
     encode_family(
         e,
@@ -361,9 +387,20 @@ pub async fn render_agent(agent: &Agent) -> Result<String> {
 impl Endpoints for Agent {
     fn readiness(&self) -> Readiness {
         let readiness = self.health.readiness();
+        // Serving from memory with an unsaved lb-ipam state is degraded, not unready.
+        let unsaved = self
+            .ipam
+            .as_ref()
+            .and_then(|ipam| ipam.lock().ok()?.save_error().map(str::to_owned));
         Readiness {
             ready: readiness.ready,
-            reason: readiness.reason,
+            reason: match unsaved {
+                Some(error) => format!(
+                    "{}; degraded: lb-ipam state not saved: {error}",
+                    readiness.reason
+                ),
+                None => readiness.reason,
+            },
         }
     }
 
@@ -414,6 +451,7 @@ mod tests {
             prefixes_accepted: 0,
             prefixes_stale: 0,
             prefixes_sent: 2,
+            prefixes_unsent: 0,
             updates_in: 7,
             updates_out: 3,
             notifications_in: 0,

@@ -170,6 +170,12 @@ pub enum Output {
         /// Accepted routes that went away.
         withdrawn: Vec<IpNet>,
     },
+    /// Routes of the Adj-RIB-Out that newly could not be sent to the peer (each reported once,
+    /// until it is sent or withdrawn), with why. The peer does not have them.
+    Unsent {
+        /// Prefix and reason.
+        routes: Vec<(IpNet, String)>,
+    },
 }
 
 /// Message and route counters for the CLI and metrics.
@@ -198,6 +204,9 @@ pub struct Session {
     fsm: Fsm,
     rib_in: AdjRibIn,
     rib_out: RibOut,
+    /// Prefixes of the Adj-RIB-Out the peer does not have because their route cannot be encoded
+    /// for this session, with why; emptied when the session goes down.
+    unsent: BTreeMap<IpNet, String>,
     /// Our address on each connection, and the link-local address of its interface.
     local_addrs: BTreeMap<ConnId, (IpAddr, Option<Ipv6Addr>)>,
     peer_gr: Option<GracefulRestart>,
@@ -267,6 +276,7 @@ impl Session {
             config,
             rib_in: AdjRibIn::default(),
             rib_out: RibOut::default(),
+            unsent: BTreeMap::new(),
             local_addrs: BTreeMap::new(),
             peer_gr: None,
             stale_deadline: None,
@@ -302,6 +312,27 @@ impl Session {
     /// The Adj-RIB-Out: what the peer holds from us (empty unless Established).
     pub fn rib_out(&self) -> &RibOut {
         &self.rib_out
+    }
+
+    /// The routes the peer really holds from us: the Adj-RIB-Out without the routes that could
+    /// not be encoded for it (see [`Session::unsent`]).
+    pub fn advertised(&self) -> AdjRibOut {
+        let mut routes = self.rib_out.routes();
+        if !self.unsent.is_empty() {
+            routes.retain(|p, _| !self.unsent.contains_key(p));
+        }
+        routes
+    }
+
+    /// Number of routes in [`Session::advertised`].
+    pub fn advertised_len(&self) -> usize {
+        self.rib_out.len().saturating_sub(self.unsent.len())
+    }
+
+    /// Routes of the Adj-RIB-Out the peer does not have because they cannot be encoded for this
+    /// session (attributes too large for the negotiated message size, ...), with why.
+    pub fn unsent(&self) -> &BTreeMap<IpNet, String> {
+        &self.unsent
     }
 
     /// Counters.
@@ -555,7 +586,7 @@ impl Session {
             }
         }
         diff.announce = announced.iter().map(|(p, r)| (*p, r)).collect();
-        self.send_diff(&diff, out);
+        self.send_diff(&diff, true, out);
     }
 
     /// Sends a whole table (initial advertisement, route refresh replay).
@@ -564,19 +595,52 @@ impl Session {
             withdraw: Vec::new(),
             announce: table.iter().map(|(p, r)| (*p, r)).collect(),
         };
-        self.send_diff(&diff, out);
+        self.send_diff(&diff, false, out);
     }
 
-    fn send_diff(&mut self, diff: &packing::Diff<'_>, out: &mut Vec<Output>) {
-        match packing::pack(diff, &self.encode_context()) {
-            Ok(updates) => {
-                for update in updates {
-                    self.send(Message::Update(update), out);
-                }
+    /// Sends a diff. A route that cannot be encoded skips only itself: the rest goes out, the
+    /// route is recorded in [`Session::unsent`] and reported once. When `replaces` (a change,
+    /// not a whole table), the peer may still hold the path the skipped route replaces, so
+    /// that prefix is withdrawn: the peer then holds nothing rather than a stale path.
+    fn send_diff(&mut self, diff: &packing::Diff<'_>, replaces: bool, out: &mut Vec<Output>) {
+        let packing::Packed { updates, skipped } = packing::pack(diff, &self.encode_context());
+        for update in updates {
+            self.send(Message::Update(update), out);
+        }
+        if self.unsent.is_empty() && skipped.is_empty() {
+            return;
+        }
+        for prefix in &diff.withdraw {
+            self.unsent.remove(prefix);
+        }
+        let skipped_prefixes: BTreeSet<IpNet> = skipped.iter().map(|(p, _)| *p).collect();
+        for (prefix, _) in &diff.announce {
+            if !skipped_prefixes.contains(prefix) {
+                self.unsent.remove(prefix);
             }
-            // Only a route whose attributes alone exceed the message size, or a prefix of a
-            // family the session cannot encode, gets here; the rest of the table still goes.
-            Err(error) => tracing::warn!(%error, "Adj-RIB-Out changes not sent"),
+        }
+        let mut stale = Vec::new();
+        let mut newly = Vec::new();
+        for (prefix, error) in skipped {
+            let reason = error.to_string();
+            if self.unsent.insert(prefix, reason.clone()).is_none() {
+                if replaces {
+                    stale.push(prefix);
+                }
+                newly.push((prefix, reason));
+            }
+        }
+        if !stale.is_empty() {
+            let withdraw = packing::Diff {
+                withdraw: stale,
+                announce: Vec::new(),
+            };
+            for update in packing::pack(&withdraw, &self.encode_context()).updates {
+                self.send(Message::Update(update), out);
+            }
+        }
+        if !newly.is_empty() {
+            out.push(Output::Unsent { routes: newly });
         }
     }
 
@@ -657,6 +721,7 @@ impl Session {
 
         // Initial advertisement, then End-of-RIB for every family (RFC 4724 §2: "the End-of-RIB
         // marker ... MUST be sent ... after it completes the initial update").
+        self.unsent.clear();
         let table = self
             .rib_out
             .open(self.next_hops(), self.negotiated_families());
@@ -668,6 +733,7 @@ impl Session {
 
     fn on_down(&mut self, now: Instant, reason: &DownReason, out: &mut Vec<Output>) {
         self.rib_out.close();
+        self.unsent.clear();
         self.end_of_rib_in.clear();
         self.pending_refresh.clear();
         self.last_refresh.clear();

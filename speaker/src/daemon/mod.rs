@@ -13,6 +13,7 @@ pub mod desired;
 pub mod health;
 #[cfg(feature = "kubernetes")]
 pub mod kube;
+pub mod preflight;
 pub mod servers;
 pub mod serving;
 pub mod standalone;

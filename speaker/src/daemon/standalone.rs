@@ -1,14 +1,17 @@
 //! `herald agent --config FILE`: the agent fed by one YAML file. Read top to bottom:
 //!
-//! 1. **start** — load the file; open lb-ipam's state file (a foreign or corrupt one stops
-//!    start-up here, before anything is announced); start the datapath driver ([`Serving`]);
-//!    derive the one desired state (allocations → services → datapath table), hand the table to
+//! 1. **start** — load the file and check the files it names; open lb-ipam's state file (a
+//!    foreign, corrupt or unreadable one stops start-up here, before anything is announced; one
+//!    that cannot be written does not: see [`crate::ipam`]); start the datapath driver
+//!    ([`Serving`]); derive the one desired state (allocations → services → datapath table), hand the table to
 //!    the datapath and wait (bounded) for its first apply; start L2 and BGP with the services
 //!    gated by what the kernel serves, so pod CIDRs go out at once, served addresses with them
 //!    (after a restart the pinned maps serve at once, so graceful-restart peers see no
 //!    withdrawal), and addresses not served yet only once they are.
 //! 2. **run** — on SIGHUP, an edit of the file, or `herald reload`: load and validate the whole
-//!    file first (a broken file changes nothing), then lb-ipam, then the same derive → gate →
+//!    file first, including the files it names (password and key files, [`preflight`]): a
+//!    broken file changes nothing. Then lb-ipam (computed on a copy, kept only once saved, so a
+//!    failed save also changes nothing), then the same derive → gate →
 //!    announce (withdrawals first) → commit to the datapath. When the datapath reports new
 //!    entries served, re-gate and announce them. Reloads are handled one at a time here.
 //! 3. **stop** — on SIGTERM/SIGINT: BGP first (graceful-restart peers keep our routes), then L2,
@@ -23,6 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{mpsc, watch};
 
 use super::health::Health;
+use super::preflight;
 use super::serving::Serving;
 use crate::advertise::ServiceState;
 use crate::api::control::{Agent, ReloadRequest};
@@ -34,6 +38,8 @@ use crate::l2::{self, L2};
 
 /// How often the file's modification time is looked at.
 const POLL: Duration = Duration::from_secs(2);
+/// How often an lb-ipam state that could not be saved is saved again.
+const SAVE_RETRY: Duration = Duration::from_secs(10);
 
 /// Options of `herald agent --config`.
 #[derive(Debug, Clone)]
@@ -65,7 +71,10 @@ fn log_refused_external_ips(config: &Config) {
 
 /// Runs the agent until SIGTERM or SIGINT.
 pub async fn run(options: Options) -> Result<()> {
+    // Taken before the file is read, so an edit made while the agent starts is not missed.
+    let mut last_modified = modified(&options.config_path);
     let config = crate::config::load(&options.config_path)?;
+    preflight::check(&config, &options.config_path.display().to_string())?;
     log_refused_external_ips(&config);
     let ipam = Ipam::open(&config)?;
     let serving = Serving::start(&config, options.pin_dir.clone())
@@ -115,7 +124,7 @@ pub async fn run(options: Options) -> Result<()> {
     let mut interrupt =
         signal(SignalKind::interrupt()).map_err(|e| Error::io("SIGINT handler", e))?;
     let mut poll = tokio::time::interval(POLL);
-    let mut last_modified = modified(&options.config_path);
+    let mut save_retry = tokio::time::interval(SAVE_RETRY);
     tracing::info!(config = %options.config_path.display(), "agent running");
     loop {
         tokio::select! {
@@ -131,6 +140,7 @@ pub async fn run(options: Options) -> Result<()> {
                 let result = running.reload(&options.config_path).await;
                 let _ = request.send(result);
             }
+            _ = save_retry.tick() => running.retry_ipam_save(),
             () = running.serving.changed() => {
                 if let Err(error) = running.announce().await {
                     tracing::error!(%error, "announcement after a datapath change failed");
@@ -172,6 +182,24 @@ impl Running {
             .gate_l2(l2::desired_services(&self.config, &gated.allocations))
     }
 
+    /// Saves lb-ipam's state again if an earlier save failed; logs when that succeeds, and
+    /// when it fails for a new reason (not every time).
+    fn retry_ipam_save(&self) {
+        let Ok(mut ipam) = self.ipam.lock() else {
+            return;
+        };
+        let Some(before) = ipam.save_error().map(str::to_owned) else {
+            return;
+        };
+        match ipam.retry_save() {
+            Ok(()) => tracing::info!("lb-ipam state saved (an earlier save had failed)"),
+            Err(error) if ipam.save_error() != Some(before.as_str()) => {
+                tracing::error!(%error, "lb-ipam state still not saved; retrying");
+            }
+            Err(_) => {}
+        }
+    }
+
     /// What `herald services` shows about serving.
     fn serving_view(&self) -> super::ServingView {
         super::ServingView::new(&self.serving)
@@ -180,6 +208,12 @@ impl Running {
     /// Re-reads the file and applies it (see the module header, step 2).
     async fn reload(&mut self, path: &Path) -> Result<ReloadReport> {
         let config = crate::config::load(path)?;
+        preflight::check(&config, &path.display().to_string())?;
+        if self.instance.is_some() && config.bgp.is_none() {
+            return Err(Error::NotImplemented(
+                "removing the bgp section at run time",
+            ));
+        }
         log_refused_external_ips(&config);
         let mut ignored = Vec::new();
         // Compared without their spans: an edit elsewhere in the file moves lines, not settings.

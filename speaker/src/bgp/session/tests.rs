@@ -116,6 +116,98 @@ fn local(
     prefixes.iter().map(|p| (net(p), attrs.clone())).collect()
 }
 
+/// Attributes too large for a 4096-octet UPDATE (1100 communities, 4400 octets).
+fn huge_attributes() -> crate::advertise::RouteAttributes {
+    std::sync::Arc::new(vec![
+        PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+        PathAttribute::new(AttrValue::AsPath(AsPath::new())),
+        PathAttribute::new(AttrValue::Communities(
+            (0..1100u32).map(bgp_proto::Community).collect(),
+        )),
+    ])
+}
+
+fn prefixes_of(updates: &[Update]) -> (BTreeSet<IpNet>, BTreeSet<IpNet>) {
+    let mut announced = BTreeSet::new();
+    let mut withdrawn = BTreeSet::new();
+    for u in updates {
+        announced.extend(u.nlri.iter().filter_map(ipv4));
+        withdrawn.extend(u.withdrawn.iter().filter_map(ipv4));
+    }
+    (announced, withdrawn)
+}
+
+/// Issue 14 item 6: a route that cannot be encoded for the session skips only itself. The rest
+/// of the batch and the withdrawals go out, the Adj-RIB-Out view shows what the peer really
+/// holds, the route is reported once, and a path it replaces is withdrawn rather than left
+/// stale at the peer.
+#[test]
+fn an_unencodable_route_skips_only_itself_and_is_not_shown_as_advertised() {
+    let now = Instant::now();
+    let mut s = Session::new(config(ImportPolicy::reject_all(), None));
+    let mut routes = local(&["192.0.2.0/24", "198.51.100.0/24"]);
+    routes.insert(net("203.0.113.0/24"), huge_attributes());
+    s.set_local_routes(routes);
+    let out = established(&mut s, now, peer_open(None));
+    let (announced, _) = prefixes_of(&sent_updates(&out));
+    assert_eq!(
+        announced,
+        BTreeSet::from([net("192.0.2.0/24"), net("198.51.100.0/24")])
+    );
+    let reported: Vec<&(IpNet, String)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Unsent { routes } => Some(routes),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(reported.len(), 1, "{reported:?}");
+    assert_eq!(reported[0].0, net("203.0.113.0/24"));
+    assert!(reported[0].1.contains("4096"), "{}", reported[0].1);
+    assert_eq!(
+        s.advertised().keys().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([net("192.0.2.0/24"), net("198.51.100.0/24")])
+    );
+    assert_eq!(s.advertised_len(), 2);
+    assert_eq!(s.unsent().len(), 1);
+
+    // A batch with a withdrawal, a new route and a route that grows too large: the withdrawal
+    // and the new route go, the grown one is withdrawn (the peer must not keep the old path).
+    let mut routes = local(&["192.0.2.0/24", "192.0.2.128/25"]);
+    routes.insert(net("203.0.113.0/24"), huge_attributes());
+    routes.insert(net("192.0.2.0/24"), huge_attributes());
+    let out = s.set_local_routes(routes);
+    let (announced, withdrawn) = prefixes_of(&sent_updates(&out));
+    assert_eq!(announced, BTreeSet::from([net("192.0.2.128/25")]));
+    assert_eq!(
+        withdrawn,
+        BTreeSet::from([net("198.51.100.0/24"), net("192.0.2.0/24")])
+    );
+    assert_eq!(
+        s.advertised().keys().copied().collect::<BTreeSet<_>>(),
+        BTreeSet::from([net("192.0.2.128/25")])
+    );
+    // Only the newly unsendable route is reported; the one already reported is not repeated.
+    let reported: Vec<IpNet> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Unsent { routes } => Some(routes.iter().map(|(p, _)| *p)),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(reported, vec![net("192.0.2.0/24")]);
+
+    // Once its attributes fit again the route is sent and shown.
+    let out = s.set_local_routes(local(&["192.0.2.0/24", "192.0.2.128/25"]));
+    let (announced, withdrawn) = prefixes_of(&sent_updates(&out));
+    assert_eq!(announced, BTreeSet::from([net("192.0.2.0/24")]));
+    assert_eq!(withdrawn, BTreeSet::from([net("203.0.113.0/24")]));
+    assert!(s.unsent().is_empty());
+    assert_eq!(s.advertised_len(), 2);
+}
+
 #[test]
 fn established_session_sends_originated_routes_then_end_of_rib_per_family() {
     let now = Instant::now();

@@ -317,6 +317,21 @@ const EVENT_BATCH: usize = 512;
 /// do not pile up the fan-out's intermediate state.
 const PENDING_LIMIT: usize = 8192;
 
+/// Most routes named one per line when a batch of routes cannot be sent to a peer; the rest are
+/// counted in one line (each route is reported once until it is sent or withdrawn, and the
+/// whole list is in `herald bgp peers` / the metrics as a count).
+const UNSENT_LOG_LINES: usize = 8;
+
+/// Reports routes that cannot be encoded for a peer: the peer does not have them.
+fn log_unsent(peer: IpAddr, name: &str, routes: &[(IpNet, String)]) {
+    for (prefix, reason) in routes.iter().take(UNSENT_LOG_LINES) {
+        tracing::error!(%peer, name, %prefix, %reason, "route not advertised to the peer: it cannot be encoded for this session");
+    }
+    if routes.len() > UNSENT_LOG_LINES {
+        tracing::error!(%peer, name, more = routes.len() - UNSENT_LOG_LINES, "more routes not advertised to the peer for the same kind of reason");
+    }
+}
+
 fn now_std() -> std::time::Instant {
     TokioInstant::now().into_std()
 }
@@ -398,9 +413,14 @@ impl Owner {
     }
 
     fn add_peer(&mut self, peer: PeerConfig) -> Result<()> {
-        let address = peer.address.value;
         let ebgp = is_ebgp(self.bgp().local_asn, peer.asn);
         let options = SocketOptions::for_peer(&peer, ebgp)?;
+        self.add_peer_with(peer, options)
+    }
+
+    /// Adds a peer whose socket options (password file read) are already known.
+    fn add_peer_with(&mut self, peer: PeerConfig, options: SocketOptions) -> Result<()> {
+        let address = peer.address.value;
         if let (Some(listener), Some(key)) = (&self.listener, &options.md5_key) {
             listener::set_peer_key(listener, address, key)?;
         }
@@ -882,6 +902,7 @@ impl Owner {
                     changed.extend(updated.into_iter().map(|(p, _)| p));
                     changed.extend(withdrawn);
                 }
+                Output::Unsent { routes } => log_unsent(peer, &slot.config.display_name(), &routes),
             }
         }
         if !changed.is_empty() {

@@ -1,5 +1,7 @@
 //! Configuration reload: peers added, removed, reset only when their peering parameters
 //! changed, updated in place otherwise; import-policy changes re-evaluated from the Adj-RIBs-In.
+//! Everything that can fail on the configuration (the `bgp` section removed, a password file
+//! that cannot be read) is checked before the first peer changes.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -93,6 +95,13 @@ impl Owner {
             .iter()
             .map(|p| (p.address.value, p.clone()))
             .collect();
+        // Every password file is read before anything changes: one that cannot be read fails
+        // the reload with all peers as they were.
+        let mut options: BTreeMap<IpAddr, SocketOptions> = BTreeMap::new();
+        for (address, peer) in &new_peers {
+            let ebgp = is_ebgp(new_bgp.local_asn, peer.asn);
+            options.insert(*address, SocketOptions::for_peer(peer, ebgp)?);
+        }
         self.config = config;
         self.bgp_config = new_bgp.clone();
         let removed: Vec<IpAddr> = self
@@ -106,22 +115,23 @@ impl Owner {
             report.removed.push(address);
         }
         for (address, peer) in new_peers {
+            let Some(peer_options) = options.remove(&address) else {
+                continue;
+            };
             let Some(slot) = self.peers.get_mut(&address) else {
-                self.add_peer(peer)?;
+                self.add_peer_with(peer, peer_options)?;
                 report.added.push(address);
                 continue;
             };
             // A changed key file content counts as a changed peering too.
-            let ebgp = is_ebgp(new_bgp.local_asn, peer.asn);
-            let same_key = SocketOptions::for_peer(&peer, ebgp)
-                .is_ok_and(|o| o.md5_key == slot.options.md5_key);
+            let same_key = peer_options.md5_key == slot.options.md5_key;
             let same_peering = !identity_changed && same_peering(&slot.config, &peer) && same_key;
             if !same_peering {
                 self.remove_peer(
                     address,
                     Notification::cease(CeaseSubcode::OtherConfigurationChange),
                 );
-                self.add_peer(peer)?;
+                self.add_peer_with(peer, peer_options)?;
                 report.reset.push(address);
                 continue;
             }

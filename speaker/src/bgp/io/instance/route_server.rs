@@ -132,7 +132,7 @@ impl Owner {
                     query.family,
                 ));
             } else {
-                let routes = slot.session.rib_out().routes();
+                let routes = slot.session.advertised();
                 rows.extend(advertised_rows(&name, *address, &routes, query.family));
             }
         }

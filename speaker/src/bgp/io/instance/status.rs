@@ -43,8 +43,11 @@ pub struct PeerStatus {
     pub prefixes_accepted: usize,
     /// Stale routes kept for a restarting peer.
     pub prefixes_stale: usize,
-    /// Routes in the Adj-RIB-Out.
+    /// Routes in the Adj-RIB-Out that the peer holds.
     pub prefixes_sent: usize,
+    /// Routes of the Adj-RIB-Out not sent because they cannot be encoded for this peer.
+    #[serde(default)]
+    pub prefixes_unsent: usize,
     /// UPDATEs received / sent.
     pub updates_in: u64,
     /// UPDATEs sent.
@@ -156,7 +159,8 @@ impl Owner {
                     prefixes_received: slot.session.rib_in().len(),
                     prefixes_accepted: slot.session.rib_in().accepted(),
                     prefixes_stale: slot.session.rib_in().stale(),
-                    prefixes_sent: slot.session.rib_out().len(),
+                    prefixes_sent: slot.session.advertised_len(),
+                    prefixes_unsent: slot.session.unsent().len(),
                     updates_in: counters.updates_in,
                     updates_out: counters.updates_out,
                     notifications_in: counters.notifications_in,
