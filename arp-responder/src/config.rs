@@ -203,6 +203,10 @@ pub enum StoreConfig {
         /// Renew period in ms.
         #[serde(default = "d_renew")]
         renew_ms: u64,
+        /// How long after its lease ran out with the store unreachable a node keeps answering
+        /// on wire quorum of the last membership (see [`crate::election::Election`]); 0: none.
+        #[serde(default = "d_outage_grace")]
+        outage_grace_ms: u64,
     },
     /// Kubernetes Leases, one per node (the speaker builds this store; see
     /// `speaker::sources::kube::lease`).
@@ -215,6 +219,10 @@ pub enum StoreConfig {
         /// Renew period in ms: two API requests per node per period.
         #[serde(default = "d_kube_renew")]
         renew_ms: u64,
+        /// How long after its lease ran out with the API server unreachable a node keeps
+        /// answering on wire quorum of the last membership; 0: none.
+        #[serde(default = "d_outage_grace")]
+        outage_grace_ms: u64,
     },
 }
 
@@ -222,6 +230,12 @@ pub enum StoreConfig {
 pub const KUBE_LEASE_MS: u64 = 15_000;
 /// Kubernetes Lease renew period.
 pub const KUBE_RENEW_MS: u64 = 2_000;
+/// Store outage ride-through: an API server restart or upgrade rarely takes longer.
+pub const OUTAGE_GRACE_MS: u64 = 300_000;
+
+fn d_outage_grace() -> u64 {
+    OUTAGE_GRACE_MS
+}
 
 fn d_kube_lease() -> u64 {
     KUBE_LEASE_MS
@@ -490,7 +504,8 @@ mod tests {
             StoreConfig::File {
                 dir: "/x".into(),
                 lease_ms: 2000,
-                renew_ms: 400
+                renew_ms: 400,
+                outage_grace_ms: OUTAGE_GRACE_MS,
             }
         );
         assert!(L2Config::from_yaml("node: a\nnodes: [{name: a}]\nstore: {kind: file, dir: /x, leaseMs: 500, renewMs: 400}\n").is_err());
@@ -508,6 +523,7 @@ mod tests {
                 namespace: "herald-system".into(),
                 lease_ms: KUBE_LEASE_MS,
                 renew_ms: KUBE_RENEW_MS,
+                outage_grace_ms: OUTAGE_GRACE_MS,
             }
         );
         assert!(L2Config::from_yaml("node: a\nnodes: [{name: a}]\nstore: {kind: kubernetes, namespace: x, leaseMs: 3000, renewMs: 2000}\n").is_err());

@@ -46,18 +46,26 @@ pub fn store_from_config(cfg: &L2Config) -> Result<Arc<dyn MembershipStore>> {
     }
 }
 
-fn store_timing(cfg: &L2Config) -> (Duration, Duration) {
+/// Lease, renew period and outage grace of the configured store.
+fn store_timing(cfg: &L2Config) -> (Duration, Duration, Duration) {
     match &cfg.store {
         StoreConfig::File {
-            lease_ms, renew_ms, ..
+            lease_ms,
+            renew_ms,
+            outage_grace_ms,
+            ..
         }
         | StoreConfig::Kubernetes {
-            lease_ms, renew_ms, ..
+            lease_ms,
+            renew_ms,
+            outage_grace_ms,
+            ..
         } => (
             Duration::from_millis(*lease_ms),
             Duration::from_millis(*renew_ms),
+            Duration::from_millis(*outage_grace_ms),
         ),
-        StoreConfig::Static => (STATIC_LEASE, STATIC_RENEW),
+        StoreConfig::Static => (STATIC_LEASE, STATIC_RENEW, Duration::ZERO),
     }
 }
 
@@ -159,16 +167,17 @@ impl L2Responder {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         let key = auth.key.clone();
+        let (lease, renew_every, outage_grace) = store_timing(&cfg);
         let mut election = Election::new(
             cfg.node.clone(),
             cluster_id(&cfg.cluster),
             cfg.timing.election(),
             now.into_std(),
         )
-        .with_auth(auth);
+        .with_auth(auth)
+        .with_outage_grace(outage_grace);
         election.set_known_nodes(cfg.nodes.iter().map(|n| n.name.clone()));
         let vips = vip_table(&cfg.services, &cfg.nodes, &cfg.node_selector);
-        let (lease, renew_every) = store_timing(&cfg);
         let driver = Driver {
             schedule: Schedule::new(cfg.timing.announce()),
             cluster: cluster_id(&cfg.cluster),
@@ -187,6 +196,7 @@ impl L2Responder {
             leaders: BTreeMap::new(),
             quorum: false,
             lease_valid: false,
+            store_outage: false,
             groups: SolicitedNodeGroups::default(),
             counters: BTreeMap::new(),
             drops: BTreeMap::new(),
@@ -243,6 +253,7 @@ struct Driver {
     leaders: BTreeMap<IpAddr, Option<String>>,
     quorum: bool,
     lease_valid: bool,
+    store_outage: bool,
     schedule: Schedule,
     groups: SolicitedNodeGroups,
     counters: BTreeMap<IpAddr, Counters>,
@@ -510,6 +521,16 @@ impl Driver {
         self.led = new_led;
         self.quorum = outcome.quorum;
         self.lease_valid = outcome.lease_valid;
+        if outcome.store_outage != self.store_outage {
+            if outcome.store_outage {
+                warn!(
+                    "lease ran out with the store unreachable: answering on wire quorum of the last membership for the outage grace"
+                );
+            } else {
+                info!("store outage ride-through over");
+            }
+        }
+        self.store_outage = outcome.store_outage;
         self.leaders = outcome
             .vips
             .into_iter()
@@ -610,6 +631,7 @@ impl Driver {
             node: self.cfg.node.clone(),
             quorum: self.quorum,
             lease_valid: self.lease_valid,
+            store_outage: self.store_outage,
             members: self.election_members(),
             alive_peers: self
                 .election

@@ -56,6 +56,9 @@ pub struct Status {
     pub quorum: bool,
     /// Whether its fencing lease is valid.
     pub lease_valid: bool,
+    /// Whether it answers through a store outage on wire quorum (lease run out, within the
+    /// outage grace).
+    pub store_outage: bool,
     /// Current membership.
     pub members: Vec<String>,
     /// Peers heard within the dead interval.
@@ -96,6 +99,12 @@ pub fn encode_metrics(s: &Status, encoder: &mut DescriptorEncoder<'_>) -> fmt::R
         "herald_l2_lease_valid",
         "1 if this node's fencing lease is valid.",
         [(by_node(), flag(s.lease_valid))],
+    )?;
+    encode_family(
+        encoder,
+        "herald_l2_store_outage",
+        "1 while this node answers through a store outage on wire quorum of the last membership.",
+        [(by_node(), flag(s.store_outage))],
     )?;
     encode_family(
         encoder,
@@ -208,7 +217,11 @@ pub fn render_table(s: &Status) -> String {
         "node {}  quorum {}  lease {}  peers [{}]",
         s.node,
         if s.quorum { "yes" } else { "no" },
-        if s.lease_valid { "valid" } else { "expired" },
+        match (s.lease_valid, s.store_outage) {
+            (true, _) => "valid",
+            (false, true) => "expired (store unreachable: riding out on wire quorum)",
+            (false, false) => "expired",
+        },
         s.alive_peers.join(",")
     );
     let _ = writeln!(

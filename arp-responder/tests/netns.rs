@@ -257,6 +257,64 @@ fn file_store_lets_the_last_node_standing_take_over() {
     );
 }
 
+#[test]
+fn a_store_down_for_every_node_takes_no_address_dark_within_the_outage_grace() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let _g = guard();
+    let mut lab = Lab::new("so");
+    lab.add_host("client");
+    lab.sh("client", "ip addr add 192.168.77.100/24 dev eth0");
+    let leases = lab.dir.path().join("leases");
+    let store = format!(
+        "store: {{kind: file, dir: '{}', leaseMs: 1500, renewMs: 300, outageGraceMs: 6000}}",
+        leases.display()
+    );
+    let svc = "  - {name: web, ips: ['192.168.77.200']}\n";
+    for n in NODES {
+        lab.add_host(n);
+        lab.start_node(
+            n,
+            &node_config(
+                n,
+                svc,
+                "interfaces: {include: ['^eth0$'], exclude: []}",
+                &store,
+            ),
+        );
+    }
+    let vip = "192.168.77.200";
+    let leader = lab.wait_converged(&NODES, &[vip], Duration::from_secs(15))[vip].clone();
+    // The store goes away for everyone: its directory becomes a file, so every renewal fails.
+    std::fs::remove_dir_all(&leases).expect("remove the lease directory");
+    std::fs::write(&leases, b"not a directory").expect("block the store");
+    // Twice the lease later, the leader still answers, and says why.
+    std::thread::sleep(Duration::from_millis(3500));
+    let replies = lab.probe("client", "arp", vip, "eth0", 2, "");
+    assert!(
+        replies.len() == 2 && replies.iter().all(|(m, _)| *m == lab.mac(&leader, "eth0")),
+        "the address went dark during the store outage: {replies:?}"
+    );
+    let st = lab.status(&leader).expect("status");
+    assert_eq!(
+        (&st["lease_valid"], &st["store_outage"]),
+        (&serde_json::json!(false), &serde_json::json!(true)),
+        "{st}"
+    );
+    // The grace is bounded: 1.5 s lease + 6 s after the last renewal, nobody answers.
+    std::thread::sleep(Duration::from_millis(5500));
+    assert!(
+        lab.probe("client", "arp", vip, "eth0", 2, "").is_empty(),
+        "answered beyond the outage grace"
+    );
+    // The store returns: renewals work again and the address is answered again.
+    std::fs::remove_file(&leases).expect("unblock the store");
+    std::fs::create_dir(&leases).expect("lease directory");
+    lab.wait_converged(&NODES, &[vip], Duration::from_secs(15));
+}
+
 /// Pings `vip` from the client every 10 ms while `fault` runs; returns the longest gap between
 /// replies, in ms.
 fn outage_during(lab: &mut Lab, vip: &str, fault: impl FnOnce(&mut Lab)) -> f64 {

@@ -168,6 +168,9 @@ pub struct Outcome {
     pub quorum: bool,
     /// Whether this node's fencing lease is valid.
     pub lease_valid: bool,
+    /// Whether it rides out a store outage: the lease ran out less than the outage grace ago
+    /// (renewals failing, not refused), and it answers on wire quorum of the last membership.
+    pub store_outage: bool,
     /// Per IP.
     pub vips: BTreeMap<IpAddr, VipOutcome>,
 }
@@ -196,6 +199,8 @@ pub struct Election {
     known: BTreeSet<String>,
     members: BTreeSet<String>,
     lease_valid_until: Option<Instant>,
+    /// How long after the lease ran out the last membership still stands (store outage).
+    outage_grace: Duration,
     /// Since when this node has held quorum without interruption.
     quorum_since: Option<Instant>,
 }
@@ -213,6 +218,7 @@ impl Election {
             known: BTreeSet::new(),
             members: BTreeSet::new(),
             lease_valid_until: None,
+            outage_grace: Duration::ZERO,
             quorum_since: None,
         }
     }
@@ -230,6 +236,17 @@ impl Election {
     /// Sets how heartbeats are authenticated (none by default).
     pub fn with_auth(mut self, auth: HeartbeatAuth) -> Self {
         self.auth = auth;
+        self
+    }
+
+    /// Sets the store outage grace (none by default). While the store cannot be reached — the
+    /// lease ran out because renewals fail, not because the store dropped this node — the node
+    /// keeps answering for up to `grace` more, on the last membership the store gave and only
+    /// with a wire quorum of it, and yields any IP another member claims (a node that still
+    /// reaches the store may have taken it over). A store that is down for every node thus
+    /// takes no address dark; a node cut off alone hands its addresses over as before.
+    pub fn with_outage_grace(mut self, grace: Duration) -> Self {
+        self.outage_grace = grace;
         self
     }
 
@@ -435,6 +452,11 @@ impl Election {
         }
         let grace = self.timing.startup_grace;
         let lease_valid = self.lease_valid_until.is_some_and(|t| now < t);
+        let store_outage = !lease_valid
+            && !self.outage_grace.is_zero()
+            && self
+                .lease_valid_until
+                .is_some_and(|t| now < t + self.outage_grace);
         let ready = now.saturating_duration_since(self.started) >= grace
             && self
                 .quorum_since
@@ -462,11 +484,12 @@ impl Election {
                 })
                 .find(|n| Some(*n) != winner);
             let i_win = winner == Some(self.me.as_str());
-            let led_by_me = i_win
-                && quorum
-                && lease_valid
-                && ready
-                && (claimant.is_none() || currently_led.contains(&spec.vip));
+            let unchallenged = if lease_valid {
+                claimant.is_none() || currently_led.contains(&spec.vip)
+            } else {
+                store_outage && claimant.is_none()
+            };
+            let led_by_me = i_win && quorum && ready && unchallenged;
             let leader = if led_by_me {
                 Some(self.me.clone())
             } else {
@@ -477,6 +500,7 @@ impl Election {
         Outcome {
             quorum,
             lease_valid,
+            store_outage,
             vips: out,
         }
     }
@@ -502,8 +526,12 @@ impl Election {
                 }
             }
         }
-        if let Some(l) = self.lease_valid_until.filter(|l| *l > now) {
-            t = t.min(l);
+        if let Some(l) = self.lease_valid_until {
+            for end in [l, l + self.outage_grace] {
+                if end > now {
+                    t = t.min(end);
+                }
+            }
         }
         t
     }
@@ -737,6 +765,78 @@ mod tests {
         // Not a member.
         a.on_membership(t0 + 610 * MS, members(&["b", "c"]), Duration::from_secs(5));
         assert!(!a.evaluate(t0 + 610 * MS, &vips, &BTreeSet::new()).vips[&vip].led_by_me);
+    }
+
+    #[test]
+    fn a_store_outage_is_ridden_out_on_wire_quorum_for_the_grace_only() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("a");
+        let vips = [spec(vip, &["a", "b", "c"])];
+        let mut a = Election::new("a", 7, ElectionTiming::default(), t0)
+            .with_outage_grace(Duration::from_secs(5));
+        // The last renewal that worked was at t0 (1 s lease); every later one fails.
+        a.on_membership(t0, members(&["a", "b", "c"]), Duration::from_secs(1));
+        warm(&mut a, &[("b", &[]), ("c", &[])], &vips, t0, t0 + 700 * MS);
+        let led = BTreeSet::from([vip]);
+        assert!(a.evaluate(t0 + 700 * MS, &vips, &led).vips[&vip].led_by_me);
+        // Lease gone, store unreachable, b and c heard: a keeps answering.
+        warm(
+            &mut a,
+            &[("b", &[]), ("c", &[])],
+            &vips,
+            t0 + 800 * MS,
+            t0 + 3000 * MS,
+        );
+        let o = a.evaluate(t0 + 3000 * MS, &vips, &led);
+        assert!(
+            !o.lease_valid && o.store_outage && o.vips[&vip].led_by_me,
+            "{o:?}"
+        );
+        assert_eq!(a.next_deadline(t0 + 3000 * MS), t0 + 3100 * MS);
+        // Without wire quorum it does not.
+        let o = a.evaluate(t0 + 3500 * MS, &vips, &led);
+        assert!(!o.quorum && !o.vips[&vip].led_by_me, "{o:?}");
+        // Quorum back: another member's claim (it may reach the store) is yielded to.
+        warm(
+            &mut a,
+            &[("b", &[vip]), ("c", &[])],
+            &vips,
+            t0 + 3600 * MS,
+            t0 + 4200 * MS,
+        );
+        let o = a.evaluate(t0 + 4200 * MS, &vips, &led);
+        assert!(o.store_outage && !o.vips[&vip].led_by_me, "{o:?}");
+        assert_eq!(o.vips[&vip].leader.as_deref(), Some("b"));
+        // Unchallenged again, until the grace (lease end + 5 s) is over.
+        warm(
+            &mut a,
+            &[("b", &[]), ("c", &[])],
+            &vips,
+            t0 + 4300 * MS,
+            t0 + 5900 * MS,
+        );
+        assert!(a.evaluate(t0 + 5900 * MS, &vips, &led).vips[&vip].led_by_me);
+        warm(
+            &mut a,
+            &[("b", &[]), ("c", &[])],
+            &vips,
+            t0 + 6000 * MS,
+            t0 + 6100 * MS,
+        );
+        let o = a.evaluate(t0 + 6100 * MS, &vips, &led);
+        assert!(!o.store_outage && !o.vips[&vip].led_by_me, "{o:?}");
+    }
+
+    #[test]
+    fn without_an_outage_grace_the_lease_end_stops_answering() {
+        let t0 = Instant::now();
+        let vip = vip_won_by("a");
+        let vips = [spec(vip, &["a", "b", "c"])];
+        let mut a = Election::new("a", 7, ElectionTiming::default(), t0);
+        a.on_membership(t0, members(&["a", "b", "c"]), Duration::from_secs(1));
+        warm(&mut a, &[("b", &[]), ("c", &[])], &vips, t0, t0 + 1200 * MS);
+        let o = a.evaluate(t0 + 1200 * MS, &vips, &BTreeSet::from([vip]));
+        assert!(!o.store_outage && !o.vips[&vip].led_by_me, "{o:?}");
     }
 
     #[test]

@@ -1047,6 +1047,7 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
             namespace: me.namespace.clone(),
             lease_ms: arp_responder::config::KUBE_LEASE_MS,
             renew_ms: arp_responder::config::KUBE_RENEW_MS,
+            outage_grace_ms: arp_responder::config::OUTAGE_GRACE_MS,
         },
     };
     if let Err(e) = config.validate() {
