@@ -1442,3 +1442,84 @@ fn packets_with_ip_options_are_balanced() {
     assert_eq!(inner, want);
     assert_eq!(counter(&l.loader, Counter::Malformed), 0);
 }
+
+/// `f` (an IPv6 TCP frame from [`frame_v6`]) with TCP options `opts` (a multiple of 4 bytes)
+/// after its fixed header, payload length and TCP checksum recomputed.
+fn with_tcp_options_v6(f: &[u8], opts: &[u8]) -> Vec<u8> {
+    let mut g = f[..74].to_vec();
+    g[66] = ((5 + opts.len() / 4) as u8) << 4;
+    g.extend_from_slice(opts);
+    g.extend_from_slice(&f[74..]);
+    let plen = (g.len() - 54) as u16;
+    g[18..20].copy_from_slice(&plen.to_be_bytes());
+    g[70..72].copy_from_slice(&[0, 0]);
+    let src: [u8; 16] = g[22..38].try_into().expect("16");
+    let dst: [u8; 16] = g[38..54].try_into().expect("16");
+    let c = l4_checksum_v6(&src, &dst, 6, &g[54..]);
+    g[70..72].copy_from_slice(&c.to_be_bytes());
+    g
+}
+
+#[test]
+fn ipv6_syn_ack_mss_is_lowered_too() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    // A local IPv6 backend: the XDP program records the reverse-NAT entry its SYN-ACK needs.
+    let be6 = Ipv6Addr::new(0xfd00, 0, 0, 9, 0, 0, 0, 0x10).octets();
+    l.loader
+        .put_backend(
+            40,
+            &BackendValue {
+                addr: be6,
+                node_addr: NODE_IP,
+                port: 8443,
+                family: FAMILY_V6,
+                flags: BE_F_LOCAL,
+                next_hop_mac: [0; 6],
+                _pad: [0; 2],
+            },
+        )
+        .expect("backend");
+    l.loader
+        .write_table(8, &vec![40; M as usize])
+        .expect("table");
+    l.loader
+        .put_service(
+            &ServiceKey {
+                addr: vip6(),
+                port: 8443,
+                proto: 6,
+                family: FAMILY_V6,
+            },
+            &ServiceValue {
+                id: 4,
+                table: 8,
+                flags: 0,
+                backends: 1,
+            },
+        )
+        .expect("service");
+    let syn = frame_v6(client6(), vip6(), 42000, 8443, 0x02, b"");
+    let r = l.loader.run_xdp(programs::XDP_LB, &syn, 1).expect("run");
+    assert_eq!(r.verdict, XDP_PASS);
+    // 1500 − 36 − DSR option 24 − 14 − IPv6 40 − TCP 20.
+    const MAX: u16 = 1366;
+    let opts = |mss: u16| {
+        let m = mss.to_be_bytes();
+        [2, 4, m[0], m[1], 1, 1, 4, 2]
+    };
+    let reply = with_tcp_options_v6(
+        &frame_v6(be6, client6(), 8443, 42000, 0x12, b""),
+        &opts(1440),
+    );
+    let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+    assert_eq!(r.verdict, TC_ACT_OK);
+    let want = with_tcp_options_v6(
+        &frame_v6(vip6(), client6(), 8443, 42000, 0x12, b""),
+        &opts(MAX),
+    );
+    assert_eq!(r.data, want, "SYN-ACK from the VIP with MSS {MAX}");
+    assert_eq!(counter(&l.loader, Counter::MssClamped), 1);
+}
