@@ -19,10 +19,19 @@ fn main() -> anyhow::Result<()> {
         manifest_dir.clone() + "/common"
     );
     let root = ebpf_dir.to_string_lossy().into_owned();
+    // Our `bench` feature turns on the eBPF crate's: the benchmark-only programs are compiled
+    // in only then (cargo gives a build with other features its own OUT_DIR, so the production
+    // object and the benchmark one never overwrite each other).
+    let features: &[&str] = if std::env::var_os("CARGO_FEATURE_BENCH").is_some() {
+        &["bench"]
+    } else {
+        &[]
+    };
     aya_build::build_ebpf(
         [aya_build::Package {
             name: "datapath-ebpf",
             root_dir: &root,
+            features,
             ..Default::default()
         }],
         aya_build::Toolchain::Custom(&toolchain),

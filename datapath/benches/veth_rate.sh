@@ -9,6 +9,6 @@ cd "$(dirname "$0")/../.."
 frames=${1:-2000000}
 rounds=${2:-7}
 echo "uptime: $(uptime)"
-cargo build --release -p datapath --example veth_rate
+cargo build --release -p datapath --features bench --example veth_rate
 target=${CARGO_TARGET_DIR:-target}
 exec "$target/release/examples/veth_rate" "$frames" "$rounds"

@@ -1,6 +1,6 @@
 //! veth packet rate: encapsulating load balancer + XDP_TX against a plain XDP_TX bounce. Root.
 //! Run through `datapath/benches/veth_rate.sh` (or
-//! `cargo run --release -p datapath --example veth_rate -- [FRAMES] [ROUNDS]`).
+//! `cargo run --release -p datapath --features bench --example veth_rate -- [FRAMES] [ROUNDS]`).
 //!
 //! Two namespaces joined by one veth pair, `gen:eth0` ⇄ `dut:eth0`, both with native XDP:
 //! - the generator is `BPF_PROG_RUN` in live-frames mode on `gen:eth0` (an XDP program that

@@ -1,5 +1,5 @@
 //! Per-packet cost through `BPF_PROG_TEST_RUN` with a repeat count. Needs root.
-//! `cargo run --release -p datapath --example xdp_cost -- [REPEAT] [ROUNDS]`.
+//! `cargo run --release -p datapath --features bench --example xdp_cost -- [REPEAT] [ROUNDS]`.
 //!
 //! Non-live `BPF_PROG_TEST_RUN` reruns the program on the same buffer without resetting it, so
 //! the encapsulating path is timed with `herald_xdp_lb_bench`, which runs the real load balancer

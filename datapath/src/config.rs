@@ -46,6 +46,27 @@ pub const MAX_MAGLEV_BYTES: u64 = 2 << 30;
 pub const DEFAULT_MAX_BACKENDS: u32 = 131072;
 /// Most backends `maxBackends` may ask for.
 pub const MAX_BACKENDS_LIMIT: u32 = 1 << 22;
+/// Bytes an LB node puts in front of a client's IP packet at most: outer IPv4 + UDP + Geneve
+/// (36), the DSR option of an IPv6 service (24; 12 for IPv4) and the inner Ethernet header (14).
+pub const ENCAP_OVERHEAD: u16 =
+    20 + 8 + 8 + 4 + 4 * datapath_common::GENEVE_OPT_DSR_LEN_V6 as u16 + 14;
+/// The client packet size the underlay is expected to carry once encapsulated (Ethernet's).
+pub const CLIENT_MTU: u16 = 1500;
+
+/// A warning when an underlay MTU of `mtu` (on `ifname`) cannot carry a full-size client
+/// packet once encapsulated. Traffic still flows: backend nodes lower the TCP MSS of service
+/// flows to fit (the eBPF `mss.rs`) and the LB node answers other packets that do not fit with
+/// ICMP too-big, but clients then send smaller packets.
+pub fn encap_mtu_warning(ifname: &str, mtu: u16) -> Option<String> {
+    let needed = CLIENT_MTU + ENCAP_OVERHEAD;
+    (mtu < needed).then(|| {
+        format!(
+            "{ifname}: MTU {mtu} cannot carry {CLIENT_MTU}-byte client packets once \
+             Geneve-encapsulated (needs {needed}: {ENCAP_OVERHEAD} bytes of headers); TCP \
+             service flows get a lower MSS, larger packets get ICMP too-big"
+        )
+    })
+}
 
 /// The `datapath:` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -159,6 +180,25 @@ fn default_seed() -> Spanned<String> {
 }
 
 impl DatapathConfig {
+    /// [`encap_mtu_warning`] for the configured `mtu`, or else for each XDP/TC interface's MTU
+    /// as `interface_mtu` reads it (interfaces it cannot read are skipped).
+    pub fn mtu_warnings(&self, interface_mtu: impl Fn(&str) -> Option<u16>) -> Vec<String> {
+        if let Some(m) = &self.mtu {
+            return encap_mtu_warning("datapath.mtu", m.value)
+                .into_iter()
+                .collect();
+        }
+        self.interfaces
+            .value
+            .iter()
+            .filter(|i| i.xdp != XdpMode::None || i.tc)
+            .filter_map(|i| {
+                let name = i.name.value.as_str();
+                encap_mtu_warning(name, interface_mtu(name)?)
+            })
+            .collect()
+    }
+
     /// Whether `other` asks for the same datapath, whatever lines its settings are written on
     /// (`==` compares the spans too, so an edit elsewhere in a file would count as a change).
     /// Every field is compared.
@@ -507,5 +547,22 @@ neighbourRefreshSeconds: 3
         assert_eq!(d.referenced.line(), 2);
         assert_eq!(d.value.maglev.table_size.referenced.line(), 8);
         d.value.validate("agent.yaml").expect("valid");
+    }
+
+    #[test]
+    fn an_underlay_mtu_without_room_for_the_encapsulation_is_warned_about() {
+        let c = DatapathConfig::parse(GOOD, "t.yaml").expect("valid");
+        assert_eq!(ENCAP_OVERHEAD, 74);
+        let w = c.mtu_warnings(|name| (name == "eth1").then_some(1500));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("eth1: MTU 1500 cannot carry"), "{w:?}");
+        assert!(w[0].contains("needs 1574"), "{w:?}");
+        assert!(c.mtu_warnings(|_| Some(1574)).is_empty());
+        assert!(c.mtu_warnings(|_| None).is_empty(), "unreadable: no claim");
+        let c = DatapathConfig::parse(&format!("{GOOD}mtu: 1600\n"), "t.yaml").expect("valid");
+        assert!(
+            c.mtu_warnings(|_| Some(1500)).is_empty(),
+            "the configured MTU wins"
+        );
     }
 }

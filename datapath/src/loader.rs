@@ -41,13 +41,16 @@ pub mod programs {
     /// The XDP load balancer.
     pub const XDP_LB: &str = "herald_xdp_lb";
     /// Benchmark twin of [`XDP_LB`] that undoes its encapsulation so repeated test runs see the
-    /// original frame (not for attaching).
+    /// original frame (not for attaching). Only with the `bench` feature.
+    #[cfg(feature = "bench")]
     pub const XDP_LB_BENCH: &str = "herald_xdp_lb_bench";
     /// XDP_PASS everything (baseline, veth peer helper).
     pub const XDP_PASS: &str = "herald_xdp_pass";
-    /// XDP_DROP everything (benchmark traffic sink).
+    /// XDP_DROP everything (benchmark traffic sink). Only with the `bench` feature.
+    #[cfg(feature = "bench")]
     pub const XDP_DROP: &str = "herald_xdp_drop";
-    /// XDP_TX everything (bounce baseline).
+    /// XDP_TX everything (bounce baseline). Only with the `bench` feature.
+    #[cfg(feature = "bench")]
     pub const XDP_TX: &str = "herald_xdp_tx";
     /// TC ingress on the backend node.
     pub const TC_INGRESS: &str = "herald_tc_ingress";
@@ -269,13 +272,11 @@ impl Loader {
             loader.map_pin_path(name, path.as_path());
         }
         let mut ebpf = loader.load(OBJECT)?;
-        for name in [
-            programs::XDP_LB,
-            programs::XDP_LB_BENCH,
-            programs::XDP_PASS,
-            programs::XDP_DROP,
-            programs::XDP_TX,
-        ] {
+        for name in [programs::XDP_LB, programs::XDP_PASS] {
+            xdp_mut(&mut ebpf, name)?.load()?;
+        }
+        #[cfg(feature = "bench")]
+        for name in [programs::XDP_LB_BENCH, programs::XDP_DROP, programs::XDP_TX] {
             xdp_mut(&mut ebpf, name)?.load()?;
         }
         for name in [programs::TC_INGRESS, programs::TC_EGRESS] {

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use datapath_common::{
-    BackendValue, Counter, FAMILY_V4, MAP_BACKENDS, MAP_COUNTERS, MAP_SERVICES, MAP_SERVICES4,
-    MAP_SVC_COUNTERS, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
+    BackendValue, Config, Counter, FAMILY_V4, MAP_BACKENDS, MAP_CONFIG, MAP_COUNTERS, MAP_SERVICES,
+    MAP_SERVICES4, MAP_SVC_COUNTERS, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
 };
 use serde_json::json;
 
@@ -23,6 +23,9 @@ pub struct Status {
     pub backends: Vec<(u32, BackendValue)>,
     /// Global counters summed over CPUs.
     pub counters: Vec<(Counter, u64)>,
+    /// The underlay MTU the programs work with (`Config::mtu`; 0 before the node identity is
+    /// programmed).
+    pub mtu: u16,
 }
 
 fn ip(addr: &[u8; 16], family: u8) -> IpAddr {
@@ -47,7 +50,12 @@ impl Status {
         let scnt: PerCpuArray<MapData, ServiceCounters> = PerCpuArray::try_from(Map::PerCpuArray(
             MapData::from_pin(dir.join(MAP_SVC_COUNTERS))?,
         ))?;
-        let mut out = Status::default();
+        let cfg: Array<MapData, Config> =
+            Array::try_from(Map::Array(MapData::from_pin(dir.join(MAP_CONFIG))?))?;
+        let mut out = Status {
+            mtu: cfg.get(&0, 0)?.mtu,
+            ..Status::default()
+        };
         let v4 = svc4.iter().map(|item| item.map(|(k, v)| (k.to_key(), v)));
         for item in v4.chain(svc.iter()) {
             let (k, v) = item?;
@@ -70,9 +78,21 @@ impl Status {
         Ok(out)
     }
 
+    /// A warning when the underlay MTU cannot carry full-size client packets once encapsulated.
+    pub fn mtu_warning(&self) -> Option<String> {
+        if self.mtu == 0 {
+            return None;
+        }
+        crate::config::encap_mtu_warning("underlay", self.mtu)
+    }
+
     /// Human-readable rendering.
     pub fn to_text(&self) -> String {
-        let mut s = String::from("SERVICES\n");
+        let mut s = format!("MTU {}\n", self.mtu);
+        if let Some(w) = self.mtu_warning() {
+            s += &format!("WARNING {w}\n");
+        }
+        s += "SERVICES\n";
         for (k, v, c) in &self.services {
             s += &format!(
                 "  {}:{} proto {} id {} table {} backends {} affinity {} packets {} bytes {}\n",
@@ -107,6 +127,8 @@ impl Status {
     /// JSON rendering.
     pub fn to_json(&self) -> serde_json::Value {
         json!({
+            "mtu": self.mtu,
+            "warnings": self.mtu_warning().into_iter().collect::<Vec<_>>(),
             "services": self.services.iter().map(|(k, v, c)| json!({
                 "vip": ip(&k.addr, k.family).to_string(),
                 "port": k.port,
@@ -128,5 +150,32 @@ impl Status {
             "counters": self.counters.iter().map(|(c, v)| (c.name().to_string(), json!(v)))
                 .collect::<serde_json::Map<String, serde_json::Value>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_underlay_mtu_too_small_for_the_encapsulation_is_warned_about() {
+        let st = Status {
+            mtu: 1500,
+            ..Status::default()
+        };
+        let text = st.to_text();
+        assert!(
+            text.starts_with("MTU 1500\nWARNING underlay: MTU 1500 cannot carry"),
+            "{text}"
+        );
+        assert_eq!(st.to_json()["warnings"].as_array().map(Vec::len), Some(1));
+        for mtu in [0, 1574, 9000] {
+            let st = Status {
+                mtu,
+                ..Status::default()
+            };
+            assert!(!st.to_text().contains("WARNING"), "MTU {mtu}");
+            assert_eq!(st.to_json()["warnings"], json!([]), "MTU {mtu}");
+        }
     }
 }

@@ -204,6 +204,9 @@ fn datapath_serves_the_vip_via_dsr_applies_changes_and_cleans_up() {
     assert_eq!(st["services"][0]["vip"], vip.as_str(), "{st}");
     assert_eq!(st["services"][0]["backends"], 4, "{st}");
     assert!(st["counters"]["encap"].as_u64() >= Some(32), "{st}");
+    // The interface's MTU (1600) leaves room for the encapsulation: nothing to warn about.
+    assert_eq!(st["mtu"], 1600, "{st}");
+    assert_eq!(st["warnings"].as_array().map(Vec::len), Some(0), "{st}");
     for be in &bes {
         let st = be.status().expect("backend status").to_json();
         assert!(st["counters"]["decap"].as_u64() > Some(0), "{st}");

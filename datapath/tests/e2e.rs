@@ -70,14 +70,19 @@ impl LbNode {
     }
 
     fn counter(&self, c: Counter) -> u64 {
-        self.loader
-            .counters()
-            .expect("counters")
-            .into_iter()
-            .find(|(k, _)| *k == c)
-            .map(|(_, v)| v)
-            .unwrap_or(0)
+        counter(&self.loader, c)
     }
+}
+
+/// A global counter of `loader`'s programs.
+fn counter(loader: &Loader, c: Counter) -> u64 {
+    loader
+        .counters()
+        .expect("counters")
+        .into_iter()
+        .find(|(k, _)| *k == c)
+        .map(|(_, v)| v)
+        .unwrap_or(0)
 }
 
 /// The shared topology plus in-process LB nodes. Field order is drop order: the LB loaders
@@ -96,7 +101,12 @@ impl std::ops::Deref for Lab {
 
 impl Lab {
     fn new(test: &str) -> Self {
-        let net = Net::new(test, true);
+        Self::with_mtu(test, UNDERLAY_MTU)
+    }
+
+    /// The lab with an underlay MTU of `mtu` (programmed on the LB nodes as the agent does).
+    fn with_mtu(test: &str, mtu: u16) -> Self {
+        let net = Net::with_mtu(test, true, mtu);
         let router = &net.router;
         // LB nodes: XDP LB on the uplink (native), XDP_PASS on the router's port facing it.
         let seed = Seed::default();
@@ -114,7 +124,7 @@ impl Lab {
                 l.set_config(&Config {
                     node_addr: node.octets(),
                     node_mac: mac,
-                    mtu: UNDERLAY_MTU,
+                    mtu,
                     maglev_m: M,
                     jhash_v4: seed.jhash_v4,
                     jhash_v6: seed.jhash_v6,
@@ -401,4 +411,60 @@ fn removing_a_backend_moves_only_its_flows() {
             assert_eq!(a, b, "flow from :{p} stays on its backend");
         }
     }
+}
+
+/// Issue 16: an underlay with the client's MTU (1500), so no room for the Geneve headers on top
+/// of full-size packets. The backend nodes lower the MSS of their SYN-ACKs (`mss.rs`), so the
+/// client's segments fit once encapsulated: 8 MiB up (encapsulated by the LB node) and 8 MiB
+/// down (DSR, straight from the backend) complete without a single ICMP too-big.
+#[test]
+fn an_8_mib_transfer_over_a_1500_byte_underlay_needs_no_icmp_too_big() {
+    if !root() {
+        return;
+    }
+    let lab = Lab::with_mtu("dp_e2e_mtu", 1500);
+    lab.route_vip_via(&[1]);
+    const SIZE: usize = 8 << 20;
+    let mut s = lab.connect(None).expect("connect to the VIP");
+    let upload: Vec<u8> = (0..SIZE).map(|k| (k * 13 % 251) as u8).collect();
+    let answer = request(
+        &mut s,
+        &format!("POST /upload HTTP/1.1\r\nHost: vip\r\nContent-Length: {SIZE}\r\n\r\n"),
+        &upload,
+    )
+    .expect("upload");
+    assert_eq!(
+        String::from_utf8_lossy(&answer).trim(),
+        format!("{SIZE} {}", adler32(&upload)),
+        "the backend received the upload intact"
+    );
+    let body = request(
+        &mut s,
+        &format!("GET /blob/{SIZE} HTTP/1.1\r\nHost: vip\r\n\r\n"),
+        &[],
+    )
+    .expect("download");
+    assert_eq!(body.len(), SIZE);
+    assert!(blob_ok(&body), "downloaded bytes follow the pattern");
+    drop(s);
+
+    let lb = &lab.lbs[0];
+    // 8 MiB in segments of at most 1386 bytes (MSS 1398 less timestamps).
+    assert!(
+        lb.counter(Counter::Encap) as usize > SIZE / 1398,
+        "the upload went through the encapsulation: {} packets",
+        lb.counter(Counter::Encap)
+    );
+    assert_eq!(
+        lb.counter(Counter::IcmpTooBig),
+        0,
+        "no client packet was too big once encapsulated"
+    );
+    assert_eq!(lb.counter(Counter::DropInternal), 0);
+    let clamped: u64 = lab
+        .be_loaders
+        .iter()
+        .map(|l| counter(l, Counter::MssClamped))
+        .sum();
+    assert_eq!(clamped, 1, "the one SYN-ACK's MSS was lowered");
 }

@@ -1142,3 +1142,384 @@ fn a_syn_flood_does_not_evict_an_established_flows_reverse_nat() {
         "its replies still leave from VIP:80"
     );
 }
+
+/// Recomputes an untagged IPv4 frame's total length, header checksum and TCP/UDP checksum
+/// after bytes were spliced in.
+fn fix_v4(f: &mut [u8]) {
+    let ihl = usize::from(f[14] & 0x0f) * 4;
+    let total = (f.len() - 14) as u16;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    f[24..26].copy_from_slice(&[0, 0]);
+    let c = !csum::fold(csum::sum_words(&f[14..14 + ihl], 0));
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    let proto = f[23];
+    let src: [u8; 4] = f[26..30].try_into().expect("4");
+    let dst: [u8; 4] = f[30..34].try_into().expect("4");
+    let l4 = 14 + ihl;
+    let off = l4 + if proto == 6 { 16 } else { 6 };
+    f[off..off + 2].copy_from_slice(&[0, 0]);
+    let c = l4_checksum_v4(&src, &dst, proto, &f[l4..]);
+    f[off..off + 2].copy_from_slice(&c.to_be_bytes());
+}
+
+/// `f` (an untagged IPv4 frame from [`frame_v4`]) with IP options `opts` (a multiple of 4
+/// bytes) after its fixed header.
+fn with_ip_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
+    let mut g = f[..34].to_vec();
+    g[14] = 0x40 | (5 + opts.len() / 4) as u8;
+    g.extend_from_slice(opts);
+    g.extend_from_slice(&f[34..]);
+    fix_v4(&mut g);
+    g
+}
+
+/// `f` (an untagged IPv4 TCP frame from [`frame_v4`]) with TCP options `opts` (a multiple of 4
+/// bytes) after its fixed header.
+fn with_tcp_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
+    let mut g = f[..54].to_vec();
+    g[46] = ((5 + opts.len() / 4) as u8) << 4;
+    g.extend_from_slice(opts);
+    g.extend_from_slice(&f[54..]);
+    fix_v4(&mut g);
+    g
+}
+
+/// Router alert (RFC 2113) and a NOP/EOL tail: 8 bytes of IPv4 options.
+const IP_OPTIONS: [u8; 8] = [0x94, 0x04, 0, 0, 0x01, 0x01, 0x01, 0x00];
+
+#[test]
+fn syn_ack_mss_is_lowered_to_what_fits_the_underlay_once_encapsulated() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    be_node(&mut l.loader, BE_NODE_IP);
+    // 1500 − outer IPv4/UDP/Geneve 36 − DSR option 12 − inner Ethernet 14 − IPv4 20 − TCP 20.
+    const MAX: u16 = 1398;
+    // Options as Linux writes them (MSS first), and with the MSS after NOPs and timestamps.
+    fn linux(mss: u16) -> Vec<u8> {
+        let m = mss.to_be_bytes();
+        vec![
+            2, 4, m[0], m[1], 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
+        ]
+    }
+    fn late(mss: u16) -> Vec<u8> {
+        let m = mss.to_be_bytes();
+        vec![1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 2, 4, m[0], m[1]]
+    }
+    type Options = fn(u16) -> Vec<u8>;
+    let cases: [(u16, Options, u16); 4] = [
+        (41010, linux, 1460),
+        (41011, late, 1460),
+        (41012, linux, 1200),
+        (41013, late, MAX),
+    ];
+    let mut clamped = 0;
+    for (sport, opts, mss) in cases {
+        let syn = inner_syn(CLIENT4, sport);
+        let r = l
+            .loader
+            .run_tc(
+                programs::TC_INGRESS,
+                &geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &syn),
+                1,
+            )
+            .expect("tc ingress");
+        assert_eq!(r.verdict, TC_ACT_OK);
+        let reply = with_tcp_options(
+            &frame_v4(BE4, CLIENT4, 6, 8080, sport, 0x12, b"", None),
+            &opts(mss),
+        );
+        let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+        assert_eq!(r.verdict, TC_ACT_OK);
+        let want_mss = mss.min(MAX);
+        // Independently built: the SYN-ACK from VIP:80 with the lowered MSS and all checksums
+        // computed from scratch.
+        let want = with_tcp_options(
+            &frame_v4(VIP4, CLIENT4, 6, 80, sport, 0x12, b"", None),
+            &opts(want_mss),
+        );
+        assert_eq!(
+            r.data, want,
+            "SYN-ACK with MSS {mss} leaves with MSS {want_mss}"
+        );
+        let tcp = &r.data[34..];
+        let mut sum = csum::sum_words(&VIP4, 0);
+        sum = csum::sum_words(&CLIENT4, sum);
+        sum += 6 + tcp.len() as u32;
+        assert_eq!(
+            csum::fold(csum::sum_words(tcp, sum)),
+            0xffff,
+            "TCP checksum"
+        );
+        if want_mss != mss {
+            clamped += 1;
+        }
+    }
+    assert_eq!(counter(&l.loader, Counter::MssClamped), clamped);
+    assert_eq!(clamped, 2);
+}
+
+#[test]
+fn syn_ack_mss_is_left_alone_when_the_mtu_is_unknown() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(0);
+    be_node(&mut l.loader, BE_NODE_IP);
+    let syn = inner_syn(CLIENT4, 41020);
+    let g = geneve(NODE_IP, BE_NODE_IP, Some((VIP4, 80)), &syn);
+    l.loader
+        .run_tc(programs::TC_INGRESS, &g, 1)
+        .expect("tc ingress");
+    let opts = [2, 4, 0x05, 0xb4];
+    let reply = with_tcp_options(
+        &frame_v4(BE4, CLIENT4, 6, 8080, 41020, 0x12, b"", None),
+        &opts,
+    );
+    let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+    let want = with_tcp_options(
+        &frame_v4(VIP4, CLIENT4, 6, 80, 41020, 0x12, b"", None),
+        &opts,
+    );
+    assert_eq!(r.data, want);
+    assert_eq!(counter(&l.loader, Counter::MssClamped), 0);
+}
+
+/// Adds a UDP service VIP4:443 with one remote backend to the lab.
+fn remote_udp_service(l: &mut Lab) {
+    l.loader
+        .put_backend(
+            30,
+            &BackendValue {
+                addr: v4key([10, 244, 3, 10]),
+                node_addr: BE_NODE_IP,
+                port: 4443,
+                family: FAMILY_V4,
+                flags: 0,
+                next_hop_mac: ROUTER_MAC,
+                _pad: [0; 2],
+            },
+        )
+        .expect("backend");
+    l.loader
+        .write_table(6, &vec![30; M as usize])
+        .expect("table");
+    l.loader
+        .put_service(
+            &ServiceKey {
+                addr: v4key(VIP4),
+                port: 443,
+                proto: 17,
+                family: FAMILY_V4,
+            },
+            &ServiceValue {
+                id: 3,
+                table: 6,
+                flags: 0,
+                backends: 1,
+            },
+        )
+        .expect("service");
+}
+
+/// Checks an ICMP fragmentation-needed reply to `input`: addresses, IP header checksum, ICMP
+/// type/code/MTU/checksum, and that it quotes `quote` bytes of the original IP packet.
+fn check_frag_needed(out: &[u8], input: &[u8], mtu: u16, quote: usize) {
+    assert_eq!(out.len(), 14 + 20 + 8 + quote);
+    assert_eq!(&out[0..6], &CLIENT_MAC);
+    assert_eq!(&out[6..12], &NODE_MAC);
+    let ip = &out[14..34];
+    assert_eq!(ip[0], 0x45);
+    assert_eq!(u16::from_be_bytes([ip[2], ip[3]]) as usize, 20 + 8 + quote);
+    assert_eq!(ip[9], 1);
+    assert_eq!(&ip[12..16], &VIP4, "from the service address");
+    assert_eq!(&ip[16..20], &CLIENT4);
+    assert_eq!(csum::fold(csum::sum_words(ip, 0)), 0xffff, "IP checksum");
+    let icmp = &out[34..];
+    assert_eq!((icmp[0], icmp[1]), (3, 4));
+    assert_eq!(u16::from_be_bytes([icmp[6], icmp[7]]), mtu);
+    assert_eq!(
+        csum::fold(csum::sum_words(icmp, 0)),
+        0xffff,
+        "ICMP checksum"
+    );
+    assert_eq!(
+        &icmp[8..],
+        &input[14..14 + quote],
+        "quotes the original packet"
+    );
+}
+
+#[test]
+fn oversized_udp_to_a_remote_backend_gets_fragmentation_needed() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    remote_udp_service(&mut l);
+    // Fits: 1500 − 36 − 12 (option on every non-TCP packet) − 14 = 1438-byte IP packet.
+    let fits = frame_v4(CLIENT4, VIP4, 17, 5001, 443, 0, &[0x11; 1438 - 28], None);
+    let r = l.loader.run_xdp(programs::XDP_LB, &fits, 1).expect("run");
+    assert_eq!(r.verdict, XDP_TX);
+    assert_eq!(r.data.len(), 1500 + 14);
+    let big = frame_v4(CLIENT4, VIP4, 17, 5001, 443, 0, &[0x11; 1439 - 28], None);
+    let r = l.loader.run_xdp(programs::XDP_LB, &big, 1).expect("run");
+    assert_eq!(r.verdict, XDP_TX);
+    check_frag_needed(&r.data, &big, 1438, 28);
+    assert_eq!(counter(&l.loader, Counter::IcmpTooBig), 1);
+}
+
+#[test]
+fn oversized_packet_with_ip_options_is_answered_quoting_the_whole_header() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    remote_udp_service(&mut l);
+    let tcp = with_ip_options(
+        &frame_v4(CLIENT4, VIP4, 6, 40010, 80, 0x10, &[0xab; 1460], None),
+        &IP_OPTIONS,
+    );
+    let udp = with_ip_options(
+        &frame_v4(CLIENT4, VIP4, 17, 5002, 443, 0, &[0x22; 1440], None),
+        &IP_OPTIONS,
+    );
+    for input in [tcp, udp] {
+        let r = l.loader.run_xdp(programs::XDP_LB, &input, 1).expect("run");
+        assert_eq!(r.verdict, XDP_TX);
+        // The 28-byte header and 40 bytes of data: the longest header plus 64 bits fit.
+        check_frag_needed(&r.data, &input, 1500 - 36 - 12 - 14, 68);
+    }
+    assert_eq!(counter(&l.loader, Counter::IcmpTooBig), 2);
+}
+
+#[test]
+fn packets_with_ip_options_are_balanced() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    // Local backend: DNAT with both checksums right, passed up.
+    let input = with_ip_options(
+        &frame_v4(CLIENT4, VIP4, 17, 5003, 53, 0, b"query", None),
+        &IP_OPTIONS,
+    );
+    let r = l.loader.run_xdp(programs::XDP_LB, &input, 1).expect("run");
+    assert_eq!(r.verdict, XDP_PASS);
+    let expect = with_ip_options(
+        &frame_v4(CLIENT4, [10, 244, 0, 7], 17, 5003, 5353, 0, b"query", None),
+        &IP_OPTIONS,
+    );
+    assert_eq!(r.data, expect);
+    // Remote backend: encapsulated, the inner packet keeps its options.
+    let syn = with_ip_options(
+        &frame_v4(CLIENT4, VIP4, 6, 40011, 80, 0x02, b"", None),
+        &IP_OPTIONS,
+    );
+    let r = l.loader.run_xdp(programs::XDP_LB, &syn, 1).expect("run");
+    assert_eq!(r.verdict, XDP_TX);
+    let hash = hash::packet_hash_v4(
+        CLIENT4,
+        40011u16.to_be_bytes(),
+        80u16.to_be_bytes(),
+        6,
+        Seed::default().jhash_v4,
+    );
+    let (_, be) = l.backends[l.table[(hash % M) as usize] as usize];
+    let inner = check_outer(&r.data, &be, Some((&VIP4, 80)), hash);
+    let IpAddr::V4(be_ip) = l.backends[l.table[(hash % M) as usize] as usize]
+        .0
+        .addr
+        .ip()
+    else {
+        unreachable!()
+    };
+    let want = with_ip_options(
+        &frame_v4(CLIENT4, be_ip.octets(), 6, 40011, be.port, 0x02, b"", None),
+        &IP_OPTIONS,
+    );
+    assert_eq!(inner, want);
+    assert_eq!(counter(&l.loader, Counter::Malformed), 0);
+}
+
+/// `f` (an IPv6 TCP frame from [`frame_v6`]) with TCP options `opts` (a multiple of 4 bytes)
+/// after its fixed header, payload length and TCP checksum recomputed.
+fn with_tcp_options_v6(f: &[u8], opts: &[u8]) -> Vec<u8> {
+    let mut g = f[..74].to_vec();
+    g[66] = ((5 + opts.len() / 4) as u8) << 4;
+    g.extend_from_slice(opts);
+    g.extend_from_slice(&f[74..]);
+    let plen = (g.len() - 54) as u16;
+    g[18..20].copy_from_slice(&plen.to_be_bytes());
+    g[70..72].copy_from_slice(&[0, 0]);
+    let src: [u8; 16] = g[22..38].try_into().expect("16");
+    let dst: [u8; 16] = g[38..54].try_into().expect("16");
+    let c = l4_checksum_v6(&src, &dst, 6, &g[54..]);
+    g[70..72].copy_from_slice(&c.to_be_bytes());
+    g
+}
+
+#[test]
+fn ipv6_syn_ack_mss_is_lowered_too() {
+    if !root() {
+        return;
+    }
+    let mut l = lab(1500);
+    // A local IPv6 backend: the XDP program records the reverse-NAT entry its SYN-ACK needs.
+    let be6 = Ipv6Addr::new(0xfd00, 0, 0, 9, 0, 0, 0, 0x10).octets();
+    l.loader
+        .put_backend(
+            40,
+            &BackendValue {
+                addr: be6,
+                node_addr: NODE_IP,
+                port: 8443,
+                family: FAMILY_V6,
+                flags: BE_F_LOCAL,
+                next_hop_mac: [0; 6],
+                _pad: [0; 2],
+            },
+        )
+        .expect("backend");
+    l.loader
+        .write_table(8, &vec![40; M as usize])
+        .expect("table");
+    l.loader
+        .put_service(
+            &ServiceKey {
+                addr: vip6(),
+                port: 8443,
+                proto: 6,
+                family: FAMILY_V6,
+            },
+            &ServiceValue {
+                id: 4,
+                table: 8,
+                flags: 0,
+                backends: 1,
+            },
+        )
+        .expect("service");
+    let syn = frame_v6(client6(), vip6(), 42000, 8443, 0x02, b"");
+    let r = l.loader.run_xdp(programs::XDP_LB, &syn, 1).expect("run");
+    assert_eq!(r.verdict, XDP_PASS);
+    // 1500 − 36 − DSR option 24 − 14 − IPv6 40 − TCP 20.
+    const MAX: u16 = 1366;
+    let opts = |mss: u16| {
+        let m = mss.to_be_bytes();
+        [2, 4, m[0], m[1], 1, 1, 4, 2]
+    };
+    let reply = with_tcp_options_v6(
+        &frame_v6(be6, client6(), 8443, 42000, 0x12, b""),
+        &opts(1440),
+    );
+    let r = l.loader.run_tc(programs::TC_EGRESS, &reply, 1).expect("tc");
+    assert_eq!(r.verdict, TC_ACT_OK);
+    let want = with_tcp_options_v6(
+        &frame_v6(vip6(), client6(), 8443, 42000, 0x12, b""),
+        &opts(MAX),
+    );
+    assert_eq!(r.data, want, "SYN-ACK from the VIP with MSS {MAX}");
+    assert_eq!(counter(&l.loader, Counter::MssClamped), 1);
+}

@@ -328,6 +328,15 @@ fn check(config: &Path) -> anyhow::Result<()> {
         parsed.nodes.len(),
         if parsed.l2.is_some() { "on" } else { "off" }
     );
+    // The configured MTU, or the interfaces' as this host has them (skipped where absent).
+    if let Some(d) = &parsed.datapath {
+        for w in d
+            .value
+            .mtu_warnings(|name| datapath::neighbour::interface_mtu(name).ok())
+        {
+            println!("warning: {w}");
+        }
+    }
     Ok(())
 }
 

@@ -283,10 +283,13 @@ pub enum Counter {
     DropGeneveUnknownService = 14,
     /// Reverse-NAT entries moved to the established map by an established reply.
     RevNatEstablished = 15,
+    /// SYN-ACKs whose MSS option the TC egress program lowered so the client's segments fit
+    /// the underlay once encapsulated.
+    MssClamped = 16,
 }
 
 /// Number of [`Counter`] slots.
-pub const COUNTERS: u32 = 16;
+pub const COUNTERS: u32 = 17;
 
 impl Counter {
     /// Every counter, in index order.
@@ -307,6 +310,7 @@ impl Counter {
         Counter::GeneveNotLocal,
         Counter::DropGeneveUnknownService,
         Counter::RevNatEstablished,
+        Counter::MssClamped,
     ];
 
     /// A stable snake_case name for status output and metrics.
@@ -328,6 +332,7 @@ impl Counter {
             Counter::GeneveNotLocal => "geneve_not_local",
             Counter::DropGeneveUnknownService => "drop_geneve_unknown_service",
             Counter::RevNatEstablished => "rev_nat_established",
+            Counter::MssClamped => "mss_clamped",
         }
     }
 }

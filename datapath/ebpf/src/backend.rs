@@ -1,6 +1,7 @@
 //! The backend node's TC programs: ingress strips Geneve (recording a reverse-NAT entry from the
 //! DSR option), egress rewrites replies' source to the service address so they go straight to
-//! the client.
+//! the client, and lowers the MSS option of SYN-ACKs so the client's segments fit the underlay
+//! once an LB node encapsulates them (`mss.rs`).
 //!
 //! Whom ingress believes. A Geneve packet (IPv4, UDP 6081) is ours only when its outer
 //! destination is this node's underlay address (`Config::node_addr`, the identity user space
@@ -56,7 +57,7 @@ use datapath_common::{
 use crate::{
     geneve::{self, Dsr},
     maps::{CONFIG, LB_NODES, REVNAT, REVNAT_NEW, SERVICES, SERVICES4, count},
-    nat,
+    mss, nat,
     parse::{self, Headers, read},
 };
 
@@ -242,6 +243,17 @@ pub fn egress(ctx: &TcContext) -> i32 {
         return TC_ACT_SHOT;
     }
     count(Counter::RevNat);
+    if syn {
+        // The client's segments to the service get encapsulated by an LB node: announce an
+        // MSS that fits the underlay after that (see `mss.rs`).
+        let mtu = CONFIG.get(0).map_or(0, |c| c.mtu);
+        if let Some(max) = mss::max_mss(mtu, h.family)
+            && mss::clamp(ctx, &h, max).is_err()
+        {
+            count(Counter::DropInternal);
+            return TC_ACT_SHOT;
+        }
+    }
     TC_ACT_OK
 }
 

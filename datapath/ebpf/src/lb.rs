@@ -1,26 +1,26 @@
 //! The XDP load balancer: service lookup, Maglev backend choice, DNAT, Geneve DSR encapsulation
-//! and XDP_TX, or DNAT and pass for a local backend; ICMP "too big" when encapsulation would
-//! exceed the uplink MTU.
+//! and XDP_TX, or DNAT and pass for a local backend; ICMP "too big" (`icmp.rs`) when
+//! encapsulation would exceed the uplink MTU.
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::{bpf_csum_diff, bpf_xdp_adjust_head, bpf_xdp_adjust_tail, bpf_xdp_get_buff_len},
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_get_buff_len},
     programs::XdpContext,
 };
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_ICMP,
-    IPPROTO_ICMPV6, IPPROTO_TCP, RevNatValue, ServiceKey, ServiceKey4, ServiceValue, csum,
+    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_TCP,
+    RevNatValue, ServiceKey, ServiceKey4, ServiceValue,
 };
 
 use crate::{
     geneve::{self, Encap, OUTER_FIXED},
-    maglev,
+    icmp, maglev,
     maps::{
         BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT_NEW, SCRATCH, SERVICES, SERVICES4,
         count, count_service,
     },
     nat,
-    parse::{self, Headers, Skip, ptr_at, read, write},
+    parse::{self, Headers, Skip, read},
 };
 
 const TCP_SYN: u8 = 0x02;
@@ -231,7 +231,7 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
         }
         Plan::TooBig(mtu) => {
             count(Counter::IcmpTooBig);
-            (too_big(ctx, &h, mtu), 0)
+            (icmp::too_big(ctx, &h, mtu), 0)
         }
     }
 }
@@ -313,10 +313,10 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
     if !seen {
         remember_flow(h, be_id);
     }
-    if h.l2_len == 18 {
-        if let Some(tci) = read::<2>(start, end, 14) {
-            e.vlan_tci = tci;
-        }
+    if h.l2_len == 18
+        && let Some(tci) = read::<2>(start, end, 14)
+    {
+        e.vlan_tci = tci;
     }
     if !nat::dnat(start, end, h, &be.addr, be.port) {
         count(Counter::Malformed);
@@ -350,153 +350,4 @@ fn transmit(ctx: &XdpContext, e: &Encap) -> u32 {
         count(Counter::DsrOption);
     }
     xdp_action::XDP_TX
-}
-
-/// Turns the frame into an ICMP fragmentation-needed (IPv4) or packet-too-big (IPv6) reply from
-/// the service address to the client, quoting the original IP header and 8 bytes of L4, and sends
-/// it back out. Out of line for the same stack reason as [`transmit`].
-#[inline(never)]
-fn too_big(ctx: &XdpContext, h: &Headers, mtu: u16) -> u32 {
-    if h.family == FAMILY_V4 {
-        too_big_v4(ctx, h, mtu)
-    } else {
-        too_big_v6(ctx, h, mtu)
-    }
-}
-
-/// Grows the head by `grow` bytes and writes the L2 header back to the sender. Returns the new
-/// frame bounds.
-#[inline(always)]
-fn reply_l2(ctx: &XdpContext, l2_len: usize, grow: i32) -> Option<(usize, usize)> {
-    let start = ctx.data();
-    let end = ctx.data_end();
-    let macs = read::<12>(start, end, 0)?;
-    let tag = read::<6>(start, end, 12)?;
-    // SAFETY: plain helper call on our own context.
-    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -grow) } != 0 {
-        return None;
-    }
-    let start = ctx.data();
-    let end = ctx.data_end();
-    let swapped = [
-        macs[6], macs[7], macs[8], macs[9], macs[10], macs[11], macs[0], macs[1], macs[2], macs[3],
-        macs[4], macs[5],
-    ];
-    if !write(start, end, 0, swapped) {
-        return None;
-    }
-    if l2_len == 18 {
-        if !write(start, end, 12, tag) {
-            return None;
-        }
-    } else if !write(start, end, 12, [tag[0], tag[1]]) {
-        return None;
-    }
-    Some((start, end))
-}
-
-/// The kernel's one's-complement sum (`bpf_csum_diff`) of `N` bytes (a multiple of 4) of packet
-/// memory at `off`, added to `seed`. Sums are in the kernel's native-load convention; summing
-/// on the stack instead makes LLVM spill past the 512-byte BPF stack.
-#[inline(always)]
-fn kernel_sum<const N: usize>(start: usize, end: usize, off: usize, seed: u32) -> Option<u32> {
-    let p = ptr_at::<[u8; N]>(start, end, off)?;
-    // SAFETY: `p` points at N bytes inside the packet (checked by `ptr_at`); the helper only
-    // reads them.
-    let s = unsafe { bpf_csum_diff(core::ptr::null_mut(), 0, p as *mut u32, N as u32, seed) };
-    if s < 0 { None } else { Some(s as u32) }
-}
-
-/// Folds a native-convention sum and complements it, ready to store with `to_ne_bytes`.
-#[inline(always)]
-fn finish(sum: u32) -> [u8; 2] {
-    (!csum::fold(sum)).to_ne_bytes()
-}
-
-/// Cuts the frame to `want` bytes and sends it back.
-#[inline(always)]
-fn trim_and_tx(ctx: &XdpContext, want: usize) -> u32 {
-    let have = frame_len(ctx);
-    // SAFETY: plain helper call on our own context.
-    if want < have && unsafe { bpf_xdp_adjust_tail(ctx.ctx, want as i32 - have as i32) } != 0 {
-        return xdp_action::XDP_DROP;
-    }
-    xdp_action::XDP_TX
-}
-
-#[inline(never)]
-fn too_big_v4(ctx: &XdpContext, h: &Headers, mtu: u16) -> u32 {
-    // RFC 792: the quote is the original IP header plus the first 64 bits of its data.
-    const QUOTE: usize = 28;
-    if h.l4 != h.l3 + 20 {
-        // Options in the original header: not handled here.
-        return xdp_action::XDP_DROP;
-    }
-    let l2 = h.l2_len;
-    let Some((start, end)) = reply_l2(ctx, l2, 28) else {
-        return xdp_action::XDP_DROP;
-    };
-    let qoff = l2 + 28;
-    let mut ip = [0u8; 20];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&((20 + 8 + QUOTE) as u16).to_be_bytes());
-    ip[8] = 64;
-    ip[9] = IPPROTO_ICMP;
-    ip[12..16].copy_from_slice(&h.daddr[..4]);
-    ip[16..20].copy_from_slice(&h.saddr[..4]);
-    let c = csum::ipv4_header(&ip);
-    ip[10..12].copy_from_slice(&c.to_be_bytes());
-    // Type 3 (unreachable), code 4 (fragmentation needed and DF set), next-hop MTU.
-    let m = mtu.to_be_bytes();
-    let icmp = [3u8, 4, 0, 0, 0, 0, m[0], m[1]];
-    if !write(start, end, l2, ip) || !write(start, end, l2 + 20, icmp) {
-        return xdp_action::XDP_DROP;
-    }
-    let Some(sum) = kernel_sum::<{ 8 + QUOTE }>(start, end, l2 + 20, 0) else {
-        return xdp_action::XDP_DROP;
-    };
-    if !write(start, end, l2 + 22, finish(sum)) {
-        return xdp_action::XDP_DROP;
-    }
-    trim_and_tx(ctx, qoff + QUOTE)
-}
-
-#[inline(never)]
-fn too_big_v6(ctx: &XdpContext, h: &Headers, mtu: u16) -> u32 {
-    const QUOTE: usize = 48;
-    let l2 = h.l2_len;
-    let Some((start, end)) = reply_l2(ctx, l2, 48) else {
-        return xdp_action::XDP_DROP;
-    };
-    let qoff = l2 + 48;
-    let plen = (8 + QUOTE) as u16;
-    let mut ip = [0u8; 8];
-    ip[0] = 0x60;
-    ip[4..6].copy_from_slice(&plen.to_be_bytes());
-    ip[6] = IPPROTO_ICMPV6;
-    ip[7] = 64;
-    let m = mtu.to_be_bytes();
-    // Type 2 (packet too big), code 0, checksum (below), MTU (32 bits).
-    let icmp = [2u8, 0, 0, 0, 0, 0, m[0], m[1]];
-    if !write(start, end, l2, ip)
-        || !write(start, end, l2 + 8, h.daddr)
-        || !write(start, end, l2 + 24, h.saddr)
-        || !write(start, end, l2 + 40, icmp)
-    {
-        return xdp_action::XDP_DROP;
-    }
-    // Pseudo-header: upper-layer length and next header (as 32-bit network-order words), then
-    // the two addresses, then the ICMPv6 message itself.
-    let seed = u32::from_ne_bytes(u32::from(plen).to_be_bytes())
-        .wrapping_add(u32::from_ne_bytes(u32::from(IPPROTO_ICMPV6).to_be_bytes()));
-    let Some(sum) = kernel_sum::<32>(start, end, l2 + 8, seed) else {
-        return xdp_action::XDP_DROP;
-    };
-    let Some(sum) = kernel_sum::<{ 8 + QUOTE }>(start, end, l2 + 40, sum) else {
-        return xdp_action::XDP_DROP;
-    };
-    if !write(start, end, l2 + 42, finish(sum)) {
-        return xdp_action::XDP_DROP;
-    }
-    trim_and_tx(ctx, qoff + QUOTE)
 }

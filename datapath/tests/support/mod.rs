@@ -12,7 +12,7 @@
 //! ```
 //!
 //! The router forwards everything; LB and backend nodes hang off it on /24s with MTU 1600
-//! (room for the Geneve headers). Backend nodes carry the VIP and their backend addresses on
+//! (room for the Geneve headers; [`Net::with_mtu`] builds it with another underlay MTU). Backend nodes carry the VIP and their backend addresses on
 //! `lo` (arp_ignore=1, arp_announce=2) and run `e2e_server.py`. The client sends with checksum
 //! offload off so the frames the LB nodes rewrite carry complete checksums.
 
@@ -33,6 +33,7 @@ pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 pub(crate) const VIP_PORT: u16 = 80;
 pub(crate) const BACKEND_PORT: u16 = 8080;
 pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);
+/// The underlay MTU of [`Net::new`]: room for the Geneve headers on top of 1500.
 pub(crate) const UNDERLAY_MTU: u16 = 1600;
 pub(crate) const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_server.py");
 pub(crate) const PYTHON: &str = "/usr/bin/python3";
@@ -50,18 +51,19 @@ unsafe extern "C" {
     fn geteuid() -> u32;
 }
 
-/// Joins `ns`'s `eth0` to the router's `port` on a /24 with the underlay MTU (`addrs`: the
-/// node's address and the router port's, its default gateway), with reverse-path filtering off
-/// on the router port.
+/// Joins `ns`'s `eth0` to the router's `port` on a /24 with the underlay MTU `mtu` (`addrs`:
+/// the node's address and the router port's, its default gateway), with reverse-path filtering
+/// off on the router port.
 fn attach_to_router(
     router: &Netns,
     port: &str,
     ns: &Netns,
     (node, gw): (Ipv4Addr, Ipv4Addr),
+    mtu: u16,
 ) -> VethPair {
     let link = VethPair::create(router, port, ns, "eth0").expect("veth");
-    router.set_mtu(port, UNDERLAY_MTU.into()).expect("mtu");
-    ns.set_mtu("eth0", UNDERLAY_MTU.into()).expect("mtu");
+    router.set_mtu(port, mtu.into()).expect("mtu");
+    ns.set_mtu("eth0", mtu.into()).expect("mtu");
     router.addr_add(port, &format!("{gw}/24")).expect("addr");
     ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
     ns.route_add(&["default", "via", &gw.to_string()])
@@ -109,7 +111,8 @@ pub(crate) fn backends() -> Vec<(usize, SocketAddr)> {
 /// before namespaces.
 pub(crate) struct Net {
     _servers: Vec<ChildProcess>,
-    _be_loaders: Vec<Loader>,
+    /// The backend nodes' loaders when [`Net::new`] attached their TC programs (index 0: be1).
+    pub(crate) be_loaders: Vec<Loader>,
     _links: Vec<VethPair>,
     /// The client.
     pub(crate) client: Netns,
@@ -121,6 +124,8 @@ pub(crate) struct Net {
     pub(crate) bes: Vec<Netns>,
     /// The test's namespace prefix and scratch directory.
     pub(crate) lab: TestLab,
+    /// The underlay MTU (LB and backend nodes' links to the router).
+    pub(crate) mtu: u16,
 }
 
 pub(crate) fn ip(ns: &Netns, args: &[&str]) {
@@ -137,6 +142,11 @@ impl Net {
     /// Builds the topology. With `backend_tc`, the backend nodes' TC programs are loaded and
     /// attached here (in-process); without, the caller attaches them (e.g. with `Datapath`).
     pub(crate) fn new(test: &str, backend_tc: bool) -> Self {
+        Self::with_mtu(test, backend_tc, UNDERLAY_MTU)
+    }
+
+    /// [`Net::new`] with an underlay MTU of `mtu` (the client's link stays at 1500).
+    pub(crate) fn with_mtu(test: &str, backend_tc: bool, mtu: u16) -> Self {
         let lab = TestLab::new(test).expect("test lab");
         let client = lab.netns("client").expect("netns");
         let router = lab.netns("router").expect("netns");
@@ -171,11 +181,23 @@ impl Net {
 
         for (i, ns) in lb_ns.iter().enumerate() {
             let i = i + 1;
-            links.push(attach_to_router(&router, &format!("lb{i}"), ns, lb_addr(i)));
+            links.push(attach_to_router(
+                &router,
+                &format!("lb{i}"),
+                ns,
+                lb_addr(i),
+                mtu,
+            ));
         }
         for (j, ns) in bes.iter().enumerate() {
             let j = j + 1;
-            links.push(attach_to_router(&router, &format!("be{j}"), ns, be_addr(j)));
+            links.push(attach_to_router(
+                &router,
+                &format!("be{j}"),
+                ns,
+                be_addr(j),
+                mtu,
+            ));
             // The VIP and the backend addresses live on lo; never answer ARP for them.
             for key in ["all", "eth0"] {
                 sysctl(ns, &format!("net.ipv4.conf.{key}.arp_ignore"), "1");
@@ -200,10 +222,11 @@ impl Net {
                     })
                     .expect("load eBPF");
                     // What the agent programs on a backend node: its identity (Geneve must be
-                    // addressed to it), the LB nodes allowed to send it Geneve, and the service
-                    // the DSR option must name.
+                    // addressed to it; the MTU sizes the MSS of its SYN-ACKs), the LB nodes
+                    // allowed to send it Geneve, and the service the DSR option must name.
                     l.set_config(&Config {
                         node_addr: be_addr(j + 1).0.octets(),
+                        mtu,
                         maglev_m: 251,
                         ..Config::default()
                     })
@@ -240,13 +263,14 @@ impl Net {
 
         let lab = Self {
             _servers: servers,
-            _be_loaders: be_loaders,
+            be_loaders,
             _links: links,
             client,
             router,
             lbs: lb_ns,
             bes,
             lab,
+            mtu,
         };
         // Servers up: each backend address answers locally.
         for (j, b) in backends() {

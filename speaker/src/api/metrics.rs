@@ -637,6 +637,7 @@ mod tests {
             )],
             backends: vec![],
             counters: vec![(datapath_common::Counter::Encap, 9)],
+            ..Default::default()
         };
         let s = samples(&render(AgentCollector {
             datapath: Some(status),
