@@ -40,6 +40,12 @@ pub struct StandaloneConfig {
     _l2: Option<IgnoredAny>,
     #[serde(default, rename = "datapath")]
     _datapath: Option<IgnoredAny>,
+    #[serde(default, rename = "nodes")]
+    _nodes: Option<IgnoredAny>,
+    #[serde(default, rename = "api")]
+    _api: Option<IgnoredAny>,
+    #[serde(default, rename = "externalIPs")]
+    _external_ips: Option<IgnoredAny>,
 }
 
 /// Parses a standalone file's text; errors carry line and column.

@@ -100,21 +100,26 @@ impl StateFile {
                 });
             }
         };
-        let doc = self.check(&bytes)?;
-        Ok(Some(
-            doc.allocations
-                .into_iter()
-                .map(|r| {
-                    (
-                        ServiceKey::new(r.namespace, r.name),
-                        Held {
-                            addresses: r.addresses,
-                            lost: r.lost,
-                        },
-                    )
-                })
-                .collect(),
-        ))
+        self.decode(&bytes).map(Some)
+    }
+
+    /// Checks and decodes the bytes of a state file (what [`StateFile::load`] read): an error
+    /// when they are corrupt or foreign.
+    pub fn decode(&self, bytes: &[u8]) -> Result<Vec<(ServiceKey, Held)>> {
+        let doc = self.check(bytes)?;
+        Ok(doc
+            .allocations
+            .into_iter()
+            .map(|r| {
+                (
+                    ServiceKey::new(r.namespace, r.name),
+                    Held {
+                        addresses: r.addresses,
+                        lost: r.lost,
+                    },
+                )
+            })
+            .collect())
     }
 
     fn corrupt(&self, reason: impl Into<String>) -> Error {
