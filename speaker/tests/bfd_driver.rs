@@ -18,6 +18,7 @@ fn config(multihop: bool) -> BfdConfig {
         min_rx_ms: 50,
         multiplier: 3,
         multihop,
+        authentication: None,
     }
 }
 
@@ -61,6 +62,7 @@ fn two_local_sessions_come_up_over_loopback_and_detect_a_deregistered_peer() {
                 local: ip(local),
                 interface: None,
                 config: config(multihop),
+                auth: None,
             };
             let mut a = bfd.register(spec(a_addr, b_addr)).await.expect("a");
             let mut b = bfd.register(spec(b_addr, a_addr)).await.expect("b");
@@ -96,6 +98,7 @@ fn single_hop_packets_need_ttl_255() {
                 local: ip("127.0.0.1"),
                 interface: None,
                 config: config(false),
+                auth: None,
             })
             .await
             .expect("register");
@@ -152,6 +155,7 @@ fn registration_errors_are_reported() {
             local: ip("127.0.0.1"),
             interface: None,
             config: config(false),
+            auth: None,
         };
         let _first = bfd.register(spec.clone()).await.expect("first");
         assert!(matches!(
@@ -207,6 +211,7 @@ fn ipv6_link_local_sessions_come_up_between_two_namespaces() {
                     local: ip(local),
                     interface: Some("eth1".into()),
                     config: config(false),
+                    auth: None,
                 })
                 .await
                 .expect("register");

@@ -33,7 +33,7 @@ use super::link_local::link_local_for;
 use super::listener;
 use crate::advertise::local::is_ebgp;
 use crate::advertise::{PeerRoutes, ServiceState, local_routes};
-use crate::bfd::{Bfd, SessionSpec};
+use crate::bfd::{AuthKey, Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig};
 use crate::bgp::loc_rib::RouteServer;
@@ -277,6 +277,9 @@ struct PeerSlot {
     /// The BFD session bound to this peer (registration and event relay), if configured.
     bfd_task: Option<AbortOnDrop>,
     bfd_state: Option<String>,
+    /// The BFD authentication key the session was registered with (compared on reload, so a
+    /// changed key file re-registers the session).
+    bfd_key: Option<AuthKey>,
 }
 
 struct Owner {
@@ -330,6 +333,19 @@ fn log_unsent(peer: IpAddr, name: &str, routes: &[(IpNet, String)]) {
     if routes.len() > UNSENT_LOG_LINES {
         tracing::error!(%peer, name, more = routes.len() - UNSENT_LOG_LINES, "more routes not advertised to the peer for the same kind of reason");
     }
+}
+
+/// The peer's BFD authentication key, read from its file (`None` without authentication).
+pub(super) fn bfd_key(peer: &PeerConfig) -> Result<Option<AuthKey>> {
+    peer.bfd
+        .as_ref()
+        .and_then(|bfd| bfd.authentication.as_ref())
+        .map(AuthKey::load)
+        .transpose()
+        .map_err(|source| Error::BfdKey {
+            peer: peer.address.value,
+            source,
+        })
 }
 
 fn now_std() -> std::time::Instant {
@@ -421,6 +437,7 @@ impl Owner {
     /// Adds a peer whose socket options (password file read) are already known.
     fn add_peer_with(&mut self, peer: PeerConfig, options: SocketOptions) -> Result<()> {
         let address = peer.address.value;
+        let bfd_key = bfd_key(&peer)?;
         if let (Some(listener), Some(key)) = (&self.listener, &options.md5_key) {
             listener::set_peer_key(listener, address, key)?;
         }
@@ -433,7 +450,10 @@ impl Owner {
             None => session.handle(now, fsm::Input::Start),
         });
         tracing::info!(peer = %address, name = %peer.display_name(), "peer configured");
-        let bfd_task = peer.bfd.map(|config| self.start_bfd(&peer, config));
+        let bfd_task = peer
+            .bfd
+            .clone()
+            .map(|config| self.start_bfd(&peer, config, bfd_key.clone()));
         self.peers.insert(
             address,
             PeerSlot {
@@ -444,6 +464,7 @@ impl Owner {
                 attempt: 0,
                 bfd_task,
                 bfd_state: None,
+                bfd_key,
             },
         );
         self.apply(address, outputs);
@@ -457,7 +478,12 @@ impl Owner {
 
     /// Registers a BFD session for `peer` and relays its state changes to the owner task: a
     /// failure of an Up session takes the BGP session down at once.
-    fn start_bfd(&mut self, peer: &PeerConfig, config: crate::config::BfdConfig) -> AbortOnDrop {
+    fn start_bfd(
+        &mut self,
+        peer: &PeerConfig,
+        config: crate::config::BfdConfig,
+        auth: Option<AuthKey>,
+    ) -> AbortOnDrop {
         let bfd = self
             .bfd
             .get_or_insert_with(|| Arc::new(Bfd::spawn()))
@@ -472,6 +498,7 @@ impl Owner {
             local,
             interface: None,
             config,
+            auth,
         };
         let commands = self.commands_tx.clone();
         AbortOnDrop(tokio::spawn(async move {

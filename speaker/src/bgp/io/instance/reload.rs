@@ -164,15 +164,25 @@ impl Owner {
                 (Some(_), None) => outputs.extend(slot.session.handle(now, fsm::Input::Start)),
                 _ => {}
             }
-            let bfd_changed = slot.config.bfd != peer.bfd;
+            // A key file that cannot be read keeps the running BFD session (and its key); the
+            // error is logged, as a reload cannot be half applied.
+            let (bfd_key, key_ok) = match super::bfd_key(&peer) {
+                Ok(key) => (key, true),
+                Err(error) => {
+                    tracing::error!(peer = %address, %error, "BFD key not reloaded");
+                    (slot.bfd_key.clone(), false)
+                }
+            };
+            let bfd_changed = key_ok && (slot.config.bfd != peer.bfd || slot.bfd_key != bfd_key);
             slot.config = peer;
             if bfd_changed {
-                let bfd = slot.config.bfd;
+                let bfd = slot.config.bfd.clone();
                 let peer_config = slot.config.clone();
-                let task = bfd.map(|config| self.start_bfd(&peer_config, config));
+                let task = bfd.map(|config| self.start_bfd(&peer_config, config, bfd_key.clone()));
                 if let Some(slot) = self.peers.get_mut(&address) {
                     slot.bfd_task = task;
                     slot.bfd_state = None;
+                    slot.bfd_key = bfd_key;
                 }
             }
             self.apply(address, outputs);
