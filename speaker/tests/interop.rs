@@ -173,6 +173,11 @@ fn bfd_takes_the_session_down(
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
     assert_eq!(speaker.peer(t.peer_v4).hold_time, Some(90));
+    assert_eq!(
+        speaker.peer(t.peer_v4).bfd_auth_failures,
+        Some(0),
+        "no packet of the peer failed authentication"
+    );
     // A new BFD session runs at the slow 1 s rate until a poll sequence after Up moves it to
     // 100 ms (RFC 5880 §6.8.3); measure the steady state, not that first second.
     std::thread::sleep(Duration::from_secs(2));

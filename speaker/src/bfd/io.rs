@@ -16,7 +16,7 @@
 //!   local) address pair (a session registered with an unspecified local address matches any).
 //!
 //! Packets the session's authentication rules discard (§6.7.4, §6.8.6) are counted per session
-//! ([`BfdSession::auth_failures`]) and logged with the peer's address, at most once per
+//! ([`BfdSession::auth_failure_counter`]) and logged with the peer's address, at most once per
 //! [`AUTH_LOG_INTERVAL`] per session so a flood of forgeries cannot flood the log.
 
 use std::collections::BTreeMap;
@@ -125,7 +125,7 @@ struct Registered {
     discriminator: u32,
     events_rx: mpsc::UnboundedReceiver<BfdEvent>,
     state_rx: watch::Receiver<State>,
-    auth_failures: Arc<AtomicU64>,
+    auth_failures: AuthFailureCounter,
 }
 
 /// Handle on the BFD driver task; dropping it stops the task and every session.
@@ -173,6 +173,22 @@ impl Bfd {
     }
 }
 
+/// Packets one session discarded by the authentication rules; a cheap shared handle for status
+/// pages and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFailureCounter(Arc<AtomicU64>);
+
+impl AuthFailureCounter {
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn increment(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
 /// One registered session: its state changes, in order. Deregisters on drop (after telling the
 /// peer AdminDown).
 #[derive(Debug)]
@@ -181,7 +197,7 @@ pub struct BfdSession {
     discriminator: u32,
     events_rx: mpsc::UnboundedReceiver<BfdEvent>,
     state_rx: watch::Receiver<State>,
-    auth_failures: Arc<AtomicU64>,
+    auth_failures: AuthFailureCounter,
     cmd_tx: mpsc::UnboundedSender<Command>,
 }
 
@@ -190,7 +206,12 @@ impl BfdSession {
     /// wrong or an unexpected authentication section, wrong key ID, replayed sequence number,
     /// bad digest) since registration.
     pub fn auth_failures(&self) -> u64 {
-        self.auth_failures.load(Ordering::Relaxed)
+        self.auth_failures.get()
+    }
+
+    /// A handle on the same count, which outlives this session handle.
+    pub fn auth_failure_counter(&self) -> AuthFailureCounter {
+        self.auth_failures.clone()
     }
 
     /// The registration key.
@@ -278,7 +299,7 @@ struct Entry {
     events_tx: mpsc::UnboundedSender<BfdEvent>,
     state_tx: watch::Sender<State>,
     tx_failing: bool,
-    auth_failures: Arc<AtomicU64>,
+    auth_failures: AuthFailureCounter,
     /// When the last authentication failure was logged, and how many went unlogged since.
     auth_logged_at: Option<Instant>,
     auth_unlogged: u64,
@@ -412,7 +433,7 @@ impl Driver {
         if let Some(key) = spec.auth {
             session = session.with_authentication(key);
         }
-        let auth_failures = Arc::new(AtomicU64::new(0));
+        let auth_failures = AuthFailureCounter::default();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(session.state());
         info!(peer = %spec.peer, local = %spec.local, multihop = spec.config.multihop,
@@ -646,13 +667,13 @@ impl Driver {
 
 /// Counts a packet the authentication rules discarded and logs it, rate-limited per session.
 fn on_auth_failure(entry: &mut Entry, now: Instant, error: &Error) {
-    entry.auth_failures.fetch_add(1, Ordering::Relaxed);
+    let total = entry.auth_failures.increment();
     let due = entry
         .auth_logged_at
         .is_none_or(|at| now.saturating_duration_since(at) >= AUTH_LOG_INTERVAL);
     if due {
         warn!(peer = %entry.key.peer, local = %entry.key.local, %error,
-            suppressed = entry.auth_unlogged, total = entry.auth_failures.load(Ordering::Relaxed),
+            suppressed = entry.auth_unlogged, total,
             "BFD packet failed authentication and was discarded");
         entry.auth_logged_at = Some(now);
         entry.auth_unlogged = 0;

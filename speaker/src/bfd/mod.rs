@@ -28,6 +28,6 @@ pub mod session;
 
 pub use auth::AuthKey;
 pub use error::{Error, Result};
-pub use io::{Bfd, BfdEvent, BfdSession, SessionKey, SessionSpec};
+pub use io::{AuthFailureCounter, Bfd, BfdEvent, BfdSession, SessionKey, SessionSpec};
 pub use packet::{AuthSection, AuthType, Diagnostic, Packet, Repr, Sha1Auth, State};
 pub use session::{Input, Output, Prng, Session, SessionConfig};

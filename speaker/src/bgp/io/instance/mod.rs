@@ -33,7 +33,7 @@ use super::link_local::link_local_for;
 use super::listener;
 use crate::advertise::local::is_ebgp;
 use crate::advertise::{PeerRoutes, ServiceState, local_routes};
-use crate::bfd::{AuthKey, Bfd, SessionSpec};
+use crate::bfd::{AuthFailureCounter, AuthKey, Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig};
 use crate::bgp::loc_rib::RouteServer;
@@ -67,6 +67,7 @@ enum Command {
     Reset(String, PeerReset, oneshot::Sender<Result<IpAddr>>),
     BfdDown(IpAddr),
     BfdState(IpAddr, String),
+    BfdRegistered(IpAddr, AuthFailureCounter),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -280,6 +281,8 @@ struct PeerSlot {
     /// The BFD authentication key the session was registered with (compared on reload, so a
     /// changed key file re-registers the session).
     bfd_key: Option<AuthKey>,
+    /// Packets the registered BFD session discarded by its authentication rules.
+    bfd_auth_failures: Option<AuthFailureCounter>,
 }
 
 struct Owner {
@@ -465,6 +468,7 @@ impl Owner {
                 bfd_task,
                 bfd_state: None,
                 bfd_key,
+                bfd_auth_failures: None,
             },
         );
         self.apply(address, outputs);
@@ -509,6 +513,12 @@ impl Owner {
                     return;
                 }
             };
+            if let Some(commands) = commands.upgrade() {
+                let counter = session.auth_failure_counter();
+                let _ = commands
+                    .send(Command::BfdRegistered(address, counter))
+                    .await;
+            }
             while let Some(event) = session.recv().await {
                 let Some(commands) = commands.upgrade() else {
                     return;
@@ -671,6 +681,11 @@ impl Owner {
             Command::BfdState(address, state) => {
                 if let Some(slot) = self.peers.get_mut(&address) {
                     slot.bfd_state = Some(state);
+                }
+            }
+            Command::BfdRegistered(address, counter) => {
+                if let Some(slot) = self.peers.get_mut(&address) {
+                    slot.bfd_auth_failures = Some(counter);
                 }
             }
             Command::Shutdown(_) => {}

@@ -183,6 +183,7 @@ impl Owner {
                     slot.bfd_task = task;
                     slot.bfd_state = None;
                     slot.bfd_key = bfd_key;
+                    slot.bfd_auth_failures = None;
                 }
             }
             self.apply(address, outputs);
