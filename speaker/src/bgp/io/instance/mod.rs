@@ -434,13 +434,18 @@ impl Owner {
     fn add_peer(&mut self, peer: PeerConfig) -> Result<()> {
         let ebgp = is_ebgp(self.bgp().local_asn, peer.asn);
         let options = SocketOptions::for_peer(&peer, ebgp)?;
-        self.add_peer_with(peer, options)
+        let bfd_key = bfd_key(&peer)?;
+        self.add_peer_with(peer, options, bfd_key)
     }
 
-    /// Adds a peer whose socket options (password file read) are already known.
-    fn add_peer_with(&mut self, peer: PeerConfig, options: SocketOptions) -> Result<()> {
+    /// Adds a peer whose socket options (password file read) and BFD key are already known.
+    fn add_peer_with(
+        &mut self,
+        peer: PeerConfig,
+        options: SocketOptions,
+        bfd_key: Option<AuthKey>,
+    ) -> Result<()> {
         let address = peer.address.value;
-        let bfd_key = bfd_key(&peer)?;
         if let (Some(listener), Some(key)) = (&self.listener, &options.md5_key) {
             listener::set_peer_key(listener, address, key)?;
         }
