@@ -268,6 +268,77 @@ fn bird_authenticated_bfd_down_takes_the_session_down() {
     });
 }
 
+/// A reload re-reads the BFD key file: a changed key re-registers the BFD session (BIRD's packets
+/// now fail our check, counted; the session does not come Up), the right key brings it back Up.
+#[test]
+fn bird_bfd_key_change_applies_on_reload() {
+    let t = Topology::new("bird_bfd_rekey");
+    let conf = format!(
+        "router id {p4};\nprotocol device {{}}\n\
+         protocol bfd {{ interface \"eth1\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; \
+         authentication keyed sha1; password \"bfd-key-1\" {{ id 3; }}; }}; }}\n\
+         protocol bgp spk {{ local {p4} as 65000; neighbor {n4} as 65001; hold time 90; bfd on; \
+         error wait time 1, 5; connect retry time 1; ipv4 {{ import all; export none; }}; }}\n",
+        p4 = t.peer_v4,
+        n4 = t.node_v4,
+    );
+    let _bird = Bird::start(&t.peer, &t.dir("bird"), &conf).expect("bird");
+    let key_file = t.dir("keys").join("bfd.key");
+    std::fs::write(&key_file, "bfd-key-1\n").expect("key file");
+    let peers = format!(
+        "    - address: {p4}\n      asn: 65000\n      timers:\n        holdTimeSeconds: 90\n        connectRetryTimeSeconds: 1\n      \
+         bfd:\n        minTxMs: 100\n        minRxMs: 100\n        multiplier: 3\n        authentication:\n          \
+         type: keyedSha1\n          keyId: 3\n          passwordFile: {key}\n",
+        p4 = t.peer_v4,
+        key = key_file.display(),
+    );
+    let yaml = speaker_yaml("10.77.0.1", 65001, &peers, "");
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    let bfd_up = |what: &str| {
+        wait_until_ok(what, UP, || {
+            let p = speaker.peer(t.peer_v4);
+            match (p.state.as_str(), p.bfd_state.as_deref()) {
+                ("Established", Some("Up")) => Ok(p),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()))
+    };
+    let up = bfd_up("BFD Up with the right key");
+    assert_eq!(up.bfd_auth_failures, Some(0));
+
+    // Another key in the same file: the reload re-registers the BFD session with it.
+    std::fs::write(&key_file, "bfd-key-2\n").expect("key file");
+    speaker.reconfigure(&yaml);
+    let refused = wait_until_ok("BIRD's packets refused under the new key", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        match (p.bfd_state.as_deref(), p.bfd_auth_failures) {
+            (Some("Up"), _) | (_, None | Some(0)) => Err(format!("{p:?}")),
+            _ => Ok(p),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    eprintln!(
+        "rekey: BFD {:?} with {:?} packets refused",
+        refused.bfd_state, refused.bfd_auth_failures
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let p = speaker.peer(t.peer_v4);
+    assert_ne!(p.bfd_state.as_deref(), Some("Up"), "{p:?}");
+    // A BFD session that never came Up does not take BGP down (only a failure after Up does).
+    assert_eq!(p.state, "Established");
+
+    // The right key again.
+    std::fs::write(&key_file, "bfd-key-1\n").expect("key file");
+    speaker.reconfigure(&yaml);
+    let up = bfd_up("BFD Up again after restoring the key");
+    assert_eq!(
+        up.bfd_auth_failures,
+        Some(0),
+        "a fresh count for the new session"
+    );
+}
+
 #[test]
 fn frr_gtsm_session_establishes_with_ttl_security() {
     let t = Topology::new("frr_gtsm");

@@ -152,6 +152,7 @@ impl Instance {
             fib_awaiting_eor: fib.as_ref().is_some_and(FibHandle::kept_routes),
             fib,
             bfd: None,
+            retiring_bfd: BTreeMap::new(),
             commands_tx: commands_tx.downgrade(),
             pending_changes: BTreeMap::new(),
         };
@@ -306,6 +307,9 @@ struct Owner {
     fib_awaiting_eor: bool,
     /// The BFD driver, started with the first peer that asks for BFD.
     bfd: Option<Arc<Bfd>>,
+    /// BFD relay tasks of removed peers, aborted but perhaps not yet stopped: a peer added again
+    /// (a reset) waits for its old task before registering, see [`Owner::start_bfd`].
+    retiring_bfd: BTreeMap<IpAddr, AbortOnDrop>,
     /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
     commands_tx: mpsc::WeakSender<Command>,
     /// Prefixes whose accepted routes changed, by the peer they came from, not yet passed on
@@ -498,6 +502,15 @@ impl Owner {
             .get_or_insert_with(|| Arc::new(Bfd::spawn()))
             .clone();
         let address = peer.address.value;
+        // The peer's previous BFD task (a reload replacing the session, or a reset re-adding the
+        // peer) must be gone before we register: its session deregisters when the task drops it,
+        // and registering first would be refused as a duplicate.
+        self.retiring_bfd.retain(|_, task| !task.0.is_finished());
+        let previous = self
+            .peers
+            .get_mut(&address)
+            .and_then(|slot| slot.bfd_task.take())
+            .or_else(|| self.retiring_bfd.remove(&address));
         let local = peer.local_address.unwrap_or(match address {
             IpAddr::V4(_) => IpAddr::from([0u8; 4]),
             IpAddr::V6(_) => IpAddr::from([0u16; 8]),
@@ -511,6 +524,9 @@ impl Owner {
         };
         let commands = self.commands_tx.clone();
         AbortOnDrop(tokio::spawn(async move {
+            if let Some(mut previous) = previous {
+                previous.stop().await;
+            }
             let mut session = match bfd.register(spec).await {
                 Ok(session) => session,
                 Err(error) => {
@@ -550,7 +566,10 @@ impl Owner {
         {
             let _ = listener::set_peer_key(listener, address, &[]);
         }
-        self.peers.remove(&address);
+        if let Some(task) = self.peers.remove(&address).and_then(|slot| slot.bfd_task) {
+            task.0.abort();
+            self.retiring_bfd.insert(address, task);
+        }
     }
 
     async fn run(
