@@ -710,7 +710,7 @@ impl TryFrom<u16> for RestartTime {
 }
 
 /// BFD settings for one session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BfdConfig {
     /// Desired transmit interval in milliseconds.
@@ -725,6 +725,35 @@ pub struct BfdConfig {
     /// Multihop BFD (RFC 5883, UDP 4784) instead of single-hop (RFC 5881, UDP 3784).
     #[serde(default)]
     pub multihop: bool,
+    /// RFC 5880 §6.7 authentication; absent: packets are neither signed nor accepted signed.
+    #[serde(default)]
+    pub authentication: Option<BfdAuthConfig>,
+}
+
+/// BFD authentication (RFC 5880 §6.7.4): the type, the key's ID and a file holding the key, so
+/// the secret never appears in the configuration (or in anything that prints it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BfdAuthConfig {
+    /// Keyed SHA1 or Meticulous Keyed SHA1.
+    #[serde(rename = "type")]
+    pub auth_type: BfdAuthType,
+    /// Auth Key ID sent with every packet and required of the peer's packets.
+    pub key_id: u8,
+    /// A file whose content, trimmed, is the key: 1 to 20 octets (§4.4 pads it to 20).
+    pub password_file: PathBuf,
+}
+
+/// The authentication types Herald implements (RFC 5880 §4.1 Auth Type 4 and 5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BfdAuthType {
+    /// Auth Type 4: the sequence number may stay the same between packets; Herald advances it
+    /// once a second, so a lost packet never leaves the peer's replay window.
+    KeyedSha1,
+    /// Auth Type 5: the sequence number advances with every packet, and the receiver refuses a
+    /// repeated one.
+    MeticulousKeyedSha1,
 }
 
 impl BfdConfig {
@@ -871,13 +900,22 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 ),
             ));
         }
-        if let Some(bfd) = peer.bfd
+        if let Some(bfd) = &peer.bfd
             && (bfd.multiplier == 0 || bfd.min_tx_ms == 0 || bfd.min_rx_ms == 0)
         {
             return Err(invalid(
                 line,
                 key("bfd"),
                 "intervals and multiplier must be non-zero".into(),
+            ));
+        }
+        if let Some(auth) = peer.bfd.as_ref().and_then(|b| b.authentication.as_ref())
+            && auth.password_file.as_os_str().is_empty()
+        {
+            return Err(invalid(
+                line,
+                key("bfd.authentication.passwordFile"),
+                "must name a file holding the key".into(),
             ));
         }
         if peer.passive && peer.port != default_bgp_port() {
@@ -1104,6 +1142,62 @@ mod tests {
         let text = error_text(&yaml);
         assert!(
             text.contains("line 9") && text.contains("unknown field `holdTime`"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn bfd_authentication_is_parsed_without_the_secret() {
+        let yaml = MINIMAL.replace(
+            "asn: 65000",
+            "asn: 65000\n      bfd:\n        authentication:\n          type: meticulousKeyedSha1\n          keyId: 7\n          passwordFile: /etc/herald/tor.bfd",
+        );
+        let config = parse(&yaml, "t").expect("valid");
+        let bfd = config.bgp.expect("bgp").peers[0].bfd.clone().expect("bfd");
+        assert_eq!(
+            bfd.authentication,
+            Some(BfdAuthConfig {
+                auth_type: BfdAuthType::MeticulousKeyedSha1,
+                key_id: 7,
+                password_file: "/etc/herald/tor.bfd".into(),
+            })
+        );
+        assert_eq!(bfd.min_tx_ms, 300, "timers keep their defaults");
+    }
+
+    #[test]
+    fn bad_bfd_authentication_is_named_with_its_key_and_line() {
+        let with = |auth: &str| {
+            MINIMAL.replace(
+                "asn: 65000",
+                &format!("asn: 65000\n      bfd:\n        authentication:\n{auth}"),
+            )
+        };
+        let text = error_text(&with(
+            "          type: simplePassword\n          keyId: 1\n          passwordFile: /k",
+        ));
+        assert!(
+            text.contains("line 11") && text.contains("simplePassword"),
+            "{text}"
+        );
+        let text = error_text(&with(
+            "          type: keyedSha1\n          keyId: 256\n          passwordFile: /k",
+        ));
+        assert!(text.contains("line 12"), "{text}");
+        let text = error_text(&with("          type: keyedSha1\n          keyId: 1"));
+        assert!(text.contains("passwordFile"), "{text}");
+        let text = error_text(&with(
+            "          type: keyedSha1\n          keyId: 1\n          password: hunter2",
+        ));
+        assert!(
+            text.contains("line 13") && text.contains("unknown field `password`"),
+            "{text}"
+        );
+        let text = error_text(&with(
+            "          type: keyedSha1\n          keyId: 1\n          passwordFile: \"\"",
+        ));
+        assert!(
+            text.contains("test.yaml:7: bgp.peers[0].bfd.authentication.passwordFile"),
             "{text}"
         );
     }

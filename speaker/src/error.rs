@@ -35,6 +35,15 @@ pub enum Error {
         /// The operating system's reason.
         source: std::io::Error,
     },
+    /// A peer's BFD authentication key cannot be used (the message names the key file, never
+    /// the key).
+    #[error("bgp.peers[{peer}].bfd.authentication.passwordFile: {source}")]
+    BfdKey {
+        /// The peer's address.
+        peer: std::net::IpAddr,
+        /// Why.
+        source: crate::bfd::Error,
+    },
     /// The control socket answered something we do not understand, or refused the request.
     #[error("control socket: {0}")]
     Control(String),

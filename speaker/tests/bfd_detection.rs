@@ -149,7 +149,9 @@ fn detection_time_ours_vs_frr_bfdd() {
                     min_rx_ms: 100,
                     multiplier: 3,
                     multihop: false,
+                    authentication: None,
                 },
+                auth: None,
             })
             .await
             .expect("register");

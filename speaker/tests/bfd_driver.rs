@@ -1,14 +1,17 @@
 //! The BFD driver on real sockets, without a third-party peer, in a private network namespace:
 //! two of our sessions talk to each other over loopback through the one listening socket
 //! (demultiplexing by address pair, then by discriminator), the RFC 5881 received-TTL rule is
-//! enforced on hand-made packets, and registration errors are reported. Needs root and `ip`.
+//! enforced on hand-made packets, registration errors are reported, and forged packets (right
+//! discriminators, no or bad authentication, a stale sequence number) sent at authenticated
+//! sessions neither bring them down nor up. Needs root and `ip`.
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use herald_tests::{Netns, TestLab, VethPair, block_on_in};
-use speaker::bfd::{Bfd, BfdSession, Diagnostic, Error, Repr, SessionSpec, State};
-use speaker::config::BfdConfig;
+use speaker::bfd::auth::AuthState;
+use speaker::bfd::{AuthKey, Bfd, BfdSession, Diagnostic, Error, Repr, SessionSpec, State};
+use speaker::config::{BfdAuthType, BfdConfig};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -18,6 +21,7 @@ fn config(multihop: bool) -> BfdConfig {
         min_rx_ms: 50,
         multiplier: 3,
         multihop,
+        authentication: None,
     }
 }
 
@@ -61,6 +65,7 @@ fn two_local_sessions_come_up_over_loopback_and_detect_a_deregistered_peer() {
                 local: ip(local),
                 interface: None,
                 config: config(multihop),
+                auth: None,
             };
             let mut a = bfd.register(spec(a_addr, b_addr)).await.expect("a");
             let mut b = bfd.register(spec(b_addr, a_addr)).await.expect("b");
@@ -96,6 +101,7 @@ fn single_hop_packets_need_ttl_255() {
                 local: ip("127.0.0.1"),
                 interface: None,
                 config: config(false),
+                auth: None,
             })
             .await
             .expect("register");
@@ -152,6 +158,7 @@ fn registration_errors_are_reported() {
             local: ip("127.0.0.1"),
             interface: None,
             config: config(false),
+            auth: None,
         };
         let _first = bfd.register(spec.clone()).await.expect("first");
         assert!(matches!(
@@ -207,6 +214,7 @@ fn ipv6_link_local_sessions_come_up_between_two_namespaces() {
                     local: ip(local),
                     interface: Some("eth1".into()),
                     config: config(false),
+                    auth: None,
                 })
                 .await
                 .expect("register");
@@ -224,5 +232,113 @@ fn ipv6_link_local_sessions_come_up_between_two_namespaces() {
         let right = s.spawn(|| side(&b, "fe80::b", "fe80::a"));
         left.join().expect("side a");
         right.join().expect("side b");
+    });
+}
+
+/// A forged packet in `state` from discriminator `my` to `your`, bare or signed with `key` and
+/// sequence number `seq` (a guessed key, or the right key with an old capture's number).
+fn forged(state: State, my: u32, your: u32, signed: Option<(&AuthKey, u32)>) -> Vec<u8> {
+    let mut repr = Repr {
+        diagnostic: Diagnostic::NoDiagnostic,
+        state,
+        poll: false,
+        final_: false,
+        control_plane_independent: false,
+        demand: false,
+        detect_mult: 3,
+        my_discriminator: my,
+        your_discriminator: your,
+        desired_min_tx: 50_000,
+        required_min_rx: 50_000,
+        required_min_echo_rx: 0,
+        auth: None,
+    };
+    if let Some((key, seq)) = signed {
+        AuthState::new(key.clone(), seq).sign(std::time::Instant::now(), &mut repr);
+    }
+    repr.to_bytes()
+}
+
+#[test]
+fn forged_packets_neither_bring_an_authenticated_session_down_nor_up() {
+    let (_lab, ns) = lab_ns("bfd_forgery");
+    block_on_in(&ns, None, || async {
+        let bfd = Bfd::spawn();
+        let key = AuthKey::new(BfdAuthType::MeticulousKeyedSha1, 1, b"secret").expect("key");
+        let guessed = AuthKey::new(BfdAuthType::MeticulousKeyedSha1, 1, b"guess").expect("key");
+        let spec = |local: &str, peer: &str| SessionSpec {
+            peer: ip(peer),
+            local: ip(local),
+            interface: None,
+            config: config(false),
+            auth: Some(key.clone()),
+        };
+        let mut a = bfd
+            .register(spec("127.0.0.1", "127.0.0.2"))
+            .await
+            .expect("a");
+        let mut b = bfd
+            .register(spec("127.0.0.2", "127.0.0.1"))
+            .await
+            .expect("b");
+        wait_state(&mut a, State::Up).await;
+        wait_state(&mut b, State::Up).await;
+        // A third session whose peer (127.0.0.3) never answers: it must stay Down.
+        let mut lonely = bfd
+            .register(spec("127.0.0.1", "127.0.0.3"))
+            .await
+            .expect("c");
+
+        // The attacker: on-link (TTL 255), spoofing the peers' addresses, knowing the
+        // discriminators (they travel in clear), not the key.
+        let target: SocketAddr = "127.0.0.1:3784".parse().expect("addr");
+        let from_b = UdpSocket::bind("127.0.0.2:0").expect("bind");
+        let from_c = UdpSocket::bind("127.0.0.3:0").expect("bind");
+        for s in [&from_b, &from_c] {
+            s.set_ttl(255).expect("ttl");
+        }
+        let (da, db) = (a.discriminator(), b.discriminator());
+        let lonely_discr = lonely.discriminator();
+        let mut sent = 0u64;
+        for round in 0..20u32 {
+            for state in [State::AdminDown, State::Down] {
+                for packet in [
+                    forged(state, db, da, None),
+                    forged(state, db, da, Some((&guessed, round))),
+                    // The right key with a sequence number far outside the window: what an old
+                    // captured packet looks like.
+                    forged(state, db, da, Some((&key, round.wrapping_mul(0x1000_0001)))),
+                ] {
+                    from_b.send_to(&packet, target).expect("send");
+                    sent += 1;
+                }
+            }
+            // Bring-up attempts at the lonely session: Down then Init, as a real peer would.
+            for (state, your) in [(State::Down, 0), (State::Init, lonely_discr)] {
+                for packet in [
+                    forged(state, 0x4242, your, None),
+                    forged(state, 0x4242, your, Some((&guessed, round))),
+                ] {
+                    from_c.send_to(&packet, target).expect("send");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // Let the driver work through the queue, then check nothing moved.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!((a.state(), b.state()), (State::Up, State::Up));
+        assert!(a.try_recv().is_none(), "a changed state");
+        assert_eq!(lonely.state(), State::Down);
+        assert!(lonely.try_recv().is_none(), "the lonely session left Down");
+        // Every forgery was refused by authentication. (A stale-sequence one with the right key
+        // would pass only if its number fell into the 9-wide window after a's random
+        // bfd.RcvAuthSeq: about 2^-28 per packet.)
+        assert!(
+            a.auth_failures() >= sent,
+            "{} of {sent} forgeries counted",
+            a.auth_failures()
+        );
+        assert_eq!(lonely.auth_failures(), 80);
+        assert_eq!(b.auth_failures(), 0, "b never saw a forgery");
     });
 }

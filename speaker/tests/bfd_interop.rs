@@ -2,7 +2,9 @@
 //! BIRD 2's `bfd` protocol, over a veth pair, IPv4 and IPv6 single-hop (RFC 5881) and IPv4
 //! multihop (RFC 5883). Sessions must come Up on both sides; when the path fails (veth down on
 //! the peer's side, or all ingress dropped on ours) our side must report Down with "control
-//! detection time expired" to the subscriber. How long that took is printed, not asserted
+//! detection time expired" to the subscriber. With RFC 5880 §6.7.4 authentication (BIRD's
+//! keyed SHA1 and meticulous keyed SHA1), sessions come Up with the right key and stay Down with
+//! a wrong key or key ID, on both ends. How long that took is printed, not asserted
 //! (timing assertions flake on a shared 2-core machine); `tests/bfd_detection.rs` measures it.
 //!
 //! The speaker's BFD driver runs on a tokio runtime whose threads are moved into the test's
@@ -15,8 +17,8 @@ use herald_tests::{
     Bird, Blackhole, Frr, FrrConfig, FrrDaemon, Netns, TestLab, VethPair, runtime_in,
 };
 use serde_json::Value;
-use speaker::bfd::{Bfd, BfdEvent, BfdSession, Diagnostic, SessionSpec, State};
-use speaker::config::BfdConfig;
+use speaker::bfd::{AuthKey, Bfd, BfdEvent, BfdSession, Diagnostic, SessionSpec, State};
+use speaker::config::{BfdAuthType, BfdConfig};
 
 /// Handshake at the slow 1 s rate plus daemon start-up on a loaded machine.
 const UP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,6 +31,7 @@ fn fast() -> BfdConfig {
         min_rx_ms: 100,
         multiplier: 3,
         multihop: false,
+        authentication: None,
     }
 }
 
@@ -155,6 +158,7 @@ bfd
                 local: ip("10.31.0.2"),
                 interface: Some("eth1".into()),
                 config: fast(),
+                auth: None,
             })
             .await
             .expect("register IPv4");
@@ -164,6 +168,7 @@ bfd
                 local: ip("fd00:31::2"),
                 interface: Some("eth1".into()),
                 config: fast(),
+                auth: None,
             })
             .await
             .expect("register IPv6");
@@ -176,6 +181,7 @@ bfd
                     multihop: true,
                     ..fast()
                 },
+                auth: None,
             })
             .await
             .expect("register multihop");
@@ -284,6 +290,7 @@ protocol bfd {
                 local: ip("10.32.0.2"),
                 interface: Some("eth1".into()),
                 config: fast(),
+                auth: None,
             })
             .await
             .expect("register IPv4");
@@ -293,6 +300,7 @@ protocol bfd {
                 local: ip("fd00:32::2"),
                 interface: Some("eth1".into()),
                 config: fast(),
+                auth: None,
             })
             .await
             .expect("register IPv6");
@@ -333,5 +341,166 @@ protocol bfd {
         for s in [&mut v4, &mut v6] {
             wait_state(s, State::Up, UP_TIMEOUT).await;
         }
+    });
+}
+
+/// `show bfd sessions` state of `addr` in BIRD (`Up`, `Down`, `Init`), if it lists it.
+fn bird_bfd_state(bird: &Bird, addr: &str) -> Option<String> {
+    let text = bird.birdc("show bfd sessions").ok()?;
+    text.lines()
+        .map(str::split_whitespace)
+        .find_map(|mut cols| (cols.next() == Some(addr)).then(|| cols.nth(1).map(str::to_owned)))
+        .flatten()
+}
+
+/// Asserts that `session` reports no state change at all (it stays Down) for `quiet`.
+async fn stays_down(session: &mut BfdSession, quiet: Duration) {
+    let event = tokio::time::timeout(quiet, session.recv()).await;
+    assert!(event.is_err(), "session left Down: {event:?}");
+    assert_eq!(session.state(), State::Down);
+}
+
+#[test]
+fn bird_keyed_sha1_sessions_come_up_with_the_right_key_only() {
+    let lab = TestLab::new("bfd_bird_auth").expect("lab");
+    let (dut, peer, _link) = topology(&lab, "10.33.0", "33");
+    // Multihop (meticulous keyed SHA1) between loopback addresses one routed hop apart.
+    peer.addr_add("lo", "10.33.255.1/32").expect("lo addr");
+    dut.addr_add("lo", "10.33.255.2/32").expect("lo addr");
+    peer.route_add(&["10.33.255.2/32", "via", "10.33.0.2"])
+        .expect("route");
+    dut.route_add(&["10.33.255.1/32", "via", "10.33.0.1"])
+        .expect("route");
+    let config = "router id 10.33.0.1;
+protocol device {}
+protocol bfd {
+  interface \"eth1\" {
+    min rx interval 100 ms;
+    min tx interval 100 ms;
+    multiplier 3;
+    authentication keyed sha1;
+    password \"secret\" { id 1; };
+  };
+  multihop {
+    min rx interval 100 ms;
+    min tx interval 100 ms;
+    multiplier 3;
+    authentication meticulous keyed sha1;
+    password \"mh-secret\" { id 7; };
+  };
+  neighbor 10.33.0.2 dev \"eth1\" local 10.33.0.1;
+  neighbor 10.33.255.2 local 10.33.255.1 multihop;
+}
+";
+    let bird = Bird::start(&peer, &lab.subdir("bird").expect("dir"), config).expect("BIRD");
+    let bird = std::sync::Arc::new(bird);
+    let single_hop = |auth: AuthKey| SessionSpec {
+        peer: ip("10.33.0.1"),
+        local: ip("10.33.0.2"),
+        interface: Some("eth1".into()),
+        config: fast(),
+        auth: Some(auth),
+    };
+    let multihop = |auth: AuthKey| SessionSpec {
+        peer: ip("10.33.255.1"),
+        local: ip("10.33.255.2"),
+        interface: None,
+        config: BfdConfig {
+            multihop: true,
+            ..fast()
+        },
+        auth: Some(auth),
+    };
+    let keyed =
+        |id: u8, secret: &[u8]| AuthKey::new(BfdAuthType::KeyedSha1, id, secret).expect("key");
+    let meticulous = |id: u8, secret: &[u8]| {
+        AuthKey::new(BfdAuthType::MeticulousKeyedSha1, id, secret).expect("key")
+    };
+
+    let rt = runtime_in(&dut, 2);
+    rt.block_on(async {
+        let bfd = Bfd::spawn();
+        // The right keys: both sessions come Up on both ends and stay Up.
+        let mut v4 = bfd
+            .register(single_hop(keyed(1, b"secret")))
+            .await
+            .expect("register keyed");
+        let mut mh = bfd
+            .register(multihop(meticulous(7, b"mh-secret")))
+            .await
+            .expect("register meticulous");
+        let started = Instant::now();
+        for s in [&mut v4, &mut mh] {
+            let up = wait_state(s, State::Up, UP_TIMEOUT).await;
+            assert_eq!(up.diagnostic, Diagnostic::NoDiagnostic);
+        }
+        eprintln!(
+            "bfd/bird auth: both sessions Up after {:?}",
+            started.elapsed()
+        );
+        for addr in ["10.33.0.2", "10.33.255.2"] {
+            let b = bird.clone();
+            wait_probe(&format!("BIRD sees {addr} Up"), UP_TIMEOUT, move || {
+                bird_bfd_state(&b, addr).as_deref() == Some("Up")
+            })
+            .await;
+        }
+        // Several keyed-SHA1 sequence increments (once a second) and hundreds of meticulous ones.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!((v4.state(), mh.state()), (State::Up, State::Up));
+        assert_eq!(
+            (v4.auth_failures(), mh.auth_failures()),
+            (0, 0),
+            "every packet BIRD signed verified"
+        );
+        for addr in ["10.33.0.2", "10.33.255.2"] {
+            assert_eq!(bird_bfd_state(&bird, addr).as_deref(), Some("Up"), "{addr}");
+        }
+
+        // Leave (AdminDown), then come back with a wrong key, a wrong key ID and the wrong type.
+        drop(v4);
+        drop(mh);
+        let b = bird.clone();
+        wait_probe("BIRD sees both leave Up", UP_TIMEOUT, move || {
+            ["10.33.0.2", "10.33.255.2"]
+                .iter()
+                .all(|a| bird_bfd_state(&b, a).is_some_and(|s| s != "Up"))
+        })
+        .await;
+        for (name, spec) in [
+            ("wrong key", single_hop(keyed(1, b"Secret"))),
+            ("wrong key ID", single_hop(keyed(2, b"secret"))),
+            ("wrong type", single_hop(meticulous(1, b"secret"))),
+            ("wrong multihop key", multihop(meticulous(7, b"secret"))),
+        ] {
+            let peer_addr = spec.peer;
+            let mut session = bfd.register(spec).await.expect("register");
+            stays_down(&mut session, Duration::from_secs(4)).await;
+            assert!(
+                session.auth_failures() > 0,
+                "{name}: BIRD's packets were not refused"
+            );
+            let local = if peer_addr == ip("10.33.0.1") {
+                "10.33.0.2"
+            } else {
+                "10.33.255.2"
+            };
+            let state = bird_bfd_state(&bird, local);
+            assert!(
+                state.as_deref() != Some("Up") && state.as_deref() != Some("Init"),
+                "{name}: BIRD accepted our packets ({state:?})"
+            );
+            eprintln!(
+                "bfd/bird auth: {name}: Down, {} packets refused, BIRD {state:?}",
+                session.auth_failures()
+            );
+        }
+
+        // And the right key again: Up.
+        let mut v4 = bfd
+            .register(single_hop(keyed(1, b"secret")))
+            .await
+            .expect("register keyed again");
+        wait_state(&mut v4, State::Up, UP_TIMEOUT).await;
     });
 }

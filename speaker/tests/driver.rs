@@ -157,3 +157,35 @@ fn two_instances_collide_establish_exchange_routes_and_report() {
         );
     });
 }
+
+/// A BFD key file that cannot be used stops the instance from starting, and the error names the
+/// configuration key, the peer and the file, never a key.
+#[tokio::test]
+async fn an_unusable_bfd_key_file_fails_start_naming_key_and_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let start = |file: &std::path::Path| {
+        let yaml = format!(
+            "node:\n  name: n1\n  routerId: 10.0.0.1\nbgp:\n  localASN: 65001\n  listen:\n    port: 0\n  peers:\n    \
+             - address: 10.0.0.254\n      asn: 65000\n      passive: true\n      bfd:\n        authentication:\n          \
+             type: keyedSha1\n          keyId: 1\n          passwordFile: {}\n",
+            file.display()
+        );
+        let config = speaker::config::parse(&yaml, "t").expect("valid config");
+        Instance::start(config, ServiceState::default())
+    };
+    let missing = dir.path().join("absent.key");
+    let error = start(&missing)
+        .await
+        .expect_err("missing key file")
+        .to_string();
+    assert!(
+        error.contains("bgp.peers[10.0.0.254].bfd.authentication.passwordFile")
+            && error.contains(&missing.display().to_string()),
+        "{error}"
+    );
+    let long = dir.path().join("long.key");
+    std::fs::write(&long, "a-secret-longer-than-twenty-octets\n").expect("write");
+    let error = start(&long).await.expect_err("key too long").to_string();
+    assert!(error.contains("1 to 20"), "{error}");
+    assert!(!error.contains("a-secret"), "the key leaked: {error}");
+}

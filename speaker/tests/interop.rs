@@ -147,10 +147,15 @@ fn exabgp_session_survives_malformed_updates_on_another_session() {
 /// BFD (100 ms x 3) bound to a BGP session whose hold time is 90 s: the peer's link goes down
 /// and our session must fall at once, for BFD (Cease/BFD Down), not for the hold timer. The time
 /// is printed, not asserted (a loaded 2-core machine); the 10 s wait is far below 90 s.
-fn bfd_takes_the_session_down(t: &Topology, peer_up: impl Fn() -> Result<bool, String>) {
+/// `bfd_extra` is appended to the peer's `bfd:` map (e.g. its `authentication:`).
+fn bfd_takes_the_session_down(
+    t: &Topology,
+    bfd_extra: &str,
+    peer_up: impl Fn() -> Result<bool, String>,
+) {
     let peers = format!(
         "    - address: {p4}\n      asn: 65000\n      timers:\n        holdTimeSeconds: 90\n        connectRetryTimeSeconds: 1\n      \
-         bfd:\n        minTxMs: 100\n        minRxMs: 100\n        multiplier: 3\n",
+         bfd:\n        minTxMs: 100\n        minRxMs: 100\n        multiplier: 3\n{bfd_extra}",
         p4 = t.peer_v4,
     );
     let yaml = speaker_yaml("10.77.0.1", 65001, &peers, "");
@@ -168,6 +173,11 @@ fn bfd_takes_the_session_down(t: &Topology, peer_up: impl Fn() -> Result<bool, S
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
     assert_eq!(speaker.peer(t.peer_v4).hold_time, Some(90));
+    assert_eq!(
+        speaker.peer(t.peer_v4).bfd_auth_failures,
+        Some(0),
+        "no packet of the peer failed authentication"
+    );
     // A new BFD session runs at the slow 1 s rate until a poll sequence after Up moves it to
     // 100 ms (RFC 5880 §6.8.3); measure the steady state, not that first second.
     std::thread::sleep(Duration::from_secs(2));
@@ -206,7 +216,7 @@ fn frr_bfd_down_takes_the_session_down_long_before_the_hold_timer() {
         p4 = t.peer_v4,
     );
     let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf).with_bfd()).expect("frr");
-    bfd_takes_the_session_down(&t, || {
+    bfd_takes_the_session_down(&t, "", || {
         let state = frr.peer_state(t.node_v4).map_err(|e| e.to_string())?;
         Ok(state.as_deref() == Some("Established"))
     });
@@ -224,10 +234,109 @@ fn bird_bfd_down_takes_the_session_down_long_before_the_hold_timer() {
         n4 = t.node_v4,
     );
     let bird = Bird::start(&t.peer, &t.dir("bird"), &conf).expect("bird");
-    bfd_takes_the_session_down(&t, || {
+    bfd_takes_the_session_down(&t, "", || {
         let state = bird.bgp_state("spk").map_err(|e| e.to_string())?;
         Ok(state.as_deref() == Some("Established"))
     });
+}
+
+/// The same through the agent's configuration with RFC 5880 Meticulous Keyed SHA1 on both ends:
+/// `bfd.authentication` in the YAML, the key in a file, BIRD with the same key and ID.
+#[test]
+fn bird_authenticated_bfd_down_takes_the_session_down() {
+    let t = Topology::new("bird_bfd_auth");
+    let conf = format!(
+        "router id {p4};\nprotocol device {{}}\n\
+         protocol bfd {{ interface \"eth1\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; \
+         authentication meticulous keyed sha1; password \"bfd-key-1\" {{ id 3; }}; }}; }}\n\
+         protocol bgp spk {{ local {p4} as 65000; neighbor {n4} as 65001; hold time 90; bfd on; \
+         error wait time 1, 5; connect retry time 1; ipv4 {{ import all; export none; }}; }}\n",
+        p4 = t.peer_v4,
+        n4 = t.node_v4,
+    );
+    let bird = Bird::start(&t.peer, &t.dir("bird"), &conf).expect("bird");
+    let key_file = t.dir("keys").join("bfd.key");
+    std::fs::write(&key_file, "bfd-key-1\n").expect("key file");
+    let auth = format!(
+        "        authentication:\n          type: meticulousKeyedSha1\n          keyId: 3\n          \
+         passwordFile: {}\n",
+        key_file.display()
+    );
+    bfd_takes_the_session_down(&t, &auth, || {
+        let state = bird.bgp_state("spk").map_err(|e| e.to_string())?;
+        Ok(state.as_deref() == Some("Established"))
+    });
+}
+
+/// A reload re-reads the BFD key file: a changed key re-registers the BFD session (BIRD's packets
+/// now fail our check, counted; the session does not come Up), the right key brings it back Up.
+#[test]
+fn bird_bfd_key_change_applies_on_reload() {
+    let t = Topology::new("bird_bfd_rekey");
+    let conf = format!(
+        "router id {p4};\nprotocol device {{}}\n\
+         protocol bfd {{ interface \"eth1\" {{ min rx interval 100 ms; min tx interval 100 ms; multiplier 3; \
+         authentication keyed sha1; password \"bfd-key-1\" {{ id 3; }}; }}; }}\n\
+         protocol bgp spk {{ local {p4} as 65000; neighbor {n4} as 65001; hold time 90; bfd on; \
+         error wait time 1, 5; connect retry time 1; ipv4 {{ import all; export none; }}; }}\n",
+        p4 = t.peer_v4,
+        n4 = t.node_v4,
+    );
+    let _bird = Bird::start(&t.peer, &t.dir("bird"), &conf).expect("bird");
+    let key_file = t.dir("keys").join("bfd.key");
+    std::fs::write(&key_file, "bfd-key-1\n").expect("key file");
+    let peers = format!(
+        "    - address: {p4}\n      asn: 65000\n      timers:\n        holdTimeSeconds: 90\n        connectRetryTimeSeconds: 1\n      \
+         bfd:\n        minTxMs: 100\n        minRxMs: 100\n        multiplier: 3\n        authentication:\n          \
+         type: keyedSha1\n          keyId: 3\n          passwordFile: {key}\n",
+        p4 = t.peer_v4,
+        key = key_file.display(),
+    );
+    let yaml = speaker_yaml("10.77.0.1", 65001, &peers, "");
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    let bfd_up = |what: &str| {
+        wait_until_ok(what, UP, || {
+            let p = speaker.peer(t.peer_v4);
+            match (p.state.as_str(), p.bfd_state.as_deref()) {
+                ("Established", Some("Up")) => Ok(p),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()))
+    };
+    let up = bfd_up("BFD Up with the right key");
+    assert_eq!(up.bfd_auth_failures, Some(0));
+
+    // Another key in the same file: the reload re-registers the BFD session with it.
+    std::fs::write(&key_file, "bfd-key-2\n").expect("key file");
+    speaker.reconfigure(&yaml);
+    let refused = wait_until_ok("BIRD's packets refused under the new key", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        match (p.bfd_state.as_deref(), p.bfd_auth_failures) {
+            (Some("Up"), _) | (_, None | Some(0)) => Err(format!("{p:?}")),
+            _ => Ok(p),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    eprintln!(
+        "rekey: BFD {:?} with {:?} packets refused",
+        refused.bfd_state, refused.bfd_auth_failures
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let p = speaker.peer(t.peer_v4);
+    assert_ne!(p.bfd_state.as_deref(), Some("Up"), "{p:?}");
+    // A BFD session that never came Up does not take BGP down (only a failure after Up does).
+    assert_eq!(p.state, "Established");
+
+    // The right key again.
+    std::fs::write(&key_file, "bfd-key-1\n").expect("key file");
+    speaker.reconfigure(&yaml);
+    let up = bfd_up("BFD Up again after restoring the key");
+    assert_eq!(
+        up.bfd_auth_failures,
+        Some(0),
+        "a fresh count for the new session"
+    );
 }
 
 #[test]

@@ -147,7 +147,14 @@ pub fn render_peers(peers: &[PeerStatus]) -> String {
             );
         }
         if let Some(bfd) = &p.bfd_state {
-            let _ = writeln!(out, "  BFD: {bfd}");
+            match p.bfd_auth_failures {
+                Some(n) if n > 0 => {
+                    let _ = writeln!(out, "  BFD: {bfd}, {n} packets failed authentication");
+                }
+                _ => {
+                    let _ = writeln!(out, "  BFD: {bfd}");
+                }
+            }
         }
         if let Some(error) = &p.last_error {
             // Escaped again here: the agent answering may be an older one.
@@ -203,6 +210,7 @@ mod tests {
             memory_bytes: 0,
             outbound_queued_bytes: 0,
             bfd_state: None,
+            bfd_auth_failures: None,
         };
         let text = render_peers(&[peer]);
         assert!(text.contains("bye\\u{1b}[2J\\u{d}"), "{text:?}");

@@ -245,6 +245,16 @@ fn encode_peers(peers: &[PeerStatus], e: &mut DescriptorEncoder<'_>) -> fmt::Res
             let state = p.bfd_state.as_deref()?;
             Some((peer_labels(p), gauge(u8::from(state == "Up"))))
         }),
+    )?;
+    encode_family(
+        e,
+        "herald_bgp_bfd_auth_failures",
+        "BFD packets from the peer discarded by authentication (missing, wrong key or type, \
+         replayed sequence number, bad digest); absent without BFD.",
+        peers.iter().filter_map(|p| {
+            let failures = p.bfd_auth_failures?;
+            Some((peer_labels(p), ConstCounter::new(failures)))
+        }),
     )
 }
 
@@ -460,6 +470,7 @@ mod tests {
             admin_down: false,
             last_error: None,
             bfd_state: Some("Up".into()),
+            bfd_auth_failures: Some(12),
             memory_bytes: 0,
             outbound_queued_bytes: 0,
         }
@@ -525,6 +536,7 @@ mod tests {
                 "1",
             ),
             (format!("herald_bgp_bfd_up{{{p}}}"), "1"),
+            (format!("herald_bgp_bfd_auth_failures_total{{{p}}}"), "12"),
         ] {
             assert_eq!(
                 value(&s, &series).as_deref(),
@@ -544,6 +556,7 @@ mod tests {
     fn a_down_peer_without_bfd_is_zero_and_has_no_bfd_sample() {
         let mut down = peer("Active");
         down.bfd_state = None;
+        down.bfd_auth_failures = None;
         let s = samples(&render(AgentCollector {
             peers: Some(vec![down]),
             ..Default::default()
@@ -555,7 +568,7 @@ mod tests {
         );
         assert!(
             !s.iter()
-                .any(|(series, _)| series.starts_with("herald_bgp_bfd_up"))
+                .any(|(series, _)| series.starts_with("herald_bgp_bfd_"))
         );
     }
 

@@ -58,9 +58,60 @@ pub enum Error {
         length: u8,
     },
     /// §6.8.6: "If the A bit is set and no authentication is in use (bfd.AuthType is zero), the
-    /// packet MUST be discarded." We implement no authentication.
-    #[error("BFD authentication is not implemented; packet with the A bit discarded")]
-    AuthNotImplemented,
+    /// packet MUST be discarded."
+    #[error("BFD packet is authenticated but the session uses no authentication")]
+    AuthUnexpected,
+    /// §6.8.6: "If the A bit is clear and authentication is in use (bfd.AuthType is nonzero),
+    /// the packet MUST be discarded."
+    #[error("BFD packet is not authenticated but the session requires it")]
+    AuthMissing,
+    /// §6.7.4: "If the Auth Type field does not match bfd.AuthType ... the packet MUST be
+    /// discarded."
+    #[error("BFD auth type {received}, the session uses {expected}")]
+    AuthTypeMismatch {
+        /// bfd.AuthType.
+        expected: u8,
+        /// The packet's Auth Type.
+        received: u8,
+    },
+    /// §6.7.4: "... or the Auth Len field is not equal to 28, the packet MUST be discarded."
+    #[error("BFD auth len {auth_len}, {expected} required for this auth type")]
+    AuthLenMismatch {
+        /// The packet's Auth Len.
+        auth_len: usize,
+        /// What the auth type needs.
+        expected: usize,
+    },
+    /// §6.7.4: "If the Auth Key ID field does not match the ID of a configured authentication
+    /// key, the received packet MUST be discarded."
+    #[error("BFD auth key ID {received}, the configured key has ID {expected}")]
+    AuthKeyId {
+        /// The configured key's ID.
+        expected: u8,
+        /// The packet's Auth Key ID.
+        received: u8,
+    },
+    /// §6.7.4: the sequence number lies outside bfd.RcvAuthSeq (+1 when meticulous) to
+    /// bfd.RcvAuthSeq + 3 × Detect Mult: a replayed or stale packet.
+    #[error("BFD auth sequence number {received} outside the window after {last} (replay?)")]
+    AuthSequence {
+        /// The packet's Sequence Number.
+        received: u32,
+        /// bfd.RcvAuthSeq.
+        last: u32,
+    },
+    /// §6.7.4: "If the calculated hash does not match ..., the received packet MUST be
+    /// discarded." Wrong key, or a forged or altered packet.
+    #[error("BFD auth digest does not match (wrong key or forged packet)")]
+    AuthDigest,
+    /// The configured key cannot be used (file unreadable, empty or longer than 20 octets).
+    #[error("BFD authentication key {path}: {message}")]
+    AuthKey {
+        /// The key file (the key itself is never shown).
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
     /// §6.8.6: "If the Your Discriminator field is nonzero, it MUST be used to select the session
     /// with which this BFD packet is associated. If no session is found, the packet MUST be
     /// discarded."
@@ -127,6 +178,21 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a received packet was discarded by the authentication rules (§6.7, §6.8.6): these
+    /// are counted and logged per session, as they may be an attack or a key mismatch.
+    pub fn is_auth_failure(&self) -> bool {
+        matches!(
+            self,
+            Self::AuthUnexpected
+                | Self::AuthMissing
+                | Self::AuthTypeMismatch { .. }
+                | Self::AuthLenMismatch { .. }
+                | Self::AuthKeyId { .. }
+                | Self::AuthSequence { .. }
+                | Self::AuthDigest
+        )
+    }
+
     pub(crate) fn io(what: impl Into<String>, error: &std::io::Error) -> Self {
         Self::Io {
             what: what.into(),

@@ -14,11 +14,17 @@
 //! - RFC 5883 multihop: UDP 4784, same source ports, sent with TTL 255, no received-TTL rule.
 //! - RFC 5880 §6.8.6 demultiplexing: by Your Discriminator when non-zero, else by the (peer,
 //!   local) address pair (a session registered with an unspecified local address matches any).
+//!
+//! Packets the session's authentication rules discard (§6.7.4, §6.8.6) are counted per session
+//! ([`BfdSession::auth_failure_counter`]) and logged with the peer's address, at most once per
+//! [`AUTH_LOG_INTERVAL`] per session so a flood of forgeries cannot flood the log.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use nix::sys::socket::{
     ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
@@ -29,6 +35,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
+use crate::bfd::auth::AuthKey;
 use crate::bfd::packet::{Diagnostic, Repr, State};
 use crate::bfd::session::{Input, Output, Prng, Session, SessionConfig};
 use crate::bfd::{Error, Result};
@@ -45,6 +52,8 @@ const SOURCE_PORTS: std::ops::RangeInclusive<u16> = 49152..=65535;
 const TTL: u8 = 255;
 /// DSCP CS6 (network control), as routers mark BFD.
 const TOS_CS6: u32 = 0xc0;
+/// At most one log line per session for packets failing authentication in this period.
+pub const AUTH_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// What the BGP driver asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,8 +65,11 @@ pub struct SessionSpec {
     pub local: IpAddr,
     /// Interface to bind to (single-hop; required for IPv6 link-local peers).
     pub interface: Option<String>,
-    /// Timers and single-hop/multihop choice.
+    /// Timers and single-hop/multihop choice. Its `authentication` is not read here: the caller
+    /// loads the key ([`AuthKey::load`]) and passes it as `auth`.
     pub config: BfdConfig,
+    /// RFC 5880 §6.7.4 authentication of every packet; `None`: none (bfd.AuthType zero).
+    pub auth: Option<AuthKey>,
 }
 
 /// What identifies a registered session.
@@ -113,6 +125,7 @@ struct Registered {
     discriminator: u32,
     events_rx: mpsc::UnboundedReceiver<BfdEvent>,
     state_rx: watch::Receiver<State>,
+    auth_failures: AuthFailureCounter,
 }
 
 /// Handle on the BFD driver task; dropping it stops the task and every session.
@@ -154,8 +167,25 @@ impl Bfd {
             discriminator: registered.discriminator,
             events_rx: registered.events_rx,
             state_rx: registered.state_rx,
+            auth_failures: registered.auth_failures,
             cmd_tx: self.cmd_tx.clone(),
         })
+    }
+}
+
+/// Packets one session discarded by the authentication rules; a cheap shared handle for status
+/// pages and metrics.
+#[derive(Debug, Clone, Default)]
+pub struct AuthFailureCounter(Arc<AtomicU64>);
+
+impl AuthFailureCounter {
+    /// The count so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    fn increment(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
     }
 }
 
@@ -167,10 +197,23 @@ pub struct BfdSession {
     discriminator: u32,
     events_rx: mpsc::UnboundedReceiver<BfdEvent>,
     state_rx: watch::Receiver<State>,
+    auth_failures: AuthFailureCounter,
     cmd_tx: mpsc::UnboundedSender<Command>,
 }
 
 impl BfdSession {
+    /// Packets demultiplexed to this session and discarded by the authentication rules (no, the
+    /// wrong or an unexpected authentication section, wrong key ID, replayed sequence number,
+    /// bad digest) since registration.
+    pub fn auth_failures(&self) -> u64 {
+        self.auth_failures.get()
+    }
+
+    /// A handle on the same count, which outlives this session handle.
+    pub fn auth_failure_counter(&self) -> AuthFailureCounter {
+        self.auth_failures.clone()
+    }
+
     /// The registration key.
     pub fn key(&self) -> SessionKey {
         self.key
@@ -256,6 +299,10 @@ struct Entry {
     events_tx: mpsc::UnboundedSender<BfdEvent>,
     state_tx: watch::Sender<State>,
     tx_failing: bool,
+    auth_failures: AuthFailureCounter,
+    /// When the last authentication failure was logged, and how many went unlogged since.
+    auth_logged_at: Option<Instant>,
+    auth_unlogged: u64,
 }
 
 struct Driver {
@@ -380,11 +427,17 @@ impl Driver {
         };
         let discriminator = self.allocate_discriminator();
         let now = now();
-        let session = Session::new(discriminator, config, Prng::new(self.prng.next_u64()), now)?;
+        let mut session =
+            Session::new(discriminator, config, Prng::new(self.prng.next_u64()), now)?;
+        let authenticated = spec.auth.is_some();
+        if let Some(key) = spec.auth {
+            session = session.with_authentication(key);
+        }
+        let auth_failures = AuthFailureCounter::default();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (state_tx, state_rx) = watch::channel(session.state());
         info!(peer = %spec.peer, local = %spec.local, multihop = spec.config.multihop,
-            discriminator, "BFD session registered");
+            discriminator, authenticated, "BFD session registered");
         self.sessions.insert(
             discriminator,
             Entry {
@@ -396,6 +449,9 @@ impl Driver {
                 events_tx,
                 state_tx,
                 tx_failing: false,
+                auth_failures: auth_failures.clone(),
+                auth_logged_at: None,
+                auth_unlogged: 0,
             },
         );
         self.by_key.insert(key, discriminator);
@@ -403,6 +459,7 @@ impl Driver {
             discriminator,
             events_rx,
             state_rx,
+            auth_failures,
         })
     }
 
@@ -416,7 +473,7 @@ impl Driver {
         // Tell the peer we are going away on purpose (AdminDown), rather than letting it time out.
         let now = now();
         if entry.session.handle(now, Input::AdminDown).is_ok() {
-            let packet = entry.session.control_packet();
+            let packet = entry.session.control_packet(now);
             send(&mut entry, &packet);
         }
         info!(peer = %key.peer, local = %key.local, "BFD session deregistered");
@@ -599,10 +656,29 @@ impl Driver {
         let Some(entry) = self.sessions.get_mut(&discr) else {
             return;
         };
-        match entry.session.handle(now(), input) {
+        let now = now();
+        match entry.session.handle(now, input) {
             Ok(outputs) => apply(entry, outputs),
+            Err(e) if e.is_auth_failure() => on_auth_failure(entry, now, &e),
             Err(e) => debug!(peer = %entry.key.peer, error = %e, "BFD input discarded"),
         }
+    }
+}
+
+/// Counts a packet the authentication rules discarded and logs it, rate-limited per session.
+fn on_auth_failure(entry: &mut Entry, now: Instant, error: &Error) {
+    let total = entry.auth_failures.increment();
+    let due = entry
+        .auth_logged_at
+        .is_none_or(|at| now.saturating_duration_since(at) >= AUTH_LOG_INTERVAL);
+    if due {
+        warn!(peer = %entry.key.peer, local = %entry.key.local, %error,
+            suppressed = entry.auth_unlogged, total,
+            "BFD packet failed authentication and was discarded");
+        entry.auth_logged_at = Some(now);
+        entry.auth_unlogged = 0;
+    } else {
+        entry.auth_unlogged += 1;
     }
 }
 

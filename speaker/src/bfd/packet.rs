@@ -306,8 +306,52 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
-/// The optional authentication section, kept opaque (we implement no authentication, but a
-/// parsed packet re-emits byte for byte).
+/// Auth Type code points (§4.1), open: unassigned values survive a parse/emit round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AuthType {
+    /// 1.
+    SimplePassword,
+    /// 2.
+    KeyedMd5,
+    /// 3.
+    MeticulousKeyedMd5,
+    /// 4.
+    KeyedSha1,
+    /// 5.
+    MeticulousKeyedSha1,
+    /// 0 (reserved) and 6–255.
+    Unknown(u8),
+}
+
+impl From<u8> for AuthType {
+    fn from(code: u8) -> Self {
+        match code {
+            1 => Self::SimplePassword,
+            2 => Self::KeyedMd5,
+            3 => Self::MeticulousKeyedMd5,
+            4 => Self::KeyedSha1,
+            5 => Self::MeticulousKeyedSha1,
+            n => Self::Unknown(n),
+        }
+    }
+}
+
+impl From<AuthType> for u8 {
+    fn from(t: AuthType) -> u8 {
+        match t {
+            AuthType::SimplePassword => 1,
+            AuthType::KeyedMd5 => 2,
+            AuthType::MeticulousKeyedMd5 => 3,
+            AuthType::KeyedSha1 => 4,
+            AuthType::MeticulousKeyedSha1 => 5,
+            AuthType::Unknown(n) => n,
+        }
+    }
+}
+
+/// The optional authentication section: Auth Type and the bytes after Auth Len, kept as they
+/// came so a parsed packet re-emits byte for byte (which the digest check relies on). The
+/// typed view of the SHA1 types is [`Sha1Auth`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthSection {
     auth_type: u8,
@@ -330,8 +374,120 @@ impl AuthSection {
     pub fn data(&self) -> &[u8] {
         &self.data
     }
+    /// Auth Len: the section's length, counting the Auth Type and Auth Len octets.
+    pub fn auth_len(&self) -> usize {
+        self.wire_len()
+    }
     fn wire_len(&self) -> usize {
         2 + self.data.len()
+    }
+}
+
+/// The Keyed SHA1 / Meticulous Keyed SHA1 section (§4.4):
+///
+/// ```text
+/// |   Auth Type   |   Auth Len    |  Auth Key ID  |   Reserved    |
+/// |                        Sequence Number                        |
+/// |                       Auth Key/Hash (20 octets)               |
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sha1Auth {
+    /// Auth Type 5 rather than 4.
+    pub meticulous: bool,
+    /// Auth Key ID.
+    pub key_id: u8,
+    /// Sequence Number.
+    pub sequence: u32,
+    /// Auth Key/Hash: the digest (or, while it is computed, the zero-padded key).
+    pub digest: [u8; SHA1_DIGEST_LEN],
+}
+
+/// Octets of a SHA1 digest, and of the zero-padded key that stands in for it while hashing.
+pub const SHA1_DIGEST_LEN: usize = 20;
+/// §4.4: "Auth Len: The length of the Authentication Section, in bytes. For Keyed SHA1 and
+/// Meticulous Keyed SHA1 authentication, the length is 28."
+pub const SHA1_AUTH_LEN: usize = 28;
+/// Where the Auth Key/Hash starts within [`AuthSection::data`] (after key ID, reserved, seq).
+const SHA1_DIGEST_AT: usize = 6;
+
+impl Sha1Auth {
+    /// The typed view of a section of Auth Type 4 or 5 with Auth Len 28; anything else is an
+    /// error naming what differs (`expected` is the session's type, bfd.AuthType).
+    pub fn parse(section: &AuthSection, expected: AuthType) -> Result<Self> {
+        if section.auth_type != u8::from(expected) {
+            return Err(Error::AuthTypeMismatch {
+                expected: expected.into(),
+                received: section.auth_type,
+            });
+        }
+        let meticulous = match expected {
+            AuthType::KeyedSha1 => false,
+            AuthType::MeticulousKeyedSha1 => true,
+            _ => {
+                return Err(Error::AuthTypeMismatch {
+                    expected: expected.into(),
+                    received: section.auth_type,
+                });
+            }
+        };
+        let length_error = Error::AuthLenMismatch {
+            auth_len: section.auth_len(),
+            expected: SHA1_AUTH_LEN,
+        };
+        if section.auth_len() != SHA1_AUTH_LEN {
+            return Err(length_error);
+        }
+        let data = section.data.as_slice();
+        let (Some(&key_id), Some(sequence), Some(digest)) = (
+            data.first(),
+            data.get(2..SHA1_DIGEST_AT)
+                .and_then(|b| <[u8; 4]>::try_from(b).ok()),
+            data.get(SHA1_DIGEST_AT..)
+                .and_then(|b| <[u8; SHA1_DIGEST_LEN]>::try_from(b).ok()),
+        ) else {
+            return Err(length_error);
+        };
+        Ok(Self {
+            meticulous,
+            key_id,
+            sequence: u32::from_be_bytes(sequence),
+            digest,
+        })
+    }
+
+    /// The section, with the Reserved octet zero ("MUST be set to zero on transmit").
+    pub fn to_section(&self) -> AuthSection {
+        let auth_type = if self.meticulous {
+            AuthType::MeticulousKeyedSha1
+        } else {
+            AuthType::KeyedSha1
+        };
+        let mut data = Vec::with_capacity(SHA1_AUTH_LEN - 2);
+        data.extend_from_slice(&[self.key_id, 0]);
+        data.extend_from_slice(&self.sequence.to_be_bytes());
+        data.extend_from_slice(&self.digest);
+        AuthSection {
+            auth_type: auth_type.into(),
+            data,
+        }
+    }
+}
+
+impl Repr {
+    /// The packet's bytes with the Auth Key/Hash field of a SHA1 section replaced by
+    /// `padded_key`, everything else (the Reserved octet included) as received: the input of the
+    /// §6.7.4 hash. `None` without a section of SHA1 length.
+    pub fn with_sha1_key_in_digest(&self, padded_key: &[u8; SHA1_DIGEST_LEN]) -> Option<Vec<u8>> {
+        let mut keyed = self.clone();
+        let section = keyed.auth.as_mut()?;
+        if section.auth_len() != SHA1_AUTH_LEN {
+            return None;
+        }
+        section
+            .data
+            .get_mut(SHA1_DIGEST_AT..)?
+            .copy_from_slice(padded_key);
+        Some(keyed.to_bytes())
     }
 }
 
@@ -411,8 +567,10 @@ impl Repr {
         }
         let auth = if packet.auth_present() {
             let auth_len = packet.byte(field::AUTH_LEN);
-            // Auth Len counts the Auth Type and Auth Len octets themselves.
-            if auth_len < 2 || HEADER_LEN + usize::from(auth_len) > usize::from(length) {
+            // Auth Len counts the Auth Type and Auth Len octets themselves. The section ends the
+            // packet (§4.1), so Length must be exactly the two sections: octets between them and
+            // Length would escape the §6.7.4 digest, which is computed over what we re-emit.
+            if auth_len < 2 || HEADER_LEN + usize::from(auth_len) != usize::from(length) {
                 return Err(Error::BadAuthLength { auth_len, length });
             }
             let start = field::AUTH_LEN + 1;

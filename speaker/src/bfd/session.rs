@@ -1,7 +1,8 @@
 //! One BFD session in RFC 5880 asynchronous mode, as a pure state machine: the state variables of
 //! §6.8.1, the reception rules of §6.8.6, the timer rules of §6.8.2–§6.8.4 and §6.8.7 (including
 //! the Poll/Final sequence for timer changes and the slow 1 s transmission while not Up), and
-//! administrative control (§6.8.16).
+//! administrative control (§6.8.16), and, with [`Session::with_authentication`], RFC 5880 §6.7.4
+//! Keyed SHA1 authentication of every packet sent and received ([`crate::bfd::auth`]).
 //!
 //! Time is an input: [`Session::handle`] and [`Session::handle_timeout`] take `now`, and
 //! [`Session::poll_timeout`] says when the driver must call back. Randomness (transmit jitter)
@@ -17,6 +18,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::bfd::auth::{AuthKey, AuthState};
 use crate::bfd::packet::{Diagnostic, Repr, State};
 use crate::bfd::{Error, Result};
 use crate::config::BfdConfig;
@@ -154,6 +156,8 @@ pub struct Session {
     poll_pending: bool,
     next_tx: Option<Instant>,
     detect_deadline: Option<Instant>,
+    // bfd.AuthType and the sequence numbers; `None`: no authentication (bfd.AuthType zero).
+    auth: Option<AuthState>,
 }
 
 impl Session {
@@ -181,9 +185,24 @@ impl Session {
             poll_pending: false,
             next_tx: Some(now),
             detect_deadline: None,
+            auth: None,
         };
         session.tx_in_use_us = session.advertised_tx_us();
         Ok(session)
+    }
+
+    /// Authenticates every packet with `key` (bfd.AuthType non-zero): packets sent are signed,
+    /// packets received without a valid signature are discarded (§6.8.6). bfd.XmitAuthSeq starts
+    /// at a value drawn from the session's generator.
+    pub fn with_authentication(mut self, key: AuthKey) -> Self {
+        let initial_seq = (self.prng.next_u64() >> 32) as u32;
+        self.auth = Some(AuthState::new(key, initial_seq));
+        self
+    }
+
+    /// The authentication state (`None` without authentication).
+    pub fn authentication(&self) -> Option<&AuthState> {
+        self.auth.as_ref()
     }
 
     /// bfd.SessionState.
@@ -270,7 +289,7 @@ impl Session {
             }
         }
         if self.next_tx.is_some_and(|t| t <= now) {
-            out.push(Output::Send(self.packet(false)));
+            out.push(Output::Send(self.packet(now, false)));
             self.next_tx = self.jittered_next(now);
         }
         out
@@ -304,13 +323,20 @@ impl Session {
     }
 
     fn on_packet(&mut self, now: Instant, repr: Repr, out: &mut Vec<Output>) -> Result<()> {
-        // "If the A bit is set and no authentication is in use (bfd.AuthType is zero), the packet
-        // MUST be discarded."
-        if repr.auth.is_some() {
-            return Err(Error::AuthNotImplemented);
-        }
         if repr.your_discriminator != 0 && repr.your_discriminator != self.local_discr {
             return Err(Error::UnknownDiscriminator(repr.your_discriminator));
+        }
+        let forget_after = self.detection_time().map(|d| d.saturating_mul(2));
+        match &mut self.auth {
+            // "If the A bit is set and no authentication is in use (bfd.AuthType is zero), the
+            // packet MUST be discarded."
+            None if repr.auth.is_some() => return Err(Error::AuthUnexpected),
+            None => {}
+            // "If the A bit is clear and authentication is in use (bfd.AuthType is nonzero), the
+            // packet MUST be discarded. If the A bit is set, the packet MUST be authenticated
+            // under the rules of section 6.7". Nothing below runs for a discarded packet, so it
+            // neither restarts the detection timer nor moves the state.
+            Some(auth) => auth.verify(now, &repr, self.config.detect_mult, forget_after)?,
         }
         // "Set bfd.RemoteDiscr to the value of My Discriminator. Set bfd.RemoteState to the value
         // of the State (Sta) field. ... Set bfd.RemoteMinRxInterval to the value of Required Min
@@ -375,7 +401,7 @@ impl Session {
         // "If the Poll (P) bit is set, send a BFD Control packet to the remote system with the
         // Poll (P) bit clear, and the Final (F) bit set."
         if repr.poll {
-            out.push(Output::Send(self.packet(true)));
+            out.push(Output::Send(self.packet(now, true)));
         }
         Ok(())
     }
@@ -491,15 +517,16 @@ impl Session {
         now.checked_add(Duration::from_micros(interval * permille / 1000))
     }
 
-    /// The Control packet the session would send now (periodic form); the driver sends it once
-    /// more on deregistration so the peer sees AdminDown instead of a timeout.
-    pub fn control_packet(&self) -> Repr {
-        self.packet(false)
+    /// The Control packet the session would send now (periodic form, signed when authenticated);
+    /// the driver sends it once more on deregistration so the peer sees AdminDown instead of a
+    /// timeout.
+    pub fn control_packet(&mut self, now: Instant) -> Repr {
+        self.packet(now, false)
     }
 
     /// A Control packet reflecting the current state; `final_` answers a Poll.
-    fn packet(&self, final_: bool) -> Repr {
-        Repr {
+    fn packet(&mut self, now: Instant, final_: bool) -> Repr {
+        let mut repr = Repr {
             diagnostic: self.local_diag,
             state: self.state,
             // Never both: a Final reply goes out with Poll clear even during our own Poll.
@@ -514,7 +541,11 @@ impl Session {
             required_min_rx: self.config.required_min_rx_us,
             required_min_echo_rx: 0,
             auth: None,
+        };
+        if let Some(auth) = &mut self.auth {
+            auth.sign(now, &mut repr);
         }
+        repr
     }
 }
 

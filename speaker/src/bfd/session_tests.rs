@@ -1,6 +1,8 @@
 //! Unit tests of the session state machine, driven by inputs and a simulated clock.
 
 use super::*;
+use crate::bfd::auth::AuthState;
+use crate::config::BfdAuthType;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -119,6 +121,7 @@ fn zero_discriminator_or_timers_are_rejected() {
         min_rx_ms: 200,
         multiplier: 5,
         multihop: false,
+        authentication: None,
     };
     let c = SessionConfig::try_from(&from_file).expect("valid");
     assert_eq!(
@@ -560,10 +563,7 @@ fn authenticated_or_misaddressed_packets_are_discarded_without_effect() {
     let mut s = session(t0);
     let mut p = remote(State::Down);
     p.auth = crate::bfd::packet::AuthSection::new(1, b"\x01pw".to_vec());
-    assert_eq!(
-        s.handle(t0, Input::Received(p)),
-        Err(Error::AuthNotImplemented)
-    );
+    assert_eq!(s.handle(t0, Input::Received(p)), Err(Error::AuthUnexpected));
     let mut p = remote(State::Up);
     p.your_discriminator = 0x9999;
     assert_eq!(
@@ -617,4 +617,131 @@ fn admin_down_signals_the_peer_and_stops_detection_until_admin_up() {
     );
     // Repeating either is a no-op.
     assert!(s.handle(far, Input::AdminUp).expect("up").is_empty());
+}
+
+fn authenticated(now: Instant, local: u32, auth_type: BfdAuthType, secret: &[u8]) -> Session {
+    Session::new(local, cfg(300, 300, 3), Prng::new(u64::from(local)), now)
+        .expect("session")
+        .with_authentication(AuthKey::new(auth_type, 1, secret).expect("key"))
+}
+
+/// Runs two authenticated sessions against each other for `duration`, delivering every packet
+/// (each must be signed); returns the last time reached.
+fn exchange(a: &mut Session, b: &mut Session, from: Instant, duration: Duration) -> Instant {
+    let mut now = from;
+    let end = from + duration;
+    while now < end {
+        let next = [a.poll_timeout(), b.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .expect("timers");
+        now = next.max(now);
+        let mut to_b: Vec<Repr> = Vec::new();
+        let mut to_a: Vec<Repr> = Vec::new();
+        to_b.extend(sends(&a.handle_timeout(now)).into_iter().cloned());
+        to_a.extend(sends(&b.handle_timeout(now)).into_iter().cloned());
+        while !to_a.is_empty() || !to_b.is_empty() {
+            for r in std::mem::take(&mut to_b) {
+                assert!(r.auth.is_some(), "unsigned packet {r:?}");
+                let out = b.handle(now, Input::Received(r)).expect("b accepts a");
+                to_a.extend(sends(&out).into_iter().cloned());
+            }
+            for r in std::mem::take(&mut to_a) {
+                assert!(r.auth.is_some(), "unsigned packet {r:?}");
+                let out = a.handle(now, Input::Received(r)).expect("a accepts b");
+                to_b.extend(sends(&out).into_iter().cloned());
+            }
+        }
+    }
+    now
+}
+
+#[test]
+fn authenticated_sessions_sign_every_packet_and_come_up() {
+    for t in [BfdAuthType::KeyedSha1, BfdAuthType::MeticulousKeyedSha1] {
+        let t0 = Instant::now();
+        let mut a = authenticated(t0, 0x1111, t, b"secret");
+        let mut b = authenticated(t0, 0x2222, t, b"secret");
+        let now = exchange(&mut a, &mut b, t0, Duration::from_secs(5));
+        assert_eq!((a.state(), b.state()), (State::Up, State::Up), "{t:?}");
+        // `exchange` checked that every packet, Finals included, carried a section.
+        assert!(now > t0);
+        assert!(
+            a.authentication()
+                .and_then(|s| s.received_sequence())
+                .is_some()
+        );
+    }
+}
+
+#[test]
+fn unauthenticated_or_wrongly_keyed_packets_neither_bring_a_session_up_nor_down() {
+    let t0 = Instant::now();
+    let t = BfdAuthType::MeticulousKeyedSha1;
+    // Down: forged Down and Init packets (right discriminators) must not start the handshake.
+    let mut s = authenticated(t0, 0x1111, t, b"secret");
+    for state in [State::Down, State::Init] {
+        let mut forged = remote(state);
+        assert_eq!(
+            s.handle(t0, Input::Received(forged.clone())),
+            Err(Error::AuthMissing)
+        );
+        // Signed, with a guessed key.
+        let mut guess = AuthState::new(AuthKey::new(t, 1, b"guessed").expect("key"), 3);
+        guess.sign(t0, &mut forged);
+        assert_eq!(
+            s.handle(t0, Input::Received(forged)),
+            Err(Error::AuthDigest)
+        );
+    }
+    assert_eq!(s.state(), State::Down);
+    assert_eq!(
+        s.detection_time(),
+        None,
+        "nothing was learned from the forgeries"
+    );
+
+    // Up: a forged AdminDown / Down with the right discriminators changes nothing either.
+    let mut a = authenticated(t0, 0x1111, t, b"secret");
+    let mut b = authenticated(t0, 0x2222, t, b"secret");
+    let now = exchange(&mut a, &mut b, t0, Duration::from_secs(5));
+    assert_eq!(a.state(), State::Up);
+    let deadline = a.poll_timeout();
+    for state in [State::AdminDown, State::Down] {
+        let mut forged = remote(state);
+        forged.your_discriminator = 0x1111;
+        assert_eq!(
+            a.handle(now, Input::Received(forged.clone())),
+            Err(Error::AuthMissing)
+        );
+        let mut wrong = AuthState::new(AuthKey::new(t, 1, b"guessed").expect("key"), 0);
+        wrong.sign(now, &mut forged);
+        assert!(a.handle(now, Input::Received(forged)).is_err());
+    }
+    assert_eq!(a.state(), State::Up);
+    assert_eq!(a.poll_timeout(), deadline, "no timer was restarted");
+    // And a replay of b's own earlier packet is refused (meticulous: no repeats).
+    let replayed = b.control_packet(now);
+    assert_eq!(
+        a.handle(now, Input::Received(replayed.clone())).map(|_| ()),
+        Ok(())
+    );
+    assert!(matches!(
+        a.handle(now, Input::Received(replayed)),
+        Err(Error::AuthSequence { .. })
+    ));
+}
+
+#[test]
+fn a_session_without_authentication_refuses_signed_packets() {
+    let t0 = Instant::now();
+    let mut plain = session(t0);
+    let mut signer = authenticated(t0, 0x2222, BfdAuthType::KeyedSha1, b"secret");
+    let packet = signer.control_packet(t0);
+    assert_eq!(
+        plain.handle(t0, Input::Received(packet)),
+        Err(Error::AuthUnexpected)
+    );
+    assert_eq!(plain.state(), State::Down);
 }

@@ -1,9 +1,11 @@
 //! What a start or reload must check before it changes anything: the files the configuration
 //! only names. Every BGP peer's password file must be readable and hold a usable TCP MD5 key,
-//! and the L2 heartbeat key file must be readable and long enough. A reload that fails here
+//! every BFD authentication key file a usable SHA1 key (1 to 20 octets), and the L2 heartbeat key
+//! file must be readable and long enough. A reload that fails here
 //! leaves lb-ipam, L2 and every BGP peer as they were; the error names the file, the line and
 //! the key. I/O boundary: reads those files, nothing else.
 
+use crate::bfd::AuthKey;
 use crate::bgp::io::connect::SocketOptions;
 use crate::config::{Config, ConfigError};
 
@@ -17,6 +19,15 @@ pub fn check(config: &Config, origin: &str) -> Result<(), ConfigError> {
     };
     if let Some(bgp) = &config.bgp {
         for (index, peer) in bgp.peers.iter().enumerate() {
+            if let Some(auth) = peer.bfd.as_ref().and_then(|b| b.authentication.as_ref())
+                && let Err(error) = AuthKey::load(auth)
+            {
+                return Err(invalid(
+                    peer.address.referenced.line(),
+                    format!("bgp.peers[{index}].bfd.authentication.passwordFile"),
+                    error.to_string(),
+                ));
+            }
             if peer.password_file.is_none() {
                 continue;
             }
@@ -86,6 +97,47 @@ mod tests {
             .expect_err("too long")
             .to_string();
         assert!(error.contains("bgp.peers[0].passwordFile"), "{error}");
+    }
+
+    #[test]
+    fn bfd_key_files_are_read_and_named_with_peer_line_and_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let good = dir.path().join("good");
+        std::fs::write(&good, "secret\n").expect("write");
+        let long = dir.path().join("long");
+        std::fs::write(&long, "x".repeat(21)).expect("write");
+        let bfd = |file: &std::path::Path| {
+            format!(
+                "      bfd: {{authentication: {{type: keyedSha1, keyId: 1, passwordFile: {}}}}}\n",
+                file.display()
+            )
+        };
+        let peers = |second: &std::path::Path| {
+            format!(
+                "    - address: 192.0.2.1\n      asn: 65002\n{}    - address: 192.0.2.2\n      asn: 65002\n{}",
+                bfd(&good),
+                bfd(second)
+            )
+        };
+        check(&config(&peers(&good), ""), "t.yaml").expect("readable keys pass");
+        let missing = dir.path().join("missing");
+        let error = check(&config(&peers(&missing), ""), "t.yaml")
+            .expect_err("missing file")
+            .to_string();
+        assert!(
+            error.starts_with("t.yaml:8: bgp.peers[1].bfd.authentication.passwordFile: ")
+                && error.contains(&missing.display().to_string()),
+            "{error}"
+        );
+        let error = check(&config(&peers(&long), ""), "t.yaml")
+            .expect_err("key too long")
+            .to_string();
+        assert!(
+            error.contains("bgp.peers[1].bfd.authentication.passwordFile")
+                && error.contains("1 to 20"),
+            "{error}"
+        );
+        assert!(!error.contains("xxxx"), "the key leaked: {error}");
     }
 
     #[test]

@@ -584,6 +584,8 @@ fn peer_config(
         min_rx_ms: b.min_rx_ms.unwrap_or(300).max(1),
         multiplier: b.multiplier.unwrap_or(3).max(1),
         multihop: b.multihop,
+        // The CRD has no BFD authentication yet.
+        authentication: None,
     });
     let families = match &spec.families {
         None => vec![Family::Ipv4Unicast, Family::Ipv6Unicast],

@@ -162,7 +162,7 @@ fn cluster_config_peer_config_and_node_become_the_bgp_config() {
     assert_eq!(tor1.ebgp_multihop, Some(Ttl(2)));
     assert!(tor1.graceful_restart.enabled);
     assert_eq!(tor1.graceful_restart.restart_time_seconds, RestartTime(60));
-    let bfd = tor1.bfd.expect("bfd");
+    let bfd = tor1.bfd.clone().expect("bfd");
     assert_eq!(
         (bfd.min_tx_ms, bfd.min_rx_ms, bfd.multiplier),
         (100, 300, 5)

@@ -33,7 +33,7 @@ use super::link_local::link_local_for;
 use super::listener;
 use crate::advertise::local::is_ebgp;
 use crate::advertise::{PeerRoutes, ServiceState, local_routes};
-use crate::bfd::{Bfd, SessionSpec};
+use crate::bfd::{AuthFailureCounter, AuthKey, Bfd, SessionSpec};
 use crate::bgp::collision::Direction;
 use crate::bgp::fsm::{self, ConnId, FsmConfig};
 use crate::bgp::loc_rib::RouteServer;
@@ -67,6 +67,7 @@ enum Command {
     Reset(String, PeerReset, oneshot::Sender<Result<IpAddr>>),
     BfdDown(IpAddr),
     BfdState(IpAddr, String),
+    BfdRegistered(IpAddr, AuthFailureCounter),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -151,6 +152,7 @@ impl Instance {
             fib_awaiting_eor: fib.as_ref().is_some_and(FibHandle::kept_routes),
             fib,
             bfd: None,
+            retiring_bfd: BTreeMap::new(),
             commands_tx: commands_tx.downgrade(),
             pending_changes: BTreeMap::new(),
         };
@@ -277,6 +279,11 @@ struct PeerSlot {
     /// The BFD session bound to this peer (registration and event relay), if configured.
     bfd_task: Option<AbortOnDrop>,
     bfd_state: Option<String>,
+    /// The BFD authentication key the session was registered with (compared on reload, so a
+    /// changed key file re-registers the session).
+    bfd_key: Option<AuthKey>,
+    /// Packets the registered BFD session discarded by its authentication rules.
+    bfd_auth_failures: Option<AuthFailureCounter>,
 }
 
 struct Owner {
@@ -300,6 +307,9 @@ struct Owner {
     fib_awaiting_eor: bool,
     /// The BFD driver, started with the first peer that asks for BFD.
     bfd: Option<Arc<Bfd>>,
+    /// BFD relay tasks of removed peers, aborted but perhaps not yet stopped: a peer added again
+    /// (a reset) waits for its old task before registering, see [`Owner::start_bfd`].
+    retiring_bfd: BTreeMap<IpAddr, AbortOnDrop>,
     /// For tasks that report back (BFD relays); weak so it does not keep the loop alive.
     commands_tx: mpsc::WeakSender<Command>,
     /// Prefixes whose accepted routes changed, by the peer they came from, not yet passed on
@@ -330,6 +340,19 @@ fn log_unsent(peer: IpAddr, name: &str, routes: &[(IpNet, String)]) {
     if routes.len() > UNSENT_LOG_LINES {
         tracing::error!(%peer, name, more = routes.len() - UNSENT_LOG_LINES, "more routes not advertised to the peer for the same kind of reason");
     }
+}
+
+/// The peer's BFD authentication key, read from its file (`None` without authentication).
+pub(super) fn bfd_key(peer: &PeerConfig) -> Result<Option<AuthKey>> {
+    peer.bfd
+        .as_ref()
+        .and_then(|bfd| bfd.authentication.as_ref())
+        .map(AuthKey::load)
+        .transpose()
+        .map_err(|source| Error::BfdKey {
+            peer: peer.address.value,
+            source,
+        })
 }
 
 fn now_std() -> std::time::Instant {
@@ -415,11 +438,17 @@ impl Owner {
     fn add_peer(&mut self, peer: PeerConfig) -> Result<()> {
         let ebgp = is_ebgp(self.bgp().local_asn, peer.asn);
         let options = SocketOptions::for_peer(&peer, ebgp)?;
-        self.add_peer_with(peer, options)
+        let bfd_key = bfd_key(&peer)?;
+        self.add_peer_with(peer, options, bfd_key)
     }
 
-    /// Adds a peer whose socket options (password file read) are already known.
-    fn add_peer_with(&mut self, peer: PeerConfig, options: SocketOptions) -> Result<()> {
+    /// Adds a peer whose socket options (password file read) and BFD key are already known.
+    fn add_peer_with(
+        &mut self,
+        peer: PeerConfig,
+        options: SocketOptions,
+        bfd_key: Option<AuthKey>,
+    ) -> Result<()> {
         let address = peer.address.value;
         if let (Some(listener), Some(key)) = (&self.listener, &options.md5_key) {
             listener::set_peer_key(listener, address, key)?;
@@ -433,7 +462,10 @@ impl Owner {
             None => session.handle(now, fsm::Input::Start),
         });
         tracing::info!(peer = %address, name = %peer.display_name(), "peer configured");
-        let bfd_task = peer.bfd.map(|config| self.start_bfd(&peer, config));
+        let bfd_task = peer
+            .bfd
+            .clone()
+            .map(|config| self.start_bfd(&peer, config, bfd_key.clone()));
         self.peers.insert(
             address,
             PeerSlot {
@@ -444,6 +476,8 @@ impl Owner {
                 attempt: 0,
                 bfd_task,
                 bfd_state: None,
+                bfd_key,
+                bfd_auth_failures: None,
             },
         );
         self.apply(address, outputs);
@@ -457,12 +491,26 @@ impl Owner {
 
     /// Registers a BFD session for `peer` and relays its state changes to the owner task: a
     /// failure of an Up session takes the BGP session down at once.
-    fn start_bfd(&mut self, peer: &PeerConfig, config: crate::config::BfdConfig) -> AbortOnDrop {
+    fn start_bfd(
+        &mut self,
+        peer: &PeerConfig,
+        config: crate::config::BfdConfig,
+        auth: Option<AuthKey>,
+    ) -> AbortOnDrop {
         let bfd = self
             .bfd
             .get_or_insert_with(|| Arc::new(Bfd::spawn()))
             .clone();
         let address = peer.address.value;
+        // The peer's previous BFD task (a reload replacing the session, or a reset re-adding the
+        // peer) must be gone before we register: its session deregisters when the task drops it,
+        // and registering first would be refused as a duplicate.
+        self.retiring_bfd.retain(|_, task| !task.0.is_finished());
+        let previous = self
+            .peers
+            .get_mut(&address)
+            .and_then(|slot| slot.bfd_task.take())
+            .or_else(|| self.retiring_bfd.remove(&address));
         let local = peer.local_address.unwrap_or(match address {
             IpAddr::V4(_) => IpAddr::from([0u8; 4]),
             IpAddr::V6(_) => IpAddr::from([0u16; 8]),
@@ -472,9 +520,13 @@ impl Owner {
             local,
             interface: None,
             config,
+            auth,
         };
         let commands = self.commands_tx.clone();
         AbortOnDrop(tokio::spawn(async move {
+            if let Some(mut previous) = previous {
+                previous.stop().await;
+            }
             let mut session = match bfd.register(spec).await {
                 Ok(session) => session,
                 Err(error) => {
@@ -482,6 +534,12 @@ impl Owner {
                     return;
                 }
             };
+            if let Some(commands) = commands.upgrade() {
+                let counter = session.auth_failure_counter();
+                let _ = commands
+                    .send(Command::BfdRegistered(address, counter))
+                    .await;
+            }
             while let Some(event) = session.recv().await {
                 let Some(commands) = commands.upgrade() else {
                     return;
@@ -508,7 +566,10 @@ impl Owner {
         {
             let _ = listener::set_peer_key(listener, address, &[]);
         }
-        self.peers.remove(&address);
+        if let Some(task) = self.peers.remove(&address).and_then(|slot| slot.bfd_task) {
+            task.0.abort();
+            self.retiring_bfd.insert(address, task);
+        }
     }
 
     async fn run(
@@ -644,6 +705,11 @@ impl Owner {
             Command::BfdState(address, state) => {
                 if let Some(slot) = self.peers.get_mut(&address) {
                     slot.bfd_state = Some(state);
+                }
+            }
+            Command::BfdRegistered(address, counter) => {
+                if let Some(slot) = self.peers.get_mut(&address) {
+                    slot.bfd_auth_failures = Some(counter);
                 }
             }
             Command::Shutdown(_) => {}

@@ -14,6 +14,7 @@ use super::super::connect::SocketOptions;
 use super::{Owner, now_std};
 use crate::advertise::ServiceState;
 use crate::advertise::local::is_ebgp;
+use crate::bfd::AuthKey;
 use crate::bgp::fsm;
 use crate::bgp::session::GrConfig;
 use crate::config::{Config, PeerConfig};
@@ -95,12 +96,15 @@ impl Owner {
             .iter()
             .map(|p| (p.address.value, p.clone()))
             .collect();
-        // Every password file is read before anything changes: one that cannot be read fails
-        // the reload with all peers as they were.
-        let mut options: BTreeMap<IpAddr, SocketOptions> = BTreeMap::new();
+        // Every password and BFD key file is read before anything changes: one that cannot be
+        // read fails the reload with all peers as they were.
+        let mut options: BTreeMap<IpAddr, (SocketOptions, Option<AuthKey>)> = BTreeMap::new();
         for (address, peer) in &new_peers {
             let ebgp = is_ebgp(new_bgp.local_asn, peer.asn);
-            options.insert(*address, SocketOptions::for_peer(peer, ebgp)?);
+            options.insert(
+                *address,
+                (SocketOptions::for_peer(peer, ebgp)?, super::bfd_key(peer)?),
+            );
         }
         self.config = config;
         self.bgp_config = new_bgp.clone();
@@ -115,11 +119,11 @@ impl Owner {
             report.removed.push(address);
         }
         for (address, peer) in new_peers {
-            let Some(peer_options) = options.remove(&address) else {
+            let Some((peer_options, bfd_key)) = options.remove(&address) else {
                 continue;
             };
             let Some(slot) = self.peers.get_mut(&address) else {
-                self.add_peer_with(peer, peer_options)?;
+                self.add_peer_with(peer, peer_options, bfd_key)?;
                 report.added.push(address);
                 continue;
             };
@@ -131,7 +135,7 @@ impl Owner {
                     address,
                     Notification::cease(CeaseSubcode::OtherConfigurationChange),
                 );
-                self.add_peer_with(peer, peer_options)?;
+                self.add_peer_with(peer, peer_options, bfd_key)?;
                 report.reset.push(address);
                 continue;
             }
@@ -164,15 +168,18 @@ impl Owner {
                 (Some(_), None) => outputs.extend(slot.session.handle(now, fsm::Input::Start)),
                 _ => {}
             }
-            let bfd_changed = slot.config.bfd != peer.bfd;
+            // A changed BFD key file content re-registers the BFD session like a changed section.
+            let bfd_changed = slot.config.bfd != peer.bfd || slot.bfd_key != bfd_key;
             slot.config = peer;
             if bfd_changed {
-                let bfd = slot.config.bfd;
+                let bfd = slot.config.bfd.clone();
                 let peer_config = slot.config.clone();
-                let task = bfd.map(|config| self.start_bfd(&peer_config, config));
+                let task = bfd.map(|config| self.start_bfd(&peer_config, config, bfd_key.clone()));
                 if let Some(slot) = self.peers.get_mut(&address) {
                     slot.bfd_task = task;
                     slot.bfd_state = None;
+                    slot.bfd_key = bfd_key;
+                    slot.bfd_auth_failures = None;
                 }
             }
             self.apply(address, outputs);

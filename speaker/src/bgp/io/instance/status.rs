@@ -65,6 +65,10 @@ pub struct PeerStatus {
     /// State of the bound BFD session, if BFD is configured.
     #[serde(default)]
     pub bfd_state: Option<String>,
+    /// BFD packets from the peer discarded by the authentication rules (RFC 5880 §6.7.4):
+    /// forged, replayed or signed with another key; `None` without a registered BFD session.
+    #[serde(default)]
+    pub bfd_auth_failures: Option<u64>,
     /// Estimated memory held for this peer, bytes: its Adj-RIB-In and Adj-RIB-Out (from their
     /// sizes) and the bytes queued for its connections' writers.
     #[serde(default)]
@@ -169,6 +173,7 @@ impl Owner {
                     admin_down: fsm.is_admin_down(),
                     last_error: fsm.last_error().map(str::to_owned),
                     bfd_state: slot.bfd_state.clone(),
+                    bfd_auth_failures: slot.bfd_auth_failures.as_ref().map(|c| c.get()),
                     memory_bytes: (slot.session.memory_estimate() + queued) as u64,
                     outbound_queued_bytes: queued as u64,
                 }
