@@ -342,6 +342,20 @@ mod tests {
         assert_eq!(back.capabilities, open.capabilities);
     }
 
+    #[test]
+    fn capability_groups_that_do_not_add_up_are_unencodable() {
+        // `usize::MAX + 1` wrapped to 0 and matched an empty list, then split_at panicked.
+        for counts in [vec![usize::MAX, 1], vec![4], vec![1, 1]] {
+            let mut open = sample();
+            open.layout = CapabilityLayout::Groups(counts);
+            let mut buf = Vec::new();
+            assert!(matches!(
+                open.encode_body(&mut buf),
+                Err(Error::Unencodable(_))
+            ));
+        }
+    }
+
     fn err_of(body: &[u8]) -> (u8, u8, Vec<u8>) {
         let e = Open::decode(body).unwrap_err();
         let n = e.notification().unwrap();

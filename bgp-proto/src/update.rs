@@ -103,12 +103,8 @@ impl TypeSet {
 
     #[inline]
     fn contains(&self, t: u8) -> bool {
-        let (word, bit) = if t < 128 {
-            (self.low, 1u128 << (t & 127))
-        } else {
-            (self.high, 1u128 << (t & 127))
-        };
-        word & bit != 0
+        let word = if t < 128 { self.low } else { self.high };
+        word & (1u128 << (t & 127)) != 0
     }
 }
 
