@@ -7,7 +7,7 @@ use std::net::Ipv6Addr;
 use crate::wire::ethernet::{self, EtherType, EthernetAddress, EthernetRepr, Frame};
 use crate::wire::ipv6::{self, Ipv6Repr, NEXT_HEADER_ICMPV6};
 use crate::wire::vlan::{self, VlanRepr};
-use crate::wire::{ArpRepr, NdiscRepr};
+use crate::wire::{ArpRepr, NdiscRepr, arp};
 
 /// Minimum Ethernet frame length without the FCS.
 pub const MIN_FRAME_LEN: usize = 60;
@@ -35,24 +35,27 @@ fn header(
     tags: &[Tag],
     ethertype: EtherType,
 ) -> Vec<u8> {
-    let mut buf = vec![0u8; ethernet::HEADER_LEN + tags.len() * vlan::HEADER_LEN];
+    let mut buf = Vec::with_capacity(MIN_FRAME_LEN);
+    let mut eth = [0u8; ethernet::HEADER_LEN];
     let first = tags.first().map_or(ethertype, |t| t.tpid);
     EthernetRepr {
         src_addr: src,
         dst_addr: dst,
         ethertype: first,
     }
-    .emit(&mut Frame::new_unchecked(&mut buf[..]));
+    .emit(&mut Frame::new_unchecked(&mut eth[..]));
+    buf.extend_from_slice(&eth);
     for (i, tag) in tags.iter().enumerate() {
         let inner = tags.get(i + 1).map_or(ethertype, |t| t.tpid);
-        let at = ethernet::HEADER_LEN + i * vlan::HEADER_LEN;
+        let mut t = [0u8; vlan::HEADER_LEN];
         VlanRepr {
             pcp: tag.pcp,
             dei: tag.dei,
             vid: tag.vid,
             ethertype: inner,
         }
-        .emit(&mut buf[at..]);
+        .emit(&mut t);
+        buf.extend_from_slice(&t);
     }
     buf
 }
@@ -72,9 +75,9 @@ pub fn arp_frame(
     arp: &ArpRepr,
 ) -> Vec<u8> {
     let mut buf = header(src, dst, tags, EtherType::Arp);
-    let at = buf.len();
-    buf.resize(at + arp.buffer_len(), 0);
-    arp.emit(&mut buf[at..]);
+    let mut packet = [0u8; arp::PACKET_LEN];
+    arp.emit(&mut packet);
+    buf.extend_from_slice(&packet);
     pad(buf)
 }
 
@@ -88,17 +91,18 @@ pub fn ndisc_frame(
     msg: &NdiscRepr,
 ) -> Vec<u8> {
     let mut buf = header(src, dst, tags, EtherType::Ipv6);
-    let at = buf.len();
-    let len = msg.buffer_len();
-    buf.resize(at + ipv6::HEADER_LEN + len, 0);
+    let mut icmp = vec![0u8; msg.buffer_len()];
+    msg.emit(&mut icmp, ip_src, ip_dst);
+    let mut ip = [0u8; ipv6::HEADER_LEN];
     Ipv6Repr {
         src_addr: ip_src,
         dst_addr: ip_dst,
         next_header: NEXT_HEADER_ICMPV6,
-        payload_len: len as u16,
+        payload_len: icmp.len() as u16,
         hop_limit: NDISC_HOP_LIMIT,
     }
-    .emit(&mut buf[at..]);
-    msg.emit(&mut buf[at + ipv6::HEADER_LEN..], ip_src, ip_dst);
+    .emit(&mut ip);
+    buf.extend_from_slice(&ip);
+    buf.extend_from_slice(&icmp);
     pad(buf)
 }

@@ -5,6 +5,12 @@
 //!
 //! The speaker embeds this crate through [`runtime::L2Responder`]; `herald-l2` is a small standalone
 //! binary over the same API, used by the end-to-end tests until the speaker lands.
+//!
+//! Nothing here panics on input: `unwrap`, `expect` and unchecked indexing are denied outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod config;
 pub mod decide;

@@ -712,7 +712,9 @@ async fn read_loop(sock: Arc<PacketSocket>, ifindex: u32, tx: mpsc::Sender<(u32,
     loop {
         match sock.recv(&mut buf).await {
             Ok(n) => {
-                if tx.send((ifindex, buf[..n].to_vec())).await.is_err() {
+                // `recv` reads into `buf`, so `n` never exceeds its length.
+                let frame = buf.get(..n).unwrap_or_default().to_vec();
+                if tx.send((ifindex, frame)).await.is_err() {
                     return;
                 }
             }

@@ -3,6 +3,7 @@
 //! FQDN and long-lived graceful restart. Capabilities this crate does not know are kept raw.
 //!
 //! Pure byte conversion: the caller passes the value of one Capabilities optional parameter.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use bytes::BufMut;
 use nom::bytes::complete::take;
@@ -163,7 +164,7 @@ fn repeated<'a, T>(
     if !value.len().is_multiple_of(size) {
         return Err(malformed(reason));
     }
-    let mut out = Vec::with_capacity(value.len() / size);
+    let mut out = Vec::with_capacity(value.len().checked_div(size).unwrap_or(0));
     while !value.is_empty() {
         let (rest, v) = item(value).map_err(|_| malformed(reason))?;
         out.push(v);
@@ -330,6 +331,10 @@ impl Capability {
     }
 
     /// Length of the encoded value (without code and length octets).
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: lengths of values held in memory"
+    )]
     pub fn value_len(&self) -> usize {
         match self {
             Capability::Multiprotocol(_) | Capability::FourOctetAs(_) => 4,

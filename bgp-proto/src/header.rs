@@ -2,6 +2,7 @@
 //!
 //! [`frame_len`] lets a socket driver cut a byte stream into messages without depending on tokio;
 //! everything else here works on slices. No I/O.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use bytes::BufMut;
 
@@ -14,6 +15,8 @@ pub const HEADER_LEN: usize = 19;
 pub const MAX_MESSAGE_LEN: usize = 4096;
 /// Largest message with the extended message capability (RFC 8654).
 pub const MAX_EXTENDED_MESSAGE_LEN: usize = 65535;
+/// Offset of the length field in the header.
+pub(crate) const LENGTH_OFFSET: usize = 16;
 /// The all-ones marker.
 pub const MARKER: [u8; 16] = [0xff; 16];
 
@@ -24,11 +27,8 @@ pub const MARKER: [u8; 16] = [0xff; 16];
 /// [`crate::Message::decode`], which validates the length against the type and the session.
 #[inline]
 pub fn frame_len(buf: &[u8]) -> Option<usize> {
-    let len = buf.get(16..18)?;
-    if buf.len() < HEADER_LEN {
-        return None;
-    }
-    Some(usize::from(u16::from_be_bytes([len[0], len[1]])).max(HEADER_LEN))
+    let (head, _) = buf.split_first_chunk::<HEADER_LEN>()?;
+    Some(usize::from(u16::from_be_bytes([head[16], head[17]])).max(HEADER_LEN))
 }
 
 /// A validated message header.
@@ -105,7 +105,8 @@ impl Header {
         Ok(Header { length, kind })
     }
 
-    /// Writes a header with a zero length; [`patch_length`] fills it in once the body is written.
+    /// Writes a header with a zero length; [`patch_u16`] at [`LENGTH_OFFSET`] fills it in once the
+    /// body is written.
     pub(crate) fn encode_placeholder(kind: MessageType, out: &mut impl BufMut) {
         out.put_slice(&MARKER);
         out.put_u16(0);
@@ -113,9 +114,16 @@ impl Header {
     }
 }
 
-/// Writes `len` into the length field of the header that starts at `msg[0]`.
-pub(crate) fn patch_length(msg: &mut [u8], len: u16) {
-    msg[16..18].copy_from_slice(&len.to_be_bytes());
+/// Writes `v` big-endian at `at`: a length field written as a placeholder earlier.
+pub(crate) fn patch_u16(buf: &mut [u8], at: usize, v: u16) -> Result<()> {
+    let field = buf
+        .get_mut(at..)
+        .and_then(<[u8]>::first_chunk_mut::<2>)
+        .ok_or(Error::Unencodable(
+            "length field outside the encoded message",
+        ))?;
+    *field = v.to_be_bytes();
+    Ok(())
 }
 
 #[cfg(test)]

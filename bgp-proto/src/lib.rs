@@ -11,6 +11,13 @@
 //! let decoded = Message::decode(&bytes[..n], &DecodeContext::default()).unwrap();
 //! assert_eq!(decoded.message, Message::Keepalive);
 //! ```
+//!
+//! Nothing here panics on input: `unwrap`, `expect` and unchecked indexing are denied outside
+//! tests, and the decoder modules also deny arithmetic that could overflow.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod attribute;
 pub mod capability;

@@ -2,12 +2,13 @@
 //! points that dispatch on the header type.
 //!
 //! Pure byte conversion: a driver cuts frames with [`crate::frame_len`] and passes each one here.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use bytes::{BufMut, BytesMut};
 
 use crate::context::{DecodeContext, EncodeContext};
 use crate::error::{Error, Result};
-use crate::header::{HEADER_LEN, Header, MAX_MESSAGE_LEN, patch_length};
+use crate::header::{HEADER_LEN, Header, LENGTH_OFFSET, MAX_MESSAGE_LEN, patch_u16};
 use crate::iana::{Afi, Family, MessageType, RouteRefreshErrorSubcode, RouteRefreshSubtype, Safi};
 use crate::notification::Notification;
 use crate::open::Open;
@@ -135,7 +136,13 @@ impl Message {
                 "OPEN longer than 4096 octets",
             ));
         }
-        let body = &frame[HEADER_LEN..];
+        let Some(body) = frame.get(HEADER_LEN..) else {
+            return Err(Error::header(
+                crate::iana::HeaderErrorSubcode::BadMessageLength,
+                header.length.to_be_bytes().to_vec(),
+                "frame shorter than the header",
+            ));
+        };
         let (message, rfc7606) = match header.kind {
             MessageType::Open => (Message::Open(Open::decode(body)?), Rfc7606::Clean),
             MessageType::Update => {
@@ -152,10 +159,10 @@ impl Message {
                 Rfc7606::Clean,
             ),
             // Header::decode rejects unknown types.
-            MessageType::Unknown(_) => {
+            MessageType::Unknown(t) => {
                 return Err(Error::header(
                     crate::iana::HeaderErrorSubcode::BadMessageType,
-                    vec![frame[18]],
+                    vec![t],
                     "unknown message type",
                 ));
             }
@@ -173,6 +180,11 @@ impl Message {
         res
     }
 
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: lengths of values held in memory and offsets into `out`, which only \
+                  grows past `start`"
+    )]
     fn encode_inner(&self, cx: &EncodeContext, out: &mut BytesMut, start: usize) -> Result<()> {
         if let Message::Update(u) = self {
             out.reserve(HEADER_LEN + u.encoded_len(cx));
@@ -193,7 +205,7 @@ impl Message {
         if len > max {
             return Err(Error::MessageTooLong { len, max });
         }
-        patch_length(&mut out[start..], len as u16);
+        patch_u16(out, start + LENGTH_OFFSET, len as u16)?;
         Ok(())
     }
 

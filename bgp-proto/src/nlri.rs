@@ -3,6 +3,7 @@
 //!
 //! Prefixes are compact owned values (address as an integer plus length); host bits beyond the
 //! prefix length are cleared on decode, so equal routes compare equal. Pure byte conversion.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -25,20 +26,17 @@ pub struct Ipv6Prefix {
 
 #[inline]
 fn mask4(len: u8) -> u32 {
-    if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(len))
-    }
+    // A shift by the full width (length 0) is `None`: no network bits.
+    u32::MAX
+        .checked_shl(32u32.saturating_sub(u32::from(len)))
+        .unwrap_or(0)
 }
 
 #[inline]
 fn mask6(len: u8) -> u128 {
-    if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - u32::from(len))
-    }
+    u128::MAX
+        .checked_shl(128u32.saturating_sub(u32::from(len)))
+        .unwrap_or(0)
 }
 
 impl Ipv4Prefix {
@@ -146,51 +144,69 @@ pub enum NlriError {
     Truncated,
 }
 
+/// Splits the RFC 7911 path identifier off the front of `buf` when ADD-PATH is on.
 #[inline]
-fn read_path_id(buf: &[u8], i: &mut usize) -> Result<u32, NlriError> {
-    let b = buf.get(*i..*i + 4).ok_or(NlriError::Truncated)?;
-    *i += 4;
-    Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+fn path_id(buf: &[u8], add_path: bool) -> Result<(Option<u32>, &[u8]), NlriError> {
+    if !add_path {
+        return Ok((None, buf));
+    }
+    let (id, rest) = buf.split_first_chunk::<4>().ok_or(NlriError::Truncated)?;
+    Ok((Some(u32::from_be_bytes(*id)), rest))
+}
+
+/// Splits one prefix off the front of `buf`: the length octet (at most `max_len` bits) and the
+/// `ceil(len / 8)` address octets, returning the length, the octets after the length octet (the
+/// address and everything behind it) and the rest of the field.
+#[inline]
+fn prefix(buf: &[u8], max_len: u8) -> Result<(u8, &[u8], &[u8]), NlriError> {
+    let (&len, after_len) = buf.split_first().ok_or(NlriError::Truncated)?;
+    if len > max_len {
+        return Err(NlriError::PrefixTooLong);
+    }
+    let (_, rest) = after_len
+        .split_at_checked(usize::from(len).div_ceil(8))
+        .ok_or(NlriError::Truncated)?;
+    Ok((len, after_len, rest))
+}
+
+/// Copies the first `ceil(len / 8)` octets of `addr` into a zeroed array.
+#[inline]
+fn address<const N: usize>(addr: &[u8], len: u8) -> Result<[u8; N], NlriError> {
+    let n = usize::from(len).div_ceil(8);
+    let mut a = [0u8; N];
+    let (Some(dst), Some(src)) = (a.get_mut(..n), addr.get(..n)) else {
+        return Err(NlriError::PrefixTooLong);
+    };
+    dst.copy_from_slice(src);
+    Ok(a)
 }
 
 /// Entries to reserve for an IPv4 NLRI field of `buf`: enough when every prefix is /17 or longer
 /// (3 octets or more of address); a field of shorter prefixes grows the Vec on demand.
 #[inline]
 pub(crate) fn ipv4_capacity(buf: &[u8], add_path: bool) -> usize {
+    // A quotient of a length plus one never saturates.
     if add_path {
-        buf.len() / 8 + 1
+        (buf.len() / 8).saturating_add(1)
     } else {
-        buf.len() / 4 + 1
+        (buf.len() / 4).saturating_add(1)
     }
 }
 
 /// Decodes a whole IPv4 NLRI field, appending to `out`.
 pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Result<(), NlriError> {
     out.reserve(ipv4_capacity(buf, add_path));
-    let mut i = 0;
-    while i < buf.len() {
-        let path_id = if add_path {
-            Some(read_path_id(buf, &mut i)?)
-        } else {
-            None
-        };
-        let len = *buf.get(i).ok_or(NlriError::Truncated)?;
-        if len > 32 {
-            return Err(NlriError::PrefixTooLong);
-        }
-        let n = usize::from(len).div_ceil(8);
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let (path_id, r) = path_id(rest, add_path)?;
+        let (len, addr, r) = prefix(r, 32)?;
         // Fast path: read four octets at once and mask; the octets past the prefix belong to the
         // next entry and fall under the mask. Near the end of the field, copy only what is there.
-        let raw = match buf.get(i + 1..i + 5) {
-            Some(b) if i + 1 + n <= buf.len() => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            _ => {
-                let bytes = buf.get(i + 1..i + 1 + n).ok_or(NlriError::Truncated)?;
-                let mut a = [0u8; 4];
-                a[..n].copy_from_slice(bytes);
-                u32::from_be_bytes(a)
-            }
+        let raw = match addr.first_chunk::<4>() {
+            Some(four) => u32::from_be_bytes(*four),
+            None => u32::from_be_bytes(address(addr, len)?),
         };
-        i += 1 + n;
+        rest = r;
         out.push(Nlri {
             path_id,
             prefix: Ipv4Prefix {
@@ -202,32 +218,20 @@ pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Resul
     Ok(())
 }
 
-/// Entries to reserve for an IPv6 NLRI field: enough when every prefix is /57 or longer.
 #[inline]
 pub(crate) fn ipv6_capacity(buf: &[u8]) -> usize {
-    buf.len() / 9 + 1
+    (buf.len() / 9).saturating_add(1)
 }
 
 /// Decodes a whole IPv6 NLRI field, appending to `out`.
 pub fn decode_ipv6(buf: &[u8], add_path: bool, out: &mut Vec<Ipv6Nlri>) -> Result<(), NlriError> {
     out.reserve(ipv6_capacity(buf));
-    let mut i = 0;
-    while i < buf.len() {
-        let path_id = if add_path {
-            Some(read_path_id(buf, &mut i)?)
-        } else {
-            None
-        };
-        let len = *buf.get(i).ok_or(NlriError::Truncated)?;
-        if len > 128 {
-            return Err(NlriError::PrefixTooLong);
-        }
-        let n = usize::from(len).div_ceil(8);
-        let bytes = buf.get(i + 1..i + 1 + n).ok_or(NlriError::Truncated)?;
-        let mut a = [0u8; 16];
-        a[..n].copy_from_slice(bytes);
-        i += 1 + n;
-        let addr = (u128::from_be_bytes(a) & mask6(len)).to_be_bytes();
+    let mut rest = buf;
+    while !rest.is_empty() {
+        let (path_id, r) = path_id(rest, add_path)?;
+        let (len, addr, r) = prefix(r, 128)?;
+        rest = r;
+        let addr = (u128::from_be_bytes(address(addr, len)?) & mask6(len)).to_be_bytes();
         out.push(Nlri {
             path_id,
             prefix: Ipv6Prefix { addr, len },
@@ -236,18 +240,21 @@ pub fn decode_ipv6(buf: &[u8], add_path: bool, out: &mut Vec<Ipv6Nlri>) -> Resul
     Ok(())
 }
 
+/// Encoded length of one entry: path identifier, length octet, address octets.
+#[expect(clippy::arithmetic_side_effects, reason = "at most 4 + 1 + 16 octets")]
+fn entry_len(prefix_len: u8, add_path: bool) -> usize {
+    let id = if add_path { 4 } else { 0 };
+    id + 1 + usize::from(prefix_len).div_ceil(8)
+}
+
 /// Encoded length of IPv4 entries.
 pub fn ipv4_len(list: &[Ipv4Nlri], add_path: bool) -> usize {
-    list.iter()
-        .map(|n| 1 + usize::from(n.prefix.len).div_ceil(8) + if add_path { 4 } else { 0 })
-        .sum()
+    list.iter().map(|n| entry_len(n.prefix.len, add_path)).sum()
 }
 
 /// Encoded length of IPv6 entries.
 pub fn ipv6_len(list: &[Ipv6Nlri], add_path: bool) -> usize {
-    list.iter()
-        .map(|n| 1 + usize::from(n.prefix.len).div_ceil(8) + if add_path { 4 } else { 0 })
-        .sum()
+    list.iter().map(|n| entry_len(n.prefix.len, add_path)).sum()
 }
 
 /// Appends IPv4 entries. With `add_path`, an entry without a path identifier is written with 0;
@@ -259,7 +266,9 @@ pub fn encode_ipv4(list: &[Ipv4Nlri], add_path: bool, out: &mut impl BufMut) {
         }
         let len = n.prefix.len;
         out.put_u8(len);
-        out.put_slice(&n.prefix.addr.to_be_bytes()[..usize::from(len).div_ceil(8)]);
+        let addr = n.prefix.addr.to_be_bytes();
+        // A prefix is at most 32 bits by construction, so the slice is always there.
+        out.put_slice(addr.get(..usize::from(len).div_ceil(8)).unwrap_or(&addr));
     }
 }
 
@@ -271,7 +280,9 @@ pub fn encode_ipv6(list: &[Ipv6Nlri], add_path: bool, out: &mut impl BufMut) {
         }
         let len = n.prefix.len;
         out.put_u8(len);
-        out.put_slice(&n.prefix.addr[..usize::from(len).div_ceil(8)]);
+        // A prefix is at most 128 bits by construction, so the slice is always there.
+        let addr = &n.prefix.addr;
+        out.put_slice(addr.get(..usize::from(len).div_ceil(8)).unwrap_or(addr));
     }
 }
 

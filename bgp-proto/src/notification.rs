@@ -2,6 +2,7 @@
 //! carried by Cease subcodes Administrative Shutdown and Administrative Reset (RFC 4486).
 //!
 //! Pure data and byte conversion: the caller supplies the body slice and an output buffer.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use bytes::BufMut;
 
@@ -55,14 +56,12 @@ impl Notification {
                 "shutdown communication only allowed with Administrative Shutdown or Reset",
             ));
         }
-        let mut end = message.len().min(MAX_SHUTDOWN_COMMUNICATION);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let mut data = Vec::with_capacity(end + 1);
-        // `end` is at most 255, so it fits the length octet.
-        data.push(end as u8);
-        data.extend_from_slice(&message.as_bytes()[..end]);
+        let end = message.floor_char_boundary(MAX_SHUTDOWN_COMMUNICATION);
+        let text = message.get(..end).unwrap_or_default().as_bytes();
+        let mut data = Vec::with_capacity(MAX_SHUTDOWN_COMMUNICATION + 1);
+        // `text` is at most 255 octets, so its length fits the length octet.
+        data.push(text.len() as u8);
+        data.extend_from_slice(text);
         Ok(Notification {
             code: ErrorCode::Cease,
             subcode: subcode.into(),
@@ -100,9 +99,8 @@ impl Notification {
             }),
             _ => Err(Error::header(
                 HeaderErrorSubcode::BadMessageLength,
-                ((body.len() + crate::header::HEADER_LEN) as u16)
-                    .to_be_bytes()
-                    .to_vec(),
+                // The body is 0 or 1 octets here: the message was 19 or 20 octets long.
+                body.first().map_or(19u16, |_| 20).to_be_bytes().to_vec(),
                 "NOTIFICATION shorter than 21 octets",
             )),
         }

@@ -3,6 +3,7 @@
 //!
 //! Checks that need configuration (the expected peer AS, our own BGP identifier, required
 //! capabilities) belong to the session FSM. Pure byte conversion: no I/O.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use std::net::Ipv4Addr;
 
@@ -172,9 +173,10 @@ impl Open {
                 parsed.map_err(|_| unspecific("optional parameter overruns the parameters"))?;
             match OptParamType::from(ty) {
                 OptParamType::Capabilities => {
-                    let before = capabilities.len();
-                    Capability::decode_all(value, &mut capabilities)?;
-                    groups.push(capabilities.len() - before);
+                    let mut group = Vec::new();
+                    Capability::decode_all(value, &mut group)?;
+                    groups.push(group.len());
+                    capabilities.append(&mut group);
                 }
                 // RFC 4271 §6.2: "If one of the Optional Parameters in the OPEN message is not
                 // recognized, then the Error Subcode MUST be set to Unsupported Optional
@@ -225,15 +227,16 @@ impl Open {
             CapabilityLayout::OneParameter => vec![caps],
             CapabilityLayout::OnePerCapability => caps.chunks(1).collect(),
             CapabilityLayout::Groups(counts) => {
-                if counts.iter().sum::<usize>() != caps.len() {
-                    return Err(Error::Unencodable("capability groups do not add up"));
-                }
+                let mismatch = || Error::Unencodable("capability groups do not add up");
                 let mut out = Vec::with_capacity(counts.len());
                 let mut rest = caps;
                 for &n in counts {
-                    let (g, r) = rest.split_at(n);
+                    let (g, r) = rest.split_at_checked(n).ok_or_else(mismatch)?;
                     out.push(g);
                     rest = r;
+                }
+                if !rest.is_empty() {
+                    return Err(mismatch());
                 }
                 out
             }
@@ -241,6 +244,10 @@ impl Open {
     }
 
     /// Appends the OPEN body (everything after the header).
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: sums lengths of capabilities held in memory"
+    )]
     pub fn encode_body(&self, out: &mut impl BufMut) -> Result<()> {
         let groups = self.groups()?;
         let group_lens: Vec<usize> = groups
@@ -333,6 +340,20 @@ mod tests {
         let back = Open::decode(&buf).unwrap();
         assert!(back.extended_params);
         assert_eq!(back.capabilities, open.capabilities);
+    }
+
+    #[test]
+    fn capability_groups_that_do_not_add_up_are_unencodable() {
+        // `usize::MAX + 1` wrapped to 0 and matched an empty list, then split_at panicked.
+        for counts in [vec![usize::MAX, 1], vec![4], vec![1, 1]] {
+            let mut open = sample();
+            open.layout = CapabilityLayout::Groups(counts);
+            let mut buf = Vec::new();
+            assert!(matches!(
+                open.encode_body(&mut buf),
+                Err(Error::Unencodable(_))
+            ));
+        }
     }
 
     fn err_of(body: &[u8]) -> (u8, u8, Vec<u8>) {

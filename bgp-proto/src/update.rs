@@ -3,6 +3,7 @@
 //! markers (RFC 4724 §2); AS4 reconstruction (RFC 6793 §4.2.3); re-advertisement preparation.
 //!
 //! Pure byte conversion: the caller passes the body slice and an output buffer.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use std::net::Ipv4Addr;
 
@@ -14,6 +15,7 @@ use crate::attribute::{
 };
 use crate::context::{DecodeContext, EncodeContext};
 use crate::error::{Error, Result};
+use crate::header::patch_u16;
 use crate::iana::{AS_TRANS, AttrType, Family, Origin, UpdateErrorSubcode};
 use crate::nlri::{self, Ipv4Nlri};
 
@@ -70,22 +72,39 @@ fn list_error(reason: &'static str) -> Error {
     )
 }
 
-/// A set of attribute type codes.
+/// A set of attribute type codes, one bit each.
 #[derive(Default)]
-struct TypeSet([u64; 4]);
+struct TypeSet {
+    /// Codes 0..=127.
+    low: u128,
+    /// Codes 128..=255.
+    high: u128,
+}
 
 impl TypeSet {
+    /// The word holding `t`'s bit, and the bit.
+    #[inline]
+    fn slot(&mut self, t: u8) -> (&mut u128, u128) {
+        let bit = 1u128 << (t & 127);
+        if t < 128 {
+            (&mut self.low, bit)
+        } else {
+            (&mut self.high, bit)
+        }
+    }
+
     #[inline]
     fn insert(&mut self, t: u8) -> bool {
-        let (w, b) = (usize::from(t >> 6), t & 63);
-        let fresh = self.0[w] & (1 << b) == 0;
-        self.0[w] |= 1 << b;
+        let (word, bit) = self.slot(t);
+        let fresh = *word & bit == 0;
+        *word |= bit;
         fresh
     }
 
     #[inline]
     fn contains(&self, t: u8) -> bool {
-        self.0[usize::from(t >> 6)] & (1 << (t & 63)) != 0
+        let word = if t < 128 { self.low } else { self.high };
+        word & (1u128 << (t & 127)) != 0
     }
 }
 
@@ -140,7 +159,8 @@ impl Update {
 
         let mut errors: Vec<AttributeError> = Vec::new();
         let mut seen = TypeSet::default();
-        update.attributes = Vec::with_capacity(alen / 8 + 1);
+        // A quotient of a length plus one never saturates.
+        update.attributes = Vec::with_capacity((alen / 8).saturating_add(1));
         let mut a = attrs_raw;
         while !a.is_empty() {
             // RFC 7606 §4: "fewer than three octets remain (or fewer than four octets, if the
@@ -149,20 +169,20 @@ impl Update {
             // Total Attribute Length to be exceeded": "the 'treat-as-withdraw' approach MUST be
             // used ... and the Total Attribute Length MUST be relied upon to enable the beginning
             // of the NLRI field to be located."
-            let parsed = match a {
-                [flags, ty, l, rest @ ..] if flags & AttrFlags::EXTENDED_LENGTH == 0 => {
-                    Some((*flags, *ty, usize::from(*l), 3, rest))
+            let parsed = match a.split_first_chunk::<3>() {
+                Some((head @ &[flags, ty, l], rest)) if flags & AttrFlags::EXTENDED_LENGTH == 0 => {
+                    Some((head.as_slice(), flags, ty, usize::from(l), rest))
                 }
-                [flags, ty, l0, l1, rest @ ..] => Some((
-                    *flags,
-                    *ty,
-                    usize::from(u16::from_be_bytes([*l0, *l1])),
-                    4,
-                    rest,
-                )),
-                _ => None,
+                _ => a.split_first_chunk::<4>().map(|(head, rest)| {
+                    let &[flags, ty, l0, l1] = head;
+                    let len = usize::from(u16::from_be_bytes([l0, l1]));
+                    (head.as_slice(), flags, ty, len, rest)
+                }),
             };
-            let Some((flags, ty, len, hdr, rest)) = parsed.filter(|p| p.4.len() >= p.2) else {
+            let Some((header, flags, ty, value, next)) = parsed.and_then(|(h, f, t, len, rest)| {
+                let (value, next) = rest.split_at_checked(len)?;
+                Some((h, f, t, value, next))
+            }) else {
                 errors.push(AttributeError {
                     type_code: AttrType::Unknown(0),
                     subcode: UpdateErrorSubcode::AttributeLengthError,
@@ -171,9 +191,9 @@ impl Update {
                 });
                 break;
             };
-            let whole = &a[..hdr + len];
-            let value = &rest[..len];
-            a = &rest[len..];
+            a = next;
+            // The attribute as received, for the NOTIFICATION data of a session reset.
+            let whole = || [header, value].concat();
             let kind = AttrType::from(ty);
 
             if !seen.insert(ty) {
@@ -204,7 +224,7 @@ impl Update {
                     // Attribute. The Data field MUST contain the unrecognized attribute".
                     return Err(Error::update(
                         UpdateErrorSubcode::UnrecognizedWellKnownAttribute,
-                        whole.to_vec(),
+                        whole(),
                         "unrecognized well-known attribute",
                     ));
                 }
@@ -224,7 +244,7 @@ impl Update {
                     if action == Action::SessionReset {
                         return Err(Error::update(
                             UpdateErrorSubcode::AttributeFlagsError,
-                            whole.to_vec(),
+                            whole(),
                             "attribute flags conflict with the attribute type",
                         ));
                     }
@@ -271,7 +291,7 @@ impl Update {
             match AttrValue::decode_into(kind, value, cx, attr_flags, &mut update.attributes) {
                 Ok(()) => {}
                 Err(e) if e.action == Action::SessionReset => {
-                    return Err(Error::update(e.subcode, whole.to_vec(), e.reason));
+                    return Err(Error::update(e.subcode, whole(), e.reason));
                 }
                 Err(e) => {
                     errors.push(e);
@@ -312,6 +332,10 @@ impl Update {
     }
 
     /// Appends the UPDATE body, back-patching the two length fields.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: offsets into `out`, which only grows past them"
+    )]
     pub fn encode_body(&self, cx: &EncodeContext, out: &mut BytesMut) -> Result<()> {
         let v4_add_path = cx.add_path(Family::IPV4_UNICAST);
         let start = out.len();
@@ -330,13 +354,17 @@ impl Update {
                 max: cx.max_message_len(),
             });
         };
-        out[start..start + 2].copy_from_slice(&wlen.to_be_bytes());
-        out[attr_start..attr_start + 2].copy_from_slice(&alen.to_be_bytes());
+        patch_u16(out, start, wlen)?;
+        patch_u16(out, attr_start, alen)?;
         nlri::encode_ipv4(&self.nlri, v4_add_path, out);
         Ok(())
     }
 
     /// Encoded body length.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: sums lengths of values held in memory"
+    )]
     pub fn encoded_len(&self, cx: &EncodeContext) -> usize {
         let ap = cx.add_path(Family::IPV4_UNICAST);
         4 + nlri::ipv4_len(&self.withdrawn, ap)

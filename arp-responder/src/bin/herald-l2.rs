@@ -4,6 +4,10 @@
 //! file and serve `/metrics`, `/healthz` and `/readyz` on a loopback address (the agent's
 //! endpoint and L2 collector, reused);
 //! `show` prints a status file as the table `speaker l2` shows, as JSON, or as metrics.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

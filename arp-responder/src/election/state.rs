@@ -142,13 +142,40 @@ struct Peer {
     pending_chunks: BTreeMap<u8, Vec<IpAddr>>,
     /// Highest sequence number accepted in `incarnation`, and which of its chunks were seen.
     seq: u64,
-    chunks_seen: [u64; 4],
+    chunks_seen: ChunkSet,
     /// Latest timestamp accepted from this sender, in any incarnation.
     last_timestamp_ms: u64,
 }
 
-fn chunk_bit(chunk: u8) -> (usize, u64) {
-    (usize::from(chunk / 64), 1u64 << (chunk % 64))
+/// The chunk indexes (0..=255) heard for one heartbeat round, one bit each.
+#[derive(Clone, Copy, Debug, Default)]
+struct ChunkSet {
+    /// Chunks 0..=127.
+    low: u128,
+    /// Chunks 128..=255.
+    high: u128,
+}
+
+impl ChunkSet {
+    /// The word holding `chunk`'s bit, and the bit.
+    fn slot(&mut self, chunk: u8) -> (&mut u128, u128) {
+        let bit = 1u128 << (chunk % 128);
+        if chunk < 128 {
+            (&mut self.low, bit)
+        } else {
+            (&mut self.high, bit)
+        }
+    }
+
+    fn contains(mut self, chunk: u8) -> bool {
+        let (word, bit) = self.slot(chunk);
+        *word & bit != 0
+    }
+
+    fn insert(&mut self, chunk: u8) {
+        let (word, bit) = self.slot(chunk);
+        *word |= bit;
+    }
 }
 
 /// Per-VIP result of an evaluation.
@@ -325,13 +352,12 @@ impl Election {
             pending_seq: hb.seq,
             pending_chunks: BTreeMap::new(),
             seq: hb.seq,
-            chunks_seen: [0; 4],
+            chunks_seen: ChunkSet::default(),
             last_timestamp_ms: hb.timestamp_ms,
         });
-        let (word, bit) = chunk_bit(hb.chunk);
         if checked {
             let replay = if peer.incarnation == hb.incarnation {
-                hb.seq < peer.seq || (hb.seq == peer.seq && peer.chunks_seen[word] & bit != 0)
+                hb.seq < peer.seq || (hb.seq == peer.seq && peer.chunks_seen.contains(hb.chunk))
             } else {
                 // A restart is believed only if it is newer than anything heard before.
                 hb.timestamp_ms <= peer.last_timestamp_ms
@@ -345,13 +371,13 @@ impl Election {
             peer.incarnation = hb.incarnation;
             peer.claims.clear();
             peer.pending_chunks.clear();
-            peer.chunks_seen = [0; 4];
+            peer.chunks_seen = ChunkSet::default();
         }
         if peer.seq != hb.seq {
             peer.seq = hb.seq;
-            peer.chunks_seen = [0; 4];
+            peer.chunks_seen = ChunkSet::default();
         }
-        peer.chunks_seen[word] |= bit;
+        peer.chunks_seen.insert(hb.chunk);
         peer.last_timestamp_ms = peer.last_timestamp_ms.max(hb.timestamp_ms);
         peer.last_seen = now;
         if hb.chunks == 1 {

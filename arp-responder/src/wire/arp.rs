@@ -66,8 +66,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if b.len() < 8 {
             return Err(Error::Truncated("arp header"));
         }
-        let need = 8 + 2 * (usize::from(self.hardware_len()) + usize::from(self.protocol_len()));
-        if b.len() < need {
+        // Sender hardware, sender protocol, target hardware, target protocol address.
+        let (hw, proto) = (
+            usize::from(self.hardware_len()),
+            usize::from(self.protocol_len()),
+        );
+        let addrs = b.get(8..).unwrap_or_default();
+        if [hw, proto, hw, proto]
+            .into_iter()
+            .try_fold(addrs, |rest, n| rest.get(n..))
+            .is_none()
+        {
             return Err(Error::Truncated("arp addresses"));
         }
         Ok(())
@@ -141,9 +150,9 @@ impl ArpRepr {
 
     /// Writes the packet into the first [`PACKET_LEN`] bytes of `buf`.
     pub fn emit(&self, buf: &mut [u8]) {
-        if buf.len() < PACKET_LEN {
+        let Some(buf) = buf.first_chunk_mut::<PACKET_LEN>() else {
             return;
-        }
+        };
         put16(buf, 0, 1);
         put16(buf, 2, 0x0800);
         buf[4] = 6;

@@ -48,7 +48,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use super::{array, be16};
+use super::array;
 use crate::error::{Error, Result};
 
 const MAGIC: &[u8; 4] = b"HRLD";
@@ -132,56 +132,42 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// follows. Never panics.
     pub fn new_checked(buffer: T) -> Result<Self> {
         let b = buffer.as_ref();
-        if b.len() < FIXED_LEN {
+        let Some(fixed) = b.first_chunk::<FIXED_LEN>() else {
             return Err(Error::Truncated("heartbeat"));
-        }
-        if &b[0..4] != MAGIC {
+        };
+        if fixed[0..4] != *MAGIC {
             return Err(Error::malformed("heartbeat", "bad magic"));
         }
-        if b[field::VERSION] != VERSION {
+        if fixed[field::VERSION] != VERSION {
             return Err(Error::malformed("heartbeat", "unsupported version"));
         }
-        if b[field::FLAGS] & !FLAG_AUTH != 0 {
+        let flags = fixed[field::FLAGS];
+        if flags & !FLAG_AUTH != 0 {
             return Err(Error::malformed("heartbeat", "unknown flags"));
         }
-        let (chunk, chunks) = (b[field::CHUNK], b[field::CHUNKS]);
+        let (chunk, chunks) = (fixed[field::CHUNK], fixed[field::CHUNKS]);
         if chunks == 0 || chunk >= chunks {
             return Err(Error::malformed("heartbeat", "chunk index out of range"));
         }
-        let name_len = usize::from(b[field::NAME_LEN]);
+        let name_len = usize::from(fixed[field::NAME_LEN]);
         if name_len == 0 || name_len > MAX_NAME_LEN {
             return Err(Error::malformed("heartbeat", "node name length"));
         }
-        let name = b
-            .get(FIXED_LEN..FIXED_LEN + name_len)
-            .ok_or(Error::Truncated("heartbeat name"))?;
+        let name = name_bytes(b).ok_or(Error::Truncated("heartbeat name"))?;
         if std::str::from_utf8(name).is_err() {
             return Err(Error::malformed("heartbeat", "node name is not utf-8"));
         }
-        let mut at = FIXED_LEN + name_len;
-        if b.len() < at + 2 {
-            return Err(Error::Truncated("heartbeat claim count"));
-        }
-        let count = usize::from(be16(b, at));
-        at += 2;
+        let (count, mut rest) = claims(b)?;
         for _ in 0..count {
-            let len = match b.get(at) {
-                Some(4) => 4,
-                Some(6) => 16,
-                Some(_) => return Err(Error::malformed("heartbeat", "claim family")),
-                None => return Err(Error::Truncated("heartbeat claim")),
-            };
-            at += 1 + len;
-            if b.len() < at {
-                return Err(Error::Truncated("heartbeat claim"));
-            }
+            rest = next_claim(rest)?.1;
         }
-        if b[field::FLAGS] & FLAG_AUTH != 0 && b.len() < at + TAG_LEN {
+        if flags & FLAG_AUTH != 0 && rest.len() < TAG_LEN {
             return Err(Error::Truncated("heartbeat tag"));
         }
         Ok(Packet {
+            // `rest` is a suffix of `b`, so this is the offset where the claims end.
+            body_len: b.len().saturating_sub(rest.len()),
             buffer,
-            body_len: at,
         })
     }
 
@@ -211,28 +197,65 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Whether a tag is present.
     pub fn is_authenticated(&self) -> bool {
-        self.b()[field::FLAGS] & FLAG_AUTH != 0
+        self.byte(field::FLAGS) & FLAG_AUTH != 0
     }
 
     /// The sender's node name (checked UTF-8).
     pub fn node(&self) -> &str {
-        let len = usize::from(self.b()[field::NAME_LEN]);
-        self.b()
-            .get(FIXED_LEN..FIXED_LEN + len)
+        name_bytes(self.b())
             .and_then(|n| std::str::from_utf8(n).ok())
             .unwrap_or_default()
     }
 
     /// Checks the tag with `key`. False if there is no tag.
     pub fn verify(&self, key: &HeartbeatKey) -> bool {
-        let b = self.b();
-        match (
-            b.get(..self.body_len),
-            b.get(self.body_len..self.body_len + TAG_LEN),
-        ) {
-            (Some(signed), Some(tag)) if self.is_authenticated() => key.verify(signed, tag),
+        match self.b().split_at_checked(self.body_len) {
+            Some((signed, rest)) if self.is_authenticated() => rest
+                .first_chunk::<TAG_LEN>()
+                .is_some_and(|tag| key.verify(signed, tag)),
             _ => false,
         }
+    }
+
+    /// The octet at `at` of the fixed header, which [`Packet::new_checked`] has checked is there.
+    fn byte(&self, at: usize) -> u8 {
+        self.b().get(at).copied().unwrap_or(0)
+    }
+}
+
+/// The node name: `name_len` octets after the fixed header.
+fn name_bytes(b: &[u8]) -> Option<&[u8]> {
+    let len = usize::from(*b.get(field::NAME_LEN)?);
+    b.get(FIXED_LEN..)?.get(..len)
+}
+
+/// The claim count and everything after it (the claims, then the tag and any padding).
+fn claims(b: &[u8]) -> Result<(u16, &[u8])> {
+    let name_len = usize::from(b.get(field::NAME_LEN).copied().unwrap_or(0));
+    let after_name = b
+        .get(FIXED_LEN..)
+        .and_then(|r| r.get(name_len..))
+        .ok_or(Error::Truncated("heartbeat name"))?;
+    let (count, rest) = after_name
+        .split_first_chunk::<2>()
+        .ok_or(Error::Truncated("heartbeat claim count"))?;
+    Ok((u16::from_be_bytes(*count), rest))
+}
+
+/// Reads one claim (family octet, then 4 or 16 address octets) off the front of `b`.
+fn next_claim(b: &[u8]) -> Result<(IpAddr, &[u8])> {
+    let truncated = Error::Truncated("heartbeat claim");
+    match b {
+        [4, rest @ ..] => {
+            let (a, rest) = rest.split_first_chunk::<4>().ok_or(truncated)?;
+            Ok((IpAddr::V4(Ipv4Addr::from(*a)), rest))
+        }
+        [6, rest @ ..] => {
+            let (a, rest) = rest.split_first_chunk::<16>().ok_or(truncated)?;
+            Ok((IpAddr::V6(Ipv6Addr::from(*a)), rest))
+        }
+        [_, ..] => Err(Error::malformed("heartbeat", "claim family")),
+        [] => Err(truncated),
     }
 }
 
@@ -260,20 +283,12 @@ pub struct HeartbeatRepr {
 impl HeartbeatRepr {
     /// Parses a checked packet. Does not verify the tag (see [`Packet::verify`]).
     pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Result<Self> {
-        let b = p.b();
-        let name_len = usize::from(b[field::NAME_LEN]);
-        let mut at = FIXED_LEN + name_len;
-        let count = usize::from(be16(b, at));
-        at += 2;
-        let mut claims = Vec::with_capacity(count.min(256));
+        let (count, mut rest) = claims(p.b())?;
+        let mut claims = Vec::with_capacity(usize::from(count).min(256));
         for _ in 0..count {
-            let ip = match b.get(at) {
-                Some(4) => IpAddr::V4(Ipv4Addr::from(array::<4>(b, at + 1))),
-                Some(6) => IpAddr::V6(Ipv6Addr::from(array::<16>(b, at + 1))),
-                _ => return Err(Error::malformed("heartbeat", "claim family")),
-            };
-            at += 1 + if ip.is_ipv4() { 4 } else { 16 };
+            let (ip, r) = next_claim(rest)?;
             claims.push(ip);
+            rest = r;
         }
         Ok(HeartbeatRepr {
             cluster: p.cluster(),
@@ -281,8 +296,8 @@ impl HeartbeatRepr {
             incarnation: p.incarnation(),
             seq: p.seq(),
             timestamp_ms: p.timestamp_ms(),
-            chunk: b[field::CHUNK],
-            chunks: b[field::CHUNKS],
+            chunk: p.byte(field::CHUNK),
+            chunks: p.byte(field::CHUNKS),
             claims,
         })
     }
@@ -293,6 +308,10 @@ impl HeartbeatRepr {
     }
 
     /// Payload length, with the tag when `authenticated`.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: sums lengths of values held in memory, far below usize::MAX"
+    )]
     pub fn buffer_len(&self, authenticated: bool) -> usize {
         FIXED_LEN
             + self.node.len().min(MAX_NAME_LEN)
@@ -315,33 +334,35 @@ impl HeartbeatRepr {
         }
         let count = u16::try_from(self.claims.len())
             .map_err(|_| Error::Config("too many claims in one heartbeat chunk".into()))?;
-        let start = out.len();
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.push(if key.is_some() { FLAG_AUTH } else { 0 });
-        out.extend_from_slice(&self.cluster.to_be_bytes());
-        out.extend_from_slice(&self.incarnation.to_be_bytes());
-        out.extend_from_slice(&self.seq.to_be_bytes());
-        out.extend_from_slice(&self.timestamp_ms.to_be_bytes());
-        out.push(self.chunk);
-        out.push(self.chunks);
-        out.push(self.node.len() as u8);
-        out.extend_from_slice(self.node.as_bytes());
-        out.extend_from_slice(&count.to_be_bytes());
+        // Built apart from `out` so the tag covers exactly these bytes.
+        let mut body = Vec::with_capacity(self.buffer_len(key.is_some()));
+        body.extend_from_slice(MAGIC);
+        body.push(VERSION);
+        body.push(if key.is_some() { FLAG_AUTH } else { 0 });
+        body.extend_from_slice(&self.cluster.to_be_bytes());
+        body.extend_from_slice(&self.incarnation.to_be_bytes());
+        body.extend_from_slice(&self.seq.to_be_bytes());
+        body.extend_from_slice(&self.timestamp_ms.to_be_bytes());
+        body.push(self.chunk);
+        body.push(self.chunks);
+        body.push(self.node.len() as u8);
+        body.extend_from_slice(self.node.as_bytes());
+        body.extend_from_slice(&count.to_be_bytes());
         for ip in &self.claims {
             match ip {
                 IpAddr::V4(a) => {
-                    out.push(4);
-                    out.extend_from_slice(&a.octets());
+                    body.push(4);
+                    body.extend_from_slice(&a.octets());
                 }
                 IpAddr::V6(a) => {
-                    out.push(6);
-                    out.extend_from_slice(&a.octets());
+                    body.push(6);
+                    body.extend_from_slice(&a.octets());
                 }
             }
         }
-        if let Some(key) = key {
-            let tag = key.tag(&out[start..]);
+        let tag = key.map(|key| key.tag(&body));
+        out.extend_from_slice(&body);
+        if let Some(tag) = tag {
             out.extend_from_slice(&tag);
         }
         Ok(())
@@ -349,6 +370,11 @@ impl HeartbeatRepr {
 
     /// Splits a node's claims into as many chunks as needed to keep each payload (tag included)
     /// within [`MAX_PAYLOAD_LEN`]. Always returns at least one chunk.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: the budget is constants minus a name of at most 63 bytes, and `used` \
+                  stays below it"
+    )]
     pub fn chunked(
         cluster: u32,
         node: &str,

@@ -42,7 +42,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if len < HEADER_LEN {
             return Err(Error::Truncated("ipv6 header"));
         }
-        if len < HEADER_LEN + usize::from(self.payload_len()) {
+        if len.saturating_sub(HEADER_LEN) < usize::from(self.payload_len()) {
             return Err(Error::Truncated("ipv6 payload"));
         }
         Ok(())
@@ -80,8 +80,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// The payload the header announces (trailing Ethernet padding excluded).
     pub fn payload(&self) -> &[u8] {
-        let end = HEADER_LEN + usize::from(self.payload_len());
-        self.buffer.as_ref().get(HEADER_LEN..end).unwrap_or(&[])
+        self.buffer
+            .as_ref()
+            .get(HEADER_LEN..)
+            .and_then(|p| p.get(..usize::from(self.payload_len())))
+            .unwrap_or_default()
     }
 }
 
@@ -123,9 +126,9 @@ impl Ipv6Repr {
 
     /// Writes the header (traffic class and flow label zero) into the first 40 bytes of `buf`.
     pub fn emit(&self, buf: &mut [u8]) {
-        if buf.len() < HEADER_LEN {
+        let Some(buf) = buf.first_chunk_mut::<HEADER_LEN>() else {
             return;
-        }
+        };
         buf[0..4].copy_from_slice(&[0x60, 0, 0, 0]);
         put16(buf, 4, self.payload_len);
         buf[6] = self.next_header;
@@ -161,13 +164,15 @@ pub fn multicast_mac(addr: Ipv6Addr) -> EthernetAddress {
 /// carries its checksum it yields 0 when the checksum is right.
 pub fn upper_layer_checksum(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, msg: &[u8]) -> u16 {
     let mut sum: u64 = 0;
+    // A u64 of 16-bit words wraps only after 2^48 bytes, far beyond any frame: wrapping_add is
+    // plain addition here, without a branch per word.
     let mut add = |bytes: &[u8]| {
-        let mut chunks = bytes.chunks_exact(2);
-        for c in &mut chunks {
-            sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
+        let (words, last) = bytes.as_chunks::<2>();
+        for w in words {
+            sum = sum.wrapping_add(u64::from(u16::from_be_bytes(*w)));
         }
-        if let [last] = chunks.remainder() {
-            sum += u64::from(u16::from_be_bytes([*last, 0]));
+        if let [last] = last {
+            sum = sum.wrapping_add(u64::from(u16::from_be_bytes([*last, 0])));
         }
     };
     add(&src.octets());
@@ -176,7 +181,8 @@ pub fn upper_layer_checksum(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, msg: 
     add(&[0, 0, 0, next_header]);
     add(msg);
     while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
+        // Both halves are below 2^48, so the end-around carry cannot wrap.
+        sum = (sum & 0xffff).wrapping_add(sum >> 16);
     }
     !(sum as u16)
 }

@@ -2,6 +2,10 @@
 //! Herald's own L2 heartbeat. Each format has a zero-copy `Packet<T>` view with checked
 //! constructors and an owned `Repr` with `parse`/`emit`/`buffer_len`. No I/O here; decoders never
 //! panic on any input.
+//!
+//! Every decoder here reads untrusted bytes from the segment, so arithmetic that could overflow is
+//! denied in this module and its children: lengths are compared, not added.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 pub mod arp;
 pub mod ethernet;
@@ -17,26 +21,22 @@ pub use ipv6::Ipv6Repr;
 pub use ndisc::NdiscRepr;
 pub use vlan::VlanRepr;
 
-/// Reads a big-endian u16 at `at`; callers have checked the length.
+/// Reads a big-endian u16 at `at` (zero if out of range; callers have checked the length).
 pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(s) => u16::from_be_bytes([s[0], s[1]]),
-        None => 0,
-    }
+    u16::from_be_bytes(array(b, at))
 }
 
 /// Writes a big-endian u16 at `at`; callers have checked the length.
 pub(crate) fn put16(b: &mut [u8], at: usize, v: u16) {
-    if let Some(s) = b.get_mut(at..at + 2) {
-        s.copy_from_slice(&v.to_be_bytes());
+    if let Some(s) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut::<2>) {
+        *s = v.to_be_bytes();
     }
 }
 
 /// Copies `N` bytes at `at` into an array (zeroes if out of range; callers check lengths first).
 pub(crate) fn array<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
-    let mut out = [0u8; N];
-    if let Some(s) = b.get(at..at + N) {
-        out.copy_from_slice(s);
-    }
-    out
+    b.get(at..)
+        .and_then(<[u8]>::first_chunk::<N>)
+        .copied()
+        .unwrap_or([0; N])
 }

@@ -56,10 +56,9 @@ impl NdiscRepr {
     /// Parses an ICMPv6 message carried from `src` to `dst`, verifying its checksum and the
     /// message-level checks of RFC 4861 §7.1.1 and §7.1.2.
     pub fn parse(msg: &[u8], src: Ipv6Addr, dst: Ipv6Addr) -> Result<Self> {
-        if msg.len() < 4 {
+        let Some(&[kind, code, _, _]) = msg.first_chunk::<4>() else {
             return Err(Error::Truncated("icmpv6 header"));
-        }
-        let kind = msg[0];
+        };
         if kind != TYPE_NEIGHBOR_SOLICIT && kind != TYPE_NEIGHBOR_ADVERT {
             return Err(Error::malformed(
                 "icmpv6",
@@ -68,17 +67,17 @@ impl NdiscRepr {
         }
         // "The IP Hop Limit field has a value of 255 ... ICMP Checksum is valid ... ICMP Code is 0
         //  ... ICMP length (derived from the IP length) is 24 or more octets."
-        if msg.len() < BASE_LEN {
+        let Some((base, options)) = msg.split_first_chunk::<BASE_LEN>() else {
             return Err(Error::Truncated("neighbor discovery message"));
-        }
+        };
         if upper_layer_checksum(src, dst, NEXT_HEADER_ICMPV6, msg) != 0 {
             return Err(Error::malformed("icmpv6", "bad checksum"));
         }
-        if msg[1] != 0 {
+        if code != 0 {
             return Err(Error::malformed("icmpv6", "code is not 0"));
         }
         // "Target Address is not a multicast address."
-        let target_addr = Ipv6Addr::from(array::<16>(msg, 8));
+        let target_addr = Ipv6Addr::from(array::<16>(base, 8));
         if target_addr.is_multicast() {
             return Err(Error::malformed("neighbor discovery", "multicast target"));
         }
@@ -87,14 +86,14 @@ impl NdiscRepr {
         } else {
             OPT_TARGET_LLADDR
         };
-        let lladdr = parse_options(&msg[BASE_LEN..], wanted)?;
+        let lladdr = parse_options(options, wanted)?;
         if kind == TYPE_NEIGHBOR_SOLICIT {
             Ok(NdiscRepr::NeighborSolicit {
                 target_addr,
                 lladdr,
             })
         } else {
-            let f = msg[4];
+            let f = base[4];
             Ok(NdiscRepr::NeighborAdvert {
                 flags: NeighborFlags {
                     router: f & 0x80 != 0,
@@ -113,7 +112,11 @@ impl NdiscRepr {
             NdiscRepr::NeighborSolicit { lladdr, .. }
             | NdiscRepr::NeighborAdvert { lladdr, .. } => lladdr,
         };
-        BASE_LEN + if lladdr.is_some() { LLADDR_OPT_LEN } else { 0 }
+        if lladdr.is_some() {
+            BASE_LEN + LLADDR_OPT_LEN
+        } else {
+            BASE_LEN
+        }
     }
 
     /// Writes the message into the first [`Self::buffer_len`] bytes of `buf`, with the checksum
@@ -152,13 +155,17 @@ impl NdiscRepr {
                 )
             }
         };
-        msg[0] = kind;
-        msg[4] = flags;
-        msg[8..24].copy_from_slice(&target.octets());
-        if let Some(mac) = lladdr {
-            msg[24] = opt;
-            msg[25] = 1;
-            msg[26..32].copy_from_slice(&mac.0);
+        let Some((base, options)) = msg.split_first_chunk_mut::<BASE_LEN>() else {
+            return;
+        };
+        base[0] = kind;
+        base[4] = flags;
+        base[8..24].copy_from_slice(&target.octets());
+        // `len` made room for the option exactly when there is an address to carry.
+        if let (Some(mac), Some(o)) = (lladdr, options.first_chunk_mut::<LLADDR_OPT_LEN>()) {
+            o[0] = opt;
+            o[1] = 1;
+            o[2..8].copy_from_slice(&mac.0);
         }
         let csum = upper_layer_checksum(src, dst, NEXT_HEADER_ICMPV6, msg);
         put16(msg, 2, csum);
@@ -169,23 +176,24 @@ impl NdiscRepr {
 /// "All included options have a length that is greater than zero."
 fn parse_options(mut opts: &[u8], wanted: u8) -> Result<Option<EthernetAddress>> {
     let mut found = None;
-    while !opts.is_empty() {
-        if opts.len() < 2 {
-            return Err(Error::Truncated("ndisc option"));
-        }
-        let len = usize::from(opts[1]) * 8;
+    while let [kind, units, ..] = *opts {
+        // The length is in units of 8 octets: at most 255 * 8, so the product never saturates.
+        let len = usize::from(units).saturating_mul(8);
         if len == 0 {
             return Err(Error::malformed("ndisc option", "zero length"));
         }
-        let Some(opt) = opts.get(..len) else {
+        let Some((opt, rest)) = opts.split_at_checked(len) else {
             return Err(Error::Truncated("ndisc option"));
         };
         // An Ethernet link-layer address option is exactly 8 bytes (RFC 2464 §6); other lengths
         // belong to other link types and are skipped like unknown options.
-        if opt[0] == wanted && len == LLADDR_OPT_LEN && found.is_none() {
+        if kind == wanted && len == LLADDR_OPT_LEN && found.is_none() {
             found = Some(EthernetAddress(array(opt, 2)));
         }
-        opts = &opts[len..];
+        opts = rest;
+    }
+    if !opts.is_empty() {
+        return Err(Error::Truncated("ndisc option"));
     }
     Ok(found)
 }

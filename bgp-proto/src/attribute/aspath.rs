@@ -40,7 +40,9 @@ impl Words {
     #[inline]
     fn as_slice(&self) -> &[u32] {
         match self {
-            Words::Inline { len, buf } => &buf[..usize::from(*len)],
+            // `len` never exceeds INLINE: `push` and `extend_from_slice` only raise it into
+            // slots that exist.
+            Words::Inline { len, buf } => buf.get(..usize::from(*len)).unwrap_or(buf),
             Words::Heap(v) => v,
         }
     }
@@ -48,35 +50,45 @@ impl Words {
     #[inline]
     fn push(&mut self, w: u32) {
         match self {
-            Words::Inline { len, buf } if usize::from(*len) < INLINE => {
-                buf[usize::from(*len)] = w;
-                *len += 1;
-            }
-            Words::Inline { len, buf } => {
-                let mut v = Vec::with_capacity(2 * INLINE);
-                v.extend_from_slice(&buf[..usize::from(*len)]);
-                v.push(w);
-                *self = Words::Heap(v);
-            }
+            Words::Inline { len, buf } => match buf.get_mut(usize::from(*len)) {
+                Some(slot) => {
+                    *slot = w;
+                    // `len` indexed a slot, so it is below INLINE and one more fits a u8.
+                    *len = len.wrapping_add(1);
+                }
+                None => {
+                    // Full: `len` is INLINE.
+                    let mut v = Vec::with_capacity(2 * INLINE);
+                    v.extend_from_slice(buf);
+                    v.push(w);
+                    *self = Words::Heap(v);
+                }
+            },
             Words::Heap(v) => v.push(w),
         }
     }
 
     fn extend_from_slice(&mut self, ws: &[u32]) {
         match self {
-            Words::Inline { len, buf } if usize::from(*len) + ws.len() <= INLINE => {
-                let l = usize::from(*len);
-                buf[l..l + ws.len()].copy_from_slice(ws);
-                *len += ws.len() as u8;
-            }
             Words::Inline { len, buf } => {
-                let mut v = Vec::with_capacity(usize::from(*len) + ws.len());
-                v.extend_from_slice(&buf[..usize::from(*len)]);
-                v.extend_from_slice(ws);
-                *self = Words::Heap(v);
+                let free = buf.get_mut(usize::from(*len)..).unwrap_or_default();
+                if let Some(dst) = free.get_mut(..ws.len()) {
+                    dst.copy_from_slice(ws);
+                    // `dst` fits in `buf`, so the new length is at most INLINE.
+                    *len = len.wrapping_add(dst.len() as u8);
+                    return;
+                }
             }
-            Words::Heap(v) => v.extend_from_slice(ws),
+            Words::Heap(v) => {
+                v.extend_from_slice(ws);
+                return;
+            }
         }
+        // An inline buffer without room for `ws`: move to the heap.
+        let mut v = Vec::with_capacity(self.as_slice().len().saturating_add(ws.len()));
+        v.extend_from_slice(self.as_slice());
+        v.extend_from_slice(ws);
+        *self = Words::Heap(v);
     }
 }
 
@@ -217,16 +229,24 @@ impl AsPath {
         if times == 0 {
             return;
         }
-        let mut words = Words::with_capacity(self.words.as_slice().len() + times + 1);
+        let mut words = Words::with_capacity(
+            self.words
+                .as_slice()
+                .len()
+                .saturating_add(times)
+                .saturating_add(1),
+        );
         let lead = self.segments().next();
-        match lead {
-            Some(s) if s.kind == SegmentType::AsSequence && s.asns.len() + times <= 255 => {
-                words.push(
-                    (u32::from(u8::from(SegmentType::AsSequence)) << 16)
-                        | (s.asns.len() + times) as u32,
-                );
+        let joined = lead
+            .filter(|s| s.kind == SegmentType::AsSequence)
+            .and_then(|s| s.asns.len().checked_add(times))
+            .filter(|&n| n <= 255);
+        match joined {
+            Some(n) => {
+                words.push((u32::from(u8::from(SegmentType::AsSequence)) << 16) | n as u32);
                 (0..times).for_each(|_| words.push(asn));
-                words.extend_from_slice(&self.words.as_slice()[1..]);
+                // Everything after the leading sequence's header word.
+                words.extend_from_slice(self.words.as_slice().get(1..).unwrap_or_default());
             }
             _ => {
                 let mut p = AsPath::new();
@@ -245,7 +265,7 @@ impl AsPath {
         allow_confed: bool,
     ) -> Result<Self, AsPathError> {
         // A word per AS plus one per segment: at most len/width words for 2-octet ASes' headers.
-        let estimate = v.len() / width + 1;
+        let estimate = v.len().checked_div(width).unwrap_or(0).saturating_add(1);
         let mut words = if estimate <= 2 * INLINE {
             Words::default()
         } else {
@@ -269,24 +289,27 @@ impl AsPath {
                 return Err(AsPathError::Confed);
             }
             let n = usize::from(*count);
-            let Some(body) = rest.get(..n * width) else {
+            let Some((body, next)) = n
+                .checked_mul(width)
+                .and_then(|len| rest.split_at_checked(len))
+            else {
                 return Err(AsPathError::Malformed);
             };
             words.push((u32::from(*ty) << 16) | n as u32);
             if width == 4 {
-                for c in body.chunks_exact(4) {
-                    let a = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+                for c in body.as_chunks::<4>().0 {
+                    let a = u32::from_be_bytes(*c);
                     zero |= a == 0;
                     words.push(a);
                 }
             } else {
-                for c in body.chunks_exact(2) {
-                    let a = u32::from(u16::from_be_bytes([c[0], c[1]]));
+                for c in body.as_chunks::<2>().0 {
+                    let a = u32::from(u16::from_be_bytes(*c));
                     zero |= a == 0;
                     words.push(a);
                 }
             }
-            v = &rest[n * width..];
+            v = next;
         }
         if zero {
             return Err(AsPathError::ZeroAs);
@@ -295,6 +318,10 @@ impl AsPath {
     }
 
     /// Encoded length with `width`-octet ASes.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: lengths of a path held in memory"
+    )]
     pub(crate) fn encoded_len(&self, width: usize) -> usize {
         self.segments()
             .map(|s| 2 * s.asns.len().div_ceil(255) + width * s.asns.len())
@@ -335,10 +362,9 @@ impl AsPath {
 pub fn merge_as4_path(as_path: &AsPath, as4_path: &AsPath) -> AsPath {
     let n = as_path.path_len();
     let m = as4_path.path_len();
-    if n < m {
+    let Some(mut keep) = n.checked_sub(m) else {
         return as_path.clone();
-    }
-    let mut keep = n - m;
+    };
     let mut out = AsPath::new();
     for s in as_path.segments() {
         match s.kind {
@@ -347,12 +373,12 @@ pub fn merge_as4_path(as_path: &AsPath, as4_path: &AsPath) -> AsPath {
             }
             SegmentType::AsSet if keep >= 1 => {
                 out.push_segment(s.kind, s.asns);
-                keep -= 1;
+                keep = keep.saturating_sub(1);
             }
             SegmentType::AsSequence if keep > 0 => {
-                let take = keep.min(s.asns.len());
-                out.push_segment(s.kind, &s.asns[..take]);
-                keep -= take;
+                let (kept, _) = s.asns.split_at_checked(keep).unwrap_or((s.asns, &[]));
+                out.push_segment(s.kind, kept);
+                keep = keep.saturating_sub(kept.len());
             }
             _ => {}
         }
@@ -374,7 +400,9 @@ impl AsPath {
         let mut merged = AsPath::new();
         let mut pending: Vec<u32> = Vec::new();
         for s in self.segments() {
-            if s.kind == SegmentType::AsSequence && pending.len() + s.asns.len() <= 255 {
+            if s.kind == SegmentType::AsSequence
+                && pending.len().saturating_add(s.asns.len()) <= 255
+            {
                 pending.extend_from_slice(s.asns);
                 continue;
             }

@@ -3,6 +3,7 @@
 //!
 //! The attribute-list walk (duplicates, overruns, missing mandatory attributes) lives in
 //! [`crate::update`]. Pure byte conversion: no I/O.
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 mod aspath;
 mod community;
@@ -215,13 +216,7 @@ fn chunks<const N: usize, T>(
     if v.is_empty() || !v.len().is_multiple_of(N) {
         return Err(len_err(ty, reason));
     }
-    Ok(v.chunks_exact(N)
-        .map(|c| {
-            let mut a = [0u8; N];
-            a.copy_from_slice(c);
-            f(&a)
-        })
-        .collect())
+    Ok(v.as_chunks::<N>().0.iter().map(f).collect())
 }
 
 impl AttrValue {
@@ -336,18 +331,14 @@ impl AttrValue {
             // RFC 7606 §7.7: "the attribute is considered malformed if the length ... is not 6
             // (2-octet AS) or 8 (4-octet AS)"; it "SHALL be discarded".
             T::Aggregator => match (cx.four_octet_as, v) {
-                (false, [a, b, ip @ ..]) if ip.len() == 4 => {
-                    put!(AttrValue::Aggregator(Aggregator {
-                        asn: u32::from(u16::from_be_bytes([*a, *b])),
-                        addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                    }))
-                }
-                (true, [a, b, c, d, ip @ ..]) if ip.len() == 4 => {
-                    put!(AttrValue::Aggregator(Aggregator {
-                        asn: u32::from_be_bytes([*a, *b, *c, *d]),
-                        addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                    }))
-                }
+                (false, &[a, b, i0, i1, i2, i3]) => put!(AttrValue::Aggregator(Aggregator {
+                    asn: u32::from(u16::from_be_bytes([a, b])),
+                    addr: Ipv4Addr::new(i0, i1, i2, i3),
+                })),
+                (true, &[a, b, c, d, i0, i1, i2, i3]) => put!(AttrValue::Aggregator(Aggregator {
+                    asn: u32::from_be_bytes([a, b, c, d]),
+                    addr: Ipv4Addr::new(i0, i1, i2, i3),
+                })),
                 _ => return Err(len_err(ty, "AGGREGATOR length wrong for the AS width")),
             },
             // RFC 7606 §7.8: "The COMMUNITIES attribute SHALL be considered malformed if its length
@@ -412,13 +403,11 @@ impl AttrValue {
                     ));
                 }
             },
-            T::As4Aggregator => match v {
-                [a, b, c, d, ip @ ..] if ip.len() == 4 => {
-                    put!(AttrValue::As4Aggregator(Aggregator {
-                        asn: u32::from_be_bytes([*a, *b, *c, *d]),
-                        addr: Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]),
-                    }))
-                }
+            T::As4Aggregator => match *v {
+                [a, b, c, d, i0, i1, i2, i3] => put!(AttrValue::As4Aggregator(Aggregator {
+                    asn: u32::from_be_bytes([a, b, c, d]),
+                    addr: Ipv4Addr::new(i0, i1, i2, i3),
+                })),
                 _ => return Err(len_err(ty, "AS4_AGGREGATOR length is not 8")),
             },
             // RFC 5701 gives no error handling; RFC 7606 §7.14's rule for extended communities is
@@ -466,6 +455,10 @@ impl AttrValue {
     }
 
     /// Encoded value length.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: lengths of values held in memory"
+    )]
     pub fn encoded_len(&self, cx: &EncodeContext) -> usize {
         use AttrValue as V;
         match self {
@@ -542,6 +535,10 @@ impl PathAttribute {
     }
 
     /// Encoded length including the attribute header.
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: a value length held in memory plus 3 or 4"
+    )]
     pub fn encoded_len(&self, cx: &EncodeContext) -> usize {
         let len = self.value.encoded_len(cx);
         len + if len > 255 || self.flags.extended_length() {

@@ -29,21 +29,18 @@ pub enum NextHop {
 
 impl NextHop {
     fn decode(b: &[u8]) -> NextHop {
-        match b.len() {
-            4 => NextHop::Ipv4(Ipv4Addr::new(b[0], b[1], b[2], b[3])),
-            16 | 32 => {
-                let mut g = [0u8; 16];
-                g.copy_from_slice(&b[..16]);
-                let link_local = (b.len() == 32).then(|| {
-                    let mut l = [0u8; 16];
-                    l.copy_from_slice(&b[16..]);
-                    Ipv6Addr::from(l)
-                });
-                NextHop::Ipv6 {
-                    global: Ipv6Addr::from(g),
-                    link_local,
-                }
-            }
+        if let Ok(a) = <[u8; 4]>::try_from(b) {
+            return NextHop::Ipv4(Ipv4Addr::from(a));
+        }
+        match b.as_chunks::<16>() {
+            ([global], []) => NextHop::Ipv6 {
+                global: Ipv6Addr::from(*global),
+                link_local: None,
+            },
+            ([global, link_local], []) => NextHop::Ipv6 {
+                global: Ipv6Addr::from(*global),
+                link_local: Some(Ipv6Addr::from(*link_local)),
+            },
             _ => NextHop::Raw(b.to_vec()),
         }
     }
@@ -165,19 +162,19 @@ pub(crate) enum MpError {
     Nlri,
 }
 
-fn family(b: &[u8]) -> Option<Family> {
-    let [a0, a1, s, ..] = b else { return None };
-    Some(Family::new(
-        Afi::from(u16::from_be_bytes([*a0, *a1])),
-        Safi::from(*s),
-    ))
+/// Splits AFI and SAFI off the front of an MP_REACH/MP_UNREACH value.
+fn family(b: &[u8]) -> Option<(Family, &[u8])> {
+    let ([a0, a1, s], rest) = b.split_first_chunk::<3>()?;
+    let family = Family::new(Afi::from(u16::from_be_bytes([*a0, *a1])), Safi::from(*s));
+    Some((family, rest))
 }
 
 impl MpReach {
     pub(crate) fn decode(b: &[u8], cx: &DecodeContext) -> Result<MpReach, MpError> {
-        let family = family(b).ok_or(MpError::Truncated)?;
-        let nh_len = usize::from(*b.get(3).ok_or(MpError::Truncated)?);
-        let nh = b.get(4..4 + nh_len).ok_or(MpError::Truncated)?;
+        let (family, rest) = family(b).ok_or(MpError::Truncated)?;
+        let (&nh_len, rest) = rest.split_first().ok_or(MpError::Truncated)?;
+        let nh_len = usize::from(nh_len);
+        let (nh, rest) = rest.split_at_checked(nh_len).ok_or(MpError::Truncated)?;
         // RFC 7606 §7.11: "If the Length of Next Hop Network Address field of the MP_REACH
         // attribute is inconsistent with that which was expected, the attribute is considered
         // malformed."
@@ -190,7 +187,7 @@ impl MpReach {
             return Err(MpError::NextHopLength);
         }
         // One reserved octet (formerly the SNPA count) follows the next hop.
-        let rest = b.get(4 + nh_len + 1..).ok_or(MpError::Truncated)?;
+        let (_reserved, rest) = rest.split_first().ok_or(MpError::Truncated)?;
         let nlri = MpNlri::decode(family, rest, cx).map_err(|_| MpError::Nlri)?;
         Ok(MpReach {
             family,
@@ -199,6 +196,10 @@ impl MpReach {
         })
     }
 
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: lengths of values held in memory"
+    )]
     pub(crate) fn encoded_len(&self, cx: &EncodeContext) -> usize {
         5 + self.next_hop.len() + self.nlri.len(cx.add_path(self.family))
     }
@@ -218,11 +219,15 @@ impl MpReach {
 
 impl MpUnreach {
     pub(crate) fn decode(b: &[u8], cx: &DecodeContext) -> Result<MpUnreach, MpError> {
-        let family = family(b).ok_or(MpError::Truncated)?;
-        let withdrawn = MpNlri::decode(family, &b[3..], cx).map_err(|_| MpError::Nlri)?;
+        let (family, rest) = family(b).ok_or(MpError::Truncated)?;
+        let withdrawn = MpNlri::decode(family, rest, cx).map_err(|_| MpError::Nlri)?;
         Ok(MpUnreach { family, withdrawn })
     }
 
+    #[expect(
+        clippy::arithmetic_side_effects,
+        reason = "encoder: lengths of values held in memory"
+    )]
     pub(crate) fn encoded_len(&self, cx: &EncodeContext) -> usize {
         3 + self.withdrawn.len(cx.add_path(self.family))
     }
