@@ -9,5 +9,5 @@ echo "== cargo test (workspace)"
 cargo test --workspace
 
 echo "== fuzzing (bounded)"
-# fuzz.sh owns the per-target default (30 s, sized for CI); FUZZ_SECONDS overrides it.
+# fuzz.sh owns the per-target default (20 s, sized for CI); FUZZ_SECONDS overrides it.
 bash scripts/fuzz.sh ${FUZZ_SECONDS:+"$FUZZ_SECONDS"}
