@@ -207,6 +207,12 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
             return (xdp_action::XDP_PASS, 0);
         }
     };
+    // Every IP packet pays the service lookup; the rest of the balancer (an out-of-line call,
+    // which costs a return thunk under SRSO mitigations) runs only for service packets.
+    let Some(svc) = service(&h) else {
+        count(Counter::NotService);
+        return (xdp_action::XDP_PASS, 0);
+    };
     // The encapsulation plan lives in a per-CPU scratch slot, not on the stack.
     let Some(e) = SCRATCH.get_ptr_mut(0) else {
         return (xdp_action::XDP_PASS, 0);
@@ -218,7 +224,7 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     e.with_opt = false;
     e.vip = h.daddr;
     e.vport = u16::from_be_bytes(h.dport);
-    match balance(ctx, &h, e) {
+    match balance(ctx, &h, &svc, e) {
         Plan::Verdict(v) => (v, 0),
         Plan::Encap => {
             let v = transmit(ctx, e);
@@ -236,20 +242,16 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     }
 }
 
-/// Service lookup, backend choice, flow memory and DNAT. Fills `e` when the frame is to be
+/// Backend choice, flow memory and DNAT for a packet to `svc`. Fills `e` when the frame is to be
 /// encapsulated.
-#[inline(never)]
-fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
+#[inline(always)]
+fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> Plan {
     let start = ctx.data();
     let end = ctx.data_end();
     let Some(cfg) = CONFIG.get(0) else {
         return Plan::Verdict(xdp_action::XDP_PASS);
     };
-    let Some(svc) = service(h) else {
-        count(Counter::NotService);
-        return Plan::Verdict(xdp_action::XDP_PASS);
-    };
-    let hash = maglev::flow_hash(h, &svc, cfg.jhash_v4, cfg.jhash_v6);
+    let hash = maglev::flow_hash(h, svc, cfg.jhash_v4, cfg.jhash_v6);
     // A flow this node has seen keeps its backend while that backend exists, even if the table
     // changed under it; a new flow gets the Maglev choice and is remembered.
     let known = flow_backend(h);
@@ -266,7 +268,7 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
         }
     }
     if !seen {
-        match maglev::select(&svc, hash, cfg.maglev_m) {
+        match maglev::select(svc, hash, cfg.maglev_m) {
             Some(id) if svc.backends > 0 => be_id = id,
             _ => {
                 count(Counter::DropNoBackend);
@@ -331,8 +333,9 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
     Plan::Encap
 }
 
-/// Makes room for the outer headers, writes them and bounces the frame out.
-#[inline(never)]
+/// Makes room for the outer headers, writes them and bounces the frame out. Inline: its frame
+/// is small, and a bpf-to-bpf call costs a return thunk per packet under SRSO mitigations.
+#[inline(always)]
 fn transmit(ctx: &XdpContext, e: &Encap) -> u32 {
     let opt_len = e.opt_len();
     let push = (e.l2() + OUTER_FIXED + opt_len) as i32;
