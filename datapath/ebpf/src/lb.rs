@@ -34,10 +34,13 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
     unsafe { bpf_xdp_get_buff_len(ctx.ctx) as usize }
 }
 
-/// The backend with id `id`, if that slot is in use.
+/// The backend with id `id`, if that slot is in use. A reference into the array map, not a
+/// copy: array values are never freed, and the 32-byte value (2-byte aligned) would otherwise
+/// be copied with 16 load/store pairs on every packet. User space rewrites a slot in place, so
+/// a packet racing an update may see a mix of both values either way.
 #[inline(always)]
-fn backend(id: u32) -> Option<BackendValue> {
-    BACKENDS.get(id).copied().filter(|b| b.family != 0)
+fn backend(id: u32) -> Option<&'static BackendValue> {
+    BACKENDS.get(id).filter(|b| b.family != 0)
 }
 
 /// The service the packet is addressed to. Every IP packet on the uplink pays this lookup.
@@ -244,7 +247,7 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
 
 /// Backend choice, flow memory and DNAT for a packet to `svc`. Fills `e` when the frame is to be
 /// encapsulated.
-#[inline(always)]
+#[inline(never)]
 fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> Plan {
     let start = ctx.data();
     let end = ctx.data_end();
@@ -293,7 +296,7 @@ fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> 
             remember_flow(h, be_id);
             // The reply leaves this node through the stack: the egress TC program turns its
             // source back into the service address, as it does for decapsulated flows.
-            remember_revnat(h, &be);
+            remember_revnat(h, be);
         }
         if !nat::dnat(start, end, h, &be.addr, be.port) {
             count(Counter::Malformed);
