@@ -9,7 +9,7 @@ use aya_ebpf::{
 };
 use datapath_common::{
     BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_TCP,
-    RevNatValue, ServiceKey, ServiceKey4, ServiceValue,
+    RevNatValue, ServiceKey, ServiceKey4, ServiceValue, svc4_filter_slot,
 };
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     icmp, maglev,
     maps::{
         BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT_NEW, SCRATCH, SERVICES, SERVICES4,
-        count, count_service,
+        SVC4_FILTER, count, count_service,
     },
     nat,
     parse::{self, Headers, Skip, read},
@@ -55,6 +55,13 @@ fn service(h: &Headers) -> Option<ServiceValue> {
         proto: h.proto,
         _pad: 0,
     };
+    // Most non-service frames stop at the prefilter (an inlined array lookup) instead of
+    // paying the kernel's jhash and bucket walk.
+    let slot = svc4_filter_slot(key.addr, key.port, key.proto);
+    match SVC4_FILTER.get(slot >> 6) {
+        Some(w) if w & (1u64 << (slot & 63)) != 0 => {}
+        _ => return None,
+    }
     // SAFETY: the value is copied out at once; hash map values are freed by RCU only after this
     // program returns.
     unsafe { SERVICES4.get(&key) }.copied()
