@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_TCP,
-    RevNatValue, ServiceKey, ServiceKey4, ServiceValue, svc4_filter_slot,
+    BE_F_LOCAL, BackendValue, Counter, ETH_P_IP, FAMILY_V4, FlowKey, FlowKey4, FlowValue,
+    IPPROTO_TCP, IPPROTO_UDP, RevNatValue, ServiceKey, ServiceKey4, ServiceValue, svc4_filter_slot,
 };
 
 use crate::{
@@ -55,16 +55,51 @@ fn service(h: &Headers) -> Option<ServiceValue> {
         proto: h.proto,
         _pad: 0,
     };
-    // Most non-service frames stop at the prefilter (an inlined array lookup) instead of
-    // paying the kernel's jhash and bucket walk.
-    let slot = svc4_filter_slot(key.addr, key.port, key.proto);
-    match SVC4_FILTER.get(slot >> 6) {
-        Some(w) if w & (1u64 << (slot & 63)) != 0 => {}
-        _ => return None,
-    }
     // SAFETY: the value is copied out at once; hash map values are freed by RCU only after this
     // program returns.
     unsafe { SERVICES4.get(&key) }.copied()
+}
+
+/// True for untagged IPv4 TCP/UDP frames that `parse` accepts and whose service prefilter
+/// bit (`HERALD_SVC4F`) is clear, i.e. frames the service lookup would miss: the common
+/// non-service frame leaves after a handful of loads and an inlined array lookup, without
+/// building `Headers` and without the kernel's jhash and bucket walk. Anything else (tagged,
+/// IPv6, fragments, truncated, a set bit) takes the full path, which classifies it as before;
+/// the filter is only ever a shortcut, so the full path does not consult it again.
+#[inline(always)]
+fn filtered_out_v4(start: usize, end: usize) -> bool {
+    let Some(t) = read::<2>(start, end, 12) else {
+        return false;
+    };
+    if u16::from_be_bytes(t) != ETH_P_IP {
+        return false;
+    }
+    let Some(ip) = read::<20>(start, end, 14) else {
+        return false;
+    };
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 || (u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff) != 0 {
+        return false;
+    }
+    let l4 = 14 + ihl;
+    let complete = if ip[9] == IPPROTO_TCP {
+        read::<20>(start, end, l4).is_some()
+    } else if ip[9] == IPPROTO_UDP {
+        read::<8>(start, end, l4).is_some()
+    } else {
+        false
+    };
+    let Some(dport) = read::<2>(start, end, l4 + 2).filter(|_| complete) else {
+        return false;
+    };
+    let slot = svc4_filter_slot(
+        [ip[16], ip[17], ip[18], ip[19]],
+        u16::from_be_bytes(dport),
+        ip[9],
+    );
+    SVC4_FILTER
+        .get(slot >> 6)
+        .is_some_and(|w| w & (1u64 << (slot & 63)) == 0)
 }
 
 /// IPv6 service lookup. Out of line so that LLVM cannot merge it with the IPv4 lookup into one
@@ -202,6 +237,10 @@ pub fn run(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     count(Counter::XdpRx);
+    if filtered_out_v4(ctx.data(), ctx.data_end()) {
+        count(Counter::NotService);
+        return (xdp_action::XDP_PASS, 0);
+    }
     let h = match parse::parse(ctx.data(), ctx.data_end(), 0) {
         Ok(h) => h,
         Err(Skip::Other) => {
