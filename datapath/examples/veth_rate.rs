@@ -86,6 +86,29 @@ fn main() -> anyhow::Result<()> {
         Ok(l)
     })?;
 
+    // A refused live-frames run is an environment limit, not a bug of the program under test:
+    // say so instead of failing in the middle of the first round.
+    let probe = tcp_frame(dut_mac, gen_mac, [172, 16, 0, 5], VIP, 40000, 80, 0x10);
+    if let Err(e) = in_netns(&gen_ns, || {
+        generator.xdp_live_tx(programs::XDP_DROP, &probe, gen_ifindex, 1, 1)
+    }) {
+        let e = anyhow::Error::from(e);
+        let eperm = e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.raw_os_error() == Some(nix::libc::EPERM))
+        });
+        if eperm {
+            anyhow::bail!(
+                "this kernel refuses BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES (EPERM) even \
+                 for a one-frame XDP_DROP run, while plain BPF_PROG_RUN works: live frames are \
+                 not available to this process (check its capability bounding set, \
+                 `grep Cap /proc/self/status`, and any LSM policy); the rate cannot be measured \
+                 here: {e:#}"
+            );
+        }
+        return Err(e);
+    }
+
     // One TCP ACK from a client to the service, addressed to the DUT.
     let frame = tcp_frame(dut_mac, gen_mac, [172, 16, 0, 5], VIP, 40000, 80, 0x10);
     println!(

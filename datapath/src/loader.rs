@@ -26,9 +26,9 @@ use aya::{
 use datapath_common::{
     BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG,
     MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_LB_NODES, MAP_MAGLEV, MAP_REVNAT,
-    MAP_REVNAT_NEW, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS, MAX_BACKENDS, MAX_LB_NODES,
-    MAX_SERVICES, MaglevPair, RevNatValue, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue,
-    TABLES_PER_SERVICE,
+    MAP_REVNAT_NEW, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS, MAP_SVC4_FILTER, MAX_BACKENDS,
+    MAX_LB_NODES, MAX_SERVICES, MaglevPair, RevNatValue, SVC4_FILTER_WORDS, ServiceCounters,
+    ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE, svc4_filter_slot,
 };
 
 use crate::error::{Error, Result};
@@ -212,9 +212,10 @@ pub struct Loader {
 /// Maps whose size follows the service capacity or M: recreated together when that changes.
 const SERVICE_SIZED: [&str; 4] = [MAP_SERVICES, MAP_SERVICES4, MAP_MAGLEV, MAP_SVC_COUNTERS];
 
-const MAP_NAMES: [&str; 13] = [
+const MAP_NAMES: [&str; 14] = [
     MAP_SERVICES,
     MAP_SERVICES4,
+    MAP_SVC4_FILTER,
     MAP_BACKENDS,
     MAP_MAGLEV,
     MAP_CONFIG,
@@ -286,7 +287,7 @@ impl Loader {
             let data = map_data(&ebpf, MAP_MAGLEV)?;
             MaglevMmap::new(data.fd().as_fd(), tables)?
         };
-        Ok(Self {
+        let mut this = Self {
             ebpf,
             maglev_m: cfg.maglev_m,
             max_services: cfg.max_services,
@@ -294,7 +295,34 @@ impl Loader {
             maglev,
             links: Vec::new(),
             recreated,
-        })
+        };
+        // Before any program of this object is attached: a filter missing a pinned service's
+        // bit (a pin from a build without the filter, say) would pass its traffic to the stack.
+        this.rebuild_svc4_filter()?;
+        Ok(this)
+    }
+
+    /// Rewrites the IPv4 service prefilter from the IPv4 service map: every service's bit set,
+    /// stale bits (of deleted services) cleared.
+    fn rebuild_svc4_filter(&mut self) -> Result<()> {
+        let mut words = vec![0u64; SVC4_FILTER_WORDS as usize];
+        {
+            let m4: HashMap<&MapData, ServiceKey4, ServiceValue> =
+                HashMap::try_from(map(&self.ebpf, MAP_SERVICES4)?)?;
+            for k in m4.keys() {
+                let k = k?;
+                let slot = svc4_filter_slot(k.addr, k.port, k.proto);
+                words[(slot >> 6) as usize] |= 1 << (slot & 63);
+            }
+        }
+        let mut f: Array<&mut MapData, u64> =
+            Array::try_from(map_mut(&mut self.ebpf, MAP_SVC4_FILTER)?)?;
+        for (i, w) in words.iter().enumerate() {
+            if f.get(&(i as u32), 0)? != *w {
+                f.set(i as u32, w, 0)?;
+            }
+        }
+        Ok(())
     }
 
     /// Maglev table size M the maps were sized for.
@@ -417,6 +445,15 @@ impl Loader {
     /// compact-key map the XDP program looks them up in.
     pub fn put_service(&mut self, key: &ServiceKey, value: &ServiceValue) -> Result<()> {
         if let Some(k4) = key.to_v4() {
+            // The prefilter bit first, so the XDP program never skips a service it has.
+            let slot = svc4_filter_slot(k4.addr, k4.port, k4.proto);
+            let mut f: Array<&mut MapData, u64> =
+                Array::try_from(map_mut(&mut self.ebpf, MAP_SVC4_FILTER)?)?;
+            let w = f.get(&(slot >> 6), 0)?;
+            let bit = 1u64 << (slot & 63);
+            if w & bit == 0 {
+                f.set(slot >> 6, w | bit, 0)?;
+            }
             let mut m: HashMap<&mut MapData, ServiceKey4, ServiceValue> =
                 HashMap::try_from(map_mut(&mut self.ebpf, MAP_SERVICES4)?)?;
             m.insert(k4, value, 0)?;
@@ -428,7 +465,8 @@ impl Loader {
         Ok(())
     }
 
-    /// Removes a service entry; absent is fine.
+    /// Removes a service entry; absent is fine. Its IPv4 prefilter bit stays set (another
+    /// service may share it; a stale bit only costs the hash lookup) until the next load.
     pub fn delete_service(&mut self, key: &ServiceKey) -> Result<()> {
         let r = if let Some(k4) = key.to_v4() {
             let mut m: HashMap<&mut MapData, ServiceKey4, ServiceValue> =

@@ -7,8 +7,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use datapath::loader::{LoadConfig, Loader, programs};
 use datapath::maglev::{self, Backend, Proto, Seed};
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Config, Counter, FAMILY_V4, FAMILY_V6, FlowKey, MAX_REVNAT,
-    MAX_REVNAT_NEW, RevNatValue, ServiceKey, ServiceValue, csum, hash,
+    BE_F_LOCAL, BackendValue, Config, Counter, FAMILY_V4, FAMILY_V6, FlowKey, MAP_SVC4_FILTER,
+    MAX_REVNAT, MAX_REVNAT_NEW, RevNatValue, SVC4_FILTER_WORDS, ServiceKey, ServiceValue, csum,
+    hash,
 };
 
 const XDP_DROP: u32 = 1;
@@ -850,6 +851,134 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
     assert_eq!(v["services"][0]["port"], 8080);
     assert_eq!(v["services"][0]["id"], 7);
     assert!(v["counters"]["xdp_rx"].is_u64());
+}
+
+/// The IPv4 service prefilter (`HERALD_SVC4F`) is rebuilt from the service map at load: a
+/// pinned service whose bit is missing (a pin left by a build without the filter) is served by
+/// the reloaded object, and a deleted service's bit is gone after the next load.
+#[test]
+fn the_ipv4_service_prefilter_is_rebuilt_from_the_pinned_services_at_load() {
+    if !root() {
+        return;
+    }
+    let dir = std::path::PathBuf::from(format!(
+        "/sys/fs/bpf/herald-test-prefilter-{}",
+        std::process::id()
+    ));
+    struct Cleanup(std::path::PathBuf);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(dir.clone());
+    let cfg = LoadConfig {
+        maglev_m: M,
+        pin_dir: Some(dir.clone()),
+        ..LoadConfig::default()
+    };
+    let key = ServiceKey {
+        addr: v4key(VIP4),
+        port: 80,
+        proto: 6,
+        family: FAMILY_V4,
+    };
+    let filter_words = || -> Vec<u64> {
+        let data =
+            aya::maps::MapData::from_pin(dir.join(MAP_SVC4_FILTER)).expect("pinned prefilter");
+        let a: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("array");
+        a.iter().map(|w| w.expect("word")).collect()
+    };
+    let syn = frame_v4(CLIENT4, VIP4, 6, 40000, 80, 0x02, b"", None);
+    {
+        let mut first = Loader::load(&cfg).expect("load pinned");
+        let seed = Seed::default();
+        first
+            .set_config(&Config {
+                node_addr: NODE_IP,
+                node_mac: NODE_MAC,
+                mtu: 1500,
+                maglev_m: M,
+                jhash_v4: seed.jhash_v4,
+                jhash_v6: seed.jhash_v6,
+            })
+            .expect("config");
+        first
+            .put_backend(
+                0,
+                &BackendValue {
+                    addr: v4key([10, 244, 1, 10]),
+                    node_addr: BE_NODE_IP,
+                    port: 8080,
+                    family: FAMILY_V4,
+                    flags: 0,
+                    next_hop_mac: ROUTER_MAC,
+                    _pad: [0; 2],
+                },
+            )
+            .expect("backend");
+        first.write_table(0, &vec![0; M as usize]).expect("table");
+        first
+            .put_service(
+                &key,
+                &ServiceValue {
+                    id: 0,
+                    table: 0,
+                    flags: 0,
+                    backends: 1,
+                },
+            )
+            .expect("service");
+        assert_eq!(
+            first
+                .run_xdp(programs::XDP_LB, &syn, 1)
+                .expect("run")
+                .verdict,
+            XDP_TX
+        );
+        assert_eq!(
+            filter_words().iter().map(|w| w.count_ones()).sum::<u32>(),
+            1,
+            "one service, one bit"
+        );
+        // Lose the bit, as a pin from a build without the filter would have it.
+        let data = aya::maps::MapData::from_pin(dir.join(MAP_SVC4_FILTER)).expect("pin");
+        let mut a: aya::maps::Array<_, u64> =
+            aya::maps::Array::try_from(aya::maps::Map::Array(data)).expect("array");
+        for i in 0..SVC4_FILTER_WORDS {
+            a.set(i, 0, 0).expect("clear");
+        }
+        assert_eq!(
+            first
+                .run_xdp(programs::XDP_LB, &syn, 1)
+                .expect("run")
+                .verdict,
+            XDP_PASS,
+            "without its bit the service is skipped"
+        );
+    }
+    let mut second = Loader::load(&cfg).expect("reload pinned");
+    assert_eq!(
+        second
+            .run_xdp(programs::XDP_LB, &syn, 1)
+            .expect("run")
+            .verdict,
+        XDP_TX,
+        "the reload rebuilt the bit"
+    );
+    second.delete_service(&key).expect("delete");
+    assert_eq!(
+        filter_words().iter().map(|w| w.count_ones()).sum::<u32>(),
+        1,
+        "kept on delete"
+    );
+    drop(second);
+    let _third = Loader::load(&cfg).expect("reload pinned");
+    assert!(
+        filter_words().iter().all(|w| *w == 0),
+        "stale bit dropped at load"
+    );
 }
 
 /// Turns the lab's loader into backend node `addr`'s: its identity is `addr`, and the lab's LB

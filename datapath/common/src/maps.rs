@@ -45,6 +45,24 @@ pub const MAP_LB_NODES: &str = "HERALD_LBNODES";
 pub const MAP_COUNTERS: &str = "HERALD_CNT";
 /// Per-CPU per-service counters by service id → [`ServiceCounters`].
 pub const MAP_SVC_COUNTERS: &str = "HERALD_SVCCNT";
+/// Prefilter of the IPv4 service map: an array of [`SVC4_FILTER_WORDS`] `u64` words, one bit
+/// per [`svc4_filter_slot`]. A clear bit means "no such IPv4 service", so a non-service frame
+/// leaves without the hash lookup; a set bit only means "look it up". User space sets a
+/// service's bit before it writes the service entry and never clears it on delete; the loader
+/// rebuilds the whole filter from the service map at load (which drops stale bits).
+pub const MAP_SVC4_FILTER: &str = "HERALD_SVC4F";
+/// Words in [`MAP_SVC4_FILTER`] (65,536 bits, 8 KiB).
+pub const SVC4_FILTER_WORDS: u32 = 1024;
+
+/// The prefilter bit (`0..SVC4_FILTER_WORDS * 64`) of an IPv4 service (address wire bytes,
+/// port in host order, protocol): a multiplicative hash, cheap enough for every packet. The XDP
+/// program and user space both call this function.
+#[inline(always)]
+pub fn svc4_filter_slot(addr: [u8; 4], port: u16, proto: u8) -> u32 {
+    let a = u32::from_le_bytes(addr);
+    let x = a ^ (u32::from(port) << 16 | u32::from(proto)).rotate_left(8);
+    x.wrapping_mul(0x9e37_79b1) >> 16
+}
 
 /// Service capacity compiled into the object (service ids are `0..max`). The loader overrides it
 /// at load time (`maxServices`), sizing the service maps, the per-service counters and the

@@ -8,8 +8,8 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Counter, FAMILY_V4, FlowKey, FlowKey4, FlowValue, IPPROTO_TCP,
-    RevNatValue, ServiceKey, ServiceKey4, ServiceValue,
+    BE_F_LOCAL, BackendValue, Counter, ETH_P_IP, FAMILY_V4, FlowKey, FlowKey4, FlowValue,
+    IPPROTO_TCP, IPPROTO_UDP, RevNatValue, ServiceKey, ServiceKey4, ServiceValue, svc4_filter_slot,
 };
 
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
     icmp, maglev,
     maps::{
         BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT_NEW, SCRATCH, SERVICES, SERVICES4,
-        count, count_service,
+        SVC4_FILTER, count, count_service,
     },
     nat,
     parse::{self, Headers, Skip, read},
@@ -34,10 +34,13 @@ pub fn frame_len(ctx: &XdpContext) -> usize {
     unsafe { bpf_xdp_get_buff_len(ctx.ctx) as usize }
 }
 
-/// The backend with id `id`, if that slot is in use.
+/// The backend with id `id`, if that slot is in use. A reference into the array map, not a
+/// copy: array values are never freed, and the 32-byte value (2-byte aligned) would otherwise
+/// be copied with 16 load/store pairs on every packet. User space rewrites a slot in place, so
+/// a packet racing an update may see a mix of both values either way.
 #[inline(always)]
-fn backend(id: u32) -> Option<BackendValue> {
-    BACKENDS.get(id).copied().filter(|b| b.family != 0)
+fn backend(id: u32) -> Option<&'static BackendValue> {
+    BACKENDS.get(id).filter(|b| b.family != 0)
 }
 
 /// The service the packet is addressed to. Every IP packet on the uplink pays this lookup.
@@ -55,6 +58,48 @@ fn service(h: &Headers) -> Option<ServiceValue> {
     // SAFETY: the value is copied out at once; hash map values are freed by RCU only after this
     // program returns.
     unsafe { SERVICES4.get(&key) }.copied()
+}
+
+/// True for untagged IPv4 TCP/UDP frames that `parse` accepts and whose service prefilter
+/// bit (`HERALD_SVC4F`) is clear, i.e. frames the service lookup would miss: the common
+/// non-service frame leaves after a handful of loads and an inlined array lookup, without
+/// building `Headers` and without the kernel's jhash and bucket walk. Anything else (tagged,
+/// IPv6, fragments, truncated, a set bit) takes the full path, which classifies it as before;
+/// the filter is only ever a shortcut, so the full path does not consult it again.
+#[inline(always)]
+fn filtered_out_v4(start: usize, end: usize) -> bool {
+    let Some(t) = read::<2>(start, end, 12) else {
+        return false;
+    };
+    if u16::from_be_bytes(t) != ETH_P_IP {
+        return false;
+    }
+    let Some(ip) = read::<20>(start, end, 14) else {
+        return false;
+    };
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 || (u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff) != 0 {
+        return false;
+    }
+    let l4 = 14 + ihl;
+    let complete = if ip[9] == IPPROTO_TCP {
+        read::<20>(start, end, l4).is_some()
+    } else if ip[9] == IPPROTO_UDP {
+        read::<8>(start, end, l4).is_some()
+    } else {
+        false
+    };
+    let Some(dport) = read::<2>(start, end, l4 + 2).filter(|_| complete) else {
+        return false;
+    };
+    let slot = svc4_filter_slot(
+        [ip[16], ip[17], ip[18], ip[19]],
+        u16::from_be_bytes(dport),
+        ip[9],
+    );
+    SVC4_FILTER
+        .get(slot >> 6)
+        .is_some_and(|w| w & (1u64 << (slot & 63)) == 0)
 }
 
 /// IPv6 service lookup. Out of line so that LLVM cannot merge it with the IPv4 lookup into one
@@ -192,6 +237,10 @@ pub fn run(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     count(Counter::XdpRx);
+    if filtered_out_v4(ctx.data(), ctx.data_end()) {
+        count(Counter::NotService);
+        return (xdp_action::XDP_PASS, 0);
+    }
     let h = match parse::parse(ctx.data(), ctx.data_end(), 0) {
         Ok(h) => h,
         Err(Skip::Other) => {
@@ -207,6 +256,12 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
             return (xdp_action::XDP_PASS, 0);
         }
     };
+    // Every IP packet pays the service lookup; the rest of the balancer (an out-of-line call,
+    // which costs a return thunk under SRSO mitigations) runs only for service packets.
+    let Some(svc) = service(&h) else {
+        count(Counter::NotService);
+        return (xdp_action::XDP_PASS, 0);
+    };
     // The encapsulation plan lives in a per-CPU scratch slot, not on the stack.
     let Some(e) = SCRATCH.get_ptr_mut(0) else {
         return (xdp_action::XDP_PASS, 0);
@@ -218,7 +273,7 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     e.with_opt = false;
     e.vip = h.daddr;
     e.vport = u16::from_be_bytes(h.dport);
-    match balance(ctx, &h, e) {
+    match balance(ctx, &h, &svc, e) {
         Plan::Verdict(v) => (v, 0),
         Plan::Encap => {
             let v = transmit(ctx, e);
@@ -236,20 +291,16 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
     }
 }
 
-/// Service lookup, backend choice, flow memory and DNAT. Fills `e` when the frame is to be
+/// Backend choice, flow memory and DNAT for a packet to `svc`. Fills `e` when the frame is to be
 /// encapsulated.
 #[inline(never)]
-fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
+fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> Plan {
     let start = ctx.data();
     let end = ctx.data_end();
     let Some(cfg) = CONFIG.get(0) else {
         return Plan::Verdict(xdp_action::XDP_PASS);
     };
-    let Some(svc) = service(h) else {
-        count(Counter::NotService);
-        return Plan::Verdict(xdp_action::XDP_PASS);
-    };
-    let hash = maglev::flow_hash(h, &svc, cfg.jhash_v4, cfg.jhash_v6);
+    let hash = maglev::flow_hash(h, svc, cfg.jhash_v4, cfg.jhash_v6);
     // A flow this node has seen keeps its backend while that backend exists, even if the table
     // changed under it; a new flow gets the Maglev choice and is remembered.
     let known = flow_backend(h);
@@ -266,7 +317,7 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
         }
     }
     if !seen {
-        match maglev::select(&svc, hash, cfg.maglev_m) {
+        match maglev::select(svc, hash, cfg.maglev_m) {
             Some(id) if svc.backends > 0 => be_id = id,
             _ => {
                 count(Counter::DropNoBackend);
@@ -291,7 +342,7 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
             remember_flow(h, be_id);
             // The reply leaves this node through the stack: the egress TC program turns its
             // source back into the service address, as it does for decapsulated flows.
-            remember_revnat(h, &be);
+            remember_revnat(h, be);
         }
         if !nat::dnat(start, end, h, &be.addr, be.port) {
             count(Counter::Malformed);
@@ -331,8 +382,9 @@ fn balance(ctx: &XdpContext, h: &Headers, e: &mut Encap) -> Plan {
     Plan::Encap
 }
 
-/// Makes room for the outer headers, writes them and bounces the frame out.
-#[inline(never)]
+/// Makes room for the outer headers, writes them and bounces the frame out. Inline: its frame
+/// is small, and a bpf-to-bpf call costs a return thunk per packet under SRSO mitigations.
+#[inline(always)]
 fn transmit(ctx: &XdpContext, e: &Encap) -> u32 {
     let opt_len = e.opt_len();
     let push = (e.l2() + OUTER_FIXED + opt_len) as i32;

@@ -8,13 +8,18 @@ use aya_ebpf::{
 use datapath_common::{
     BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, FlowKey, FlowKey4, FlowValue, MAX_BACKENDS,
     MAX_FLOWS, MAX_LB_NODES, MAX_REVNAT, MAX_REVNAT_NEW, MAX_SERVICES, MaglevPair, RevNatValue,
-    ServiceCounters, ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
+    SVC4_FILTER_WORDS, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
 };
 
 /// IPv4 services by (VIP, port, proto): compact key (see `datapath_common::MAP_SERVICES4`).
 #[map(name = "HERALD_SVC4")]
 pub static SERVICES4: HashMap<ServiceKey4, ServiceValue> =
     HashMap::with_max_entries(MAX_SERVICES, 0);
+
+/// Prefilter of `SERVICES4` (see `datapath_common::MAP_SVC4_FILTER`): an array, so the lookup
+/// is inlined and nothing is hashed by the kernel.
+#[map(name = "HERALD_SVC4F")]
+pub static SVC4_FILTER: Array<u64> = Array::with_max_entries(SVC4_FILTER_WORDS, 0);
 
 /// IPv6 services by (VIP, port, proto).
 #[map(name = "HERALD_SVC")]
