@@ -209,19 +209,15 @@ fn local_policy_and_shared_ips_elect_one_eligible_leader() {
     );
 }
 
-#[test]
-fn file_store_lets_the_last_node_standing_take_over() {
-    if !is_root() {
-        eprintln!("skipped: needs root for network namespaces");
-        return;
-    }
-    let _g = guard();
-    let mut lab = Lab::new("fs");
+/// A client and the three nodes announcing 192.168.77.200, with a file store (1.5 s leases,
+/// `store_extra` appended to its settings); returns the lab and the lease directory.
+fn file_store_lab(name: &str, store_extra: &str) -> (Lab, std::path::PathBuf) {
+    let mut lab = Lab::new(name);
     lab.add_host("client");
     lab.sh("client", "ip addr add 192.168.77.100/24 dev eth0");
     let leases = lab.dir.path().join("leases");
     let store = format!(
-        "store: {{kind: file, dir: '{}', leaseMs: 1500, renewMs: 300}}",
+        "store: {{kind: file, dir: '{}', leaseMs: 1500, renewMs: 300{store_extra}}}",
         leases.display()
     );
     let svc = "  - {name: web, ips: ['192.168.77.200']}\n";
@@ -237,6 +233,17 @@ fn file_store_lets_the_last_node_standing_take_over() {
             ),
         );
     }
+    (lab, leases)
+}
+
+#[test]
+fn file_store_lets_the_last_node_standing_take_over() {
+    if !is_root() {
+        eprintln!("skipped: needs root for network namespaces");
+        return;
+    }
+    let _g = guard();
+    let (mut lab, _) = file_store_lab("fs", "");
     let vip = "192.168.77.200";
     let first = lab.wait_converged(&NODES, &[vip], Duration::from_secs(15))[vip].clone();
     lab.kill_node(&first);
@@ -264,27 +271,7 @@ fn a_store_down_for_every_node_takes_no_address_dark_within_the_outage_grace() {
         return;
     }
     let _g = guard();
-    let mut lab = Lab::new("so");
-    lab.add_host("client");
-    lab.sh("client", "ip addr add 192.168.77.100/24 dev eth0");
-    let leases = lab.dir.path().join("leases");
-    let store = format!(
-        "store: {{kind: file, dir: '{}', leaseMs: 1500, renewMs: 300, outageGraceMs: 6000}}",
-        leases.display()
-    );
-    let svc = "  - {name: web, ips: ['192.168.77.200']}\n";
-    for n in NODES {
-        lab.add_host(n);
-        lab.start_node(
-            n,
-            &node_config(
-                n,
-                svc,
-                "interfaces: {include: ['^eth0$'], exclude: []}",
-                &store,
-            ),
-        );
-    }
+    let (mut lab, leases) = file_store_lab("so", ", outageGraceMs: 6000");
     let vip = "192.168.77.200";
     let leader = lab.wait_converged(&NODES, &[vip], Duration::from_secs(15))[vip].clone();
     // The store goes away for everyone: its directory becomes a file, so every renewal fails.
