@@ -792,6 +792,24 @@ print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inne
     assert!(stdout.trim_end().ends_with(":8080"), "scapy saw: {stdout}");
 }
 
+/// A bpffs directory for one test's pins, removed when the test ends (even on failure).
+struct PinDir(std::path::PathBuf);
+
+impl PinDir {
+    fn new(tag: &str) -> Self {
+        Self(std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/herald-test-{tag}-{}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Maps pinned in bpffs survive the loader (an agent restart): a second loader reuses them, and
 /// `Status::read_pinned` reads them.
 #[test]
@@ -799,17 +817,8 @@ fn pinned_maps_survive_reload_and_status_reads_them() {
     if !root() {
         return;
     }
-    let dir = std::path::PathBuf::from(format!(
-        "/sys/fs/bpf/herald-test-pinned-{}",
-        std::process::id()
-    ));
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir.clone());
+    let pins = PinDir::new("pinned");
+    let dir = pins.0.clone();
     let key = ServiceKey {
         addr: v4key(VIP4),
         port: 8080,
@@ -861,17 +870,8 @@ fn the_ipv4_service_prefilter_is_rebuilt_from_the_pinned_services_at_load() {
     if !root() {
         return;
     }
-    let dir = std::path::PathBuf::from(format!(
-        "/sys/fs/bpf/herald-test-prefilter-{}",
-        std::process::id()
-    ));
-    struct Cleanup(std::path::PathBuf);
-    impl Drop for Cleanup {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    let _cleanup = Cleanup(dir.clone());
+    let pins = PinDir::new("prefilter");
+    let dir = pins.0.clone();
     let cfg = LoadConfig {
         maglev_m: M,
         pin_dir: Some(dir.clone()),
