@@ -97,6 +97,19 @@ fn topology(lab: &TestLab, v4: &str, tag: &str) -> (Netns, Netns, VethPair) {
     (dut, peer, link)
 }
 
+/// For a multihop session: `{net}.255.1` on the peer's and `{net}.255.2` on the DUT's
+/// loopback, each routed over the link (`{net}.0.0/30` from [`topology`]).
+fn loopbacks_one_hop_apart(dut: &Netns, peer: &Netns, net: &str) {
+    peer.addr_add("lo", &format!("{net}.255.1/32"))
+        .expect("lo addr");
+    dut.addr_add("lo", &format!("{net}.255.2/32"))
+        .expect("lo addr");
+    peer.route_add(&[&format!("{net}.255.2/32"), "via", &format!("{net}.0.2")])
+        .expect("route");
+    dut.route_add(&[&format!("{net}.255.1/32"), "via", &format!("{net}.0.1")])
+        .expect("route");
+}
+
 /// `show bfd peers json` status of `peer` (`up`, `down`, `init`), if FRR knows it.
 fn frr_status(frr: &Frr, peer: &str) -> Option<String> {
     let v = frr.vtysh_json("show bfd peers json").ok()?;
@@ -112,12 +125,7 @@ fn frr_bfdd_sessions_come_up_and_link_loss_is_detected() {
     let lab = TestLab::new("bfd_frr").expect("lab");
     let (dut, peer, _link) = topology(&lab, "10.31.0", "31");
     // A multihop peer one routed hop away in FRR's terms: a loopback address on each side.
-    peer.addr_add("lo", "10.31.255.1/32").expect("lo addr");
-    dut.addr_add("lo", "10.31.255.2/32").expect("lo addr");
-    peer.route_add(&["10.31.255.2/32", "via", "10.31.0.2"])
-        .expect("route");
-    dut.route_add(&["10.31.255.1/32", "via", "10.31.0.1"])
-        .expect("route");
+    loopbacks_one_hop_apart(&dut, &peer, "10.31");
     let config = "frr defaults datacenter
 hostname tor
 bfd
@@ -365,12 +373,7 @@ fn bird_keyed_sha1_sessions_come_up_with_the_right_key_only() {
     let lab = TestLab::new("bfd_bird_auth").expect("lab");
     let (dut, peer, _link) = topology(&lab, "10.33.0", "33");
     // Multihop (meticulous keyed SHA1) between loopback addresses one routed hop apart.
-    peer.addr_add("lo", "10.33.255.1/32").expect("lo addr");
-    dut.addr_add("lo", "10.33.255.2/32").expect("lo addr");
-    peer.route_add(&["10.33.255.2/32", "via", "10.33.0.2"])
-        .expect("route");
-    dut.route_add(&["10.33.255.1/32", "via", "10.33.0.1"])
-        .expect("route");
+    loopbacks_one_hop_apart(&dut, &peer, "10.33");
     let config = "router id 10.33.0.1;
 protocol device {}
 protocol bfd {
