@@ -271,7 +271,7 @@ fn a_store_down_for_every_node_takes_no_address_dark_within_the_outage_grace() {
         return;
     }
     let _g = guard();
-    let (mut lab, leases) = file_store_lab("so", ", outageGraceMs: 6000");
+    let (lab, leases) = file_store_lab("so", ", outageGraceMs: 6000");
     let vip = "192.168.77.200";
     let leader = lab.wait_converged(&NODES, &[vip], Duration::from_secs(15))[vip].clone();
     // The store goes away for everyone: its directory becomes a file, so every renewal fails.

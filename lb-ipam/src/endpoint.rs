@@ -320,7 +320,10 @@ async fn read_head(stream: &mut TcpStream) -> io::Result<Result<Request, Respons
                 "connection closed before the request head ended",
             ));
         }
-        buf.extend_from_slice(&chunk[..n]);
+        let read = chunk
+            .get(..n)
+            .ok_or_else(|| io::Error::other("read reported more bytes than the buffer holds"))?;
+        buf.extend_from_slice(read);
         if let Some(parsed) = parse_head(&buf) {
             return Ok(parsed);
         }

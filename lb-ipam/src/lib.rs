@@ -5,6 +5,12 @@
 //! [`service`] and [`config`] are the standalone YAML schema; [`store`] owns the state file;
 //! [`standalone`] ties file config, allocator and store together; [`crd`] and [`controller`] are
 //! the Kubernetes side.
+//!
+//! Nothing here panics on input: `unwrap`, `expect` and unchecked indexing are denied outside tests.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod allocator;
 pub mod config;

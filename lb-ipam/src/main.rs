@@ -1,6 +1,10 @@
 //! The `lb-ipam` binary: `run` is the Kubernetes controller, `crd` prints the
 //! `LoadBalancerIPPool` CRD, `standalone` allocates for a Herald standalone file once and prints
 //! the result (persisting to the file's `ipam.stateFile`).
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -211,10 +211,12 @@ impl Pool {
         }
         ranges.sort_unstable();
         for pair in ranges.windows(2) {
-            if pair[1].lo <= pair[0].hi {
+            if let [a, b] = pair
+                && b.lo <= a.hi
+            {
                 return Err(invalid(format!(
                     "blocks overlap each other at {}",
-                    key_addr(pair[1].lo)
+                    key_addr(b.lo)
                 )));
             }
         }

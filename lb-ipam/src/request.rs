@@ -105,20 +105,31 @@ pub struct Families {
 
 impl Families {
     fn push(&mut self, f: IpFamily) {
-        if !self.contains(&f) && self.len < 2 {
-            self.items[self.len] = Some(f);
+        if !self.contains(&f)
+            && let Some(slot) = self.items.iter_mut().find(|s| s.is_none())
+        {
+            *slot = Some(f);
             self.len += 1;
         }
     }
 
+    /// Keeps the first `n` families.
+    fn truncate(&mut self, n: usize) {
+        for slot in self.items.iter_mut().skip(n) {
+            *slot = None;
+        }
+        self.len = self.len.min(n);
+    }
+
     /// The families, in order.
     pub fn iter(&self) -> impl Iterator<Item = IpFamily> + '_ {
-        self.items[..self.len].iter().flatten().copied()
+        // Slots fill in order, so the filled ones are the first `len`.
+        self.items.iter().flatten().copied()
     }
 
     /// Whether `f` is one of them.
     pub fn contains(&self, f: &IpFamily) -> bool {
-        self.items[..self.len].contains(&Some(*f))
+        self.items.contains(&Some(*f))
     }
 
     /// The families as a vector.
@@ -198,7 +209,7 @@ impl Request {
             }
         }
         if self.family_policy == FamilyPolicy::SingleStack {
-            out.len = out.len.min(1);
+            out.truncate(1);
         }
         out
     }

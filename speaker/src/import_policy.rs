@@ -418,6 +418,10 @@ pub fn select(candidates: &[Candidate], config: &BestPathConfig) -> Option<Selec
     if set.is_empty() {
         return None;
     }
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "every index in `set` is in 0..candidates.len(), built just above"
+    )]
     let c = |i: usize| &candidates[i];
     keep_min(&mut set, |i| Reverse(c(i).local_pref()));
     keep_min(&mut set, |i| c(i).as_path.path_len());
@@ -458,9 +462,10 @@ pub fn fib_routes(rib: &BTreeMap<IpNet, Vec<Candidate>>, config: &BestPathConfig
             let hops = sel
                 .ecmp
                 .iter()
-                .map(|&i| FibNextHop {
-                    gateway: candidates[i].next_hop,
-                    ifindex: candidates[i].ifindex,
+                .filter_map(|&i| candidates.get(i))
+                .map(|c| FibNextHop {
+                    gateway: c.next_hop,
+                    ifindex: c.ifindex,
                 })
                 .collect();
             Some((*prefix, hops))

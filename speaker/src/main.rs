@@ -1,5 +1,9 @@
 //! `herald`: Herald's one node binary. This file only parses the command line, sets up logging
 //! and prints answers; the agent itself is `speaker::daemon`.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

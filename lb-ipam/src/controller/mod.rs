@@ -81,7 +81,8 @@ impl Controller {
                 .await
             {
                 Ok(_) => {
-                    tracing::info!(service = %op.key, status = %op.patch["status"], "service status applied");
+                    let status = op.patch.get("status").map(ToString::to_string);
+                    tracing::info!(service = %op.key, status = status.unwrap_or_default(), "service status applied");
                     match op.held {
                         Some(h) => {
                             self.written.insert(op.key.clone(), h);

@@ -342,8 +342,7 @@ pub fn plan(
             used: counts.map(|s| s.used.to_string()),
             available: counts.map(|s| s.available.to_string()),
         };
-        let same_condition = old.is_some_and(|c| {
-            let d = &desired.conditions[0];
+        let same_condition = old.zip(desired.conditions.first()).is_some_and(|(c, d)| {
             c.status == d.status && c.reason == d.reason && c.message == d.message
         });
         let same_counts = (&current.total, &current.used, &current.available)

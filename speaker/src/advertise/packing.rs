@@ -263,8 +263,9 @@ fn group_announcements<'a>(announce: &[(IpNet, &'a OutRoute)]) -> Vec<Group<'a>>
         if let Some((lv4, lroute, i)) = last
             && lv4 == v4
             && lroute.same_as(route)
+            && let Some(group) = groups.get_mut(i)
         {
-            groups[i].prefixes.push(prefix);
+            group.prefixes.push(prefix);
             continue;
         }
         let i = *index.entry((v4, route)).or_insert_with(|| {
@@ -274,7 +275,9 @@ fn group_announcements<'a>(announce: &[(IpNet, &'a OutRoute)]) -> Vec<Group<'a>>
             });
             groups.len() - 1
         });
-        groups[i].prefixes.push(prefix);
+        if let Some(group) = groups.get_mut(i) {
+            group.prefixes.push(prefix);
+        }
         last = Some((v4, route, i));
     }
     groups
@@ -374,10 +377,10 @@ fn flush(
     add_path: bool,
     out: &mut Packed,
 ) {
-    if batch.is_empty() {
+    let Some(&first) = batch.first() else {
         return;
-    }
-    match build(batch, attrs, next_hop, classic, add_path) {
+    };
+    match build(first, batch, attrs, next_hop, classic, add_path) {
         Ok(update) => out.updates.push(update),
         Err(error) => {
             let reason = match error {
@@ -394,9 +397,10 @@ fn flush(
     batch.clear();
 }
 
-/// One UPDATE for prefixes of one family sharing attributes and next hop; attributes in
-/// type-code order with NEXT_HOP or MP_REACH_NLRI slotted in.
+/// One UPDATE for `prefixes` (`first` is the first of them) of one family sharing attributes and
+/// next hop; attributes in type-code order with NEXT_HOP or MP_REACH_NLRI slotted in.
 fn build(
+    first: IpNet,
     prefixes: &[IpNet],
     attrs: &[PathAttribute],
     next_hop: &NextHop,
@@ -409,7 +413,7 @@ fn build(
     if classic {
         let NextHop::Ipv4(a) = next_hop else {
             return Err(Error::Unencodable {
-                prefix: prefixes[0],
+                prefix: first,
                 reason: "IPv4 next hop expected",
             });
         };
@@ -419,7 +423,7 @@ fn build(
             .map(|p| v4_nlri(p, add_path))
             .collect::<Result<_>>()?;
     } else {
-        let (family, nlri) = match prefixes[0] {
+        let (family, nlri) = match first {
             IpNet::V4(_) => (
                 WireFamily::IPV4_UNICAST,
                 MpNlri::Ipv4(

@@ -287,7 +287,7 @@ pub struct Fsm {
     local_open: Open,
     remote_open: Option<Open>,
     negotiated: Option<Negotiated>,
-    deadlines: [Option<Instant>; 5],
+    deadlines: Deadlines,
     hold: Duration,
     keepalive: Duration,
     jitter: Jitter,
@@ -299,13 +299,35 @@ pub struct Fsm {
     transitions: u64,
 }
 
-fn timer_index(timer: Timer) -> usize {
-    match timer {
-        Timer::ConnectRetry => 0,
-        Timer::Hold => 1,
-        Timer::Keepalive => 2,
-        Timer::DelayOpen => 3,
-        Timer::IdleHold => 4,
+/// One deadline per [`Timer`] (`None`: not armed).
+#[derive(Debug, Clone, Copy, Default)]
+struct Deadlines {
+    connect_retry: Option<Instant>,
+    hold: Option<Instant>,
+    keepalive: Option<Instant>,
+    delay_open: Option<Instant>,
+    idle_hold: Option<Instant>,
+}
+
+impl Deadlines {
+    fn slot(&mut self, timer: Timer) -> &mut Option<Instant> {
+        match timer {
+            Timer::ConnectRetry => &mut self.connect_retry,
+            Timer::Hold => &mut self.hold,
+            Timer::Keepalive => &mut self.keepalive,
+            Timer::DelayOpen => &mut self.delay_open,
+            Timer::IdleHold => &mut self.idle_hold,
+        }
+    }
+
+    fn get(&self, timer: Timer) -> Option<Instant> {
+        match timer {
+            Timer::ConnectRetry => self.connect_retry,
+            Timer::Hold => self.hold,
+            Timer::Keepalive => self.keepalive,
+            Timer::DelayOpen => self.delay_open,
+            Timer::IdleHold => self.idle_hold,
+        }
     }
 }
 
@@ -332,7 +354,7 @@ impl Fsm {
             local_open,
             remote_open: None,
             negotiated: None,
-            deadlines: [None; 5],
+            deadlines: Deadlines::default(),
             hold: OPEN_HOLD_TIME,
             keepalive: Duration::ZERO,
             connect_retry_counter: 0,
@@ -422,25 +444,25 @@ impl Fsm {
     pub fn poll_timeout(&self) -> Option<(Instant, Timer)> {
         TIMERS
             .iter()
-            .filter_map(|t| self.deadlines[timer_index(*t)].map(|d| (d, *t)))
+            .filter_map(|t| self.deadlines.get(*t).map(|d| (d, *t)))
             .min()
     }
 
     /// The deadline of one timer, if armed.
     pub fn deadline(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines[timer_index(timer)]
+        self.deadlines.get(timer)
     }
 
     fn arm(&mut self, timer: Timer, at: Instant) {
-        self.deadlines[timer_index(timer)] = Some(at);
+        *self.deadlines.slot(timer) = Some(at);
     }
 
     fn disarm(&mut self, timer: Timer) {
-        self.deadlines[timer_index(timer)] = None;
+        *self.deadlines.slot(timer) = None;
     }
 
     fn disarm_all(&mut self) {
-        self.deadlines = [None; 5];
+        self.deadlines = Deadlines::default();
     }
 
     fn arm_connect_retry(&mut self, now: Instant) {
@@ -551,7 +573,7 @@ impl Fsm {
     }
 
     fn on_timer(&mut self, now: Instant, timer: Timer, out: &mut Vec<Output>) {
-        match self.deadlines[timer_index(timer)] {
+        match self.deadlines.get(timer) {
             Some(deadline) if deadline <= now => self.disarm(timer),
             // Not armed or not yet due: a stale wake-up.
             _ => return,

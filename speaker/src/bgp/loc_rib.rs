@@ -69,10 +69,10 @@ impl RouteServer {
         best_path: &BestPathConfig,
     ) -> Option<Arc<OutRoute>> {
         let routes = accepted(prefix, others);
-        let chosen = match routes.len() {
-            0 => return None,
-            1 => routes[0].1,
-            _ => routes[select(&candidates(&routes), best_path)?.best].1,
+        let chosen = match routes.as_slice() {
+            [] => return None,
+            [(_, only)] => *only,
+            _ => routes.get(select(&candidates(&routes), best_path)?.best)?.1,
         };
         let route = self
             .interned
@@ -109,7 +109,8 @@ pub fn fib_next_hops<'a>(
     selection
         .ecmp
         .iter()
-        .map(|&i| FibNextHop::via(candidates[i].next_hop))
+        .filter_map(|&i| candidates.get(i))
+        .map(|c| FibNextHop::via(c.next_hop))
         .filter(|hop| usable_gateway(prefix, hop.gateway))
         .collect()
 }

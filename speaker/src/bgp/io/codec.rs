@@ -200,10 +200,10 @@ pub async fn write_loop<T: From<(u64, WriteEnd)> + Send + 'static>(
             };
         }
         let mut written = 0;
-        while written < batch.len() {
+        while let Some(rest) = batch.get(written..).filter(|r| !r.is_empty()) {
             // RFC 9687 §4 (paraphrased): the SendHoldTimer runs while we have data to send and
             // is restarted whenever the peer takes some; `write` returns on any progress.
-            match tokio::time::timeout(send_hold, stream.write(&batch[written..])).await {
+            match tokio::time::timeout(send_hold, stream.write(rest)).await {
                 Ok(Ok(0)) | Ok(Err(_)) => return,
                 Ok(Ok(n)) => written += n,
                 Err(_) => {

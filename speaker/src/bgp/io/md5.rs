@@ -82,7 +82,9 @@ fn md5sig_bytes(peer: IpAddr, key: &[u8], v6_socket: bool) -> Result<[u8; TCP_MD
     // Offsets 128 (flags) and 129 (prefixlen) stay 0: an exact-address key, no ifindex.
     // The length fits: checked against MAX_KEY_LEN above.
     buf[130..132].copy_from_slice(&(key.len() as u16).to_ne_bytes());
-    buf[136..136 + key.len()].copy_from_slice(key);
+    buf.get_mut(136..136 + key.len())
+        .ok_or(Error::Md5KeyTooLong(key.len()))?
+        .copy_from_slice(key);
     Ok(buf)
 }
 

@@ -973,7 +973,7 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
         // A selecting policy without a node restriction makes every node eligible; the common
         // case then stays O(1) per service instead of listing every node.
         let mut everywhere = false;
-        for (index, p) in policies.iter().enumerate() {
+        for (p, policy_nodes) in policies.iter().zip(&policy_nodes) {
             if !selects(p.spec.service_selector.as_ref(), &svc_labels) {
                 continue;
             }
@@ -986,10 +986,10 @@ fn l2(me: &Identity, snap: &Snapshot, problems: &mut Vec<String>) -> Option<L2Co
             }
             if !from_policy.is_empty() {
                 ips.extend(from_policy);
-                if policy_nodes[index].len() == nodes.len() {
+                if policy_nodes.len() == nodes.len() {
                     everywhere = true;
                 } else {
-                    eligible.extend(policy_nodes[index].iter().copied());
+                    eligible.extend(policy_nodes.iter().copied());
                 }
             }
         }
