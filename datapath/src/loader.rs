@@ -312,7 +312,10 @@ impl Loader {
             for k in m4.keys() {
                 let k = k?;
                 let slot = svc4_filter_slot(k.addr, k.port, k.proto);
-                words[(slot >> 6) as usize] |= 1 << (slot & 63);
+                // Always a hit: slots are below `SVC4_FILTER_WORDS * 64` by construction.
+                if let Some(word) = words.get_mut((slot >> 6) as usize) {
+                    *word |= 1 << (slot & 63);
+                }
             }
         }
         let mut f: Array<&mut MapData, u64> =

@@ -219,9 +219,60 @@ struct Walker {
     /// Index into the caller's slice.
     index: u32,
     weight: u64,
+    /// Cilium's per-backend turn counter (weighted fill only).
+    counter: f64,
     skip: u32,
     /// The permutation value Cilium would read at `perm[i*M + next[i]]`.
     cur: u32,
+}
+
+impl Walker {
+    /// Claims the first free slot from `cur` on along the permutation, and moves past it.
+    ///
+    /// A free slot exists (fewer than M slots are taken when a turn starts) and the walk visits
+    /// every slot, since `skip` is coprime to the prime M; so this ends within M steps.
+    #[inline]
+    fn claim_next(&mut self, taken: &mut Occupancy, m: u32) -> u32 {
+        let mut c = self.cur;
+        while !taken.take(c) {
+            c = step(c, self.skip, m);
+        }
+        self.cur = step(c, self.skip, m);
+        c
+    }
+}
+
+/// The next permutation value after `c`: `(c + skip) % m` for `c, skip < m`.
+#[inline]
+fn step(c: u32, skip: u32, m: u32) -> u32 {
+    let c = c + skip;
+    if c >= m { c - m } else { c }
+}
+
+/// One bit per table slot, set once the slot has an owner: M / 8 bytes, so it stays in L1.
+struct Occupancy {
+    words: Vec<u64>,
+}
+
+impl Occupancy {
+    fn new(m: u32) -> Self {
+        Self {
+            words: vec![0; (m as usize).div_ceil(64)],
+        }
+    }
+
+    /// Marks slot `c` taken; false when it already was. A slot beyond the table counts as free
+    /// (and stays unmarked), so a walk that strayed there would end rather than spin.
+    #[inline]
+    fn take(&mut self, c: u32) -> bool {
+        let Some(word) = self.words.get_mut((c / 64) as usize) else {
+            return true;
+        };
+        let bit = 1u64 << (c % 64);
+        let free = *word & bit == 0;
+        *word |= bit;
+        free
+    }
 }
 
 /// Builds the Maglev table of size `m` for `backends`.
@@ -231,30 +282,38 @@ struct Walker {
 /// rejected, because Cilium could never see two backends with the same key.
 pub fn build(m: u32, seed: &Seed, backends: &[Backend]) -> Result<Table> {
     check_table_size(m)?;
-    let mut keyed: Vec<(String, u32)> = Vec::with_capacity(backends.len());
+    // (key, index into `backends`, weight); keys are unique once checked below, so the sort
+    // orders by key alone.
+    let mut keyed: Vec<(String, u32, u16)> = Vec::with_capacity(backends.len());
     for (i, b) in backends.iter().enumerate() {
         if b.weight > 0 {
-            keyed.push((b.key(), i as u32));
+            keyed.push((b.key(), i as u32, b.weight));
         }
     }
     if keyed.is_empty() {
         return Err(Error::NoBackends);
     }
     keyed.sort_unstable();
-    if let Some(w) = keyed.windows(2).find(|w| w[0].0 == w[1].0) {
+    if let Some((dup, _)) = keyed
+        .iter()
+        .zip(keyed.iter().skip(1))
+        .find(|(a, b)| a.0 == b.0)
+    {
         return Err(Error::InvalidBackend(format!(
             "duplicate backend {}",
-            w[0].0
+            dup.0
         )));
     }
 
+    let l = keyed.len() as f64;
     let mut walkers: Vec<Walker> = keyed
         .iter()
-        .map(|(key, i)| {
+        .map(|(key, index, weight)| {
             let (offset, skip) = offset_and_skip(key.as_bytes(), m, seed.murmur);
             Walker {
-                index: *i,
-                weight: u64::from(backends[*i as usize].weight),
+                index: *index,
+                weight: u64::from(*weight),
+                counter: f64::from(*weight) / l,
                 skip,
                 cur: offset,
             }
@@ -277,40 +336,47 @@ fn offset_and_skip(key: &[u8], m: u32, seed: u32) -> (u32, u32) {
 /// a backend whose counter is ahead of `(n + 1) · weight` yields its turn to the next one. The
 /// float counter and the truncating comparison are Cilium's, kept bit for bit.
 fn fill(m: u32, walkers: &mut [Walker]) -> Vec<u32> {
-    let l = walkers.len();
     let weight_sum: u64 = walkers.iter().map(|w| w.weight).sum();
-    let weights_used = weight_sum / l as u64 > 1;
-    let mut counter: Vec<f64> = walkers.iter().map(|w| w.weight as f64 / l as f64).collect();
-    let mut taken = vec![0u64; (m as usize).div_ceil(64)];
+    let weights_used = weight_sum / walkers.len() as u64 > 1;
+    let mut taken = Occupancy::new(m);
     let mut slots = vec![0u32; m as usize];
 
-    for n in 0..u64::from(m) {
-        let mut i = (n % l as u64) as usize;
-        if weights_used {
-            while ((n + 1) * walkers[i].weight) < counter[i] as u64 {
-                i = (i + 1) % l;
-            }
-            counter[i] += weight_sum as f64;
+    for (n, start) in (0..u64::from(m)).zip((0..walkers.len()).cycle()) {
+        let turn = if weights_used {
+            weighted_turn(walkers, start, n, weight_sum)
+        } else {
+            walkers.get_mut(start)
+        };
+        // Always `Some`: `start` is below the walker count, and some backend is eligible in
+        // every weighted turn (see `weighted_turn`).
+        let Some(w) = turn else { continue };
+        let c = w.claim_next(&mut taken, m);
+        if let Some(slot) = slots.get_mut(c as usize) {
+            *slot = w.index;
         }
-        let w = &mut walkers[i];
-        // A free slot exists (n < m) and the walk visits every slot, since skip is coprime to
-        // the prime m; so this loop ends within m steps.
-        let mut c = w.cur;
-        while taken[(c / 64) as usize] & (1 << (c % 64)) != 0 {
-            c += w.skip;
-            if c >= m {
-                c -= m;
-            }
-        }
-        taken[(c / 64) as usize] |= 1 << (c % 64);
-        slots[c as usize] = w.index;
-        c += w.skip;
-        if c >= m {
-            c -= m;
-        }
-        w.cur = c;
     }
     slots
+}
+
+/// The backend that takes weighted turn `n`: the first from `start` on, wrapping around, whose
+/// counter is not ahead of `(n + 1) · weight`; its counter moves on by the weight sum.
+///
+/// One always qualifies: before turn `n` the counters add up to `W / l + n · W` (W the weight
+/// sum, l the backend count), at most `(n + 1) · W`, the sum of the bounds.
+#[inline]
+fn weighted_turn(
+    walkers: &mut [Walker],
+    start: usize,
+    n: u64,
+    weight_sum: u64,
+) -> Option<&mut Walker> {
+    let (before, from) = walkers.split_at_mut_checked(start)?;
+    let w = from
+        .iter_mut()
+        .chain(before)
+        .find(|w| (n + 1) * w.weight >= w.counter as u64)?;
+    w.counter += weight_sum as f64;
+    Some(w)
 }
 
 /// MurmurHash3_x64_128 (Austin Appleby's reference), returning `(h1, h2)`; both halves start at
@@ -321,11 +387,12 @@ pub fn murmur3_x64_128(data: &[u8], seed: u32) -> (u64, u64) {
     let mut h1 = u64::from(seed);
     let mut h2 = u64::from(seed);
 
-    let mut blocks = data.chunks_exact(16);
-    for block in &mut blocks {
-        let (a, b) = block.split_at(8);
-        let mut k1 = u64::from_le_bytes(a.try_into().unwrap_or_default());
-        let mut k2 = u64::from_le_bytes(b.try_into().unwrap_or_default());
+    let (blocks, tail) = data.as_chunks::<16>();
+    for block in blocks {
+        // Two little-endian u64s: the low and high halves of one little-endian u128.
+        let block = u128::from_le_bytes(*block);
+        let mut k1 = block as u64;
+        let mut k2 = (block >> 64) as u64;
         k1 = k1.wrapping_mul(C1).rotate_left(31).wrapping_mul(C2);
         h1 ^= k1;
         h1 = h1
@@ -342,11 +409,13 @@ pub fn murmur3_x64_128(data: &[u8], seed: u32) -> (u64, u64) {
             .wrapping_add(0x3849_5ab5);
     }
 
-    let tail = blocks.remainder();
     let mut buf = [0u8; 16];
-    buf[..tail.len()].copy_from_slice(tail);
-    let k1 = u64::from_le_bytes(buf[..8].try_into().unwrap_or_default());
-    let k2 = u64::from_le_bytes(buf[8..].try_into().unwrap_or_default());
+    for (dst, src) in buf.iter_mut().zip(tail) {
+        *dst = *src;
+    }
+    let buf = u128::from_le_bytes(buf);
+    let k1 = buf as u64;
+    let k2 = (buf >> 64) as u64;
     if tail.len() > 8 {
         h2 ^= k2.wrapping_mul(C2).rotate_left(33).wrapping_mul(C1);
     }
@@ -397,44 +466,71 @@ pub mod reference {
         keyed.sort();
         let m = m as usize;
         let l = keyed.len();
+        // Row i holds backend i's permutation: offset, offset + skip, ... (mod M).
         let mut perm = vec![0u64; l * m];
-        for (i, (key, _)) in keyed.iter().enumerate() {
+        for (row, (key, _)) in perm.chunks_exact_mut(m).zip(&keyed) {
             let (offset, skip) = offset_and_skip(key.as_bytes(), m as u32, seed.murmur);
-            perm[i * m] = u64::from(offset);
-            for j in 1..m {
-                perm[i * m + j] = (perm[i * m + j - 1] + u64::from(skip)) % m as u64;
+            let mut p = u64::from(offset);
+            for v in row {
+                *v = p;
+                p = (p + u64::from(skip)) % m as u64;
             }
         }
-        let weights: Vec<u64> = keyed
+        let weight_sum: u64 = keyed
             .iter()
-            .map(|(_, i)| u64::from(backends[*i].weight))
-            .collect();
-        let weight_sum: u64 = weights.iter().sum();
-        let mut counter: Vec<f64> = weights.iter().map(|&w| w as f64 / l as f64).collect();
+            .filter_map(|(_, i)| backends.get(*i))
+            .map(|b| u64::from(b.weight))
+            .sum();
         let weights_used = weight_sum / l as u64 > 1;
-        let mut next = vec![0usize; l];
+        let mut rows: Vec<Row<'_>> = perm
+            .chunks_exact(m)
+            .zip(&keyed)
+            .filter_map(|(perm, (_, i))| {
+                let weight = u64::from(backends.get(*i)?.weight);
+                Some(Row {
+                    perm,
+                    next: 0,
+                    index: *i as u32,
+                    weight,
+                    counter: weight as f64 / l as f64,
+                })
+            })
+            .collect();
         let mut entry = vec![u32::MAX; m];
-        for n in 0..m as u64 {
-            let mut i = n as usize % l;
-            loop {
-                if weights_used {
-                    if (n + 1) * weights[i] < counter[i] as u64 {
-                        i = (i + 1) % l;
-                        continue;
-                    }
-                    counter[i] += weight_sum as f64;
+        for (n, start) in (0..m as u64).zip((0..l).cycle()) {
+            let Some((before, from)) = rows.split_at_mut_checked(start) else {
+                continue;
+            };
+            let mut turn = from.iter_mut().chain(before);
+            let row = if weights_used {
+                turn.find(|r| (n + 1) * r.weight >= r.counter as u64)
+            } else {
+                turn.next()
+            };
+            let Some(row) = row else { continue };
+            if weights_used {
+                row.counter += weight_sum as f64;
+            }
+            while let Some(&c) = row.perm.get(row.next) {
+                row.next += 1;
+                if let Some(e) = entry.get_mut(c as usize)
+                    && *e == u32::MAX
+                {
+                    *e = row.index;
+                    break;
                 }
-                let mut c = perm[i * m + next[i]] as usize;
-                while entry[c] != u32::MAX {
-                    next[i] += 1;
-                    c = perm[i * m + next[i]] as usize;
-                }
-                entry[c] = keyed[i].1 as u32;
-                next[i] += 1;
-                break;
             }
         }
         Ok(Table { slots: entry })
+    }
+
+    /// One backend's materialised permutation and Cilium's `next[i]` into it.
+    struct Row<'a> {
+        perm: &'a [u64],
+        next: usize,
+        index: u32,
+        weight: u64,
+        counter: f64,
     }
 }
 

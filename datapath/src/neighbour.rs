@@ -89,19 +89,30 @@ pub fn parse_routes(text: &str) -> Result<Vec<Route>> {
             continue;
         }
         let bad = || Error::Neighbour(format!("/proc/net/route line {}: {line:?}", n + 1));
-        if f.len() < 8 {
+        let [
+            ifname,
+            dest,
+            gateway,
+            flags,
+            _refcnt,
+            _use,
+            metric,
+            mask,
+            ..,
+        ] = f.as_slice()
+        else {
             return Err(bad());
-        }
-        let dest = proc_ipv4(f[1]).ok_or_else(bad)?;
-        let gateway = proc_ipv4(f[2]).ok_or_else(bad)?;
-        let flags = u16::from_str_radix(f[3], 16).map_err(|_| bad())?;
-        let metric = f[6].parse().map_err(|_| bad())?;
-        let mask = proc_ipv4(f[7]).ok_or_else(bad)?;
+        };
+        let dest = proc_ipv4(dest).ok_or_else(bad)?;
+        let gateway = proc_ipv4(gateway).ok_or_else(bad)?;
+        let flags = u16::from_str_radix(flags, 16).map_err(|_| bad())?;
+        let metric = metric.parse().map_err(|_| bad())?;
+        let mask = proc_ipv4(mask).ok_or_else(bad)?;
         if flags & RTF_UP == 0 {
             continue;
         }
         out.push(Route {
-            ifname: f[0].to_string(),
+            ifname: ifname.to_string(),
             dest,
             mask,
             gateway: (flags & RTF_GATEWAY != 0).then_some(gateway),
@@ -137,16 +148,16 @@ pub fn parse_arp(text: &str) -> Result<Vec<Neighbour>> {
             continue;
         }
         let bad = || Error::Neighbour(format!("/proc/net/arp line {}: {line:?}", n + 1));
-        if f.len() < 6 {
+        let [addr, _hw_type, flags, mac, _mask, ifname, ..] = f.as_slice() else {
             return Err(bad());
-        }
-        let addr: Ipv4Addr = f[0].parse().map_err(|_| bad())?;
-        let flags = u16::from_str_radix(f[2].trim_start_matches("0x"), 16).map_err(|_| bad())?;
-        let mac = parse_mac(f[3]).ok_or_else(bad)?;
+        };
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let flags = u16::from_str_radix(flags.trim_start_matches("0x"), 16).map_err(|_| bad())?;
+        let mac = parse_mac(mac).ok_or_else(bad)?;
         out.push(Neighbour {
             addr,
             mac,
-            ifname: f[5].to_string(),
+            ifname: ifname.to_string(),
             complete: flags & ATF_COM != 0,
         });
     }

@@ -431,14 +431,16 @@ impl Reconciler {
                 .get_mut(&addr)
                 .map(std::mem::take)
                 .unwrap_or_default();
-            for (n, id) in ids.iter().enumerate() {
-                if let Err(e) = w.delete_backend(*id) {
-                    self.orphans.insert(addr, ids[n..].to_vec());
+            let mut rest = ids.as_slice();
+            while let Some((&id, tail)) = rest.split_first() {
+                if let Err(e) = w.delete_backend(id) {
+                    self.orphans.insert(addr, rest.to_vec());
                     return Err(e);
                 }
                 stats.backends_deleted += 1;
-                self.backends.remove(id);
-                self.backend_pool.release(*id);
+                self.backends.remove(&id);
+                self.backend_pool.release(id);
+                rest = tail;
             }
             self.orphans.remove(&addr);
         }
@@ -508,11 +510,20 @@ impl Reconciler {
                         weight: b.weight,
                     })
                     .collect();
+                // Maglev numbers backends by their place in `maglev_backends`, which is
+                // `fingerprint`'s order: map each slot to the backend id.
                 let table: Vec<u32> = maglev::build(self.m, &self.seed, &maglev_backends)?
                     .slots()
                     .iter()
-                    .map(|i| fingerprint[*i as usize].2)
-                    .collect();
+                    .map(|i| {
+                        fingerprint.get(*i as usize).map(|f| f.2).ok_or_else(|| {
+                            Error::InvalidBackend(format!(
+                                "Maglev slot names backend {i} of {}",
+                                fingerprint.len()
+                            ))
+                        })
+                    })
+                    .collect::<Result<_>>()?;
                 stats.tables_built += 1;
                 let h = table_hash(&table);
                 *last_build = Some((fingerprint.clone(), table, h));

@@ -19,45 +19,42 @@ pub fn replace16(check: u16, old: u16, new: u16) -> u16 {
 /// Updates `check` for a 4-byte field (an IPv4 address) changing from `old` to `new`.
 #[inline(always)]
 pub fn replace32(check: u16, old: [u8; 4], new: [u8; 4]) -> u16 {
+    let [o0, o1, o2, o3] = old;
+    let [n0, n1, n2, n3] = new;
     let c = replace16(
         check,
-        u16::from_be_bytes([old[0], old[1]]),
-        u16::from_be_bytes([new[0], new[1]]),
+        u16::from_be_bytes([o0, o1]),
+        u16::from_be_bytes([n0, n1]),
     );
     replace16(
         c,
-        u16::from_be_bytes([old[2], old[3]]),
-        u16::from_be_bytes([new[2], new[3]]),
+        u16::from_be_bytes([o2, o3]),
+        u16::from_be_bytes([n2, n3]),
     )
 }
 
 /// Updates `check` for a 16-byte field (an IPv6 address) changing from `old` to `new`.
 #[inline(always)]
 pub fn replace128(check: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
-    let mut c = check;
-    let mut i = 0;
-    while i < 16 {
-        c = replace16(
-            c,
-            u16::from_be_bytes([old[i], old[i + 1]]),
-            u16::from_be_bytes([new[i], new[i + 1]]),
-        );
-        i += 2;
-    }
-    c
+    // 16 is a multiple of 2: the remainders are empty.
+    let (old, _) = old.as_chunks::<2>();
+    let (new, _) = new.as_chunks::<2>();
+    old.iter().zip(new).fold(check, |c, (o, n)| {
+        replace16(c, u16::from_be_bytes(*o), u16::from_be_bytes(*n))
+    })
 }
 
 /// The one's-complement sum of `words` 16-bit big-endian words of `bytes` (no final complement).
 #[inline(always)]
 pub fn sum_words(bytes: &[u8], acc: u32) -> u32 {
+    let (words, tail) = bytes.as_chunks::<2>();
     let mut sum = acc;
-    let mut i = 0;
-    while i + 1 < bytes.len() {
-        sum += u32::from(u16::from_be_bytes([bytes[i], bytes[i + 1]]));
-        i += 2;
+    for w in words {
+        sum += u32::from(u16::from_be_bytes(*w));
     }
-    if i < bytes.len() {
-        sum += u32::from(bytes[i]) << 8;
+    // An odd trailing byte is the high half of a word padded with zero.
+    if let [last] = tail {
+        sum += u32::from(*last) << 8;
     }
     sum
 }
@@ -65,11 +62,10 @@ pub fn sum_words(bytes: &[u8], acc: u32) -> u32 {
 /// The IPv4 header checksum of a 20-byte header whose checksum field is zero.
 #[inline(always)]
 pub fn ipv4_header(hdr: &[u8; 20]) -> u16 {
+    let (words, _) = hdr.as_chunks::<2>();
     let mut sum = 0u32;
-    let mut i = 0;
-    while i < 20 {
-        sum += u32::from(u16::from_be_bytes([hdr[i], hdr[i + 1]]));
-        i += 2;
+    for w in words {
+        sum += u32::from(u16::from_be_bytes(*w));
     }
     !fold(sum)
 }

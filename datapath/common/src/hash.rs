@@ -84,10 +84,14 @@ pub fn packet_hash_v6(
     proto: u8,
     seed: u32,
 ) -> u32 {
-    let w = |i: usize| wire_u32([saddr[i], saddr[i + 1], saddr[i + 2], saddr[i + 3]]);
-    let (mut a, mut b, mut c) = (w(0), w(4), w(8));
+    let mut words = [0u32; 4];
+    for (w, bytes) in words.iter_mut().zip(saddr.as_chunks::<4>().0) {
+        *w = wire_u32(*bytes);
+    }
+    let [w0, w1, w2, w3] = words;
+    let (mut a, mut b, mut c) = (w0, w1, w2);
     mix(&mut a, &mut b, &mut c);
-    a = a.wrapping_add(w(12));
+    a = a.wrapping_add(w3);
     b = b.wrapping_add((u32::from(wire_u16(dport)) << 16) | u32::from(wire_u16(sport)));
     c ^= u32::from(proto);
     mix(&mut a, &mut b, &mut c);

@@ -1,7 +1,14 @@
 //! `#[repr(C)]` map keys and values, protocol constants and the pure packet arithmetic (jhash,
 //! Internet checksums) shared by the eBPF programs and the user-space loader. `no_std`, no I/O, no
 //! implicit padding: every struct's fields add up to its size, which the tests pin.
+//!
+//! Nothing here panics: `unwrap`, `expect` and unchecked indexing are denied outside tests, for
+//! the eBPF build of this crate as for the user-space one.
 #![no_std]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 pub mod csum;
 pub mod hash;
