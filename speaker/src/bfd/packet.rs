@@ -14,6 +14,7 @@
 //! |                 Required Min Echo RX Interval                 |
 //! |   Auth Type   |   Auth Len    |    Authentication Data...     |
 //! ```
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
 use std::fmt;
 
@@ -218,7 +219,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     fn word(&self, at: usize) -> u32 {
         let data = self.buffer.as_ref();
-        data.get(at..at + 4)
+        data.get(at..at.saturating_add(4))
             .and_then(|b| <[u8; 4]>::try_from(b).ok())
             .map(u32::from_be_bytes)
             .unwrap_or(0)
@@ -300,7 +301,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
         }
     }
     fn set_word(&mut self, at: usize, value: u32) {
-        if let Some(b) = self.buffer.as_mut().get_mut(at..at + 4) {
+        if let Some(b) = self.buffer.as_mut().get_mut(at..at.saturating_add(4)) {
             b.copy_from_slice(&value.to_be_bytes());
         }
     }
@@ -379,7 +380,7 @@ impl AuthSection {
         self.wire_len()
     }
     fn wire_len(&self) -> usize {
-        2 + self.data.len()
+        self.data.len().saturating_add(2)
     }
 }
 
@@ -611,7 +612,7 @@ impl Repr {
 
     /// Bytes [`Self::emit`] writes (at most 255).
     pub fn buffer_len(&self) -> usize {
-        HEADER_LEN + self.auth.as_ref().map_or(0, AuthSection::wire_len)
+        HEADER_LEN.saturating_add(self.auth.as_ref().map_or(0, AuthSection::wire_len))
     }
 
     /// Writes the packet into the first [`Self::buffer_len`] bytes of `packet`; a shorter buffer
