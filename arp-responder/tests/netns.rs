@@ -275,8 +275,12 @@ fn a_store_down_for_every_node_takes_no_address_dark_within_the_outage_grace() {
     let vip = "192.168.77.200";
     let leader = lab.wait_converged(&NODES, &[vip], Duration::from_secs(15))[vip].clone();
     // The store goes away for everyone: its directory becomes a file, so every renewal fails.
-    std::fs::remove_dir_all(&leases).expect("remove the lease directory");
-    std::fs::write(&leases, b"not a directory").expect("block the store");
+    // The swap is one atomic rename: the agents keep renewing meanwhile, and recreate a missing
+    // directory (emptying it file by file raced with a renewal in CI: "Directory not empty").
+    let blocker = leases.with_extension("blocker");
+    std::fs::write(&blocker, b"not a directory").expect("write the blocking file");
+    swap_paths(&leases, &blocker);
+    let _ = std::fs::remove_dir_all(&blocker);
     // Twice the lease later, the leader still answers, and says why.
     std::thread::sleep(Duration::from_millis(3500));
     let replies = lab.probe("client", "arp", vip, "eth0", 2, "");
@@ -297,9 +301,17 @@ fn a_store_down_for_every_node_takes_no_address_dark_within_the_outage_grace() {
         "answered beyond the outage grace"
     );
     // The store returns: renewals work again and the address is answered again.
-    std::fs::remove_file(&leases).expect("unblock the store");
-    std::fs::create_dir(&leases).expect("lease directory");
+    std::fs::create_dir(&blocker).expect("new lease directory");
+    swap_paths(&leases, &blocker);
+    let _ = std::fs::remove_file(&blocker);
     lab.wait_converged(&NODES, &[vip], Duration::from_secs(15));
+}
+
+/// Exchanges two paths in one step (`renameat2(RENAME_EXCHANGE)`), so no observer sees neither.
+fn swap_paths(a: &std::path::Path, b: &std::path::Path) {
+    use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
+    renameat2(AT_FDCWD, a, AT_FDCWD, b, RenameFlags::RENAME_EXCHANGE)
+        .unwrap_or_else(|e| panic!("exchange {a:?} and {b:?}: {e}"));
 }
 
 /// Pings `vip` from the client every 10 ms while `fault` runs; returns the longest gap between
