@@ -20,9 +20,11 @@ pub const SERVICE_NAMESPACE_LABEL: &str = "io.kubernetes.service.namespace";
 pub const NAMESPACE_NAME_LABEL: &str = "kubernetes.io/metadata.name";
 
 /// A label selector, as `metav1.LabelSelector`.
+// Unknown keys are refused: a misspelled `matchLabel` would otherwise leave an empty selector,
+// which matches every object. (The API server prunes them from CRD objects before we see them.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kubernetes", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelector {
     /// Labels that must all be present with exactly these values.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -33,9 +35,10 @@ pub struct LabelSelector {
 }
 
 /// One `matchExpressions` entry.
+// Unknown keys are refused, as for the selector (the doc comment above is the CRD's text).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "kubernetes", derive(schemars::JsonSchema))]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabelSelectorRequirement {
     /// The label key the requirement applies to.
     pub key: String,
@@ -149,6 +152,21 @@ mod tests {
             operator,
             values: values.iter().map(|v| (*v).to_owned()).collect(),
         }
+    }
+
+    #[test]
+    fn misspelled_keys_are_refused_not_read_as_an_empty_selector() {
+        let err = serde_json::from_str::<LabelSelector>(r#"{"matchLabel": {"app": "web"}}"#)
+            .expect_err("a misspelled matchLabels must not parse");
+        assert!(
+            err.to_string().contains("unknown field `matchLabel`"),
+            "{err}"
+        );
+        let err = serde_json::from_str::<LabelSelector>(
+            r#"{"matchExpressions": [{"key": "a", "operator": "Exists", "value": ["x"]}]}"#,
+        )
+        .expect_err("a misspelled values must not parse");
+        assert!(err.to_string().contains("unknown field `value`"), "{err}");
     }
 
     #[test]

@@ -1088,6 +1088,17 @@ mod tests {
     }
 
     #[test]
+    fn a_misspelled_selector_key_is_refused_with_its_line() {
+        let text = error_text(&format!(
+            "{MINIMAL}  advertisements:\n    - kind: LoadBalancerIP\n      selector: {{ matchLabel: {{ app: web }} }}\n"
+        ));
+        assert!(
+            text.contains("unknown field `matchLabel`") && text.contains("line 11"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn minimal_config_gets_defaults() {
         let config = parse(MINIMAL, "test.yaml").expect("valid");
         let bgp = config.bgp.expect("bgp section");
