@@ -134,7 +134,15 @@ impl Retained {
 
 /// Applies FIB operations to one kernel table (or to a fake in tests).
 pub trait FibWriter {
-    /// Installs or replaces the route for `prefix`.
+    /// Installs the route for a prefix we hold no route for. Fails, leaving the table as it is,
+    /// when another route (a static route, another daemon's) holds the prefix at our table and
+    /// metric: a route learned from a peer never overwrites one the operator put there.
+    fn add(
+        &mut self,
+        prefix: IpNet,
+        next_hops: &BTreeSet<FibNextHop>,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Replaces our route for `prefix` (installs it if it is gone).
     fn replace(
         &mut self,
         prefix: IpNet,
@@ -162,6 +170,9 @@ pub struct ReconcileReport {
 pub struct Fib<W> {
     writer: W,
     applied: FibRoutes,
+    /// Prefixes whose replacement failed: our previous route may still be in the table, so they
+    /// are replaced (not added) on retry, and removed if no longer desired.
+    unsure: BTreeSet<IpNet>,
 }
 
 impl<W: FibWriter> Fib<W> {
@@ -170,6 +181,7 @@ impl<W: FibWriter> Fib<W> {
         Self {
             writer,
             applied: FibRoutes::new(),
+            unsure: BTreeSet::new(),
         }
     }
 
@@ -191,28 +203,47 @@ impl<W: FibWriter> Fib<W> {
     }
 
     /// Makes the table hold exactly `desired`. Every operation is attempted; failed ones are
-    /// reported and, since `applied` only records successes, retried by the next call.
+    /// reported and, since `applied` only records successes, retried by the next call. A prefix
+    /// we hold no route for is added, never replaced, so a route of another origin survives.
     pub async fn reconcile(&mut self, desired: &FibRoutes) -> ReconcileReport {
         let mut report = ReconcileReport::default();
-        for op in diff(&self.applied, desired) {
+        let leftovers: Vec<IpNet> = self
+            .unsure
+            .iter()
+            .filter(|p| desired.get(p).is_none_or(BTreeSet::is_empty))
+            .copied()
+            .collect();
+        let removals = diff(&self.applied, desired)
+            .into_iter()
+            .chain(leftovers.into_iter().map(|prefix| FibOp::Remove { prefix }));
+        for op in removals {
             match op {
                 FibOp::Remove { prefix } => match self.writer.remove(prefix).await {
                     Ok(()) => {
                         self.applied.remove(&prefix);
+                        self.unsure.remove(&prefix);
                         report.removed += 1;
                     }
                     Err(e) => report.failed.push((prefix, e.to_string())),
                 },
                 FibOp::Replace { prefix, next_hops } => {
-                    match self.writer.replace(prefix, &next_hops).await {
+                    let ours = self.applied.contains_key(&prefix) || self.unsure.contains(&prefix);
+                    let done = if ours {
+                        self.writer.replace(prefix, &next_hops).await
+                    } else {
+                        self.writer.add(prefix, &next_hops).await
+                    };
+                    match done {
                         Ok(()) => {
                             self.applied.insert(prefix, next_hops);
+                            self.unsure.remove(&prefix);
                             report.replaced += 1;
                         }
                         Err(e) => {
-                            // The old route may or may not still be there; forget it so the next
-                            // reconcile replaces it again.
-                            self.applied.remove(&prefix);
+                            // Our old route may or may not still be there: replace it next time.
+                            if self.applied.remove(&prefix).is_some() {
+                                self.unsure.insert(prefix);
+                            }
                             report.failed.push((prefix, e.to_string()));
                         }
                     }
@@ -256,15 +287,28 @@ mod tests {
         list.iter().map(|(p, g)| (net(p), hops(g))).collect()
     }
 
-    /// In-memory table; fails operations on prefixes listed in `broken`.
+    /// In-memory table; fails operations on prefixes listed in `broken`, and adds (not
+    /// replacements) of prefixes another origin holds, listed in `foreign`, or that it holds.
     #[derive(Debug, Default)]
     struct FakeTable {
         table: FibRoutes,
         broken: BTreeSet<IpNet>,
+        foreign: BTreeSet<IpNet>,
         calls: usize,
     }
 
     impl FibWriter for FakeTable {
+        async fn add(&mut self, prefix: IpNet, next_hops: &BTreeSet<FibNextHop>) -> Result<()> {
+            // As the kernel's NLM_F_EXCL: any route at the prefix, ours included, refuses an add.
+            if self.foreign.contains(&prefix) || self.table.contains_key(&prefix) {
+                self.calls += 1;
+                return Err(Error::Netlink {
+                    op: format!("add {prefix}"),
+                    reason: "EEXIST".into(),
+                });
+            }
+            self.replace(prefix, next_hops).await
+        }
         async fn replace(&mut self, prefix: IpNet, next_hops: &BTreeSet<FibNextHop>) -> Result<()> {
             self.calls += 1;
             if self.broken.contains(&prefix) {
@@ -413,6 +457,51 @@ mod tests {
         let r = block_on(fib.reconcile(&want));
         assert_eq!((r.replaced, r.failed.len()), (1, 0));
         assert_eq!(fib.writer().table, want);
+    }
+
+    #[test]
+    fn a_prefix_held_by_another_origin_is_never_replaced() {
+        let mut fib = Fib::new(FakeTable::default());
+        fib.writer.foreign.insert(net("10.0.1.0/24"));
+        let want = routes(&[
+            ("10.0.0.0/24", &["192.0.2.1"]),
+            ("10.0.1.0/24", &["192.0.2.1"]),
+        ]);
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!(r.replaced, 1);
+        assert_eq!(r.failed.len(), 1, "{r:?}");
+        assert!(r.failed[0].1.contains("EEXIST"), "{r:?}");
+        assert!(!fib.writer().table.contains_key(&net("10.0.1.0/24")));
+        // Still held: the retry adds again, and never replaces.
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!((r.replaced, r.failed.len()), (0, 1), "{r:?}");
+        // The operator removes their route: ours goes in.
+        fib.writer.foreign.clear();
+        let r = block_on(fib.reconcile(&want));
+        assert_eq!((r.replaced, r.failed.len()), (1, 0), "{r:?}");
+        assert_eq!(fib.writer().table, want);
+    }
+
+    #[test]
+    fn a_failed_replacement_is_replaced_on_retry_and_removed_once_withdrawn() {
+        let mut fib = Fib::new(FakeTable::default());
+        let prefix = net("10.0.1.0/24");
+        block_on(fib.reconcile(&routes(&[("10.0.1.0/24", &["192.0.2.1"])])));
+        fib.writer.broken.insert(prefix);
+        let moved = routes(&[("10.0.1.0/24", &["192.0.2.2"])]);
+        assert_eq!(block_on(fib.reconcile(&moved)).failed.len(), 1);
+        fib.writer.broken.clear();
+        // Our old route is still in the table: the retry replaces it (an add would be refused).
+        let r = block_on(fib.reconcile(&moved));
+        assert_eq!((r.replaced, r.failed.len()), (1, 0), "{r:?}");
+        assert_eq!(fib.writer().table, moved);
+        // Fails again, then the prefix is withdrawn: the old route does not stay behind.
+        fib.writer.broken.insert(prefix);
+        block_on(fib.reconcile(&routes(&[("10.0.1.0/24", &["192.0.2.3"])])));
+        fib.writer.broken.clear();
+        let r = block_on(fib.reconcile(&FibRoutes::new()));
+        assert_eq!((r.removed, r.failed.len()), (1, 0), "{r:?}");
+        assert!(fib.writer().table.is_empty());
     }
 
     #[test]

@@ -271,7 +271,8 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
         "10.82.0.2/29",
     );
     let bird_conf = "router id 10.82.0.2;\nprotocol device {}\n\
-        protocol static lan { ipv4; route 198.51.100.0/24 blackhole; route 203.0.113.0/24 blackhole; }\n\
+        protocol static lan { ipv4; route 198.51.100.0/24 blackhole; route 203.0.113.0/24 blackhole; \
+        route 192.0.2.0/24 blackhole; }\n\
         protocol bgp spk { local 10.82.0.2 as 65000; neighbor 10.82.0.1 as 65001; hold time 9; \
         error wait time 1, 5; connect retry time 1; ipv4 { import none; export all; }; }\n";
     let bird = Bird::start(&bird_ns, &lab.subdir("bird").expect("dir"), bird_conf).expect("bird");
@@ -285,6 +286,15 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
     };
     let both = "    rules:\n      - { match: { prefixes: [{ prefix: 0.0.0.0/0, le: 24 }] }, action: accept }\n";
     let one = "    rules:\n      - { match: { prefixes: [{ prefix: 198.51.100.0/24 }] }, action: accept }\n";
+    // The operator's own route for a prefix BIRD also sends, at the metric ours would have.
+    node.ip(&["route", "add", "192.0.2.0/24", "via", "10.82.0.3"])
+        .expect("operator's static route");
+    let operator_route_intact = || {
+        let shown = node
+            .ip(&["route", "show", "192.0.2.0/24"])
+            .unwrap_or_default();
+        shown.contains("via 10.82.0.3") && !shown.contains("via 10.82.0.2")
+    };
     let speaker = Speaker::start(&node, &lab.subdir("speaker").expect("dir"), &yaml(both));
     speaker.wait_state("10.82.0.2", "Established", UP);
     let installed = |prefix: &str| {
@@ -301,6 +311,11 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
         .unwrap_or_else(|e| panic!("{e}"));
     };
     wait_installed("both routes in the kernel", (true, true));
+    // Learned in the same UPDATE as the two above, yet the operator's route was not replaced.
+    assert!(
+        operator_route_intact(),
+        "a peer's route replaced the operator's"
+    );
 
     // Import policy narrowed: one route leaves the kernel, the session is not reset.
     let before = speaker.peer("10.82.0.2");
@@ -335,6 +350,7 @@ fn bird_routes_are_imported_into_the_kernel_and_removed_on_withdrawal_policy_and
         !installed("198.51.100.0/24"),
         "routes left in the kernel after shutdown"
     );
+    assert!(operator_route_intact(), "the operator's route was removed");
 }
 
 /// RFC 4724 §4.1 on the restarting side, against BIRD: after the agent is killed, the kernel

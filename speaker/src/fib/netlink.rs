@@ -227,6 +227,27 @@ fn parse_route(m: &RouteMessage) -> Option<(IpNet, Vec<FibNextHop>)> {
 }
 
 impl FibWriter for NetlinkFib {
+    async fn add(&mut self, prefix: IpNet, next_hops: &BTreeSet<FibNextHop>) -> Result<()> {
+        let message = self.message(prefix, next_hops)?;
+        // rtnetlink's add is NLM_F_CREATE | NLM_F_EXCL: the kernel refuses it if any route holds
+        // the prefix at this table and metric, whatever its protocol.
+        let op = format!("add {prefix} table {}", self.table);
+        match self.handle.route().add(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EEXIST => {
+                Err(netlink_err(
+                    op,
+                    format!(
+                        "EEXIST: a route that is not Herald's (protocol other than {}) holds \
+                         this prefix at the same metric; it is left in place",
+                        self.protocol
+                    ),
+                ))
+            }
+            Err(e) => Err(netlink_err(op, e)),
+        }
+    }
+
     async fn replace(&mut self, prefix: IpNet, next_hops: &BTreeSet<FibNextHop>) -> Result<()> {
         let message = self.message(prefix, next_hops)?;
         self.handle
