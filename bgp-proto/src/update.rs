@@ -340,7 +340,7 @@ impl Update {
         let v4_add_path = cx.add_path(Family::IPV4_UNICAST);
         let start = out.len();
         out.put_u16(0);
-        nlri::encode_ipv4(&self.withdrawn, v4_add_path, out);
+        nlri::encode_ipv4_into(&self.withdrawn, v4_add_path, out);
         let wlen = out.len() - start - 2;
         let attr_start = out.len();
         out.put_u16(0);
@@ -356,7 +356,7 @@ impl Update {
         };
         patch_u16(out, start, wlen)?;
         patch_u16(out, attr_start, alen)?;
-        nlri::encode_ipv4(&self.nlri, v4_add_path, out);
+        nlri::encode_ipv4_into(&self.nlri, v4_add_path, out);
         Ok(())
     }
 
