@@ -218,20 +218,36 @@ pub fn decode_ipv4(buf: &[u8], add_path: bool, out: &mut Vec<Ipv4Nlri>) -> Resul
     Ok(())
 }
 
+/// Entries in an IPv6 NLRI field, counted from the length octets (a malformed field counts what
+/// is there; the decoder reports the error). Exact, so the Vec is allocated once: IPv6 prefix
+/// lengths vary too much (/48 is 7 octets, /128 17) for an estimate from the field's size.
 #[inline]
-pub(crate) fn ipv6_capacity(buf: &[u8]) -> usize {
-    (buf.len() / 9).saturating_add(1)
+pub(crate) fn ipv6_capacity(buf: &[u8], add_path: bool) -> usize {
+    let id = if add_path { 4 } else { 0 };
+    let mut count = 0usize;
+    let mut rest = buf.get(id..).unwrap_or_default();
+    while let Some((&len, after)) = rest.split_first() {
+        count = count.saturating_add(1);
+        let skip = usize::from(len).div_ceil(8).saturating_add(id);
+        rest = after.get(skip..).unwrap_or_default();
+    }
+    count
 }
 
 /// Decodes a whole IPv6 NLRI field, appending to `out`.
 pub fn decode_ipv6(buf: &[u8], add_path: bool, out: &mut Vec<Ipv6Nlri>) -> Result<(), NlriError> {
-    out.reserve(ipv6_capacity(buf));
+    out.reserve(ipv6_capacity(buf, add_path));
     let mut rest = buf;
     while !rest.is_empty() {
         let (path_id, r) = path_id(rest, add_path)?;
         let (len, addr, r) = prefix(r, 128)?;
         rest = r;
-        let addr = (u128::from_be_bytes(address(addr, len)?) & mask6(len)).to_be_bytes();
+        // Fast path as for IPv4: sixteen octets at once, the ones past the prefix masked off.
+        let raw = match addr.first_chunk::<16>() {
+            Some(all) => u128::from_be_bytes(*all),
+            None => u128::from_be_bytes(address(addr, len)?),
+        };
+        let addr = (raw & mask6(len)).to_be_bytes();
         out.push(Nlri {
             path_id,
             prefix: Ipv6Prefix { addr, len },
@@ -360,6 +376,29 @@ mod tests {
             encode_ipv4_into(&list, add_path, &mut fast);
             assert_eq!(&fast[..4], b"head");
             assert_eq!(&fast[4..], &generic[..], "add_path {add_path}");
+        }
+    }
+
+    #[test]
+    fn the_ipv6_reservation_is_the_exact_entry_count() {
+        let list: Vec<Ipv6Nlri> = [0u8, 1, 48, 64, 127, 128]
+            .iter()
+            .map(|&len| Nlri {
+                path_id: Some(u32::from(len)),
+                prefix: Ipv6Prefix::new("2001:db8:ffff:ffff::1".parse().unwrap(), len).unwrap(),
+            })
+            .collect();
+        for add_path in [false, true] {
+            let mut buf = Vec::new();
+            encode_ipv6(&list, add_path, &mut buf);
+            assert_eq!(
+                ipv6_capacity(&buf, add_path),
+                list.len(),
+                "add_path {add_path}"
+            );
+            // Truncated or garbage fields still give a bounded count, never more than octets.
+            assert!(ipv6_capacity(&buf[..buf.len() - 1], add_path) <= list.len());
+            assert!(ipv6_capacity(&[0xff; 40], add_path) <= 40);
         }
     }
 

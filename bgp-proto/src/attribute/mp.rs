@@ -109,7 +109,8 @@ impl MpNlri {
                 MpNlri::Ipv4(v)
             }
             (Afi::Ipv6, Safi::Unicast) => {
-                let mut v = Vec::with_capacity(nlri::ipv6_capacity(b));
+                // The decoder reserves the exact count.
+                let mut v = Vec::new();
                 nlri::decode_ipv6(b, add_path, &mut v)?;
                 MpNlri::Ipv6(v)
             }
