@@ -1,0 +1,280 @@
+//! Long-lived graceful restart (RFC 9494) against FRR 8.4 in network namespaces, both roles:
+//! FRR keeps the routes of a crashed speaker as LLGR_STALE once the graceful restart time has
+//! run out and drops them after the long-lived stale time; the speaker does the same for FRR's
+//! routes when FRR's bgpd is killed, and drops a route tagged NO_LLGR at the end of the restart
+//! time. Times are a few seconds; the tests assert the order of states, never durations.
+//! Needs root and FRR from `scripts/setup.sh`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Speaker, Topology, speaker_yaml};
+use herald_tests::{Frr, FrrConfig, wait_until_ok};
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+const UP: Duration = Duration::from_secs(30);
+/// Graceful restart time the restarting side advertises, seconds.
+const RESTART: u16 = 3;
+/// Long-lived stale time the restarting side advertises, seconds.
+const LONG_LIVED: u32 = 10;
+/// Time to wait for a whole restart + long-lived period, with room for a slow machine.
+const LONG_WAIT: Duration = Duration::from_secs(60);
+/// The route tagged NO_LLGR (65535:7) in both tests.
+const NO_LLGR_PREFIX: &str = "198.51.100.0/24";
+
+/// FRR (AS 65000) with GR and LLGR towards the speaker (AS 65001); `af` goes into the IPv4
+/// unicast address family, `after` after the router block.
+fn frr_conf(t: &Topology, af: &str, after: &str) -> String {
+    format!(
+        "frr defaults traditional\nhostname tor\n!\nrouter bgp 65000\n bgp router-id 10.77.0.2\n \
+         no bgp ebgp-requires-policy\n no bgp network import-check\n timers bgp 3 9\n \
+         bgp graceful-restart\n bgp graceful-restart restart-time {RESTART}\n \
+         bgp long-lived-graceful-restart stale-time {LONG_LIVED}\n \
+         neighbor {n} remote-as 65001\n neighbor {n} timers connect 1\n \
+         address-family ipv4 unicast\n{af} exit-address-family\n!\n{after}",
+        n = t.node_v4,
+    )
+}
+
+/// The speaker's peer entry for FRR, with GR and LLGR.
+fn speaker_peer(t: &Topology, restart: u16, long_lived: u32) -> String {
+    format!(
+        "    - address: {p}\n      asn: 65000\n      gracefulRestart:\n        enabled: true\n        \
+         restartTimeSeconds: {restart}\n        longLived:\n          staleTimeSeconds: {long_lived}\n      \
+         timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n",
+        p = t.peer_v4,
+    )
+}
+
+/// A route's state at one side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    Absent,
+    Fresh,
+    /// Kept through a graceful restart (RFC 4724).
+    Stale,
+    /// Tagged LLGR_STALE (RFC 9494).
+    LlgrStale,
+}
+
+/// How FRR holds `prefix`.
+fn at_frr(frr: &Frr, prefix: &str) -> Result<Held, String> {
+    let v = frr
+        .vtysh_json(&format!("show bgp ipv4 unicast {prefix} json"))
+        .map_err(|e| e.to_string())?;
+    let Some(path) = v
+        .get("paths")
+        .and_then(Value::as_array)
+        .and_then(|p| p.first())
+    else {
+        return Ok(Held::Absent);
+    };
+    let llgr = path
+        .pointer("/community/string")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.split_whitespace().any(|c| c == "llgr-stale"));
+    let stale = path.get("stale").and_then(Value::as_bool) == Some(true);
+    Ok(match (llgr, stale) {
+        (true, _) => Held::LlgrStale,
+        (false, true) => Held::Stale,
+        (false, false) => Held::Fresh,
+    })
+}
+
+/// How the speaker holds `prefix` received from FRR.
+fn at_speaker(speaker: &Speaker, prefix: &str) -> Result<Held, String> {
+    let rows = speaker.routes(true)?;
+    let Some(row) = rows
+        .iter()
+        .find(|r| r.prefix.to_string() == prefix && r.accepted == Some(true))
+    else {
+        return Ok(Held::Absent);
+    };
+    Ok(
+        match (row.communities.iter().any(|c| c == "LLGR_STALE"), row.stale) {
+            (true, _) => Held::LlgrStale,
+            (false, true) => Held::Stale,
+            (false, false) => Held::Fresh,
+        },
+    )
+}
+
+/// Polls `probe` (the states of the kept route and of the NO_LLGR route) until `done` holds
+/// for them; returns every observation, the last one satisfying `done`.
+fn observe(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Result<(Held, Held), String>,
+    done: impl Fn((Held, Held)) -> bool,
+) -> Vec<(Held, Held)> {
+    let mut seen = Vec::new();
+    let result = wait_until_ok(what, timeout, || {
+        let now = probe()?;
+        seen.push(now);
+        if done(now) {
+            Ok(())
+        } else {
+            Err(format!("{now:?}"))
+        }
+    });
+    if let Err(e) = result {
+        panic!("{e}; observed {seen:?}");
+    }
+    seen
+}
+
+/// FRR as helper: the speaker crashes (SIGKILL). FRR keeps its routes stale for the speaker's
+/// restart time, then keeps the plain one tagged LLGR_STALE and drops the NO_LLGR one; the
+/// restarted speaker refreshes the route without it ever leaving FRR's table; after a second
+/// crash the route goes once the long-lived stale time is over.
+#[test]
+fn frr_keeps_a_crashed_speakers_routes_llgr_stale_then_drops_them() {
+    let t = Topology::new("llgr_frr_helper");
+    let frr = Frr::start(
+        &t.peer,
+        &t.dir("frr"),
+        &FrrConfig::bgp(frr_conf(&t, "", "")),
+    )
+    .expect("frr");
+    let state = t.dir("state");
+    let extra = format!(
+        "  importPolicy: accept-all\n  stateDir: {}\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n    \
+         - prefix: {NO_LLGR_PREFIX}\n      communities: [\"65535:7\"]\n",
+        state.display()
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &speaker_peer(&t, RESTART, LONG_LIVED),
+        &extra,
+    );
+    let mut speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    let probe = || Ok((at_frr(&frr, "192.0.2.0/24")?, at_frr(&frr, NO_LLGR_PREFIX)?));
+    observe("both routes fresh at FRR", UP, probe, |s| {
+        s == (Held::Fresh, Held::Fresh)
+    });
+    let neighbor = frr
+        .vtysh_json(&format!("show bgp neighbors {} json", t.node_v4))
+        .expect("vtysh");
+    let llgr = neighbor
+        .pointer(&format!(
+            "/{}/neighborCapabilities/longLivedGracefulRestart",
+            t.node_v4
+        ))
+        .cloned();
+    assert_eq!(
+        llgr,
+        Some(Value::from("advertisedAndReceived")),
+        "FRR did not negotiate LLGR: {neighbor}"
+    );
+
+    // 1. Crash: stale (GR), then LLGR-stale; the NO_LLGR route goes when GR ends.
+    speaker.kill9();
+    let seen = observe("LLGR_STALE at FRR", LONG_WAIT, probe, |s| {
+        s.0 == Held::LlgrStale
+    });
+    assert!(
+        seen.iter().all(|s| s.0 != Held::Absent),
+        "FRR dropped the route: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|s| s == &(Held::Stale, Held::Stale)),
+        "no graceful restart phase first: {seen:?}"
+    );
+    assert_eq!(
+        seen.last().map(|s| s.1),
+        Some(Held::Absent),
+        "NO_LLGR route kept into the long-lived period: {seen:?}"
+    );
+
+    // 2. Back within the long-lived stale time: refreshed, never withdrawn.
+    speaker.spawn(&t.node);
+    let seen = observe("fresh again at FRR", UP, probe, |s| {
+        s == (Held::Fresh, Held::Fresh)
+    });
+    assert!(
+        seen.iter().all(|s| s.0 != Held::Absent),
+        "FRR dropped the route across the restart: {seen:?}"
+    );
+
+    // 3. Crash for good: the route goes after the long-lived stale time.
+    speaker.kill9();
+    let seen = observe("LLGR_STALE at FRR again", LONG_WAIT, probe, |s| {
+        s.0 == Held::LlgrStale
+    });
+    assert!(seen.iter().all(|s| s.0 != Held::Absent), "{seen:?}");
+    let seen = observe("route gone at FRR", LONG_WAIT, probe, |s| {
+        s == (Held::Absent, Held::Absent)
+    });
+    assert!(seen.iter().any(|s| s.0 == Held::LlgrStale), "{seen:?}");
+}
+
+/// The speaker as helper: FRR's bgpd is killed. The speaker keeps FRR's routes stale for
+/// FRR's restart time, then keeps the plain one tagged LLGR_STALE (shown by `herald bgp routes`)
+/// and drops the NO_LLGR one, and drops the rest after FRR's long-lived stale time.
+#[test]
+fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
+    let t = Topology::new("llgr_speaker_helper");
+    let conf = frr_conf(
+        &t,
+        &format!("  network 203.0.113.0/24\n  network {NO_LLGR_PREFIX} route-map NO-LLGR\n"),
+        "route-map NO-LLGR permit 10\n set community 65535:7\n!\n",
+    );
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &speaker_peer(&t, 120, 3600),
+        "  importPolicy: accept-all\n",
+    );
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    let probe = || {
+        Ok((
+            at_speaker(&speaker, "203.0.113.0/24")?,
+            at_speaker(&speaker, NO_LLGR_PREFIX)?,
+        ))
+    };
+    observe("both routes fresh at the speaker", UP, probe, |s| {
+        s == (Held::Fresh, Held::Fresh)
+    });
+    let status = speaker.peer(t.peer_v4);
+    assert!(
+        status
+            .capabilities
+            .iter()
+            .any(|c| c.starts_with("long-lived-graceful-restart")),
+        "{:?}",
+        status.capabilities
+    );
+
+    let bgpd = frr
+        .processes()
+        .into_iter()
+        .find(|(n, _)| n == "bgpd")
+        .map(|(_, id)| id)
+        .expect("bgpd");
+    bgpd.signal(Signal::SIGKILL).expect("SIGKILL");
+    let seen = observe("LLGR_STALE at the speaker", LONG_WAIT, probe, |s| {
+        s.0 == Held::LlgrStale
+    });
+    assert!(
+        seen.iter().all(|s| s.0 != Held::Absent),
+        "the speaker dropped FRR's route: {seen:?}\n{}",
+        speaker.log()
+    );
+    assert!(
+        seen.iter().any(|s| s == &(Held::Stale, Held::Stale)),
+        "no graceful restart phase first: {seen:?}"
+    );
+    assert_eq!(
+        seen.last().map(|s| s.1),
+        Some(Held::Absent),
+        "NO_LLGR route kept into the long-lived period: {seen:?}"
+    );
+    let seen = observe("FRR's route gone at the speaker", LONG_WAIT, probe, |s| {
+        s == (Held::Absent, Held::Absent)
+    });
+    assert!(seen.iter().any(|s| s.0 == Held::LlgrStale), "{seen:?}");
+}
