@@ -1,6 +1,7 @@
-//! Long-lived graceful restart (RFC 9494) against FRR 8.4 in network namespaces, both roles:
-//! FRR keeps the routes of a crashed speaker as LLGR_STALE once the graceful restart time has
-//! run out and drops them after the long-lived stale time; the speaker does the same for FRR's
+//! Long-lived graceful restart (RFC 9494) against FRR 8.4 and GoBGP 3.10 in network namespaces:
+//! FRR and GoBGP keep the routes of a crashed speaker as LLGR_STALE once the graceful restart
+//! time has run out and drop them after the long-lived stale time (the NO_LLGR one at once);
+//! the speaker does the same for FRR's
 //! routes when FRR's bgpd is killed, and drops a route tagged NO_LLGR at the end of the restart
 //! time. Times are a few seconds; the tests assert the order of states, never durations.
 //! Needs root and FRR from `scripts/setup.sh`.
@@ -9,8 +10,9 @@ mod common;
 
 use std::time::Duration;
 
+use bgp_proto::Community;
 use common::{Speaker, Topology, speaker_yaml};
-use herald_tests::{Frr, FrrConfig, wait_until_ok};
+use herald_tests::{Frr, FrrConfig, GoBgp, wait_until_ok};
 use nix::sys::signal::Signal;
 use serde_json::Value;
 
@@ -125,19 +127,9 @@ fn observe(
     seen
 }
 
-/// FRR as helper: the speaker crashes (SIGKILL). FRR keeps its routes stale for the speaker's
-/// restart time, then keeps the plain one tagged LLGR_STALE and drops the NO_LLGR one; the
-/// restarted speaker refreshes the route without it ever leaving FRR's table; after a second
-/// crash the route goes once the long-lived stale time is over.
-#[test]
-fn frr_keeps_a_crashed_speakers_routes_llgr_stale_then_drops_them() {
-    let t = Topology::new("llgr_frr_helper");
-    let frr = Frr::start(
-        &t.peer,
-        &t.dir("frr"),
-        &FrrConfig::bgp(frr_conf(&t, "", "")),
-    )
-    .expect("frr");
+/// The speaker with GR and LLGR towards the helper, originating 192.0.2.0/24 and the NO_LLGR
+/// route, with a state directory so that a restart sets the R and F bits.
+fn restarting_speaker(t: &Topology) -> Speaker {
     let state = t.dir("state");
     let extra = format!(
         "  importPolicy: accept-all\n  stateDir: {}\n  staticRoutes:\n    - prefix: 192.0.2.0/24\n    \
@@ -147,37 +139,33 @@ fn frr_keeps_a_crashed_speakers_routes_llgr_stale_then_drops_them() {
     let yaml = speaker_yaml(
         "10.77.0.1",
         65001,
-        &speaker_peer(&t, RESTART, LONG_LIVED),
+        &speaker_peer(t, RESTART, LONG_LIVED),
         &extra,
     );
-    let mut speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
-    let probe = || Ok((at_frr(&frr, "192.0.2.0/24")?, at_frr(&frr, NO_LLGR_PREFIX)?));
-    observe("both routes fresh at FRR", UP, probe, |s| {
+    Speaker::start(&t.node, &t.dir("speaker"), &yaml)
+}
+
+/// A helper daemon keeps a crashed speaker's routes: stale (GR), then the plain one tagged
+/// LLGR_STALE while the NO_LLGR one goes; the restarted speaker refreshes the route without it
+/// ever leaving the helper's table; after a second crash the route goes once the long-lived
+/// stale time is over. `probe` reads (192.0.2.0/24, NO_LLGR route) at the helper.
+fn helper_keeps_crashed_speakers_routes(
+    t: &Topology,
+    speaker: &mut Speaker,
+    probe: impl Fn() -> Result<(Held, Held), String> + Copy,
+) {
+    observe("both routes fresh at the helper", UP, probe, |s| {
         s == (Held::Fresh, Held::Fresh)
     });
-    let neighbor = frr
-        .vtysh_json(&format!("show bgp neighbors {} json", t.node_v4))
-        .expect("vtysh");
-    let llgr = neighbor
-        .pointer(&format!(
-            "/{}/neighborCapabilities/longLivedGracefulRestart",
-            t.node_v4
-        ))
-        .cloned();
-    assert_eq!(
-        llgr,
-        Some(Value::from("advertisedAndReceived")),
-        "FRR did not negotiate LLGR: {neighbor}"
-    );
 
     // 1. Crash: stale (GR), then LLGR-stale; the NO_LLGR route goes when GR ends.
     speaker.kill9();
-    let seen = observe("LLGR_STALE at FRR", LONG_WAIT, probe, |s| {
+    let seen = observe("LLGR_STALE at the helper", LONG_WAIT, probe, |s| {
         s.0 == Held::LlgrStale
     });
     assert!(
         seen.iter().all(|s| s.0 != Held::Absent),
-        "FRR dropped the route: {seen:?}"
+        "the helper dropped the route: {seen:?}"
     );
     assert!(
         seen.iter().any(|s| s == &(Held::Stale, Held::Stale)),
@@ -191,24 +179,110 @@ fn frr_keeps_a_crashed_speakers_routes_llgr_stale_then_drops_them() {
 
     // 2. Back within the long-lived stale time: refreshed, never withdrawn.
     speaker.spawn(&t.node);
-    let seen = observe("fresh again at FRR", UP, probe, |s| {
+    let seen = observe("fresh again at the helper", UP, probe, |s| {
         s == (Held::Fresh, Held::Fresh)
     });
     assert!(
         seen.iter().all(|s| s.0 != Held::Absent),
-        "FRR dropped the route across the restart: {seen:?}"
+        "the helper dropped the route across the restart: {seen:?}"
     );
 
     // 3. Crash for good: the route goes after the long-lived stale time.
     speaker.kill9();
-    let seen = observe("LLGR_STALE at FRR again", LONG_WAIT, probe, |s| {
+    let seen = observe("LLGR_STALE at the helper again", LONG_WAIT, probe, |s| {
         s.0 == Held::LlgrStale
     });
     assert!(seen.iter().all(|s| s.0 != Held::Absent), "{seen:?}");
-    let seen = observe("route gone at FRR", LONG_WAIT, probe, |s| {
+    let seen = observe("route gone at the helper", LONG_WAIT, probe, |s| {
         s == (Held::Absent, Held::Absent)
     });
     assert!(seen.iter().any(|s| s.0 == Held::LlgrStale), "{seen:?}");
+}
+
+/// FRR as helper of the crashing speaker (see [`helper_keeps_crashed_speakers_routes`]).
+#[test]
+fn frr_keeps_a_crashed_speakers_routes_llgr_stale_then_drops_them() {
+    let t = Topology::new("llgr_frr_helper");
+    let frr = Frr::start(
+        &t.peer,
+        &t.dir("frr"),
+        &FrrConfig::bgp(frr_conf(&t, "", "")),
+    )
+    .expect("frr");
+    let mut speaker = restarting_speaker(&t);
+    wait_until_ok("FRR negotiated LLGR", UP, || {
+        let neighbor = frr
+            .vtysh_json(&format!("show bgp neighbors {} json", t.node_v4))
+            .map_err(|e| e.to_string())?;
+        let llgr = neighbor.pointer(&format!(
+            "/{}/neighborCapabilities/longLivedGracefulRestart",
+            t.node_v4
+        ));
+        match llgr.and_then(Value::as_str) {
+            Some("advertisedAndReceived") => Ok(()),
+            _ => Err(format!("{llgr:?}")),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    let probe = || Ok((at_frr(&frr, "192.0.2.0/24")?, at_frr(&frr, NO_LLGR_PREFIX)?));
+    helper_keeps_crashed_speakers_routes(&t, &mut speaker, probe);
+}
+
+/// How GoBGP holds `prefix` (`gobgp -j global rib`: `stale`, and the COMMUNITIES attribute,
+/// type 8, as numbers).
+fn at_gobgp(gobgp: &GoBgp, prefix: &str) -> Result<Held, String> {
+    let text = gobgp
+        .gobgp(&["-j", "global", "rib", "-a", "ipv4"])
+        .map_err(|e| e.to_string())?;
+    let rib: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let Some(path) = rib
+        .get(prefix)
+        .and_then(Value::as_array)
+        .and_then(|p| p.first())
+    else {
+        return Ok(Held::Absent);
+    };
+    let llgr = path
+        .get("attrs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|a| a.get("type").and_then(Value::as_u64) == Some(8))
+        .filter_map(|a| a.get("communities").and_then(Value::as_array))
+        .flatten()
+        .any(|c| c.as_u64() == Some(u64::from(Community::LLGR_STALE.0)));
+    let stale = path.get("stale").and_then(Value::as_bool) == Some(true);
+    Ok(match (llgr, stale) {
+        (true, _) => Held::LlgrStale,
+        (false, true) => Held::Stale,
+        (false, false) => Held::Fresh,
+    })
+}
+
+/// GoBGP 3.10 as helper of the crashing speaker (`long-lived-enabled`; see
+/// [`helper_keeps_crashed_speakers_routes`]).
+#[test]
+fn gobgp_keeps_a_crashed_speakers_routes_llgr_stale_then_drops_them() {
+    let t = Topology::new("llgr_gobgp_helper");
+    let conf = format!(
+        "[global.config]\n  as = 65000\n  router-id = \"10.77.0.2\"\n  port = 179\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{node}\"\n    peer-as = 65001\n\
+           [neighbors.timers.config]\n    hold-time = 9\n    keepalive-interval = 3\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n\
+           [neighbors.graceful-restart.config]\n    enabled = true\n    long-lived-enabled = true\n\
+           [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n\
+             [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n\
+             [neighbors.afi-safis.long-lived-graceful-restart.config]\n      enabled = true\n",
+        node = t.node_v4,
+    );
+    let gobgp = GoBgp::start(&t.peer, &t.dir("gobgp"), &conf).expect("gobgpd");
+    let mut speaker = restarting_speaker(&t);
+    let probe = || {
+        Ok((
+            at_gobgp(&gobgp, "192.0.2.0/24")?,
+            at_gobgp(&gobgp, NO_LLGR_PREFIX)?,
+        ))
+    };
+    helper_keeps_crashed_speakers_routes(&t, &mut speaker, probe);
 }
 
 /// The speaker as helper: FRR's bgpd is killed. The speaker keeps FRR's routes stale for
