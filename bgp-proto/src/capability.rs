@@ -490,32 +490,45 @@ mod tests {
         assert_eq!(gr.restart_time, 120);
     }
 
-    /// RFC 9494 §3 layout, bytes assembled by hand from the RFC's figure: AFI (2), SAFI (1),
-    /// flags (1, F = 0x80), Long-lived Stale Time (3) per family. (FRR 8.4 and herald negotiate
-    /// it end to end in `speaker/tests/interop_llgr.rs`.)
+    /// RFC 9494 §3 layout — AFI (2), SAFI (1), flags (1, F = 0x80), Long-lived Stale Time (3)
+    /// per family — on capabilities real daemons sent (from the OPENs in `tests/vectors/`:
+    /// `frr/001-open-to-bird.bin`, `gobgp/001-open-to-frr.bin`, `bird/007-open-to-exabgp.bin`).
     #[test]
     fn long_lived_graceful_restart_golden_bytes() {
-        let wire = [
-            71, 14, 0, 1, 1, 0, 0, 0, 10, 0, 2, 1, 0x80, 0xab, 0xcd, 0xef,
+        let both = |flags, stale_time| {
+            Capability::LongLivedGracefulRestart(
+                [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+                    .into_iter()
+                    .map(|family| LlgrFamily {
+                        family,
+                        flags,
+                        stale_time,
+                    })
+                    .collect(),
+            )
+        };
+        let cases: [(&[u8], Capability); 3] = [
+            // FRR 8.4: F bit, 300 s.
+            (
+                &[71, 14, 0, 1, 1, 0x80, 0, 1, 0x2c, 0, 2, 1, 0x80, 0, 1, 0x2c],
+                both(LLGR_FORWARDING_STATE, 300),
+            ),
+            // GoBGP 3.10: no F bit, 3600 s.
+            (
+                &[71, 14, 0, 1, 1, 0, 0, 0x0e, 0x10, 0, 2, 1, 0, 0, 0x0e, 0x10],
+                both(0, 3600),
+            ),
+            // BIRD 2 towards ExaBGP: the capability without families.
+            (&[71, 0], Capability::LongLivedGracefulRestart(vec![])),
         ];
-        let cap = Capability::LongLivedGracefulRestart(vec![
-            LlgrFamily {
-                family: Family::IPV4_UNICAST,
-                flags: 0,
-                stale_time: 10,
-            },
-            LlgrFamily {
-                family: Family::IPV6_UNICAST,
-                flags: LLGR_FORWARDING_STATE,
-                stale_time: 0x00ab_cdef,
-            },
-        ]);
-        let mut out = Vec::new();
-        Capability::decode_all(&wire, &mut out).unwrap();
-        assert_eq!(out, vec![cap.clone()]);
-        let mut buf = Vec::new();
-        cap.encode(&mut buf).unwrap();
-        assert_eq!(buf, wire);
+        for (wire, cap) in cases {
+            let mut out = Vec::new();
+            Capability::decode_all(wire, &mut out).unwrap();
+            assert_eq!(out, vec![cap.clone()]);
+            let mut buf = Vec::new();
+            cap.encode(&mut buf).unwrap();
+            assert_eq!(buf, wire);
+        }
     }
 
     #[test]
