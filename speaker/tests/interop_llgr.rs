@@ -1,9 +1,10 @@
 //! Long-lived graceful restart (RFC 9494) against FRR 8.4 and GoBGP 3.10 in network namespaces:
 //! FRR and GoBGP keep the routes of a crashed speaker as LLGR_STALE once the graceful restart
 //! time has run out and drop them after the long-lived stale time (the NO_LLGR one at once);
-//! the speaker does the same for FRR's
-//! routes when FRR's bgpd is killed, and drops a route tagged NO_LLGR at the end of the restart
-//! time. Times are a few seconds; the tests assert the order of states, never durations.
+//! the speaker does the same for FRR's routes when FRR's bgpd is killed (dropping the NO_LLGR
+//! one at the end of the restart time), and its FIB import keeps the LLGR-stale route installed
+//! until it goes. Times are a few seconds; the tests assert the order of states, never
+//! durations.
 //! Needs root and FRR from `scripts/setup.sh`.
 
 mod common;
@@ -48,6 +49,26 @@ fn speaker_peer(t: &Topology, restart: u16, long_lived: u32) -> String {
          timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n",
         p = t.peer_v4,
     )
+}
+
+/// Kernel table the speaker imports FRR's routes into (FIB import).
+const FIB_TABLE: u32 = 1234;
+
+/// Whether the speaker's namespace has a route for `prefix` in [`FIB_TABLE`].
+fn kernel_has(t: &Topology, prefix: &str) -> bool {
+    t.node
+        .ip(&["route", "show", "table", &FIB_TABLE.to_string(), prefix])
+        .is_ok_and(|out| !out.trim().is_empty())
+}
+
+/// Waits until the kernel route for `prefix` is there (or gone).
+fn wait_kernel(t: &Topology, prefix: &str, present: bool) {
+    wait_until_ok(&format!("{prefix} in the kernel: {present}"), UP, || {
+        (kernel_has(t, prefix) == present)
+            .then_some(())
+            .ok_or("not yet")
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// A route's state at one side.
@@ -301,7 +322,7 @@ fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
         "10.77.0.1",
         65001,
         &speaker_peer(&t, 120, 3600),
-        "  importPolicy: accept-all\n",
+        &format!("  importPolicy: accept-all\n  fibImport: {{ table: {FIB_TABLE} }}\n"),
     );
     let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
     let probe = || {
@@ -313,6 +334,8 @@ fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
     observe("both routes fresh at the speaker", UP, probe, |s| {
         s == (Held::Fresh, Held::Fresh)
     });
+    wait_kernel(&t, "203.0.113.0/24", true);
+    wait_kernel(&t, NO_LLGR_PREFIX, true);
     let status = speaker.peer(t.peer_v4);
     assert!(
         status
@@ -347,8 +370,28 @@ fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
         Some(Held::Absent),
         "NO_LLGR route kept into the long-lived period: {seen:?}"
     );
-    let seen = observe("FRR's route gone at the speaker", LONG_WAIT, probe, |s| {
-        s == (Held::Absent, Held::Absent)
-    });
+    // FIB import follows: the LLGR-stale route stays installed (the only one, least preferred)
+    // until it goes; the NO_LLGR one is gone. The kernel is read before the speaker, so a
+    // sample that finds the route still LLGR-stale was taken while it had to be installed.
+    let mut installed = Vec::new();
+    let seen = observe(
+        "FRR's route gone at the speaker",
+        LONG_WAIT,
+        || {
+            let kernel = kernel_has(&t, "203.0.113.0/24");
+            let held = probe()?;
+            installed.push((held.0, kernel));
+            Ok(held)
+        },
+        |s| s == (Held::Absent, Held::Absent),
+    );
     assert!(seen.iter().any(|s| s.0 == Held::LlgrStale), "{seen:?}");
+    assert!(
+        installed
+            .iter()
+            .all(|(held, kernel)| *held != Held::LlgrStale || *kernel),
+        "LLGR-stale route missing from the kernel: {installed:?}"
+    );
+    wait_kernel(&t, NO_LLGR_PREFIX, false);
+    wait_kernel(&t, "203.0.113.0/24", false);
 }
