@@ -4,7 +4,7 @@
 //! (our R/F bits as restarting speaker; as helper, stale routes kept across a peer's restart and
 //! swept on End-of-RIB or when its restart / stale-path time runs out), extended by RFC 8538 to
 //! sessions ended by a NOTIFICATION other than Hard Reset, which we send where RFC 8538 §5 asks,
-//! and by RFC 9494 long-lived graceful restart (see [`llgr`]).
+//! and by RFC 9494 long-lived graceful restart (`session/llgr.rs`).
 //!
 //! Sans-IO like the FSM: inputs carry the time, outputs are FSM outputs for the driver plus
 //! route changes for the Loc-RIB.
@@ -32,7 +32,7 @@ use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
 
 mod admin;
-pub mod llgr;
+mod llgr;
 
 pub use admin::PeerReset;
 
@@ -710,15 +710,16 @@ impl Session {
         self.end_of_rib_in.clear();
         let mut withdrawn = Vec::new();
         for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-            let keeps = match self.llgr.in_long_lived_period(family) {
-                // RFC 9494 §4.2: routes in their long-lived stale period follow the F bit of
-                // the new session's LLGR capability instead.
-                true => llgr::forwarding_preserved(negotiated, family),
-                false => peer_gr.as_ref().is_some_and(|gr| {
+            // RFC 9494 §4.2: routes in their long-lived stale period follow the F bit of the
+            // new session's LLGR capability instead.
+            let keeps = if self.llgr.in_long_lived_period(family) {
+                llgr::forwarding_preserved(negotiated, family)
+            } else {
+                peer_gr.as_ref().is_some_and(|gr| {
                     gr.families
                         .iter()
                         .any(|f| f.family == family && f.forwarding_preserved())
-                }),
+                })
             };
             if !keeps {
                 withdrawn.extend(self.rib_in.sweep_stale(Some(family)));
