@@ -3,9 +3,9 @@
 //! time has run out and drop them after the long-lived stale time (the NO_LLGR one at once);
 //! the speaker does the same for FRR's routes when FRR's bgpd is killed (dropping the NO_LLGR
 //! one at the end of the restart time), and its FIB import keeps the LLGR-stale route installed
-//! until it goes. Times are a few seconds; the tests assert the order of states, never
-//! durations.
-//! Needs root and FRR from `scripts/setup.sh`.
+//! until it goes; as route server it passes LLGR-stale routes to LLGR clients only (GoBGP
+//! clients with and without LLGR). Times are a few seconds; the tests assert the order of
+//! states, never durations. Needs root, FRR and GoBGP from `scripts/setup.sh`.
 
 mod common;
 
@@ -181,8 +181,9 @@ fn helper_keeps_crashed_speakers_routes(
 
     // 1. Crash: stale (GR), then LLGR-stale; the NO_LLGR route goes when GR ends.
     speaker.kill9();
+    // FRR removes the NO_LLGR route through its work queue, a moment after tagging the other.
     let seen = observe("LLGR_STALE at the helper", LONG_WAIT, probe, |s| {
-        s.0 == Held::LlgrStale
+        s == (Held::LlgrStale, Held::Absent)
     });
     assert!(
         seen.iter().all(|s| s.0 != Held::Absent),
@@ -192,9 +193,8 @@ fn helper_keeps_crashed_speakers_routes(
         seen.iter().any(|s| s == &(Held::Stale, Held::Stale)),
         "no graceful restart phase first: {seen:?}"
     );
-    assert_eq!(
-        seen.last().map(|s| s.1),
-        Some(Held::Absent),
+    assert!(
+        seen.iter().all(|s| s.1 != Held::LlgrStale),
         "NO_LLGR route kept into the long-lived period: {seen:?}"
     );
 
@@ -354,7 +354,7 @@ fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
         .expect("bgpd");
     bgpd.signal(Signal::SIGKILL).expect("SIGKILL");
     let seen = observe("LLGR_STALE at the speaker", LONG_WAIT, probe, |s| {
-        s.0 == Held::LlgrStale
+        s == (Held::LlgrStale, Held::Absent)
     });
     assert!(
         seen.iter().all(|s| s.0 != Held::Absent),
@@ -365,9 +365,8 @@ fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
         seen.iter().any(|s| s == &(Held::Stale, Held::Stale)),
         "no graceful restart phase first: {seen:?}"
     );
-    assert_eq!(
-        seen.last().map(|s| s.1),
-        Some(Held::Absent),
+    assert!(
+        seen.iter().all(|s| s.1 != Held::LlgrStale),
         "NO_LLGR route kept into the long-lived period: {seen:?}"
     );
     // FIB import follows: the LLGR-stale route stays installed (the only one, least preferred)
@@ -394,4 +393,102 @@ fn speaker_keeps_a_crashed_frrs_routes_llgr_stale_then_drops_them() {
     );
     wait_kernel(&t, NO_LLGR_PREFIX, false);
     wait_kernel(&t, "203.0.113.0/24", false);
+}
+
+/// GoBGP as a route-server client at `address` (a second address of the peer namespace, active,
+/// no listener), AS `asn`, with or without LLGR.
+fn gobgp_client(t: &Topology, role: &str, address: &str, asn: u32, llgr: bool) -> GoBgp {
+    t.peer
+        .ip(&["addr", "add", &format!("{address}/29"), "dev", "eth1"])
+        .expect("client address");
+    let (gr, family) = if llgr {
+        (
+            "    long-lived-enabled = true\n",
+            "    [neighbors.afi-safis.long-lived-graceful-restart.config]\n      enabled = true\n",
+        )
+    } else {
+        ("", "")
+    };
+    let conf = format!(
+        "[global.config]\n  as = {asn}\n  router-id = \"{address}\"\n  port = -1\n\
+         [[neighbors]]\n  [neighbors.config]\n    neighbor-address = \"{node}\"\n    peer-as = 65001\n\
+           [neighbors.transport.config]\n    local-address = \"{address}\"\n\
+           [neighbors.timers.config]\n    hold-time = 9\n    keepalive-interval = 3\n    connect-retry = 1\n    idle-hold-time-after-reset = 1\n\
+           [neighbors.graceful-restart.config]\n    enabled = true\n{gr}\
+           [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"ipv4-unicast\"\n\
+             [neighbors.afi-safis.mp-graceful-restart.config]\n      enabled = true\n{family}",
+        node = t.node_v4,
+    );
+    GoBgp::start(&t.peer, &t.dir(role), &conf).expect("gobgpd")
+}
+
+/// Route-server mode: FRR's bgpd is killed; once its restart time is over, the speaker passes
+/// FRR's route on tagged LLGR_STALE to the client that negotiated LLGR and withdraws it from
+/// the one that did not (RFC 9494 §4.5); after the long-lived stale time the LLGR client loses
+/// it too.
+#[test]
+fn route_server_passes_llgr_stale_routes_to_llgr_clients_only() {
+    let t = Topology::new("llgr_route_server");
+    let conf = frr_conf(&t, "  network 203.0.113.0/24\n", "");
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    let llgr_client = gobgp_client(&t, "gobgp-llgr", "10.77.0.3", 65002, true);
+    let plain_client = gobgp_client(&t, "gobgp-plain", "10.77.0.4", 65003, false);
+    let client = |address: &str, asn: u32| {
+        format!(
+            "    - address: {address}\n      asn: {asn}\n      passive: true\n      gracefulRestart:\n        \
+             enabled: true\n        longLived:\n          staleTimeSeconds: 3600\n      \
+             timers:\n        holdTimeSeconds: 9\n"
+        )
+    };
+    let peers = format!(
+        "{}{}{}",
+        speaker_peer(&t, 120, 3600),
+        client("10.77.0.3", 65002),
+        client("10.77.0.4", 65003)
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        "  importPolicy: accept-all\n  routeServer: true\n",
+    );
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    let prefix = "203.0.113.0/24";
+    wait_until_ok("three sessions Established", UP, || {
+        let peers = speaker.peers()?;
+        let up = peers.iter().filter(|p| p.state == "Established").count();
+        (up == 3).then_some(()).ok_or(format!("{up} up"))
+    })
+    .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    let probe = || {
+        Ok((
+            at_gobgp(&llgr_client, prefix)?,
+            at_gobgp(&plain_client, prefix)?,
+        ))
+    };
+    observe("FRR's route at both clients", UP, probe, |s| {
+        s == (Held::Fresh, Held::Fresh)
+    });
+
+    let bgpd = frr
+        .processes()
+        .into_iter()
+        .find(|(n, _)| n == "bgpd")
+        .map(|(_, id)| id)
+        .expect("bgpd");
+    bgpd.signal(Signal::SIGKILL).expect("SIGKILL");
+    let seen = observe(
+        "LLGR_STALE at the LLGR client only",
+        LONG_WAIT,
+        probe,
+        |s| s == (Held::LlgrStale, Held::Absent),
+    );
+    assert!(
+        seen.iter().all(|s| s.0 != Held::Absent),
+        "the LLGR client lost the route: {seen:?}"
+    );
+    let seen = observe("route gone at both clients", LONG_WAIT, probe, |s| {
+        s == (Held::Absent, Held::Absent)
+    });
+    assert!(seen.iter().any(|s| s.0 == Held::LlgrStale), "{seen:?}");
 }
