@@ -272,6 +272,31 @@ fn invalid_values_are_reported_and_the_rest_applies() {
 }
 
 #[test]
+fn long_lived_graceful_restart_without_graceful_restart_is_reported_not_applied() {
+    let mut snap = base();
+    let gr = snap.peer_configs[0]
+        .spec
+        .graceful_restart
+        .as_mut()
+        .expect("GR in the fixture");
+    gr.enabled = false;
+    let d = translate(&me(), &snap);
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("gracefulRestart.longLived ignored: needs gracefulRestart.enabled")),
+        "{:?}",
+        d.problems
+    );
+    let bgp = d.config.bgp.expect("bgp");
+    assert!(
+        bgp.peers
+            .iter()
+            .all(|p| p.graceful_restart.long_lived.is_none())
+    );
+}
+
+#[test]
 fn service_advertisement_without_selector_selects_nothing_as_cilium() {
     let mut snap = base();
     snap.advertisements[0].spec.advertisements[1].selector = None;
