@@ -95,6 +95,12 @@ impl GracefulRestart {
     }
 }
 
+/// Largest Long-lived Stale Time, seconds: the field is 24 bits (RFC 9494 §3).
+pub const LLGR_MAX_STALE_TIME: u32 = 0x00ff_ffff;
+
+/// Forwarding State (F) bit of a long-lived graceful restart family's flags (RFC 9494 §3).
+pub const LLGR_FORWARDING_STATE: u8 = 0x80;
+
 /// One per-family entry of the long-lived graceful restart capability (RFC 9494).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LlgrFamily {
@@ -358,6 +364,15 @@ impl Capability {
             // The total fits in 255, so each part does too.
             debug_assert!(hostname.len() <= 255 && domain.len() <= 255);
         }
+        // RFC 9494 §3: the Long-lived Stale Time is a 24-bit field; a larger value is refused
+        // rather than silently truncated.
+        if let Capability::LongLivedGracefulRestart(v) = self
+            && v.iter().any(|f| f.stale_time > LLGR_MAX_STALE_TIME)
+        {
+            return Err(Error::Unencodable(
+                "long-lived stale time exceeds 16777215 seconds (24 bits)",
+            ));
+        }
         out.put_u8(self.code().into());
         out.put_u8(len);
         match self {
@@ -397,8 +412,8 @@ impl Capability {
                     out.put_u16(f.family.afi.into());
                     out.put_u8(f.family.safi.into());
                     out.put_u8(f.flags);
-                    let t = f.stale_time.min(0x00ff_ffff);
-                    out.put_slice(&t.to_be_bytes()[1..]);
+                    let [_, high, mid, low] = f.stale_time.to_be_bytes();
+                    out.put_slice(&[high, mid, low]);
                 }
             }
             Capability::Fqdn { hostname, domain } => {
@@ -473,6 +488,68 @@ mod tests {
         };
         assert!(gr.restart_state() && gr.notification());
         assert_eq!(gr.restart_time, 120);
+    }
+
+    /// RFC 9494 §3 layout — AFI (2), SAFI (1), flags (1, F = 0x80), Long-lived Stale Time (3)
+    /// per family — on capabilities real daemons sent (from the OPENs in `tests/vectors/`:
+    /// `frr/001-open-to-bird.bin`, `gobgp/001-open-to-frr.bin`, `bird/007-open-to-exabgp.bin`).
+    #[test]
+    fn long_lived_graceful_restart_golden_bytes() {
+        let both = |flags, stale_time| {
+            Capability::LongLivedGracefulRestart(
+                [Family::IPV4_UNICAST, Family::IPV6_UNICAST]
+                    .into_iter()
+                    .map(|family| LlgrFamily {
+                        family,
+                        flags,
+                        stale_time,
+                    })
+                    .collect(),
+            )
+        };
+        let cases: [(&[u8], Capability); 3] = [
+            // FRR 8.4: F bit, 300 s.
+            (
+                &[71, 14, 0, 1, 1, 0x80, 0, 1, 0x2c, 0, 2, 1, 0x80, 0, 1, 0x2c],
+                both(LLGR_FORWARDING_STATE, 300),
+            ),
+            // GoBGP 3.10: no F bit, 3600 s.
+            (
+                &[71, 14, 0, 1, 1, 0, 0, 0x0e, 0x10, 0, 2, 1, 0, 0, 0x0e, 0x10],
+                both(0, 3600),
+            ),
+            // BIRD 2 towards ExaBGP: the capability without families.
+            (&[71, 0], Capability::LongLivedGracefulRestart(vec![])),
+        ];
+        for (wire, cap) in cases {
+            let mut out = Vec::new();
+            Capability::decode_all(wire, &mut out).unwrap();
+            assert_eq!(out, vec![cap.clone()]);
+            let mut buf = Vec::new();
+            cap.encode(&mut buf).unwrap();
+            assert_eq!(buf, wire);
+        }
+    }
+
+    #[test]
+    fn long_lived_graceful_restart_bounds_are_checked() {
+        // A family entry cut short: not a multiple of 7.
+        let mut out = Vec::new();
+        let err = Capability::decode_all(&[71, 6, 0, 1, 1, 0, 0, 0], &mut out).unwrap_err();
+        assert!(err.notification().is_some(), "{err:?}");
+        // A length running past the parameter.
+        assert!(Capability::decode_all(&[71, 7, 0, 1, 1, 0, 0, 0], &mut out).is_err());
+        // Empty is valid (no family).
+        out.clear();
+        Capability::decode_all(&[71, 0], &mut out).unwrap();
+        assert_eq!(out, vec![Capability::LongLivedGracefulRestart(vec![])]);
+        // 2^24 does not fit the field: refused, not truncated.
+        let too_long = Capability::LongLivedGracefulRestart(vec![LlgrFamily {
+            family: Family::IPV4_UNICAST,
+            flags: 0,
+            stale_time: LLGR_MAX_STALE_TIME + 1,
+        }]);
+        assert!(too_long.encode(&mut Vec::new()).is_err());
     }
 
     #[test]

@@ -657,21 +657,37 @@ pub struct GracefulRestartConfig {
     /// How long the peer should keep our routes while we restart (≤ 4095 s, a 12-bit field).
     #[serde(default = "GracefulRestartConfig::default_restart_time")]
     pub restart_time_seconds: RestartTime,
-    /// Long-lived graceful restart (RFC 9494) is not implemented: the key exists only so that
-    /// setting it is refused with that message rather than "unknown field".
+    /// Long-lived graceful restart (RFC 9494): advertise the LLGR capability, and as helper
+    /// keep a restarting peer's routes (marked LLGR_STALE, least preferred) this long after its
+    /// graceful restart time ran out. Needs `enabled`.
     #[serde(default)]
-    pub long_lived: Option<NotImplemented>,
+    pub long_lived: Option<LongLivedConfig>,
 }
 
-/// A configuration key for a feature the speaker does not implement; any value is an error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotImplemented;
+/// Long-lived graceful restart settings (RFC 9494).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LongLivedConfig {
+    /// Long-lived stale time we advertise: how long peers keep our routes after the graceful
+    /// restart time (0..=16777215 s, a 24-bit field; 0 advertises the capability without
+    /// asking peers to keep anything).
+    pub stale_time_seconds: LlgrStaleTime,
+}
 
-impl<'de> Deserialize<'de> for NotImplemented {
-    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(serde::de::Error::custom(
-            "long-lived graceful restart (RFC 9494) is not implemented",
-        ))
+/// A long-lived stale time that fits the capability's 24-bit field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "u64")]
+pub struct LlgrStaleTime(pub u32);
+
+impl TryFrom<u64> for LlgrStaleTime {
+    type Error = String;
+    fn try_from(value: u64) -> Result<Self, Self::Error> {
+        match u32::try_from(value) {
+            Ok(v) if v <= bgp_proto::capability::LLGR_MAX_STALE_TIME => Ok(Self(v)),
+            _ => Err(format!(
+                "long-lived stale time {value} exceeds 16777215 seconds (24-bit field, RFC 9494 §3)"
+            )),
+        }
     }
 }
 
@@ -876,6 +892,13 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 line,
                 key("gtsm"),
                 "GTSM and ebgpMultihop exclude each other; use gtsm.hops for multihop GTSM".into(),
+            ));
+        }
+        if peer.graceful_restart.long_lived.is_some() && !peer.graceful_restart.enabled {
+            return Err(invalid(
+                line,
+                key("gracefulRestart.longLived"),
+                "needs gracefulRestart.enabled: true".into(),
             ));
         }
         if peer.ebgp_multihop.is_some() && !ebgp {
@@ -1300,13 +1323,42 @@ mod tests {
     }
 
     #[test]
-    fn long_lived_graceful_restart_is_refused_as_not_implemented() {
-        let yaml = MINIMAL.replace(
-            "asn: 65000",
-            "asn: 65000\n      gracefulRestart:\n        enabled: true\n        longLived:\n          staleTimeSeconds: 3600",
+    fn long_lived_stale_time_parses_and_is_twenty_four_bits() {
+        let with = |body: &str| {
+            MINIMAL.replace(
+                "asn: 65000",
+                &format!("asn: 65000\n      gracefulRestart:\n{body}"),
+            )
+        };
+        let yaml =
+            with("        enabled: true\n        longLived:\n          staleTimeSeconds: 16777215");
+        let config = parse(&yaml, "t").expect("valid");
+        let peer = config
+            .bgp
+            .expect("bgp")
+            .peers
+            .into_iter()
+            .next()
+            .expect("peer");
+        assert_eq!(
+            peer.graceful_restart.long_lived,
+            Some(LongLivedConfig {
+                stale_time_seconds: LlgrStaleTime(16_777_215)
+            })
         );
-        let text = error_text(&yaml);
-        assert!(text.contains("RFC 9494) is not implemented"), "{text}");
+        let text = error_text(&with(
+            "        enabled: true\n        longLived:\n          staleTimeSeconds: 16777216",
+        ));
+        assert!(text.contains("exceeds 16777215"), "{text}");
+        assert!(
+            text.contains("staleTimeSeconds") && text.contains("line"),
+            "{text}"
+        );
+        let text = error_text(&with("        longLived:\n          staleTimeSeconds: 60"));
+        assert!(
+            text.contains("gracefulRestart.longLived") && text.contains("enabled"),
+            "{text}"
+        );
     }
 
     #[test]

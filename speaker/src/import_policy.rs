@@ -21,7 +21,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 
-use bgp_proto::{AsPath, AttrValue, Origin, PathAttribute};
+use bgp_proto::{AsPath, AttrValue, Community, Origin, PathAttribute};
 use ipnet::IpNet;
 use serde::Deserialize;
 
@@ -295,6 +295,8 @@ pub struct Candidate {
     pub cluster_list_len: usize,
     /// IGP cost to the next hop; we have no IGP, so callers pass 0 (step e is then a tie).
     pub igp_cost: u32,
+    /// Carries the LLGR_STALE community (RFC 9494): less preferred than any other route.
+    pub llgr_stale: bool,
 }
 
 /// LOCAL_PREF assumed for routes that carry none.
@@ -319,6 +321,7 @@ impl Candidate {
             originator_id: None,
             cluster_list_len: 0,
             igp_cost: 0,
+            llgr_stale: false,
         };
         for a in attributes {
             match &a.value {
@@ -328,6 +331,7 @@ impl Candidate {
                 AttrValue::MultiExitDisc(m) => c.med = Some(*m),
                 AttrValue::OriginatorId(id) => c.originator_id = Some(*id),
                 AttrValue::ClusterList(l) => c.cluster_list_len = l.len(),
+                AttrValue::Communities(v) => c.llgr_stale |= v.contains(&Community::LLGR_STALE),
                 _ => {}
             }
         }
@@ -409,7 +413,8 @@ fn keep_min<K: Ord>(set: &mut Vec<usize>, key: impl Fn(usize) -> K) {
 
 /// RFC 4271 §9.1.2.2 over accepted candidates with reachable next hops. `None` when empty.
 ///
-/// Steps: (a) highest LOCAL_PREF (§9.1.1's degree of preference), (b) shortest AS_PATH, (c) lowest
+/// First, RFC 9494 §4.3: a route carrying LLGR_STALE is less preferred than any route that
+/// does not. Steps: (a) highest LOCAL_PREF (§9.1.1's degree of preference), (b) shortest AS_PATH, (c) lowest
 /// ORIGIN, (c) lowest MED among routes from the same neighbour AS, (d) eBGP over iBGP, (e) lowest
 /// IGP cost; the survivors form the multipath pool. Then (f) lowest BGP identifier (ORIGINATOR_ID
 /// when present, RFC 4456 §9), shortest CLUSTER_LIST, (g) lowest peer address pick the best.
@@ -423,6 +428,7 @@ pub fn select(candidates: &[Candidate], config: &BestPathConfig) -> Option<Selec
         reason = "every index in `set` is in 0..candidates.len(), built just above"
     )]
     let c = |i: usize| &candidates[i];
+    keep_min(&mut set, |i| c(i).llgr_stale);
     keep_min(&mut set, |i| Reverse(c(i).local_pref()));
     keep_min(&mut set, |i| c(i).as_path.path_len());
     keep_min(&mut set, |i| c(i).origin_rank());

@@ -195,6 +195,7 @@ fn cand(n: u8, path: &[u32]) -> Candidate {
         originator_id: None,
         cluster_list_len: 0,
         igp_cost: 0,
+        llgr_stale: false,
     }
 }
 
@@ -422,4 +423,24 @@ fn shorthands_and_rules_deserialize_into_one_policy_type() {
     let bad = serde_saphyr::from_str::<ImportPolicy>("maxLengthIPv4: 40\n");
     assert!(bad.is_err());
     assert!(serde_saphyr::from_str::<ImportPolicy>("accept-some").is_err());
+}
+
+#[test]
+fn llgr_stale_route_loses_to_any_other_route() {
+    // RFC 9494 §4.3: the LLGR-stale route has the higher LOCAL_PREF and the shorter path, yet
+    // loses; alone, it is still selected (kept installed as least preferred).
+    let mut stale = cand(1, &[65001]);
+    stale.local_pref = Some(500);
+    stale.llgr_stale = true;
+    let fresh = cand(2, &[65002, 65003, 65004]);
+    let cfg = BestPathConfig::default();
+    let sel = select(&[stale.clone(), fresh], &cfg).expect("best");
+    assert_eq!((sel.best, sel.ecmp), (1, vec![1]));
+    assert_eq!(select(&[stale], &cfg).map(|s| s.best), Some(0));
+    let attrs = [PathAttribute::new(AttrValue::Communities(vec![
+        bgp_proto::Community::LLGR_STALE,
+    ]))];
+    let parsed =
+        Candidate::from_attributes(peer(3, true), IpAddr::from([192, 0, 2, 3]), None, &attrs);
+    assert!(parsed.llgr_stale);
 }

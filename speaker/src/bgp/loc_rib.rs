@@ -8,10 +8,10 @@ use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bgp_proto::{AttrValue, PathAttribute};
+use bgp_proto::{AttrValue, Community, PathAttribute};
 use ipnet::IpNet;
 
-use super::rib::{AdjRibIn, PathAttrs, next_hop_addr};
+use super::rib::{AdjRibIn, PathAttrs, carries, next_hop_addr};
 use crate::advertise::packing::OutRoute;
 use crate::fib::FibNextHop;
 use crate::import_policy::{BestPathConfig, Candidate, PeerInfo, select};
@@ -60,20 +60,31 @@ pub struct RouteServer {
 impl RouteServer {
     /// What a client gets for `prefix`: the best accepted route among `others` (every source
     /// but the client itself). To an eBGP client LOCAL_PREF is dropped (RFC 4271 §5.1.5); the
-    /// AS_PATH is not prepended and the next hop is kept (RFC 7947 §2.2).
+    /// AS_PATH is not prepended and the next hop is kept (RFC 7947 §2.2). A route tagged
+    /// LLGR_STALE goes only to a client that has the LLGR capability (`client_llgr`).
     pub fn route<'a>(
         &mut self,
         prefix: &IpNet,
         others: impl Iterator<Item = &'a Source<'a>>,
-        client_ebgp: bool,
+        client: Client,
         best_path: &BestPathConfig,
     ) -> Option<Arc<OutRoute>> {
+        let Client {
+            ebgp: client_ebgp,
+            llgr: client_llgr,
+        } = client;
         let routes = accepted(prefix, others);
         let chosen = match routes.as_slice() {
             [] => return None,
             [(_, only)] => *only,
             _ => routes.get(select(&candidates(&routes), best_path)?.best)?.1,
         };
+        // RFC 9494 §4.5 (paraphrased): an LLGR_STALE route must not be advertised to a
+        // neighbor that did not advertise the LLGR capability. Being least preferred, the best
+        // route is LLGR-stale only when every route is, so such a client gets none.
+        if !client_llgr && carries(chosen, Community::LLGR_STALE) {
+            return None;
+        }
         let route = self
             .interned
             .entry((Arc::as_ptr(chosen), client_ebgp))
@@ -92,6 +103,15 @@ impl RouteServer {
             .clone();
         Some(route)
     }
+}
+
+/// The route-server client a route is chosen for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The client is an eBGP peer.
+    pub ebgp: bool,
+    /// Both sides sent the LLGR capability (RFC 9494).
+    pub llgr: bool,
 }
 
 /// The kernel next hops for `prefix`: the ECMP set of best-path selection over every source.
@@ -181,7 +201,7 @@ mod tests {
         ];
         let mut rs = RouteServer::default();
         let best = rs
-            .route(&p, sources.iter(), true, &BestPathConfig::default())
+            .route(&p, sources.iter(), EBGP, &BestPathConfig::default())
             .expect("a route");
         assert_eq!(best.next_hop, NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 2)));
         assert!(
@@ -200,7 +220,7 @@ mod tests {
             .route(
                 &p,
                 sources.iter().filter(|s| s.peer != peer(2, true)),
-                true,
+                EBGP,
                 &BestPathConfig::default(),
             )
             .expect("a route");
@@ -209,10 +229,64 @@ mod tests {
             rs.route(
                 &"10.0.0.0/8".parse().expect("net"),
                 sources.iter(),
-                true,
+                EBGP,
                 &BestPathConfig::default()
             )
             .is_none()
+        );
+    }
+
+    const EBGP: Client = Client {
+        ebgp: true,
+        llgr: false,
+    };
+
+    #[test]
+    fn llgr_stale_routes_reach_llgr_clients_only_and_the_fib_as_last_resort() {
+        let p: IpNet = "192.0.2.0/24".parse().expect("net");
+        let mut stale = rib("192.0.2.0/24", &[65010], Some(500), 1);
+        stale.mark_stale(bgp_proto::iana::Family::IPV4_UNICAST);
+        stale.mark_llgr_stale(bgp_proto::iana::Family::IPV4_UNICAST);
+        let fresh = rib("192.0.2.0/24", &[65020, 65021, 65022], None, 2);
+        let only_stale = [Source {
+            peer: peer(1, true),
+            rib: &stale,
+        }];
+        let both = [
+            only_stale[0],
+            Source {
+                peer: peer(2, true),
+                rib: &fresh,
+            },
+        ];
+        let llgr_client = Client {
+            ebgp: true,
+            llgr: true,
+        };
+        let cfg = BestPathConfig::default();
+        let mut rs = RouteServer::default();
+        // Alone, the LLGR-stale route goes to an LLGR client (with LLGR_STALE) and not to others.
+        let route = rs
+            .route(&p, only_stale.iter(), llgr_client, &cfg)
+            .expect("LLGR client gets it");
+        assert!(route.attributes.iter().any(
+            |a| matches!(&a.value, AttrValue::Communities(c) if c.contains(&Community::LLGR_STALE))
+        ));
+        assert!(rs.route(&p, only_stale.iter(), EBGP, &cfg).is_none());
+        // With a fresh route around, everybody gets the fresh one despite LOCAL_PREF.
+        for client in [EBGP, llgr_client] {
+            let route = rs.route(&p, both.iter(), client, &cfg).expect("fresh");
+            assert_eq!(route.next_hop, NextHop::Ipv4(Ipv4Addr::new(10, 0, 0, 2)));
+        }
+        // The FIB keeps the stale route while it is the only one, then prefers the fresh one.
+        let hops = |s: &[Source<'_>]| fib_next_hops(&p, s.iter(), &cfg);
+        assert_eq!(
+            hops(&only_stale),
+            BTreeSet::from([FibNextHop::via(IpAddr::from([10, 0, 0, 1]))])
+        );
+        assert_eq!(
+            hops(&both),
+            BTreeSet::from([FibNextHop::via(IpAddr::from([10, 0, 0, 2]))])
         );
     }
 

@@ -6,11 +6,12 @@
 //! Pure data structures: no I/O. Attribute sets are shared through `Arc` so a million routes
 //! with one attribute set cost one copy of the attributes.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use bgp_proto::iana::Family;
-use bgp_proto::{NextHop, PathAttribute};
+use bgp_proto::{AttrType, AttrValue, Community, NextHop, PathAttribute};
 use ipnet::IpNet;
 
 use super::prefix_map::PrefixMap;
@@ -155,6 +156,42 @@ impl AdjRibIn {
         withdrawn
     }
 
+    /// Starts the long-lived stale period of `family`'s stale routes (RFC 9494 §4.2): routes
+    /// carrying NO_LLGR are removed, the others get the LLGR_STALE community (one new attribute
+    /// set per shared set, so sharing survives). Returns the accepted routes whose attributes
+    /// changed and the accepted ones removed.
+    pub fn mark_llgr_stale(&mut self, family: Family) -> LlgrMarked {
+        let mut marked = LlgrMarked::default();
+        let mut relabelled: HashMap<*const PathAttrs, Arc<PathAttrs>> = HashMap::new();
+        let mut doomed = Vec::new();
+        for (prefix, entry) in self.routes.iter_mut() {
+            if !entry.stale || family_of(&prefix) != family {
+                continue;
+            }
+            if carries(&entry.attrs, Community::NO_LLGR) {
+                doomed.push(prefix);
+                continue;
+            }
+            if carries(&entry.attrs, Community::LLGR_STALE) {
+                continue;
+            }
+            let attrs = relabelled
+                .entry(Arc::as_ptr(&entry.attrs))
+                .or_insert_with(|| Arc::new(with_community(&entry.attrs, Community::LLGR_STALE)))
+                .clone();
+            entry.attrs = attrs.clone();
+            if entry.accepted {
+                marked.updated.push((prefix, attrs));
+            }
+        }
+        for prefix in doomed {
+            if self.remove(&prefix).is_some_and(|e| e.accepted) {
+                marked.withdrawn.push(prefix);
+            }
+        }
+        marked
+    }
+
     /// Removes every route of `family`; returns the accepted ones.
     pub fn sweep_family(&mut self, family: Family) -> Vec<IpNet> {
         let doomed: Vec<IpNet> = self
@@ -179,6 +216,54 @@ impl AdjRibIn {
         self.routes.clear();
         self.accepted = 0;
         withdrawn
+    }
+}
+
+/// What [`AdjRibIn::mark_llgr_stale`] changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct LlgrMarked {
+    /// Accepted routes now carrying LLGR_STALE.
+    pub updated: Vec<(IpNet, Arc<PathAttrs>)>,
+    /// Accepted routes removed because they carry NO_LLGR.
+    pub withdrawn: Vec<IpNet>,
+}
+
+/// Whether the route's COMMUNITIES attribute holds `community`.
+pub fn carries(attrs: &PathAttrs, community: Community) -> bool {
+    has_community(&attrs.attributes, community)
+}
+
+/// Whether a COMMUNITIES attribute among `attributes` holds `community`.
+pub fn has_community(attributes: &[PathAttribute], community: Community) -> bool {
+    attributes
+        .iter()
+        .any(|a| matches!(&a.value, AttrValue::Communities(c) if c.contains(&community)))
+}
+
+/// `attrs` with `community` added to its COMMUNITIES attribute (created, in type-code order,
+/// when absent).
+fn with_community(attrs: &PathAttrs, community: Community) -> PathAttrs {
+    let mut attributes = attrs.attributes.clone();
+    match attributes.iter_mut().find_map(|a| match &mut a.value {
+        AttrValue::Communities(c) => Some(c),
+        _ => None,
+    }) {
+        Some(c) => c.push(community),
+        None => {
+            let code = u8::from(AttrType::Communities);
+            let at = attributes
+                .iter()
+                .position(|a| u8::from(a.value.type_code()) > code)
+                .unwrap_or(attributes.len());
+            attributes.insert(
+                at,
+                PathAttribute::new(AttrValue::Communities(vec![community])),
+            );
+        }
+    }
+    PathAttrs {
+        attributes,
+        next_hop: attrs.next_hop.clone(),
     }
 }
 
@@ -211,6 +296,58 @@ mod tests {
 
     fn net(s: &str) -> IpNet {
         s.parse().expect("prefix")
+    }
+
+    #[test]
+    fn llgr_marking_tags_stale_routes_and_drops_no_llgr_ones() {
+        let mut rib = AdjRibIn::default();
+        let plain = attrs(NextHop::Ipv4(Ipv4Addr::LOCALHOST));
+        let mut no_llgr = (*plain).clone();
+        no_llgr
+            .attributes
+            .push(PathAttribute::new(AttrValue::Communities(vec![
+                Community::new(65001, 1),
+                Community::NO_LLGR,
+            ])));
+        let no_llgr = Arc::new(no_llgr);
+        for (p, a) in [
+            ("10.0.0.0/8", &plain),
+            ("10.1.0.0/16", &plain),
+            ("10.2.0.0/16", &no_llgr),
+            ("2001:db8::/32", &plain),
+        ] {
+            rib.insert(
+                net(p),
+                RibInEntry {
+                    attrs: a.clone(),
+                    accepted: true,
+                    stale: false,
+                },
+            );
+        }
+        rib.mark_stale(Family::IPV4_UNICAST);
+        let marked = rib.mark_llgr_stale(Family::IPV4_UNICAST);
+        assert_eq!(marked.withdrawn, vec![net("10.2.0.0/16")]);
+        let updated: Vec<IpNet> = marked.updated.iter().map(|(p, _)| *p).collect();
+        assert_eq!(updated, vec![net("10.0.0.0/8"), net("10.1.0.0/16")]);
+        // Still one shared attribute set, COMMUNITIES inserted after AS_PATH, still stale.
+        let a = rib.get(&net("10.0.0.0/8")).expect("kept");
+        let b = rib.get(&net("10.1.0.0/16")).expect("kept");
+        assert!(Arc::ptr_eq(&a.attrs, &b.attrs) && a.stale);
+        assert!(carries(&a.attrs, Community::LLGR_STALE));
+        assert!(matches!(
+            a.attrs.attributes.last().map(|x| &x.value),
+            Some(AttrValue::Communities(c)) if c == &vec![Community::LLGR_STALE]
+        ));
+        // The other family is untouched; marking again changes nothing.
+        assert!(!carries(
+            &rib.get(&net("2001:db8::/32")).expect("v6").attrs,
+            Community::LLGR_STALE
+        ));
+        assert_eq!(
+            rib.mark_llgr_stale(Family::IPV4_UNICAST),
+            LlgrMarked::default()
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! differences on change, route refresh and enhanced route refresh replays), and graceful restart
 //! (our R/F bits as restarting speaker; as helper, stale routes kept across a peer's restart and
 //! swept on End-of-RIB or when its restart / stale-path time runs out), extended by RFC 8538 to
-//! sessions ended by a NOTIFICATION other than Hard Reset, which we send where RFC 8538 §5 asks.
+//! sessions ended by a NOTIFICATION other than Hard Reset, which we send where RFC 8538 §5 asks,
+//! and by RFC 9494 long-lived graceful restart (`session/llgr.rs`).
 //!
 //! Sans-IO like the FSM: inputs carry the time, outputs are FSM outputs for the driver plus
 //! route changes for the Loc-RIB.
@@ -31,6 +32,7 @@ use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
 
 mod admin;
+mod llgr;
 
 pub use admin::PeerReset;
 
@@ -84,6 +86,9 @@ pub struct GrConfig {
     /// The forwarding state for the peer's routes survived the restart (with FIB import: the FIB
     /// found and kept its routes): with `restarting`, set the Forwarding State (F) bits.
     pub forwarding_preserved: bool,
+    /// Long-lived graceful restart (RFC 9494): the long-lived stale time we advertise, seconds
+    /// (≤ 16777215); `None` advertises no LLGR capability and gives no LLGR help.
+    pub long_lived_stale_time: Option<u32>,
 }
 
 /// Configuration of one session.
@@ -146,6 +151,9 @@ impl SessionConfig {
                     })
                     .collect(),
             }));
+            if let Some(stale_time) = gr.long_lived_stale_time {
+                caps.push(llgr::capability(&self.families, family_flags, stale_time));
+            }
         }
         caps
     }
@@ -211,6 +219,8 @@ pub struct Session {
     local_addrs: BTreeMap<ConnId, (IpAddr, Option<Ipv6Addr>)>,
     peer_gr: Option<GracefulRestart>,
     stale_deadline: Option<Instant>,
+    /// Long-lived graceful restart state of the helper side (RFC 9494).
+    llgr: llgr::Helper,
     /// Families whose End-of-RIB the peer has sent in the current session.
     end_of_rib_in: BTreeSet<Family>,
     /// When the Adj-RIB-Out of each family was last replayed for a ROUTE-REFRESH.
@@ -280,6 +290,7 @@ impl Session {
             local_addrs: BTreeMap::new(),
             peer_gr: None,
             stale_deadline: None,
+            llgr: llgr::Helper::default(),
             end_of_rib_in: BTreeSet::new(),
             last_refresh: BTreeMap::new(),
             pending_refresh: BTreeSet::new(),
@@ -363,6 +374,7 @@ impl Session {
         [
             self.fsm.poll_timeout().map(|(at, _)| at),
             self.stale_deadline,
+            self.llgr.deadline(),
             self.refresh_deadline(),
         ]
         .into_iter()
@@ -415,15 +427,12 @@ impl Session {
             // RFC 4724 §4.2: "If the session does not get re-established within the 'Restart
             // Time' ... the Receiving Speaker MUST delete all the stale routes"; likewise when
             // End-of-RIB does not come in time.
+            // RFC 9494 §4.2: while the peer is away, the families it asked LLGR for start
+            // their long-lived stale period instead.
             self.stale_deadline = None;
-            let withdrawn = self.rib_in.sweep_stale(None);
-            if !withdrawn.is_empty() {
-                out.push(Output::Routes {
-                    updated: Vec::new(),
-                    withdrawn,
-                });
-            }
+            self.on_restart_time_expired(now, &mut out);
         }
+        self.on_llgr_timeout(now, &mut out);
         out
     }
 
@@ -701,11 +710,17 @@ impl Session {
         self.end_of_rib_in.clear();
         let mut withdrawn = Vec::new();
         for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-            let keeps = peer_gr.as_ref().is_some_and(|gr| {
-                gr.families
-                    .iter()
-                    .any(|f| f.family == family && f.forwarding_preserved())
-            });
+            // RFC 9494 §4.2: routes in their long-lived stale period follow the F bit of the
+            // new session's LLGR capability instead.
+            let keeps = if self.llgr.in_long_lived_period(family) {
+                llgr::forwarding_preserved(negotiated, family)
+            } else {
+                peer_gr.as_ref().is_some_and(|gr| {
+                    gr.families
+                        .iter()
+                        .any(|f| f.family == family && f.forwarding_preserved())
+                })
+            };
             if !keeps {
                 withdrawn.extend(self.rib_in.sweep_stale(Some(family)));
             }
@@ -718,6 +733,7 @@ impl Session {
         }
         self.stale_deadline = (self.rib_in.stale() > 0).then(|| now + self.config.stale_path_time);
         self.peer_gr = peer_gr;
+        self.llgr.established(negotiated);
 
         // Initial advertisement, then End-of-RIB for every family (RFC 4724 §2: "the End-of-RIB
         // marker ... MUST be sent ... after it completes the initial update").
@@ -747,36 +763,11 @@ impl Session {
         // it, a NOTIFICATION ends the session for good.
         let notification_gr = self.config.graceful_restart.is_some()
             && peer_gr.as_ref().is_some_and(GracefulRestart::notification);
-        let retain = match (&peer_gr, reason.notification()) {
-            (Some(gr), None) if gr.restart_time > 0 => Some(gr),
-            (Some(gr), Some(n)) if gr.restart_time > 0 && notification_gr && !is_hard_reset(n) => {
-                Some(gr)
-            }
-            _ => None,
+        let graceful = match reason.notification() {
+            None => true,
+            Some(n) => notification_gr && !is_hard_reset(n),
         };
-        let mut withdrawn = Vec::new();
-        match retain {
-            Some(gr) => {
-                for family in [Family::IPV4_UNICAST, Family::IPV6_UNICAST] {
-                    if gr.families.iter().any(|f| f.family == family) {
-                        self.rib_in.mark_stale(family);
-                    } else {
-                        withdrawn.extend(self.rib_in.sweep_family(family));
-                    }
-                }
-                self.stale_deadline = Some(now + Duration::from_secs(u64::from(gr.restart_time)));
-            }
-            None => {
-                withdrawn = self.rib_in.clear();
-                self.stale_deadline = None;
-            }
-        }
-        if !withdrawn.is_empty() {
-            out.push(Output::Routes {
-                updated: Vec::new(),
-                withdrawn,
-            });
-        }
+        self.retain_on_down(now, graceful, peer_gr.as_ref(), out);
     }
 
     /// Applies an UPDATE to the Adj-RIB-In; returns an AutomaticStop if max-prefix is exceeded.

@@ -9,10 +9,10 @@ use bgp_proto::{AsPath, Ipv4Prefix, Open, Origin};
 use super::*;
 use crate::config::PeerAsn;
 
-const CONN: ConnId = 1;
-const PEER_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+pub(super) const CONN: ConnId = 1;
+pub(super) const PEER_ID: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
 
-fn config(import: ImportPolicy, gr: Option<GrConfig>) -> SessionConfig {
+pub(super) fn config(import: ImportPolicy, gr: Option<GrConfig>) -> SessionConfig {
     let mut fsm = FsmConfig::new(65001, Ipv4Addr::new(10, 0, 0, 1), PeerAsn::Number(65002));
     fsm.hold_time = 9;
     SessionConfig {
@@ -27,7 +27,7 @@ fn config(import: ImportPolicy, gr: Option<GrConfig>) -> SessionConfig {
     }
 }
 
-fn peer_open(gr: Option<GracefulRestart>) -> Open {
+pub(super) fn peer_open(gr: Option<GracefulRestart>) -> Open {
     let mut caps = vec![
         Capability::Multiprotocol(Family::IPV4_UNICAST),
         Capability::Multiprotocol(Family::IPV6_UNICAST),
@@ -41,7 +41,7 @@ fn peer_open(gr: Option<GracefulRestart>) -> Open {
     Open::new(65002, 30, PEER_ID, caps)
 }
 
-fn peer_gr(restart_time: u16) -> GracefulRestart {
+pub(super) fn peer_gr(restart_time: u16) -> GracefulRestart {
     GracefulRestart {
         flags: 0,
         restart_time,
@@ -52,14 +52,14 @@ fn peer_gr(restart_time: u16) -> GracefulRestart {
     }
 }
 
-fn clean(message: Message) -> Decoded {
+pub(super) fn clean(message: Message) -> Decoded {
     Decoded {
         message,
         rfc7606: Rfc7606::Clean,
     }
 }
 
-fn established(session: &mut Session, now: Instant, open: Open) -> Vec<Output> {
+pub(super) fn established(session: &mut Session, now: Instant, open: Open) -> Vec<Output> {
     let mut out = session.handle(now, fsm::Input::Start);
     out.extend(session.connected(
         now,
@@ -83,7 +83,7 @@ fn sent_updates(out: &[Output]) -> Vec<Update> {
         .collect()
 }
 
-fn announce(prefixes: &[&str]) -> Update {
+pub(super) fn announce(prefixes: &[&str]) -> Update {
     Update {
         attributes: vec![
             PathAttribute::new(AttrValue::Origin(Origin::Igp)),
@@ -101,7 +101,7 @@ fn announce(prefixes: &[&str]) -> Update {
     }
 }
 
-fn net(s: &str) -> IpNet {
+pub(super) fn net(s: &str) -> IpNet {
     s.parse().expect("prefix")
 }
 
@@ -446,6 +446,7 @@ fn helper_keeps_stale_routes_until_end_of_rib() {
             restart_time: 120,
             restarting: false,
             forwarding_preserved: false,
+            long_lived_stale_time: None,
         }),
     ));
     established(&mut s, now, peer_open(Some(peer_gr(60))));
@@ -507,6 +508,7 @@ fn helper_sweeps_stale_routes_when_restart_time_expires() {
             restart_time: 120,
             restarting: false,
             forwarding_preserved: false,
+            long_lived_stale_time: None,
         }),
     ));
     established(&mut s, now, peer_open(Some(peer_gr(10))));
@@ -534,6 +536,7 @@ fn peer_without_graceful_restart_loses_routes_at_once() {
             restart_time: 120,
             restarting: false,
             forwarding_preserved: false,
+            long_lived_stale_time: None,
         }),
     ));
     established(&mut s, now, peer_open(None));
@@ -557,6 +560,7 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
             restart_time: 90,
             restarting: true,
             forwarding_preserved: true,
+            long_lived_stale_time: None,
         }),
     );
     let s = Session::new(config.clone());
@@ -578,6 +582,7 @@ fn restarting_speaker_advertises_restart_and_forwarding_bits() {
         restart_time: 90,
         restarting: false,
         forwarding_preserved: false,
+        long_lived_stale_time: None,
     });
     let caps = fresh.capabilities();
     assert!(caps.iter().any(|c| matches!(c, Capability::GracefulRestart(g) if !g.restart_state() && g.families.iter().all(|f| !f.forwarding_preserved()))));
@@ -591,6 +596,7 @@ fn restarting_speaker_without_kept_forwarding_state_sets_r_but_not_f() {
             restart_time: 90,
             restarting: true,
             forwarding_preserved: false,
+            long_lived_stale_time: None,
         }),
     );
     let gr = config
@@ -698,6 +704,7 @@ fn gr_on() -> Option<GrConfig> {
         restart_time: 120,
         restarting: false,
         forwarding_preserved: false,
+        long_lived_stale_time: None,
     })
 }
 
@@ -757,6 +764,7 @@ fn graceful_restart_capability_carries_the_notification_bit() {
         restart_time: 120,
         restarting: true,
         forwarding_preserved: true,
+        long_lived_stale_time: None,
     });
     let gr = gr_of(&c);
     assert!(gr.notification() && gr.restart_state());

@@ -275,6 +275,19 @@ pub struct GracefulRestart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4095))]
     pub restart_time_seconds: Option<u16>,
+    /// Herald addition: long-lived graceful restart (RFC 9494); needs `enabled`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub long_lived: Option<LongLivedGracefulRestart>,
+}
+
+/// Long-lived graceful restart settings (RFC 9494).
+#[derive(KubeSchema, Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LongLivedGracefulRestart {
+    /// How long peers keep our routes, marked LLGR_STALE, after the restart time (a 24-bit
+    /// field: at most 16777215).
+    #[schemars(range(min = 0, max = 16777215))]
+    pub stale_time_seconds: u32,
 }
 
 /// One address family of a peering and the advertisements sent in it.

@@ -62,7 +62,8 @@ use crate::advertise::{
 };
 use crate::config::{
     ApiConfig, BfdConfig, BgpConfig, Config, Family, GracefulRestartConfig, HoldTime, ListenConfig,
-    NodeConfig, PeerAsn, PeerConfig, PeerKind, RestartTime, TimersConfig, Ttl,
+    LlgrStaleTime, LongLivedConfig, NodeConfig, PeerAsn, PeerConfig, PeerKind, RestartTime,
+    TimersConfig, Ttl,
 };
 use crate::import_policy::{ImportPolicy, ImportPolicyConfig};
 use crate::sources::external_ips::ExternalIpPolicy;
@@ -576,6 +577,22 @@ fn peer_config(
             match RestartTime::try_from(t) {
                 Ok(rt) => graceful_restart.restart_time_seconds = rt,
                 Err(why) => problems.push(format!("{pctx}: {why}; default used")),
+            }
+        }
+        if let Some(ll) = &gr.long_lived {
+            match (
+                gr.enabled,
+                LlgrStaleTime::try_from(u64::from(ll.stale_time_seconds)),
+            ) {
+                (true, Ok(stale_time_seconds)) => {
+                    graceful_restart.long_lived = Some(LongLivedConfig { stale_time_seconds })
+                }
+                (false, _) => problems.push(format!(
+                    "{pctx}: gracefulRestart.longLived ignored: needs gracefulRestart.enabled"
+                )),
+                (true, Err(why)) => {
+                    problems.push(format!("{pctx}: gracefulRestart.longLived ignored: {why}"))
+                }
             }
         }
     }

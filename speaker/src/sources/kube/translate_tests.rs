@@ -53,7 +53,7 @@ fn base() -> Snapshot {
                 "metadata": {"name": "tor"},
                 "spec": {
                     "timers": {"holdTimeSeconds": 9, "keepAliveTimeSeconds": 3, "connectRetryTimeSeconds": 2},
-                    "gracefulRestart": {"enabled": true, "restartTimeSeconds": 60},
+                    "gracefulRestart": {"enabled": true, "restartTimeSeconds": 60, "longLived": {"staleTimeSeconds": 3600}},
                     "transport": {"peerPort": 1179},
                     "ebgpMultihop": 2,
                     "bfd": {"minTxMs": 100, "multiplier": 5},
@@ -162,6 +162,12 @@ fn cluster_config_peer_config_and_node_become_the_bgp_config() {
     assert_eq!(tor1.ebgp_multihop, Some(Ttl(2)));
     assert!(tor1.graceful_restart.enabled);
     assert_eq!(tor1.graceful_restart.restart_time_seconds, RestartTime(60));
+    assert_eq!(
+        tor1.graceful_restart
+            .long_lived
+            .map(|l| l.stale_time_seconds.0),
+        Some(3600)
+    );
     let bfd = tor1.bfd.clone().expect("bfd");
     assert_eq!(
         (bfd.min_tx_ms, bfd.min_rx_ms, bfd.multiplier),
@@ -263,6 +269,31 @@ fn invalid_values_are_reported_and_the_rest_applies() {
     assert_eq!(d.problems.len(), 2, "{:?}", d.problems);
     assert!(d.problems.iter().any(|p| p.contains("not-an-ip")));
     assert!(d.problems.iter().any(|p| p.contains("at least 3 seconds")));
+}
+
+#[test]
+fn long_lived_graceful_restart_without_graceful_restart_is_reported_not_applied() {
+    let mut snap = base();
+    let gr = snap.peer_configs[0]
+        .spec
+        .graceful_restart
+        .as_mut()
+        .expect("GR in the fixture");
+    gr.enabled = false;
+    let d = translate(&me(), &snap);
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("gracefulRestart.longLived ignored: needs gracefulRestart.enabled")),
+        "{:?}",
+        d.problems
+    );
+    let bgp = d.config.bgp.expect("bgp");
+    assert!(
+        bgp.peers
+            .iter()
+            .all(|p| p.graceful_restart.long_lived.is_none())
+    );
 }
 
 #[test]

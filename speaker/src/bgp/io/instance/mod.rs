@@ -430,6 +430,10 @@ impl Owner {
                 // With FIB import, that is the kernel routes the FIB found and kept at start;
                 // without it, no forwarding depends on received routes, so none was lost.
                 forwarding_preserved: self.fib.as_ref().is_none_or(FibHandle::kept_routes),
+                long_lived_stale_time: peer
+                    .graceful_restart
+                    .long_lived
+                    .map(|l| l.stale_time_seconds.0),
             }),
             stale_path_time: Duration::from_secs(360),
         }

@@ -50,6 +50,8 @@ pub(super) fn same_peering(a: &PeerConfig, b: &PeerConfig) -> bool {
         && a.ebgp_multihop == b.ebgp_multihop
         && a.gtsm == b.gtsm
         && a.graceful_restart.enabled == b.graceful_restart.enabled
+        // The LLGR capability is in our OPEN: a change needs a new session.
+        && a.graceful_restart.long_lived == b.graceful_restart.long_lived
         && a.effective_families() == b.effective_families()
 }
 

@@ -10,7 +10,8 @@ pub(super) fn state_file(bgp: &BgpConfig) -> Option<PathBuf> {
     bgp.state_dir.as_ref().map(|d| d.join("graceful-restart"))
 }
 
-/// A state file younger than the longest restart time means we are restarting (RFC 4724: set R).
+/// A state file younger than the longest time a peer keeps our routes means we are restarting
+/// (RFC 4724: set R): the restart time, plus the long-lived stale time with LLGR (RFC 9494).
 pub(super) fn detect_restart(bgp: &BgpConfig) -> Result<bool> {
     let Some(path) = state_file(bgp) else {
         return Ok(false);
@@ -19,7 +20,13 @@ pub(super) fn detect_restart(bgp: &BgpConfig) -> Result<bool> {
         .peers
         .iter()
         .filter(|p| p.graceful_restart.enabled)
-        .map(|p| u64::from(p.graceful_restart.restart_time_seconds.0))
+        .map(|p| {
+            let long_lived = p
+                .graceful_restart
+                .long_lived
+                .map_or(0, |l| l.stale_time_seconds.0);
+            u64::from(p.graceful_restart.restart_time_seconds.0) + u64::from(long_lived)
+        })
         .max();
     let restarting = match (std::fs::metadata(&path), max_restart) {
         (Ok(meta), Some(max)) => meta

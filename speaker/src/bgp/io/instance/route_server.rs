@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::Owner;
-use crate::bgp::loc_rib::{RouteServer, Source, fib_next_hops};
+use crate::bgp::loc_rib::{Client, RouteServer, Source, fib_next_hops};
 use crate::bgp::rib_out::LearnedChange;
 use crate::bgp::route_rows::{RouteQuery, RouteRow, advertised_rows, received_rows};
 use crate::import_policy::BestPathConfig;
@@ -43,12 +43,15 @@ impl Owner {
         let Some(slot) = self.peers.get(&client) else {
             return Vec::new();
         };
-        let client_ebgp = self.peer_info(client, slot).ebgp;
+        let client_kind = Client {
+            ebgp: self.peer_info(client, slot).ebgp,
+            llgr: slot.session.peer_supports_llgr(),
+        };
         let sources = self.sources(Some(client));
         let best_path = self.best_path();
         prefixes
             .iter()
-            .map(|p| (*p, server.route(p, sources.iter(), client_ebgp, &best_path)))
+            .map(|p| (*p, server.route(p, sources.iter(), client_kind, &best_path)))
             .collect()
     }
 

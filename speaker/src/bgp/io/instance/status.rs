@@ -115,6 +115,16 @@ pub(super) fn describe_capabilities(n: &bgp_proto::Negotiated) -> Vec<String> {
             }
         ));
     }
+    if let Some(families) = &n.long_lived_graceful_restart {
+        let times: Vec<String> = families
+            .iter()
+            .map(|f| format!("{} {} s", family_name(f.family), f.stale_time))
+            .collect();
+        caps.push(format!(
+            "long-lived-graceful-restart (peer stale time {})",
+            times.join(", ")
+        ));
+    }
     caps
 }
 
