@@ -319,3 +319,76 @@ fn stuck_collector_does_not_stall_bgp() {
     );
     drop(exabgp);
 }
+
+/// A collector added by a reload gets the peers that are already up and a dump of their routes
+/// (RFC 7854 §5); removed by the next reload, it gets a Termination.
+#[test]
+fn collector_added_by_reload_gets_a_dump_and_removed_one_a_termination() {
+    let t = Topology::new("bmp_reload");
+    t.peer
+        .addr_add("eth1", &format!("{COLLECTOR}/29"))
+        .expect("collector address");
+    let collector = Pmbmpd::start(&t.peer, &t.dir("pmbmpd"), COLLECTOR, 11792);
+    let exabgp = ExaBgp::start(&t.peer, &t.dir("exabgp"), &[t.exabgp_neighbor()]).expect("exabgp");
+    let peers = format!(
+        "    - address: {}\n      asn: 65000\n      passive: true\n{}",
+        t.peer_v4,
+        timers()
+    );
+    let without = speaker_yaml("10.77.0.1", 65001, &peers, "  importPolicy: accept-all\n");
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &without);
+    speaker.wait_state(t.peer_v4, "Established", UP);
+    exabgp
+        .api("announce route 203.0.113.0/24 next-hop self\nannounce route 198.51.100.0/24 next-hop self")
+        .expect("api");
+    wait_until_ok("routes accepted", UP, || {
+        let p = speaker.peer(t.peer_v4);
+        (p.prefixes_accepted == 2)
+            .then_some(())
+            .ok_or(format!("{p:?}"))
+    })
+    .expect("accepted");
+    assert!(collector.messages().is_empty(), "{}", collector.dump());
+
+    let with = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        &format!(
+            "  importPolicy: accept-all\n  bmp:\n    collectors:\n      - {{ address: {COLLECTOR}, port: 11792, routeMonitoring: {{ preInboundPolicy: false }} }}\n"
+        ),
+    );
+    speaker.reconfigure(&with);
+    let both: BTreeSet<String> = ["198.51.100.0/24", "203.0.113.0/24"]
+        .map(str::to_owned)
+        .into();
+    wait_until_ok("dump at pmbmpd", UP, || {
+        let routes = collector.of_type("route_monitor");
+        let post = monitored(&routes, true);
+        (post == both && !collector.of_type("peer_up").is_empty())
+            .then_some(())
+            .ok_or_else(|| collector.dump())
+    })
+    .expect("peer up and post-policy dump");
+    assert!(
+        monitored(&collector.of_type("route_monitor"), false).is_empty(),
+        "pre-policy was turned off: {}",
+        collector.dump()
+    );
+    let collectors = speaker.bmp_collectors().expect("bmp status");
+    assert_eq!(collectors.len(), 1, "{collectors:?}");
+
+    speaker.reconfigure(&without);
+    wait_until_ok("termination at pmbmpd", UP, || {
+        (!collector.of_type("term").is_empty())
+            .then_some(())
+            .ok_or_else(|| collector.dump())
+    })
+    .expect("termination");
+    wait_until_ok("collector gone", UP, || {
+        let c = speaker.bmp_collectors()?;
+        c.is_empty().then_some(()).ok_or(format!("{c:?}"))
+    })
+    .expect("collector removed");
+    drop(exabgp);
+}

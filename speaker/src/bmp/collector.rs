@@ -98,9 +98,17 @@ pub async fn run<T: From<Request> + Send + 'static>(
                 tracing::info!(collector = %name, %target, "BMP collector connected");
                 counters.connects.fetch_add(1, Ordering::Relaxed);
                 counters.connected.store(true, Ordering::Relaxed);
-                let why = serve(collector, stream, rx, &config, &requests, &counters).await;
+                let ended = serve(collector, stream, rx, &config, &requests, &counters).await;
                 counters.connected.store(false, Ordering::Relaxed);
-                tracing::warn!(collector = %name, %target, %why, "BMP collector connection ended");
+                match ended {
+                    Ended::ByAgent => {
+                        tracing::info!(collector = %name, %target, "BMP collector connection closed");
+                        return;
+                    }
+                    Ended::Lost(why) => {
+                        tracing::warn!(collector = %name, %target, %why, "BMP collector connection lost");
+                    }
+                }
                 if requests.upgrade().is_none() {
                     return;
                 }
@@ -117,8 +125,15 @@ pub async fn run<T: From<Request> + Send + 'static>(
     }
 }
 
-/// Writes the queue to the collector and asks for statistics until the connection ends;
-/// returns why it ended.
+/// How a connection ended.
+enum Ended {
+    /// The agent closed the queue (collector removed, agent stopping): the task ends.
+    ByAgent,
+    /// The connection failed or the collector closed it: the task reconnects.
+    Lost(String),
+}
+
+/// Writes the queue to the collector and asks for statistics until the connection ends.
 async fn serve<T: From<Request> + Send + 'static>(
     collector: CollectorId,
     stream: TcpStream,
@@ -126,7 +141,7 @@ async fn serve<T: From<Request> + Send + 'static>(
     config: &CollectorConfig,
     requests: &mpsc::WeakSender<T>,
     counters: &CollectorCounters,
-) -> String {
+) -> Ended {
     let (mut read, mut write) = stream.into_split();
     let period = Duration::from_secs(u64::from(config.statistics_interval_seconds.max(1)));
     let mut stats = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -137,7 +152,7 @@ async fn serve<T: From<Request> + Send + 'static>(
             next = rx.recv() => {
                 let Some(first) = next else {
                     let _ = write.shutdown().await;
-                    return "closed by the agent".into();
+                    return Ended::ByAgent;
                 };
                 batch.clear();
                 batch.extend_from_slice(&first);
@@ -145,13 +160,13 @@ async fn serve<T: From<Request> + Send + 'static>(
                     batch.extend_from_slice(&more);
                 }
                 if let Err(error) = write.write_all(&batch).await {
-                    return format!("write failed: {error}");
+                    return Ended::Lost(format!("write failed: {error}"));
                 }
                 counters.bytes.fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
             _ = stats.tick(), if config.statistics_interval_seconds > 0 => {
                 let Some(owner) = requests.upgrade() else {
-                    return "agent stopped".into();
+                    return Ended::ByAgent;
                 };
                 // Never wait on the owner here: a busy owner skips a report.
                 let _ = owner.try_send(T::from(Request::Statistics { collector }));
@@ -159,9 +174,9 @@ async fn serve<T: From<Request> + Send + 'static>(
             // RFC 7854 §3.2: the monitoring station sends nothing; anything read is ignored and
             // the end of the stream means the collector closed the session.
             read_result = read.read(&mut discard) => match read_result {
-                Ok(0) => return "closed by the collector".into(),
+                Ok(0) => return Ended::Lost("closed by the collector".into()),
                 Ok(_) => {}
-                Err(error) => return format!("read failed: {error}"),
+                Err(error) => return Ended::Lost(format!("read failed: {error}")),
             }
         }
     }

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
-use super::collector::{self, CollectorCounters, CollectorId, MIN_BACKOFF, Request};
+use super::collector::{self, CollectorCounters, CollectorId, MAX_BACKOFF, MIN_BACKOFF, Request};
 use super::message::{self, PeerHeader, TerminationReason};
 use crate::bgp::io::codec::{Outbound, QueueError};
 use crate::config::bmp::{CollectorConfig, RouteMonitoringConfig};
@@ -101,6 +101,27 @@ impl<T> std::fmt::Debug for Hub<T> {
     }
 }
 
+/// How long a removed collector's task may take to write its Termination.
+const RETIRE_GRACE: Duration = Duration::from_secs(5);
+
+/// Ends a collector: a connected one gets a Termination and its task ends once it has written
+/// its queue (aborted after [`RETIRE_GRACE`]); an unconnected one is stopped at once.
+fn retire(slot: Slot, why: &str) {
+    let Some(sink) = &slot.sink else {
+        return;
+    };
+    let _ = sink.send(message::termination(
+        TerminationReason::AdministrativelyClosed,
+        why,
+    ));
+    sink.close();
+    let mut task = slot._task;
+    tokio::spawn(async move {
+        // Dropping `task` when the grace time is over aborts it.
+        let _ = tokio::time::timeout(RETIRE_GRACE, &mut task.0).await;
+    });
+}
+
 /// Now, as a BMP timestamp (time since the Unix epoch).
 pub fn timestamp() -> Duration {
     SystemTime::now()
@@ -146,14 +167,8 @@ impl<T: From<Request> + Send + 'static> Hub<T> {
             .collect();
         for addr in gone {
             if let Some(slot) = self.collectors.remove(&addr) {
-                if let Some(sink) = &slot.sink {
-                    let _ = sink.send(message::termination(
-                        TerminationReason::AdministrativelyClosed,
-                        "collector removed from the configuration",
-                    ));
-                    sink.close();
-                }
                 removed.push(slot.config.display_name());
+                retire(slot, "collector removed from the configuration");
             }
         }
         for (addr, config) in wanted {
@@ -277,8 +292,14 @@ impl<T: From<Request> + Send + 'static> Hub<T> {
                 slot.counters.connected.store(false, Ordering::Relaxed);
                 let config = slot.config.clone();
                 let counters = slot.counters.clone();
+                // Each drop costs a full dump on reconnect: a collector that keeps falling
+                // behind waits longer each time (1 s doubling, up to the longest backoff).
+                let drops = counters.drops.load(Ordering::Relaxed);
+                let delay = MIN_BACKOFF
+                    .saturating_mul(1 << drops.min(5))
+                    .min(MAX_BACKOFF);
                 self.collectors.remove(&addr);
-                self.start(config, counters, MIN_BACKOFF);
+                self.start(config, counters, delay);
                 false
             }
         }

@@ -11,9 +11,9 @@ use bgp_proto::Update;
 use ipnet::IpNet;
 
 use super::{Command, Owner};
-use crate::bgp::fsm::DownReason;
+use crate::bgp::fsm::{self, DownReason};
 use crate::bgp::rib::PathAttrs;
-use crate::bgp::session::Session;
+use crate::bgp::session::{Output, Session};
 use crate::bmp::collector::Request;
 use crate::bmp::feed;
 use crate::bmp::hub::{Hub, View};
@@ -27,16 +27,14 @@ impl From<Request> for Command {
     }
 }
 
-/// The session is established on a connection between `addrs` (ours, the peer's).
+/// The session is established on a connection between `addrs` (ours, the peer's). Recorded
+/// even without collectors, so one added by a reload learns about the peers already up.
 pub(super) fn peer_up(
     hub: &mut BmpHub,
     peer: IpAddr,
     session: &Session,
     addrs: Option<(SocketAddr, SocketAddr)>,
 ) {
-    if !hub.is_active() {
-        return;
-    }
     let (Some(received), Some((local, remote))) = (session.fsm().remote_open(), addrs) else {
         return;
     };
@@ -51,9 +49,15 @@ pub(super) fn peer_up(
 
 /// The session left Established.
 pub(super) fn peer_down(hub: &mut BmpHub, peer: IpAddr, reason: &DownReason) {
-    if hub.is_active() {
-        hub.peer_down(peer, &feed::down_reason(reason));
-    }
+    hub.peer_down(peer, &feed::down_reason(reason));
+}
+
+/// Whether these outputs take the session down: its accepted routes are then withdrawn, which
+/// collectors learn from the Peer Down itself (RFC 7854 §4.9), not as post-policy withdrawals.
+pub(super) fn goes_down(outputs: &[Output]) -> bool {
+    outputs
+        .iter()
+        .any(|o| matches!(o, Output::Fsm(fsm::Output::Down { .. })))
 }
 
 /// An UPDATE as the peer sent it (pre-policy Route Monitoring).

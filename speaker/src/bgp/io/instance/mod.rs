@@ -936,6 +936,7 @@ impl Owner {
             });
         }
         let encode = slot.session.encode_context();
+        let bmp_going_down = bmp::goes_down(&outputs);
         let mut changed: Vec<IpNet> = Vec::new();
         let mut overflow: Option<ConnId> = None;
         for output in outputs {
@@ -1012,7 +1013,9 @@ impl Owner {
                 Output::Fsm(fsm::Output::Received(_)) => {}
                 Output::Routes { updated, withdrawn } => {
                     tracing::debug!(%peer, updated = updated.len(), withdrawn = withdrawn.len(), "accepted routes changed");
-                    bmp::post_policy(&mut self.bmp, peer, &updated, &withdrawn);
+                    if !bmp_going_down {
+                        bmp::post_policy(&mut self.bmp, peer, &updated, &withdrawn);
+                    }
                     changed.extend(updated.into_iter().map(|(p, _)| p));
                     changed.extend(withdrawn);
                 }
