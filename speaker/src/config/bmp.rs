@@ -239,6 +239,24 @@ mod tests {
         }
     }
 
+    /// The documented complete file (docs/configuration.md), which has a `bmp` section, parses.
+    #[test]
+    fn documented_complete_file_parses_with_its_collector() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let yaml = doc
+            .split_once("## A complete file")
+            .and_then(|(_, rest)| rest.split_once("```yaml\n"))
+            .and_then(|(_, rest)| rest.split_once("```"))
+            .map(|(yaml, _)| yaml)
+            .expect("a yaml block after the heading");
+        let config = parse(yaml, "docs/configuration.md").expect("valid");
+        let bmp = config.bgp.and_then(|b| b.bmp).expect("bmp section");
+        assert_eq!(
+            bmp.value.collectors.first().map(|c| c.value.display_name()),
+            Some("noc".to_owned())
+        );
+    }
+
     #[test]
     fn unknown_key_is_a_parse_error() {
         let result = parse(
