@@ -397,3 +397,87 @@ impl<T: From<Request> + Send + 'static> Hub<T> {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn collector(port: u16) -> CollectorConfig {
+        CollectorConfig {
+            address: IpAddr::from([127, 0, 0, 1]),
+            port,
+            name: None,
+            statistics_interval_seconds: 0,
+            route_monitoring: RouteMonitoringConfig::default(),
+            queue_limit_bytes: 64 << 10,
+        }
+    }
+
+    async fn connected(rx: &mut mpsc::Receiver<Request>) -> (CollectorId, Outbound) {
+        match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+            Ok(Some(Request::Connected { collector, sink })) => (collector, sink),
+            other => panic!("expected a connection, got {other:?}"),
+        }
+    }
+
+    /// A collector that accepts and never reads: once its queue is full the hub drops the
+    /// connection, counts it, and the collector's new task connects again.
+    #[tokio::test]
+    async fn full_queue_drops_the_connection_counts_it_and_reconnects() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (tx, mut rx) = mpsc::channel::<Request>(8);
+        let mut hub: Hub<Request> = Hub::new("n1".into(), tx.downgrade());
+        let (added, removed) = hub.configure(&[collector(port)]);
+        assert_eq!(added, [format!("127.0.0.1:{port}")]);
+        assert!(removed.is_empty());
+        let (first, sink) = connected(&mut rx).await;
+        let (_held, _) = listener.accept().await.expect("accept");
+        assert!(hub.attach(first, sink), "Initiation queued");
+        let chunk = Bytes::from(vec![0u8; 16 << 10]);
+        let mut pushed = 0;
+        while hub.status().first().is_some_and(|c| c.drops == 0) && pushed < 100_000 {
+            hub.broadcast(View::All, chunk.clone());
+            pushed += 1;
+            tokio::task::yield_now().await;
+        }
+        let status = hub.status();
+        assert_eq!(status.first().map(|c| c.drops), Some(1), "{status:?}");
+        assert!(
+            !hub.send_to(first, View::All, chunk.clone()),
+            "old task is gone"
+        );
+        let (second, _sink) = connected(&mut rx).await;
+        assert_ne!(first, second, "a new task reconnected");
+        let (added, removed) = hub.configure(&[]);
+        assert!(added.is_empty());
+        assert_eq!(removed, [format!("127.0.0.1:{port}")]);
+        assert!(!hub.is_active());
+    }
+
+    /// The view filter: a collector that only wants post-policy gets no pre-policy messages.
+    #[tokio::test]
+    async fn views_follow_the_route_monitoring_settings() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        let (tx, mut rx) = mpsc::channel::<Request>(8);
+        let mut hub: Hub<Request> = Hub::new("n1".into(), tx.downgrade());
+        let mut config = collector(port);
+        config.route_monitoring.pre_inbound_policy = false;
+        hub.configure(&[config]);
+        let (id, sink) = connected(&mut rx).await;
+        assert!(hub.attach(id, sink));
+        assert!(!hub.wants(id, View::PrePolicy));
+        assert!(hub.wants(id, View::PostPolicy));
+        let before = hub.status().first().map(|c| c.messages);
+        hub.broadcast(View::PrePolicy, Bytes::from_static(b"pre"));
+        assert_eq!(hub.status().first().map(|c| c.messages), before);
+        hub.broadcast(View::PostPolicy, Bytes::from_static(b"post"));
+        assert_eq!(
+            hub.status().first().map(|c| c.messages),
+            before.map(|n| n + 1)
+        );
+    }
+}
