@@ -306,6 +306,22 @@ fn stuck_collector_does_not_stall_bgp() {
             .ok_or(format!("{p:?} of {announced}"))
     })
     .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+    // The queue never holds more than its limit; the agent's peak memory is printed.
+    let collectors = speaker.bmp_collectors().expect("bmp status");
+    assert!(
+        collectors.iter().all(|c| c.queued_bytes <= 65536),
+        "{collectors:?}"
+    );
+    let peak = speaker
+        .process
+        .as_ref()
+        .and_then(|p| std::fs::read_to_string(format!("/proc/{}/status", p.pid())).ok())
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_default();
     let connections = {
         stop.store(true, Ordering::Relaxed);
         accepting.join().expect("accept thread")
@@ -315,7 +331,7 @@ fn stuck_collector_does_not_stall_bgp() {
         "the agent never connected to the collector"
     );
     println!(
-        "stuck collector: {drops} drop(s), {connections} connection(s), {announced} routes accepted"
+        "stuck collector: {drops} drop(s), {connections} connection(s), {announced} routes accepted, agent {peak}"
     );
     drop(exabgp);
 }
