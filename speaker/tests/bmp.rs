@@ -345,9 +345,12 @@ fn collector_added_by_reload_gets_a_dump_and_removed_one_a_termination() {
         .addr_add("eth1", &format!("{COLLECTOR}/29"))
         .expect("collector address");
     let collector = Pmbmpd::start(&t.peer, &t.dir("pmbmpd"), COLLECTOR, 11792);
-    let exabgp = ExaBgp::start(&t.peer, &t.dir("exabgp"), &[t.exabgp_neighbor()]).expect("exabgp");
+    // IPv6 routes over the IPv4 session too (MP_REACH_NLRI in the dump).
+    let mut neighbor = t.exabgp_neighbor();
+    neighbor.families.push("ipv6 unicast".to_owned());
+    let exabgp = ExaBgp::start(&t.peer, &t.dir("exabgp"), &[neighbor]).expect("exabgp");
     let peers = format!(
-        "    - address: {}\n      asn: 65000\n      passive: true\n{}",
+        "    - address: {}\n      asn: 65000\n      passive: true\n      families: [ipv4-unicast, ipv6-unicast]\n{}",
         t.peer_v4,
         timers()
     );
@@ -355,11 +358,14 @@ fn collector_added_by_reload_gets_a_dump_and_removed_one_a_termination() {
     let speaker = Speaker::start(&t.node, &t.dir("speaker"), &without);
     speaker.wait_state(t.peer_v4, "Established", UP);
     exabgp
-        .api("announce route 203.0.113.0/24 next-hop self\nannounce route 198.51.100.0/24 next-hop self")
+        .api(
+            "announce route 203.0.113.0/24 next-hop self\nannounce route 198.51.100.0/24 next-hop self\n\
+             announce route 2001:db8:1::/48 next-hop fd77::2",
+        )
         .expect("api");
     wait_until_ok("routes accepted", UP, || {
         let p = speaker.peer(t.peer_v4);
-        (p.prefixes_accepted == 2)
+        (p.prefixes_accepted == 3)
             .then_some(())
             .ok_or(format!("{p:?}"))
     })
@@ -375,7 +381,7 @@ fn collector_added_by_reload_gets_a_dump_and_removed_one_a_termination() {
         ),
     );
     speaker.reconfigure(&with);
-    let both: BTreeSet<String> = ["198.51.100.0/24", "203.0.113.0/24"]
+    let both: BTreeSet<String> = ["198.51.100.0/24", "2001:db8:1::/48", "203.0.113.0/24"]
         .map(str::to_owned)
         .into();
     wait_until_ok("dump at pmbmpd", UP, || {
