@@ -17,6 +17,8 @@ use crate::bgp::session::{Output, Session};
 use crate::bmp::collector::Request;
 use crate::bmp::feed;
 use crate::bmp::hub::{Hub, View};
+use crate::config::BgpConfig;
+use crate::config::bmp::CollectorConfig;
 
 /// The hub the owner feeds.
 pub(super) type BmpHub = Hub<Command>;
@@ -25,6 +27,14 @@ impl From<Request> for Command {
     fn from(request: Request) -> Self {
         Command::Bmp(request)
     }
+}
+
+/// The collectors `bgp.bmp` lists.
+pub(super) fn collectors(bgp: &BgpConfig) -> Vec<CollectorConfig> {
+    bgp.bmp
+        .as_ref()
+        .map(|b| b.value.collectors.iter().map(|c| c.value.clone()).collect())
+        .unwrap_or_default()
 }
 
 /// The session is established on a connection between `addrs` (ours, the peer's). Recorded

@@ -140,7 +140,8 @@ impl Instance {
         let accept_task = listener
             .clone()
             .map(|l| AbortOnDrop(tokio::spawn(listener::accept_loop(l, accepted_tx))));
-        let config_name = config.node.name.clone();
+        // BMP sysName: the node's name.
+        let sys_name = config.node.name.clone();
         let mut owner = Owner {
             config,
             bgp_config: bgp.clone(),
@@ -159,9 +160,9 @@ impl Instance {
             retiring_bfd: BTreeMap::new(),
             commands_tx: commands_tx.downgrade(),
             pending_changes: BTreeMap::new(),
-            bmp: bmp::BmpHub::new(bgp_sys_name(&config_name), commands_tx.downgrade()),
+            bmp: bmp::BmpHub::new(sys_name, commands_tx.downgrade()),
         };
-        owner.bmp.configure(&bmp_collectors(&bgp));
+        owner.bmp.configure(&bmp::collectors(&bgp));
         owner.local = local_routes(&owner.config, &owner.services);
         for peer in bgp.peers.clone() {
             owner.add_peer(peer)?;
@@ -373,19 +374,6 @@ pub(super) fn bfd_key(peer: &PeerConfig) -> Result<Option<AuthKey>> {
             peer: peer.address.value,
             source,
         })
-}
-
-/// BMP sysName: the node's name.
-fn bgp_sys_name(node: &str) -> String {
-    node.to_owned()
-}
-
-/// The collectors `bgp.bmp` lists.
-pub(super) fn bmp_collectors(bgp: &BgpConfig) -> Vec<crate::config::bmp::CollectorConfig> {
-    bgp.bmp
-        .as_ref()
-        .map(|b| b.value.collectors.iter().map(|c| c.value.clone()).collect())
-        .unwrap_or_default()
 }
 
 fn now_std() -> std::time::Instant {

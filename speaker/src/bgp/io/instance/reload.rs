@@ -199,7 +199,7 @@ impl Owner {
                 }
             }
         }
-        let (added, removed) = self.bmp.configure(&super::bmp_collectors(&new_bgp));
+        let (added, removed) = self.bmp.configure(&super::bmp::collectors(&new_bgp));
         report
             .bmp
             .extend(removed.into_iter().map(|n| format!("removed {n}")));
