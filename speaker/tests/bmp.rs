@@ -299,7 +299,7 @@ fn stuck_collector_does_not_stall_bgp() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
     // The BGP session never noticed: every route announced so far is accepted.
-    wait_until_ok("all routes accepted", UP, || {
+    wait_until_ok("all routes accepted", Duration::from_secs(120), || {
         let p = speaker.peer(t.peer_v4);
         (p.prefixes_accepted == announced as usize && p.state == "Established")
             .then_some(())

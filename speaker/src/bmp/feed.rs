@@ -219,6 +219,34 @@ mod tests {
     }
 
     #[test]
+    fn down_reasons_map_to_rfc_7854_codes() {
+        use bgp_proto::Notification;
+        use bgp_proto::iana::CeaseSubcode;
+        let n = Notification::cease(CeaseSubcode::AdministrativeShutdown);
+        let cases = [
+            (
+                DownReason::Stopped(n.clone()),
+                PeerDownReason::LocalNotification(n.clone()),
+            ),
+            (
+                DownReason::NotificationSent(n.clone()),
+                PeerDownReason::LocalNotification(n.clone()),
+            ),
+            (
+                DownReason::NotificationReceived(n.clone()),
+                PeerDownReason::RemoteNotification(n),
+            ),
+            (
+                DownReason::ConnectionLost,
+                PeerDownReason::RemoteNoNotification,
+            ),
+        ];
+        for (reason, want) in cases {
+            assert_eq!(down_reason(&reason), want, "{reason:?}");
+        }
+    }
+
+    #[test]
     fn statistics_count_both_views() {
         let bytes = statistics(&hdr(false), &rib(), 0);
         // Type 7 (2 routes), then type 8 (1 accepted).
