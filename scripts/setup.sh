@@ -7,7 +7,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 # Debian packages the daemons, tests and eBPF toolchain need.
 DEB_PACKAGES=(
-  bird2 frr gobgpd exabgp openbgpd
+  bird2 frr gobgpd exabgp openbgpd pmacct
   tcpdump tshark python3-scapy iproute2 iputils-ping arping ndisc6 ethtool bpftool
   curl netcat-openbsd procps psmisc bridge-utils
   llvm-22-dev libpolly-22-dev libzstd-dev zlib1g-dev clang

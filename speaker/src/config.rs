@@ -15,6 +15,7 @@ use serde_saphyr::Spanned;
 
 use crate::sources::external_ips::ExternalIpPolicy;
 
+pub mod bmp;
 pub mod nodes;
 
 /// Why a configuration could not be used.
@@ -296,6 +297,9 @@ pub struct BgpConfig {
     /// Absent: received routes are never installed.
     #[serde(default)]
     pub fib_import: Option<Spanned<FibImportConfig>>,
+    /// BMP collectors (RFC 7854) that get our peers and the routes they send; absent: none.
+    #[serde(default)]
+    pub bmp: Option<Spanned<bmp::BmpConfig>>,
 }
 
 /// Where and how accepted routes are installed into the kernel (`bgp.fibImport`).
@@ -948,6 +952,9 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 "a passive peer never connects, so port is unused".into(),
             ));
         }
+    }
+    if let Some(section) = &bgp.bmp {
+        bmp::validate(section, origin)?;
     }
     validate_advertisements(bgp, origin)
 }

@@ -11,6 +11,7 @@ pub mod advertise;
 pub mod api;
 pub mod bfd;
 pub mod bgp;
+pub mod bmp;
 pub mod config;
 pub mod daemon;
 pub mod error;

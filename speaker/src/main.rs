@@ -72,6 +72,8 @@ enum Command {
 enum BgpCommand {
     /// Show the BGP peers of the running agent.
     Peers(ShowArgs),
+    /// Show the BMP collectors (RFC 7854) the running agent reports to.
+    Bmp(ShowArgs),
     /// Show the routes advertised to or received from the BGP peers.
     Routes {
         /// `advertised` (Adj-RIB-Out) or `received` (Adj-RIB-In, with the import verdict).
@@ -217,6 +219,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Bgp(BgpCommand::Peers(args)) => show(&args, &Request::Peers),
+        Command::Bgp(BgpCommand::Bmp(args)) => show(&args, &Request::Bmp),
         Command::Services(args) => show(&args, &Request::Services),
         Command::L2(args) => show(&args, &Request::L2),
         Command::Reload(args) => show(&args, &Request::Reload),
@@ -424,6 +427,12 @@ fn show(args: &ShowArgs, request: &Request) -> anyhow::Result<()> {
     match response {
         Response::Peers { peers } if json => println!("{}", serde_json::to_string_pretty(&peers)?),
         Response::Peers { peers } => print!("{}", speaker::api::cli::render_peers(&peers)),
+        Response::Bmp { collectors } if json => {
+            println!("{}", serde_json::to_string_pretty(&collectors)?);
+        }
+        Response::Bmp { collectors } => {
+            print!("{}", speaker::api::cli::render_bmp(&collectors));
+        }
         Response::Services { services } if json => {
             println!("{}", serde_json::to_string_pretty(&services)?);
         }

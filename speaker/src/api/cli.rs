@@ -94,6 +94,31 @@ fn duration(seconds: u64) -> String {
     }
 }
 
+/// `herald bgp bmp`: one line per BMP collector.
+pub fn render_bmp(collectors: &[crate::bmp::hub::CollectorStatus]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{:<24} {:<46} {:<9} {:>8} {:>10} {:>12} {:>6} {:>10}",
+        "NAME", "ADDRESS", "STATE", "CONNECTS", "MESSAGES", "BYTES", "DROPS", "QUEUED"
+    );
+    for c in collectors {
+        let _ = writeln!(
+            out,
+            "{:<24} {:<46} {:<9} {:>8} {:>10} {:>12} {:>6} {:>10}",
+            printable(&c.name),
+            c.address,
+            if c.connected { "up" } else { "down" },
+            c.connects,
+            c.messages,
+            c.bytes,
+            c.drops,
+            c.queued_bytes,
+        );
+    }
+    out
+}
+
 /// A table of peers followed by per-peer details.
 pub fn render_peers(peers: &[PeerStatus]) -> String {
     let mut out = String::new();

@@ -31,6 +31,8 @@ use crate::l2::{L2, L2Report};
 pub enum Request {
     /// Status of every BGP peer.
     Peers,
+    /// BMP collectors: connection state and counters.
+    Bmp,
     /// Re-read the configuration file.
     Reload,
     /// Services and the addresses lb-ipam gave them.
@@ -61,6 +63,11 @@ pub enum Response {
     Peers {
         /// One per configured peer.
         peers: Vec<PeerStatus>,
+    },
+    /// BMP collector snapshots.
+    Bmp {
+        /// One per configured collector.
+        collectors: Vec<crate::bmp::hub::CollectorStatus>,
     },
     /// Service snapshots.
     Services {
@@ -162,6 +169,14 @@ impl Agent {
     pub async fn peers(&self) -> Result<Vec<PeerStatus>> {
         match &self.instance {
             Some(instance) => instance.peers().await,
+            None => Err(Error::Control("this speaker has no bgp section".into())),
+        }
+    }
+
+    /// The BMP collectors of the BGP instance.
+    pub async fn bmp_collectors(&self) -> Result<Vec<crate::bmp::hub::CollectorStatus>> {
+        match &self.instance {
+            Some(instance) => instance.bmp_collectors().await,
             None => Err(Error::Control("this speaker has no bgp section".into())),
         }
     }
@@ -325,6 +340,10 @@ async fn serve_one(stream: UnixStream, agent: Agent) -> Result<()> {
         };
         let answer = match serde_json::from_str::<Request>(&line) {
             Ok(Request::Peers) => agent.peers().await.map(|peers| Response::Peers { peers }),
+            Ok(Request::Bmp) => agent
+                .bmp_collectors()
+                .await
+                .map(|collectors| Response::Bmp { collectors }),
             Ok(Request::Reload) => agent
                 .reload()
                 .await

@@ -24,6 +24,7 @@ use prometheus_client::metrics::gauge::ConstGauge;
 use crate::api::control::Agent;
 use crate::bgp::fsm::State;
 use crate::bgp::io::instance::{InstanceHandle, PeerStatus};
+use crate::bmp::hub::CollectorStatus;
 use crate::daemon::ServingView;
 use crate::error::{Error, Result};
 use crate::ipam::ServiceStatus;
@@ -36,6 +37,8 @@ const DATAPATH_STATUS_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct AgentCollector {
     /// BGP peers.
     pub peers: Option<Vec<PeerStatus>>,
+    /// BMP collectors (with a BGP instance).
+    pub bmp: Option<Vec<CollectorStatus>>,
     /// lb-ipam's (or, in Kubernetes mode, the cluster's) service allocations.
     pub services: Option<Vec<ServiceStatus>>,
     /// The L2 announcer.
@@ -51,9 +54,12 @@ pub struct AgentCollector {
 impl AgentCollector {
     /// Reads `agent`'s snapshots.
     pub async fn snapshot(agent: &Agent) -> Result<Self> {
-        let peers = match &agent.instance {
-            Some(_) => Some(agent.peers().await?),
-            None => None,
+        let (peers, bmp) = match &agent.instance {
+            Some(_) => (
+                Some(agent.peers().await?),
+                Some(agent.bmp_collectors().await?),
+            ),
+            None => (None, None),
         };
         let services = if agent.ipam.is_some() || agent.cluster_services.is_some() {
             Some(agent.services()?)
@@ -82,6 +88,7 @@ impl AgentCollector {
         };
         Ok(Self {
             peers,
+            bmp,
             services,
             l2: agent.l2.as_ref().map(|l2| l2.status()),
             serving,
@@ -95,6 +102,9 @@ impl Collector for AgentCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         if let Some(peers) = &self.peers {
             encode_peers(peers, &mut encoder)?;
+        }
+        if let Some(collectors) = &self.bmp {
+            encode_bmp(collectors, &mut encoder)?;
         }
         if let Some(services) = &self.services {
             encode_services(services, &mut encoder)?;
@@ -138,6 +148,57 @@ fn per_peer<'a, M>(
     value: impl Fn(&PeerStatus) -> M + 'a,
 ) -> impl Iterator<Item = (Labels, M)> + 'a {
     peers.iter().map(move |p| (peer_labels(p), value(p)))
+}
+
+/// BMP collectors, per collector (labels `collector` (address:port) and `name`).
+fn encode_bmp(collectors: &[CollectorStatus], e: &mut DescriptorEncoder<'_>) -> fmt::Result {
+    let per = |value: fn(&CollectorStatus) -> u64| {
+        collectors.iter().map(move |c| {
+            (
+                vec![
+                    ("collector", c.address.to_string()),
+                    ("name", label_value(&c.name)),
+                ],
+                value(c),
+            )
+        })
+    };
+    encode_family(
+        e,
+        "herald_bmp_collector_connected",
+        "1 while the BMP collector's connection is up, 0 otherwise.",
+        per(|c| u64::from(c.connected)).map(|(l, v)| (l, gauge(v))),
+    )?;
+    encode_family(
+        e,
+        "herald_bmp_connections",
+        "BMP connections established to the collector.",
+        per(|c| c.connects).map(|(l, v)| (l, ConstCounter::new(v))),
+    )?;
+    encode_family(
+        e,
+        "herald_bmp_messages",
+        "BMP messages queued for the collector.",
+        per(|c| c.messages).map(|(l, v)| (l, ConstCounter::new(v))),
+    )?;
+    encode_family(
+        e,
+        "herald_bmp_sent_bytes",
+        "Bytes written to the BMP collector.",
+        per(|c| c.bytes).map(|(l, v)| (l, ConstCounter::new(v))),
+    )?;
+    encode_family(
+        e,
+        "herald_bmp_queue_overflow_drops",
+        "Connections to the BMP collector dropped because its queue was full (it did not keep up); it is resynchronised on reconnect.",
+        per(|c| c.drops).map(|(l, v)| (l, ConstCounter::new(v))),
+    )?;
+    encode_family(
+        e,
+        "herald_bmp_queued_bytes",
+        "Bytes waiting in the BMP collector's queue.",
+        per(|c| c.queued_bytes).map(|(l, v)| (l, gauge(v))),
+    )
 }
 
 /// BGP sessions, per peer (labels `peer` and `name`).
@@ -550,6 +611,37 @@ mod tests {
             .count();
         assert_eq!(states, State::ALL.len());
         assert!(text.contains("# TYPE herald_bgp_updates_received counter\n"));
+    }
+
+    #[test]
+    fn bmp_collectors_expose_connection_and_drop_counters() {
+        let text = render(AgentCollector {
+            bmp: Some(vec![CollectorStatus {
+                name: "pmbmpd".into(),
+                address: "10.0.0.9:1790".parse().expect("address"),
+                connected: true,
+                connects: 2,
+                messages: 40,
+                bytes: 4000,
+                drops: 1,
+                queued_bytes: 0,
+            }]),
+            ..Default::default()
+        });
+        let s = samples(&text);
+        let c = r#"collector="10.0.0.9:1790",name="pmbmpd""#;
+        for (series, want) in [
+            (format!("herald_bmp_collector_connected{{{c}}}"), "1"),
+            (format!("herald_bmp_connections_total{{{c}}}"), "2"),
+            (format!("herald_bmp_messages_total{{{c}}}"), "40"),
+            (format!("herald_bmp_queue_overflow_drops_total{{{c}}}"), "1"),
+        ] {
+            assert_eq!(
+                value(&s, &series).as_deref(),
+                Some(want),
+                "{series}\n{text}"
+            );
+        }
     }
 
     #[test]

@@ -162,6 +162,18 @@ impl Speaker {
         .unwrap_or_else(|e| panic!("{e}\nspeaker log:\n{}", self.log()))
     }
 
+    /// The BMP collectors and their counters.
+    pub fn bmp_collectors(&self) -> Result<Vec<speaker::bmp::hub::CollectorStatus>, String> {
+        match self
+            .runtime
+            .block_on(request(&self.socket, &Request::Bmp))
+            .map_err(|e| e.to_string())?
+        {
+            Response::Bmp { collectors } => Ok(collectors),
+            other => Err(format!("unexpected {other:?}")),
+        }
+    }
+
     /// `speaker reset`, through the control socket.
     pub fn reset(&self, peer: &str, kind: PeerReset) -> Result<Response, String> {
         self.runtime

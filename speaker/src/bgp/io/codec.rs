@@ -158,6 +158,34 @@ impl Outbound {
     }
 }
 
+impl OutboundRx {
+    /// The next queued message; `None` once the queue is closed or told to close.
+    pub async fn recv(&mut self) -> Option<Bytes> {
+        match self.rx.recv().await? {
+            WriteCommand::Send(bytes) => {
+                self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                Some(bytes)
+            }
+            WriteCommand::Close => None,
+        }
+    }
+
+    /// A message already queued, without waiting; `None` when there is none or the queue is
+    /// closing (the next [`OutboundRx::recv`] then says which).
+    pub fn try_recv(&mut self) -> Option<Bytes> {
+        match self.rx.try_recv().ok()? {
+            WriteCommand::Send(bytes) => {
+                self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+                Some(bytes)
+            }
+            WriteCommand::Close => {
+                self.rx.close();
+                None
+            }
+        }
+    }
+}
+
 /// How a writer ended, when the owner must act on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteEnd {

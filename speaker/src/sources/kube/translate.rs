@@ -481,6 +481,8 @@ fn bgp(
             .fib_import
             .as_ref()
             .map(|_| spanned(crate::config::FibImportConfig::default())),
+        // BMP is configured in the standalone file only (no CRD field yet).
+        bmp: None,
     });
 }
 

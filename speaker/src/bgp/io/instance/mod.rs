@@ -45,6 +45,7 @@ use crate::fib::driver::FibHandle;
 use crate::import_policy::PeerInfo;
 use crate::task::AbortOnDrop;
 
+mod bmp;
 mod reload;
 mod restart_state;
 mod route_server;
@@ -68,6 +69,8 @@ enum Command {
     BfdDown(IpAddr),
     BfdState(IpAddr, String),
     BfdRegistered(IpAddr, AuthFailureCounter),
+    Bmp(crate::bmp::collector::Request),
+    BmpStatus(oneshot::Sender<Vec<crate::bmp::hub::CollectorStatus>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -137,6 +140,8 @@ impl Instance {
         let accept_task = listener
             .clone()
             .map(|l| AbortOnDrop(tokio::spawn(listener::accept_loop(l, accepted_tx))));
+        // BMP sysName: the node's name.
+        let sys_name = config.node.name.clone();
         let mut owner = Owner {
             config,
             bgp_config: bgp.clone(),
@@ -155,7 +160,9 @@ impl Instance {
             retiring_bfd: BTreeMap::new(),
             commands_tx: commands_tx.downgrade(),
             pending_changes: BTreeMap::new(),
+            bmp: bmp::BmpHub::new(sys_name, commands_tx.downgrade()),
         };
+        owner.bmp.configure(&bmp::collectors(&bgp));
         owner.local = local_routes(&owner.config, &owner.services);
         for peer in bgp.peers.clone() {
             owner.add_peer(peer)?;
@@ -231,6 +238,16 @@ impl InstanceHandle {
             .map_err(|_| Error::InstanceGone)
     }
 
+    /// The BMP collectors and their counters.
+    pub async fn bmp_collectors(&self) -> Result<Vec<crate::bmp::hub::CollectorStatus>> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::BmpStatus(tx))
+            .await
+            .map_err(|_| Error::InstanceGone)?;
+        rx.await.map_err(|_| Error::InstanceGone)
+    }
+
     /// Routes advertised to or received from peers.
     pub async fn routes(&self, query: RouteQuery) -> Result<Vec<RouteRow>> {
         let (tx, rx) = oneshot::channel();
@@ -266,6 +283,8 @@ struct ConnSlot {
     peer: IpAddr,
     writer: Outbound,
     context: watch::Sender<DecodeContext>,
+    /// Our address and the peer's on this connection (BMP Peer Up).
+    addrs: Option<(SocketAddr, SocketAddr)>,
     _reader: AbortOnDrop,
     _writer_task: JoinHandle<()>,
 }
@@ -315,6 +334,8 @@ struct Owner {
     /// Prefixes whose accepted routes changed, by the peer they came from, not yet passed on
     /// to the route-server clients and the FIB (see [`Owner::flush_route_changes`]).
     pending_changes: BTreeMap<IpAddr, Vec<IpNet>>,
+    /// BMP collectors (`bgp.bmp`) and what they were told.
+    bmp: bmp::BmpHub,
 }
 
 /// Least time between two replays of a family's Adj-RIB-Out for ROUTE-REFRESH requests.
@@ -716,6 +737,10 @@ impl Owner {
                     slot.bfd_auth_failures = Some(counter);
                 }
             }
+            Command::Bmp(request) => self.on_bmp(request),
+            Command::BmpStatus(reply) => {
+                let _ = reply.send(self.bmp.status());
+            }
             Command::Shutdown(_) => {}
         }
     }
@@ -770,7 +795,12 @@ impl Owner {
                     return;
                 };
                 let outputs = match event {
-                    ReadEvent::Message(decoded) => slot.session.received(now, conn, decoded),
+                    ReadEvent::Message(decoded) => {
+                        if let Message::Update(update) = &decoded.message {
+                            bmp::pre_policy(&mut self.bmp, peer, update);
+                        }
+                        slot.session.received(now, conn, decoded)
+                    }
                     ReadEvent::Malformed(error) => {
                         tracing::warn!(%peer, %error, "malformed message");
                         let notification = error
@@ -838,6 +868,7 @@ impl Owner {
             .map(|a| a.ip().to_canonical())
             .unwrap_or(IpAddr::from([0u8; 4]));
         let link_local = link_local_for(local, peer);
+        let addrs = stream.local_addr().ok().zip(stream.peer_addr().ok());
         let _ = stream.set_nodelay(true);
         let (read_half, write_half) = stream.into_split();
         let (context_tx, context_rx) = watch::channel(DecodeContext::default());
@@ -864,6 +895,7 @@ impl Owner {
                 peer,
                 writer: writer_tx,
                 context: context_tx,
+                addrs,
                 _reader: reader,
                 _writer_task: writer_task,
             },
@@ -896,6 +928,7 @@ impl Owner {
             });
         }
         let encode = slot.session.encode_context();
+        let bmp_going_down = bmp::goes_down(&outputs);
         let mut changed: Vec<IpNet> = Vec::new();
         let mut overflow: Option<ConnId> = None;
         for output in outputs {
@@ -946,8 +979,10 @@ impl Owner {
                         c.writer.close();
                     }
                 }
-                Output::Fsm(fsm::Output::Established { negotiated, .. }) => {
+                Output::Fsm(fsm::Output::Established { negotiated, conn }) => {
                     tracing::info!(%peer, remote_asn = negotiated.remote_asn, hold = negotiated.hold_time, "session established");
+                    let addrs = self.conns.get(&conn).and_then(|c| c.addrs);
+                    bmp::peer_up(&mut self.bmp, peer, &slot.session, addrs);
                     if let Some(gr) = slot.session.config().graceful_restart
                         && gr.restarting
                     {
@@ -962,6 +997,7 @@ impl Owner {
                 }
                 Output::Fsm(fsm::Output::Down { reason, .. }) => {
                     tracing::warn!(%peer, reason = %reason.describe(), "session down");
+                    bmp::peer_down(&mut self.bmp, peer, &reason);
                 }
                 Output::Fsm(fsm::Output::StateChange { from, to }) => {
                     tracing::debug!(%peer, from = from.name(), to = to.name(), "state change");
@@ -969,6 +1005,9 @@ impl Owner {
                 Output::Fsm(fsm::Output::Received(_)) => {}
                 Output::Routes { updated, withdrawn } => {
                     tracing::debug!(%peer, updated = updated.len(), withdrawn = withdrawn.len(), "accepted routes changed");
+                    if !bmp_going_down {
+                        bmp::post_policy(&mut self.bmp, peer, &updated, &withdrawn);
+                    }
                     changed.extend(updated.into_iter().map(|(p, _)| p));
                     changed.extend(withdrawn);
                 }
@@ -1043,6 +1082,8 @@ impl Owner {
                 self.apply(address, outputs);
             }
         }
+        // Collectors get the Peer Downs above, then a Termination.
+        self.bmp.stop(Duration::from_secs(1)).await;
         // Let the writers flush their last messages.
         let writers: Vec<JoinHandle<()>> = self
             .conns

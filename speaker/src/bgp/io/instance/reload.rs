@@ -33,6 +33,10 @@ pub struct ReloadReport {
     pub updated: Vec<IpAddr>,
     /// Changes that need a restart of the speaker to apply.
     pub ignored: Vec<String>,
+    /// BMP collectors started or stopped (`added NAME` / `removed NAME`; a changed collector
+    /// is removed and added).
+    #[serde(default)]
+    pub bmp: Vec<String>,
 }
 
 /// Whether two configurations of a peer describe the same peering, so that a reload may apply
@@ -197,6 +201,13 @@ impl Owner {
                 }
             }
         }
+        let (added, removed) = self.bmp.configure(&super::bmp::collectors(&new_bgp));
+        report
+            .bmp
+            .extend(removed.into_iter().map(|n| format!("removed {n}")));
+        report
+            .bmp
+            .extend(added.into_iter().map(|n| format!("added {n}")));
         if let Some(services) = services {
             self.services = services;
         }
