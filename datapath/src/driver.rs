@@ -14,7 +14,7 @@
 //! All of it acts in the calling thread's network namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,9 +54,10 @@ pub struct ServiceInput {
 pub struct BackendInput {
     /// Backend (pod) address and port; same address family as the VIP.
     pub addr: SocketAddr,
-    /// Underlay IPv4 address of the node it runs on: one of this node's addresses makes it
-    /// local (DNAT, no encapsulation), any other is reached through Geneve.
-    pub node: Ipv4Addr,
+    /// Underlay address of the node it runs on: one of this node's addresses makes it local
+    /// (DNAT, no encapsulation), any other is reached through Geneve over that address's
+    /// family (IPv4 or IPv6, whatever the backend's own family).
+    pub node: IpAddr,
     /// Maglev weight (0: no new flows).
     pub weight: u16,
 }
@@ -64,8 +65,8 @@ pub struct BackendInput {
 /// This node's underlay identity, as the XDP program needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeIdentity {
-    /// Outer source address.
-    pub addr: Ipv4Addr,
+    /// Outer source address (its family is the node's underlay family).
+    pub addr: IpAddr,
     /// Uplink MAC (outer source MAC).
     pub mac: [u8; 6],
     /// Uplink MTU.
@@ -80,7 +81,7 @@ pub struct Unresolved {
     /// The backend.
     pub backend: SocketAddr,
     /// Its node.
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
 }
 
 /// The specs to program and what was left out.
@@ -95,7 +96,7 @@ pub struct Desired {
 }
 
 /// The remote nodes whose next hop must be resolved: every backend node that is not local.
-pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<Ipv4Addr>) -> BTreeSet<Ipv4Addr> {
+pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
     services
         .iter()
         .flat_map(|s| s.backends.iter().map(|b| b.node))
@@ -108,8 +109,8 @@ pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<Ipv4Addr>) -> BT
 /// [`Desired::unresolved`]) until that is known.
 pub fn desired(
     services: &[ServiceInput],
-    local: &BTreeSet<Ipv4Addr>,
-    macs: &BTreeMap<Ipv4Addr, [u8; 6]>,
+    local: &BTreeSet<IpAddr>,
+    macs: &BTreeMap<IpAddr, [u8; 6]>,
 ) -> Desired {
     let mut out = Desired::default();
     let mut seen = BTreeMap::new();
@@ -185,15 +186,15 @@ pub struct ApplyReport {
 pub struct Datapath {
     config: DatapathConfig,
     pin_dir: PathBuf,
-    node_addr: Option<Ipv4Addr>,
+    node_addr: Option<IpAddr>,
     loader: Loader,
     reconciler: Reconciler,
     xdp_attached: bool,
     taken_over: bool,
     identity: Option<NodeIdentity>,
-    macs: BTreeMap<Ipv4Addr, [u8; 6]>,
+    macs: BTreeMap<IpAddr, [u8; 6]>,
     /// Nodes a resolution was tried for (an `apply` waits only for new ones).
-    tried: BTreeSet<Ipv4Addr>,
+    tried: BTreeSet<IpAddr>,
     last: Vec<ServiceInput>,
     /// Problems found at start, reported with every later report until they go away.
     start_problems: Vec<String>,
@@ -207,12 +208,12 @@ impl Datapath {
     /// Loads the object (maps pinned in `pin_dir_override` or the config's `pinDir`) and attaches
     /// XDP/TC to the configured interfaces through pinned links. When an earlier agent left
     /// pinned maps and links, their state is adopted and their links take this process's
-    /// programs atomically. `node_addr`: this node's underlay IPv4 (`None`: the first IPv4 of
-    /// the XDP interface).
+    /// programs atomically. `node_addr`: this node's underlay address, IPv4 or IPv6 (`None`:
+    /// the first IPv4 of the XDP interface).
     pub fn start(
         cfg: &DatapathConfig,
         pin_dir_override: Option<&Path>,
-        node_addr: Option<Ipv4Addr>,
+        node_addr: Option<IpAddr>,
     ) -> Result<Self> {
         cfg.validate("datapath config")?;
         let pin_dir = pin_dir_override.map_or_else(|| cfg.pin_dir.clone(), Path::to_path_buf);
@@ -312,10 +313,10 @@ impl Datapath {
     }
 
     /// Makes the set of load-balancer nodes whose Geneve packets this node's TC ingress program
-    /// decapsulates exactly `nodes` (their underlay IPv4 addresses; the caller passes every
-    /// node of its node list). Geneve to this node from any other source is dropped. The set is
-    /// kept in the pinned maps across agent restarts.
-    pub fn set_lb_nodes(&mut self, nodes: &[Ipv4Addr]) -> Result<()> {
+    /// decapsulates exactly `nodes` (their underlay addresses, IPv4 or IPv6; the caller passes
+    /// every node of its node list). Geneve to this node from any other source is dropped. The
+    /// set is kept in the pinned maps across agent restarts.
+    pub fn set_lb_nodes(&mut self, nodes: &[IpAddr]) -> Result<()> {
         self.loader.set_lb_nodes(nodes)
     }
 
@@ -403,11 +404,11 @@ impl Datapath {
         let name = iface.name.value.as_str();
         let addr = match self.node_addr {
             Some(a) => a,
-            None => neighbour::interface_ipv4(name)?.ok_or_else(|| {
+            None => IpAddr::V4(neighbour::interface_ipv4(name)?.ok_or_else(|| {
                 Error::Neighbour(format!(
                     "{name} has no IPv4 address yet (and no node address was given)"
                 ))
-            })?,
+            })?),
         };
         let mtu = match &self.config.mtu {
             Some(m) => m.value,
@@ -426,13 +427,18 @@ impl Datapath {
             && identity != self.identity
         {
             let seed = self.config.seed()?;
+            let (node_addr, node_addr6) = match id.addr {
+                IpAddr::V4(a) => (a.octets(), [0; 16]),
+                IpAddr::V6(a) => ([0; 4], a.octets()),
+            };
             let cfg = Config {
-                node_addr: id.addr.octets(),
+                node_addr,
                 node_mac: id.mac,
                 mtu: id.mtu,
                 maglev_m: self.config.table_size(),
                 jhash_v4: seed.jhash_v4,
                 jhash_v6: seed.jhash_v6,
+                node_addr6,
             };
             if self.loader.config()? != cfg {
                 self.loader.set_config(&cfg)?;
@@ -444,7 +450,7 @@ impl Datapath {
     }
 
     fn reconcile(&mut self, resolve_all: bool) -> Result<ApplyReport> {
-        let mut local = neighbour::local_ipv4s()?;
+        let mut local = neighbour::local_addrs()?;
         if let Some(id) = self.identity {
             local.insert(id.addr);
         }
@@ -508,7 +514,7 @@ impl Datapath {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
 

@@ -88,7 +88,7 @@ fn web(backends: &[(usize, SocketAddr)]) -> ServiceInput {
             .iter()
             .map(|(j, addr)| BackendInput {
                 addr: *addr,
-                node: be_addr(*j).0,
+                node: be_addr(*j).0.into(),
                 weight: 100,
             })
             .collect(),
@@ -105,9 +105,9 @@ fn start_backends(net: &Net, pins: &Path) -> Vec<Datapath> {
             let cfg = be_config(&pins.join(format!("be{}", j + 1)));
             in_netns(ns, || {
                 let mut dp = Datapath::start(&cfg, None, None)?;
-                let nodes: Vec<_> = (1..=2)
-                    .map(|i| lb_addr(i).0)
-                    .chain((1..=2).map(|j| be_addr(j).0))
+                let nodes: Vec<std::net::IpAddr> = (1..=2)
+                    .map(|i| lb_addr(i).0.into())
+                    .chain((1..=2).map(|j| be_addr(j).0.into()))
                     .collect();
                 dp.set_lb_nodes(&nodes)?;
                 dp.apply(&[web(&backends())])?;

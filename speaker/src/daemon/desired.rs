@@ -19,7 +19,7 @@
 //!   backend; only served addresses survive [`gate`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use datapath::maglev::{DEFAULT_WEIGHT, Proto};
 use datapath::{BackendInput, ServiceInput};
@@ -128,16 +128,10 @@ pub fn service_table(inputs: &TableInputs<'_>) -> ServiceTable {
                         ));
                         continue;
                     }
+                    // The node's underlay address, of either family: Geneve to it goes in
+                    // outer headers of that family, whatever the endpoint's own.
                     let node = match inputs.nodes.get(node_name) {
-                        Some(IpAddr::V4(addr)) => *addr,
-                        Some(IpAddr::V6(addr)) => {
-                            problems.insert(format!(
-                                "{}/{}: endpoint {} on node {node_name} ({addr}) left out: \
-                                 not implemented: IPv6 underlay",
-                                service.namespace, service.name, endpoint.ip
-                            ));
-                            continue;
-                        }
+                        Some(addr) => *addr,
                         None => {
                             problems.insert(format!(
                                 "{}/{}: endpoint {} left out: node {:?} has no known underlay \
@@ -223,11 +217,8 @@ pub fn gate(state: &ServiceState, served: &BTreeSet<IpAddr>) -> ServiceState {
 }
 
 /// The underlay address of this node from the node list, when it is IPv4.
-pub fn own_address(node_name: &str, nodes: &BTreeMap<String, IpAddr>) -> Option<Ipv4Addr> {
-    match nodes.get(node_name) {
-        Some(IpAddr::V4(a)) => Some(*a),
-        _ => None,
-    }
+pub fn own_address(node_name: &str, nodes: &BTreeMap<String, IpAddr>) -> Option<IpAddr> {
+    nodes.get(node_name).copied()
 }
 
 #[cfg(test)]
