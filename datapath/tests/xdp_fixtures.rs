@@ -1121,23 +1121,6 @@ fn a_syn_flood_does_not_evict_an_established_flows_reverse_nat() {
 
 /// Recomputes an untagged IPv4 frame's total length, header checksum and TCP/UDP checksum
 /// after bytes were spliced in.
-fn fix_v4(f: &mut [u8]) {
-    let ihl = usize::from(f[14] & 0x0f) * 4;
-    let total = (f.len() - 14) as u16;
-    f[16..18].copy_from_slice(&total.to_be_bytes());
-    f[24..26].copy_from_slice(&[0, 0]);
-    let c = !csum::fold(csum::sum_words(&f[14..14 + ihl], 0));
-    f[24..26].copy_from_slice(&c.to_be_bytes());
-    let proto = f[23];
-    let src: [u8; 4] = f[26..30].try_into().expect("4");
-    let dst: [u8; 4] = f[30..34].try_into().expect("4");
-    let l4 = 14 + ihl;
-    let off = l4 + if proto == 6 { 16 } else { 6 };
-    f[off..off + 2].copy_from_slice(&[0, 0]);
-    let c = l4_checksum_v4(&src, &dst, proto, &f[l4..]);
-    f[off..off + 2].copy_from_slice(&c.to_be_bytes());
-}
-
 /// `f` (an untagged IPv4 frame from [`frame_v4`]) with IP options `opts` (a multiple of 4
 /// bytes) after its fixed header.
 fn with_ip_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
@@ -1145,17 +1128,6 @@ fn with_ip_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
     g[14] = 0x40 | (5 + opts.len() / 4) as u8;
     g.extend_from_slice(opts);
     g.extend_from_slice(&f[34..]);
-    fix_v4(&mut g);
-    g
-}
-
-/// `f` (an untagged IPv4 TCP frame from [`frame_v4`]) with TCP options `opts` (a multiple of 4
-/// bytes) after its fixed header.
-fn with_tcp_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
-    let mut g = f[..54].to_vec();
-    g[46] = ((5 + opts.len() / 4) as u8) << 4;
-    g.extend_from_slice(opts);
-    g.extend_from_slice(&f[54..]);
     fix_v4(&mut g);
     g
 }
