@@ -124,8 +124,9 @@ pub fn service_table(inputs: &TableInputs<'_>) -> ServiceTable {
                     if endpoint.ip.is_ipv4() != vip.is_ipv4() {
                         // A dual-stack service's endpoints of the other family serve its
                         // address of that family: nothing wrong with them here.
-                        let served_elsewhere =
-                            addresses.iter().any(|a| a.is_ipv4() == endpoint.ip.is_ipv4());
+                        let served_elsewhere = addresses
+                            .iter()
+                            .any(|a| a.is_ipv4() == endpoint.ip.is_ipv4());
                         if served_elsewhere {
                             continue;
                         }
