@@ -415,3 +415,60 @@ fn syn_ack_mss_is_lowered_for_an_outer_ipv6_header() {
     assert_eq!(r.data, want, "SYN-ACK leaves from VIP:80 with MSS {MAX}");
     assert_eq!(counter(&l, Counter::MssClamped), 1);
 }
+
+/// An independent decoder (scapy) reads what the XDP program sends for the IPv6 service over
+/// the IPv6 underlay: outer IPv6 (UDP, hop limit 64, our addresses, payload length), UDP 6081
+/// with a zero checksum, Geneve with the five-word DSR option, and the inner IPv6 packet to
+/// the backend.
+#[test]
+fn scapy_decodes_geneve_in_outer_ipv6() {
+    if !root() {
+        return;
+    }
+    let python = "/usr/bin/python3";
+    let probe = std::process::Command::new(python)
+        .args(["-c", "import scapy.contrib.geneve"])
+        .output();
+    if !matches!(&probe, Ok(o) if o.status.success()) {
+        panic!("scapy (python3-scapy) is required for the Geneve wire check: {probe:?}");
+    }
+    let mut l = node(1600);
+    let input = frame_v6(client6(), vip6(), 41005, 443, 0x02, b"");
+    let out = l.run_xdp(programs::XDP_LB, &input, 1).expect("run").data;
+    let script = r#"
+import sys, ipaddress
+from scapy.layers.l2 import Ether
+from scapy.layers.inet import UDP, TCP
+from scapy.layers.inet6 import IPv6
+from scapy.contrib.geneve import GENEVE
+frame = Ether(bytes.fromhex(sys.argv[1]))
+outer = frame[IPv6]
+assert outer.nh == 17 and outer.hlim == 64, (outer.nh, outer.hlim)
+assert outer.plen == len(bytes(outer.payload)), (outer.plen, len(bytes(outer.payload)))
+u = frame[UDP]
+assert u.dport == 6081 and u.chksum == 0, (u.dport, u.chksum)
+g = frame[GENEVE]
+assert g.proto == 0x6558, hex(g.proto)
+raw = bytes(g.options[0])
+cls = int.from_bytes(raw[0:2], "big"); typ = raw[2]; length = raw[3] & 0x1f
+vip = ipaddress.IPv6Address(raw[4:20]); port = int.from_bytes(raw[20:22], "big")
+inner = Ether(bytes(g.payload))
+print(f"outer={outer.src}>{outer.dst} class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inner={inner[IPv6].dst}:{inner[TCP].dport}")
+"#;
+    let hexframe: String = out.iter().map(|b| format!("{b:02x}")).collect();
+    let res = std::process::Command::new(python)
+        .args(["-c", script, &hexframe])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&res.stdout);
+    assert!(
+        res.status.success(),
+        "scapy failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    assert_eq!(
+        stdout.trim_end(),
+        "outer=fd00:0:1::2>fd00:0:11::2 class=0x014b type=0x81 len=5 vip=fd00:96::1 port=443 \
+         inner=fd00:244:1::10:8443"
+    );
+}
