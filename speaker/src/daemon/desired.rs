@@ -9,9 +9,10 @@
 //!   `loadBalancerIP`s), its `externalIPs`, and its cluster IPs when an advertisement announces
 //!   cluster IPs. Each address × service port is one datapath entry.
 //! - Backends are the *ready* endpoints that serve the port (matched by name and protocol), each
-//!   on the underlay address of its node (`nodes:` or the Node's InternalIP). An endpoint whose
-//!   node has no known address, or whose family differs from the address's, is left out and
-//!   reported.
+//!   on the underlay address of its node (`nodes:` or the Node's InternalIP; IPv4 or IPv6, the
+//!   outer family of the Geneve packets to it, whatever the endpoint's). An endpoint whose node
+//!   has no known address, or whose family differs from the address's, is left out; reported
+//!   unless the service has an address of the endpoint's family (a dual-stack service).
 //! - `externalTrafficPolicy: Local`: only this node's endpoints, so a flow is never sent to
 //!   another node and the client address reaches the pod. Without one, the address gets no entry:
 //!   it is not served here and so not announced from here.

@@ -251,3 +251,41 @@ fn endpoints_on_nodes_with_ipv6_underlay_addresses_are_programmed_with_them() {
     assert!(t.problems.is_empty(), "{:?}", t.problems);
     assert_eq!(own_address("n1", &nodes), Some(ip("fd00:0:1::2")));
 }
+
+#[test]
+fn a_dual_stack_services_endpoints_serve_its_address_of_their_family_without_problems() {
+    let mut dual = web();
+    dual.endpoints = vec![
+        endpoint("10.244.1.10", "n1", true),
+        endpoint("fd00:244:1::10", "n1", true),
+    ];
+    let mut s = state(vec![dual], &[]);
+    s.allocations.insert(
+        ServiceKey::new("default", "web"),
+        vec![ip("10.200.0.10"), ip("fd00:200::10")],
+    );
+    let t = table(&s, "n1");
+    let got: Vec<(IpAddr, Vec<String>)> = t
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.vip,
+                s.backends.iter().map(|b| b.addr.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ip("10.200.0.10"), vec!["10.244.1.10:8080".to_owned()]),
+            (ip("fd00:200::10"), vec!["[fd00:244:1::10]:8080".to_owned()]),
+        ]
+    );
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    // A single-stack service's endpoint of the other family is still reported.
+    let mut single = web();
+    single.endpoints = vec![endpoint("fd00:244:1::10", "n1", true)];
+    let t = table(&state(vec![single], &[("web", "10.200.0.10")]), "n1");
+    assert_eq!(t.problems.len(), 1, "{:?}", t.problems);
+}
