@@ -794,7 +794,8 @@ fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<Str
         let path = dir.join(name);
         Ok(!path.exists() || MapInfo::from_pin(&path)?.value_size() as usize == size)
     };
-    if !value_fits(MAP_CONFIG, std::mem::size_of::<Config>())? {
+    let config_misfits = !value_fits(MAP_CONFIG, std::mem::size_of::<Config>())?;
+    if config_misfits {
         remove_pin(&dir.join(MAP_CONFIG))?;
     }
     let backends_fit = value_fits(MAP_BACKENDS, std::mem::size_of::<BackendValue>())?;
@@ -822,6 +823,9 @@ fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<Str
         group_fits = m == 0 || m == cfg.maglev_m;
     }
     let mut removed = Vec::new();
+    if config_misfits {
+        removed.push(MAP_CONFIG.to_owned());
+    }
     let mut drop_pin = |name: &str| -> Result<()> {
         let path = dir.join(name);
         if path.exists() {

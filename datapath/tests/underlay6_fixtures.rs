@@ -472,3 +472,46 @@ print(f"outer={outer.src}>{outer.dst} class={cls:#06x} type={typ:#04x} len={leng
          inner=fd00:244:1::10:8443"
     );
 }
+
+/// An upgrade over maps pinned by the IPv4-only layout (config and backend values 16 bytes
+/// shorter, without the IPv6 node addresses): those pins are recreated at load, with the new
+/// value sizes, and reported, instead of being reused with values the programs would read past.
+#[test]
+fn pins_of_the_ipv4_only_layout_are_recreated_at_load() {
+    if !root() {
+        return;
+    }
+    let pins = PinDir::new("v4layout");
+    datapath::loader::ensure_bpffs(&pins.0).expect("bpffs");
+    let old = [("HERALD_CFG", "24", "1"), ("HERALD_BE", "32", "4096")];
+    for (name, value, entries) in old {
+        let path = pins.0.join(name);
+        let path = path.to_string_lossy();
+        let args = [
+            "map", "create", &path, "type", "array", "key", "4", "value", value, "entries",
+            entries, "name", name,
+        ];
+        let out = std::process::Command::new("bpftool")
+            .args(args)
+            .output()
+            .expect("bpftool");
+        assert!(out.status.success(), "bpftool {args:?}: {out:?}");
+    }
+    let l = Loader::load(&LoadConfig {
+        maglev_m: M,
+        pin_dir: Some(pins.0.clone()),
+        ..LoadConfig::default()
+    })
+    .expect("load over the old pins");
+    let mut recreated = l.recreated_pins().to_vec();
+    recreated.sort();
+    assert_eq!(recreated, ["HERALD_BE", "HERALD_CFG"]);
+    for (name, size) in [
+        ("HERALD_CFG", std::mem::size_of::<Config>()),
+        ("HERALD_BE", std::mem::size_of::<BackendValue>()),
+    ] {
+        let info = aya::maps::MapInfo::from_pin(pins.0.join(name)).expect("pinned again");
+        assert_eq!(info.value_size() as usize, size, "{name}");
+    }
+    assert_eq!(l.config().expect("config"), Config::default());
+}

@@ -638,23 +638,6 @@ print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inne
 }
 
 /// A bpffs directory for one test's pins, removed when the test ends (even on failure).
-struct PinDir(std::path::PathBuf);
-
-impl PinDir {
-    fn new(tag: &str) -> Self {
-        Self(std::path::PathBuf::from(format!(
-            "/sys/fs/bpf/herald-test-{tag}-{}",
-            std::process::id()
-        )))
-    }
-}
-
-impl Drop for PinDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Maps pinned in bpffs survive the loader (an agent restart): a second loader reuses them, and
 /// `Status::read_pinned` reads them.
 #[test]

@@ -198,3 +198,21 @@ pub(crate) fn with_tcp_options(f: &[u8], opts: &[u8]) -> Vec<u8> {
     fix_v4(&mut g);
     g
 }
+
+/// A pin directory under `/sys/fs/bpf` unique to this test process, removed on drop.
+pub(crate) struct PinDir(pub(crate) std::path::PathBuf);
+
+impl PinDir {
+    pub(crate) fn new(tag: &str) -> Self {
+        Self(std::path::PathBuf::from(format!(
+            "/sys/fs/bpf/herald-test-{tag}-{}",
+            std::process::id()
+        )))
+    }
+}
+
+impl Drop for PinDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
