@@ -106,11 +106,14 @@ pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<IpAddr>) -> BTre
 
 /// The desired service specs: a backend whose node is one of `local` is local (DNAT only); a
 /// remote one needs the next-hop MAC towards its node in `macs`, and is left out (and listed in
-/// [`Desired::unresolved`]) until that is known.
+/// [`Desired::unresolved`]) until that is known. A remote backend whose node's address is of
+/// another family than this node's underlay address `own` is refused (the outer header needs a
+/// source of the destination's family; one underlay address per node).
 pub fn desired(
     services: &[ServiceInput],
     local: &BTreeSet<IpAddr>,
     macs: &BTreeMap<IpAddr, [u8; 6]>,
+    own: Option<IpAddr>,
 ) -> Desired {
     let mut out = Desired::default();
     let mut seen = BTreeMap::new();
@@ -134,6 +137,17 @@ pub fn desired(
                 continue;
             }
             let is_local = local.contains(&b.node);
+            if let Some(own) = own
+                && !is_local
+                && own.is_ipv4() != b.node.is_ipv4()
+            {
+                out.problems.push(format!(
+                    "{}: backend {} left out: not implemented: its node {} and this node ({own}) \
+                     have underlay addresses of different families",
+                    s.name, b.addr, b.node
+                ));
+                continue;
+            }
             let mac = if is_local {
                 Some([0; 6])
             } else {
@@ -472,7 +486,8 @@ impl Datapath {
                 Err(e) => tracing::debug!(node = %node, "next hop unknown: {e}"),
             }
         }
-        let want = desired(&self.last, &local, &self.macs);
+        let own = self.identity.map(|i| i.addr);
+        let want = desired(&self.last, &local, &self.macs, own);
         let stats = self.reconciler.apply(&want.services, &mut self.loader)?;
         let served = if self.xdp_attached {
             self.reconciler
@@ -547,7 +562,7 @@ mod tests {
             [ip("10.0.2.2"), ip("10.0.3.2")].into()
         );
         let macs: BTreeMap<_, _> = [(ip("10.0.2.2"), [2, 0, 0, 0, 0, 2])].into();
-        let d = desired(&services, &local, &macs);
+        let d = desired(&services, &local, &macs, None);
         assert_eq!(d.services.len(), 1);
         let s = &d.services[0];
         assert_eq!((s.port, s.affinity), (80, false));
@@ -570,7 +585,7 @@ mod tests {
         let mut s = web();
         s.backends[0].addr = "[fd00::1]:8080".parse().expect("addr");
         let local: BTreeSet<_> = [ip("10.0.1.2")].into();
-        let d = desired(&[s], &local, &BTreeMap::new());
+        let d = desired(&[s], &local, &BTreeMap::new(), None);
         assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
         assert!(d.problems[0].contains("different address families"));
         assert!(d.services[0].backends.is_empty());
@@ -582,7 +597,7 @@ mod tests {
         again.name = "other/web:http".into();
         again.backends.truncate(1);
         let local: BTreeSet<_> = [ip("10.0.1.2")].into();
-        let d = desired(&[web(), again], &local, &BTreeMap::new());
+        let d = desired(&[web(), again], &local, &BTreeMap::new(), None);
         assert_eq!(d.services.len(), 1);
         assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
         assert!(
@@ -595,8 +610,40 @@ mod tests {
 
     #[test]
     fn a_service_with_every_backend_unresolved_stays_with_none() {
-        let d = desired(&[web()], &BTreeSet::new(), &BTreeMap::new());
+        let d = desired(&[web()], &BTreeSet::new(), &BTreeMap::new(), None);
         assert!(d.services[0].backends.is_empty());
         assert_eq!(d.unresolved.len(), 3);
+    }
+
+    #[test]
+    fn backends_on_ipv6_nodes_are_kept_for_an_ipv6_node_and_refused_for_an_ipv4_one() {
+        let mut s = web();
+        s.backends[0].node = ip("fd00:0:1::2");
+        s.backends[1].node = ip("fd00:0:2::2");
+        s.backends[2].node = ip("fd00:0:3::2");
+        let local: BTreeSet<_> = [ip("fd00:0:1::2")].into();
+        let macs: BTreeMap<_, _> = [
+            (ip("fd00:0:2::2"), [2, 0, 0, 0, 0, 2]),
+            (ip("fd00:0:3::2"), [2, 0, 0, 0, 0, 3]),
+        ]
+        .into();
+        // An IPv6 node: IPv4 backends on IPv6 nodes are reached in outer IPv6.
+        let d = desired(&[s.clone()], &local, &macs, Some(ip("fd00:0:1::2")));
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let nodes: Vec<IpAddr> = d.services[0].backends.iter().map(|b| b.node).collect();
+        assert_eq!(
+            nodes,
+            [ip("fd00:0:1::2"), ip("fd00:0:2::2"), ip("fd00:0:3::2")]
+        );
+        assert!(d.services[0].backends[0].local);
+        // An IPv4 node has no IPv6 source for them: refused and reported, not sent from `::`.
+        let d = desired(&[s], &[ip("10.0.9.2")].into(), &macs, Some(ip("10.0.9.2")));
+        assert!(d.services[0].backends.is_empty());
+        assert_eq!(d.problems.len(), 3, "{:?}", d.problems);
+        assert!(
+            d.problems[0].contains("not implemented"),
+            "{:?}",
+            d.problems
+        );
     }
 }
