@@ -16,6 +16,11 @@
 //! XDP_TX frames from the LB node are received (veth rule). The client sends with checksum
 //! offload off so the frames the LB nodes rewrite carry complete checksums.
 //!
+//! Over an IPv6-only underlay (`Lab::v6_underlay`, issue 16) the same topology serves VIP:80 in
+//! IPv4-in-IPv6 Geneve and VIP6:80 in IPv6-in-IPv6 Geneve; the router reaches the LB node for
+//! the IPv4 VIP `via inet6`, and the backend nodes decapsulate only from the LB nodes' IPv6
+//! addresses.
+//!
 //! Next-hop MACs for the encapsulation are resolved by the loader helper
 //! `datapath::neighbour::next_hop` (route + ARP table of the LB node's namespace), and the
 //! uplink MAC by `datapath::neighbour::interface_mac`, both run inside the LB node's namespace.
