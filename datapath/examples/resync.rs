@@ -24,7 +24,7 @@ fn backend(i: u32, port: u16) -> BackendSpec {
     BackendSpec {
         addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::from(0x0af4_0000 + i)), port),
         weight: 100,
-        node: Ipv4Addr::new(10, 0, (i % 200) as u8, 2),
+        node: Ipv4Addr::new(10, 0, (i % 200) as u8, 2).into(),
         next_hop_mac: NEXT_HOP_MAC,
         local: false,
     }

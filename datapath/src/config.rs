@@ -46,24 +46,40 @@ pub const MAX_MAGLEV_BYTES: u64 = 2 << 30;
 pub const DEFAULT_MAX_BACKENDS: u32 = 131072;
 /// Most backends `maxBackends` may ask for.
 pub const MAX_BACKENDS_LIMIT: u32 = 1 << 22;
-/// Bytes an LB node puts in front of a client's IP packet at most: outer IPv4 + UDP + Geneve
-/// (36), the DSR option of an IPv6 service (24; 12 for IPv4) and the inner Ethernet header (14).
-pub const ENCAP_OVERHEAD: u16 =
-    20 + 8 + 8 + 4 + 4 * datapath_common::GENEVE_OPT_DSR_LEN_V6 as u16 + 14;
+/// Bytes an LB node puts in front of a client's IP packet at most over an IPv4 underlay: outer
+/// IPv4 + UDP + Geneve (36), the DSR option of an IPv6 service (24; 12 for IPv4) and the inner
+/// Ethernet header (14).
+pub const ENCAP_OVERHEAD: u16 = encap_overhead(false);
+/// The same over an IPv6 underlay (outer IPv6 + UDP + Geneve is 56 bytes): 94.
+pub const ENCAP_OVERHEAD_V6: u16 = encap_overhead(true);
 /// The client packet size the underlay is expected to carry once encapsulated (Ethernet's).
 pub const CLIENT_MTU: u16 = 1500;
 
+/// Bytes an LB node puts in front of a client's IP packet at most, over an IPv6 underlay
+/// (`outer6`) or an IPv4 one.
+pub const fn encap_overhead(outer6: bool) -> u16 {
+    let outer = if outer6 {
+        datapath_common::OUTER_FIXED_V6
+    } else {
+        datapath_common::OUTER_FIXED_V4
+    };
+    (outer + 4 + 4 * datapath_common::GENEVE_OPT_DSR_LEN_V6 as usize + 14) as u16
+}
+
 /// A warning when an underlay MTU of `mtu` (on `ifname`) cannot carry a full-size client
-/// packet once encapsulated. Traffic still flows: backend nodes lower the TCP MSS of service
+/// packet once encapsulated, in outer IPv6 headers when `outer6` (some node's underlay address
+/// is IPv6) or else IPv4 ones. Traffic still flows: backend nodes lower the TCP MSS of service
 /// flows to fit (the eBPF `mss.rs`) and the LB node answers other packets that do not fit with
 /// ICMP too-big, but clients then send smaller packets.
-pub fn encap_mtu_warning(ifname: &str, mtu: u16) -> Option<String> {
-    let needed = CLIENT_MTU + ENCAP_OVERHEAD;
+pub fn encap_mtu_warning(ifname: &str, mtu: u16, outer6: bool) -> Option<String> {
+    let overhead = encap_overhead(outer6);
+    let needed = CLIENT_MTU + overhead;
+    let family = if outer6 { "IPv6" } else { "IPv4" };
     (mtu < needed).then(|| {
         format!(
             "{ifname}: MTU {mtu} cannot carry {CLIENT_MTU}-byte client packets once \
-             Geneve-encapsulated (needs {needed}: {ENCAP_OVERHEAD} bytes of headers); TCP \
-             service flows get a lower MSS, larger packets get ICMP too-big"
+             Geneve-encapsulated over {family} (needs {needed}: {overhead} bytes of headers); \
+             TCP service flows get a lower MSS, larger packets get ICMP too-big"
         )
     })
 }
@@ -181,10 +197,15 @@ fn default_seed() -> Spanned<String> {
 
 impl DatapathConfig {
     /// [`encap_mtu_warning`] for the configured `mtu`, or else for each XDP/TC interface's MTU
-    /// as `interface_mtu` reads it (interfaces it cannot read are skipped).
-    pub fn mtu_warnings(&self, interface_mtu: impl Fn(&str) -> Option<u16>) -> Vec<String> {
+    /// as `interface_mtu` reads it (interfaces it cannot read are skipped). `outer6`: some
+    /// node's underlay address is IPv6, so Geneve may travel in outer IPv6 headers.
+    pub fn mtu_warnings(
+        &self,
+        interface_mtu: impl Fn(&str) -> Option<u16>,
+        outer6: bool,
+    ) -> Vec<String> {
         if let Some(m) = &self.mtu {
-            return encap_mtu_warning("datapath.mtu", m.value)
+            return encap_mtu_warning("datapath.mtu", m.value, outer6)
                 .into_iter()
                 .collect();
         }
@@ -194,7 +215,7 @@ impl DatapathConfig {
             .filter(|i| i.xdp != XdpMode::None || i.tc)
             .filter_map(|i| {
                 let name = i.name.value.as_str();
-                encap_mtu_warning(name, interface_mtu(name)?)
+                encap_mtu_warning(name, interface_mtu(name)?, outer6)
             })
             .collect()
     }
@@ -553,16 +574,34 @@ neighbourRefreshSeconds: 3
     fn an_underlay_mtu_without_room_for_the_encapsulation_is_warned_about() {
         let c = DatapathConfig::parse(GOOD, "t.yaml").expect("valid");
         assert_eq!(ENCAP_OVERHEAD, 74);
-        let w = c.mtu_warnings(|name| (name == "eth1").then_some(1500));
+        let w = c.mtu_warnings(|name| (name == "eth1").then_some(1500), false);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(w[0].starts_with("eth1: MTU 1500 cannot carry"), "{w:?}");
         assert!(w[0].contains("needs 1574"), "{w:?}");
-        assert!(c.mtu_warnings(|_| Some(1574)).is_empty());
-        assert!(c.mtu_warnings(|_| None).is_empty(), "unreadable: no claim");
+        assert!(c.mtu_warnings(|_| Some(1574), false).is_empty());
+        assert!(
+            c.mtu_warnings(|_| None, false).is_empty(),
+            "unreadable: no claim"
+        );
         let c = DatapathConfig::parse(&format!("{GOOD}mtu: 1600\n"), "t.yaml").expect("valid");
         assert!(
-            c.mtu_warnings(|_| Some(1500)).is_empty(),
+            c.mtu_warnings(|_| Some(1500), false).is_empty(),
             "the configured MTU wins"
         );
+    }
+
+    #[test]
+    fn an_ipv6_underlay_needs_twenty_bytes_more_than_an_ipv4_one() {
+        // Outer IPv6 (40) + UDP (8) + Geneve (8) + IPv6 DSR option (24) + inner Ethernet (14).
+        assert_eq!(ENCAP_OVERHEAD_V6, 94);
+        let c = DatapathConfig::parse(GOOD, "t.yaml").expect("valid");
+        assert!(c.mtu_warnings(|_| Some(1574), false).is_empty());
+        let w = c.mtu_warnings(|_| Some(1574), true);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("over IPv6") && w[0].contains("needs 1594"),
+            "{w:?}"
+        );
+        assert!(c.mtu_warnings(|_| Some(1594), true).is_empty());
     }
 }

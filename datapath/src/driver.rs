@@ -14,7 +14,7 @@
 //! All of it acts in the calling thread's network namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -54,9 +54,10 @@ pub struct ServiceInput {
 pub struct BackendInput {
     /// Backend (pod) address and port; same address family as the VIP.
     pub addr: SocketAddr,
-    /// Underlay IPv4 address of the node it runs on: one of this node's addresses makes it
-    /// local (DNAT, no encapsulation), any other is reached through Geneve.
-    pub node: Ipv4Addr,
+    /// Underlay address of the node it runs on: one of this node's addresses makes it local
+    /// (DNAT, no encapsulation), any other is reached through Geneve over that address's
+    /// family (IPv4 or IPv6, whatever the backend's own family).
+    pub node: IpAddr,
     /// Maglev weight (0: no new flows).
     pub weight: u16,
 }
@@ -64,8 +65,8 @@ pub struct BackendInput {
 /// This node's underlay identity, as the XDP program needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NodeIdentity {
-    /// Outer source address.
-    pub addr: Ipv4Addr,
+    /// Outer source address (its family is the node's underlay family).
+    pub addr: IpAddr,
     /// Uplink MAC (outer source MAC).
     pub mac: [u8; 6],
     /// Uplink MTU.
@@ -80,7 +81,7 @@ pub struct Unresolved {
     /// The backend.
     pub backend: SocketAddr,
     /// Its node.
-    pub node: Ipv4Addr,
+    pub node: IpAddr,
 }
 
 /// The specs to program and what was left out.
@@ -95,7 +96,7 @@ pub struct Desired {
 }
 
 /// The remote nodes whose next hop must be resolved: every backend node that is not local.
-pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<Ipv4Addr>) -> BTreeSet<Ipv4Addr> {
+pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
     services
         .iter()
         .flat_map(|s| s.backends.iter().map(|b| b.node))
@@ -105,11 +106,14 @@ pub fn remote_nodes(services: &[ServiceInput], local: &BTreeSet<Ipv4Addr>) -> BT
 
 /// The desired service specs: a backend whose node is one of `local` is local (DNAT only); a
 /// remote one needs the next-hop MAC towards its node in `macs`, and is left out (and listed in
-/// [`Desired::unresolved`]) until that is known.
+/// [`Desired::unresolved`]) until that is known. A remote backend whose node's address is of
+/// another family than this node's underlay address `own` is refused (the outer header needs a
+/// source of the destination's family; one underlay address per node).
 pub fn desired(
     services: &[ServiceInput],
-    local: &BTreeSet<Ipv4Addr>,
-    macs: &BTreeMap<Ipv4Addr, [u8; 6]>,
+    local: &BTreeSet<IpAddr>,
+    macs: &BTreeMap<IpAddr, [u8; 6]>,
+    own: Option<IpAddr>,
 ) -> Desired {
     let mut out = Desired::default();
     let mut seen = BTreeMap::new();
@@ -133,6 +137,17 @@ pub fn desired(
                 continue;
             }
             let is_local = local.contains(&b.node);
+            if let Some(own) = own
+                && !is_local
+                && own.is_ipv4() != b.node.is_ipv4()
+            {
+                out.problems.push(format!(
+                    "{}: backend {} left out: not implemented: its node {} and this node ({own}) \
+                     have underlay addresses of different families",
+                    s.name, b.addr, b.node
+                ));
+                continue;
+            }
             let mac = if is_local {
                 Some([0; 6])
             } else {
@@ -185,15 +200,15 @@ pub struct ApplyReport {
 pub struct Datapath {
     config: DatapathConfig,
     pin_dir: PathBuf,
-    node_addr: Option<Ipv4Addr>,
+    node_addr: Option<IpAddr>,
     loader: Loader,
     reconciler: Reconciler,
     xdp_attached: bool,
     taken_over: bool,
     identity: Option<NodeIdentity>,
-    macs: BTreeMap<Ipv4Addr, [u8; 6]>,
+    macs: BTreeMap<IpAddr, [u8; 6]>,
     /// Nodes a resolution was tried for (an `apply` waits only for new ones).
-    tried: BTreeSet<Ipv4Addr>,
+    tried: BTreeSet<IpAddr>,
     last: Vec<ServiceInput>,
     /// Problems found at start, reported with every later report until they go away.
     start_problems: Vec<String>,
@@ -207,12 +222,12 @@ impl Datapath {
     /// Loads the object (maps pinned in `pin_dir_override` or the config's `pinDir`) and attaches
     /// XDP/TC to the configured interfaces through pinned links. When an earlier agent left
     /// pinned maps and links, their state is adopted and their links take this process's
-    /// programs atomically. `node_addr`: this node's underlay IPv4 (`None`: the first IPv4 of
-    /// the XDP interface).
+    /// programs atomically. `node_addr`: this node's underlay address, IPv4 or IPv6 (`None`:
+    /// the first IPv4 of the XDP interface).
     pub fn start(
         cfg: &DatapathConfig,
         pin_dir_override: Option<&Path>,
-        node_addr: Option<Ipv4Addr>,
+        node_addr: Option<IpAddr>,
     ) -> Result<Self> {
         cfg.validate("datapath config")?;
         let pin_dir = pin_dir_override.map_or_else(|| cfg.pin_dir.clone(), Path::to_path_buf);
@@ -312,10 +327,10 @@ impl Datapath {
     }
 
     /// Makes the set of load-balancer nodes whose Geneve packets this node's TC ingress program
-    /// decapsulates exactly `nodes` (their underlay IPv4 addresses; the caller passes every
-    /// node of its node list). Geneve to this node from any other source is dropped. The set is
-    /// kept in the pinned maps across agent restarts.
-    pub fn set_lb_nodes(&mut self, nodes: &[Ipv4Addr]) -> Result<()> {
+    /// decapsulates exactly `nodes` (their underlay addresses, IPv4 or IPv6; the caller passes
+    /// every node of its node list). Geneve to this node from any other source is dropped. The
+    /// set is kept in the pinned maps across agent restarts.
+    pub fn set_lb_nodes(&mut self, nodes: &[IpAddr]) -> Result<()> {
         self.loader.set_lb_nodes(nodes)
     }
 
@@ -403,11 +418,11 @@ impl Datapath {
         let name = iface.name.value.as_str();
         let addr = match self.node_addr {
             Some(a) => a,
-            None => neighbour::interface_ipv4(name)?.ok_or_else(|| {
+            None => IpAddr::V4(neighbour::interface_ipv4(name)?.ok_or_else(|| {
                 Error::Neighbour(format!(
                     "{name} has no IPv4 address yet (and no node address was given)"
                 ))
-            })?,
+            })?),
         };
         let mtu = match &self.config.mtu {
             Some(m) => m.value,
@@ -426,13 +441,18 @@ impl Datapath {
             && identity != self.identity
         {
             let seed = self.config.seed()?;
+            let (node_addr, node_addr6) = match id.addr {
+                IpAddr::V4(a) => (a.octets(), [0; 16]),
+                IpAddr::V6(a) => ([0; 4], a.octets()),
+            };
             let cfg = Config {
-                node_addr: id.addr.octets(),
+                node_addr,
                 node_mac: id.mac,
                 mtu: id.mtu,
                 maglev_m: self.config.table_size(),
                 jhash_v4: seed.jhash_v4,
                 jhash_v6: seed.jhash_v6,
+                node_addr6,
             };
             if self.loader.config()? != cfg {
                 self.loader.set_config(&cfg)?;
@@ -444,7 +464,7 @@ impl Datapath {
     }
 
     fn reconcile(&mut self, resolve_all: bool) -> Result<ApplyReport> {
-        let mut local = neighbour::local_ipv4s()?;
+        let mut local = neighbour::local_addrs()?;
         if let Some(id) = self.identity {
             local.insert(id.addr);
         }
@@ -466,7 +486,8 @@ impl Datapath {
                 Err(e) => tracing::debug!(node = %node, "next hop unknown: {e}"),
             }
         }
-        let want = desired(&self.last, &local, &self.macs);
+        let own = self.identity.map(|i| i.addr);
+        let want = desired(&self.last, &local, &self.macs, own);
         let stats = self.reconciler.apply(&want.services, &mut self.loader)?;
         let served = if self.xdp_attached {
             self.reconciler
@@ -508,7 +529,7 @@ impl Datapath {
 mod tests {
     use super::*;
 
-    fn ip(s: &str) -> Ipv4Addr {
+    fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
 
@@ -541,7 +562,7 @@ mod tests {
             [ip("10.0.2.2"), ip("10.0.3.2")].into()
         );
         let macs: BTreeMap<_, _> = [(ip("10.0.2.2"), [2, 0, 0, 0, 0, 2])].into();
-        let d = desired(&services, &local, &macs);
+        let d = desired(&services, &local, &macs, None);
         assert_eq!(d.services.len(), 1);
         let s = &d.services[0];
         assert_eq!((s.port, s.affinity), (80, false));
@@ -564,7 +585,7 @@ mod tests {
         let mut s = web();
         s.backends[0].addr = "[fd00::1]:8080".parse().expect("addr");
         let local: BTreeSet<_> = [ip("10.0.1.2")].into();
-        let d = desired(&[s], &local, &BTreeMap::new());
+        let d = desired(&[s], &local, &BTreeMap::new(), None);
         assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
         assert!(d.problems[0].contains("different address families"));
         assert!(d.services[0].backends.is_empty());
@@ -576,7 +597,7 @@ mod tests {
         again.name = "other/web:http".into();
         again.backends.truncate(1);
         let local: BTreeSet<_> = [ip("10.0.1.2")].into();
-        let d = desired(&[web(), again], &local, &BTreeMap::new());
+        let d = desired(&[web(), again], &local, &BTreeMap::new(), None);
         assert_eq!(d.services.len(), 1);
         assert_eq!(d.problems.len(), 1, "{:?}", d.problems);
         assert!(
@@ -589,8 +610,40 @@ mod tests {
 
     #[test]
     fn a_service_with_every_backend_unresolved_stays_with_none() {
-        let d = desired(&[web()], &BTreeSet::new(), &BTreeMap::new());
+        let d = desired(&[web()], &BTreeSet::new(), &BTreeMap::new(), None);
         assert!(d.services[0].backends.is_empty());
         assert_eq!(d.unresolved.len(), 3);
+    }
+
+    #[test]
+    fn backends_on_ipv6_nodes_are_kept_for_an_ipv6_node_and_refused_for_an_ipv4_one() {
+        let mut s = web();
+        s.backends[0].node = ip("fd00:0:1::2");
+        s.backends[1].node = ip("fd00:0:2::2");
+        s.backends[2].node = ip("fd00:0:3::2");
+        let local: BTreeSet<_> = [ip("fd00:0:1::2")].into();
+        let macs: BTreeMap<_, _> = [
+            (ip("fd00:0:2::2"), [2, 0, 0, 0, 0, 2]),
+            (ip("fd00:0:3::2"), [2, 0, 0, 0, 0, 3]),
+        ]
+        .into();
+        // An IPv6 node: IPv4 backends on IPv6 nodes are reached in outer IPv6.
+        let d = desired(&[s.clone()], &local, &macs, Some(ip("fd00:0:1::2")));
+        assert!(d.problems.is_empty(), "{:?}", d.problems);
+        let nodes: Vec<IpAddr> = d.services[0].backends.iter().map(|b| b.node).collect();
+        assert_eq!(
+            nodes,
+            [ip("fd00:0:1::2"), ip("fd00:0:2::2"), ip("fd00:0:3::2")]
+        );
+        assert!(d.services[0].backends[0].local);
+        // An IPv4 node has no IPv6 source for them: refused and reported, not sent from `::`.
+        let d = desired(&[s], &[ip("10.0.9.2")].into(), &macs, Some(ip("10.0.9.2")));
+        assert!(d.services[0].backends.is_empty());
+        assert_eq!(d.problems.len(), 3, "{:?}", d.problems);
+        assert!(
+            d.problems[0].contains("not implemented"),
+            "{:?}",
+            d.problems
+        );
     }
 }

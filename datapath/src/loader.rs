@@ -10,6 +10,8 @@
 //! process (also `kill -9`), and a later process takes them over by replacing their program
 //! atomically (`bpf_link_update`), so forwarding never stops.
 
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd as _, AsRawFd as _};
 use std::path::{Path, PathBuf};
 
@@ -25,10 +27,11 @@ use aya::{
 };
 use datapath_common::{
     BPF_F_MMAPABLE, BackendValue, COUNTERS, Config, Counter, MAP_BACKENDS, MAP_CONFIG,
-    MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_LB_NODES, MAP_MAGLEV, MAP_REVNAT,
-    MAP_REVNAT_NEW, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS, MAP_SVC4_FILTER, MAX_BACKENDS,
-    MAX_LB_NODES, MAX_SERVICES, MaglevPair, RevNatValue, SVC4_FILTER_WORDS, ServiceCounters,
-    ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE, svc4_filter_slot,
+    MAP_COUNTERS, MAP_FLOWS, MAP_FLOWS4_TCP, MAP_FLOWS4_UDP, MAP_LB_NODES, MAP_LB_NODES6,
+    MAP_MAGLEV, MAP_REVNAT, MAP_REVNAT_NEW, MAP_SERVICES, MAP_SERVICES4, MAP_SVC_COUNTERS,
+    MAP_SVC4_FILTER, MAX_BACKENDS, MAX_LB_NODES, MAX_SERVICES, MaglevPair, RevNatValue,
+    SVC4_FILTER_WORDS, ServiceCounters, ServiceKey, ServiceKey4, ServiceValue, TABLES_PER_SERVICE,
+    svc4_filter_slot,
 };
 
 use crate::error::{Error, Result};
@@ -212,7 +215,7 @@ pub struct Loader {
 /// Maps whose size follows the service capacity or M: recreated together when that changes.
 const SERVICE_SIZED: [&str; 4] = [MAP_SERVICES, MAP_SERVICES4, MAP_MAGLEV, MAP_SVC_COUNTERS];
 
-const MAP_NAMES: [&str; 14] = [
+const MAP_NAMES: [&str; 15] = [
     MAP_SERVICES,
     MAP_SERVICES4,
     MAP_SVC4_FILTER,
@@ -225,6 +228,7 @@ const MAP_NAMES: [&str; 14] = [
     MAP_REVNAT,
     MAP_REVNAT_NEW,
     MAP_LB_NODES,
+    MAP_LB_NODES6,
     MAP_COUNTERS,
     MAP_SVC_COUNTERS,
 ];
@@ -378,40 +382,48 @@ impl Loader {
         Ok(())
     }
 
-    /// Makes the load-balancer node map (the underlay addresses the TC ingress program accepts
-    /// Geneve from) hold exactly `nodes`: new ones are added before stale ones go, so a node
-    /// present in both sets is never missing.
-    pub fn set_lb_nodes(&mut self, nodes: &[std::net::Ipv4Addr]) -> Result<()> {
-        let want: std::collections::BTreeSet<[u8; 4]> = nodes.iter().map(|a| a.octets()).collect();
-        if want.len() > MAX_LB_NODES as usize {
-            return Err(Error::InvalidBackend(format!(
-                "{} load-balancer nodes; at most {MAX_LB_NODES} fit",
-                want.len()
-            )));
-        }
-        let mut m: HashMap<&mut MapData, [u8; 4], u32> =
-            HashMap::try_from(map_mut(&mut self.ebpf, MAP_LB_NODES)?)?;
-        let have = m.keys().collect::<std::result::Result<Vec<_>, _>>()?;
-        for a in &want {
-            if !have.contains(a) {
-                m.insert(a, 1, 0)?;
+    /// Makes the load-balancer node maps (the underlay addresses, IPv4 and IPv6, the TC
+    /// ingress program accepts Geneve from) hold exactly `nodes`: new ones are added before
+    /// stale ones go, so a node present in both sets is never missing.
+    pub fn set_lb_nodes(&mut self, nodes: &[IpAddr]) -> Result<()> {
+        let v4: BTreeSet<[u8; 4]> = nodes
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V4(a) => Some(a.octets()),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let v6: BTreeSet<[u8; 16]> = nodes
+            .iter()
+            .filter_map(|a| match a {
+                IpAddr::V6(a) => Some(a.octets()),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        for n in [v4.len(), v6.len()] {
+            if n > MAX_LB_NODES as usize {
+                return Err(Error::InvalidBackend(format!(
+                    "{n} load-balancer nodes of one address family; at most {MAX_LB_NODES} fit"
+                )));
             }
         }
-        for a in have.iter().filter(|a| !want.contains(*a)) {
-            match m.remove(a) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        sync_set(map_mut(&mut self.ebpf, MAP_LB_NODES)?, &v4)?;
+        sync_set(map_mut(&mut self.ebpf, MAP_LB_NODES6)?, &v6)
     }
 
-    /// The load-balancer node map's addresses, sorted.
-    pub fn lb_nodes(&self) -> Result<Vec<std::net::Ipv4Addr>> {
-        let m: HashMap<&MapData, [u8; 4], u32> = HashMap::try_from(map(&self.ebpf, MAP_LB_NODES)?)?;
-        let mut out = m
+    /// The load-balancer node maps' addresses, sorted (IPv4 first).
+    pub fn lb_nodes(&self) -> Result<Vec<IpAddr>> {
+        let m4: HashMap<&MapData, [u8; 4], u32> =
+            HashMap::try_from(map(&self.ebpf, MAP_LB_NODES)?)?;
+        let m6: HashMap<&MapData, [u8; 16], u32> =
+            HashMap::try_from(map(&self.ebpf, MAP_LB_NODES6)?)?;
+        let mut out = m4
             .keys()
-            .map(|k| k.map(std::net::Ipv4Addr::from))
+            .map(|k| k.map(|a| IpAddr::from(Ipv4Addr::from(a))))
+            .chain(
+                m6.keys()
+                    .map(|k| k.map(|a| IpAddr::from(Ipv6Addr::from(a)))),
+            )
             .collect::<std::result::Result<Vec<_>, _>>()?;
         out.sort();
         Ok(out)
@@ -755,9 +767,38 @@ fn not_a_bpf_link(ifname: &str) -> Error {
     )))
 }
 
+/// Makes the set map `m` (key → 1) hold exactly `want`: additions first, then removals.
+fn sync_set<K: aya::Pod + Ord>(m: &mut aya::maps::Map, want: &BTreeSet<K>) -> Result<()> {
+    let mut m: HashMap<&mut MapData, K, u32> = HashMap::try_from(m)?;
+    let have = m.keys().collect::<std::result::Result<Vec<_>, _>>()?;
+    for a in want {
+        if !have.contains(a) {
+            m.insert(a, 1, 0)?;
+        }
+    }
+    for a in have.iter().filter(|a| !want.contains(*a)) {
+        match m.remove(a) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 /// Removes pinned maps under `dir` whose size does not fit `cfg` (the whole service-sized group
 /// when one of them misfits, since service ids index all of them). Returns their names.
 fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<String>> {
+    // Maps whose value grew (IPv6 underlay addresses in the config and backend values): a pin
+    // of an earlier version with the smaller value is recreated (the agent rewrites both).
+    let value_fits = |name: &str, size: usize| -> Result<bool> {
+        let path = dir.join(name);
+        Ok(!path.exists() || MapInfo::from_pin(&path)?.value_size() as usize == size)
+    };
+    let config_misfits = !value_fits(MAP_CONFIG, std::mem::size_of::<Config>())?;
+    if config_misfits {
+        remove_pin(&dir.join(MAP_CONFIG))?;
+    }
+    let backends_fit = value_fits(MAP_BACKENDS, std::mem::size_of::<BackendValue>())?;
     let fits = |name: &str, want: u32| -> Result<bool> {
         let path = dir.join(name);
         if !path.exists() {
@@ -782,6 +823,9 @@ fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<Str
         group_fits = m == 0 || m == cfg.maglev_m;
     }
     let mut removed = Vec::new();
+    if config_misfits {
+        removed.push(MAP_CONFIG.to_owned());
+    }
     let mut drop_pin = |name: &str| -> Result<()> {
         let path = dir.join(name);
         if path.exists() {
@@ -795,7 +839,7 @@ fn drop_misfit_pins(dir: &Path, cfg: &LoadConfig, tables: u32) -> Result<Vec<Str
             drop_pin(name)?;
         }
     }
-    if !fits(MAP_BACKENDS, cfg.max_backends)? {
+    if !backends_fit || !fits(MAP_BACKENDS, cfg.max_backends)? {
         drop_pin(MAP_BACKENDS)?;
     }
     // An object with more counters than the pinned map holds: the new slots would be missing.

@@ -8,10 +8,16 @@
 //! `setns` sees that namespace's tables), send one UDP datagram to provoke ARP when the neighbour
 //! is not resolved yet, and ask `getifaddrs` for interface addresses.
 //!
-//! Limits: IPv4 underlay only, main routing table only (what `/proc/net/route` shows), and for a
-//! multipath route the first next hop only.
+//! IPv6 underlay addresses: the route comes from `/proc/net/ipv6_route` (longest prefix, then
+//! lowest metric, as for IPv4), and the neighbour's MAC from `ip -6 neigh show` (IPv6
+//! neighbours are not in procfs); a datagram to the discard port provokes neighbour discovery
+//! the same way.
+//!
+//! Limits: main routing table only (what `/proc/net/route` shows; IPv6: every table's routes,
+//! the local table's are never to another node), and for a multipath route the first next hop
+//! only.
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
@@ -67,7 +73,7 @@ pub struct Neighbour {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NextHop {
     /// The gateway, or the destination itself when it is on-link.
-    pub addr: Ipv4Addr,
+    pub addr: IpAddr,
     /// Output interface.
     pub ifname: String,
     /// The neighbour's MAC address.
@@ -181,11 +187,18 @@ fn read_proc_net(file: &str) -> Result<String> {
     std::fs::read_to_string(&path).map_err(|e| Error::Neighbour(format!("{path}: {e}")))
 }
 
-/// Resolves the next hop towards underlay address `dest` in the calling thread's network
-/// namespace: route lookup, then the neighbour's MAC. When the neighbour is not resolved yet, one
-/// empty UDP datagram to `dest`'s discard port makes the kernel resolve it, and the table is
-/// polled until `timeout`.
-pub fn next_hop(dest: Ipv4Addr, timeout: Duration) -> Result<NextHop> {
+/// Resolves the next hop towards underlay address `dest` (IPv4 or IPv6) in the calling thread's
+/// network namespace: route lookup, then the neighbour's MAC. When the neighbour is not
+/// resolved yet, one empty UDP datagram to `dest`'s discard port makes the kernel resolve it,
+/// and the table is polled until `timeout`.
+pub fn next_hop(dest: IpAddr, timeout: Duration) -> Result<NextHop> {
+    match dest {
+        IpAddr::V4(d) => next_hop4(d, timeout),
+        IpAddr::V6(d) => next_hop6(d, timeout),
+    }
+}
+
+fn next_hop4(dest: Ipv4Addr, timeout: Duration) -> Result<NextHop> {
     let routes = parse_routes(&read_proc_net("route")?)?;
     let route = route_to(&routes, dest)
         .ok_or_else(|| Error::Neighbour(format!("no route to {dest}")))?
@@ -197,7 +210,7 @@ pub fn next_hop(dest: Ipv4Addr, timeout: Duration) -> Result<NextHop> {
         let table = parse_arp(&read_proc_net("arp")?)?;
         if let Some(n) = find_neighbour(&table, hop, &route.ifname) {
             return Ok(NextHop {
-                addr: hop,
+                addr: IpAddr::V4(hop),
                 ifname: route.ifname,
                 mac: n.mac,
             });
@@ -246,12 +259,170 @@ pub fn interface_ipv4(ifname: &str) -> Result<Option<Ipv4Addr>> {
         .find_map(|a| a.address.as_ref()?.as_sockaddr_in().map(|s| s.ip())))
 }
 
-/// Every IPv4 address of the calling thread's network namespace.
-pub fn local_ipv4s() -> Result<std::collections::BTreeSet<Ipv4Addr>> {
+/// Every IPv4 and IPv6 address of the calling thread's network namespace.
+pub fn local_addrs() -> Result<std::collections::BTreeSet<IpAddr>> {
     let addrs = nix::ifaddrs::getifaddrs().map_err(|e| Error::Io(e.into()))?;
     Ok(addrs
-        .filter_map(|a| a.address.as_ref()?.as_sockaddr_in().map(|s| s.ip()))
+        .filter_map(|a| {
+            let sa = a.address.as_ref()?;
+            sa.as_sockaddr_in()
+                .map(|s| IpAddr::V4(s.ip()))
+                .or_else(|| sa.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+        })
         .collect())
+}
+
+/// One IPv6 route (any table, as `/proc/net/ipv6_route` lists them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Route6 {
+    /// Output interface.
+    pub ifname: String,
+    /// Destination network.
+    pub dest: Ipv6Addr,
+    /// Prefix length.
+    pub prefix_len: u8,
+    /// Gateway, when the destination is not on-link.
+    pub gateway: Option<Ipv6Addr>,
+    /// Route metric.
+    pub metric: u32,
+}
+
+/// Route flag: unreachable / prohibit / blackhole.
+const RTF_REJECT: u32 = 0x0200;
+
+fn hex_ipv6(hex: &str) -> Option<Ipv6Addr> {
+    if hex.len() != 32 {
+        return None;
+    }
+    u128::from_str_radix(hex, 16).ok().map(Ipv6Addr::from)
+}
+
+/// Parses the text of `/proc/net/ipv6_route` (no header line). Routes that are not up, and
+/// reject routes, are left out.
+pub fn parse_routes6(text: &str) -> Result<Vec<Route6>> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.is_empty() {
+            continue;
+        }
+        let bad = || Error::Neighbour(format!("/proc/net/ipv6_route line {}: {line:?}", n + 1));
+        let [
+            dest,
+            plen,
+            _src,
+            _src_plen,
+            gateway,
+            metric,
+            _refcnt,
+            _use,
+            flags,
+            ifname,
+            ..,
+        ] = f.as_slice()
+        else {
+            return Err(bad());
+        };
+        let dest = hex_ipv6(dest).ok_or_else(bad)?;
+        let prefix_len = u8::from_str_radix(plen, 16).map_err(|_| bad())?;
+        let gateway = hex_ipv6(gateway).ok_or_else(bad)?;
+        let metric = u32::from_str_radix(metric, 16).map_err(|_| bad())?;
+        let flags = u32::from_str_radix(flags, 16).map_err(|_| bad())?;
+        if prefix_len > 128 {
+            return Err(bad());
+        }
+        if flags & u32::from(RTF_UP) == 0 || flags & RTF_REJECT != 0 {
+            continue;
+        }
+        out.push(Route6 {
+            ifname: ifname.to_string(),
+            dest,
+            prefix_len,
+            gateway: (flags & u32::from(RTF_GATEWAY) != 0).then_some(gateway),
+            metric,
+        });
+    }
+    Ok(out)
+}
+
+/// The IPv6 route the kernel would pick for `addr`: longest prefix, then lowest metric.
+pub fn route6_to(routes: &[Route6], addr: Ipv6Addr) -> Option<&Route6> {
+    routes
+        .iter()
+        .filter(|r| {
+            let mask = u128::MAX
+                .checked_shl(128 - u32::from(r.prefix_len))
+                .unwrap_or(0);
+            u128::from(addr) & mask == u128::from(r.dest) & mask
+        })
+        .min_by_key(|r| (std::cmp::Reverse(r.prefix_len), r.metric))
+}
+
+/// The MAC in one line of `ip -6 neigh show` output, when resolution completed (`lladdr`
+/// present, state neither `FAILED` nor `INCOMPLETE`).
+pub fn parse_ip_neigh_line(line: &str) -> Option<[u8; 6]> {
+    let f: Vec<&str> = line.split_whitespace().collect();
+    if f.iter().any(|w| *w == "FAILED" || *w == "INCOMPLETE") {
+        return None;
+    }
+    let at = f.iter().position(|w| *w == "lladdr")?;
+    parse_mac(f.get(at + 1)?).filter(|m| *m != [0; 6])
+}
+
+/// The MAC of IPv6 neighbour `addr` on `ifname`, if resolved (asks `ip -6 neigh show`).
+fn neighbour6(addr: Ipv6Addr, ifname: &str) -> Result<Option<[u8; 6]>> {
+    let out = std::process::Command::new("ip")
+        .args([
+            "-6",
+            "neigh",
+            "show",
+            "to",
+            &addr.to_string(),
+            "dev",
+            ifname,
+        ])
+        .output()
+        .map_err(|e| Error::Neighbour(format!("ip -6 neigh: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Neighbour(format!(
+            "ip -6 neigh show to {addr} dev {ifname}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(parse_ip_neigh_line))
+}
+
+fn next_hop6(dest: Ipv6Addr, timeout: Duration) -> Result<NextHop> {
+    let routes = parse_routes6(&read_proc_net("ipv6_route")?)?;
+    let route = route6_to(&routes, dest)
+        .ok_or_else(|| Error::Neighbour(format!("no route to {dest}")))?
+        .clone();
+    let hop = route.gateway.unwrap_or(dest);
+    let deadline = Instant::now() + timeout;
+    let mut provoked = false;
+    loop {
+        if let Some(mac) = neighbour6(hop, &route.ifname)? {
+            return Ok(NextHop {
+                addr: IpAddr::V6(hop),
+                ifname: route.ifname,
+                mac,
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Neighbour(format!(
+                "next hop {hop} on {} towards {dest} not resolved within {timeout:?}",
+                route.ifname
+            )));
+        }
+        if !provoked {
+            let s = UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))?;
+            s.send_to(&[], SocketAddr::from((dest, DISCARD_PORT)))?;
+            provoked = true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// The MTU of interface `ifname` in the calling thread's network namespace (`SIOCGIFMTU` on a
@@ -344,6 +515,44 @@ IP address       HW type     Flags       HW address            Mask     Device
         assert!(find_neighbour(&table, Ipv4Addr::new(10, 0, 1, 8), "eth1").is_some());
     }
 
+    // A lab node with an IPv6 underlay: default via fd00:0:1::1 on eth0 (metric 1024), the
+    // on-link fd00:0:1::/64, a more specific fd00:0:9::/64 via fd00:0:1::9, an unreachable route.
+    const ROUTES6: &str = "\
+fd000000000100000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+fd000000000900000000000000000000 40 00000000000000000000000000000000 00 fd000000000100000000000000000009 00000400 00000001 00000000 00000003     eth0
+fd000000000700000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000400 00000001 00000000 00200201       lo
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000100000000000000000001 00000400 00000001 00000000 00000003     eth0
+";
+
+    #[test]
+    fn ipv6_routes_pick_the_longest_prefix_and_skip_reject_routes() {
+        let routes = parse_routes6(ROUTES6).expect("parse");
+        assert_eq!(routes.len(), 3, "the unreachable route is left out");
+        let a = |s: &str| s.parse::<Ipv6Addr>().expect("addr");
+        let r = route6_to(&routes, a("fd00:0:9::3")).expect("route");
+        assert_eq!(r.gateway, Some(a("fd00:0:1::9")));
+        let r = route6_to(&routes, a("fd00:0:1::20")).expect("route");
+        assert_eq!((r.gateway, r.ifname.as_str()), (None, "eth0"), "on-link");
+        let r = route6_to(&routes, a("fd00:0:7::1")).expect("route");
+        assert_eq!(r.gateway, Some(a("fd00:0:1::1")), "default, not the reject");
+        assert!(parse_routes6("fd00 40").is_err());
+    }
+
+    #[test]
+    fn ip_neigh_lines_give_a_mac_only_once_resolved() {
+        assert_eq!(
+            parse_ip_neigh_line("fd00:0:1::1 lladdr 02:fc:00:00:00:05 router REACHABLE"),
+            Some([0x02, 0xfc, 0, 0, 0, 5])
+        );
+        assert_eq!(
+            parse_ip_neigh_line("fd00:0:1::1 lladdr 02:fc:00:00:00:05 STALE"),
+            Some([0x02, 0xfc, 0, 0, 0, 5])
+        );
+        assert_eq!(parse_ip_neigh_line("fd00:0:1::1  INCOMPLETE"), None);
+        assert_eq!(parse_ip_neigh_line("fd00:0:1::1  FAILED"), None);
+        assert_eq!(parse_ip_neigh_line("fd00:0:1::1 lladdr zz"), None);
+    }
+
     #[test]
     fn malformed_lines_are_errors_not_panics() {
         assert!(parse_routes("h\neth0 zz").is_err());
@@ -356,6 +565,7 @@ IP address       HW type     Flags       HW address            Mask     Device
         // The kernel's own output, whatever this namespace holds, must parse.
         let routes = parse_routes(&read_proc_net("route").expect("read")).expect("parse");
         let _ = parse_arp(&read_proc_net("arp").expect("read")).expect("parse");
+        let _ = parse_routes6(&read_proc_net("ipv6_route").expect("read")).expect("parse");
         for r in &routes {
             assert!(!r.ifname.is_empty());
         }

@@ -15,8 +15,8 @@ use std::hash::{Hash as _, Hasher as _};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, FAMILY_V4, FAMILY_V6, SVC_F_AFFINITY, ServiceKey, ServiceValue,
-    TABLES_PER_SERVICE,
+    BE_F_LOCAL, BE_F_NODE_V6, BackendValue, FAMILY_V4, FAMILY_V6, SVC_F_AFFINITY, ServiceKey,
+    ServiceValue, TABLES_PER_SERVICE,
 };
 
 use crate::error::{Error, Result};
@@ -29,8 +29,9 @@ pub struct BackendSpec {
     pub addr: SocketAddr,
     /// Maglev weight (0: no new flows).
     pub weight: u16,
-    /// Underlay IPv4 address of the backend's node.
-    pub node: Ipv4Addr,
+    /// Underlay address of the backend's node (IPv4 or IPv6: the outer family of the Geneve
+    /// packets to it, independent of the backend's own family).
+    pub node: IpAddr,
     /// MAC of the next hop towards `node`.
     pub next_hop_mac: [u8; 6],
     /// The backend runs on this node.
@@ -149,14 +150,29 @@ fn addr16(ip: IpAddr) -> ([u8; 16], u8) {
 
 fn backend_value(b: &BackendSpec) -> BackendValue {
     let (addr, family) = addr16(b.addr.ip());
+    let local = if b.local { BE_F_LOCAL } else { 0 };
+    let (node_addr, node_addr6, node_flag) = match b.node {
+        IpAddr::V4(n) => (n.octets(), [0; 16], 0),
+        IpAddr::V6(n) => ([0; 4], n.octets(), BE_F_NODE_V6),
+    };
     BackendValue {
         addr,
-        node_addr: b.node.octets(),
+        node_addr,
         port: b.addr.port(),
         family,
-        flags: if b.local { BE_F_LOCAL } else { 0 },
+        flags: local | node_flag,
         next_hop_mac: b.next_hop_mac,
         _pad: [0; 2],
+        node_addr6,
+    }
+}
+
+/// The underlay address of a backend value's node.
+pub fn node_of(b: &BackendValue) -> IpAddr {
+    if b.flags & BE_F_NODE_V6 != 0 {
+        IpAddr::V6(Ipv6Addr::from(b.node_addr6))
+    } else {
+        IpAddr::V4(Ipv4Addr::from(b.node_addr))
     }
 }
 
@@ -325,11 +341,11 @@ impl Reconciler {
 
     /// Next-hop MACs the applied remote backends carry, by node: after [`Reconciler::adopt`],
     /// what the previous agent had resolved.
-    pub fn next_hops(&self) -> BTreeMap<Ipv4Addr, [u8; 6]> {
+    pub fn next_hops(&self) -> BTreeMap<IpAddr, [u8; 6]> {
         self.backends
             .values()
             .filter(|b| b.flags & BE_F_LOCAL == 0)
-            .map(|b| (Ipv4Addr::from(b.node_addr), b.next_hop_mac))
+            .map(|b| (node_of(b), b.next_hop_mac))
             .collect()
     }
 
@@ -620,7 +636,7 @@ mod tests {
                 .map(|a| BackendSpec {
                     addr: a.parse().expect("backend"),
                     weight: 100,
-                    node: Ipv4Addr::new(192, 168, 1, 1),
+                    node: Ipv4Addr::new(192, 168, 1, 1).into(),
                     next_hop_mac: [2, 0, 0, 0, 0, 1],
                     local: false,
                 })

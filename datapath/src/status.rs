@@ -26,6 +26,8 @@ pub struct Status {
     /// The underlay MTU the programs work with (`Config::mtu`; 0 before the node identity is
     /// programmed).
     pub mtu: u16,
+    /// Whether this node's identity has an IPv6 underlay address (`Config::node_addr6`).
+    pub node_addr6: bool,
 }
 
 fn ip(addr: &[u8; 16], family: u8) -> IpAddr {
@@ -52,8 +54,10 @@ impl Status {
         ))?;
         let cfg: Array<MapData, Config> =
             Array::try_from(Map::Array(MapData::from_pin(dir.join(MAP_CONFIG))?))?;
+        let c = cfg.get(&0, 0)?;
         let mut out = Status {
-            mtu: cfg.get(&0, 0)?.mtu,
+            mtu: c.mtu,
+            node_addr6: c.node_addr6 != [0; 16],
             ..Status::default()
         };
         let v4 = svc4.iter().map(|item| item.map(|(k, v)| (k.to_key(), v)));
@@ -78,12 +82,19 @@ impl Status {
         Ok(out)
     }
 
-    /// A warning when the underlay MTU cannot carry full-size client packets once encapsulated.
+    /// A warning when the underlay MTU cannot carry full-size client packets once encapsulated
+    /// (in outer IPv6 headers when this node or a remote backend's node has an IPv6 underlay
+    /// address).
     pub fn mtu_warning(&self) -> Option<String> {
         if self.mtu == 0 {
             return None;
         }
-        crate::config::encap_mtu_warning("underlay", self.mtu)
+        let outer6 = self.node_addr6
+            || self
+                .backends
+                .iter()
+                .any(|(_, b)| b.flags & datapath_common::BE_F_NODE_V6 != 0);
+        crate::config::encap_mtu_warning("underlay", self.mtu, outer6)
     }
 
     /// Human-readable rendering.
@@ -113,7 +124,7 @@ impl Status {
                 "  {id}: {}:{} node {} local {}\n",
                 ip(&b.addr, b.family),
                 b.port,
-                Ipv4Addr::from(b.node_addr),
+                crate::reconcile::node_of(b),
                 b.flags & datapath_common::BE_F_LOCAL != 0
             );
         }
@@ -144,7 +155,7 @@ impl Status {
                 "id": id,
                 "addr": ip(&b.addr, b.family).to_string(),
                 "port": b.port,
-                "node": Ipv4Addr::from(b.node_addr).to_string(),
+                "node": crate::reconcile::node_of(b).to_string(),
                 "local": b.flags & datapath_common::BE_F_LOCAL != 0,
             })).collect::<Vec<_>>(),
             "counters": self.counters.iter().map(|(c, v)| (c.name().to_string(), json!(v)))

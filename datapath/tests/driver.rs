@@ -17,7 +17,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -78,9 +78,15 @@ fn be_config(pin_dir: &Path) -> DatapathConfig {
 
 /// The web service on VIP:80 with the given backends.
 fn web(backends: &[(usize, SocketAddr)]) -> ServiceInput {
+    web_over(VIP.into(), backends, Underlay::V4)
+}
+
+/// A web service on `vip`:80 with the given backends, whose nodes have addresses of
+/// `underlay`'s family.
+fn web_over(vip: IpAddr, backends: &[(usize, SocketAddr)], underlay: Underlay) -> ServiceInput {
     ServiceInput {
-        name: "default/web:http".into(),
-        vip: VIP.into(),
+        name: format!("default/web:{vip}"),
+        vip,
         port: VIP_PORT,
         proto: Proto::Tcp,
         affinity: false,
@@ -88,29 +94,45 @@ fn web(backends: &[(usize, SocketAddr)]) -> ServiceInput {
             .iter()
             .map(|(j, addr)| BackendInput {
                 addr: *addr,
-                node: be_addr(*j).0,
+                node: be_node(*j, underlay).0,
                 weight: 100,
             })
             .collect(),
     }
 }
 
+/// The services of `net`: VIP:80, and over an IPv6 underlay VIP6:80 too.
+fn services(net: &Net) -> Vec<ServiceInput> {
+    match net.underlay {
+        Underlay::V4 => vec![web(&backends())],
+        Underlay::V6 => vec![
+            web_over(VIP.into(), &backends(), Underlay::V6),
+            web_over(VIP6.into(), &backends6(), Underlay::V6),
+        ],
+    }
+}
+
 /// Starts the backend nodes' datapaths (TC only), as the agent does: the node list's nodes
-/// are the LB nodes Geneve may come from, and the service table names the VIP.
+/// are the LB nodes Geneve may come from, and the service table names the VIP. Over an IPv6
+/// underlay the node address is given (as the agent takes it from `nodes:`); over IPv4 it is
+/// the interface's.
 fn start_backends(net: &Net, pins: &Path) -> Vec<Datapath> {
+    let u = net.underlay;
+    let svcs = services(net);
     net.bes
         .iter()
         .enumerate()
         .map(|(j, ns)| {
             let cfg = be_config(&pins.join(format!("be{}", j + 1)));
+            let node = (u == Underlay::V6).then(|| be_node(j + 1, u).0);
             in_netns(ns, || {
-                let mut dp = Datapath::start(&cfg, None, None)?;
-                let nodes: Vec<_> = (1..=2)
-                    .map(|i| lb_addr(i).0)
-                    .chain((1..=2).map(|j| be_addr(j).0))
+                let mut dp = Datapath::start(&cfg, None, node)?;
+                let nodes: Vec<IpAddr> = (1..=2)
+                    .map(|i| lb_node(i, u).0)
+                    .chain((1..=2).map(|j| be_node(j, u).0))
                     .collect();
                 dp.set_lb_nodes(&nodes)?;
-                dp.apply(&[web(&backends())])?;
+                dp.apply(&svcs)?;
                 Ok::<_, datapath::Error>(dp)
             })
             .expect("start backend datapath")
@@ -118,12 +140,14 @@ fn start_backends(net: &Net, pins: &Path) -> Vec<Datapath> {
         .collect()
 }
 
-/// Applies `services` on `ns` until the VIP is served (next hops resolve within seconds).
+/// Applies `services` on `ns` until they are all served (next hops resolve within seconds).
 fn apply_until_served(ns: &Netns, dp: &mut Datapath, services: &[ServiceInput]) {
-    let vip = (VIP.into(), VIP_PORT, Proto::Tcp);
     let mut report = in_netns(ns, || dp.apply(services)).expect("apply");
     for _ in 0..20 {
-        if report.served.contains(&vip) && report.unresolved.is_empty() {
+        let all = services
+            .iter()
+            .all(|s| report.served.contains(&(s.vip, s.port, s.proto)));
+        if all && report.unresolved.is_empty() {
             return;
         }
         std::thread::sleep(Duration::from_millis(250));
@@ -505,4 +529,65 @@ fn dead_pinned_links_are_replaced_and_a_capacity_change_recreates_the_service_ma
     let report = in_netns(&a, || dp.apply(&services)).expect("16 services fit now");
     assert_eq!(report.served.len(), 16);
     in_netns(&a, || dp.shutdown()).expect("shutdown");
+}
+
+/// Issue 16: the agent's path (`Datapath::start/apply`) over an IPv6-only underlay: the LB
+/// node's identity is its IPv6 node address, next hops towards the backend nodes' IPv6
+/// addresses are resolved by neighbour discovery, the backend nodes accept Geneve from the LB
+/// nodes' IPv6 addresses, and both VIP (IPv4 in IPv6) and VIP6 (IPv6 in IPv6) answer.
+#[test]
+fn datapath_serves_both_families_over_an_ipv6_underlay() {
+    if !root() {
+        return;
+    }
+    let net = Net::build("dp_drv6", false, UNDERLAY_MTU, Underlay::V6);
+    let pins = BpfFs::mount(net.lab.dir().join("bpffs"));
+    let bes = start_backends(&net, &pins.path);
+    let cfg =
+        DatapathConfig::parse(&lb_yaml(&pins.path.join("lb1"), false), "lb1.yaml").expect("config");
+    let lb_ns = &net.lbs[0];
+    let me = lb_node(1, Underlay::V6).0;
+    let mut lb = in_netns(lb_ns, || Datapath::start(&cfg, None, Some(me))).expect("start lb1");
+    assert_eq!(lb.identity().map(|i| i.addr), Some(me));
+    apply_until_served(lb_ns, &mut lb, &services(&net));
+    for vip in [IpAddr::from(VIP), IpAddr::from(VIP6)] {
+        net.route_via(vip, &[1]);
+        let who = wait_until_ok(
+            &format!("HTTP through {vip}"),
+            Duration::from_secs(30),
+            || {
+                let mut s = net.connect_to(vip, None)?;
+                whoami(&mut s)
+            },
+        )
+        .expect("VIP answers");
+        assert!(who.starts_with("be"), "answered by a backend: {who:?}");
+    }
+    let st = lb.status().expect("status").to_json();
+    let nodes: std::collections::BTreeSet<String> = st["backends"]
+        .as_array()
+        .expect("backends")
+        .iter()
+        .filter_map(|b| b["node"].as_str().map(str::to_owned))
+        .collect();
+    assert_eq!(
+        nodes,
+        ["fd00:0:11::2".to_owned(), "fd00:0:12::2".to_owned()].into(),
+        "{st}"
+    );
+    assert!(st["counters"]["encap"].as_u64() >= Some(2), "{st}");
+    // MTU 1600 leaves room for outer IPv6 (1500 + 94): nothing to warn about.
+    assert_eq!(st["warnings"].as_array().map(Vec::len), Some(0), "{st}");
+    let decap: u64 = bes
+        .iter()
+        .map(|be| {
+            let st = be.status().expect("backend status").to_json();
+            st["counters"]["decap"].as_u64().unwrap_or(0)
+        })
+        .sum();
+    assert!(decap >= 2, "the backend nodes decapsulated");
+    in_netns(lb_ns, || lb.shutdown()).expect("shutdown");
+    for (be, ns) in bes.into_iter().zip(&net.bes) {
+        in_netns(ns, || be.shutdown()).expect("backend shutdown");
+    }
 }

@@ -16,6 +16,11 @@
 //! XDP_TX frames from the LB node are received (veth rule). The client sends with checksum
 //! offload off so the frames the LB nodes rewrite carry complete checksums.
 //!
+//! Over an IPv6-only underlay (`Lab::v6_underlay`, issue 16) the same topology serves VIP:80 in
+//! IPv4-in-IPv6 Geneve and VIP6:80 in IPv6-in-IPv6 Geneve; the router reaches the LB node for
+//! the IPv4 VIP `via inet6`, and the backend nodes decapsulate only from the LB nodes' IPv6
+//! addresses.
+//!
 //! Next-hop MACs for the encapsulation are resolved by the loader helper
 //! `datapath::neighbour::next_hop` (route + ARP table of the LB node's namespace), and the
 //! uplink MAC by `datapath::neighbour::interface_mac`, both run inside the LB node's namespace.
@@ -23,7 +28,7 @@
 mod support;
 
 use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::time::Duration;
 
 use datapath::loader::{LoadConfig, Loader, programs};
@@ -43,29 +48,39 @@ struct LbNode {
     reconciler: Reconciler,
     /// Next-hop MAC towards each backend node (index 0: be1).
     next_hops: Vec<[u8; 6]>,
+    /// The underlay family: the backend nodes' addresses are of it.
+    underlay: Underlay,
 }
 
 impl LbNode {
-    /// Programs the service with the given backends (the full desired state).
+    /// Programs VIP:80 with the given backends (the full desired state).
     fn program(&mut self, backends: &[(usize, SocketAddr)]) {
-        let spec = ServiceSpec {
-            vip: VIP.into(),
-            port: VIP_PORT,
-            proto: Proto::Tcp,
-            affinity: false,
-            backends: backends
-                .iter()
-                .map(|(j, addr)| BackendSpec {
-                    addr: *addr,
-                    weight: maglev::DEFAULT_WEIGHT,
-                    node: be_addr(*j).0,
-                    next_hop_mac: self.next_hops[j - 1],
-                    local: false,
-                })
-                .collect(),
-        };
+        self.program_all(&[(VIP.into(), backends.to_vec())]);
+    }
+
+    /// Programs `(VIP, backends)` services on port 80 (the full desired state).
+    fn program_all(&mut self, services: &[(IpAddr, Vec<(usize, SocketAddr)>)]) {
+        let specs: Vec<ServiceSpec> = services
+            .iter()
+            .map(|(vip, backends)| ServiceSpec {
+                vip: *vip,
+                port: VIP_PORT,
+                proto: Proto::Tcp,
+                affinity: false,
+                backends: backends
+                    .iter()
+                    .map(|(j, addr)| BackendSpec {
+                        addr: *addr,
+                        weight: maglev::DEFAULT_WEIGHT,
+                        node: be_node(*j, self.underlay).0,
+                        next_hop_mac: self.next_hops[j - 1],
+                        local: false,
+                    })
+                    .collect(),
+            })
+            .collect();
         self.reconciler
-            .apply(&[spec], &mut self.loader)
+            .apply(&specs, &mut self.loader)
             .expect("reconcile");
     }
 
@@ -106,13 +121,23 @@ impl Lab {
 
     /// The lab with an underlay MTU of `mtu` (programmed on the LB nodes as the agent does).
     fn with_mtu(test: &str, mtu: u16) -> Self {
-        let net = Net::with_mtu(test, true, mtu);
+        Self::build(test, mtu, Underlay::V4)
+    }
+
+    /// The lab over an IPv6-only underlay, serving VIP:80 (IPv4 in IPv6) and VIP6:80 (IPv6 in
+    /// IPv6).
+    fn v6_underlay(test: &str) -> Self {
+        Self::build(test, UNDERLAY_MTU, Underlay::V6)
+    }
+
+    fn build(test: &str, mtu: u16, underlay: Underlay) -> Self {
+        let net = Net::build(test, true, mtu, underlay);
         let router = &net.router;
         // LB nodes: XDP LB on the uplink (native), XDP_PASS on the router's port facing it.
         let seed = Seed::default();
         let mut lbs = Vec::new();
         for (i, ns) in net.lbs.iter().enumerate() {
-            let (node, _) = lb_addr(i + 1);
+            let (node, _) = lb_node(i + 1, underlay);
             let (loader, next_hops) = in_netns(ns, || {
                 let mut l = Loader::load(&LoadConfig {
                     maglev_m: M,
@@ -122,17 +147,15 @@ impl Lab {
                 .expect("load eBPF");
                 let mac = neighbour::interface_mac("eth0").expect("uplink MAC");
                 l.set_config(&Config {
-                    node_addr: node.octets(),
                     node_mac: mac,
-                    mtu,
-                    maglev_m: M,
                     jhash_v4: seed.jhash_v4,
                     jhash_v6: seed.jhash_v6,
+                    ..identity(node, mtu, M)
                 })
                 .expect("config");
                 let hops: Vec<[u8; 6]> = (1..=2)
                     .map(|j| {
-                        neighbour::next_hop(be_addr(j).0, Duration::from_secs(10))
+                        neighbour::next_hop(be_node(j, underlay).0, Duration::from_secs(10))
                             .expect("next hop")
                             .mac
                     })
@@ -155,8 +178,14 @@ impl Lab {
                 loader,
                 reconciler: Reconciler::new(M, seed, 256, 4096).expect("reconciler"),
                 next_hops,
+                underlay,
             };
-            lb.program(&backends());
+            match underlay {
+                Underlay::V4 => lb.program(&backends()),
+                Underlay::V6 => {
+                    lb.program_all(&[(VIP.into(), backends()), (VIP6.into(), backends6())])
+                }
+            }
             lbs.push(lb);
         }
 
@@ -467,4 +496,130 @@ fn an_8_mib_transfer_over_a_1500_byte_underlay_needs_no_icmp_too_big() {
         .map(|l| counter(l, Counter::MssClamped))
         .sum();
     assert_eq!(clamped, 1, "the one SYN-ACK's MSS was lowered");
+}
+
+/// Issue 16: Geneve over an IPv6-only underlay. The nodes' links carry IPv6 addresses only, so
+/// the LB node reaches the backend nodes in outer IPv6 (IPv4 in IPv6 for VIP, IPv6 in IPv6 for
+/// VIP6, with the DSR option of the service's family), the backend nodes decapsulate it from
+/// the known LB nodes' IPv6 addresses, and the replies go straight to the client with the
+/// VIP as source.
+fn serves_over_the_ipv6_underlay(test: &str, vip: IpAddr) {
+    let lab = Lab::v6_underlay(test);
+    lab.route_via(vip, &[1]);
+    let v = vip.to_string();
+    // Every Geneve packet towards the backend nodes is outer IPv6 (none is IPv4)...
+    let geneve = |filter: &str| -> Vec<Capture> {
+        ["be1", "be2"]
+            .iter()
+            .map(|port| lab.capture(&lab.router, port, filter))
+            .collect()
+    };
+    let geneve6 = geneve("ip6 and udp dst port 6081");
+    let geneve4 = geneve("ip and udp dst port 6081");
+    // ... replies leave the backend nodes from VIP:80, and none goes back to the LB node.
+    let from_vip: Vec<Capture> = lab
+        .bes
+        .iter()
+        .map(|ns| lab.capture(ns, "eth0", &format!("tcp and src host {v} and src port 80")))
+        .collect();
+    let to_lb = lab.capture(&lab.router, "lb1", &format!("src host {v}"));
+
+    let mut served = std::collections::BTreeSet::new();
+    for p in SPORTS.take(8) {
+        let mut s = lab
+            .connect_to(vip, Some(p))
+            .unwrap_or_else(|e| panic!("connect to {v} from :{p}: {e}"));
+        let who = whoami(&mut s).expect("whoami");
+        let addr: IpAddr = who
+            .split_whitespace()
+            .nth(1)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected whoami answer {who:?}"));
+        assert_eq!(
+            addr.is_ipv6(),
+            vip.is_ipv6(),
+            "a backend of the VIP's family: {who}"
+        );
+        served.insert(addr);
+    }
+    let mut s = lab.connect_to(vip, None).expect("connect");
+    const DOWN: usize = 2 << 20;
+    let body = request(
+        &mut s,
+        &format!("GET /blob/{DOWN} HTTP/1.1\r\nHost: vip\r\n\r\n"),
+        &[],
+    )
+    .expect("download");
+    assert_eq!(body.len(), DOWN);
+    assert!(blob_ok(&body), "downloaded bytes follow the pattern");
+    const UP: usize = 1 << 20;
+    let upload: Vec<u8> = (0..UP).map(|k| (k * 7 % 256) as u8).collect();
+    let answer = request(
+        &mut s,
+        &format!("POST /upload HTTP/1.1\r\nHost: vip\r\nContent-Length: {UP}\r\n\r\n"),
+        &upload,
+    )
+    .expect("upload");
+    assert_eq!(
+        String::from_utf8_lossy(&answer).trim(),
+        format!("{UP} {}", adler32(&upload)),
+        "the backend received the upload intact"
+    );
+    drop(s);
+
+    let geneve6: Vec<String> = geneve6.into_iter().flat_map(Capture::lines).collect();
+    let geneve4: Vec<String> = geneve4.into_iter().flat_map(Capture::lines).collect();
+    let from_vip: usize = from_vip.into_iter().map(|c| c.lines().len()).sum();
+    let to_lb = to_lb.lines();
+    assert!(
+        served.len() > 1,
+        "flows spread over several backends: {served:?}"
+    );
+    assert!(
+        !geneve6.is_empty(),
+        "Geneve in outer IPv6 reached the backend nodes"
+    );
+    assert!(geneve4.is_empty(), "no Geneve in outer IPv4: {geneve4:?}");
+    assert!(
+        from_vip > 10,
+        "replies with source {v}:80 leave the backend nodes"
+    );
+    assert!(
+        to_lb.is_empty(),
+        "traffic from the VIP went to lb1: {:?}",
+        &to_lb[..to_lb.len().min(5)]
+    );
+    let lb = &lab.lbs[0];
+    assert!(lb.counter(Counter::Encap) > 0, "lb1 encapsulated");
+    assert!(
+        lb.counter(Counter::DsrOption) >= 9,
+        "each SYN carried the DSR option"
+    );
+    assert_eq!(lb.counter(Counter::DropInternal), 0);
+    let decap: u64 = lab
+        .be_loaders
+        .iter()
+        .map(|l| counter(l, Counter::Decap))
+        .sum();
+    assert!(decap > 0, "the backend nodes decapsulated");
+    for l in &lab.be_loaders {
+        assert_eq!(counter(l, Counter::DropGeneveUnknownNode), 0);
+        assert_eq!(counter(l, Counter::GeneveNotLocal), 0);
+    }
+}
+
+#[test]
+fn an_ipv4_service_is_served_over_an_ipv6_underlay() {
+    if !root() {
+        return;
+    }
+    serves_over_the_ipv6_underlay("dp_e2e_v4in6", VIP.into());
+}
+
+#[test]
+fn an_ipv6_service_is_served_over_an_ipv6_underlay() {
+    if !root() {
+        return;
+    }
+    serves_over_the_ipv6_underlay("dp_e2e_v6in6", VIP6.into());
 }

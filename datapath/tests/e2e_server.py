@@ -8,6 +8,7 @@ Usage: e2e_server.py NODE PORT
 """
 
 import http.server
+import socket
 import sys
 import zlib
 
@@ -29,6 +30,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/whoami":
             local = self.connection.getsockname()[0]
+            # IPv4 connections to the dual-stack socket show as IPv4-mapped IPv6.
+            if local.startswith("::ffff:"):
+                local = local[len("::ffff:"):]
             self.reply(f"{NODE} {local}\n".encode())
         elif self.path.startswith("/blob/"):
             n = int(self.path[len("/blob/"):])
@@ -60,8 +64,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Server(http.server.ThreadingHTTPServer):
+    # Dual-stack: "::" with IPV6_V6ONLY off (Linux's default) takes IPv4 connections too.
+    address_family = socket.AF_INET6
     daemon_threads = True
     allow_reuse_address = True
 
 
-Server(("0.0.0.0", PORT), Handler).serve_forever()
+Server(("::", PORT), Handler).serve_forever()

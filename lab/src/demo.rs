@@ -735,19 +735,11 @@ impl Steps<'_> {
         format!("http://{host}:{}/", self.service.port)
     }
 
-    /// Underlay (uplink) address → node name, read from the nodes.
-    fn node_addresses(&self) -> BTreeMap<Ipv4Addr, String> {
+    /// Underlay (uplink) addresses, IPv4 and IPv6 → node name, read from the nodes.
+    fn node_addresses(&self) -> BTreeMap<IpAddr, String> {
         let mut out = BTreeMap::new();
         for node in self.plan.nodes {
-            let argv = [
-                "ip",
-                "-4",
-                "-o",
-                "addr",
-                "show",
-                "dev",
-                &self.service.uplink,
-            ];
+            let argv = ["ip", "-o", "addr", "show", "dev", &self.service.uplink];
             if let Ok((_, text)) = self.node_output(node, &argv) {
                 for a in uplink_addresses(&text) {
                     out.insert(a, (*node).to_owned());
@@ -926,9 +918,8 @@ impl Steps<'_> {
                 paths.len()
             ));
         };
-        let (src, dst) = p
-            .geneve
-            .unwrap_or((Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED));
+        let unspecified = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let (src, dst) = p.geneve.unwrap_or((unspecified, unspecified));
         Outcome::Done(format!(
             "client port {} entered at {}, Geneve {src} → {dst}{} to {}, answered by {} and the \
              reply left {} from {vip}; {} of {} flows crossed nodes, every reply left its \
@@ -996,12 +987,12 @@ impl Steps<'_> {
     }
 }
 
-/// IPv4 addresses in `ip -4 -o addr show` output.
-pub fn uplink_addresses(text: &str) -> Vec<Ipv4Addr> {
+/// IPv4 and IPv6 addresses in `ip -o addr show` output.
+pub fn uplink_addresses(text: &str) -> Vec<IpAddr> {
     text.lines()
         .filter_map(|l| {
             let mut w = l.split_whitespace();
-            w.find(|x| *x == "inet")?;
+            w.find(|x| *x == "inet" || *x == "inet6")?;
             w.next()?.split('/').next()?.parse().ok()
         })
         .collect()
@@ -1075,8 +1066,15 @@ mod tests {
 
     #[test]
     fn uplink_addresses_come_from_ip_o_addr() {
-        let text = "9: eth1    inet 10.0.1.2/30 scope global eth1\\       valid_lft forever preferred_lft forever\n";
-        assert_eq!(uplink_addresses(text), vec![Ipv4Addr::new(10, 0, 1, 2)]);
+        let text = "9: eth1    inet 10.0.1.2/30 scope global eth1\\       valid_lft forever preferred_lft forever\n\
+                    9: eth1    inet6 fd00:1:1::2/64 scope global \\       valid_lft forever preferred_lft forever\n";
+        assert_eq!(
+            uplink_addresses(text),
+            vec![
+                IpAddr::V4(Ipv4Addr::new(10, 0, 1, 2)),
+                "fd00:1:1::2".parse::<IpAddr>().expect("addr")
+            ]
+        );
         assert!(uplink_addresses("").is_empty());
     }
 

@@ -49,7 +49,7 @@ struct InterfaceEntry {
 #[derive(Debug, Deserialize)]
 struct NodeEntry {
     name: String,
-    address: Ipv4Addr,
+    address: IpAddr,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,8 +85,8 @@ pub struct DemoService {
     pub vip: IpAddr,
     /// Service port.
     pub port: u16,
-    /// Backends: (pod address, underlay address of its node).
-    pub backends: Vec<(SocketAddr, Ipv4Addr)>,
+    /// Backends: (pod address, underlay address of its node, IPv4 or IPv6).
+    pub backends: Vec<(SocketAddr, IpAddr)>,
     /// The uplink the XDP load balancer runs on (where captures are taken).
     pub uplink: String,
 }
@@ -119,7 +119,7 @@ impl DemoService {
             })
             .map(|i| i.name)
             .ok_or_else(|| bad("the agent config has no datapath XDP interface".to_owned()))?;
-        let nodes: BTreeMap<String, Ipv4Addr> =
+        let nodes: BTreeMap<String, IpAddr> =
             f.nodes.into_iter().map(|n| (n.name, n.address)).collect();
         let mut backends = Vec::new();
         for e in &s.endpoints {
@@ -150,12 +150,12 @@ impl DemoService {
 /// What one capture line shows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Seen {
-    /// A Geneve packet between nodes carrying a client's packet.
+    /// A Geneve packet between nodes carrying a client's packet (outer IPv4 or IPv6).
     Geneve {
         /// Outer source: the node the flow entered at.
-        outer_src: Ipv4Addr,
+        outer_src: IpAddr,
         /// Outer destination: the backend's node.
-        outer_dst: Ipv4Addr,
+        outer_dst: IpAddr,
         /// The client's source port in the inner packet.
         client_port: u16,
         /// The Geneve header carries options (the DSR option, on the flow's first packets).
@@ -168,15 +168,26 @@ pub enum Seen {
     },
 }
 
-/// `10.0.2.2.55362` or `10.0.2.2.6081:` → (address, port).
+/// `10.0.2.2.55362`, `10.0.2.2.6081:` or `fd00:1:2::2.6081:` → (address, port).
 fn addr_port(token: &str) -> Option<(IpAddr, u16)> {
     let (a, p) = token.trim_end_matches(':').rsplit_once('.')?;
     Some((a.parse().ok()?, p.parse().ok()?))
 }
 
-/// The `A > B` pair after the first `IP ` in `text`.
+/// Where the first `IP ` or `IP6 ` header in tcpdump text starts, and its length.
+fn ip_header(text: &str) -> Option<(usize, usize)> {
+    let v4 = text.find("IP ").map(|i| (i, 3));
+    let v6 = text.find("IP6 ").map(|i| (i, 4));
+    match (v4, v6) {
+        (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The `A > B` pair after the first `IP ` or `IP6 ` in `text`.
 fn ip_pair(text: &str) -> Option<((IpAddr, u16), (IpAddr, u16))> {
-    let rest = &text[text.find("IP ")? + 3..];
+    let (at, len) = ip_header(text)?;
+    let rest = &text[at + len..];
     let mut words = rest.split_whitespace();
     let src = addr_port(words.next()?)?;
     if words.next()? != ">" {
@@ -190,16 +201,14 @@ fn ip_pair(text: &str) -> Option<((IpAddr, u16), (IpAddr, u16))> {
 pub fn parse_capture_line(line: &str, vip: IpAddr, port: u16) -> Option<Seen> {
     let ((src, _), (dst, dport)) = ip_pair(line)?;
     if let Some(g) = line.find("Geneve") {
-        let (IpAddr::V4(outer_src), IpAddr::V4(outer_dst)) = (src, dst) else {
-            return None;
-        };
+        let (outer_src, outer_dst) = (src, dst);
         if dport != 6081 {
             return None;
         }
         let geneve = &line[g..];
         let ((_, client_port), _) = ip_pair(geneve)?;
         // tcpdump prints `options [N bytes]` between the Geneve header and the inner packet.
-        let inner = geneve.find(": IP ").unwrap_or(geneve.len());
+        let inner = ip_header(geneve).map_or(geneve.len(), |(at, _)| at);
         let with_option = geneve[..inner].contains("options [");
         return Some(Seen::Geneve {
             outer_src,
@@ -225,7 +234,7 @@ pub struct FlowPath {
     /// `reply_node`, or `reply_node` itself when none did (a local backend).
     pub entry_node: Option<String>,
     /// Outer (source, destination) of the Geneve packets, when the flow crossed nodes.
-    pub geneve: Option<(Ipv4Addr, Ipv4Addr)>,
+    pub geneve: Option<(IpAddr, IpAddr)>,
     /// One of those Geneve packets carried options (the DSR option).
     pub geneve_option: bool,
 }
@@ -242,7 +251,7 @@ impl FlowPath {
 pub fn flow_paths(
     answers: &BTreeMap<u16, String>,
     seen: &BTreeMap<String, Vec<Seen>>,
-    node_addrs: &BTreeMap<Ipv4Addr, String>,
+    node_addrs: &BTreeMap<IpAddr, String>,
 ) -> Vec<FlowPath> {
     answers
         .iter()
@@ -256,7 +265,7 @@ pub fn flow_paths(
                 [one] => Some((*one).clone()),
                 _ => None,
             };
-            let tunnelled: Vec<(Ipv4Addr, Ipv4Addr, bool)> = reply_node
+            let tunnelled: Vec<(IpAddr, IpAddr, bool)> = reply_node
                 .as_ref()
                 .and_then(|n| seen.get(n).map(|v| (n, v)))
                 .map(|(n, v)| {
@@ -336,7 +345,7 @@ mod tests {
     const GENEVE_SYN: &str = "03:33:28.496036 IP 10.0.2.2.55362 > 10.0.3.2.6081: Geneve, Flags [none], vni 0x0, options [12 bytes]: IP 10.0.100.10.41001 > 10.244.3.10.8080: Flags [S], seq 1141273728, win 64240, options [mss 1460,sackOK,TS val 3719189152 ecr 0,nop,wscale 10], length 0";
     const REPLY: &str = "03:33:28.496066 IP 10.200.0.10.80 > 10.0.100.10.41001: Flags [S.], seq 1610403577, ack 1141273729, win 65160, options [mss 1460,sackOK,TS val 3612045289 ecr 3719189152,nop,wscale 10], length 0";
 
-    fn ip4(s: &str) -> Ipv4Addr {
+    fn ip4(s: &str) -> IpAddr {
         s.parse().expect("ip")
     }
 
@@ -378,7 +387,34 @@ mod tests {
         assert_eq!(parse_capture_line("", vip(), 80), None);
     }
 
-    fn addrs() -> BTreeMap<Ipv4Addr, String> {
+    // Geneve over an IPv6 underlay (tcpdump 4.99.3 prints the outer header as `IP6`), carrying
+    // an IPv4 and an IPv6 client packet.
+    const GENEVE6_V4: &str = "00:12:01.100200 IP6 fd00:1:1::2.49877 > fd00:1:2::2.6081: Geneve, Flags [none], vni 0x0, options [12 bytes]: IP 10.1.100.10.20001 > 10.245.2.10.8080: Flags [S], seq 1, win 64240, length 0";
+    const GENEVE6_V6: &str = "00:12:01.100300 IP6 fd00:1:1::2.49877 > fd00:1:2::2.6081: Geneve, Flags [none], vni 0x0, options [24 bytes]: IP6 fd00:1:100::10.20002 > fd00:245:2::10.8080: Flags [S], seq 1, win 64800, length 0";
+
+    #[test]
+    fn geneve_in_outer_ipv6_parses_with_either_inner_family() {
+        let v6 = |s: &str| -> IpAddr { s.parse().expect("ip") };
+        for (line, port) in [(GENEVE6_V4, 20001), (GENEVE6_V6, 20002)] {
+            assert_eq!(
+                parse_capture_line(line, v6("fd00:201::10"), 80),
+                Some(Seen::Geneve {
+                    outer_src: v6("fd00:1:1::2"),
+                    outer_dst: v6("fd00:1:2::2"),
+                    client_port: port,
+                    with_option: true,
+                }),
+                "{line}"
+            );
+        }
+        let reply = "00:12:01.100400 IP6 fd00:201::10.80 > fd00:1:100::10.20002: Flags [S.], seq 2, ack 2, win 64260, length 0";
+        assert_eq!(
+            parse_capture_line(reply, v6("fd00:201::10"), 80),
+            Some(Seen::Reply { client_port: 20002 })
+        );
+    }
+
+    fn addrs() -> BTreeMap<IpAddr, String> {
         (1..=3)
             .map(|n| (ip4(&format!("10.0.{n}.2")), format!("node{n}")))
             .collect()
@@ -448,7 +484,7 @@ mod tests {
             s.backends[1],
             (
                 "10.244.2.10:8080".parse().expect("addr"),
-                Ipv4Addr::new(10, 0, 2, 2)
+                IpAddr::V4(Ipv4Addr::new(10, 0, 2, 2))
             )
         );
         assert_eq!(s.backends.len(), 3);

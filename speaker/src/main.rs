@@ -335,11 +335,13 @@ fn check(config: &Path) -> anyhow::Result<()> {
         parsed.nodes.len(),
         if parsed.l2.is_some() { "on" } else { "off" }
     );
-    // The configured MTU, or the interfaces' as this host has them (skipped where absent).
+    // The configured MTU, or the interfaces' as this host has them (skipped where absent). An
+    // IPv6 node address in `nodes:` means Geneve may travel in outer IPv6 (20 bytes more).
     if let Some(d) = &parsed.datapath {
+        let outer6 = parsed.nodes.iter().any(|n| n.value.address.is_ipv6());
         for w in d
             .value
-            .mtu_warnings(|name| datapath::neighbour::interface_mtu(name).ok())
+            .mtu_warnings(|name| datapath::neighbour::interface_mtu(name).ok(), outer6)
         {
             println!("warning: {w}");
         }

@@ -28,6 +28,11 @@ pub const GENEVE_OPT_TYPE_DSR: u8 = 0x81;
 pub const GENEVE_OPT_DSR_LEN_V4: u8 = 2;
 /// DSR option payload length in 4-byte words, IPv6 service.
 pub const GENEVE_OPT_DSR_LEN_V6: u8 = 5;
+/// Outer IPv4 + UDP + Geneve base header: the encapsulation's fixed bytes over an IPv4
+/// underlay (the DSR option and the inner Ethernet header come on top).
+pub const OUTER_FIXED_V4: usize = 20 + 8 + 8;
+/// Outer IPv6 + UDP + Geneve base header: the fixed bytes over an IPv6 underlay.
+pub const OUTER_FIXED_V6: usize = 40 + 8 + 8;
 
 /// EtherType IPv4.
 pub const ETH_P_IP: u16 = 0x0800;

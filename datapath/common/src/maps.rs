@@ -41,6 +41,9 @@ pub const MAP_REVNAT_NEW: &str = "HERALD_RNATNEW";
 /// Underlay IPv4 addresses of the nodes allowed to send us Geneve (the load-balancer nodes):
 /// `[u8; 4]` → `u32` (1). Written by user space ([`MAX_LB_NODES`] entries at most).
 pub const MAP_LB_NODES: &str = "HERALD_LBNODES";
+/// Underlay IPv6 addresses of the load-balancer nodes: `[u8; 16]` → `u32` (1). Apart from the
+/// IPv4 map so that its key, and the pinned IPv4 map of an earlier version, stay as they are.
+pub const MAP_LB_NODES6: &str = "HERALD_LBNODES6";
 /// Per-CPU counters by [`Counter`] index.
 pub const MAP_COUNTERS: &str = "HERALD_CNT";
 /// Per-CPU per-service counters by service id → [`ServiceCounters`].
@@ -91,6 +94,10 @@ pub const TABLES_PER_SERVICE: u32 = 2;
 pub const SVC_F_AFFINITY: u32 = 1;
 /// Backend flag: the backend runs on this node (DNAT and pass up instead of encapsulating).
 pub const BE_F_LOCAL: u8 = 1;
+/// Backend flag: the backend's node has an IPv6 underlay address
+/// ([`BackendValue::node_addr6`]): Geneve to it goes over IPv6. A flag rather than a test of the
+/// address, so the IPv4 path reads no more of the value than before.
+pub const BE_F_NODE_V6: u8 = 2;
 
 /// Key of the service map: (VIP, port, protocol).
 #[repr(C)]
@@ -166,7 +173,8 @@ pub struct ServiceValue {
 pub struct BackendValue {
     /// Backend address (IPv4 in the first 4 bytes).
     pub addr: [u8; 16],
-    /// Underlay IPv4 address of the backend's node (Geneve destination).
+    /// Underlay IPv4 address of the backend's node (Geneve destination), unless
+    /// [`BE_F_NODE_V6`] is set.
     pub node_addr: [u8; 4],
     /// Backend port, host byte order.
     pub port: u16,
@@ -174,17 +182,21 @@ pub struct BackendValue {
     pub family: u8,
     /// `BE_F_*` flags.
     pub flags: u8,
-    /// MAC of the next hop towards `node_addr` on the uplink.
+    /// MAC of the next hop towards the node's address on the uplink.
     pub next_hop_mac: [u8; 6],
     /// Explicit padding.
     pub _pad: [u8; 2],
+    /// Underlay IPv6 address of the backend's node when [`BE_F_NODE_V6`] is set (zero
+    /// otherwise).
+    pub node_addr6: [u8; 16],
 }
 
 /// The node's datapath configuration (index 0 of the config map).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Config {
-    /// This node's underlay IPv4 address (outer source of Geneve packets).
+    /// This node's underlay IPv4 address (outer source of Geneve over IPv4; the only destination
+    /// of Geneve over IPv4 the TC ingress program accepts). Zero: none.
     pub node_addr: [u8; 4],
     /// MAC of the uplink (outer source MAC).
     pub node_mac: [u8; 6],
@@ -196,6 +208,10 @@ pub struct Config {
     pub jhash_v4: u32,
     /// IPv6 packet-hash seed (bytes 8–11).
     pub jhash_v6: u32,
+    /// This node's underlay IPv6 address (outer source of Geneve over IPv6, to backend nodes
+    /// with IPv6 underlay addresses; the only destination of Geneve over IPv6 the TC ingress
+    /// program accepts). Zero: none.
+    pub node_addr6: [u8; 16],
 }
 
 /// A connection 5-tuple: key of the LB node's flow LRU and of the backend node's reverse-NAT LRU.
@@ -390,8 +406,8 @@ mod tests {
         assert_eq!(size_of::<ServiceKey>(), 16 + 2 + 1 + 1);
         assert_eq!(size_of::<ServiceKey4>(), 4 + 2 + 1 + 1);
         assert_eq!(size_of::<ServiceValue>(), 16);
-        assert_eq!(size_of::<BackendValue>(), 16 + 4 + 2 + 1 + 1 + 6 + 2);
-        assert_eq!(size_of::<Config>(), 4 + 6 + 2 + 4 + 4 + 4);
+        assert_eq!(size_of::<BackendValue>(), 16 + 4 + 2 + 1 + 1 + 6 + 2 + 16);
+        assert_eq!(size_of::<Config>(), 4 + 6 + 2 + 4 + 4 + 4 + 16);
         assert_eq!(size_of::<FlowKey>(), 16 + 16 + 2 + 2 + 1 + 1 + 2);
         assert_eq!(size_of::<FlowKey4>(), 4 + 4 + 2 + 2);
         assert_eq!(size_of::<RevNatValue>(), 20);

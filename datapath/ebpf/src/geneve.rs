@@ -1,16 +1,37 @@
 //! Geneve with Cilium's DSR option: encapsulation on the LB node (XDP) and option parsing on the
 //! backend node (TC). Wire layout (RFC 8926): 8-byte base header, then TLV options; the DSR option
 //! is class 0x014B, type 0x81, payload {service address, port (be16), 2 bytes pad}.
+//!
+//! The outer header is IPv4 or IPv6, after the backend's node underlay address; the inner
+//! frame (the client's, IPv4 or IPv6) is independent of it.
+//!
+//! UDP checksum over IPv6. RFC 8200 §8.1 makes it mandatory, except for tunnel protocols under
+//! RFC 6935/6936, which RFC 8926 §3.3 allows for Geneve. We send zero: the only receiver of
+//! Herald's Geneve is Herald's own TC ingress program (these kernels have no Geneve device),
+//! which does not verify UDP checksums, and it applies RFC 6936 §5's safeguards for zero
+//! checksums itself: the outer destination must be this node's underlay address and the source
+//! a known load-balancer node, and the inner packet is parsed as strictly as any other (its own
+//! L4 checksum still covers the payload end to end). Computing it would mean summing the whole
+//! frame in XDP on every packet (a variable-length `bpf_csum_diff` over up to the MTU), the
+//! hot path's largest cost, to protect against corruption the inner checksum already detects.
 
 use datapath_common::{
-    ETH_P_IP, ETH_P_TEB, FAMILY_V4, GENEVE_OPT_CLASS_CILIUM, GENEVE_OPT_DSR_LEN_V4,
-    GENEVE_OPT_DSR_LEN_V6, GENEVE_OPT_TYPE_DSR, GENEVE_PORT, IPPROTO_UDP, csum,
+    ETH_P_IP, ETH_P_IPV6, ETH_P_TEB, FAMILY_V4, GENEVE_OPT_CLASS_CILIUM, GENEVE_OPT_DSR_LEN_V4,
+    GENEVE_OPT_DSR_LEN_V6, GENEVE_OPT_TYPE_DSR, GENEVE_PORT, IPPROTO_UDP, OUTER_FIXED_V4,
+    OUTER_FIXED_V6, csum,
 };
 
 use crate::parse::{read, write};
 
-/// Outer IPv4 + UDP + Geneve base header length.
-pub const OUTER_FIXED: usize = 20 + 8 + 8;
+/// Outer IP + UDP + Geneve base header length for an outer family (IPv6 when `outer6`).
+#[inline(always)]
+pub fn outer_fixed(outer6: bool) -> usize {
+    if outer6 {
+        OUTER_FIXED_V6
+    } else {
+        OUTER_FIXED_V4
+    }
+}
 
 /// Bytes of the DSR option (4-byte option header + payload) for a service family.
 #[inline(always)]
@@ -42,6 +63,12 @@ pub struct Encap {
     pub src_ip: [u8; 4],
     /// Outer destination IPv4 (the backend's node).
     pub dst_ip: [u8; 4],
+    /// Whether the outer header is IPv6 (the backend's node has an IPv6 underlay address).
+    pub outer6: bool,
+    /// Outer source IPv6 (when `outer6`).
+    pub src_ip6: [u8; 16],
+    /// Outer destination IPv6 (when `outer6`).
+    pub dst_ip6: [u8; 16],
     /// Original frame length.
     pub inner_len: usize,
     /// Flow hash (outer UDP source port entropy).
@@ -60,6 +87,18 @@ impl Encap {
         if self.l2_len == 18 { 18 } else { 14 }
     }
 
+    /// Outer IP + UDP + Geneve base header length.
+    #[inline(always)]
+    pub fn outer_fixed(&self) -> usize {
+        outer_fixed(self.outer6)
+    }
+
+    /// Bytes pushed in front of the original frame: outer L2, IP, UDP, Geneve and option.
+    #[inline(always)]
+    pub fn push_len(&self) -> usize {
+        self.l2() + self.outer_fixed() + self.opt_len()
+    }
+
     /// Bytes of option carried.
     #[inline(always)]
     pub fn opt_len(&self) -> usize {
@@ -71,32 +110,42 @@ impl Encap {
     }
 }
 
-/// Writes outer Ethernet/IPv4/UDP/Geneve(+option) at `start` (the new frame start, after
+/// Writes outer Ethernet/IP/UDP/Geneve(+option) at `start` (the new frame start, after
 /// `bpf_xdp_adjust_head` made room). Returns false if anything did not fit.
 #[inline(always)]
 pub fn write_outer(start: usize, end: usize, e: &Encap) -> bool {
-    let l2 = e.l2();
-    let opt_len = e.opt_len();
-    // Ethernet: to the next hop, from us; the VLAN tag (if any) is repeated outside.
+    if e.outer6 {
+        write_l2(start, end, e, ETH_P_IPV6)
+            && write_ip6(start, end, e)
+            && write_udp(start, end, e, e.l2() + 40)
+    } else {
+        write_l2(start, end, e, ETH_P_IP)
+            && write_ip4(start, end, e)
+            && write_udp(start, end, e, e.l2() + 20)
+    }
+}
+
+/// Ethernet: to the next hop, from us; the VLAN tag (if any) is repeated outside.
+#[inline(always)]
+fn write_l2(start: usize, end: usize, e: &Encap, ether: u16) -> bool {
     let mut eth = [0u8; 14];
     eth[..6].copy_from_slice(&e.dst_mac);
     eth[6..12].copy_from_slice(&e.src_mac);
-    if l2 == 18 {
+    let t = ether.to_be_bytes();
+    if e.l2() == 18 {
         eth[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
-        let ip = ETH_P_IP.to_be_bytes();
-        if !write(start, end, 0, eth)
-            || !write(start, end, 14, [e.vlan_tci[0], e.vlan_tci[1], ip[0], ip[1]])
-        {
-            return false;
-        }
+        write(start, end, 0, eth)
+            && write(start, end, 14, [e.vlan_tci[0], e.vlan_tci[1], t[0], t[1]])
     } else {
-        eth[12..14].copy_from_slice(&ETH_P_IP.to_be_bytes());
-        if !write(start, end, 0, eth) {
-            return false;
-        }
+        eth[12..14].copy_from_slice(&t);
+        write(start, end, 0, eth)
     }
+}
 
-    let ip_total = OUTER_FIXED + opt_len + e.inner_len;
+/// The outer IPv4 header.
+#[inline(always)]
+fn write_ip4(start: usize, end: usize, e: &Encap) -> bool {
+    let ip_total = OUTER_FIXED_V4 + e.opt_len() + e.inner_len;
     let mut ip = [0u8; 20];
     ip[0] = 0x45;
     ip[2..4].copy_from_slice(&(ip_total as u16).to_be_bytes());
@@ -108,31 +157,58 @@ pub fn write_outer(start: usize, end: usize, e: &Encap) -> bool {
     ip[16..20].copy_from_slice(&e.dst_ip);
     let c = csum::ipv4_header(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
-    if !write(start, end, l2, ip) {
-        return false;
-    }
+    write(start, end, e.l2(), ip)
+}
 
+/// The outer IPv6 header: no extension headers, hop limit 64, and the flow label from the flow
+/// hash (RFC 6438), so ECMP that hashes on the label spreads flows as the source port does.
+#[inline(always)]
+fn write_ip6(start: usize, end: usize, e: &Encap) -> bool {
+    let payload = (8 + 8 + e.opt_len() + e.inner_len) as u16;
+    let label = e.hash & 0x000f_ffff;
+    let p = payload.to_be_bytes();
+    let fixed = [
+        0x60,
+        (label >> 16) as u8,
+        (label >> 8) as u8,
+        label as u8,
+        p[0],
+        p[1],
+        IPPROTO_UDP,
+        64,
+    ];
+    let l2 = e.l2();
+    write(start, end, l2, fixed)
+        && write(start, end, l2 + 8, e.src_ip6)
+        && write(start, end, l2 + 24, e.dst_ip6)
+}
+
+/// UDP, the Geneve base header and the DSR option, at `l4` (after the outer IP header).
+#[inline(always)]
+fn write_udp(start: usize, end: usize, e: &Encap, l4: usize) -> bool {
+    let opt_len = e.opt_len();
     // Source port from the flow hash, in the dynamic range (RFC 8926 §3.3), so ECMP on the way
-    // to the backend node spreads flows; checksum zero is allowed over IPv4.
+    // to the backend node spreads flows. Checksum zero: allowed over IPv4, and over IPv6 for
+    // tunnels (see the module header).
     let sport = (0xc000u16 | (e.hash as u16 & 0x3fff)).to_be_bytes();
     let dport = GENEVE_PORT.to_be_bytes();
-    let ulen = ((ip_total - 20) as u16).to_be_bytes();
+    let ulen = ((8 + 8 + opt_len + e.inner_len) as u16).to_be_bytes();
     let udp = [
         sport[0], sport[1], dport[0], dport[1], ulen[0], ulen[1], 0, 0,
     ];
-    if !write(start, end, l2 + 20, udp) {
+    if !write(start, end, l4, udp) {
         return false;
     }
     // Version 0, option length in 4-byte words, protocol 0x6558, VNI 0.
     let teb = ETH_P_TEB.to_be_bytes();
     let gnv = [(opt_len / 4) as u8, 0, teb[0], teb[1], 0, 0, 0, 0];
-    if !write(start, end, l2 + 28, gnv) {
+    if !write(start, end, l4 + 8, gnv) {
         return false;
     }
     if !e.with_opt {
         return true;
     }
-    let off = l2 + 36;
+    let off = l4 + 16;
     let cls = GENEVE_OPT_CLASS_CILIUM.to_be_bytes();
     let p = e.vport.to_be_bytes();
     let vip = e.vip;

@@ -8,12 +8,13 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use datapath_common::{
-    BE_F_LOCAL, BackendValue, Counter, ETH_P_IP, FAMILY_V4, FlowKey, FlowKey4, FlowValue,
-    IPPROTO_TCP, IPPROTO_UDP, RevNatValue, ServiceKey, ServiceKey4, ServiceValue, svc4_filter_slot,
+    BE_F_LOCAL, BE_F_NODE_V6, BackendValue, Counter, ETH_P_IP, FAMILY_V4, FlowKey, FlowKey4,
+    FlowValue, IPPROTO_TCP, IPPROTO_UDP, RevNatValue, ServiceKey, ServiceKey4, ServiceValue,
+    svc4_filter_slot,
 };
 
 use crate::{
-    geneve::{self, Encap, OUTER_FIXED},
+    geneve::{self, Encap},
     icmp, maglev,
     maps::{
         BACKENDS, CONFIG, FLOWS, FLOWS4_TCP, FLOWS4_UDP, REVNAT_NEW, SCRATCH, SERVICES, SERVICES4,
@@ -278,7 +279,7 @@ pub fn run_pushed(ctx: &XdpContext) -> (u32, usize) {
         Plan::Encap => {
             let v = transmit(ctx, e);
             let pushed = if v == xdp_action::XDP_TX {
-                e.l2() + OUTER_FIXED + e.opt_len()
+                e.push_len()
             } else {
                 0
             };
@@ -356,9 +357,11 @@ fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> 
     // node has not seen (another LB node may have carried its SYN before an ECMP change).
     let syn = h.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN;
     e.with_opt = h.proto != IPPROTO_TCP || syn || !seen;
-    let opt_len = e.opt_len();
-    if OUTER_FIXED + opt_len + frame_len > usize::from(cfg.mtu) {
-        let overhead = OUTER_FIXED + opt_len + h.l2_len;
+    // The outer family is the backend node's underlay family.
+    e.outer6 = be.flags & BE_F_NODE_V6 != 0;
+    let outer = e.outer_fixed() + e.opt_len();
+    if outer + frame_len > usize::from(cfg.mtu) {
+        let overhead = outer + h.l2_len;
         return Plan::TooBig(usize::from(cfg.mtu).saturating_sub(overhead) as u16);
     }
     if !seen {
@@ -375,8 +378,13 @@ fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> 
     }
     e.dst_mac = be.next_hop_mac;
     e.src_mac = cfg.node_mac;
-    e.src_ip = cfg.node_addr;
-    e.dst_ip = be.node_addr;
+    if e.outer6 {
+        e.src_ip6 = cfg.node_addr6;
+        e.dst_ip6 = be.node_addr6;
+    } else {
+        e.src_ip = cfg.node_addr;
+        e.dst_ip = be.node_addr;
+    }
     e.inner_len = frame_len;
     e.hash = hash;
     Plan::Encap
@@ -387,7 +395,7 @@ fn balance(ctx: &XdpContext, h: &Headers, svc: &ServiceValue, e: &mut Encap) -> 
 #[inline(always)]
 fn transmit(ctx: &XdpContext, e: &Encap) -> u32 {
     let opt_len = e.opt_len();
-    let push = (e.l2() + OUTER_FIXED + opt_len) as i32;
+    let push = e.push_len() as i32;
     // SAFETY: plain helper call on our own context.
     if unsafe { bpf_xdp_adjust_head(ctx.ctx, -push) } != 0 {
         count(Counter::DropInternal);

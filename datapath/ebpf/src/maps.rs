@@ -67,6 +67,10 @@ pub static REVNAT_NEW: LruHashMap<FlowKey, RevNatValue> =
 #[map(name = "HERALD_LBNODES")]
 pub static LB_NODES: HashMap<[u8; 4], u32> = HashMap::with_max_entries(MAX_LB_NODES, 0);
 
+/// Underlay IPv6 addresses of the load-balancer nodes allowed to send us Geneve over IPv6.
+#[map(name = "HERALD_LBNODES6")]
+pub static LB_NODES6: HashMap<[u8; 16], u32> = HashMap::with_max_entries(MAX_LB_NODES, 0);
+
 /// Global counters.
 #[map(name = "HERALD_CNT")]
 pub static COUNTERS_MAP: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTERS, 0);

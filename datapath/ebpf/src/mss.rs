@@ -9,11 +9,13 @@
 //! already rewrites the SYN-ACK's source to the service address, lowers its MSS option to
 //! what fits the underlay once the LB node has added its headers:
 //!
-//! `MSS ≤ MTU − outer IPv4/UDP/Geneve (36) − DSR option (12 IPv4, 24 IPv6) − inner Ethernet (14)
-//!        − inner IP (20 or 40) − TCP (20)`
+//! `MSS ≤ MTU − outer IP/UDP/Geneve (36 over IPv4, 56 over IPv6) − DSR option (12 IPv4, 24 IPv6)
+//!        − inner Ethernet (14) − inner IP (20 or 40) − TCP (20)`
 //!
-//! (1398 for IPv4 on a 1500-byte underlay). `MTU` is this node's `Config::mtu`, i.e. the
-//! underlay MTU is assumed to be the same on the LB and backend nodes. The DSR option is
+//! (1398 for IPv4 on a 1500-byte IPv4 underlay, 1378 over IPv6; IPv6 services 1366 and 1346).
+//! `MTU` is this node's `Config::mtu`, i.e. the underlay MTU is assumed to be the same on the
+//! LB and backend nodes. The outer family is the one LB nodes use to reach this node: that of
+//! its underlay address (`Config::node_addr6` set: IPv6; a node with both counts the larger). The DSR option is
 //! counted although only a flow's first packets carry it, so that a flow an LB node has not seen
 //! (moved by ECMP mid-flow) still fits; an inner VLAN tag (4 bytes more) is not. TCP options
 //! in data segments need no room: senders subtract them from the MSS (RFC 6691).
@@ -22,7 +24,7 @@ use aya_ebpf::programs::TcContext;
 use datapath_common::{Counter, FAMILY_V4};
 
 use crate::{
-    geneve::{OUTER_FIXED, dsr_option_len},
+    geneve::{dsr_option_len, outer_fixed},
     maps::count,
     parse::Headers,
 };
@@ -35,12 +37,13 @@ const OPT_MSS: u8 = 2;
 /// first), and the verifier wants a bounded loop.
 const MAX_OPTIONS: usize = 8;
 
-/// The largest MSS whose segments fit an `mtu`-byte underlay once encapsulated, or `None` when
-/// the MTU is unknown (0) or too small to mean anything.
+/// The largest MSS whose segments fit an `mtu`-byte underlay once encapsulated in an outer
+/// IPv6 (`outer6`) or IPv4 header, or `None` when the MTU is unknown (0) or too small to mean
+/// anything.
 #[inline(always)]
-pub fn max_mss(mtu: u16, family: u8) -> Option<u16> {
+pub fn max_mss(mtu: u16, family: u8, outer6: bool) -> Option<u16> {
     let ip = if family == FAMILY_V4 { 20 } else { 40 };
-    let overhead = OUTER_FIXED + dsr_option_len(family) + 14 + ip + 20;
+    let overhead = outer_fixed(outer6) + dsr_option_len(family) + 14 + ip + 20;
     let mss = usize::from(mtu).checked_sub(overhead)?;
     if mss == 0 { None } else { Some(mss as u16) }
 }

@@ -32,6 +32,7 @@ pub(crate) fn program_self_service(l: &mut Loader, node: &BenchNode, m: u32) -> 
         maglev_m: m,
         jhash_v4: seed.jhash_v4,
         jhash_v6: seed.jhash_v6,
+        node_addr6: [0; 16],
     })?;
     let mut vip = [0u8; 16];
     vip[..4].copy_from_slice(&VIP);
@@ -45,6 +46,7 @@ pub(crate) fn program_self_service(l: &mut Loader, node: &BenchNode, m: u32) -> 
             flags: 0,
             next_hop_mac: node.next_hop_mac,
             _pad: [0; 2],
+            node_addr6: [0; 16],
         },
     )?;
     l.write_table(0, &vec![0; m as usize])?;

@@ -12,20 +12,24 @@
 //! ```
 //!
 //! The router forwards everything; LB and backend nodes hang off it on /24s with MTU 1600
-//! (room for the Geneve headers; [`Net::with_mtu`] builds it with another underlay MTU). Backend nodes carry the VIP and their backend addresses on
+//! (room for the Geneve headers; [`Net::with_mtu`] builds it with another underlay MTU). With
+//! [`Underlay::V6`] ([`Net::build`]) those links carry IPv6 addresses only (fd00:0:N::/64): the
+//! node addresses are IPv6, Geneve travels in outer IPv6, and the nodes' IPv4 routes (replies
+//! to the client from an IPv4 VIP) point at the router's IPv6 address (`via inet6`). The client
+//! and the backends are dual-stack: VIP6 (fd00:96::10) is served by backends on fd00:244:N::. Backend nodes carry the VIP and their backend addresses on
 //! `lo` (arp_ignore=1, arp_announce=2) and run `e2e_server.py`. The client sends with checksum
 //! offload off so the frames the LB nodes rewrite carry complete checksums.
 
 #![allow(dead_code, reason = "each test binary uses a different subset")]
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datapath::loader::{LoadConfig, Loader};
-use datapath_common::{Config, FAMILY_V4, IPPROTO_TCP, ServiceKey, ServiceValue};
+use datapath_common::{Config, FAMILY_V4, FAMILY_V6, IPPROTO_TCP, ServiceKey, ServiceValue};
 use herald_tests::{ChildProcess, Netns, TestLab, VethPair, in_netns, wait_until_ok};
 use socket2::{Domain, SockAddr, Socket, Type};
 
@@ -33,6 +37,17 @@ pub(crate) const VIP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 10);
 pub(crate) const VIP_PORT: u16 = 80;
 pub(crate) const BACKEND_PORT: u16 = 8080;
 pub(crate) const CLIENT: Ipv4Addr = Ipv4Addr::new(172, 16, 0, 2);
+pub(crate) const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x96, 0, 0, 0, 0, 0, 0x10);
+pub(crate) const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xc, 0, 0, 0, 0, 0, 2);
+
+/// The address family of the nodes' underlay links (and so of the outer Geneve headers).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Underlay {
+    /// IPv4 /24s (10.0.N.0/24).
+    V4,
+    /// IPv6 /64s only (fd00:0:N::/64).
+    V6,
+}
 /// The underlay MTU of [`Net::new`]: room for the Geneve headers on top of 1500.
 pub(crate) const UNDERLAY_MTU: u16 = 1600;
 pub(crate) const SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e_server.py");
@@ -51,28 +66,60 @@ unsafe extern "C" {
     fn geteuid() -> u32;
 }
 
-/// Joins `ns`'s `eth0` to the router's `port` on a /24 with the underlay MTU `mtu` (`addrs`:
-/// the node's address and the router port's, its default gateway), with reverse-path filtering
-/// off on the router port.
+/// Joins `ns`'s `eth0` to the router's `port` with the underlay MTU `mtu` (`addrs`: the node's
+/// address and the router port's, its default gateway: a /24 or a /64), with reverse-path
+/// filtering off on the router port. Over an IPv6 underlay the node's IPv4 default route (for
+/// replies from an IPv4 VIP) goes via the router's IPv6 address.
 fn attach_to_router(
     router: &Netns,
     port: &str,
     ns: &Netns,
-    (node, gw): (Ipv4Addr, Ipv4Addr),
+    (node, gw): (IpAddr, IpAddr),
     mtu: u16,
 ) -> VethPair {
     let link = VethPair::create(router, port, ns, "eth0").expect("veth");
     router.set_mtu(port, mtu.into()).expect("mtu");
     ns.set_mtu("eth0", mtu.into()).expect("mtu");
-    router.addr_add(port, &format!("{gw}/24")).expect("addr");
-    ns.addr_add("eth0", &format!("{node}/24")).expect("addr");
-    ns.route_add(&["default", "via", &gw.to_string()])
-        .expect("route");
+    let len = if node.is_ipv6() { 64 } else { 24 };
+    router.addr_add(port, &format!("{gw}/{len}")).expect("addr");
+    ns.addr_add("eth0", &format!("{node}/{len}")).expect("addr");
+    let gw = gw.to_string();
+    ns.route_add(&["default", "via", &gw]).expect("route");
+    if node.is_ipv6() {
+        ip(ns, &["-4", "route", "add", "default", "via", "inet6", &gw]);
+    }
     sysctl(router, &format!("net.ipv4.conf.{port}.rp_filter"), "0");
     link
 }
 
-/// Underlay address of LB node `i` (1-based) and of its router port.
+/// Underlay address of LB node `i` (1-based) and of its router port, over `underlay`.
+pub(crate) fn lb_node(i: usize, underlay: Underlay) -> (IpAddr, IpAddr) {
+    match underlay {
+        Underlay::V4 => {
+            let (n, g) = lb_addr(i);
+            (n.into(), g.into())
+        }
+        Underlay::V6 => (v6_node(i as u16, 2), v6_node(i as u16, 1)),
+    }
+}
+
+/// Underlay address of backend node `j` (1-based) and of its router port, over `underlay`.
+pub(crate) fn be_node(j: usize, underlay: Underlay) -> (IpAddr, IpAddr) {
+    match underlay {
+        Underlay::V4 => {
+            let (n, g) = be_addr(j);
+            (n.into(), g.into())
+        }
+        Underlay::V6 => (v6_node(0x10 + j as u16, 2), v6_node(0x10 + j as u16, 1)),
+    }
+}
+
+/// fd00:0:NET::HOST.
+fn v6_node(net: u16, host: u16) -> IpAddr {
+    Ipv6Addr::new(0xfd00, 0, net, 0, 0, 0, 0, host).into()
+}
+
+/// Underlay IPv4 address of LB node `i` (1-based) and of its router port.
 pub(crate) fn lb_addr(i: usize) -> (Ipv4Addr, Ipv4Addr) {
     (
         Ipv4Addr::new(10, 0, i as u8, 2),
@@ -80,11 +127,36 @@ pub(crate) fn lb_addr(i: usize) -> (Ipv4Addr, Ipv4Addr) {
     )
 }
 
-/// An IPv4 address in the 16-byte key form.
-fn v4_key(a: Ipv4Addr) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..4].copy_from_slice(&a.octets());
-    k
+/// The service key of (VIP, port) for TCP.
+fn tcp_key(vip: IpAddr, port: u16) -> ServiceKey {
+    let (addr, family) = match vip {
+        IpAddr::V4(a) => {
+            let mut k = [0u8; 16];
+            k[..4].copy_from_slice(&a.octets());
+            (k, FAMILY_V4)
+        }
+        IpAddr::V6(a) => (a.octets(), FAMILY_V6),
+    };
+    ServiceKey {
+        addr,
+        port,
+        proto: IPPROTO_TCP,
+        family,
+    }
+}
+
+/// What a backend node's identity is in the config map: its underlay address of either family.
+pub(crate) fn identity(node: IpAddr, mtu: u16, maglev_m: u32) -> Config {
+    let mut c = Config {
+        mtu,
+        maglev_m,
+        ..Config::default()
+    };
+    match node {
+        IpAddr::V4(a) => c.node_addr = a.octets(),
+        IpAddr::V6(a) => c.node_addr6 = a.octets(),
+    }
+    c
 }
 
 /// Underlay address of backend node `j` (1-based) and of its router port.
@@ -101,6 +173,18 @@ pub(crate) fn backends() -> Vec<(usize, SocketAddr)> {
     for j in 1..=2usize {
         for host in [10u8, 11] {
             let a = Ipv4Addr::new(10, 244, j as u8, host);
+            v.push((j, SocketAddr::from((a, BACKEND_PORT))));
+        }
+    }
+    v
+}
+
+/// The IPv6 backends of VIP6: two per backend node (fd00:244:N::10 and ::11).
+pub(crate) fn backends6() -> Vec<(usize, SocketAddr)> {
+    let mut v = Vec::new();
+    for j in 1..=2usize {
+        for host in [0x10u16, 0x11] {
+            let a = Ipv6Addr::new(0xfd00, 0x244, j as u16, 0, 0, 0, 0, host);
             v.push((j, SocketAddr::from((a, BACKEND_PORT))));
         }
     }
@@ -126,6 +210,8 @@ pub(crate) struct Net {
     pub(crate) lab: TestLab,
     /// The underlay MTU (LB and backend nodes' links to the router).
     pub(crate) mtu: u16,
+    /// The underlay's address family.
+    pub(crate) underlay: Underlay,
 }
 
 pub(crate) fn ip(ns: &Netns, args: &[&str]) {
@@ -147,6 +233,11 @@ impl Net {
 
     /// [`Net::new`] with an underlay MTU of `mtu` (the client's link stays at 1500).
     pub(crate) fn with_mtu(test: &str, backend_tc: bool, mtu: u16) -> Self {
+        Self::build(test, backend_tc, mtu, Underlay::V4)
+    }
+
+    /// [`Net::with_mtu`] over an underlay of the given family.
+    pub(crate) fn build(test: &str, backend_tc: bool, mtu: u16, underlay: Underlay) -> Self {
         let lab = TestLab::new(test).expect("test lab");
         let client = lab.netns("client").expect("netns");
         let router = lab.netns("router").expect("netns");
@@ -159,6 +250,7 @@ impl Net {
         let mut links = Vec::new();
 
         sysctl(&router, "net.ipv4.ip_forward", "1");
+        sysctl(&router, "net.ipv6.conf.all.forwarding", "1");
         // Replies from backend nodes carry the VIP as source, which the router routes towards
         // the LB nodes: strict reverse-path filtering would drop them.
         sysctl(&router, "net.ipv4.conf.all.rp_filter", "0");
@@ -174,6 +266,13 @@ impl Net {
         client
             .route_add(&["default", "via", "172.16.0.1"])
             .expect("route");
+        router.addr_add("c0", "fd00:c::1/64").expect("addr");
+        client
+            .addr_add("eth0", &format!("{CLIENT6}/64"))
+            .expect("addr");
+        client
+            .route_add(&["default", "via", "fd00:c::1"])
+            .expect("route");
         // Complete checksums on the client's frames (see the module comment).
         client
             .exec("ethtool", &["-K", "eth0", "tx", "off"])
@@ -185,7 +284,7 @@ impl Net {
                 &router,
                 &format!("lb{i}"),
                 ns,
-                lb_addr(i),
+                lb_node(i, underlay),
                 mtu,
             ));
         }
@@ -195,7 +294,7 @@ impl Net {
                 &router,
                 &format!("be{j}"),
                 ns,
-                be_addr(j),
+                be_node(j, underlay),
                 mtu,
             ));
             // The VIP and the backend addresses live on lo; never answer ARP for them.
@@ -204,8 +303,15 @@ impl Net {
                 sysctl(ns, &format!("net.ipv4.conf.{key}.arp_announce"), "2");
             }
             ns.addr_add("lo", &format!("{VIP}/32")).expect("addr");
-            for (_, b) in backends().iter().filter(|(n, _)| *n == j) {
-                ns.addr_add("lo", &format!("{}/32", b.ip())).expect("addr");
+            ns.addr_add("lo", &format!("{VIP6}/128")).expect("addr");
+            for (_, b) in backends()
+                .iter()
+                .chain(&backends6())
+                .filter(|(n, _)| *n == j)
+            {
+                let len = if b.is_ipv6() { 128 } else { 32 };
+                ns.addr_add("lo", &format!("{}/{len}", b.ip()))
+                    .expect("addr");
             }
         }
 
@@ -224,25 +330,14 @@ impl Net {
                     // What the agent programs on a backend node: its identity (Geneve must be
                     // addressed to it; the MTU sizes the MSS of its SYN-ACKs), the LB nodes
                     // allowed to send it Geneve, and the service the DSR option must name.
-                    l.set_config(&Config {
-                        node_addr: be_addr(j + 1).0.octets(),
-                        mtu,
-                        maglev_m: 251,
-                        ..Config::default()
-                    })
-                    .expect("config");
-                    let lbs: Vec<Ipv4Addr> = (1..=2).map(|i| lb_addr(i).0).collect();
+                    l.set_config(&identity(be_node(j + 1, underlay).0, mtu, 251))
+                        .expect("config");
+                    let lbs: Vec<IpAddr> = (1..=2).map(|i| lb_node(i, underlay).0).collect();
                     l.set_lb_nodes(&lbs).expect("LB nodes");
-                    l.put_service(
-                        &ServiceKey {
-                            addr: v4_key(VIP),
-                            port: VIP_PORT,
-                            proto: IPPROTO_TCP,
-                            family: FAMILY_V4,
-                        },
-                        &ServiceValue::default(),
-                    )
-                    .expect("service");
+                    for vip in [IpAddr::from(VIP), IpAddr::from(VIP6)] {
+                        l.put_service(&tcp_key(vip, VIP_PORT), &ServiceValue::default())
+                            .expect("service");
+                    }
                     l.attach_tc("eth0").expect("attach TC");
                     l
                 });
@@ -271,6 +366,7 @@ impl Net {
             bes,
             lab,
             mtu,
+            underlay,
         };
         // Servers up: each backend address answers locally.
         for (j, b) in backends() {
@@ -291,11 +387,23 @@ impl Net {
 
     /// Routes the VIP through the given LB nodes (1-based); several means ECMP.
     pub(crate) fn route_vip_via(&self, lbs: &[usize]) {
-        let vip = format!("{VIP}/32");
-        let mut args = vec!["route", "replace", vip.as_str()];
-        let hops: Vec<String> = lbs.iter().map(|i| lb_addr(*i).0.to_string()).collect();
+        self.route_via(VIP.into(), lbs);
+    }
+
+    /// Routes `vip` (either family) through the given LB nodes' underlay addresses (an IPv4
+    /// VIP over an IPv6 underlay: `via inet6`).
+    pub(crate) fn route_via(&self, vip: IpAddr, lbs: &[usize]) {
+        let prefix = format!("{vip}/{}", if vip.is_ipv6() { 128 } else { 32 });
+        let family = if vip.is_ipv6() { "-6" } else { "-4" };
+        let mut args = vec![family, "route", "replace", prefix.as_str()];
+        let hops: Vec<IpAddr> = lbs.iter().map(|i| lb_node(*i, self.underlay).0).collect();
+        let hops: Vec<String> = hops.iter().map(ToString::to_string).collect();
         for h in &hops {
-            args.extend_from_slice(&["nexthop", "via", h.as_str()]);
+            args.extend_from_slice(&["nexthop", "via"]);
+            if vip.is_ipv4() && self.underlay == Underlay::V6 {
+                args.push("inet6");
+            }
+            args.push(h.as_str());
         }
         ip(&self.router, &args);
     }
@@ -303,14 +411,23 @@ impl Net {
     /// A TCP connection from the client to VIP:80, from `sport` when given. Closing it sends a
     /// RST (linger 0) so the same 4-tuple can be reused at once, without TIME_WAIT anywhere.
     pub(crate) fn connect(&self, sport: Option<u16>) -> std::io::Result<TcpStream> {
+        self.connect_to(VIP.into(), sport)
+    }
+
+    /// [`Net::connect`] to `vip`:80 (either family; from [`CLIENT6`] for an IPv6 VIP).
+    pub(crate) fn connect_to(&self, vip: IpAddr, sport: Option<u16>) -> std::io::Result<TcpStream> {
         in_netns(&self.client, || {
-            let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+            let (domain, client) = match vip {
+                IpAddr::V4(_) => (Domain::IPV4, IpAddr::from(CLIENT)),
+                IpAddr::V6(_) => (Domain::IPV6, IpAddr::from(CLIENT6)),
+            };
+            let s = Socket::new(domain, Type::STREAM, None)?;
             s.set_reuse_address(true)?;
             s.set_linger(Some(Duration::ZERO))?;
             if let Some(p) = sport {
-                s.bind(&SockAddr::from(SocketAddrV4::new(CLIENT, p)))?;
+                s.bind(&SockAddr::from(SocketAddr::new(client, p)))?;
             }
-            let vip = SockAddr::from(SocketAddrV4::new(VIP, VIP_PORT));
+            let vip = SockAddr::from(SocketAddr::new(vip, VIP_PORT));
             s.connect_timeout(&vip, Duration::from_secs(10))?;
             s.set_read_timeout(Some(Duration::from_secs(30)))?;
             s.set_write_timeout(Some(Duration::from_secs(30)))?;

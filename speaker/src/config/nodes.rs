@@ -1,4 +1,5 @@
-//! The `nodes:` list (node name → underlay address) and the checks that tie it to `services:`
+//! The `nodes:` list (node name → underlay address, IPv4 or IPv6: Geneve to a node travels in
+//! outer headers of its address's family) and the checks that tie it to `services:`
 //! and `datapath:`: every endpoint's `nodeName` must resolve when this node runs a datapath,
 //! because a backend on another node is reached through that node's address. Pure.
 
@@ -53,16 +54,6 @@ pub(super) fn validate(config: &Config, origin: &str) -> Result<(), ConfigError>
                 format!(
                     "node {:?} is already listed at line {first}",
                     node.value.name
-                ),
-            ));
-        }
-        if config.datapath.is_some() && node.value.address.is_ipv6() {
-            return Err(invalid(
-                line,
-                format!("nodes[{index}].address"),
-                format!(
-                    "{}: not implemented: the datapath's Geneve underlay is IPv4 only",
-                    node.value.address
                 ),
             ));
         }
@@ -128,6 +119,18 @@ mod tests {
             "{BASE}services:\n  - name: web\n    endpoints:\n      - {{ ip: 10.244.1.10, nodeName: n9 }}\n"
         );
         assert!(parse(&text, "t.yaml").is_ok());
+    }
+
+    #[test]
+    fn ipv6_node_addresses_are_accepted_with_a_datapath() {
+        let text = format!(
+            "{BASE}nodes:\n  - {{ name: n1, address: fd00:0:1::2 }}\n  - {{ name: n2, address: 10.0.2.2 }}\n\
+             datapath:\n  interfaces: [{{ name: eth1 }}]\n\
+             services:\n  - name: web\n    endpoints:\n      - {{ ip: 10.244.1.10, nodeName: n1 }}\n"
+        );
+        let config = parse(&text, "t.yaml").expect("IPv6 underlay address accepted");
+        let nodes = super::node_addresses(&config);
+        assert_eq!(nodes.get("n1"), Some(&"fd00:0:1::2".parse().expect("addr")));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! `datapath`; this module only owns the thread and the channels.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -50,7 +50,7 @@ enum Command {
         generation: u64,
     },
     /// The load-balancer nodes whose Geneve the backend TC program accepts.
-    LbNodes(Vec<Ipv4Addr>),
+    LbNodes(Vec<IpAddr>),
     Status(oneshot::Sender<Result<datapath::status::Status, String>>),
     Stop,
 }
@@ -100,7 +100,7 @@ pub struct DriverConfig {
     /// Overrides its `pinDir` (the lab gives each node its own).
     pub pin_dir: Option<PathBuf>,
     /// This node's underlay address from the node list (else the XDP interface's).
-    pub node_addr: Option<Ipv4Addr>,
+    pub node_addr: Option<IpAddr>,
 }
 
 impl DatapathDriver {
@@ -127,7 +127,7 @@ impl DatapathDriver {
     }
 
     /// Hands the driver the underlay addresses of the nodes allowed to send this node Geneve.
-    pub fn set_lb_nodes(&self, nodes: Vec<Ipv4Addr>) {
+    pub fn set_lb_nodes(&self, nodes: Vec<IpAddr>) {
         let _ = self.command_tx.send(Command::LbNodes(nodes));
     }
 
@@ -161,7 +161,7 @@ fn run(
     let mut datapath: Option<Datapath> = None;
     let mut wanted: Vec<ServiceInput> = Vec::new();
     // `None` until the daemon names them: a restarted agent keeps the pinned set meanwhile.
-    let mut lb_nodes: Option<Vec<Ipv4Addr>> = None;
+    let mut lb_nodes: Option<Vec<IpAddr>> = None;
     let mut lb_nodes_dirty = false;
     let mut generation = 0;
     let mut dirty = false;

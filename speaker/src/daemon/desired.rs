@@ -9,9 +9,10 @@
 //!   `loadBalancerIP`s), its `externalIPs`, and its cluster IPs when an advertisement announces
 //!   cluster IPs. Each address × service port is one datapath entry.
 //! - Backends are the *ready* endpoints that serve the port (matched by name and protocol), each
-//!   on the underlay address of its node (`nodes:` or the Node's InternalIP). An endpoint whose
-//!   node has no known address, or whose family differs from the address's, is left out and
-//!   reported.
+//!   on the underlay address of its node (`nodes:` or the Node's InternalIP; IPv4 or IPv6, the
+//!   outer family of the Geneve packets to it, whatever the endpoint's). An endpoint whose node
+//!   has no known address, or whose family differs from the address's, is left out; reported
+//!   unless the service has an address of the endpoint's family (a dual-stack service).
 //! - `externalTrafficPolicy: Local`: only this node's endpoints, so a flow is never sent to
 //!   another node and the client address reaches the pod. Without one, the address gets no entry:
 //!   it is not served here and so not announced from here.
@@ -19,7 +20,7 @@
 //!   backend; only served addresses survive [`gate`].
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use datapath::maglev::{DEFAULT_WEIGHT, Proto};
 use datapath::{BackendInput, ServiceInput};
@@ -122,22 +123,24 @@ pub fn service_table(inputs: &TableInputs<'_>) -> ServiceTable {
                         continue;
                     }
                     if endpoint.ip.is_ipv4() != vip.is_ipv4() {
+                        // A dual-stack service's endpoints of the other family serve its
+                        // address of that family: nothing wrong with them here.
+                        let served_elsewhere = addresses
+                            .iter()
+                            .any(|a| a.is_ipv4() == endpoint.ip.is_ipv4());
+                        if served_elsewhere {
+                            continue;
+                        }
                         problems.insert(format!(
                             "{}/{}: endpoint {} left out of {vip}: address family differs",
                             service.namespace, service.name, endpoint.ip
                         ));
                         continue;
                     }
+                    // The node's underlay address, of either family: Geneve to it goes in
+                    // outer headers of that family, whatever the endpoint's own.
                     let node = match inputs.nodes.get(node_name) {
-                        Some(IpAddr::V4(addr)) => *addr,
-                        Some(IpAddr::V6(addr)) => {
-                            problems.insert(format!(
-                                "{}/{}: endpoint {} on node {node_name} ({addr}) left out: \
-                                 not implemented: IPv6 underlay",
-                                service.namespace, service.name, endpoint.ip
-                            ));
-                            continue;
-                        }
+                        Some(addr) => *addr,
                         None => {
                             problems.insert(format!(
                                 "{}/{}: endpoint {} left out: node {:?} has no known underlay \
@@ -223,11 +226,8 @@ pub fn gate(state: &ServiceState, served: &BTreeSet<IpAddr>) -> ServiceState {
 }
 
 /// The underlay address of this node from the node list, when it is IPv4.
-pub fn own_address(node_name: &str, nodes: &BTreeMap<String, IpAddr>) -> Option<Ipv4Addr> {
-    match nodes.get(node_name) {
-        Some(IpAddr::V4(a)) => Some(*a),
-        _ => None,
-    }
+pub fn own_address(node_name: &str, nodes: &BTreeMap<String, IpAddr>) -> Option<IpAddr> {
+    nodes.get(node_name).copied()
 }
 
 #[cfg(test)]

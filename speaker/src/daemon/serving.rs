@@ -47,7 +47,7 @@ impl Serving {
     pub fn start_with(
         section: Option<&DatapathConfig>,
         pin_dir: Option<std::path::PathBuf>,
-        node_addr: Option<std::net::Ipv4Addr>,
+        node_addr: Option<IpAddr>,
     ) -> std::io::Result<Self> {
         let Some(section) = section else {
             return Ok(Self::default());
@@ -93,13 +93,7 @@ impl Serving {
         let nodes = crate::config::nodes::node_addresses(config);
         if let Some(driver) = &self.driver {
             // Every node may balance to this one: accept Geneve from each node's address.
-            let lb_nodes = nodes
-                .values()
-                .filter_map(|a| match a {
-                    IpAddr::V4(v4) => Some(*v4),
-                    IpAddr::V6(_) => None,
-                })
-                .collect();
+            let lb_nodes = nodes.values().copied().collect();
             driver.set_lb_nodes(lb_nodes);
         }
         let cluster_ips = config.bgp.as_ref().is_some_and(|b| {

@@ -200,3 +200,92 @@ fn the_gate_removes_every_address_the_datapath_does_not_serve() {
     );
     assert_eq!(all, st, "everything served: nothing removed");
 }
+
+#[test]
+fn endpoints_on_nodes_with_ipv6_underlay_addresses_are_programmed_with_them() {
+    // An IPv4 service whose backends' nodes have IPv6 underlay addresses (IPv4 in IPv6), and
+    // an IPv6 service on the same nodes (IPv6 in IPv6).
+    let nodes: BTreeMap<String, IpAddr> = [
+        ("n1".to_owned(), ip("fd00:0:1::2")),
+        ("n2".to_owned(), ip("fd00:0:2::2")),
+    ]
+    .into();
+    let mut web6 = web();
+    web6.name = "web6".into();
+    web6.endpoints = vec![endpoint("fd00:244:2::10", "n2", true)];
+    let state = state(
+        vec![web(), web6],
+        &[("web", "10.200.0.10"), ("web6", "fd00:200::10")],
+    );
+    let t = service_table(&TableInputs {
+        node_name: "n1",
+        nodes: &nodes,
+        state: &state,
+        cluster_ips: false,
+    });
+    let got: BTreeMap<IpAddr, Vec<(String, IpAddr)>> = t
+        .services
+        .iter()
+        .map(|s| {
+            let b = s.backends.iter().map(|b| (b.addr.to_string(), b.node));
+            (s.vip, b.collect())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                ip("10.200.0.10"),
+                vec![
+                    ("10.244.1.10:8080".to_owned(), ip("fd00:0:1::2")),
+                    ("10.244.2.10:8080".to_owned(), ip("fd00:0:2::2")),
+                ]
+            ),
+            (
+                ip("fd00:200::10"),
+                vec![("[fd00:244:2::10]:8080".to_owned(), ip("fd00:0:2::2"))]
+            ),
+        ]
+        .into()
+    );
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    assert_eq!(own_address("n1", &nodes), Some(ip("fd00:0:1::2")));
+}
+
+#[test]
+fn a_dual_stack_services_endpoints_serve_its_address_of_their_family_without_problems() {
+    let mut dual = web();
+    dual.endpoints = vec![
+        endpoint("10.244.1.10", "n1", true),
+        endpoint("fd00:244:1::10", "n1", true),
+    ];
+    let mut s = state(vec![dual], &[]);
+    s.allocations.insert(
+        ServiceKey::new("default", "web"),
+        vec![ip("10.200.0.10"), ip("fd00:200::10")],
+    );
+    let t = table(&s, "n1");
+    let got: Vec<(IpAddr, Vec<String>)> = t
+        .services
+        .iter()
+        .map(|s| {
+            (
+                s.vip,
+                s.backends.iter().map(|b| b.addr.to_string()).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (ip("10.200.0.10"), vec!["10.244.1.10:8080".to_owned()]),
+            (ip("fd00:200::10"), vec!["[fd00:244:1::10]:8080".to_owned()]),
+        ]
+    );
+    assert!(t.problems.is_empty(), "{:?}", t.problems);
+    // A single-stack service's endpoint of the other family is still reported.
+    let mut single = web();
+    single.endpoints = vec![endpoint("fd00:244:1::10", "n1", true)];
+    let t = table(&state(vec![single], &[("web", "10.200.0.10")]), "n1");
+    assert_eq!(t.problems.len(), 1, "{:?}", t.problems);
+}

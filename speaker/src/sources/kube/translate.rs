@@ -238,27 +238,42 @@ fn pod_cidrs(node: &Node, problems: &mut Vec<String>) -> Vec<IpNet> {
         .collect()
 }
 
-/// Node name → first IPv4 `InternalIP` (the Geneve underlay is IPv4), nodes without one left out.
+/// Node name → Geneve underlay address: the first IPv4 `InternalIP`, else (an IPv6-only node)
+/// the first IPv6 one; nodes without either left out.
 fn node_addresses(snap: &Snapshot) -> Vec<Spanned<crate::config::nodes::NodeAddress>> {
     snap.nodes
         .iter()
         .filter_map(|n| {
             Some(spanned(crate::config::nodes::NodeAddress {
                 name: n.metadata.name.clone()?,
-                address: IpAddr::V4(internal_ipv4(n)?),
+                address: internal_ip(n)?,
             }))
         })
         .collect()
 }
 
+fn internal_ip(node: &Node) -> Option<IpAddr> {
+    internal_ips(node)
+        .find(IpAddr::is_ipv4)
+        .or_else(|| internal_ips(node).next())
+}
+
 fn internal_ipv4(node: &Node) -> Option<Ipv4Addr> {
+    internal_ips(node).find_map(|a| match a {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(_) => None,
+    })
+}
+
+/// A Node's `InternalIP` addresses, in order.
+fn internal_ips(node: &Node) -> impl Iterator<Item = IpAddr> + '_ {
     node.status
-        .as_ref()?
-        .addresses
-        .as_ref()?
-        .iter()
+        .as_ref()
+        .and_then(|s| s.addresses.as_ref())
+        .into_iter()
+        .flatten()
         .filter(|a| a.type_ == "InternalIP")
-        .find_map(|a| a.address.parse::<Ipv4Addr>().ok())
+        .filter_map(|a| a.address.parse::<IpAddr>().ok())
 }
 
 fn spanned<T>(value: T) -> Spanned<T> {

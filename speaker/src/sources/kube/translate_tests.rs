@@ -635,3 +635,28 @@ fn external_ips_outside_the_allowed_cidrs_are_refused_and_reported() {
         d.problems
     );
 }
+
+#[test]
+fn a_nodes_underlay_address_is_its_first_ipv4_internal_ip_else_its_first_ipv6_one() {
+    let mut snap = base();
+    let dual = obj(json!({
+        "metadata": {"name": "dual", "labels": {"rack": "r1"}},
+        "status": {"addresses": [{"type": "InternalIP", "address": "fd00:0:7::2"},
+                                 {"type": "InternalIP", "address": "10.0.7.2"}]}
+    }));
+    let v6only = obj(json!({
+        "metadata": {"name": "v6only", "labels": {"rack": "r1"}},
+        "status": {"addresses": [{"type": "Hostname", "address": "v6only"},
+                                 {"type": "InternalIP", "address": "fd00:0:8::2"}]}
+    }));
+    snap.nodes.extend([dual, v6only]);
+    let d = translate(&me(), &snap);
+    let nodes = crate::config::nodes::node_addresses(&d.config);
+    let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+    assert_eq!(nodes.get("dual"), Some(&ip("10.0.7.2")));
+    assert_eq!(
+        nodes.get("v6only"),
+        Some(&ip("fd00:0:8::2")),
+        "an IPv6-only node is reached over its IPv6 address"
+    );
+}
