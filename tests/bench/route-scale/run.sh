@@ -135,8 +135,8 @@ CONF
       echo "exec gobgpd -f $dir/gobgpd.toml -p --pprof-disable --api-hosts unix://$dir/gobgp.sock"
       ;;
     speaker)
-      # Needs `herald agent` with import-all and a route-server (re-advertise received routes)
-      # mode; until the config accepts `routeServer`, the speaker is reported as not available.
+      # `herald agent` with import-all and route-server mode (re-advertises received routes);
+      # reported as not available when the binary is missing or refuses this config.
       [ -x "$speaker" ] || return 1
       cat > "$dir/speaker.yaml" <<CONF
 node: { name: dut, routerId: 10.0.0.2 }
