@@ -425,13 +425,6 @@ fn scapy_decodes_geneve_in_outer_ipv6() {
     if !root() {
         return;
     }
-    let python = "/usr/bin/python3";
-    let probe = std::process::Command::new(python)
-        .args(["-c", "import scapy.contrib.geneve"])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        panic!("scapy (python3-scapy) is required for the Geneve wire check: {probe:?}");
-    }
     let mut l = node(1600);
     let input = frame_v6(client6(), vip6(), 41005, 443, 0x02, b"");
     let out = l.run_xdp(programs::XDP_LB, &input, 1).expect("run").data;
@@ -455,17 +448,7 @@ vip = ipaddress.IPv6Address(raw[4:20]); port = int.from_bytes(raw[20:22], "big")
 inner = Ether(bytes(g.payload))
 print(f"outer={outer.src}>{outer.dst} class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inner={inner[IPv6].dst}:{inner[TCP].dport}")
 "#;
-    let hexframe: String = out.iter().map(|b| format!("{b:02x}")).collect();
-    let res = std::process::Command::new(python)
-        .args(["-c", script, &hexframe])
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(
-        res.status.success(),
-        "scapy failed: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let stdout = scapy_decode(script, &out);
     assert_eq!(
         stdout.trim_end(),
         "outer=fd00:0:1::2>fd00:0:11::2 class=0x014b type=0x81 len=5 vip=fd00:96::1 port=443 \

@@ -588,13 +588,6 @@ fn scapy_decodes_geneve_dsr_option() {
     if !root() {
         return;
     }
-    let python = "/usr/bin/python3";
-    let probe = std::process::Command::new(python)
-        .args(["-c", "import scapy.contrib.geneve"])
-        .output();
-    if !matches!(&probe, Ok(o) if o.status.success()) {
-        panic!("scapy (python3-scapy) is required for the Geneve wire check: {probe:?}");
-    }
     let mut l = lab(1500);
     let input = frame_v4(CLIENT4, VIP4, 6, 40010, 80, 0x02, b"", None);
     let out = l
@@ -619,17 +612,7 @@ vip = ".".join(str(b) for b in raw[4:8]); port = int.from_bytes(raw[8:10], "big"
 inner = Ether(bytes(g.payload))
 print(f"class={cls:#06x} type={typ:#04x} len={length} vip={vip} port={port} inner_dst={inner[IP].dst}:{inner[TCP].dport}")
 "#;
-    let hexframe: String = out.iter().map(|b| format!("{b:02x}")).collect();
-    let res = std::process::Command::new(python)
-        .args(["-c", script, &hexframe])
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&res.stdout);
-    assert!(
-        res.status.success(),
-        "scapy failed: {}",
-        String::from_utf8_lossy(&res.stderr)
-    );
+    let stdout = scapy_decode(script, &out);
     assert!(
         stdout.starts_with("class=0x014b type=0x81 len=2 vip=10.96.0.1 port=80 inner_dst=10.244."),
         "scapy saw: {stdout}"

@@ -216,3 +216,19 @@ impl Drop for PinDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// Runs `script` (Python with scapy) with the frame as a hex argument; returns what it printed.
+/// An independent decoder of what the programs wrote.
+pub(crate) fn scapy_decode(script: &str, frame: &[u8]) -> String {
+    let hexframe: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let res = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", script, &hexframe])
+        .output()
+        .expect("run python3");
+    assert!(
+        res.status.success(),
+        "scapy failed: {}",
+        String::from_utf8_lossy(&res.stderr)
+    );
+    String::from_utf8_lossy(&res.stdout).into_owned()
+}
