@@ -501,6 +501,10 @@ pub struct PeerConfig {
     /// Keep the session administratively down, sending this RFC 8203 message.
     #[serde(default)]
     pub shutdown: Option<String>,
+    /// Extended next hop (RFC 8950): IPv4 routes with IPv6 next hops on an IPv6 session. By
+    /// default on when the session is IPv6 and carries IPv4 unicast.
+    #[serde(default)]
+    pub extended_next_hop: Option<bool>,
 }
 
 /// The per-family prefix limit of a peer without `maxPrefixes`.
@@ -541,6 +545,15 @@ impl PeerConfig {
             || peer
                 .parse::<IpAddr>()
                 .is_ok_and(|a| a == self.address.value)
+    }
+
+    /// Whether we offer the extended next hop capability (RFC 8950) for IPv4 unicast with IPv6
+    /// next hops: as configured, else when an IPv6 session carries IPv4 unicast (without it,
+    /// such a session has no next hop to give our IPv4 routes).
+    pub fn effective_extended_next_hop(&self) -> bool {
+        self.extended_next_hop.unwrap_or_else(|| {
+            self.address.value.is_ipv6() && self.effective_families().contains(&Family::Ipv4Unicast)
+        })
     }
 
     /// The families to negotiate: configured ones, or the transport's family.
@@ -1119,6 +1132,34 @@ mod tests {
             text.contains("unknown field `matchLabel`") && text.contains("line 11"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn extended_next_hop_defaults_on_for_ipv4_over_ipv6_sessions() {
+        let peer = |extra: &str| {
+            let yaml = format!(
+                "node:\n  name: n1\n  routerId: 10.0.0.1\nbgp:\n  localASN: 65001\n  peers:\n{extra}"
+            );
+            let config = parse(&yaml, "test.yaml").expect("valid");
+            config
+                .bgp
+                .expect("bgp")
+                .peers
+                .first()
+                .expect("peer")
+                .effective_extended_next_hop()
+        };
+        let both = "      families: [ipv4-unicast, ipv6-unicast]\n";
+        assert!(peer(&format!(
+            "    - address: fd00::2\n      asn: 65000\n{both}"
+        )));
+        assert!(!peer("    - address: fd00::2\n      asn: 65000\n"));
+        assert!(!peer(&format!(
+            "    - address: 10.0.0.2\n      asn: 65000\n{both}"
+        )));
+        assert!(!peer(&format!(
+            "    - address: fd00::2\n      asn: 65000\n{both}      extendedNextHop: false\n"
+        )));
     }
 
     #[test]

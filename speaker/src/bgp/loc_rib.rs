@@ -135,13 +135,10 @@ pub fn fib_next_hops<'a>(
         .collect()
 }
 
-/// The kernel takes a gateway of the prefix's family only (RFC 5549 next hops are not
-/// installed).
+/// The kernel takes a gateway of the prefix's family, and an IPv6 gateway for an IPv4 prefix
+/// (RFC 8950, `via inet6`); not an IPv4 gateway for an IPv6 prefix.
 fn usable_gateway(prefix: &IpNet, gateway: IpAddr) -> bool {
-    matches!(
-        (prefix, gateway),
-        (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
-    )
+    !matches!((prefix, gateway), (IpNet::V6(_), IpAddr::V4(_)))
 }
 
 #[cfg(test)]
@@ -288,6 +285,18 @@ mod tests {
             hops(&both),
             BTreeSet::from([FibNextHop::via(IpAddr::from([10, 0, 0, 2]))])
         );
+    }
+
+    #[test]
+    fn ipv6_gateways_serve_ipv4_prefixes_but_not_the_reverse() {
+        let v4: IpNet = "192.0.2.0/24".parse().expect("net");
+        let v6: IpNet = "2001:db8::/32".parse().expect("net");
+        let gw6: IpAddr = "2001:db8:1::1".parse().expect("ip");
+        let gw4: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert!(usable_gateway(&v4, gw6), "RFC 8950: IPv4 via inet6");
+        assert!(usable_gateway(&v4, gw4));
+        assert!(usable_gateway(&v6, gw6));
+        assert!(!usable_gateway(&v6, gw4));
     }
 
     #[test]

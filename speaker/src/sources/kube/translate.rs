@@ -654,6 +654,7 @@ fn peer_config(
         soft_reconfiguration_inbound: spec.soft_reconfiguration_inbound.unwrap_or(false),
         send_hold_time_seconds: None,
         shutdown: None,
+        extended_next_hop: None,
     })
 }
 

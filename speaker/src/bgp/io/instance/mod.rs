@@ -436,6 +436,7 @@ impl Owner {
                     .map(|l| l.stale_time_seconds.0),
             }),
             stale_path_time: Duration::from_secs(360),
+            extended_next_hop: peer.effective_extended_next_hop(),
         }
     }
 
