@@ -16,6 +16,7 @@ use serde_saphyr::Spanned;
 use crate::sources::external_ips::ExternalIpPolicy;
 
 pub mod nodes;
+mod peer_interface;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -505,6 +506,9 @@ pub struct PeerConfig {
     /// default on when the session is IPv6 and carries IPv4 unicast.
     #[serde(default)]
     pub extended_next_hop: Option<bool>,
+    /// The interface a link-local `address` is on (required for, and only for, link-local).
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 /// The per-family prefix limit of a peer without `maxPrefixes`.
@@ -798,7 +802,7 @@ impl BfdConfig {
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let config: Config = serde_saphyr::from_str(text).map_err(|error| ConfigError::Parse {
         path: origin.to_owned(),
-        message: error.to_string(),
+        message: peer_interface::explain_missing_address(error.to_string()),
     })?;
     validate(&config, origin)?;
     Ok(config)
@@ -953,6 +957,9 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 key("bfd.authentication.passwordFile"),
                 "must name a file holding the key".into(),
             ));
+        }
+        if let Some((field, message)) = peer_interface::check(peer) {
+            return Err(invalid(line, key(field), message));
         }
         if peer.passive && peer.port != default_bgp_port() {
             return Err(invalid(
@@ -1160,6 +1167,45 @@ mod tests {
         assert!(!peer(&format!(
             "    - address: fd00::2\n      asn: 65000\n{both}      extendedNextHop: false\n"
         )));
+    }
+
+    #[test]
+    fn link_local_peers_need_their_interface_and_interface_needs_link_local() {
+        let head = "node:\n  name: n1\n  routerId: 10.0.0.1\nbgp:\n  localASN: 65001\n  peers:\n";
+        let ok = format!("{head}    - address: fe80::2\n      interface: eth1\n      asn: 65000\n");
+        let config = parse(&ok, "test.yaml").expect("valid");
+        let bgp = config.bgp.expect("bgp");
+        assert_eq!(bgp.peers[0].interface.as_deref(), Some("eth1"));
+        for (peer, wanted) in [
+            (
+                "    - address: fe80::2\n      asn: 65000\n",
+                "bgp.peers[0].interface",
+            ),
+            (
+                "    - address: fd00::2\n      interface: eth1\n      asn: 65000\n",
+                "not implemented",
+            ),
+            (
+                "    - address: fe80::2\n      interface: eth1/2\n      asn: 65000\n",
+                "not an interface name",
+            ),
+            (
+                "    - address: fe80::2\n      interface: eth1\n      asn: 65000\n      bfd: {}\n",
+                "BFD towards a link-local peer is not implemented",
+            ),
+        ] {
+            let text = error_text(&format!("{head}{peer}"));
+            assert!(
+                text.contains(wanted) && text.contains("test.yaml:7:"),
+                "{text}"
+            );
+        }
+        // Interface alone (BGP unnumbered by router advertisements) is refused, naming `address`.
+        let text = error_text(&format!("{head}    - interface: eth1\n      asn: 65000\n"));
+        assert!(
+            text.contains("missing field `address`") && text.contains("not implemented"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,15 +1,16 @@
 //! IPv4 over IPv6 sessions against FRR 8.4 in network namespaces: extended next hop (RFC 8950)
-//! on a numbered IPv6 session. FRR must hold our IPv4 route with our IPv6 next hop (and its
-//! zebra install it `via inet6`), and our FIB import must install FRR's IPv4 route `via inet6`
-//! in the speaker's namespace. Waits for states with generous timeouts, never asserts a
-//! duration. Needs root and FRR from `scripts/setup.sh`.
+//! on a numbered IPv6 session, and a session between link-local addresses on a link without any
+//! IPv4 or global IPv6 address (`address: fe80::…` + `interface`). FRR must hold our IPv4 route
+//! with our IPv6 next hop (and its zebra install it `via inet6`), and our FIB import must install
+//! FRR's IPv4 route `via inet6` in the speaker's namespace. Waits for states with generous
+//! timeouts, never asserts a duration. Needs root and FRR from `scripts/setup.sh`.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Speaker, Topology, speaker_yaml};
-use herald_tests::{Frr, FrrConfig, wait_until_ok};
+use herald_tests::{Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
 
 const UP: Duration = Duration::from_secs(30);
 /// Kernel table the speaker imports FRR's routes into (FIB import).
@@ -35,8 +36,9 @@ fn frr_conf(t: &Topology) -> String {
 }
 
 /// The kernel route for `prefix` in `table` of `ns` (`ip route show` text, empty if none).
-fn kernel_route(ns: &herald_tests::Netns, table: &str, prefix: &str) -> String {
-    ns.ip(&["route", "show", "table", table, prefix])
+fn kernel_route(ns: &Netns, table: &str, prefix: &str) -> String {
+    let family = if prefix.contains(':') { "-6" } else { "-4" };
+    ns.ip(&[family, "route", "show", "table", table, prefix])
         .unwrap_or_default()
         .trim()
         .to_owned()
@@ -117,4 +119,118 @@ fn extended_next_hop_on_a_numbered_ipv6_session_with_frr() {
         ours.contains(&format!("via inet6 {}", t.peer_v6)),
         "kernel route: {ours}"
     );
+}
+
+/// Two namespaces joined by `eth1` carrying only the link-local addresses `fe80::a` (node) and
+/// `fe80::b` (peer): no IPv4, no global IPv6, no kernel-generated link-local (so each side has
+/// exactly one source address on the link).
+struct LinkLocalPair {
+    lab: TestLab,
+    node: Netns,
+    peer: Netns,
+    _link: VethPair,
+}
+
+const NODE_LL: &str = "fe80::a";
+const PEER_LL: &str = "fe80::b";
+
+impl LinkLocalPair {
+    fn new(test: &str) -> Self {
+        let lab = TestLab::new(test).expect("test lab");
+        let node = lab.netns("node").expect("node netns");
+        let peer = lab.netns("peer").expect("peer netns");
+        let link = VethPair::create(&node, "eth1", &peer, "eth1").expect("veth");
+        for (ns, ll) in [(&node, NODE_LL), (&peer, PEER_LL)] {
+            ns.ip(&["link", "set", "eth1", "addrgenmode", "none"])
+                .expect("no kernel link-local");
+            ns.link_up("lo").expect("lo up");
+            ns.link_up("eth1").expect("eth1 up");
+            ns.ip(&["addr", "add", &format!("{ll}/64"), "dev", "eth1", "nodad"])
+                .expect("link-local address");
+        }
+        Self {
+            lab,
+            node,
+            peer,
+            _link: link,
+        }
+    }
+
+    fn dir(&self, role: &str) -> std::path::PathBuf {
+        self.lab.subdir(role).expect("subdir")
+    }
+}
+
+#[test]
+fn link_local_session_with_frr_carries_ipv4_and_ipv6_without_any_ipv4_address() {
+    let t = LinkLocalPair::new("ll_peer_frr");
+    let conf = format!(
+        "frr defaults traditional\nhostname tor\n!\nrouter bgp 65000\n bgp router-id 10.77.0.2\n \
+         no bgp ebgp-requires-policy\n no bgp network import-check\n timers bgp 3 9\n \
+         neighbor {n} remote-as 65001\n neighbor {n} interface eth1\n \
+         neighbor {n} timers connect 1\n neighbor {n} capability extended-nexthop\n \
+         address-family ipv4 unicast\n  neighbor {n} activate\n  network {FRR_V4}\n \
+         exit-address-family\n address-family ipv6 unicast\n  neighbor {n} activate\n  \
+         network 2001:db8:77::/48\n exit-address-family\n!\n",
+        n = NODE_LL,
+    );
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    let peers = format!(
+        "    - address: {PEER_LL}\n      interface: eth1\n      asn: 65000\n      \
+         families: [ipv4-unicast, ipv6-unicast]\n      \
+         timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n"
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        &format!(
+            "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: {OURS_V4}\n    \
+             - prefix: 2001:db8:1::/48\n  fibImport: {{ table: {FIB_TABLE} }}\n"
+        ),
+    );
+    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    speaker.wait_state(PEER_LL, "Established", UP);
+    assert!(
+        t.node
+            .ip(&["-4", "addr", "show", "dev", "eth1"])
+            .expect("ip")
+            .trim()
+            .is_empty(),
+        "the link must carry no IPv4 address"
+    );
+
+    // FRR holds both our routes, each installed by its zebra through our link-local address.
+    for (afi, prefix) in [("ipv4", OURS_V4), ("ipv6", "2001:db8:1::/48")] {
+        wait_until_ok(&format!("{prefix} at FRR"), UP, || {
+            let routes = frr.bgp_routes(afi).map_err(|e| e.to_string())?;
+            routes.get(prefix).map(|_| ()).ok_or(format!("{routes:?}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+        let route = wait_until_ok(&format!("{prefix} in FRR's kernel"), UP, || {
+            let r = kernel_route(&t.peer, "main", prefix);
+            (!r.is_empty()).then_some(r).ok_or("not yet".to_owned())
+        })
+        .unwrap_or_else(|e| {
+            let detail = frr.vtysh(&format!("show bgp {afi} unicast {prefix}"));
+            panic!("{e}\nFRR: {detail:?}")
+        });
+        assert!(
+            route.contains(NODE_LL) && route.contains("dev eth1"),
+            "{prefix} in FRR's kernel: {route}"
+        );
+    }
+
+    // The speaker installs FRR's routes through FRR's link-local address on eth1.
+    for (prefix, via) in [
+        (FRR_V4, format!("via inet6 {PEER_LL} dev eth1")),
+        ("2001:db8:77::/48", format!("via {PEER_LL} dev eth1")),
+    ] {
+        let route = wait_until_ok(&format!("{prefix} in the speaker's kernel"), UP, || {
+            let r = kernel_route(&t.node, &FIB_TABLE.to_string(), prefix);
+            (!r.is_empty()).then_some(r).ok_or("not yet".to_owned())
+        })
+        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
+        assert!(route.contains(&via), "{prefix}: {route}");
+    }
 }

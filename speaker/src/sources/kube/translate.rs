@@ -655,6 +655,7 @@ fn peer_config(
         send_hold_time_seconds: None,
         shutdown: None,
         extended_next_hop: None,
+        interface: None,
     })
 }
 
