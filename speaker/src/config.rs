@@ -16,7 +16,7 @@ use serde_saphyr::Spanned;
 use crate::sources::external_ips::ExternalIpPolicy;
 
 pub mod nodes;
-mod peer_interface;
+pub(crate) mod peer_interface;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use super::PeerConfig;
 const MAX_NAME_LEN: usize = 15;
 
 /// Why `peer`'s `address`/`interface`/`bfd` combination is refused: the key and the message.
-pub(super) fn check(peer: &PeerConfig) -> Option<(&'static str, String)> {
+pub(crate) fn check(peer: &PeerConfig) -> Option<(&'static str, String)> {
     let link_local = match peer.address.value {
         std::net::IpAddr::V6(a) => a.is_unicast_link_local(),
         std::net::IpAddr::V4(_) => false,

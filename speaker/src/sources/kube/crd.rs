@@ -94,6 +94,12 @@ pub struct BGPPeer {
     /// The `BGPPeerConfig` holding transport, timers, families and advertisements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_config_ref: Option<PeerConfigReference>,
+    /// Herald addition: the node's interface a link-local `peerAddress` (fe80::/10) is on;
+    /// required for link-local addresses and refused for others. Peering by interface alone
+    /// (BGP unnumbered, neighbour found by router advertisements) is not implemented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub interface: Option<String>,
 }
 
 /// A reference to a `BGPPeerConfig` by name.

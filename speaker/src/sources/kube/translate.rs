@@ -401,6 +401,15 @@ fn bgp(
         ) else {
             continue;
         };
+        let cfg = PeerConfig {
+            interface: peer.interface.clone(),
+            ..cfg
+        };
+        // The same address/interface rules as the configuration file.
+        if let Some((key, why)) = crate::config::peer_interface::check(&cfg) {
+            problems.push(format!("{pctx}: {key}: {why}; peer skipped"));
+            continue;
+        }
         for fam in spec.families.clone().unwrap_or_default() {
             let family = match fam.afi {
                 Afi::Ipv4 => Family::Ipv4Unicast,

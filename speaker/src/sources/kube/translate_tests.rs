@@ -635,3 +635,25 @@ fn external_ips_outside_the_allowed_cidrs_are_refused_and_reported() {
         d.problems
     );
 }
+
+#[test]
+fn link_local_peers_take_their_interface_and_other_peers_refuse_one() {
+    let mut snap = base();
+    snap.peer_configs[0].spec.bfd = None;
+    let peers = &mut snap.cluster_configs[0].spec.bgp_instances[0].peers;
+    peers[0].peer_address = "fe80::1".into();
+    peers[0].interface = Some("eth1".into());
+    peers[1].interface = Some("eth2".into());
+    let d = translate(&me(), &snap);
+    let bgp = d.config.bgp.as_ref().expect("bgp");
+    assert_eq!(bgp.peers.len(), 1, "{:?}", d.problems);
+    assert_eq!(bgp.peers[0].address.value, ip("fe80::1"));
+    assert_eq!(bgp.peers[0].interface.as_deref(), Some("eth1"));
+    assert!(
+        d.problems.iter().any(|p| p.contains("tor2")
+            && p.contains("interface")
+            && p.contains("not implemented")),
+        "{:?}",
+        d.problems
+    );
+}
