@@ -1,16 +1,17 @@
-//! IPv4 over IPv6 sessions against FRR 8.4 in network namespaces: extended next hop (RFC 8950)
+//! IPv4 over IPv6 sessions against FRR 8.4 (and BIRD 2.0.12 on the link-local session) in network
+//! namespaces: extended next hop (RFC 8950)
 //! on a numbered IPv6 session, and a session between link-local addresses on a link without any
 //! IPv4 or global IPv6 address (`address: fe80::…` + `interface`). FRR must hold our IPv4 route
 //! with our IPv6 next hop (and its zebra install it `via inet6`), and our FIB import must install
 //! FRR's IPv4 route `via inet6` in the speaker's namespace. Waits for states with generous
-//! timeouts, never asserts a duration. Needs root and FRR from `scripts/setup.sh`.
+//! timeouts, never asserts a duration. Needs root, FRR and BIRD from `scripts/setup.sh`.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{Speaker, Topology, speaker_yaml};
-use herald_tests::{Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
+use herald_tests::{Bird, Frr, FrrConfig, Netns, TestLab, VethPair, wait_until_ok};
 
 const UP: Duration = Duration::from_secs(30);
 /// Kernel table the speaker imports FRR's routes into (FIB import).
@@ -175,21 +176,7 @@ fn link_local_session_with_frr_carries_ipv4_and_ipv6_without_any_ipv4_address() 
         n = NODE_LL,
     );
     let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
-    let peers = format!(
-        "    - address: {PEER_LL}\n      interface: eth1\n      asn: 65000\n      \
-         families: [ipv4-unicast, ipv6-unicast]\n      \
-         timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n"
-    );
-    let yaml = speaker_yaml(
-        "10.77.0.1",
-        65001,
-        &peers,
-        &format!(
-            "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: {OURS_V4}\n    \
-             - prefix: 2001:db8:1::/48\n  fibImport: {{ table: {FIB_TABLE} }}\n"
-        ),
-    );
-    let speaker = Speaker::start(&t.node, &t.dir("speaker"), &yaml);
+    let speaker = link_local_speaker(&t);
     speaker.wait_state(PEER_LL, "Established", UP);
     assert!(
         t.node
@@ -222,15 +209,100 @@ fn link_local_session_with_frr_carries_ipv4_and_ipv6_without_any_ipv4_address() 
     }
 
     // The speaker installs FRR's routes through FRR's link-local address on eth1.
-    for (prefix, via) in [
-        (FRR_V4, format!("via inet6 {PEER_LL} dev eth1")),
-        ("2001:db8:77::/48", format!("via {PEER_LL} dev eth1")),
-    ] {
-        let route = wait_until_ok(&format!("{prefix} in the speaker's kernel"), UP, || {
-            let r = kernel_route(&t.node, &FIB_TABLE.to_string(), prefix);
-            (!r.is_empty()).then_some(r).ok_or("not yet".to_owned())
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        FRR_V4,
+        &format!("via inet6 {PEER_LL} dev eth1"),
+    );
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        "2001:db8:77::/48",
+        &format!("via {PEER_LL} dev eth1"),
+    );
+}
+
+/// The speaker's side of the link-local session: IPv4 and IPv6, our two static routes, FIB import.
+fn link_local_speaker(t: &LinkLocalPair) -> Speaker {
+    let peers = format!(
+        "    - address: {PEER_LL}\n      interface: eth1\n      asn: 65000\n      \
+         families: [ipv4-unicast, ipv6-unicast]\n      \
+         timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n"
+    );
+    let yaml = speaker_yaml(
+        "10.77.0.1",
+        65001,
+        &peers,
+        &format!(
+            "  importPolicy: accept-all\n  staticRoutes:\n    - prefix: {OURS_V4}\n    \
+             - prefix: 2001:db8:1::/48\n  fibImport: {{ table: {FIB_TABLE} }}\n"
+        ),
+    );
+    Speaker::start(&t.node, &t.dir("speaker"), &yaml)
+}
+
+/// Waits until the speaker's kernel table has `prefix` through `via` (e.g. `via inet6 fe80::b
+/// dev eth1`).
+fn wait_speaker_kernel(t: &LinkLocalPair, speaker: &Speaker, prefix: &str, via: &str) {
+    let route = wait_until_ok(&format!("{prefix} in the speaker's kernel"), UP, || {
+        let r = kernel_route(&t.node, &FIB_TABLE.to_string(), prefix);
+        (!r.is_empty()).then_some(r).ok_or("not yet".to_owned())
+    })
+    .unwrap_or_else(|e| {
+        panic!(
+            "{e}\nreceived: {:?}\n{}",
+            speaker.routes(true),
+            speaker.log()
+        )
+    });
+    assert!(route.contains(via), "{prefix}: {route}");
+}
+
+#[test]
+fn link_local_session_with_bird_carries_ipv4_and_ipv6() {
+    let t = LinkLocalPair::new("ll_peer_bird");
+    let conf = format!(
+        "router id 10.77.0.2;\nprotocol device {{}}\n\
+         protocol static s4 {{ ipv4; route {FRR_V4} blackhole; }}\n\
+         protocol static s6 {{ ipv6; route 2001:db8:77::/48 blackhole; }}\n\
+         protocol bgp herald {{ local as 65000; neighbor {NODE_LL} as 65001; interface \"eth1\"; \
+         hold time 9; error wait time 1, 5; connect retry time 1; start delay time 1; \
+         ipv4 {{ import all; export all; extended next hop on; }}; \
+         ipv6 {{ import all; export all; }}; }}\n"
+    );
+    let bird = Bird::start(&t.peer, &t.dir("bird"), &conf).expect("bird");
+    let speaker = link_local_speaker(&t);
+    speaker.wait_state(PEER_LL, "Established", UP);
+    for prefix in [OURS_V4, "2001:db8:1::/48"] {
+        wait_until_ok(&format!("{prefix} at BIRD"), UP, || {
+            let routes = bird.routes().map_err(|e| e.to_string())?;
+            let route = routes
+                .get(prefix)
+                .and_then(|r| r.iter().find(|r| r.protocol == "herald"))
+                .ok_or(format!("{routes:?}"))?;
+            route
+                .via
+                .iter()
+                .any(|v| v.contains(NODE_LL))
+                .then_some(())
+                .ok_or(format!("{route:?}"))
         })
-        .unwrap_or_else(|e| panic!("{e}\n{}", speaker.log()));
-        assert!(route.contains(&via), "{prefix}: {route}");
+        .unwrap_or_else(|e| {
+            let detail = bird.birdc("show route all");
+            panic!("{e}\nBIRD: {detail:?}\n{}", speaker.log())
+        });
     }
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        FRR_V4,
+        &format!("via inet6 {PEER_LL} dev eth1"),
+    );
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        "2001:db8:77::/48",
+        &format!("via {PEER_LL} dev eth1"),
+    );
 }
