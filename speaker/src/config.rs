@@ -453,7 +453,9 @@ pub struct PeerConfig {
     /// A name for logs and the CLI; defaults to the address.
     #[serde(default)]
     pub name: Option<String>,
-    /// The neighbour's address.
+    /// The neighbour's address; `::` when not given, for a BGP unnumbered peer found on
+    /// `interface` by router advertisements (see [`PeerConfig::is_unnumbered`]).
+    #[serde(default = "peer_interface::to_be_found")]
     pub address: Spanned<IpAddr>,
     /// The neighbour's AS.
     pub asn: PeerAsn,
@@ -506,9 +508,10 @@ pub struct PeerConfig {
     /// default on when the session is IPv6 and carries IPv4 unicast.
     #[serde(default)]
     pub extended_next_hop: Option<bool>,
-    /// The interface a link-local `address` is on (required for, and only for, link-local).
+    /// The interface a link-local `address` is on (required for, and only for, link-local);
+    /// alone, without `address`, the interface of a BGP unnumbered peer.
     #[serde(default)]
-    pub interface: Option<String>,
+    pub interface: Option<Spanned<String>>,
 }
 
 /// The per-family prefix limit of a peer without `maxPrefixes`.
@@ -560,9 +563,22 @@ impl PeerConfig {
         })
     }
 
+    /// A BGP unnumbered peer: no `address`, found on `interface` by router advertisements.
+    pub fn is_unnumbered(&self) -> bool {
+        self.address.value.is_unspecified() && self.interface.is_some()
+    }
+
+    /// The name of the peer's interface, if it has one.
+    pub fn interface_name(&self) -> Option<&str> {
+        self.interface.as_ref().map(|i| i.value.as_str())
+    }
+
     /// The families to negotiate: configured ones, or the transport's family.
     pub fn effective_families(&self) -> BTreeSet<Family> {
-        if self.families.is_empty() {
+        if self.families.is_empty() && self.is_unnumbered() {
+            // An unnumbered link carries both families over the one IPv6 session.
+            BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast])
+        } else if self.families.is_empty() {
             let family = match self.address.value {
                 IpAddr::V4(_) => Family::Ipv4Unicast,
                 IpAddr::V6(_) => Family::Ipv6Unicast,
@@ -802,7 +818,7 @@ impl BfdConfig {
 pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
     let config: Config = serde_saphyr::from_str(text).map_err(|error| ConfigError::Parse {
         path: origin.to_owned(),
-        message: peer_interface::explain_missing_address(error.to_string()),
+        message: error.to_string(),
     })?;
     validate(&config, origin)?;
     Ok(config)
@@ -885,10 +901,25 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
         ));
     }
     let mut seen = BTreeMap::new();
+    let mut seen_interfaces = BTreeMap::new();
     for (index, peer) in bgp.peers.iter().enumerate() {
-        let line = peer.address.referenced.line();
+        let line = peer_interface::line(peer);
         let key = |field: &str| format!("bgp.peers[{index}].{field}");
-        if let Some(first_line) = seen.insert(peer.address.value, line) {
+        if let Some(interface) = peer.interface_name().filter(|_| peer.is_unnumbered())
+            && let Some(first_line) = seen_interfaces.insert(interface.to_owned(), line)
+        {
+            return Err(invalid(
+                line,
+                key("interface"),
+                format!(
+                    "an unnumbered peer on {interface} is already configured at line {first_line}"
+                ),
+            ));
+        }
+        if let Some(first_line) = (!peer.is_unnumbered())
+            .then(|| seen.insert(peer.address.value, line))
+            .flatten()
+        {
             return Err(invalid(
                 line,
                 key("address"),
@@ -1175,7 +1206,7 @@ mod tests {
         let ok = format!("{head}    - address: fe80::2\n      interface: eth1\n      asn: 65000\n");
         let config = parse(&ok, "test.yaml").expect("valid");
         let bgp = config.bgp.expect("bgp");
-        assert_eq!(bgp.peers[0].interface.as_deref(), Some("eth1"));
+        assert_eq!(bgp.peers[0].interface_name(), Some("eth1"));
         for (peer, wanted) in [
             (
                 "    - address: fe80::2\n      asn: 65000\n",
@@ -1183,7 +1214,7 @@ mod tests {
             ),
             (
                 "    - address: fd00::2\n      interface: eth1\n      asn: 65000\n",
-                "not implemented",
+                "`interface` without `address` is BGP unnumbered",
             ),
             (
                 "    - address: fe80::2\n      interface: eth1/2\n      asn: 65000\n",
@@ -1200,10 +1231,23 @@ mod tests {
                 "{text}"
             );
         }
-        // Interface alone (BGP unnumbered by router advertisements) is refused, naming `address`.
-        let text = error_text(&format!("{head}    - interface: eth1\n      asn: 65000\n"));
+        // Interface alone: BGP unnumbered, both families and extended next hop by default; one
+        // unnumbered peer per interface; neither key: refused naming `address`.
+        let unnumbered = format!("{head}    - interface: eth1\n      asn: 65000\n");
+        let config = parse(&unnumbered, "test.yaml").expect("valid");
+        let peer = config.bgp.expect("bgp").peers.remove(0);
+        assert!(peer.is_unnumbered());
+        assert_eq!(peer.effective_families().len(), 2);
+        assert!(peer.effective_extended_next_hop());
+        let twice = format!("{unnumbered}    - interface: eth1\n      asn: 65002\n");
+        let text = error_text(&twice);
         assert!(
-            text.contains("missing field `address`") && text.contains("not implemented"),
+            text.contains("test.yaml:9:") && text.contains("already configured at line 7"),
+            "{text}"
+        );
+        let text = error_text(&format!("{head}    - asn: 65000\n"));
+        assert!(
+            text.contains("bgp.peers[0].address") && text.contains("BGP unnumbered"),
             "{text}"
         );
     }

@@ -225,10 +225,20 @@ fn link_local_session_with_frr_carries_ipv4_and_ipv6_without_any_ipv4_address() 
 
 /// The speaker's side of the link-local session: IPv4 and IPv6, our two static routes, FIB import.
 fn link_local_speaker(t: &LinkLocalPair) -> Speaker {
+    speaker_on_link(
+        t,
+        &format!(
+            "    - address: {PEER_LL}\n      interface: eth1\n      asn: 65000\n      \
+             families: [ipv4-unicast, ipv6-unicast]\n"
+        ),
+    )
+}
+
+/// The speaker with `peer` (a `peers:` entry without timers), our two static routes and FIB
+/// import.
+fn speaker_on_link(t: &LinkLocalPair, peer: &str) -> Speaker {
     let peers = format!(
-        "    - address: {PEER_LL}\n      interface: eth1\n      asn: 65000\n      \
-         families: [ipv4-unicast, ipv6-unicast]\n      \
-         timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n"
+        "{peer}      timers:\n        holdTimeSeconds: 9\n        connectRetryTimeSeconds: 1\n"
     );
     let yaml = speaker_yaml(
         "10.77.0.1",
@@ -292,6 +302,59 @@ fn link_local_session_with_bird_carries_ipv4_and_ipv6() {
             let detail = bird.birdc("show route all");
             panic!("{e}\nBIRD: {detail:?}\n{}", speaker.log())
         });
+    }
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        FRR_V4,
+        &format!("via inet6 {PEER_LL} dev eth1"),
+    );
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        "2001:db8:77::/48",
+        &format!("via {PEER_LL} dev eth1"),
+    );
+}
+
+/// BGP unnumbered both ways: the speaker names only `interface: eth1`, FRR only
+/// `neighbor eth1 interface`; each finds the other's link-local address by router
+/// advertisements, and IPv4 and IPv6 routes flow both ways with no IPv4 address on the link.
+#[test]
+fn unnumbered_with_frr_finds_the_neighbour_by_router_advertisements() {
+    let t = LinkLocalPair::new("unnum_frr");
+    let conf = format!(
+        "frr defaults traditional\nhostname tor\n!\nrouter bgp 65000\n bgp router-id 10.77.0.2\n \
+         no bgp ebgp-requires-policy\n no bgp network import-check\n timers bgp 3 9\n \
+         neighbor eth1 interface remote-as external\n neighbor eth1 timers connect 1\n \
+         address-family ipv4 unicast\n  network {FRR_V4}\n exit-address-family\n \
+         address-family ipv6 unicast\n  neighbor eth1 activate\n  network 2001:db8:77::/48\n \
+         exit-address-family\n!\n"
+    );
+    let frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    let speaker = speaker_on_link(&t, "    - interface: eth1\n      asn: 65000\n");
+    let status = speaker.wait_state(PEER_LL, "Established", Duration::from_secs(60));
+    assert!(
+        status
+            .capabilities
+            .iter()
+            .any(|c| c == "extended-next-hop (afi 1 safi 1, next hop afi 2)"),
+        "{:?}",
+        status.capabilities
+    );
+    for (afi, prefix) in [("ipv4", OURS_V4), ("ipv6", "2001:db8:1::/48")] {
+        let route = wait_until_ok(&format!("{prefix} in FRR's kernel"), UP, || {
+            let r = kernel_route(&t.peer, "main", prefix);
+            (!r.is_empty()).then_some(r).ok_or("not yet".to_owned())
+        })
+        .unwrap_or_else(|e| {
+            let detail = frr.vtysh(&format!("show bgp {afi} unicast {prefix}"));
+            panic!("{e}\nFRR: {detail:?}\n{}", speaker.log())
+        });
+        assert!(
+            route.contains(NODE_LL) && route.contains("dev eth1"),
+            "{prefix} in FRR's kernel: {route}"
+        );
     }
     wait_speaker_kernel(
         &t,

@@ -1,36 +1,58 @@
-//! A peer reached over an IPv6 link-local address (`address: fe80::…` with `interface: eth1`):
-//! the checks that tie the two keys together. A link-local address means nothing without its
-//! link, and `interface` on any other address would be silently meaningless, so both are
-//! refused. Finding the neighbour's address by router advertisements (`interface` without
-//! `address`, BGP unnumbered) is not implemented: serde refuses the missing `address`, and
-//! [`explain_missing_address`] says so. Pure.
+//! A peer reached over an IPv6 link-local address: either given (`address: fe80::…` with
+//! `interface: eth1`) or, BGP unnumbered, found by router advertisements (`interface` alone; the
+//! address is then `::` until [`crate::unnumbered`] finds it). The checks that tie `address` and
+//! `interface` together: a link-local address means nothing without its link, and `interface`
+//! on a global address would be silently meaningless, so both are refused. Pure.
+
+use std::net::{IpAddr, Ipv6Addr};
+
+use serde_saphyr::{Location, Spanned};
 
 use super::PeerConfig;
 
 /// The longest interface name Linux takes (`IFNAMSIZ` − 1).
 const MAX_NAME_LEN: usize = 15;
 
+/// The `address` of a peer that has none in the file: `::`, to be found on its interface.
+pub(super) fn to_be_found() -> Spanned<IpAddr> {
+    Spanned::new(
+        IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        Location::UNKNOWN,
+        Location::UNKNOWN,
+    )
+}
+
+/// The line errors about `peer` name: its `address`, or its `interface` when it has no address.
+pub(super) fn line(peer: &PeerConfig) -> u64 {
+    match &peer.interface {
+        Some(i) if peer.is_unnumbered() => i.referenced.line(),
+        _ => peer.address.referenced.line(),
+    }
+}
+
 /// Why `peer`'s `address`/`interface`/`bfd` combination is refused: the key and the message.
 pub(crate) fn check(peer: &PeerConfig) -> Option<(&'static str, String)> {
-    let link_local = match peer.address.value {
-        std::net::IpAddr::V6(a) => a.is_unicast_link_local(),
-        std::net::IpAddr::V4(_) => false,
+    let address = peer.address.value;
+    let link_local = match address {
+        IpAddr::V6(a) => a.is_unicast_link_local(),
+        IpAddr::V4(_) => false,
     };
-    match &peer.interface {
+    let unnumbered = peer.is_unnumbered();
+    match peer.interface_name() {
+        None if address.is_unspecified() => Some((
+            "address",
+            "a peer needs `address`, or `interface` alone for BGP unnumbered".into(),
+        )),
         None if link_local => Some((
             "interface",
-            format!(
-                "the link-local address {} needs `interface` (the link it is on)",
-                peer.address.value
-            ),
+            format!("the link-local address {address} needs `interface` (the link it is on)"),
         )),
         None => None,
-        Some(_) if !link_local => Some((
+        Some(_) if !link_local && !unnumbered => Some((
             "interface",
             format!(
-                "only applies to a link-local (fe80::/10) `address`, not {}; peering by interface \
-                 alone (BGP unnumbered, address found by router advertisements) is not implemented",
-                peer.address.value
+                "only applies to a link-local (fe80::/10) `address`, not {address} (in the \
+                 configuration file, `interface` without `address` is BGP unnumbered)"
             ),
         )),
         Some(name) if !valid_name(name) => Some((
@@ -48,19 +70,6 @@ pub(crate) fn check(peer: &PeerConfig) -> Option<(&'static str, String)> {
             "a link-local peer is reached from the interface's own link-local address".into(),
         )),
         Some(_) => None,
-    }
-}
-
-/// serde's "missing field `address`", with why a peer given by `interface` alone is refused.
-pub(super) fn explain_missing_address(message: String) -> String {
-    if message.contains("missing field `address`") {
-        format!(
-            "{message}\n(for a BGP peer given by `interface` alone: BGP unnumbered, finding the \
-             neighbour by router advertisements, is not implemented; give the neighbour's \
-             link-local `address` together with `interface`)"
-        )
-    } else {
-        message
     }
 }
 

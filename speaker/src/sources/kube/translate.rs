@@ -402,7 +402,7 @@ fn bgp(
             continue;
         };
         let cfg = PeerConfig {
-            interface: peer.interface.clone(),
+            interface: peer.interface.clone().map(spanned),
             ..cfg
         };
         // The same address/interface rules as the configuration file.

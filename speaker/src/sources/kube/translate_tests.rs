@@ -648,11 +648,11 @@ fn link_local_peers_take_their_interface_and_other_peers_refuse_one() {
     let bgp = d.config.bgp.as_ref().expect("bgp");
     assert_eq!(bgp.peers.len(), 1, "{:?}", d.problems);
     assert_eq!(bgp.peers[0].address.value, ip("fe80::1"));
-    assert_eq!(bgp.peers[0].interface.as_deref(), Some("eth1"));
+    assert_eq!(bgp.peers[0].interface_name(), Some("eth1"));
     assert!(
-        d.problems.iter().any(|p| p.contains("tor2")
-            && p.contains("interface")
-            && p.contains("not implemented")),
+        d.problems
+            .iter()
+            .any(|p| p.contains("tor2") && p.contains("interface") && p.contains("link-local")),
         "{:?}",
         d.problems
     );

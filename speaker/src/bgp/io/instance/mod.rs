@@ -396,8 +396,7 @@ impl Owner {
             ebgp: is_ebgp(self.bgp().local_asn, slot.config.asn),
             interface: slot
                 .config
-                .interface
-                .as_deref()
+                .interface_name()
                 .and_then(|name| connect::interface_index(name).ok()),
         }
     }
@@ -829,7 +828,7 @@ impl Owner {
             return;
         };
         // A link-local peer is configured on one link: the same address on another is not it.
-        if let (Some(interface), SocketAddr::V6(from)) = (&slot.config.interface, remote)
+        if let (Some(interface), SocketAddr::V6(from)) = (slot.config.interface_name(), remote)
             && connect::interface_index(interface).ok() != Some(from.scope_id())
         {
             tracing::info!(%remote, %interface, "connection from a link-local peer's address on another link reset");
@@ -920,7 +919,7 @@ impl Owner {
                     let events = self.events_tx.clone();
                     let options = slot.options.clone();
                     let port = slot.config.port;
-                    let interface = slot.config.interface.clone();
+                    let interface = slot.config.interface_name().map(str::to_owned);
                     let local = slot.config.local_address;
                     let timeout = Duration::from_secs(u64::from(
                         slot.config.timers.connect_retry_time_seconds.max(1),
