@@ -1,10 +1,12 @@
-//! IPv4 over IPv6 sessions against FRR 8.4 (and BIRD 2.0.12 on the link-local session) in network
-//! namespaces: extended next hop (RFC 8950)
-//! on a numbered IPv6 session, and a session between link-local addresses on a link without any
-//! IPv4 or global IPv6 address (`address: fe80::…` + `interface`). FRR must hold our IPv4 route
-//! with our IPv6 next hop (and its zebra install it `via inet6`), and our FIB import must install
-//! FRR's IPv4 route `via inet6` in the speaker's namespace. Waits for states with generous
-//! timeouts, never asserts a duration. Needs root, FRR and BIRD from `scripts/setup.sh`.
+//! IPv4 over IPv6 sessions against FRR 8.4 and BIRD 2.0.12 in network namespaces: extended next
+//! hop (RFC 8950) on a numbered IPv6 session; a session between given link-local addresses on a
+//! link without any IPv4 or global IPv6 address (`address: fe80::…` + `interface`); and BGP
+//! unnumbered (`interface` alone), where each side finds the other by router advertisements
+//! (FRR `neighbor eth1 interface`; BIRD `radv` + `neighbor range fe80::/10`). Routes flow both
+//! ways, IPv4 ones with IPv6 next hops: the peers' kernels get ours `via inet6`, and our FIB
+//! import installs theirs `via inet6` (link-local gateways on the interface). Waits for states
+//! with generous timeouts, never asserts a duration. Needs root, FRR and BIRD from
+//! `scripts/setup.sh`.
 
 mod common;
 
@@ -368,4 +370,55 @@ fn unnumbered_with_frr_finds_the_neighbour_by_router_advertisements() {
         "2001:db8:77::/48",
         &format!("via {PEER_LL} dev eth1"),
     );
+}
+
+/// BGP unnumbered against BIRD 2: BIRD announces itself by router advertisements (its `radv`
+/// protocol) and accepts dynamic BGP sessions from any link-local address on eth1 (`neighbor
+/// range fe80::/10` with `interface "eth1"`); the speaker finds BIRD by its RA and connects.
+#[test]
+fn unnumbered_with_bird_finds_it_by_its_router_advertisements() {
+    let t = LinkLocalPair::new("unnum_bird");
+    let conf = format!(
+        "router id 10.77.0.2;\nprotocol device {{}}\n\
+         protocol radv {{ ipv6; interface \"eth1\" {{ min ra interval 3; max ra interval 4; default lifetime 0; }}; }}\n\
+         protocol static s4 {{ ipv4; route {FRR_V4} blackhole; }}\n\
+         protocol static s6 {{ ipv6; route 2001:db8:77::/48 blackhole; }}\n\
+         protocol bgp herald {{ local as 65000; neighbor range fe80::/10 as 65001; interface \"eth1\"; \
+         dynamic name \"dyn\"; hold time 9; error wait time 1, 5; \
+         ipv4 {{ import all; export all; extended next hop on; }}; \
+         ipv6 {{ import all; export all; }}; }}\n"
+    );
+    let bird = Bird::start(&t.peer, &t.dir("bird"), &conf).expect("bird");
+    let speaker = speaker_on_link(&t, "    - interface: eth1\n      asn: 65000\n");
+    wait_until_ok("the speaker found BIRD", Duration::from_secs(60), || {
+        let peers = speaker.peers()?;
+        peers
+            .iter()
+            .find(|p| p.address.to_string() == PEER_LL && p.state == "Established")
+            .map(|_| ())
+            .ok_or(format!("{peers:?}"))
+    })
+    .unwrap_or_else(|e| {
+        let detail = bird.birdc("show protocols all");
+        panic!("{e}\nBIRD: {detail:?}\n{}", speaker.log())
+    });
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        FRR_V4,
+        &format!("via inet6 {PEER_LL} dev eth1"),
+    );
+    wait_speaker_kernel(
+        &t,
+        &speaker,
+        "2001:db8:77::/48",
+        &format!("via {PEER_LL} dev eth1"),
+    );
+    for prefix in [OURS_V4, "2001:db8:1::/48"] {
+        wait_until_ok(&format!("{prefix} at BIRD"), UP, || {
+            let routes = bird.routes().map_err(|e| e.to_string())?;
+            routes.get(prefix).map(|_| ()).ok_or(format!("{routes:?}"))
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
 }
