@@ -141,25 +141,36 @@ async fn discover(interface: &str, found: &mpsc::Sender<Found>) -> crate::error:
                             continue;
                         }
                     }
-                    let now = Instant::now();
-                    let replace = match current {
-                        None => true,
-                        Some((address, _)) if address == source => false,
-                        Some((_, heard)) => now.duration_since(heard) > NEIGHBOUR_TIMEOUT,
-                    };
-                    if replace {
+                    let (next, replaced) = heard(current, source, Instant::now());
+                    current = next;
+                    if replaced {
                         tracing::info!(%interface, neighbour = %source, "BGP unnumbered neighbour found");
                         if found.send((interface.to_owned(), source)).await.is_err() {
                             return Ok(());
                         }
                     }
-                    if replace || current.is_some_and(|(a, _)| a == source) {
-                        current = Some((source, now));
-                    }
                 }
                 guard.clear_ready();
             }
         }
+    }
+}
+
+/// The neighbour after a valid RA from `source` at `now`, and whether it is a new one: the
+/// current neighbour is kept (and refreshed) while it advertises; another takes its place only
+/// once the current one has been silent for [`NEIGHBOUR_TIMEOUT`].
+fn heard(
+    current: Option<(Ipv6Addr, Instant)>,
+    source: Ipv6Addr,
+    now: Instant,
+) -> (Option<(Ipv6Addr, Instant)>, bool) {
+    match current {
+        None => (Some((source, now)), true),
+        Some((address, _)) if address == source => (Some((source, now)), false),
+        Some((_, last)) if now.duration_since(last) > NEIGHBOUR_TIMEOUT => {
+            (Some((source, now)), true)
+        }
+        kept => (kept, false),
     }
 }
 
@@ -202,4 +213,35 @@ fn receive(socket: &Socket) -> crate::error::Result<Option<(Ipv6Addr, u8, Vec<u8
         hop_limit,
         buffer.get(..bytes).unwrap_or_default().to_vec(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_neighbour_stays_until_it_falls_silent() {
+        let a: Ipv6Addr = "fe80::a".parse().expect("ip");
+        let b: Ipv6Addr = "fe80::b".parse().expect("ip");
+        let t0 = Instant::now();
+        let (current, new) = heard(None, a, t0);
+        assert!(new);
+        // Another router on the link does not take over while `a` advertises.
+        let (current, new) = heard(current, b, t0 + Duration::from_secs(5));
+        assert!(!new);
+        assert_eq!(current.map(|c| c.0), Some(a));
+        let (current, new) = heard(current, a, t0 + Duration::from_secs(50));
+        assert!(!new, "a refresh is not news");
+        let (current, new) = heard(current, b, t0 + Duration::from_secs(100));
+        assert!(!new, "a was heard 50 s ago");
+        let (current, new) = heard(current, b, t0 + Duration::from_secs(111));
+        assert!(new, "a silent for more than {NEIGHBOUR_TIMEOUT:?}");
+        assert_eq!(current.map(|c| c.0), Some(b));
+    }
+
+    #[test]
+    fn mac_addresses_parse_from_sysfs_text() {
+        assert_eq!(mac("lo"), Some([0; 6]));
+        assert_eq!(mac("no-such-if0"), None);
+    }
 }
