@@ -630,7 +630,16 @@ impl Session {
     /// not a whole table), the peer may still hold the path the skipped route replaces, so
     /// that prefix is withdrawn: the peer then holds nothing rather than a stale path.
     fn send_diff(&mut self, diff: &packing::Diff<'_>, replaces: bool, out: &mut Vec<Output>) {
-        let packing::Packed { updates, skipped } = packing::pack(diff, &self.encode_context());
+        let enh = self
+            .fsm
+            .negotiated()
+            .is_some_and(extended_next_hop::ipv4_over_ipv6);
+        let (sendable, refused) = extended_next_hop::refuse_unnegotiated(diff, enh);
+        let packing::Packed {
+            updates,
+            mut skipped,
+        } = packing::pack(sendable.as_ref().unwrap_or(diff), &self.encode_context());
+        skipped.extend(refused);
         for update in updates {
             self.send(Message::Update(update), out);
         }
