@@ -422,3 +422,70 @@ fn unnumbered_with_bird_finds_it_by_its_router_advertisements() {
         .unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+/// Prints what a BGP connection from `fe80::b` on the prober's eth1 to `[fe80::a%eth1]:179` gets:
+/// `RESET`/`CLOSED` when the speaker drops it, `OPEN` if it answered with a BGP OPEN.
+const PROBE: &str = r#"
+import socket, struct
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+idx = socket.if_nametoindex('eth1')
+s.bind(('fe80::b', 0, 0, idx))
+s.settimeout(10)
+s.connect(('fe80::a', 179, 0, idx))
+caps = bytes([1, 4, 0, 2, 0, 1]) + bytes([65, 4]) + struct.pack('!I', 65000)
+opt = bytes([2, len(caps)]) + caps
+body = struct.pack('!BHH4sB', 4, 65000, 9, socket.inet_aton('10.9.9.9'), len(opt)) + opt
+s.sendall(b'\xff' * 16 + struct.pack('!HB', 19 + len(body), 1) + body)
+try:
+    d = s.recv(4096)
+    print('OPEN' if len(d) > 18 and d[18] == 1 else 'CLOSED', flush=True)
+except ConnectionResetError:
+    print('RESET', flush=True)
+"#;
+
+/// A link-local peer is configured on one link: a connection from its address arriving on
+/// another link of the node is not that peer and is dropped, while the real peer stays up.
+#[test]
+fn a_link_local_peers_address_on_another_link_is_not_accepted() {
+    let t = LinkLocalPair::new("ll_wrong_link");
+    // A second link from the node (eth2) to a prober holding the peer's address fe80::b.
+    let prober = t.lab.netns("prober").expect("netns");
+    let _link2 = VethPair::create(&t.node, "eth2", &prober, "eth1").expect("veth");
+    for (ns, dev, ll) in [(&t.node, "eth2", NODE_LL), (&prober, "eth1", PEER_LL)] {
+        ns.ip(&["link", "set", dev, "addrgenmode", "none"])
+            .expect("no kernel link-local");
+        ns.link_up(dev).expect("up");
+        ns.ip(&["addr", "add", &format!("{ll}/64"), "dev", dev, "nodad"])
+            .expect("link-local");
+    }
+    prober.link_up("lo").expect("lo");
+    let conf = format!(
+        "frr defaults traditional\nhostname tor\n!\nrouter bgp 65000\n bgp router-id 10.77.0.2\n \
+         no bgp ebgp-requires-policy\n timers bgp 3 9\n \
+         neighbor {n} remote-as 65001\n neighbor {n} interface eth1\n neighbor {n} timers connect 1\n!\n",
+        n = NODE_LL,
+    );
+    let _frr = Frr::start(&t.peer, &t.dir("frr"), &FrrConfig::bgp(conf)).expect("frr");
+    let speaker = link_local_speaker(&t);
+    let before = speaker.wait_state(PEER_LL, "Established", UP);
+    let script = t.dir("probe").join("probe.py");
+    std::fs::write(&script, PROBE).expect("script");
+    let out = prober
+        .exec("/usr/bin/python3", &[&script.to_string_lossy()])
+        .unwrap_or_else(|e| e.to_string());
+    assert!(
+        !out.contains("OPEN"),
+        "the speaker answered a connection from the wrong link: {out}"
+    );
+    assert!(
+        speaker.log().contains("on another link reset"),
+        "{out}\n{}",
+        speaker.log()
+    );
+    let after = speaker.peer(PEER_LL);
+    assert_eq!(after.state, "Established");
+    assert_eq!(
+        after.transitions, before.transitions,
+        "the real peer was disturbed"
+    );
+}
