@@ -48,6 +48,7 @@ fn established(now: Instant) -> Session {
         refresh_interval: Duration::from_secs(5),
         graceful_restart: None,
         stale_path_time: Duration::from_secs(360),
+        extended_next_hop: false,
     });
     session.handle(now, Input::Start);
     session.connected(

@@ -17,6 +17,7 @@ use crate::sources::external_ips::ExternalIpPolicy;
 
 pub mod bmp;
 pub mod nodes;
+pub(crate) mod peer_interface;
 
 /// Why a configuration could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -456,7 +457,9 @@ pub struct PeerConfig {
     /// A name for logs and the CLI; defaults to the address.
     #[serde(default)]
     pub name: Option<String>,
-    /// The neighbour's address.
+    /// The neighbour's address; `::` when not given, for a BGP unnumbered peer found on
+    /// `interface` by router advertisements (see [`PeerConfig::is_unnumbered`]).
+    #[serde(default = "peer_interface::to_be_found")]
     pub address: Spanned<IpAddr>,
     /// The neighbour's AS.
     pub asn: PeerAsn,
@@ -505,6 +508,14 @@ pub struct PeerConfig {
     /// Keep the session administratively down, sending this RFC 8203 message.
     #[serde(default)]
     pub shutdown: Option<String>,
+    /// Extended next hop (RFC 8950): IPv4 routes with IPv6 next hops on an IPv6 session. By
+    /// default on when the session is IPv6 and carries IPv4 unicast.
+    #[serde(default)]
+    pub extended_next_hop: Option<bool>,
+    /// The interface a link-local `address` is on (required for, and only for, link-local);
+    /// alone, without `address`, the interface of a BGP unnumbered peer.
+    #[serde(default)]
+    pub interface: Option<Spanned<String>>,
 }
 
 /// The per-family prefix limit of a peer without `maxPrefixes`.
@@ -547,9 +558,31 @@ impl PeerConfig {
                 .is_ok_and(|a| a == self.address.value)
     }
 
+    /// Whether we offer the extended next hop capability (RFC 8950) for IPv4 unicast with IPv6
+    /// next hops: as configured, else when an IPv6 session carries IPv4 unicast (without it,
+    /// such a session has no next hop to give our IPv4 routes).
+    pub fn effective_extended_next_hop(&self) -> bool {
+        self.extended_next_hop.unwrap_or_else(|| {
+            self.address.value.is_ipv6() && self.effective_families().contains(&Family::Ipv4Unicast)
+        })
+    }
+
+    /// A BGP unnumbered peer: no `address`, found on `interface` by router advertisements.
+    pub fn is_unnumbered(&self) -> bool {
+        self.address.value.is_unspecified() && self.interface.is_some()
+    }
+
+    /// The name of the peer's interface, if it has one.
+    pub fn interface_name(&self) -> Option<&str> {
+        self.interface.as_ref().map(|i| i.value.as_str())
+    }
+
     /// The families to negotiate: configured ones, or the transport's family.
     pub fn effective_families(&self) -> BTreeSet<Family> {
-        if self.families.is_empty() {
+        if self.families.is_empty() && self.is_unnumbered() {
+            // An unnumbered link carries both families over the one IPv6 session.
+            BTreeSet::from([Family::Ipv4Unicast, Family::Ipv6Unicast])
+        } else if self.families.is_empty() {
             let family = match self.address.value {
                 IpAddr::V4(_) => Family::Ipv4Unicast,
                 IpAddr::V6(_) => Family::Ipv6Unicast,
@@ -872,10 +905,25 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
         ));
     }
     let mut seen = BTreeMap::new();
+    let mut seen_interfaces = BTreeMap::new();
     for (index, peer) in bgp.peers.iter().enumerate() {
-        let line = peer.address.referenced.line();
+        let line = peer_interface::line(peer);
         let key = |field: &str| format!("bgp.peers[{index}].{field}");
-        if let Some(first_line) = seen.insert(peer.address.value, line) {
+        if let Some(interface) = peer.interface_name().filter(|_| peer.is_unnumbered())
+            && let Some(first_line) = seen_interfaces.insert(interface.to_owned(), line)
+        {
+            return Err(invalid(
+                line,
+                key("interface"),
+                format!(
+                    "an unnumbered peer on {interface} is already configured at line {first_line}"
+                ),
+            ));
+        }
+        if let Some(first_line) = (!peer.is_unnumbered())
+            .then(|| seen.insert(peer.address.value, line))
+            .flatten()
+        {
             return Err(invalid(
                 line,
                 key("address"),
@@ -944,6 +992,9 @@ fn validate(config: &Config, origin: &str) -> Result<(), ConfigError> {
                 key("bfd.authentication.passwordFile"),
                 "must name a file holding the key".into(),
             ));
+        }
+        if let Some((field, message)) = peer_interface::check(peer) {
+            return Err(invalid(line, key(field), message));
         }
         if peer.passive && peer.port != default_bgp_port() {
             return Err(invalid(
@@ -1124,6 +1175,86 @@ mod tests {
         ));
         assert!(
             text.contains("unknown field `matchLabel`") && text.contains("line 11"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn extended_next_hop_defaults_on_for_ipv4_over_ipv6_sessions() {
+        let peer = |extra: &str| {
+            let yaml = format!(
+                "node:\n  name: n1\n  routerId: 10.0.0.1\nbgp:\n  localASN: 65001\n  peers:\n{extra}"
+            );
+            let config = parse(&yaml, "test.yaml").expect("valid");
+            config
+                .bgp
+                .expect("bgp")
+                .peers
+                .first()
+                .expect("peer")
+                .effective_extended_next_hop()
+        };
+        let both = "      families: [ipv4-unicast, ipv6-unicast]\n";
+        assert!(peer(&format!(
+            "    - address: fd00::2\n      asn: 65000\n{both}"
+        )));
+        assert!(!peer("    - address: fd00::2\n      asn: 65000\n"));
+        assert!(!peer(&format!(
+            "    - address: 10.0.0.2\n      asn: 65000\n{both}"
+        )));
+        assert!(!peer(&format!(
+            "    - address: fd00::2\n      asn: 65000\n{both}      extendedNextHop: false\n"
+        )));
+    }
+
+    #[test]
+    fn link_local_peers_need_their_interface_and_interface_needs_link_local() {
+        let head = "node:\n  name: n1\n  routerId: 10.0.0.1\nbgp:\n  localASN: 65001\n  peers:\n";
+        let ok = format!("{head}    - address: fe80::2\n      interface: eth1\n      asn: 65000\n");
+        let config = parse(&ok, "test.yaml").expect("valid");
+        let bgp = config.bgp.expect("bgp");
+        assert_eq!(bgp.peers[0].interface_name(), Some("eth1"));
+        for (peer, wanted) in [
+            (
+                "    - address: fe80::2\n      asn: 65000\n",
+                "bgp.peers[0].interface",
+            ),
+            (
+                "    - address: fd00::2\n      interface: eth1\n      asn: 65000\n",
+                "`interface` without `address` is BGP unnumbered",
+            ),
+            (
+                "    - address: fe80::2\n      interface: eth1/2\n      asn: 65000\n",
+                "not an interface name",
+            ),
+            (
+                "    - address: fe80::2\n      interface: eth1\n      asn: 65000\n      bfd: {}\n",
+                "BFD towards a link-local peer is not implemented",
+            ),
+        ] {
+            let text = error_text(&format!("{head}{peer}"));
+            assert!(
+                text.contains(wanted) && text.contains("test.yaml:7:"),
+                "{text}"
+            );
+        }
+        // Interface alone: BGP unnumbered, both families and extended next hop by default; one
+        // unnumbered peer per interface; neither key: refused naming `address`.
+        let unnumbered = format!("{head}    - interface: eth1\n      asn: 65000\n");
+        let config = parse(&unnumbered, "test.yaml").expect("valid");
+        let peer = config.bgp.expect("bgp").peers.remove(0);
+        assert!(peer.is_unnumbered());
+        assert_eq!(peer.effective_families().len(), 2);
+        assert!(peer.effective_extended_next_hop());
+        let twice = format!("{unnumbered}    - interface: eth1\n      asn: 65002\n");
+        let text = error_text(&twice);
+        assert!(
+            text.contains("test.yaml:9:") && text.contains("already configured at line 7"),
+            "{text}"
+        );
+        let text = error_text(&format!("{head}    - asn: 65000\n"));
+        assert!(
+            text.contains("bgp.peers[0].address") && text.contains("BGP unnumbered"),
             "{text}"
         );
     }

@@ -27,7 +27,7 @@ pub use netlink::{HERALD_RTPROT, NetlinkFib, RTPROT_BGP};
 /// One next hop of a kernel route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FibNextHop {
-    /// The gateway address (an IPv4 gateway for IPv6 prefixes is not supported).
+    /// The gateway address: of the prefix's family, or IPv6 for an IPv4 prefix (RFC 8950).
     pub gateway: IpAddr,
     /// The outgoing interface; required for IPv6 link-local gateways, otherwise the kernel
     /// resolves it from the gateway address.

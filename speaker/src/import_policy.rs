@@ -270,6 +270,9 @@ pub struct PeerInfo {
     pub router_id: Ipv4Addr,
     /// The session is eBGP (step d).
     pub ebgp: bool,
+    /// The interface index of a peer reached over its link-local address: the link-local next
+    /// hops it sends are on that link.
+    pub interface: Option<u32>,
 }
 
 /// One received, accepted route for a prefix: what best-path selection compares.

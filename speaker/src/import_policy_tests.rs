@@ -180,6 +180,7 @@ fn peer(n: u8, ebgp: bool) -> PeerInfo {
         address: IpAddr::from([192, 0, 2, n]),
         router_id: Ipv4Addr::new(10, 255, 0, n),
         ebgp,
+        interface: None,
     }
 }
 

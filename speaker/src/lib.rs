@@ -22,5 +22,6 @@ pub mod l2;
 pub mod sanitize;
 pub mod sources;
 mod task;
+pub mod unnumbered;
 
 pub use error::{Error, Result};

@@ -713,3 +713,65 @@ fn kubernetes_mode_programs_the_datapath_from_endpoint_slices_and_announces_once
     });
     drop(bird);
 }
+
+/// Kubernetes mode, BGP unnumbered: the `BGPClusterConfig` peer names only `interface: eth1`;
+/// the speaker finds BIRD (its `radv` protocol and a dynamic `neighbor range fe80::/10`) by
+/// router advertisements on a link holding nothing but the link-local addresses fe80::a (node)
+/// and fe80::b (ToR), and announces its pod CIDR and the service with IPv6 next hops.
+#[test]
+fn kubernetes_mode_peers_unnumbered_by_interface() {
+    let lab = TestLab::new("kube_runtime_unnum").expect("lab");
+    let node_ns = lab.netns("node").expect("netns");
+    let tor = lab.netns("tor").expect("netns");
+    let _link = VethPair::create(&node_ns, "eth1", &tor, "eth1").expect("veth");
+    for (ns, ll) in [(&node_ns, "fe80::a/64"), (&tor, "fe80::b/64")] {
+        ns.ip(&["link", "set", "eth1", "addrgenmode", "none"])
+            .expect("no kernel link-local");
+        ns.link_up("lo").expect("lo");
+        ns.link_up("eth1").expect("eth1");
+        ns.ip(&["addr", "add", ll, "dev", "eth1", "nodad"])
+            .expect("link-local");
+    }
+    let bird = Bird::start(
+        &tor,
+        &lab.subdir("bird").expect("dir"),
+        "router id 10.0.1.1;\nprotocol device {}\n\
+         protocol radv { ipv6; interface \"eth1\" { min ra interval 3; max ra interval 4; default lifetime 0; }; }\n\
+         protocol bgp tor { local as 65000; neighbor range fe80::/10 as 65001; interface \"eth1\"; \
+         dynamic name \"dyn\"; hold time 9; error wait time 1, 5; \
+         ipv4 { import all; export none; extended next hop on; }; }\n",
+    )
+    .expect("bird");
+    let dir: PathBuf = lab.subdir("speaker").expect("dir");
+
+    block_on_in(&node_ns, Some(2), || async {
+        let (client, api) = FakeApi::start();
+        api.put(NODES, node("node1", "10.0.1.2", "10.244.1.0/24"));
+        api.put(
+            CLUSTER_CONFIGS,
+            json!({"apiVersion": "herald.io/v1alpha1", "kind": "BGPClusterConfig",
+                   "metadata": {"name": "all"},
+                   "spec": {"nodeSelector": {"matchLabels": {"bgp": "on"}},
+                            "bgpInstances": [{"name": "main", "localASN": 65001, "peers": [
+                                {"name": "tor", "interface": "eth1", "peerASN": 65000,
+                                 "peerConfigRef": {"name": "plain"}}]}]}}),
+        );
+        api.put(PEER_CONFIGS, peer_config("plain", 9, None));
+        api.put(ADVERTISEMENTS, advertisement("65000:100"));
+        api.put(SERVICES, service("web", "10.200.0.10"));
+        let runtime = KubeRuntime::start(client, runtime_config(&dir));
+        // BIRD names its first dynamic session dyn1.
+        expect_prefixes(
+            &bird,
+            "dyn1",
+            &[("10.200.0.10/32", "(65000,100)"), ("10.244.1.0/24", "")],
+        );
+        let agent = runtime.agent();
+        let tor = peer(&agent, "tor").await;
+        assert_eq!(tor.address, "fe80::b".parse::<IpAddr>().expect("ip"));
+        assert_eq!(tor.state, "Established");
+        let shown = bird.birdc("show route 10.244.1.0/24 all").expect("birdc");
+        assert!(shown.contains("fe80::a"), "BIRD's next hop: {shown}");
+        runtime.shutdown().await;
+    });
+}

@@ -44,7 +44,12 @@ fn candidates(routes: &[(PeerInfo, &Arc<PathAttrs>)]) -> Vec<Candidate> {
         .iter()
         .map(|(peer, attrs)| {
             let next_hop = next_hop_addr(&attrs.next_hop).unwrap_or(peer.address);
-            Candidate::from_attributes(*peer, next_hop, None, &attrs.attributes)
+            // A link-local next hop is on the link of the peer that sent it.
+            let ifindex = match next_hop {
+                IpAddr::V6(a) if a.is_unicast_link_local() => peer.interface,
+                _ => None,
+            };
+            Candidate::from_attributes(*peer, next_hop, ifindex, &attrs.attributes)
         })
         .collect()
 }
@@ -130,18 +135,23 @@ pub fn fib_next_hops<'a>(
         .ecmp
         .iter()
         .filter_map(|&i| candidates.get(i))
-        .map(|c| FibNextHop::via(c.next_hop))
-        .filter(|hop| usable_gateway(prefix, hop.gateway))
+        .map(|c| FibNextHop {
+            gateway: c.next_hop,
+            ifindex: c.ifindex,
+        })
+        .filter(|hop| usable_gateway(prefix, hop))
         .collect()
 }
 
-/// The kernel takes a gateway of the prefix's family only (RFC 5549 next hops are not
-/// installed).
-fn usable_gateway(prefix: &IpNet, gateway: IpAddr) -> bool {
-    matches!(
-        (prefix, gateway),
-        (IpNet::V4(_), IpAddr::V4(_)) | (IpNet::V6(_), IpAddr::V6(_))
-    )
+/// The kernel takes a gateway of the prefix's family, and an IPv6 gateway for an IPv4 prefix
+/// (RFC 8950, `via inet6`); not an IPv4 gateway for an IPv6 prefix, nor a link-local gateway
+/// without its interface.
+fn usable_gateway(prefix: &IpNet, hop: &FibNextHop) -> bool {
+    match (prefix, hop.gateway) {
+        (IpNet::V6(_), IpAddr::V4(_)) => false,
+        (_, IpAddr::V6(a)) if a.is_unicast_link_local() => hop.ifindex.is_some(),
+        _ => true,
+    }
 }
 
 #[cfg(test)]
@@ -158,6 +168,7 @@ mod tests {
             address: IpAddr::V4(Ipv4Addr::new(10, 0, 0, last)),
             router_id: Ipv4Addr::new(1, 1, 1, last),
             ebgp,
+            interface: None,
         }
     }
 
@@ -288,6 +299,29 @@ mod tests {
             hops(&both),
             BTreeSet::from([FibNextHop::via(IpAddr::from([10, 0, 0, 2]))])
         );
+    }
+
+    #[test]
+    fn ipv6_gateways_serve_ipv4_prefixes_but_not_the_reverse() {
+        let v4: IpNet = "192.0.2.0/24".parse().expect("net");
+        let v6: IpNet = "2001:db8::/32".parse().expect("net");
+        let gw6 = FibNextHop::via("2001:db8:1::1".parse().expect("ip"));
+        let gw4 = FibNextHop::via("10.0.0.1".parse().expect("ip"));
+        let ll = FibNextHop::via("fe80::1".parse().expect("ip"));
+        let ll_on_link = FibNextHop {
+            ifindex: Some(7),
+            ..ll
+        };
+        assert!(usable_gateway(&v4, &gw6), "RFC 8950: IPv4 via inet6");
+        assert!(usable_gateway(&v4, &gw4));
+        assert!(usable_gateway(&v6, &gw6));
+        assert!(!usable_gateway(&v6, &gw4));
+        assert!(
+            !usable_gateway(&v4, &ll),
+            "link-local without its interface"
+        );
+        assert!(usable_gateway(&v4, &ll_on_link));
+        assert!(usable_gateway(&v6, &ll_on_link));
     }
 
     #[test]

@@ -267,10 +267,15 @@ fn with_community(attrs: &PathAttrs, community: Community) -> PathAttrs {
     }
 }
 
-/// The next hop address of a route, for display.
+/// The address a route forwards to: the (global) next hop, or the link-local one when the
+/// global field is `::` (BIRD sends that on sessions between link-local addresses).
 pub fn next_hop_addr(next_hop: &NextHop) -> Option<IpAddr> {
     match next_hop {
         NextHop::Ipv4(a) => Some(IpAddr::V4(*a)),
+        NextHop::Ipv6 {
+            global,
+            link_local: Some(ll),
+        } if global.is_unspecified() => Some(IpAddr::V6(*ll)),
         NextHop::Ipv6 { global, .. } => Some(IpAddr::V6(*global)),
         NextHop::Raw(_) => None,
     }
@@ -283,6 +288,21 @@ mod tests {
     use bgp_proto::{AsPath, AttrValue, Origin};
 
     use super::*;
+
+    #[test]
+    fn forwarding_address_is_the_link_local_one_behind_an_unspecified_global() {
+        let ll: std::net::Ipv6Addr = "fe80::b".parse().expect("ip");
+        let global: std::net::Ipv6Addr = "2001:db8::b".parse().expect("ip");
+        let with = |global| NextHop::Ipv6 {
+            global,
+            link_local: Some(ll),
+        };
+        assert_eq!(
+            next_hop_addr(&with(std::net::Ipv6Addr::UNSPECIFIED)),
+            Some(IpAddr::V6(ll))
+        );
+        assert_eq!(next_hop_addr(&with(global)), Some(IpAddr::V6(global)));
+    }
 
     fn attrs(nh: NextHop) -> Arc<PathAttrs> {
         Arc::new(PathAttrs {

@@ -32,6 +32,7 @@ use crate::advertise::packing::{self, AdjRibOut, OutRoute};
 use crate::import_policy::ImportPolicy;
 
 mod admin;
+mod extended_next_hop;
 mod llgr;
 
 pub use admin::PeerReset;
@@ -113,6 +114,8 @@ pub struct SessionConfig {
     pub graceful_restart: Option<GrConfig>,
     /// How long stale routes wait for End-of-RIB once the restarted peer is back.
     pub stale_path_time: Duration,
+    /// Offer extended next hop (RFC 8950) for IPv4 unicast with IPv6 next hops.
+    pub extended_next_hop: bool,
 }
 
 impl SessionConfig {
@@ -125,6 +128,10 @@ impl SessionConfig {
             .collect();
         caps.push(Capability::RouteRefresh);
         caps.push(Capability::EnhancedRouteRefresh);
+        caps.extend(extended_next_hop::capability(
+            self.extended_next_hop,
+            &self.families,
+        ));
         if let Some(gr) = self.graceful_restart {
             // RFC 4724 §3: Restart State bit "set to 1 ... to indicate that the BGP speaker has
             // restarted"; per family, the Forwarding State bit says forwarding was preserved.
@@ -565,7 +572,18 @@ impl Session {
             .and_then(|c| self.local_addrs.get(&c))
             .copied()
         {
-            Some((local, link_local)) => NextHops::from_local(local, link_local, None),
+            Some((local, link_local)) => {
+                let mut hops = NextHops::from_local(local, link_local, None);
+                if hops.v4.is_none()
+                    && self
+                        .fsm
+                        .negotiated()
+                        .is_some_and(extended_next_hop::ipv4_over_ipv6)
+                {
+                    hops.v4.clone_from(&hops.v6);
+                }
+                hops
+            }
             None => NextHops::default(),
         }
     }
@@ -612,7 +630,16 @@ impl Session {
     /// not a whole table), the peer may still hold the path the skipped route replaces, so
     /// that prefix is withdrawn: the peer then holds nothing rather than a stale path.
     fn send_diff(&mut self, diff: &packing::Diff<'_>, replaces: bool, out: &mut Vec<Output>) {
-        let packing::Packed { updates, skipped } = packing::pack(diff, &self.encode_context());
+        let enh = self
+            .fsm
+            .negotiated()
+            .is_some_and(extended_next_hop::ipv4_over_ipv6);
+        let (sendable, refused) = extended_next_hop::refuse_unnegotiated(diff, enh);
+        let packing::Packed {
+            updates,
+            mut skipped,
+        } = packing::pack(sendable.as_ref().unwrap_or(diff), &self.encode_context());
+        skipped.extend(refused);
         for update in updates {
             self.send(Message::Update(update), out);
         }

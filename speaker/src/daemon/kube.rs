@@ -155,6 +155,8 @@ impl KubeRuntime {
             servers: Vec::new(),
             _watcher: AbortOnDrop(watcher),
             status_task: AbortOnDrop(status_task),
+            discovery: crate::unnumbered::io::Discovery::default(),
+            discovered: crate::unnumbered::Discovered::new(),
         };
         let task = tokio::spawn(owner.run(desired_rx, stop_rx));
         Self {
@@ -229,6 +231,9 @@ struct Owner {
     servers: Vec<AbortOnDrop>,
     _watcher: AbortOnDrop,
     status_task: AbortOnDrop,
+    /// BGP unnumbered: discovery on the unnumbered peers' interfaces, and what it found.
+    discovery: crate::unnumbered::io::Discovery,
+    discovered: crate::unnumbered::Discovered,
 }
 
 impl Owner {
@@ -276,6 +281,17 @@ impl Owner {
                 }
                 _ = poll.tick() => {
                     self.publish_status().await;
+                    continue;
+                }
+                Some((interface, address)) = self.discovery.found() => {
+                    // A BGP unnumbered neighbour was found or replaced: the instance gets it.
+                    let desired = desired_rx.borrow().clone();
+                    if self.discovered.insert(interface, address) != Some(address)
+                        && let Some(desired) = desired
+                        && let Err(error) = self.announce(&desired, false).await
+                    {
+                        tracing::error!(%error, "BGP unnumbered peer not applied");
+                    }
                     continue;
                 }
             }
@@ -336,6 +352,10 @@ impl Owner {
     async fn announce(&mut self, desired: &Desired, commit: bool) -> crate::error::Result<()> {
         let paths = self.key_files.write(&desired.md5_keys)?;
         let config = instance_config(desired, &self.cfg.api, self.cfg.state_dir.as_ref(), &paths);
+        let interfaces = crate::unnumbered::interfaces(&config);
+        self.discovered.retain(|name, _| interfaces.contains(name));
+        self.discovery.watch(&interfaces);
+        let config = crate::unnumbered::resolve(&config, &self.discovered);
         let state = service_state(desired);
         let mut committed = false;
         let gated = if commit {

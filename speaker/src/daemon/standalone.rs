@@ -35,6 +35,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::ipam::Ipam;
 use crate::l2::{self, L2};
+use crate::unnumbered::{self, Discovered, io::Discovery};
 
 /// How often the file's modification time is looked at.
 const POLL: Duration = Duration::from_secs(2);
@@ -59,6 +60,9 @@ struct Running {
     /// The services as the file and lb-ipam give them, before the gate.
     services: ServiceState,
     health: Health,
+    /// BGP unnumbered: discovery on the unnumbered peers' interfaces, and what it found.
+    discovery: Discovery,
+    discovered: Discovered,
 }
 
 /// Logs each `services[].externalIPs` entry outside `externalIPs.allowedCIDRs` (never announced
@@ -87,8 +91,13 @@ pub async fn run(options: Options) -> Result<()> {
         l2: None,
         services,
         health: Health::default(),
+        discovery: Discovery::default(),
+        discovered: Discovered::new(),
         config,
     };
+    running
+        .discovery
+        .watch(&unnumbered::interfaces(&running.config));
     // Nothing is announced yet, so the table goes to the datapath first; BGP and L2 start with
     // what it serves once it has applied it (or said why it cannot).
     running.serving.update(&running.config, &running.services);
@@ -98,7 +107,7 @@ pub async fn run(options: Options) -> Result<()> {
     let l2_services = running.l2_services(&gated);
     running.l2 = L2::start(&running.config, l2_services)?;
     if running.config.bgp.is_some() {
-        running.instance = Some(Instance::start(running.config.clone(), gated).await?);
+        running.instance = Some(Instance::start(running.bgp_config(), gated).await?);
     }
     running.health.set_applied(running.serving.state());
 
@@ -141,6 +150,13 @@ pub async fn run(options: Options) -> Result<()> {
                 let _ = request.send(result);
             }
             _ = save_retry.tick() => running.retry_ipam_save(),
+            Some((interface, address)) = running.discovery.found() => {
+                if running.discovered.insert(interface, address) != Some(address)
+                    && let Err(error) = running.rediscovered().await
+                {
+                    tracing::error!(%error, "BGP unnumbered peer not applied");
+                }
+            }
             () = running.serving.changed() => {
                 if let Err(error) = running.announce().await {
                     tracing::error!(%error, "announcement after a datapath change failed");
@@ -250,6 +266,9 @@ impl Running {
         self.services = ServiceState::from_config(&config, allocations);
         let datapath = self.config.datapath.clone();
         self.config = Config { datapath, ..config };
+        let interfaces = unnumbered::interfaces(&self.config);
+        self.discovered.retain(|name, _| interfaces.contains(name));
+        self.discovery.watch(&interfaces);
         let gated = self.serving.update(&self.config, &self.services);
         let mut report = self.push(gated, true).await?;
         self.serving.commit();
@@ -264,6 +283,17 @@ impl Running {
             .map(|n| &n.value)
             .eq(self.config.nodes.iter().map(|n| &n.value))
             || config.node != self.config.node
+    }
+
+    /// The configuration the BGP instance runs: unnumbered peers at their discovered addresses.
+    fn bgp_config(&self) -> Config {
+        unnumbered::resolve(&self.config, &self.discovered)
+    }
+
+    /// A BGP unnumbered neighbour was found or replaced: the instance gets its peer.
+    async fn rediscovered(&mut self) -> Result<()> {
+        let gated = self.serving.regate(&self.services);
+        self.push(gated, true).await.map(|_| ())
     }
 
     /// Re-gates the current services by what the datapath serves now and announces.
@@ -281,7 +311,7 @@ impl Running {
             Some(instance) if with_config => {
                 instance
                     .handle()
-                    .reload(self.config.clone(), Some(gated))
+                    .reload(self.bgp_config(), Some(gated))
                     .await
             }
             Some(instance) => {

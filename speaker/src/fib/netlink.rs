@@ -11,7 +11,7 @@ use futures::TryStreamExt;
 use ipnet::IpNet;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::route::{
-    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType,
+    RouteAddress, RouteAttribute, RouteMessage, RouteProtocol, RouteType, RouteVia,
 };
 use rtnetlink::{Handle, RouteMessageBuilder, RouteNextHopBuilder};
 
@@ -168,6 +168,17 @@ fn addr_of(a: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
+/// The gateway of a next hop attribute: RTA_GATEWAY, or RTA_VIA for a gateway of the other
+/// family (an IPv4 route via an IPv6 gateway, RFC 8950; rtnetlink's builders emit RTA_VIA for it).
+fn gateway_of(a: &RouteAttribute) -> Option<IpAddr> {
+    match a {
+        RouteAttribute::Gateway(g) => addr_of(g),
+        RouteAttribute::Via(RouteVia::Inet(v4)) => Some(IpAddr::V4(*v4)),
+        RouteAttribute::Via(RouteVia::Inet6(v6)) => Some(IpAddr::V6(*v6)),
+        _ => None,
+    }
+}
+
 /// A next hop as we describe it: the interface is kept only where it is part of the address
 /// (IPv6 link-local gateways), so a route installed with "kernel picks the device" reads back
 /// equal to what was asked for.
@@ -204,23 +215,19 @@ fn parse_route(m: &RouteMessage) -> Option<(IpNet, Vec<FibNextHop>)> {
     let mut hops = Vec::new();
     for a in &m.attributes {
         match a {
-            RouteAttribute::Gateway(g) => {
-                if let Some(g) = addr_of(g) {
-                    hops.push(next_hop(g, oif));
-                }
-            }
             RouteAttribute::MultiPath(list) => {
                 for nh in list {
-                    let gw = nh.attributes.iter().find_map(|a| match a {
-                        RouteAttribute::Gateway(g) => addr_of(g),
-                        _ => None,
-                    });
+                    let gw = nh.attributes.iter().find_map(gateway_of);
                     if let Some(g) = gw {
                         hops.push(next_hop(g, nh.interface_index));
                     }
                 }
             }
-            _ => {}
+            other => {
+                if let Some(g) = gateway_of(other) {
+                    hops.push(next_hop(g, oif));
+                }
+            }
         }
     }
     (!hops.is_empty()).then_some((prefix, hops))
@@ -282,6 +289,30 @@ impl FibWriter for NetlinkFib {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv4_route_via_ipv6_gateway_is_built_and_read_back() {
+        let fib_like = |prefix: IpNet, gateway: IpAddr| {
+            RouteMessageBuilder::<IpAddr>::new()
+                .destination_prefix(prefix.network(), prefix.prefix_len())
+                .expect("prefix")
+                .gateway(gateway)
+                .expect("gateway")
+                .build()
+        };
+        let prefix: IpNet = "10.1.0.0/24".parse().expect("net");
+        let gateway: IpAddr = "2001:db8::2".parse().expect("ip");
+        let m = fib_like(prefix, gateway);
+        assert!(
+            m.attributes
+                .iter()
+                .any(|a| matches!(a, RouteAttribute::Via(RouteVia::Inet6(_)))),
+            "RTA_VIA expected: {m:?}"
+        );
+        let (p, hops) = parse_route(&m).expect("a route with a gateway");
+        assert_eq!(p, prefix);
+        assert_eq!(hops, vec![FibNextHop::via(gateway)]);
+    }
 
     #[test]
     fn ifindex_is_kept_only_for_link_local_gateways() {

@@ -1,9 +1,10 @@
 //! Outgoing BGP connections and the per-peer socket options shared with accepted ones: source
-//! address, TTL for eBGP / multihop, GTSM (RFC 5082) and TCP MD5 (RFC 2385).
+//! address, TTL for eBGP / multihop, GTSM (RFC 5082) and TCP MD5 (RFC 2385); the scope (interface
+//! index) of a link-local peer's address.
 //!
 //! I/O boundary: socket creation, `setsockopt` and `connect(2)` through socket2 and tokio.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Duration;
 
 use socket2::{Domain, Protocol, Socket, Type};
@@ -85,6 +86,30 @@ impl SocketOptions {
     }
 }
 
+/// The interface index of `interface`, looked up now (the interface may come and go).
+pub fn interface_index(interface: &str) -> Result<u32> {
+    nix::net::if_::if_nametoindex(interface).map_err(|e| {
+        Error::io(
+            format!("interface {interface}"),
+            std::io::Error::from_raw_os_error(e as i32),
+        )
+    })
+}
+
+/// Where to connect to a peer: its address and port, scoped to `interface` for a link-local
+/// address (`fe80::1%eth1`; without the scope the kernel cannot tell the link).
+pub fn target(peer: IpAddr, port: u16, interface: Option<&str>) -> Result<SocketAddr> {
+    match (peer, interface) {
+        (IpAddr::V6(a), Some(name)) => Ok(SocketAddr::V6(SocketAddrV6::new(
+            a,
+            port,
+            0,
+            interface_index(name)?,
+        ))),
+        _ => Ok(SocketAddr::new(peer, port)),
+    }
+}
+
 fn is_v4(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(_) => true,
@@ -131,5 +156,29 @@ pub async fn connect(
             format!("connect {peer}"),
             std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_local_targets_carry_the_interface_index_as_scope() {
+        let ll: IpAddr = "fe80::2".parse().expect("ip");
+        let lo = interface_index("lo").expect("lo exists");
+        match target(ll, 179, Some("lo")).expect("scoped") {
+            SocketAddr::V6(a) => assert_eq!((a.scope_id(), a.port()), (lo, 179)),
+            other => panic!("{other}"),
+        }
+        let global: IpAddr = "192.0.2.1".parse().expect("ip");
+        assert_eq!(
+            target(global, 179, None).expect("plain"),
+            SocketAddr::new(global, 179)
+        );
+        let missing = target(ll, 179, Some("no-such-if0"))
+            .expect_err("unknown interface")
+            .to_string();
+        assert!(missing.contains("no-such-if0"), "{missing}");
     }
 }

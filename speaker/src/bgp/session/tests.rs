@@ -24,6 +24,7 @@ pub(super) fn config(import: ImportPolicy, gr: Option<GrConfig>) -> SessionConfi
         refresh_interval: Duration::from_secs(5),
         graceful_restart: gr,
         stale_path_time: Duration::from_secs(30),
+        extended_next_hop: false,
     }
 }
 
@@ -984,4 +985,135 @@ fn soft_resets_need_an_established_session_and_soft_in_the_refresh_capability() 
         })
         .collect();
     assert_eq!(asked, [Family::IPV4_UNICAST, Family::IPV6_UNICAST]);
+}
+
+// RFC 8950: extended next hop, IPv4 unicast with IPv6 next hops.
+
+const ENH: bgp_proto::capability::ExtendedNextHopFamily =
+    bgp_proto::capability::ExtendedNextHopFamily {
+        afi: bgp_proto::Afi::Ipv4,
+        safi: 1,
+        next_hop_afi: bgp_proto::Afi::Ipv6,
+    };
+
+/// A session on an IPv6 transport (with a link-local next hop), originating one IPv4 and one
+/// IPv6 route, Established with a peer whose OPEN carries `peer_enh`.
+fn ipv6_session_with_enh(ours: bool, peer_enh: bool) -> (Session, Vec<Output>) {
+    let now = Instant::now();
+    let mut cfg = config(ImportPolicy::accept_all(), None);
+    cfg.extended_next_hop = ours;
+    let mut s = Session::new(cfg);
+    s.set_local_routes(local(&["192.0.2.0/24", "2001:db8:1::/48"]));
+    let mut out = s.handle(now, fsm::Input::Start);
+    out.extend(s.connected(
+        now,
+        CONN,
+        Direction::Outbound,
+        "fd00::1".parse().expect("ip"),
+        Some("fe80::1".parse().expect("ip")),
+    ));
+    let mut open = peer_open(None);
+    if peer_enh {
+        open.capabilities
+            .push(Capability::ExtendedNextHop(vec![ENH]));
+    }
+    out.extend(s.received(now, CONN, clean(Message::Open(open))));
+    out.extend(s.received(now, CONN, clean(Message::Keepalive)));
+    assert_eq!(s.fsm().state(), State::Established);
+    (s, out)
+}
+
+fn sent_open(out: &[Output]) -> Open {
+    out.iter()
+        .find_map(|o| match o {
+            Output::Fsm(fsm::Output::Send(_, Message::Open(open))) => Some(open.clone()),
+            _ => None,
+        })
+        .expect("an OPEN was sent")
+}
+
+#[test]
+fn extended_next_hop_sends_ipv4_routes_with_the_ipv6_next_hops() {
+    let (_, out) = ipv6_session_with_enh(true, true);
+    assert!(
+        sent_open(&out)
+            .capabilities
+            .contains(&Capability::ExtendedNextHop(vec![ENH])),
+        "our OPEN offers IPv4 unicast / IPv6 next hop"
+    );
+    let updates = sent_updates(&out);
+    let v4 = updates
+        .iter()
+        .filter_map(Update::mp_reach)
+        .find(|r| r.family == Family::IPV4_UNICAST)
+        .expect("IPv4 routes go in MP_REACH_NLRI");
+    assert_eq!(
+        v4.next_hop,
+        NextHop::Ipv6 {
+            global: "fd00::1".parse().expect("ip"),
+            link_local: Some("fe80::1".parse().expect("ip")),
+        },
+        "RFC 8950 §3 with RFC 2545 §3: global plus link-local"
+    );
+    assert!(
+        updates
+            .iter()
+            .all(|u| u.nlri.is_empty() && u.next_hop().is_none()),
+        "no classic NEXT_HOP / NLRI on an extended next hop session"
+    );
+}
+
+#[test]
+fn without_the_peers_extended_next_hop_ipv4_routes_are_not_sent_on_ipv6_sessions() {
+    for (ours, peers) in [(true, false), (false, true)] {
+        let (s, out) = ipv6_session_with_enh(ours, peers);
+        assert_eq!(
+            sent_open(&out)
+                .capabilities
+                .iter()
+                .any(|c| matches!(c, Capability::ExtendedNextHop(_))),
+            ours
+        );
+        let updates = sent_updates(&out);
+        assert!(
+            updates
+                .iter()
+                .filter_map(Update::mp_reach)
+                .all(|r| r.family == Family::IPV6_UNICAST),
+            "ours {ours}, peer's {peers}: {updates:?}"
+        );
+        assert_eq!(s.advertised_len(), 1);
+    }
+}
+
+#[test]
+fn ipv4_routes_with_ipv6_next_hops_are_accepted() {
+    let now = Instant::now();
+    let (mut s, _) = ipv6_session_with_enh(true, true);
+    let next_hop = NextHop::Ipv6 {
+        global: "fd00::2".parse().expect("ip"),
+        link_local: Some("fe80::2".parse().expect("ip")),
+    };
+    let update = Update {
+        attributes: vec![
+            PathAttribute::new(AttrValue::Origin(Origin::Igp)),
+            PathAttribute::new(AttrValue::AsPath(AsPath::from_sequence(&[65002]))),
+            PathAttribute::new(AttrValue::MpReach(bgp_proto::MpReach {
+                family: Family::IPV4_UNICAST,
+                next_hop: next_hop.clone(),
+                nlri: MpNlri::Ipv4(vec![Ipv4Nlri::new(
+                    Ipv4Prefix::new("198.51.100.0".parse().expect("ip"), 24).expect("len"),
+                )]),
+            })),
+        ],
+        ..Update::default()
+    };
+    let out = s.received(now, CONN, clean(Message::Update(update)));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Routes { updated, .. } if updated.iter().any(|(p, _)| *p == net("198.51.100.0/24"))
+    )));
+    let entry = s.rib_in().get(&net("198.51.100.0/24")).expect("stored");
+    assert!(entry.accepted);
+    assert_eq!(entry.attrs.next_hop, next_hop);
 }

@@ -80,13 +80,15 @@ pub struct BGPInstance {
 /// A peer of an instance.
 #[derive(KubeSchema, Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.peerAddress) || has(self.interface)").message("a peer needs peerAddress, or interface alone for BGP unnumbered"))]
 pub struct BGPPeer {
     /// Peer name, used by advertisements' peer selection and in status.
     #[schemars(length(min = 1, max = 255))]
     pub name: String,
-    /// The peer's IPv4 or IPv6 address.
+    /// The peer's IPv4 or IPv6 address; absent for BGP unnumbered (`interface` alone).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("isIP(self)").message("peerAddress must be an IP address"))]
-    pub peer_address: String,
+    pub peer_address: Option<String>,
     /// The peer's AS; when omitted any AS other than ours is accepted (eBGP).
     #[serde(default, rename = "peerASN", skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 4294967295u32))]
@@ -94,6 +96,12 @@ pub struct BGPPeer {
     /// The `BGPPeerConfig` holding transport, timers, families and advertisements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_config_ref: Option<PeerConfigReference>,
+    /// Herald addition: the node's interface a link-local `peerAddress` (fe80::/10) is on
+    /// (required for link-local addresses, refused for others); without `peerAddress`, BGP
+    /// unnumbered: the neighbour is found on this interface by router advertisements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 15))]
+    pub interface: Option<String>,
 }
 
 /// A reference to a `BGPPeerConfig` by name.

@@ -355,14 +355,37 @@ fn bgp(
         BTreeMap::new();
     for peer in &instance.peers {
         let pctx = format!("{ctx} peer {}", peer.name);
-        let Ok(address) = peer.peer_address.trim().parse::<IpAddr>() else {
+        let address = match (peer.peer_address.as_deref(), &peer.interface) {
+            (Some(text), _) => match text.trim().parse::<IpAddr>() {
+                Ok(address) => address,
+                Err(_) => {
+                    problems.push(format!(
+                        "{pctx}: peerAddress {text:?} is not an IP address; peer skipped"
+                    ));
+                    continue;
+                }
+            },
+            // BGP unnumbered: the address is found on the interface.
+            (None, Some(_)) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            (None, None) => {
+                problems.push(format!(
+                    "{pctx}: neither peerAddress nor interface; peer skipped"
+                ));
+                continue;
+            }
+        };
+        if address.is_unspecified()
+            && peers
+                .iter()
+                .any(|p| p.is_unnumbered() && p.interface_name() == peer.interface.as_deref())
+        {
             problems.push(format!(
-                "{pctx}: peerAddress {:?} is not an IP address; peer skipped",
-                peer.peer_address
+                "{pctx}: another unnumbered peer is on interface {}; skipped",
+                peer.interface.as_deref().unwrap_or_default()
             ));
             continue;
-        };
-        if peers.iter().any(|p| p.address.value == address) {
+        }
+        if !address.is_unspecified() && peers.iter().any(|p| p.address.value == address) {
             problems.push(format!(
                 "{pctx}: address {address} is already used by another peer; skipped"
             ));
@@ -393,6 +416,12 @@ fn bgp(
             PeerAsn::Number(n) => n != local_asn,
             PeerAsn::Kind(k) => k == PeerKind::External,
         };
+        if address.is_unspecified() && spec.auth_secret_ref.is_some() {
+            problems.push(format!(
+                "{pctx}: authSecretRef on an unnumbered peer is not implemented; peer skipped"
+            ));
+            continue;
+        }
         if let Some(secret_name) = &spec.auth_secret_ref {
             match md5_key(snap, &me.namespace, secret_name) {
                 Ok(key) => {
@@ -416,6 +445,15 @@ fn bgp(
         ) else {
             continue;
         };
+        let cfg = PeerConfig {
+            interface: peer.interface.clone().map(spanned),
+            ..cfg
+        };
+        // The same address/interface rules as the configuration file.
+        if let Some((key, why)) = crate::config::peer_interface::check(&cfg) {
+            problems.push(format!("{pctx}: {key}: {why}; peer skipped"));
+            continue;
+        }
         for fam in spec.families.clone().unwrap_or_default() {
             let family = match fam.afi {
                 Afi::Ipv4 => Family::Ipv4Unicast,
@@ -671,6 +709,8 @@ fn peer_config(
         soft_reconfiguration_inbound: spec.soft_reconfiguration_inbound.unwrap_or(false),
         send_hold_time_seconds: None,
         shutdown: None,
+        extended_next_hop: None,
+        interface: None,
     })
 }
 

@@ -259,7 +259,7 @@ fn missing_secret_skips_only_that_peer_and_says_why() {
 #[test]
 fn invalid_values_are_reported_and_the_rest_applies() {
     let mut snap = base();
-    snap.cluster_configs[0].spec.bgp_instances[0].peers[0].peer_address = "not-an-ip".into();
+    snap.cluster_configs[0].spec.bgp_instances[0].peers[0].peer_address = Some("not-an-ip".into());
     snap.peer_configs[1].spec.timers = Some(super::super::crd::Timers {
         hold_time_seconds: Some(2),
         ..Default::default()
@@ -658,5 +658,51 @@ fn a_nodes_underlay_address_is_its_first_ipv4_internal_ip_else_its_first_ipv6_on
         nodes.get("v6only"),
         Some(&ip("fd00:0:8::2")),
         "an IPv6-only node is reached over its IPv6 address"
+    );
+}
+
+#[test]
+fn link_local_peers_take_their_interface_and_other_peers_refuse_one() {
+    let mut snap = base();
+    snap.peer_configs[0].spec.bfd = None;
+    let peers = &mut snap.cluster_configs[0].spec.bgp_instances[0].peers;
+    peers[0].peer_address = Some("fe80::1".into());
+    peers[0].interface = Some("eth1".into());
+    peers[1].interface = Some("eth2".into());
+    let d = translate(&me(), &snap);
+    let bgp = d.config.bgp.as_ref().expect("bgp");
+    assert_eq!(bgp.peers.len(), 1, "{:?}", d.problems);
+    assert_eq!(bgp.peers[0].address.value, ip("fe80::1"));
+    assert_eq!(bgp.peers[0].interface_name(), Some("eth1"));
+    assert!(
+        d.problems
+            .iter()
+            .any(|p| p.contains("tor2") && p.contains("interface") && p.contains("link-local")),
+        "{:?}",
+        d.problems
+    );
+}
+
+#[test]
+fn a_peer_with_only_an_interface_is_unnumbered_without_md5() {
+    let mut snap = base();
+    snap.peer_configs[0].spec.bfd = None;
+    let peers = &mut snap.cluster_configs[0].spec.bgp_instances[0].peers;
+    peers[0].peer_address = None;
+    peers[0].interface = Some("eth1".into());
+    // tor2's BGPPeerConfig has an authSecretRef.
+    peers[1].peer_address = None;
+    peers[1].interface = Some("eth2".into());
+    let d = translate(&me(), &snap);
+    let bgp = d.config.bgp.as_ref().expect("bgp");
+    assert_eq!(bgp.peers.len(), 1, "{:?}", d.problems);
+    assert!(bgp.peers[0].is_unnumbered());
+    assert_eq!(bgp.peers[0].interface_name(), Some("eth1"));
+    assert!(
+        d.problems.iter().any(|p| p.contains("tor2")
+            && p.contains("authSecretRef")
+            && p.contains("not implemented")),
+        "{:?}",
+        d.problems
     );
 }

@@ -28,7 +28,7 @@ use super::codec::{
     OUTBOUND_LIMIT_BYTES, Outbound, QueueError, ReadEvent, SEND_HOLD_TIMER_EXPIRED, WriteEnd,
     outbound, read_loop, write_loop,
 };
-use super::connect::{SocketOptions, connect};
+use super::connect::{self, SocketOptions, connect};
 use super::link_local::link_local_for;
 use super::listener;
 use crate::advertise::local::is_ebgp;
@@ -415,6 +415,10 @@ impl Owner {
                 .remote_open()
                 .map_or(std::net::Ipv4Addr::UNSPECIFIED, |o| o.bgp_id),
             ebgp: is_ebgp(self.bgp().local_asn, slot.config.asn),
+            interface: slot
+                .config
+                .interface_name()
+                .and_then(|name| connect::interface_index(name).ok()),
         }
     }
 
@@ -457,6 +461,7 @@ impl Owner {
                     .map(|l| l.stale_time_seconds.0),
             }),
             stale_path_time: Duration::from_secs(360),
+            extended_next_hop: peer.effective_extended_next_hop(),
         }
     }
 
@@ -852,6 +857,14 @@ impl Owner {
             listener::reset(stream);
             return;
         };
+        // A link-local peer is configured on one link: the same address on another is not it.
+        if let (Some(interface), SocketAddr::V6(from)) = (slot.config.interface_name(), remote)
+            && connect::interface_index(interface).ok() != Some(from.scope_id())
+        {
+            tracing::info!(%remote, %interface, "connection from a link-local peer's address on another link reset");
+            listener::reset(stream);
+            return;
+        }
         if let Err(error) = slot.options.apply_to_stream(&stream, remote) {
             tracing::warn!(%peer, %error, "socket options on accepted connection");
         }
@@ -938,13 +951,17 @@ impl Owner {
                     let attempt = slot.attempt;
                     let events = self.events_tx.clone();
                     let options = slot.options.clone();
-                    let target = SocketAddr::new(peer, slot.config.port);
+                    let port = slot.config.port;
+                    let interface = slot.config.interface_name().map(str::to_owned);
                     let local = slot.config.local_address;
                     let timeout = Duration::from_secs(u64::from(
                         slot.config.timers.connect_retry_time_seconds.max(1),
                     ));
                     slot.connect_task = Some(AbortOnDrop(tokio::spawn(async move {
-                        let result = connect(target, local, &options, timeout).await;
+                        let result = match connect::target(peer, port, interface.as_deref()) {
+                            Ok(target) => connect(target, local, &options, timeout).await,
+                            Err(e) => Err(e),
+                        };
                         let _ = events
                             .send(Event::Connected {
                                 peer,

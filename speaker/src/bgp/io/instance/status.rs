@@ -104,6 +104,14 @@ pub(super) fn describe_capabilities(n: &bgp_proto::Negotiated) -> Vec<String> {
     if n.extended_message {
         caps.push("extended-message".into());
     }
+    for e in &n.extended_next_hop {
+        caps.push(format!(
+            "extended-next-hop (afi {} safi {}, next hop afi {})",
+            u16::from(e.afi),
+            e.safi,
+            u16::from(e.next_hop_afi)
+        ));
+    }
     if let Some(gr) = &n.graceful_restart {
         caps.push(format!(
             "graceful-restart (peer restart time {} s{})",
